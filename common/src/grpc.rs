@@ -1,0 +1,45 @@
+//! gRPC conventions shared by every service: the leader hint and a client channel helper.
+
+use tonic::metadata::MetadataValue;
+use tonic::Status;
+
+/// Metadata key a non-leader sets on `UNAVAILABLE` so clients can go to the leader.
+pub const LEADER_HINT: &str = "x-tributary-leader";
+
+/// `UNAVAILABLE` carrying the leader's address when one is known.
+pub fn not_leader(leader_addr: Option<&str>) -> Status {
+    let mut status = Status::unavailable(match leader_addr {
+        Some(a) => format!("not the leader; the leader is {a}"),
+        None => "no leader elected yet; retry".to_string(),
+    });
+    if let Some(v) = leader_addr.and_then(|a| MetadataValue::try_from(a).ok()) {
+        status.metadata_mut().insert(LEADER_HINT, v);
+    }
+    status
+}
+
+/// The leader address carried by a status, if any.
+pub fn leader_hint(status: &Status) -> Option<String> {
+    status
+        .metadata()
+        .get(LEADER_HINT)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+}
+
+/// `http://addr` unless the address already has a scheme.
+pub fn endpoint_uri(addr: &str) -> String {
+    if addr.starts_with("http://") || addr.starts_with("https://") {
+        addr.to_string()
+    } else {
+        format!("http://{addr}")
+    }
+}
+
+/// A lazily connecting channel to `addr`.
+pub fn channel(addr: &str) -> Result<tonic::transport::Channel, tonic::transport::Error> {
+    Ok(tonic::transport::Endpoint::from_shared(endpoint_uri(addr))?
+        .connect_timeout(std::time::Duration::from_secs(2))
+        .tcp_nodelay(true)
+        .connect_lazy())
+}

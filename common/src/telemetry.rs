@@ -1,0 +1,87 @@
+//! Logs (`tracing` with `RUST_LOG`-style filters), Prometheus metrics, and the admin HTTP
+//! listener serving `/metrics`, `/health` and `/ready`.
+
+use axum::{extract::State, http::StatusCode, routing::get, Router};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+use tracing_subscriber::EnvFilter;
+
+/// Installs the log subscriber once per process; `default_filter` applies when `RUST_LOG`
+/// is unset.
+pub fn init_logging(default_filter: &str) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .try_init();
+}
+
+/// The process-wide Prometheus recorder (installed on first use).
+pub fn prometheus() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new().build_recorder();
+            let handle = recorder.handle();
+            // Another recorder may already be installed (several servers in one test process).
+            let _ = metrics::set_global_recorder(recorder);
+            handle
+        })
+        .clone()
+}
+
+/// Readiness a server flips once it can serve.
+#[derive(Clone, Default)]
+pub struct Readiness(Arc<AtomicBool>);
+
+impl Readiness {
+    pub fn set(&self, ready: bool) {
+        self.0.store(ready, Ordering::Relaxed);
+    }
+    pub fn get(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// The admin address: `PROMETHEUS_PORT` (as Eclipse Ditto) overrides the configured port.
+pub fn admin_addr(configured: &str) -> Result<SocketAddr, String> {
+    let mut addr: SocketAddr = configured
+        .parse()
+        .map_err(|e| format!("key `admin_listen`: {configured:?} is not HOST:PORT: {e}"))?;
+    if let Ok(port) = std::env::var("PROMETHEUS_PORT") {
+        let port = port
+            .parse()
+            .map_err(|_| format!("PROMETHEUS_PORT={port:?} is not a port number"))?;
+        addr.set_port(port);
+    }
+    Ok(addr)
+}
+
+/// Serves `/metrics`, `/health` and `/ready` on `addr`; returns the bound address.
+pub async fn serve_admin(addr: SocketAddr, ready: Readiness) -> std::io::Result<SocketAddr> {
+    let handle = prometheus();
+    let app = Router::new()
+        .route("/metrics", get(move || async move { handle.render() }))
+        .route("/health", get(|| async { "ok" }))
+        .route(
+            "/ready",
+            get(|State(r): State<Readiness>| async move {
+                if r.get() {
+                    (StatusCode::OK, "ready")
+                } else {
+                    (StatusCode::SERVICE_UNAVAILABLE, "not ready")
+                }
+            }),
+        )
+        .with_state(ready);
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let bound = listener.local_addr()?;
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!(error = %e, "admin listener stopped");
+        }
+    });
+    Ok(bound)
+}

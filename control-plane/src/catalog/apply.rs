@@ -1,0 +1,335 @@
+//! Applying one `Command` to the catalogue: validation against the current state, placement,
+//! and the writes and watch events it produces, all in one RocksDB batch.
+
+use super::entity::{is_namespaced, key, kind_label, kind_of, name_of, redacted};
+use super::{cf, validate, Catalogue, CF_CATALOG};
+use crate::error::CatalogError;
+use prost::Message;
+use rocksdb::WriteBatch;
+use std::collections::{BTreeMap, HashMap};
+use tributary_proto::v1::command::Op;
+use tributary_proto::v1::{
+    entity::Kind, Command, DataNode, Entity, EntityKind, EntityRef, EventType, MoveRequest,
+    Namespace, Tag, WatchEvent, WriteReply,
+};
+
+/// The changes of one command, not yet written.
+pub struct Txn<'a> {
+    cat: &'a Catalogue,
+    overlay: BTreeMap<Vec<u8>, Option<Entity>>,
+    events: Vec<WatchEvent>,
+    next_tag_id: u64,
+}
+
+impl<'a> Txn<'a> {
+    pub(super) fn new(cat: &'a Catalogue, _index: u64) -> Result<Self, CatalogError> {
+        Ok(Self {
+            cat,
+            overlay: BTreeMap::new(),
+            events: Vec::new(),
+            next_tag_id: cat.next_tag_id()?,
+        })
+    }
+
+    pub fn get(&self, kind: EntityKind, name: &str) -> Result<Option<Entity>, CatalogError> {
+        match self.overlay.get(&key(kind, name)) {
+            Some(v) => Ok(v.clone()),
+            None => self.cat.get(kind, name),
+        }
+    }
+
+    pub fn exists(&self, kind: EntityKind, name: &str) -> Result<bool, CatalogError> {
+        Ok(self.get(kind, name)?.is_some())
+    }
+
+    /// Every entity of a kind as this transaction sees it.
+    pub fn list(&self, kind: EntityKind) -> Result<Vec<Entity>, CatalogError> {
+        let mut by_name: BTreeMap<String, Entity> = self
+            .cat
+            .list(kind, "")?
+            .into_iter()
+            .map(|e| (name_of(&e), e))
+            .collect();
+        for (k, v) in &self.overlay {
+            if k.first() == Some(&(kind as i32 as u8)) {
+                let name = String::from_utf8_lossy(&k[1..]).to_string();
+                match v {
+                    Some(e) => by_name.insert(name, e.clone()),
+                    None => by_name.remove(&name),
+                };
+            }
+        }
+        Ok(by_name.into_values().collect())
+    }
+
+    fn put(&mut self, e: Entity) {
+        let (kind, name) = (kind_of(&e), name_of(&e));
+        self.events.push(WatchEvent {
+            revision: 0,
+            r#type: EventType::Put as i32,
+            kind: kind as i32,
+            name: name.clone(),
+            entity: Some(e.clone()),
+        });
+        self.overlay.insert(key(kind, &name), Some(e));
+    }
+
+    fn remove(&mut self, old: Entity) {
+        let (kind, name) = (kind_of(&old), name_of(&old));
+        self.events.push(WatchEvent {
+            revision: 0,
+            r#type: EventType::Delete as i32,
+            kind: kind as i32,
+            name: name.clone(),
+            entity: Some(old),
+        });
+        self.overlay.insert(key(kind, &name), None);
+    }
+
+    /// Creates the tag if it does not exist; tag ids are assigned here, in log order.
+    pub fn ensure_tag(&mut self, name: &str) -> Result<(), CatalogError> {
+        if !self.exists(EntityKind::Tag, name)? {
+            let id = u32::try_from(self.next_tag_id)
+                .map_err(|_| CatalogError::FailedPrecondition("tag ids exhausted".into()))?;
+            self.next_tag_id += 1;
+            self.put(Entity {
+                kind: Some(Kind::Tag(Tag {
+                    name: name.to_string(),
+                    id,
+                })),
+            });
+        }
+        Ok(())
+    }
+
+    fn ensure_namespace(&mut self, entity_name: &str) -> Result<(), CatalogError> {
+        if let Some((ns, _)) = entity_name.split_once(':') {
+            if !self.exists(EntityKind::Namespace, ns)? {
+                self.put(Entity {
+                    kind: Some(Kind::Namespace(Namespace { name: ns.to_string() })),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies `cmd`, returning the entity the client should see.
+    pub fn apply(&mut self, cmd: &Command) -> Result<Option<Entity>, CatalogError> {
+        match &cmd.op {
+            Some(Op::Create(e)) => self.create(e.clone(), &cmd.live_nodes).map(Some),
+            Some(Op::Update(e)) => self.update(e.clone()).map(Some),
+            Some(Op::Delete(r)) => self.delete(r).map(Some),
+            Some(Op::Move(m)) => self.move_to(m).map(Some),
+            Some(Op::RegisterNode(n)) => self.register(n.clone()).map(Some),
+            None => Err(CatalogError::invalid("command", "empty command")),
+        }
+    }
+
+    fn create(&mut self, mut e: Entity, live: &[u64]) -> Result<Entity, CatalogError> {
+        let kind = kind_of(&e);
+        validate::entity(self, &mut e, None)?;
+        let name = name_of(&e);
+        if self.exists(kind, &name)? {
+            return Err(CatalogError::AlreadyExists {
+                kind: kind_label(kind),
+                name,
+            });
+        }
+        if let Some(Kind::Tag(t)) = &e.kind {
+            self.ensure_tag(&t.name)?;
+            return self.get(kind, &name)?.ok_or(CatalogError::Storage("tag vanished".into()));
+        }
+        if is_namespaced(kind) {
+            self.ensure_namespace(&name)?;
+        }
+        match &mut e.kind {
+            Some(Kind::Well(w)) if w.owner_node == 0 => w.owner_node = self.place(live)?,
+            Some(Kind::Stream(s)) if s.owner_node == 0 => s.owner_node = self.place(live)?,
+            _ => {}
+        }
+        self.put(e.clone());
+        Ok(e)
+    }
+
+    fn update(&mut self, mut e: Entity) -> Result<Entity, CatalogError> {
+        let kind = kind_of(&e);
+        let raw_name = name_of(&e);
+        let name = validate::name(kind, &raw_name)?;
+        let old = self.get(kind, &name)?.ok_or(CatalogError::NotFound {
+            kind: kind_label(kind),
+            name: name.clone(),
+        })?;
+        validate::entity(self, &mut e, Some(&old))?;
+        match (&mut e.kind, &old.kind) {
+            (Some(Kind::Well(w)), Some(Kind::Well(o))) if w.owner_node == 0 => w.owner_node = o.owner_node,
+            (Some(Kind::Stream(s)), Some(Kind::Stream(o))) if s.owner_node == 0 => s.owner_node = o.owner_node,
+            (Some(Kind::Tag(_)), _) => {
+                return Err(CatalogError::FailedPrecondition(
+                    "a tag cannot be updated: its id is fixed".into(),
+                ))
+            }
+            _ => {}
+        }
+        self.put(e.clone());
+        Ok(e)
+    }
+
+    fn delete(&mut self, r: &EntityRef) -> Result<Entity, CatalogError> {
+        let kind = EntityKind::try_from(r.kind)
+            .map_err(|_| CatalogError::invalid("kind", format!("unknown kind {}", r.kind)))?;
+        let name = validate::name(kind, &r.name)?;
+        let old = self.get(kind, &name)?.ok_or(CatalogError::NotFound {
+            kind: kind_label(kind),
+            name: name.clone(),
+        })?;
+        validate::deletable(self, kind, &name)?;
+        self.remove(old.clone());
+        Ok(old)
+    }
+
+    fn move_to(&mut self, m: &MoveRequest) -> Result<Entity, CatalogError> {
+        let kind = EntityKind::try_from(m.kind).unwrap_or(EntityKind::Unspecified);
+        let name = validate::name(kind, &m.name)?;
+        if !self.exists(EntityKind::DataNode, &m.node_id.to_string())? {
+            return Err(CatalogError::NotFound {
+                kind: "data node",
+                name: m.node_id.to_string(),
+            });
+        }
+        let mut e = self.get(kind, &name)?.ok_or(CatalogError::NotFound {
+            kind: kind_label(kind),
+            name: name.clone(),
+        })?;
+        match &mut e.kind {
+            Some(Kind::Well(w)) => w.owner_node = m.node_id,
+            Some(Kind::Stream(s)) => s.owner_node = m.node_id,
+            _ => return Err(CatalogError::invalid("kind", "only wells and streams can be moved")),
+        }
+        self.put(e.clone());
+        Ok(e)
+    }
+
+    /// Records a data node and gives it every well and stream that has no owner yet.
+    fn register(&mut self, n: DataNode) -> Result<Entity, CatalogError> {
+        if n.id == 0 {
+            return Err(CatalogError::invalid("node.id", "must be > 0"));
+        }
+        if n.addr.is_empty() {
+            return Err(CatalogError::invalid("node.addr", "is empty"));
+        }
+        let e = Entity {
+            kind: Some(Kind::DataNode(n.clone())),
+        };
+        if self.get(EntityKind::DataNode, &n.id.to_string())?.as_ref() != Some(&e) {
+            self.put(e.clone());
+        }
+        for kind in [EntityKind::Well, EntityKind::Stream] {
+            for mut owned in self.list(kind)? {
+                let placed = match &mut owned.kind {
+                    Some(Kind::Well(w)) if w.owner_node == 0 => {
+                        w.owner_node = n.id;
+                        true
+                    }
+                    Some(Kind::Stream(s)) if s.owner_node == 0 => {
+                        s.owner_node = n.id;
+                        true
+                    }
+                    _ => false,
+                };
+                if placed {
+                    self.put(owned);
+                }
+            }
+        }
+        Ok(e)
+    }
+
+    /// The least loaded live data node (ties: lowest id); any registered node if none is
+    /// live; 0 (unplaced) if none is registered.
+    fn place(&self, live: &[u64]) -> Result<u64, CatalogError> {
+        let nodes: Vec<u64> = self
+            .list(EntityKind::DataNode)?
+            .iter()
+            .filter_map(|e| match &e.kind {
+                Some(Kind::DataNode(n)) => Some(n.id),
+                _ => None,
+            })
+            .collect();
+        let live_known: Vec<u64> = nodes.iter().copied().filter(|id| live.contains(id)).collect();
+        let candidates = if live_known.is_empty() { nodes } else { live_known };
+        let mut load: HashMap<u64, usize> = candidates.iter().map(|id| (*id, 0)).collect();
+        for kind in [EntityKind::Well, EntityKind::Stream] {
+            for e in self.list(kind)? {
+                let owner = match &e.kind {
+                    Some(Kind::Well(w)) => w.owner_node,
+                    Some(Kind::Stream(s)) => s.owner_node,
+                    _ => 0,
+                };
+                if let Some(n) = load.get_mut(&owner) {
+                    *n += 1;
+                }
+            }
+        }
+        Ok(load
+            .into_iter()
+            .min_by_key(|(id, n)| (*n, *id))
+            .map(|(id, _)| id)
+            .unwrap_or(0))
+    }
+
+    /// Writes the changes into `batch`; returns the new revision and the events to publish.
+    pub fn commit(self, batch: &mut WriteBatch) -> Result<(u64, Vec<WatchEvent>), CatalogError> {
+        let mut revision = self.cat.revision();
+        if self.events.is_empty() {
+            return Ok((revision, Vec::new()));
+        }
+        revision += 1;
+        let db = self.cat.db();
+        let cat_cf = cf(db, CF_CATALOG)?;
+        for (k, v) in &self.overlay {
+            match v {
+                Some(e) => batch.put_cf(cat_cf, k, e.encode_to_vec()),
+                None => batch.delete_cf(cat_cf, k),
+            }
+        }
+        let events: Vec<WatchEvent> = self
+            .events
+            .into_iter()
+            .map(|mut e| {
+                e.revision = revision;
+                e
+            })
+            .collect();
+        self.cat.put_events(batch, revision, &events)?;
+        self.cat.put_revision(batch, revision)?;
+        self.cat.put_next_tag_id(batch, self.next_tag_id)?;
+        Ok((revision, events))
+    }
+}
+
+/// Applies `cmd` at Raft `index` into `batch`: the reply for the proposer and the events to
+/// publish once the batch is written. A rejected command changes nothing but the applied index.
+pub fn apply_command(
+    cat: &Catalogue,
+    index: u64,
+    cmd: &Command,
+    batch: &mut WriteBatch,
+) -> (Result<WriteReply, CatalogError>, u64, Vec<WatchEvent>) {
+    let outcome = cat.begin(index).and_then(|mut txn| {
+        let entity = txn.apply(cmd)?;
+        let (revision, events) = txn.commit(batch)?;
+        Ok((entity, revision, events))
+    });
+    cat.mark_applied(batch, index);
+    match outcome {
+        Ok((entity, revision, events)) => (
+            Ok(WriteReply {
+                revision,
+                entity: entity.map(redacted),
+            }),
+            revision,
+            events,
+        ),
+        Err(e) => (Err(e), cat.revision(), Vec::new()),
+    }
+}

@@ -1,0 +1,303 @@
+//! The catalogue state machine: entities in RocksDB, the applied Raft index written in the
+//! same batch as each applied command, and a revision-keyed event log that `Watch` serves.
+
+mod apply;
+pub mod entity;
+mod validate;
+
+pub use apply::{apply_command, Txn};
+pub use validate::endpoint as validate_endpoint;
+
+/// The canonical name of an entity of `kind` (`ns:name` for namespaced kinds).
+pub fn canonical_name(kind: EntityKind, raw: &str) -> Result<String, CatalogError> {
+    validate::name(kind, raw)
+}
+
+use crate::error::CatalogError;
+use prost::Message;
+use rocksdb::{Direction, IteratorMode, WriteBatch, DB};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use tokio::sync::broadcast;
+use tributary_proto::v1::{Entity, EntityKind, WatchEvent};
+
+pub const CF_CATALOG: &str = "catalog";
+pub const CF_CATALOG_META: &str = "catalog_meta";
+pub const CF_EVENTS: &str = "events";
+const KEY_APPLIED: &[u8] = b"applied";
+const KEY_REVISION: &[u8] = b"revision";
+const KEY_NEXT_TAG: &[u8] = b"next_tag_id";
+const KEY_EVENT_FLOOR: &[u8] = b"event_floor";
+const KEY_PEERS: &[u8] = b"peers";
+
+/// What a snapshot carries: the whole catalogue and the member addresses.
+#[derive(Clone, PartialEq, prost::Message)]
+struct SnapshotData {
+    #[prost(uint64, tag = "1")]
+    revision: u64,
+    #[prost(uint64, tag = "2")]
+    next_tag_id: u64,
+    #[prost(message, repeated, tag = "3")]
+    entities: Vec<Entity>,
+    #[prost(btree_map = "uint64, string", tag = "4")]
+    peers: BTreeMap<u64, String>,
+}
+
+/// Handle on the catalogue; cheap to clone. Applies happen on the Raft loop only; reads may
+/// come from any task.
+#[derive(Clone)]
+pub struct Catalogue {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    db: Arc<DB>,
+    applied: AtomicU64,
+    revision: AtomicU64,
+    event_floor: AtomicU64,
+    max_events: u64,
+    events: broadcast::Sender<WatchEvent>,
+}
+
+fn u64_at(db: &DB, cf: &rocksdb::ColumnFamily, key: &[u8]) -> Result<u64, CatalogError> {
+    Ok(match db.get_cf(cf, key)? {
+        Some(v) => u64::from_be_bytes(
+            v.as_slice()
+                .try_into()
+                .map_err(|_| CatalogError::Storage(format!("corrupt meta key {key:?}")))?,
+        ),
+        None => 0,
+    })
+}
+
+impl Catalogue {
+    pub fn open(db: Arc<DB>, max_events: u64) -> Result<Self, CatalogError> {
+        let (applied, revision, floor) = {
+            let meta = cf(&db, CF_CATALOG_META)?;
+            (
+                u64_at(&db, meta, KEY_APPLIED)?,
+                u64_at(&db, meta, KEY_REVISION)?,
+                u64_at(&db, meta, KEY_EVENT_FLOOR)?,
+            )
+        };
+        let (events, _) = broadcast::channel(4096);
+        Ok(Self {
+            inner: Arc::new(Inner {
+                db,
+                applied: AtomicU64::new(applied),
+                revision: AtomicU64::new(revision),
+                event_floor: AtomicU64::new(floor),
+                max_events: max_events.max(1),
+                events,
+            }),
+        })
+    }
+
+    pub(crate) fn db(&self) -> &DB {
+        &self.inner.db
+    }
+
+    pub fn applied_index(&self) -> u64 {
+        self.inner.applied.load(Ordering::Acquire)
+    }
+
+    pub fn revision(&self) -> u64 {
+        self.inner.revision.load(Ordering::Acquire)
+    }
+
+    /// Writes the applied index into `batch` (the batch that applies that entry).
+    pub fn mark_applied(&self, batch: &mut WriteBatch, index: u64) {
+        if let Ok(meta) = cf(&self.inner.db, CF_CATALOG_META) {
+            batch.put_cf(meta, KEY_APPLIED, index.to_be_bytes());
+        }
+    }
+
+    /// Called after the batch holding `mark_applied(index)` is written.
+    pub fn set_applied(&self, index: u64) {
+        self.inner.applied.store(index, Ordering::Release);
+    }
+
+    /// Starts a transaction for applying one command at `index`.
+    pub fn begin(&self, index: u64) -> Result<Txn<'_>, CatalogError> {
+        Txn::new(self, index)
+    }
+
+    /// Publishes a committed transaction's effects to readers and watchers.
+    pub(crate) fn committed(&self, index: u64, revision: u64, events: Vec<WatchEvent>) {
+        self.inner.revision.store(revision, Ordering::Release);
+        self.set_applied(index);
+        for e in events {
+            let _ = self.inner.events.send(e);
+        }
+    }
+
+    pub(crate) fn next_tag_id(&self) -> Result<u64, CatalogError> {
+        let meta = cf(&self.inner.db, CF_CATALOG_META)?;
+        Ok(u64_at(&self.inner.db, meta, KEY_NEXT_TAG)?.max(1))
+    }
+
+    pub(crate) fn put_next_tag_id(&self, batch: &mut WriteBatch, id: u64) -> Result<(), CatalogError> {
+        batch.put_cf(cf(&self.inner.db, CF_CATALOG_META)?, KEY_NEXT_TAG, id.to_be_bytes());
+        Ok(())
+    }
+
+    pub(crate) fn put_revision(&self, batch: &mut WriteBatch, revision: u64) -> Result<(), CatalogError> {
+        batch.put_cf(cf(&self.inner.db, CF_CATALOG_META)?, KEY_REVISION, revision.to_be_bytes());
+        Ok(())
+    }
+
+    /// Appends events at `revision` to the log and trims the oldest past `max_events`.
+    pub(crate) fn put_events(
+        &self,
+        batch: &mut WriteBatch,
+        revision: u64,
+        events: &[WatchEvent],
+    ) -> Result<(), CatalogError> {
+        let ev = cf(&self.inner.db, CF_EVENTS)?;
+        for (i, e) in events.iter().enumerate() {
+            batch.put_cf(ev, event_key(revision, i as u32), e.encode_to_vec());
+        }
+        let floor = self.inner.event_floor.load(Ordering::Acquire);
+        if revision.saturating_sub(floor) > self.inner.max_events {
+            let new_floor = revision - self.inner.max_events;
+            batch.delete_range_cf(ev, event_key(floor + 1, 0), event_key(new_floor + 1, 0));
+            batch.put_cf(cf(&self.inner.db, CF_CATALOG_META)?, KEY_EVENT_FLOOR, new_floor.to_be_bytes());
+            self.inner.event_floor.store(new_floor, Ordering::Release);
+        }
+        Ok(())
+    }
+
+    pub fn get(&self, kind: EntityKind, name: &str) -> Result<Option<Entity>, CatalogError> {
+        let cf = cf(&self.inner.db, CF_CATALOG)?;
+        match self.inner.db.get_cf(cf, entity::key(kind, name))? {
+            Some(v) => Ok(Some(decode_entity(&v)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Every entity of `kind`, in name order; `namespace` filters when non-empty.
+    pub fn list(&self, kind: EntityKind, namespace: &str) -> Result<Vec<Entity>, CatalogError> {
+        let cf = cf(&self.inner.db, CF_CATALOG)?;
+        let prefix = entity::kind_prefix(kind);
+        let mut out = Vec::new();
+        for item in self
+            .inner
+            .db
+            .iterator_cf(cf, IteratorMode::From(&prefix, Direction::Forward))
+        {
+            let (k, v) = item?;
+            if !k.starts_with(&prefix) {
+                break;
+            }
+            let e = decode_entity(&v)?;
+            if namespace.is_empty() || entity::name_of(&e).starts_with(&format!("{namespace}:")) {
+                out.push(e);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Events with revision > `from`, oldest first, or `Compacted` if some were trimmed.
+    pub fn events_after(&self, from: u64) -> Result<Vec<WatchEvent>, CatalogError> {
+        let floor = self.inner.event_floor.load(Ordering::Acquire);
+        if from < floor {
+            return Err(CatalogError::Compacted {
+                requested: from,
+                oldest: floor,
+            });
+        }
+        let cf = cf(&self.inner.db, CF_EVENTS)?;
+        let start = event_key(from + 1, 0);
+        let mut out = Vec::new();
+        for item in self
+            .inner
+            .db
+            .iterator_cf(cf, IteratorMode::From(&start, Direction::Forward))
+        {
+            let (_, v) = item?;
+            out.push(WatchEvent::decode(v.as_ref()).map_err(|e| CatalogError::Storage(e.to_string()))?);
+        }
+        Ok(out)
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<WatchEvent> {
+        self.inner.events.subscribe()
+    }
+
+    pub fn peers(&self) -> Result<HashMap<u64, String>, CatalogError> {
+        let meta = cf(&self.inner.db, CF_CATALOG_META)?;
+        match self.inner.db.get_cf(meta, KEY_PEERS)? {
+            Some(v) => serde_json::from_slice(&v).map_err(|e| CatalogError::Storage(e.to_string())),
+            None => Ok(HashMap::new()),
+        }
+    }
+
+    pub fn put_peers(&self, batch: &mut WriteBatch, peers: &HashMap<u64, String>) -> Result<(), CatalogError> {
+        let v = serde_json::to_vec(peers).map_err(|e| CatalogError::Storage(e.to_string()))?;
+        batch.put_cf(cf(&self.inner.db, CF_CATALOG_META)?, KEY_PEERS, v);
+        Ok(())
+    }
+
+    /// The whole catalogue, for a Raft snapshot.
+    pub fn export(&self) -> Result<Vec<u8>, CatalogError> {
+        let cf = cf(&self.inner.db, CF_CATALOG)?;
+        let mut entities = Vec::new();
+        for item in self.inner.db.iterator_cf(cf, IteratorMode::Start) {
+            let (_, v) = item?;
+            entities.push(decode_entity(&v)?);
+        }
+        Ok(SnapshotData {
+            revision: self.revision(),
+            next_tag_id: self.next_tag_id()?,
+            entities,
+            peers: self.peers()?.into_iter().collect(),
+        }
+        .encode_to_vec())
+    }
+
+    /// Replaces the catalogue with a snapshot's, in `batch`. Watchers behind the snapshot's
+    /// revision must list again: the event log restarts at it.
+    pub fn restore(&self, batch: &mut WriteBatch, data: &[u8], index: u64) -> Result<(), CatalogError> {
+        let snap = SnapshotData::decode(data).map_err(|e| CatalogError::Storage(e.to_string()))?;
+        let db = &self.inner.db;
+        let cat = cf(db, CF_CATALOG)?;
+        batch.delete_range_cf(cat, [0u8].as_slice(), [0xffu8; 8].as_slice());
+        for e in &snap.entities {
+            batch.put_cf(cat, entity::key(entity::kind_of(e), &entity::name_of(e)), e.encode_to_vec());
+        }
+        let ev = cf(db, CF_EVENTS)?;
+        batch.delete_range_cf(ev, event_key(0, 0), event_key(u64::MAX, u32::MAX));
+        let meta = cf(db, CF_CATALOG_META)?;
+        batch.put_cf(meta, KEY_REVISION, snap.revision.to_be_bytes());
+        batch.put_cf(meta, KEY_EVENT_FLOOR, snap.revision.to_be_bytes());
+        batch.put_cf(meta, KEY_NEXT_TAG, snap.next_tag_id.to_be_bytes());
+        self.put_peers(batch, &snap.peers.into_iter().collect())?;
+        self.mark_applied(batch, index);
+        self.inner.revision.store(snap.revision, Ordering::Release);
+        self.inner.event_floor.store(snap.revision, Ordering::Release);
+        Ok(())
+    }
+
+    pub fn after_restore(&self, index: u64) {
+        self.set_applied(index);
+    }
+}
+
+pub(crate) fn cf<'a>(db: &'a DB, name: &str) -> Result<&'a rocksdb::ColumnFamily, CatalogError> {
+    db.cf_handle(name)
+        .ok_or_else(|| CatalogError::Storage(format!("missing column family {name}")))
+}
+
+pub(crate) fn decode_entity(v: &[u8]) -> Result<Entity, CatalogError> {
+    Entity::decode(v).map_err(|e| CatalogError::Storage(format!("corrupt entity: {e}")))
+}
+
+fn event_key(revision: u64, i: u32) -> Vec<u8> {
+    let mut k = revision.to_be_bytes().to_vec();
+    k.extend_from_slice(&i.to_be_bytes());
+    k
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,115 @@
+//! Property tests of the state machine: determinism and validation.
+
+use super::{apply_command, Catalogue};
+use crate::error::CatalogError;
+use proptest::prelude::*;
+use rocksdb::WriteBatch;
+use tributary_proto::v1::command::Op;
+use tributary_proto::v1::{
+    entity::Kind, Command, DataNode, Entity, EntityKind, EntityRef, Stream, StreamSource, Target, Well,
+};
+
+fn open() -> (tempfile::TempDir, Catalogue) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = crate::open_db(dir.path()).expect("db");
+    (dir, Catalogue::open(db, 1000).expect("catalogue"))
+}
+
+fn apply(cat: &Catalogue, index: u64, cmd: &Command) -> Result<u64, CatalogError> {
+    let mut batch = WriteBatch::default();
+    let (r, revision, events) = apply_command(cat, index, cmd, &mut batch);
+    cat.db().write(batch).expect("write");
+    cat.committed(index, revision, events);
+    r.map(|w| w.revision)
+}
+
+fn arb_command() -> impl Strategy<Value = Command> {
+    let name = prop_oneof!["[a-c]", "acme:[a-c]", "bad name", ""];
+    let tags = prop::collection::vec("[t-v]", 0..3);
+    let well = (name.clone(), tags, any::<bool>()).prop_map(|(n, tags, d)| Entity {
+        kind: Some(Kind::Well(Well { name: n, tags, default_well: d, ..Default::default() })),
+    });
+    let stream = (name.clone(), prop::option::of("[a-c]"), "[a-c](\\.>)?").prop_map(|(n, mirror, subj)| Entity {
+        kind: Some(Kind::Stream(Stream {
+            name: n,
+            subjects: if mirror.is_some() { vec![] } else { vec![subj] },
+            mirror: mirror.map(|m| StreamSource { stream: m, ..Default::default() }),
+            ..Default::default()
+        })),
+    });
+    let target = (name.clone(), "[a-z]{1,3}:[0-9]{1,5}").prop_map(|(n, ep)| Entity {
+        kind: Some(Kind::Target(Target { name: n, cleartext_endpoints: vec![ep], ingest_secret: "s".into(), ..Default::default() })),
+    });
+    let entity = prop_oneof![well, stream, target];
+    let op = prop_oneof![
+        entity.clone().prop_map(Op::Create),
+        entity.prop_map(Op::Update),
+        (prop_oneof![Just(EntityKind::Well), Just(EntityKind::Stream), Just(EntityKind::Target)], name)
+            .prop_map(|(k, n)| Op::Delete(EntityRef { kind: k as i32, name: n })),
+        (1u64..3).prop_map(|id| Op::RegisterNode(DataNode { id, addr: format!("127.0.0.1:{id}"), capacity: 1 })),
+    ];
+    (op, prop::collection::vec(1u64..3, 0..2)).prop_map(|(op, live)| Command { op: Some(op), live_nodes: live })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    #[test]
+    fn same_commands_give_the_same_catalogue(cmds in prop::collection::vec(arb_command(), 1..40)) {
+        let (_d1, a) = open();
+        let (_d2, b) = open();
+        for (i, cmd) in cmds.iter().enumerate() {
+            let ra = apply(&a, i as u64 + 1, cmd);
+            let rb = apply(&b, i as u64 + 1, cmd);
+            prop_assert_eq!(ra, rb);
+        }
+        prop_assert_eq!(a.export().expect("export"), b.export().expect("export"));
+        prop_assert_eq!(a.applied_index(), cmds.len() as u64);
+    }
+
+    #[test]
+    fn a_rejected_command_changes_nothing(cmds in prop::collection::vec(arb_command(), 1..30)) {
+        let (_d, cat) = open();
+        for (i, cmd) in cmds.iter().enumerate() {
+            let before = (cat.revision(), cat.export().expect("export"));
+            if apply(&cat, i as u64 + 1, cmd).is_err() {
+                prop_assert_eq!(before, (cat.revision(), cat.export().expect("export")));
+            }
+        }
+    }
+
+    #[test]
+    fn names_are_accepted_exactly_when_valid(ns in "[a-z0-9:_ -]{0,6}", n in "[A-Za-z0-9._/-]{0,6}") {
+        let raw = if ns.is_empty() { n.clone() } else { format!("{ns}:{n}") };
+        let (_d, cat) = open();
+        let cmd = Command { op: Some(Op::Create(Entity { kind: Some(Kind::Well(Well { name: raw.clone(), ..Default::default() })) })), live_nodes: vec![] };
+        let valid = tributary_common::names::EntityName::parse(&raw).is_ok();
+        let r = apply(&cat, 1, &cmd);
+        prop_assert_eq!(r.is_ok(), valid, "{:?} -> {:?}", raw, r);
+    }
+}
+
+#[test]
+fn placement_prefers_the_least_loaded_live_node() {
+    let (_d, cat) = open();
+    let mut i = 0;
+    let mut run = |cmd: Command| {
+        i += 1;
+        apply(&cat, i, &cmd).expect("apply")
+    };
+    for id in [1, 2] {
+        run(Command { op: Some(Op::RegisterNode(DataNode { id, addr: format!("h:{id}"), capacity: 1 })), live_nodes: vec![] });
+    }
+    let create = |n: &str, live: Vec<u64>| Command {
+        op: Some(Op::Create(Entity { kind: Some(Kind::Well(Well { name: n.into(), ..Default::default() })) })),
+        live_nodes: live,
+    };
+    run(create("a", vec![1, 2]));
+    run(create("b", vec![1, 2]));
+    run(create("c", vec![2]));
+    let owner = |n: &str| match cat.get(EntityKind::Well, &format!("default:{n}")).expect("get").and_then(|e| e.kind) {
+        Some(Kind::Well(w)) => w.owner_node,
+        _ => 0,
+    };
+    assert_eq!((owner("a"), owner("b"), owner("c")), (1, 2, 2));
+}

@@ -1,0 +1,105 @@
+//! The control plane's configuration: defaults run one member on loopback with no file.
+
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ControlPlaneConfig {
+    /// This member's Raft id (1, 2, …).
+    pub id: u64,
+    /// gRPC address serving clients and peers.
+    pub listen: String,
+    /// Initial voters, `1=HOST:PORT,2=HOST:PORT,…`; empty means just this member. A member
+    /// whose id is not listed starts empty and waits to be added (`cluster add-member`).
+    pub peers: String,
+    pub data_dir: PathBuf,
+    /// Admin HTTP (`/metrics`, `/health`, `/ready`); empty disables it.
+    pub admin_listen: String,
+    pub raft: RaftSection,
+    /// How long a request waits for a leader or for its write to apply.
+    pub request_timeout_ms: u64,
+    /// A data node not heard from for this long is down.
+    pub heartbeat_timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RaftSection {
+    pub tick_ms: u64,
+    pub election_ticks: usize,
+    pub heartbeat_ticks: usize,
+    /// Compact the log past this many applied entries (laggards then get a snapshot).
+    pub snapshot_entries: u64,
+    /// Catalogue changes kept for `Watch`; older revisions answer "list again".
+    pub max_watch_events: u64,
+}
+
+impl Default for ControlPlaneConfig {
+    fn default() -> Self {
+        Self {
+            id: 1,
+            listen: "127.0.0.1:7100".into(),
+            peers: String::new(),
+            data_dir: PathBuf::from("tributary-data/control-plane"),
+            admin_listen: "127.0.0.1:9095".into(),
+            raft: RaftSection::default(),
+            request_timeout_ms: 5_000,
+            heartbeat_timeout_ms: 5_000,
+        }
+    }
+}
+
+impl Default for RaftSection {
+    fn default() -> Self {
+        Self {
+            tick_ms: 50,
+            election_ticks: 10,
+            heartbeat_ticks: 2,
+            snapshot_entries: 10_000,
+            max_watch_events: 100_000,
+        }
+    }
+}
+
+impl ControlPlaneConfig {
+    /// The initial voters and their addresses; checks ids, addresses and this member's place.
+    pub fn peer_map(&self) -> Result<HashMap<u64, String>, String> {
+        if self.id == 0 {
+            return Err("key `id`: must be 1 or more".into());
+        }
+        if self.peers.trim().is_empty() {
+            return Ok(HashMap::from([(self.id, self.listen.clone())]));
+        }
+        let mut map = HashMap::new();
+        for part in self.peers.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let (id, addr) = part
+                .split_once('=')
+                .ok_or_else(|| format!("key `peers`: {part:?} is not ID=HOST:PORT"))?;
+            let id: u64 = id
+                .parse()
+                .map_err(|_| format!("key `peers`: id {id:?} is not a number"))?;
+            crate::catalog::validate_endpoint("peers", addr).map_err(|e| format!("key `peers`: {e}"))?;
+            if map.insert(id, addr.to_string()).is_some() {
+                return Err(format!("key `peers`: id {id} appears twice"));
+            }
+        }
+        if ![1, 3, 5].contains(&map.len()) && map.contains_key(&self.id) {
+            return Err(format!("key `peers`: {} voters given; use 1, 3 or 5", map.len()));
+        }
+        Ok(map)
+    }
+
+    pub fn node_config(&self) -> crate::node::NodeConfig {
+        crate::node::NodeConfig {
+            id: self.id,
+            tick: Duration::from_millis(self.raft.tick_ms.max(1)),
+            election_ticks: self.raft.election_ticks.max(2),
+            heartbeat_ticks: self.raft.heartbeat_ticks.max(1),
+            snapshot_entries: self.raft.snapshot_entries,
+            request_timeout: Duration::from_millis(self.request_timeout_ms),
+        }
+    }
+}

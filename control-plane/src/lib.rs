@@ -1,0 +1,172 @@
+//! Tributary's control plane: a Raft-replicated (raft-rs) catalogue of wells, tags, targets,
+//! streams, policies, namespaces and data nodes, on RocksDB.
+//!
+//! Flow of a write: gRPC handler (`service`) → `Node::write` (forwards to the leader if need
+//! be) → Raft proposal (`node::ready_loop`) → applied by `catalog::apply_command` in one
+//! RocksDB batch with the applied index → reply with the new revision.
+
+pub mod catalog;
+pub mod config;
+pub mod error;
+pub mod liveness;
+pub mod network;
+pub mod node;
+pub mod raft_store;
+pub mod service;
+
+pub use config::ControlPlaneConfig;
+pub use network::Faults;
+
+use catalog::{Catalogue, CF_CATALOG, CF_CATALOG_META, CF_EVENTS};
+use node::Node;
+use raft_store::{RaftStore, CF_LOG, CF_META};
+use rocksdb::{ColumnFamilyDescriptor, Options, DB};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tributary_common::telemetry::{self, Readiness};
+use tributary_proto::v1::{catalog_server::CatalogServer, cluster_server::ClusterServer, raft_server::RaftServer};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    #[error("cannot open {path}: {source}")]
+    Storage { path: String, source: rocksdb::Error },
+    #[error("{0}")]
+    Catalog(#[from] error::CatalogError),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen { addr: String, source: std::io::Error },
+}
+
+/// A running member: its Raft node, its gRPC address, and how to stop it.
+pub struct RunningControlPlane {
+    pub node: Node,
+    pub addr: SocketAddr,
+    pub admin_addr: Option<SocketAddr>,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl RunningControlPlane {
+    /// Stops serving and stops Raft; the data dir can be opened again afterwards.
+    pub async fn shutdown(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        let node = self.node.clone();
+        let _ = tokio::task::spawn_blocking(move || node.stop()).await;
+        let _ = tokio::time::timeout(Duration::from_secs(5), &mut self.server).await;
+        self.server.abort();
+    }
+}
+
+/// Opens the RocksDB with the control plane's column families.
+pub fn open_db(dir: &std::path::Path) -> Result<Arc<DB>, StartError> {
+    let path = dir.join("db");
+    let mut opts = Options::default();
+    opts.create_if_missing(true);
+    opts.create_missing_column_families(true);
+    let cfs = [CF_LOG, CF_META, CF_CATALOG, CF_CATALOG_META, CF_EVENTS]
+        .into_iter()
+        .map(|n| ColumnFamilyDescriptor::new(n, Options::default()));
+    // A member stopped a moment ago may still be releasing the lock: retry briefly.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        match DB::open_cf_descriptors(&opts, &path, cfs.clone()) {
+            Ok(db) => return Ok(Arc::new(db)),
+            Err(e) if e.to_string().contains("lock") && std::time::Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Err(source) => {
+                return Err(StartError::Storage {
+                    path: path.display().to_string(),
+                    source,
+                })
+            }
+        }
+    }
+}
+
+/// Starts a member, binding `config.listen`.
+pub async fn start(config: ControlPlaneConfig) -> Result<RunningControlPlane, StartError> {
+    let listener = TcpListener::bind(&config.listen)
+        .await
+        .map_err(|source| StartError::Listen {
+            addr: config.listen.clone(),
+            source,
+        })?;
+    start_on(config, listener, Faults::default()).await
+}
+
+/// Starts a member on an already bound listener, with fault injection (tests).
+pub async fn start_on(
+    config: ControlPlaneConfig,
+    listener: TcpListener,
+    faults: Faults,
+) -> Result<RunningControlPlane, StartError> {
+    let peer_map = config.peer_map().map_err(StartError::Config)?;
+    let addr = listener.local_addr().map_err(|source| StartError::Listen {
+        addr: config.listen.clone(),
+        source,
+    })?;
+    let initial_voters: Vec<u64> = if peer_map.contains_key(&config.id) {
+        let mut v: Vec<u64> = peer_map.keys().copied().collect();
+        v.sort_unstable();
+        v
+    } else {
+        Vec::new()
+    };
+    std::fs::create_dir_all(&config.data_dir).map_err(|e| StartError::Config(format!("key `data_dir`: {}: {e}", config.data_dir.display())))?;
+    let db = open_db(&config.data_dir)?;
+    let catalogue = Catalogue::open(db.clone(), config.raft.max_watch_events)?;
+    let store = RaftStore::open(db, catalogue.clone(), &initial_voters)
+        .map_err(|e| StartError::Config(format!("raft storage: {e}")))?;
+    // Addresses learned from membership changes win over the flags (they are newer).
+    let mut addrs = peer_map;
+    addrs.extend(catalogue.peers()?);
+    addrs.insert(config.id, addr.to_string());
+    let peers = network::Peers::new(addrs);
+    let liveness = liveness::Liveness::new(Duration::from_millis(config.heartbeat_timeout_ms));
+    let node = Node::start(config.node_config(), store, catalogue, peers, faults, liveness)?;
+
+    let ready = Readiness::default();
+    let admin_addr = if config.admin_listen.is_empty() {
+        None
+    } else {
+        let a = telemetry::admin_addr(&config.admin_listen).map_err(StartError::Config)?;
+        Some(telemetry::serve_admin(a, ready.clone()).await.map_err(|source| StartError::Listen {
+            addr: a.to_string(),
+            source,
+        })?)
+    };
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let request_timeout = Duration::from_millis(config.request_timeout_ms);
+    let router = tonic::transport::Server::builder()
+        .add_service(CatalogServer::new(service::CatalogService { node: node.clone() }))
+        .add_service(ClusterServer::new(service::ClusterService { node: node.clone() }))
+        .add_service(RaftServer::new(service::RaftService {
+            node: node.clone(),
+            request_timeout,
+        }).max_decoding_message_size(64 << 20));
+    let incoming = TcpListenerStream::new(listener);
+    let server = tokio::spawn(async move {
+        let stop = async {
+            let _ = rx.await;
+        };
+        if let Err(e) = router.serve_with_incoming_shutdown(incoming, stop).await {
+            tracing::error!(error = %e, "control-plane gRPC server stopped");
+        }
+    });
+    ready.set(true);
+    tracing::info!(id = config.id, %addr, "control-plane member started");
+    Ok(RunningControlPlane {
+        node,
+        addr,
+        admin_addr,
+        shutdown: Some(tx),
+        server,
+    })
+}

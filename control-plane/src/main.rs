@@ -1,0 +1,63 @@
+use clap::Parser;
+use serde::Serialize;
+use std::path::PathBuf;
+use tributary_control_plane::ControlPlaneConfig;
+
+/// A Tributary control-plane member. Every flag is also a TOML key and a
+/// `TRIBUTARY_<KEY>` environment variable (`TRIBUTARY_RAFT__TICK_MS` for nested keys).
+#[derive(Parser, Serialize)]
+#[command(version, about)]
+struct Flags {
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<u64>,
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    listen: Option<String>,
+    /// Initial voters: 1=HOST:PORT,2=HOST:PORT,3=HOST:PORT.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    peers: Option<String>,
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data_dir: Option<PathBuf>,
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    admin_listen: Option<String>,
+    /// TOML config file.
+    #[arg(long, env = "TRIBUTARY_CONFIG")]
+    #[serde(skip)]
+    config: Option<PathBuf>,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tributary_common::telemetry::init_logging("info");
+    let flags = Flags::parse();
+    let config: ControlPlaneConfig = tributary_common::config::load(flags.config.as_deref(), &flags)?;
+    let running = tributary_control_plane::start(config).await?;
+    tracing::info!(addr = %running.addr, "serving");
+    shutdown_signal().await;
+    running.shutdown().await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

@@ -1,0 +1,394 @@
+//! The one thread that owns raft-rs's `RawNode`: tick, step, ready, persist, send, apply,
+//! advance — raft-rs's own loop in its plainest form.
+
+use super::{Input, NodeConfig, NodeState, PeerProgress};
+use crate::catalog::{apply_command, Catalogue};
+use crate::error::CatalogError;
+use crate::network::{Faults, Peers, SendReport, Transport};
+use crate::raft_store::RaftStore;
+use prost::Message as _;
+use protobuf::Message as _;
+use raft::prelude::{ConfChange, ConfChangeType, ConfChangeV2, Entry, EntryType, Snapshot};
+use raft::{RawNode, SnapshotStatus, StateRole};
+use rocksdb::WriteBatch;
+use std::collections::HashMap;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
+use std::time::{Duration, Instant};
+use tokio::sync::{oneshot, watch};
+use tributary_proto::v1::{Command, WriteReply};
+
+enum Pending {
+    Write(oneshot::Sender<Result<WriteReply, CatalogError>>),
+    Conf(oneshot::Sender<Result<(), CatalogError>>),
+}
+
+pub struct Loop {
+    id: u64,
+    raw: RawNode<RaftStore>,
+    store: RaftStore,
+    catalogue: Catalogue,
+    transport: Transport,
+    peers: Peers,
+    inputs: Receiver<Input>,
+    state_tx: watch::Sender<NodeState>,
+    pending: HashMap<u64, Pending>,
+    next_proposal: u64,
+    reads: HashMap<u64, oneshot::Sender<Result<(), CatalogError>>>,
+    waiting_reads: Vec<(u64, oneshot::Sender<Result<(), CatalogError>>)>,
+    tick: Duration,
+    snapshot_entries: u64,
+}
+
+fn raft_err(e: raft::Error) -> CatalogError {
+    CatalogError::Storage(format!("raft: {e}"))
+}
+
+impl Loop {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        cfg: &NodeConfig,
+        store: RaftStore,
+        catalogue: Catalogue,
+        peers: Peers,
+        faults: Faults,
+        self_tx: Sender<Input>,
+        inputs: Receiver<Input>,
+        state_tx: watch::Sender<NodeState>,
+    ) -> Result<Self, CatalogError> {
+        let config = raft::Config {
+            id: cfg.id,
+            election_tick: cfg.election_ticks,
+            heartbeat_tick: cfg.heartbeat_ticks,
+            applied: catalogue.applied_index(),
+            check_quorum: true,
+            pre_vote: true,
+            max_size_per_msg: 1 << 20,
+            max_inflight_msgs: 256,
+            ..Default::default()
+        };
+        let logger = slog::Logger::root(slog::Discard, slog::o!());
+        let raw = RawNode::new(&config, store.clone(), &logger).map_err(raft_err)?;
+        let runtime = tokio::runtime::Handle::try_current()
+            .map_err(|_| CatalogError::Storage("the raft loop needs a tokio runtime".into()))?;
+        let transport = Transport::new(cfg.id, peers.clone(), faults, self_tx, runtime);
+        Ok(Self {
+            id: cfg.id,
+            raw,
+            store,
+            catalogue,
+            transport,
+            peers,
+            inputs,
+            state_tx,
+            pending: HashMap::new(),
+            next_proposal: 1,
+            reads: HashMap::new(),
+            waiting_reads: Vec::new(),
+            tick: cfg.tick,
+            snapshot_entries: cfg.snapshot_entries.max(1),
+        })
+    }
+
+    pub fn run(mut self) {
+        let mut last_tick = Instant::now();
+        loop {
+            let wait = self.tick.saturating_sub(last_tick.elapsed());
+            match self.inputs.recv_timeout(wait) {
+                Ok(Input::Stop) => break,
+                Ok(input) => {
+                    self.handle(input);
+                    // Drain what queued up so one ready covers many proposals (group commit).
+                    let mut stop = false;
+                    for _ in 0..4096 {
+                        match self.inputs.try_recv() {
+                            Ok(Input::Stop) => {
+                                stop = true;
+                                break;
+                            }
+                            Ok(i) => self.handle(i),
+                            Err(_) => break,
+                        }
+                    }
+                    if stop {
+                        break;
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+            if last_tick.elapsed() >= self.tick {
+                self.raw.tick();
+                last_tick = Instant::now();
+            }
+            if let Err(e) = self.on_ready() {
+                // Raft cannot go on safely after a storage failure: stop this member.
+                tracing::error!(node = self.id, error = %e, "raft loop stopped on a storage error");
+                break;
+            }
+        }
+        self.publish_state();
+        let mut st = self.state_tx.borrow().clone();
+        st.role = "stopped".into();
+        st.leader = 0;
+        let _ = self.state_tx.send(st);
+    }
+
+    fn handle(&mut self, input: Input) {
+        match input {
+            Input::Raft(m) => {
+                let _ = self.raw.step(*m);
+            }
+            Input::Propose { cmd, reply } => {
+                if self.raw.raft.state != StateRole::Leader {
+                    let _ = reply.send(Err(CatalogError::Unavailable("not the leader".into())));
+                    return;
+                }
+                let id = self.next_id();
+                match self.raw.propose(self.ctx(id), cmd.encode_to_vec()) {
+                    Ok(()) => {
+                        self.pending.insert(id, Pending::Write(reply));
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(CatalogError::Unavailable(format!("proposal dropped: {e}"))));
+                    }
+                }
+            }
+            Input::ConfChange { cc, reply } => {
+                let id = self.next_id();
+                match self.raw.propose_conf_change(self.ctx(id), cc) {
+                    Ok(()) => {
+                        self.pending.insert(id, Pending::Conf(reply));
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(CatalogError::FailedPrecondition(format!(
+                            "membership change refused (another may be in progress): {e}"
+                        ))));
+                    }
+                }
+            }
+            Input::ReadIndex { reply } => {
+                if self.raw.raft.leader_id == 0 {
+                    let _ = reply.send(Err(CatalogError::Unavailable("no leader".into())));
+                    return;
+                }
+                let id = self.next_id();
+                self.reads.insert(id, reply);
+                self.raw.read_index(self.ctx(id));
+            }
+            Input::Report(SendReport::Unreachable(to)) => self.raw.report_unreachable(to),
+            Input::Report(SendReport::Snapshot { to, ok }) => {
+                let status = if ok { SnapshotStatus::Finish } else { SnapshotStatus::Failure };
+                self.raw.report_snapshot(to, status);
+            }
+            Input::Stop => {}
+        }
+    }
+
+    fn next_id(&mut self) -> u64 {
+        self.next_proposal += 1;
+        self.next_proposal
+    }
+
+    /// Context of a proposal: proposer id and proposal id, so only the proposer replies.
+    fn ctx(&self, id: u64) -> Vec<u8> {
+        let mut c = self.id.to_be_bytes().to_vec();
+        c.extend_from_slice(&id.to_be_bytes());
+        c
+    }
+
+    fn own_proposal(&self, ctx: &[u8]) -> Option<u64> {
+        if ctx.len() != 16 || ctx[..8] != self.id.to_be_bytes() {
+            return None;
+        }
+        Some(u64::from_be_bytes(ctx[8..].try_into().ok()?))
+    }
+
+    fn on_ready(&mut self) -> Result<(), CatalogError> {
+        if !self.raw.has_ready() {
+            self.resolve_reads();
+            return Ok(());
+        }
+        let mut ready = self.raw.ready();
+        self.transport.send(ready.take_messages());
+        if !ready.snapshot().is_empty() {
+            self.install_snapshot(ready.snapshot())?;
+        }
+        for rs in ready.take_read_states() {
+            if let Some(id) = self.own_proposal(&rs.request_ctx) {
+                if let Some(reply) = self.reads.remove(&id) {
+                    self.waiting_reads.push((rs.index, reply));
+                }
+            }
+        }
+        self.apply(ready.take_committed_entries())?;
+        self.store.append(ready.entries(), ready.hs()).map_err(raft_err)?;
+        self.transport.send(ready.take_persisted_messages());
+        let mut light = self.raw.advance(ready);
+        if let Some(commit) = light.commit_index() {
+            self.store.set_commit(commit).map_err(raft_err)?;
+        }
+        self.transport.send(light.take_messages());
+        self.apply(light.take_committed_entries())?;
+        self.raw.advance_apply();
+        self.maybe_compact()?;
+        self.resolve_reads();
+        self.publish_state();
+        Ok(())
+    }
+
+    fn install_snapshot(&mut self, snap: &Snapshot) -> Result<(), CatalogError> {
+        self.store.apply_snapshot(snap).map_err(raft_err)?;
+        for (id, addr) in self.catalogue.peers()? {
+            if id != self.id {
+                self.peers.set(id, addr);
+            }
+        }
+        tracing::info!(node = self.id, index = snap.get_metadata().index, "installed snapshot");
+        Ok(())
+    }
+
+    fn apply(&mut self, entries: Vec<Entry>) -> Result<(), CatalogError> {
+        for e in entries {
+            let mut batch = WriteBatch::default();
+            match e.get_entry_type() {
+                EntryType::EntryNormal if e.data.is_empty() => {
+                    self.catalogue.mark_applied(&mut batch, e.index);
+                    self.write(batch)?;
+                    self.catalogue.set_applied(e.index);
+                }
+                EntryType::EntryNormal => {
+                    let outcome = Command::decode(e.data.as_ref())
+                        .map_err(|err| CatalogError::invalid("command", format!("undecodable: {err}")));
+                    let (result, revision, events) = match outcome {
+                        Ok(cmd) => apply_command(&self.catalogue, e.index, &cmd, &mut batch),
+                        Err(err) => {
+                            self.catalogue.mark_applied(&mut batch, e.index);
+                            (Err(err), self.catalogue.revision(), Vec::new())
+                        }
+                    };
+                    self.write(batch)?;
+                    self.catalogue.committed(e.index, revision, events);
+                    metrics::counter!("tributary_cp_applied_total").increment(1);
+                    if let Some(Pending::Write(reply)) = self.own_proposal(&e.context).and_then(|id| self.pending.remove(&id)) {
+                        let _ = reply.send(result);
+                    }
+                }
+                EntryType::EntryConfChange | EntryType::EntryConfChangeV2 => {
+                    let result = self.apply_conf_change(&e, &mut batch);
+                    self.catalogue.mark_applied(&mut batch, e.index);
+                    self.write(batch)?;
+                    self.catalogue.set_applied(e.index);
+                    if let Some(Pending::Conf(reply)) = self.own_proposal(&e.context).and_then(|id| self.pending.remove(&id)) {
+                        let _ = reply.send(result);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn apply_conf_change(&mut self, e: &Entry, batch: &mut WriteBatch) -> Result<(), CatalogError> {
+        let undecodable = |err: protobuf::ProtobufError| CatalogError::Storage(format!("conf change: {err}"));
+        let cs = if e.get_entry_type() == EntryType::EntryConfChangeV2 {
+            let cc = ConfChangeV2::parse_from_bytes(&e.data).map_err(undecodable)?;
+            self.raw.apply_conf_change(&cc).map_err(raft_err)?
+        } else {
+            let cc = ConfChange::parse_from_bytes(&e.data).map_err(undecodable)?;
+            let mut peers = self.catalogue.peers()?;
+            match cc.get_change_type() {
+                ConfChangeType::AddNode | ConfChangeType::AddLearnerNode => {
+                    let addr = String::from_utf8_lossy(&cc.context).to_string();
+                    peers.insert(cc.node_id, addr.clone());
+                    if cc.node_id != self.id {
+                        self.peers.set(cc.node_id, addr);
+                    }
+                }
+                ConfChangeType::RemoveNode => {
+                    peers.remove(&cc.node_id);
+                    self.peers.remove(cc.node_id);
+                }
+            }
+            self.catalogue.put_peers(batch, &peers)?;
+            self.raw.apply_conf_change(&cc).map_err(raft_err)?
+        };
+        self.store.set_conf_state(batch, &cs).map_err(raft_err)?;
+        tracing::info!(node = self.id, voters = ?cs.voters, "membership changed");
+        Ok(())
+    }
+
+    fn write(&self, batch: WriteBatch) -> Result<(), CatalogError> {
+        self.catalogue.db().write(batch).map_err(CatalogError::from)
+    }
+
+    fn maybe_compact(&mut self) -> Result<(), CatalogError> {
+        let applied = self.catalogue.applied_index();
+        let first = raft::Storage::first_index(&self.store).map_err(raft_err)?;
+        if applied >= first && applied - first + 1 > self.snapshot_entries {
+            self.store.compact(applied).map_err(raft_err)?;
+        }
+        Ok(())
+    }
+
+    fn resolve_reads(&mut self) {
+        let applied = self.catalogue.applied_index();
+        let (ready, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.waiting_reads)
+            .into_iter()
+            .partition(|(idx, _)| *idx <= applied);
+        self.waiting_reads = waiting;
+        for (_, reply) in ready {
+            let _ = reply.send(Ok(()));
+        }
+        if self.raw.raft.state != StateRole::Leader && self.raw.raft.leader_id == 0 {
+            // Pending reads cannot be confirmed without a leader; let the callers retry.
+            for (_, reply) in self.reads.drain() {
+                let _ = reply.send(Err(CatalogError::Unavailable("leader lost".into())));
+            }
+        }
+    }
+
+    fn publish_state(&self) {
+        let raft = &self.raw.raft;
+        let role = match raft.state {
+            StateRole::Leader => "leader",
+            StateRole::Follower => "follower",
+            StateRole::Candidate => "candidate",
+            StateRole::PreCandidate => "pre-candidate",
+        };
+        let cs = self.store.conf_state();
+        let progress = if raft.state == StateRole::Leader {
+            raft.prs()
+                .iter()
+                .map(|(id, p)| {
+                    (
+                        *id,
+                        PeerProgress {
+                            matched: p.matched,
+                            recent_active: p.recent_active,
+                        },
+                    )
+                })
+                .collect()
+        } else {
+            HashMap::new()
+        };
+        let st = NodeState {
+            role: role.to_string(),
+            term: raft.term,
+            leader: raft.leader_id,
+            commit: raft.raft_log.committed,
+            applied: self.catalogue.applied_index(),
+            voters: cs.voters,
+            progress,
+        };
+        metrics::gauge!("tributary_cp_term").set(st.term as f64);
+        metrics::gauge!("tributary_cp_applied_index").set(st.applied as f64);
+        self.state_tx.send_if_modified(|old| {
+            if *old != st {
+                *old = st;
+                true
+            } else {
+                false
+            }
+        });
+    }
+}

@@ -1,0 +1,50 @@
+use crate::node::Node;
+use prost::Message as _;
+use protobuf::Message as _;
+use std::time::{Duration, Instant};
+use tonic::{Request, Response, Status};
+use tributary_proto::v1::raft_server::Raft;
+use tributary_proto::v1::{
+    Command, ForwardRequest, NodeStateReply, NodeStateRequest, RaftAck, RaftBatch, WriteReply,
+};
+
+pub struct RaftService {
+    pub node: Node,
+    pub request_timeout: Duration,
+}
+
+#[tonic::async_trait]
+impl Raft for RaftService {
+    async fn send(&self, req: Request<RaftBatch>) -> Result<Response<RaftAck>, Status> {
+        let batch = req.into_inner();
+        if self.node.faults.pass(batch.from, self.node.id).is_none() {
+            return Err(Status::unavailable("link cut by fault injection"));
+        }
+        for raw in batch.messages {
+            let m = raft::prelude::Message::parse_from_bytes(&raw)
+                .map_err(|e| Status::invalid_argument(format!("invalid raft message: {e}")))?;
+            self.node.step(m);
+        }
+        Ok(Response::new(RaftAck {}))
+    }
+
+    async fn forward(&self, req: Request<ForwardRequest>) -> Result<Response<WriteReply>, Status> {
+        let cmd = Command::decode(req.into_inner().command.as_ref())
+            .map_err(|e| Status::invalid_argument(format!("invalid command: {e}")))?;
+        let deadline = Instant::now() + self.request_timeout;
+        self.node.propose_local(cmd, deadline).await.map(Response::new)
+    }
+
+    async fn node_state(&self, _: Request<NodeStateRequest>) -> Result<Response<NodeStateReply>, Status> {
+        let st = self.node.state();
+        Ok(Response::new(NodeStateReply {
+            id: self.node.id,
+            role: st.role,
+            term: st.term,
+            commit: st.commit,
+            applied: st.applied,
+            leader: st.leader,
+            revision: self.node.catalogue.revision(),
+        }))
+    }
+}

@@ -1,0 +1,137 @@
+//! Real member processes on 127.0.0.1: `kill -9` the leader, keep writing, restart it, and
+//! check that no acknowledged write was lost.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use tributary_proto::v1::{
+    catalog_client::CatalogClient, entity::Kind, raft_client::RaftClient, Entity, EntityKind,
+    ListRequest, NodeStateRequest, Stream,
+};
+
+struct Member {
+    id: u64,
+    addr: String,
+    child: Option<Child>,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+fn spawn(id: u64, addr: &str, peers: &str, dir: &std::path::Path) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_tributary-control-plane"))
+        .args(["--id", &id.to_string(), "--listen", addr, "--peers", peers])
+        .arg("--data-dir")
+        .arg(dir.join(format!("m{id}")))
+        .args(["--admin-listen", ""])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start tributary-control-plane")
+}
+
+async fn leader(members: &[Member], deadline: Instant) -> u64 {
+    loop {
+        for m in members.iter().filter(|m| m.child.is_some()) {
+            if let Ok(ch) = tributary_common::grpc::channel(&m.addr) {
+                if let Ok(r) = RaftClient::new(ch).node_state(NodeStateRequest {}).await {
+                    let r = r.into_inner();
+                    if r.role == "leader" {
+                        return r.id;
+                    }
+                }
+            }
+        }
+        assert!(Instant::now() < deadline, "no leader elected in time");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn create(addr: &str, name: &str) -> Result<(), tonic::Status> {
+    let ch = tributary_common::grpc::channel(addr).map_err(|e| tonic::Status::unavailable(e.to_string()))?;
+    let e = Entity {
+        kind: Some(Kind::Stream(Stream { name: name.into(), subjects: vec![format!("{name}.>")], ..Default::default() })),
+    };
+    CatalogClient::new(ch).create(e).await.map(|_| ())
+}
+
+async fn names(addr: &str) -> Vec<String> {
+    let Ok(ch) = tributary_common::grpc::channel(addr) else { return vec![] };
+    match CatalogClient::new(ch).list(ListRequest { kind: EntityKind::Stream as i32, namespace: String::new() }).await {
+        Ok(r) => {
+            let mut n: Vec<String> = r
+                .into_inner()
+                .entities
+                .into_iter()
+                .filter_map(|e| match e.kind {
+                    Some(Kind::Stream(s)) => Some(s.name),
+                    _ => None,
+                })
+                .collect();
+            n.sort();
+            n
+        }
+        Err(_) => vec![],
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_the_leader_loses_no_acknowledged_write() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut members: Vec<Member> = (1..=3)
+        .map(|id| Member { id, addr: format!("127.0.0.1:{}", free_port()), child: None })
+        .collect();
+    let peers = members.iter().map(|m| format!("{}={}", m.id, m.addr)).collect::<Vec<_>>().join(",");
+    for m in &mut members {
+        m.child = Some(spawn(m.id, &m.addr, &peers, dir.path()));
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let first = leader(&members, deadline).await;
+    let mut acked = Vec::new();
+    for i in 0..20 {
+        let via = &members[i % 3].addr;
+        let name = format!("P{i}");
+        if create(via, &name).await.is_ok() {
+            acked.push(format!("default:{name}"));
+        }
+    }
+    assert_eq!(acked.len(), 20, "writes through a healthy cluster failed");
+
+    let victim = members.iter_mut().find(|m| m.id == first).expect("leader is a member");
+    if let Some(mut c) = victim.child.take() {
+        c.kill().expect("kill -9");
+        let _ = c.wait();
+    }
+    let second = leader(&members, Instant::now() + Duration::from_secs(30)).await;
+    assert_ne!(first, second);
+    let survivor = members.iter().find(|m| m.id == second).expect("leader").addr.clone();
+    for i in 20..30 {
+        let name = format!("P{i}");
+        create(&survivor, &name).await.expect("write after failover");
+        acked.push(format!("default:{name}"));
+    }
+    acked.sort();
+
+    let peers2 = peers.clone();
+    let victim = members.iter_mut().find(|m| m.id == first).expect("member");
+    victim.child = Some(spawn(first, &victim.addr.clone(), &peers2, dir.path()));
+    let restarted = victim.addr.clone();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if names(&restarted).await == acked {
+            break;
+        }
+        assert!(Instant::now() < deadline, "restarted member did not catch up: {:?}", names(&restarted).await);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for m in &mut members {
+        if let Some(mut c) = m.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}

@@ -1,0 +1,92 @@
+//! `tribctl cluster status|add-member|remove-member`.
+
+use crate::client::ControlPlane;
+use crate::output;
+use anyhow::Result;
+use clap::Subcommand;
+use tributary_proto::v1::{MemberRequest, MemberStatus, StatusReply, StatusRequest};
+
+#[derive(Subcommand)]
+pub enum ClusterCmd {
+    /// Members (role, term, commit, applied) and data nodes (up/down, what they own).
+    Status,
+    /// Add a voter: ID and its HOST:PORT. Start that member first with --peers naming the others.
+    AddMember { id: u64, addr: String },
+    /// Remove a voter (refused if the rest could not form a quorum).
+    RemoveMember { id: u64 },
+}
+
+pub async fn run(cmd: ClusterCmd, cp: &ControlPlane, json: bool) -> Result<()> {
+    match cmd {
+        ClusterCmd::Status => {
+            let s = cp.cluster(|mut c| async move { c.status(StatusRequest {}).await }).await?;
+            if json {
+                return output::json(&s);
+            }
+            print_status(&s);
+        }
+        ClusterCmd::AddMember { id, addr } => {
+            let req = MemberRequest { id, addr };
+            let r = cp.cluster(|mut c| { let q = req.clone(); async move { c.add_member(q).await } }).await?;
+            print_members(json, &r.members)?;
+        }
+        ClusterCmd::RemoveMember { id } => {
+            let req = MemberRequest { id, addr: String::new() };
+            let r = cp.cluster(|mut c| { let q = req.clone(); async move { c.remove_member(q).await } }).await?;
+            print_members(json, &r.members)?;
+        }
+    }
+    Ok(())
+}
+
+fn print_members(json: bool, members: &[MemberStatus]) -> Result<()> {
+    if json {
+        return output::json(&serde_json::json!({ "members": members }));
+    }
+    println!("{}", members_table(members));
+    Ok(())
+}
+
+fn members_table(members: &[MemberStatus]) -> comfy_table::Table {
+    output::table(
+        &["member", "address", "role", "term", "commit", "applied", "reachable"],
+        members
+            .iter()
+            .map(|m| {
+                vec![
+                    m.id.to_string(),
+                    m.addr.clone(),
+                    m.role.clone(),
+                    m.term.to_string(),
+                    m.commit.to_string(),
+                    m.applied.to_string(),
+                    if m.reachable { "yes" } else { "no" }.into(),
+                ]
+            })
+            .collect(),
+    )
+}
+
+pub fn print_status(s: &StatusReply) {
+    println!("leader {}  term {}  revision {}", s.leader, s.term, s.revision);
+    println!("{}", members_table(&s.members));
+    if s.data_nodes.is_empty() {
+        println!("no data nodes registered");
+        return;
+    }
+    let rows = s
+        .data_nodes
+        .iter()
+        .map(|d| {
+            vec![
+                d.id.to_string(),
+                d.addr.clone(),
+                if d.up { "up" } else { "down" }.into(),
+                if d.last_heartbeat_ms_ago == u64::MAX { "never".into() } else { format!("{} ms ago", d.last_heartbeat_ms_ago) },
+                d.wells.join(","),
+                d.streams.join(","),
+            ]
+        })
+        .collect();
+    println!("{}", output::table(&["data node", "address", "state", "heartbeat", "wells", "streams"], rows));
+}

@@ -1,0 +1,260 @@
+//! Stream and policy flags for the catalogue commands.
+
+use crate::catalog_cmds::EntityArgs;
+use anyhow::{anyhow, bail, Context, Result};
+use clap::Args;
+use std::collections::HashMap;
+use tributary_common::duration;
+use tributary_proto::v1::{
+    entity::Kind, DiscardPolicy, Entity, EntityKind, Permission, Policy, PolicyEntry,
+    PolicyResource, StorageType, Stream, StreamSource,
+};
+
+#[derive(Args, Clone, Default)]
+pub struct StreamArgs {
+    /// Subjects the stream takes (`*` and `>` wildcards; repeat or comma-separate).
+    #[arg(long = "subjects", alias = "subject")]
+    subjects: Vec<String>,
+    /// `file` (RocksDB) or `memory`.
+    #[arg(long)]
+    storage: Option<String>,
+    #[arg(long)]
+    max_msgs: Option<i64>,
+    #[arg(long)]
+    max_bytes: Option<i64>,
+    /// e.g. `24h`.
+    #[arg(long)]
+    max_age: Option<String>,
+    #[arg(long)]
+    max_msg_size: Option<i32>,
+    #[arg(long)]
+    max_msgs_per_subject: Option<i64>,
+    /// `old` or `new`.
+    #[arg(long)]
+    discard: Option<String>,
+    /// e.g. `2m`.
+    #[arg(long)]
+    duplicate_window: Option<String>,
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    deny_delete: Option<bool>,
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    deny_purge: Option<bool>,
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    allow_rollup: Option<bool>,
+    #[arg(long)]
+    replicas: Option<u32>,
+    /// Origin stream to mirror.
+    #[arg(long)]
+    mirror: Option<String>,
+    /// Origin stream to source from (repeatable).
+    #[arg(long = "source")]
+    sources: Vec<String>,
+    /// ORIGIN=N: start sequence for an origin.
+    #[arg(long = "start-seq")]
+    start_seq: Vec<String>,
+    /// ORIGIN=TIME: start time (RFC 3339 or unix ns) for an origin.
+    #[arg(long = "start-time")]
+    start_time: Vec<String>,
+    /// ORIGIN=SUBJECT: filter subject for an origin.
+    #[arg(long = "filter")]
+    filter: Vec<String>,
+    /// ORIGIN=HOST:PORT: the origin lives in another cluster.
+    #[arg(long = "external")]
+    external: Vec<String>,
+    #[arg(long)]
+    policy: Option<String>,
+}
+
+fn per_origin(flag: &str, raw: &[String]) -> Result<HashMap<String, String>> {
+    raw.iter()
+        .map(|r| {
+            r.split_once('=')
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .ok_or_else(|| anyhow!("--{flag} {r:?}: want ORIGIN=VALUE"))
+        })
+        .collect()
+}
+
+impl StreamArgs {
+    fn origin(&self, stream: &str) -> Result<StreamSource> {
+        let mut o = StreamSource {
+            stream: stream.to_string(),
+            ..Default::default()
+        };
+        if let Some(v) = per_origin("start-seq", &self.start_seq)?.get(stream) {
+            o.start_seq = v.parse().map_err(|_| anyhow!("--start-seq {stream}={v}: not a number"))?;
+        }
+        if let Some(v) = per_origin("start-time", &self.start_time)?.get(stream) {
+            o.start_time_ns = duration::parse_time_ns(v).map_err(|e| anyhow!("--start-time: {e}"))?;
+        }
+        if let Some(v) = per_origin("filter", &self.filter)?.get(stream) {
+            o.filter_subject = v.clone();
+        }
+        if let Some(v) = per_origin("external", &self.external)?.get(stream) {
+            o.external = v.clone();
+        }
+        Ok(o)
+    }
+}
+
+impl EntityArgs for StreamArgs {
+    const KIND: EntityKind = EntityKind::Stream;
+    fn empty(name: &str) -> Entity {
+        Entity { kind: Some(Kind::Stream(Stream { name: name.into(), ..Default::default() })) }
+    }
+    fn apply(&self, e: &mut Entity) -> Result<()> {
+        let Some(Kind::Stream(s)) = &mut e.kind else { bail!("not a stream") };
+        if !self.subjects.is_empty() {
+            s.subjects = self.subjects.iter().flat_map(|x| x.split(',')).map(|x| x.trim().to_string()).collect();
+        }
+        if let Some(st) = &self.storage {
+            s.storage = match st.as_str() {
+                "file" => StorageType::File,
+                "memory" => StorageType::Memory,
+                other => bail!("--storage {other:?}: want file or memory"),
+            } as i32;
+        }
+        if let Some(d) = &self.discard {
+            s.discard = match d.as_str() {
+                "old" => DiscardPolicy::DiscardOld,
+                "new" => DiscardPolicy::DiscardNew,
+                other => bail!("--discard {other:?}: want old or new"),
+            } as i32;
+        }
+        let ms = |flag: &str, v: &Option<String>| -> Result<Option<u64>> {
+            v.as_deref().map(|r| duration::parse(r).map(|d| d.as_millis() as u64).map_err(|e| anyhow!("--{flag}: {e}"))).transpose()
+        };
+        if let Some(v) = ms("max-age", &self.max_age)? { s.max_age_ms = v; }
+        if let Some(v) = ms("duplicate-window", &self.duplicate_window)? { s.duplicate_window_ms = v; }
+        if let Some(v) = self.max_msgs { s.max_msgs = v; }
+        if let Some(v) = self.max_bytes { s.max_bytes = v; }
+        if let Some(v) = self.max_msg_size { s.max_msg_size = v; }
+        if let Some(v) = self.max_msgs_per_subject { s.max_msgs_per_subject = v; }
+        if let Some(v) = self.deny_delete { s.deny_delete = v; }
+        if let Some(v) = self.deny_purge { s.deny_purge = v; }
+        if let Some(v) = self.allow_rollup { s.allow_rollup = v; }
+        if let Some(v) = self.replicas { s.replicas = v; }
+        if let Some(v) = &self.policy { s.policy = v.clone(); }
+        if let Some(m) = &self.mirror {
+            s.mirror = Some(self.origin(m)?);
+        }
+        if !self.sources.is_empty() {
+            s.sources = self.sources.iter().map(|x| self.origin(x)).collect::<Result<_>>()?;
+        }
+        Ok(())
+    }
+    fn header() -> &'static [&'static str] {
+        &["stream", "subjects", "storage", "copies from", "node"]
+    }
+    fn row(e: &Entity) -> Vec<String> {
+        let Some(Kind::Stream(s)) = &e.kind else { return vec![] };
+        let storage = if s.storage == StorageType::Memory as i32 { "memory" } else { "file" };
+        let from = match &s.mirror {
+            Some(m) => format!("mirror of {}", m.stream),
+            None => s.sources.iter().map(|x| x.stream.clone()).collect::<Vec<_>>().join(","),
+        };
+        vec![s.name.clone(), s.subjects.join(","), storage.into(), from, s.owner_node.to_string()]
+    }
+}
+
+#[derive(Args, Clone, Default)]
+pub struct PolicyArgs {
+    /// JSON file: `{"entries": [{"label", "subjects": [..], "resources": [{"resource", "grant": ["READ"], "revoke": []}]}]}`.
+    #[arg(long)]
+    file: Option<std::path::PathBuf>,
+    /// One-entry shorthand: `issuer:subject` (repeatable).
+    #[arg(long = "subject")]
+    subjects: Vec<String>,
+    /// One-entry shorthand: resource such as `well:/acme:orders` (repeatable).
+    #[arg(long = "resource")]
+    resources: Vec<String>,
+    /// READ, WRITE, ADMIN (comma-separated).
+    #[arg(long)]
+    grant: Option<String>,
+    #[arg(long)]
+    revoke: Option<String>,
+}
+
+/// A policy file as operators write it (permissions by name).
+#[derive(serde::Deserialize)]
+struct PolicyFile {
+    entries: Vec<PolicyFileEntry>,
+}
+
+#[derive(serde::Deserialize)]
+struct PolicyFileEntry {
+    #[serde(default)]
+    label: String,
+    #[serde(default)]
+    subjects: Vec<String>,
+    #[serde(default)]
+    resources: Vec<PolicyFileResource>,
+}
+
+#[derive(serde::Deserialize)]
+struct PolicyFileResource {
+    resource: String,
+    #[serde(default)]
+    grant: Vec<String>,
+    #[serde(default)]
+    revoke: Vec<String>,
+}
+
+fn perms(raw: &Option<String>) -> Result<Vec<i32>> {
+    raw.iter()
+        .flat_map(|r| r.split(','))
+        .filter(|p| !p.trim().is_empty())
+        .map(|p| match p.trim().to_ascii_uppercase().as_str() {
+            "READ" => Ok(Permission::Read as i32),
+            "WRITE" => Ok(Permission::Write as i32),
+            "ADMIN" => Ok(Permission::Admin as i32),
+            other => Err(anyhow!("permission {other:?}: want READ, WRITE or ADMIN")),
+        })
+        .collect()
+}
+
+impl EntityArgs for PolicyArgs {
+    const KIND: EntityKind = EntityKind::Policy;
+    fn empty(name: &str) -> Entity {
+        Entity { kind: Some(Kind::Policy(Policy { name: name.into(), ..Default::default() })) }
+    }
+    fn apply(&self, e: &mut Entity) -> Result<()> {
+        let Some(Kind::Policy(p)) = &mut e.kind else { bail!("not a policy") };
+        if let Some(f) = &self.file {
+            let text = std::fs::read_to_string(f).with_context(|| format!("--file {}", f.display()))?;
+            let parsed: PolicyFile = serde_json::from_str(&text).with_context(|| format!("--file {}: not a policy", f.display()))?;
+            p.entries = parsed
+                .entries
+                .into_iter()
+                .map(|e| {
+                    Ok(PolicyEntry {
+                        label: e.label,
+                        subjects: e.subjects,
+                        resources: e
+                            .resources
+                            .into_iter()
+                            .map(|r| Ok(PolicyResource { resource: r.resource, grant: perms(&Some(r.grant.join(",")))?, revoke: perms(&Some(r.revoke.join(",")))? }))
+                            .collect::<Result<_>>()?,
+                    })
+                })
+                .collect::<Result<_>>()?;
+        }
+        if !self.subjects.is_empty() || !self.resources.is_empty() {
+            let (grant, revoke) = (perms(&self.grant)?, perms(&self.revoke)?);
+            p.entries.push(PolicyEntry {
+                label: format!("entry{}", p.entries.len() + 1),
+                subjects: self.subjects.clone(),
+                resources: self.resources.iter().map(|r| PolicyResource { resource: r.clone(), grant: grant.clone(), revoke: revoke.clone() }).collect(),
+            });
+        }
+        Ok(())
+    }
+    fn header() -> &'static [&'static str] {
+        &["policy", "entries", "subjects"]
+    }
+    fn row(e: &Entity) -> Vec<String> {
+        let Some(Kind::Policy(p)) = &e.kind else { return vec![] };
+        let subjects: Vec<String> = p.entries.iter().flat_map(|x| x.subjects.clone()).collect();
+        vec![p.name.clone(), p.entries.len().to_string(), subjects.join(",")]
+    }
+}

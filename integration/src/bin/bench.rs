@@ -1,0 +1,128 @@
+//! Benchmarks that print figures. `cargo run --release -p tributary-integration --bin bench -- control-plane`
+
+use anyhow::{anyhow, Result};
+use clap::{Parser, Subcommand};
+use hdrhistogram::Histogram;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tributary_integration::CpCluster;
+use tributary_proto::v1::{entity::Kind, Entity, Well};
+
+#[derive(Parser)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Catalogue writes/s and latency on a 3-member loopback cluster, and leader failover time.
+    ControlPlane {
+        #[arg(long, default_value_t = 64)]
+        clients: usize,
+        #[arg(long, default_value = "10s")]
+        duration: String,
+    },
+}
+
+fn well(name: &str, hot_secs: u64) -> Entity {
+    Entity {
+        kind: Some(Kind::Well(Well {
+            name: name.into(),
+            hot_duration_secs: hot_secs,
+            ..Default::default()
+        })),
+    }
+}
+
+fn ms(us: u64) -> f64 {
+    us as f64 / 1000.0
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    match Cli::parse().cmd {
+        Cmd::ControlPlane { clients, duration } => {
+            let d = tributary_common::duration::parse(&duration).map_err(|e| anyhow!(e))?;
+            control_plane(clients, d).await
+        }
+    }
+}
+
+/// Each client owns one well and updates it in a loop: a write path with validation, Raft
+/// commit on a quorum (fsync'd log) and apply, on loopback.
+async fn control_plane(clients: usize, duration: Duration) -> Result<()> {
+    let mut c = CpCluster::start(3, |cfg| cfg.request_timeout_ms = 10_000).await?;
+    let leader = c.leader(Duration::from_secs(10)).await?;
+    println!("3-member control plane on 127.0.0.1, leader {leader}; {clients} clients for {duration:?}");
+    let members = c.ids();
+    for i in 0..clients {
+        c.catalog(members[i % members.len()])?.create(well(&format!("bench:w{i}"), 0)).await?;
+    }
+
+    // Single client, against the leader.
+    let mut single = Histogram::<u64>::new(3)?;
+    let mut cat = c.catalog(leader)?;
+    for i in 0..500u64 {
+        let t = Instant::now();
+        cat.update(well("bench:w0", i + 1)).await?;
+        single.record(t.elapsed().as_micros() as u64)?;
+    }
+    println!(
+        "single client: p50 {:.2} ms, p99 {:.2} ms ({} writes)",
+        ms(single.value_at_quantile(0.5)),
+        ms(single.value_at_quantile(0.99)),
+        single.len()
+    );
+
+    // Many clients, spread over all members (followers forward to the leader).
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut tasks = Vec::new();
+    for i in 0..clients {
+        let mut cat = c.catalog(members[i % members.len()])?;
+        let stop = stop.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut h = Histogram::<u64>::new(3).map_err(|e| anyhow!("{e}"))?;
+            let mut n = 1u64;
+            while !stop.load(Ordering::Relaxed) {
+                let t = Instant::now();
+                cat.update(well(&format!("bench:w{i}"), n)).await?;
+                h.record(t.elapsed().as_micros() as u64)?;
+                n += 1;
+            }
+            anyhow::Ok(h)
+        }));
+    }
+    let start = Instant::now();
+    tokio::time::sleep(duration).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut all = Histogram::<u64>::new(3)?;
+    for t in tasks {
+        all.add(t.await??)?;
+    }
+    let secs = start.elapsed().as_secs_f64();
+    println!(
+        "{clients} clients: {:.0} writes/s, p50 {:.2} ms, p99 {:.2} ms ({} writes in {secs:.1} s)",
+        all.len() as f64 / secs,
+        ms(all.value_at_quantile(0.5)),
+        ms(all.value_at_quantile(0.99)),
+        all.len()
+    );
+
+    // Failover: stop the leader, then write through a survivor until one succeeds.
+    let survivor = members.iter().copied().find(|m| *m != leader).ok_or_else(|| anyhow!("no survivor"))?;
+    let mut cat = c.catalog(survivor)?;
+    let t = Instant::now();
+    c.kill(leader).await;
+    let mut n = 0u64;
+    loop {
+        n += 1;
+        if cat.update(well("bench:w1", 1_000_000 + n)).await.is_ok() {
+            break;
+        }
+    }
+    println!("leader failover: first successful write {:.0} ms after the leader stopped", t.elapsed().as_secs_f64() * 1000.0);
+    c.shutdown().await;
+    Ok(())
+}
