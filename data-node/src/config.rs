@@ -1,0 +1,125 @@
+//! The data node's configuration: defaults run one standalone node on loopback with no file.
+//! Every key is a TOML key and a `TRIBUTARY_<KEY>` environment variable.
+
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct DataNodeConfig {
+    /// This node's id (1, 2, …), as the catalogue's `owner_node`.
+    pub id: u64,
+    /// gRPC address serving Ingest, Wells and Streams.
+    pub listen: String,
+    /// Address registered with the control plane; empty = the bound listen address.
+    pub advertise: String,
+    /// Control-plane members, `HOST:PORT,HOST:PORT`; empty = standalone (tags are
+    /// allocated locally and the catalogue view is only what was saved or set in-process).
+    pub control_plane: String,
+    pub data_dir: PathBuf,
+    /// Admin HTTP (`/metrics`, `/health`, `/ready`); empty disables it.
+    pub admin_listen: String,
+    /// Accepted ingest secrets (`--ingest-secret`, repeatable); empty = ingest is open.
+    pub ingest_secrets: Vec<String>,
+    /// Capacity advertised at registration (bytes; 0 = unknown), used for placement.
+    pub capacity: u64,
+    /// fsync the WAL on every write (power-loss durability). Off, an acked write is in the
+    /// WAL in the page cache: it survives a process crash (`kill -9`), not a power cut.
+    pub sync_writes: bool,
+    /// Largest entry (data plus enumerated values) an ingest accepts.
+    pub max_entry_bytes: u64,
+    /// Largest gRPC message the node accepts (an ingest batch or a publish).
+    pub max_message_bytes: u64,
+    /// How long an ingest `batch_id` is remembered to drop a resend.
+    pub batch_id_window_ms: u64,
+    pub heartbeat_interval_ms: u64,
+    /// Ageout, stream age limits and dedupe expiry run this often.
+    pub maintenance_interval_ms: u64,
+}
+
+impl Default for DataNodeConfig {
+    fn default() -> Self {
+        Self {
+            id: 1,
+            listen: "127.0.0.1:7200".into(),
+            advertise: String::new(),
+            control_plane: String::new(),
+            data_dir: PathBuf::from("tributary-data/data-node"),
+            // 9095 is the control plane's default; the next port lets both run on one host.
+            admin_listen: "127.0.0.1:9096".into(),
+            ingest_secrets: Vec::new(),
+            capacity: 0,
+            sync_writes: false,
+            max_entry_bytes: 1 << 20,
+            max_message_bytes: 64 << 20,
+            batch_id_window_ms: 3_600_000,
+            heartbeat_interval_ms: 1_000,
+            maintenance_interval_ms: 1_000,
+        }
+    }
+}
+
+impl DataNodeConfig {
+    /// The control-plane addresses, checked; the error names the key.
+    pub fn control_plane_addrs(&self) -> Result<Vec<String>, String> {
+        let addrs: Vec<String> = self
+            .control_plane
+            .split(',')
+            .map(str::trim)
+            .filter(|a| !a.is_empty())
+            .map(str::to_string)
+            .collect();
+        for a in &addrs {
+            let hostport = a
+                .trim_start_matches("http://")
+                .trim_start_matches("https://");
+            if !hostport
+                .rsplit_once(':')
+                .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok())
+            {
+                return Err(format!("key `control_plane`: {a:?} is not HOST:PORT"));
+            }
+        }
+        Ok(addrs)
+    }
+
+    pub fn validate(&self) -> Result<(), String> {
+        if self.id == 0 {
+            return Err("key `id`: must be 1 or more".into());
+        }
+        if self.heartbeat_interval_ms == 0 || self.maintenance_interval_ms == 0 {
+            return Err(
+                "key `heartbeat_interval_ms`/`maintenance_interval_ms`: must be more than 0".into(),
+            );
+        }
+        if self.max_entry_bytes == 0 || self.max_entry_bytes > self.max_message_bytes {
+            return Err("key `max_entry_bytes`: must be between 1 and max_message_bytes".into());
+        }
+        self.control_plane_addrs().map(|_| ())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_bad_keys_are_named() {
+        assert!(DataNodeConfig::default().validate().is_ok());
+        let c = DataNodeConfig {
+            control_plane: "a:1, b:2".into(),
+            ..Default::default()
+        };
+        assert_eq!(c.control_plane_addrs().unwrap(), vec!["a:1", "b:2"]);
+        let c = DataNodeConfig {
+            control_plane: "nope".into(),
+            ..Default::default()
+        };
+        assert!(c.validate().unwrap_err().contains("control_plane"));
+        let c = DataNodeConfig {
+            id: 0,
+            ..Default::default()
+        };
+        assert!(c.validate().unwrap_err().contains("`id`"));
+    }
+}

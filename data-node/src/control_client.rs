@@ -1,0 +1,293 @@
+//! The node's life in the cluster: register, heartbeat every interval with per-well/stream
+//! stats, List then Watch the catalogue to learn what it owns, and create tags on demand.
+//!
+//! Every call goes to the preferred control-plane address; a failure moves to the leader the
+//! error names (`x-tributary-leader`) or else the next address, with capped backoff. While the
+//! control plane is unreachable the node keeps serving from its last (persisted) view.
+
+use crate::catalog::CatalogView;
+use crate::error::{Error, Result};
+use crate::node::{Node, TagCreator};
+use futures::future::BoxFuture;
+use rand::Rng;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::task::JoinHandle;
+use tonic::transport::Channel;
+use tonic::{Code, Status};
+use tributary_common::grpc::{channel, leader_hint};
+use tributary_proto::v1::{
+    catalog_client::CatalogClient, cluster_client::ClusterClient, entity::Kind, DataNode, Entity,
+    EntityKind, EntityRef, HeartbeatRequest, ListRequest, OwnedStats, RegisterRequest, Tag,
+    WatchRequest,
+};
+
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// How long an ingest waits for the control plane to create a tag before failing the batch.
+const TAG_DEADLINE: Duration = Duration::from_secs(5);
+
+pub struct ControlClient {
+    node: Arc<Node>,
+    addrs: Vec<String>,
+    /// The address to try next: a leader hint, or one of `addrs`.
+    preferred: Mutex<(String, usize)>,
+    advertise: String,
+    capacity: u64,
+    heartbeat: Duration,
+}
+
+fn backoff(attempt: u32) -> Duration {
+    let base = Duration::from_millis(100).saturating_mul(1 << attempt.min(6));
+    let base = base.min(MAX_BACKOFF);
+    // Jitter so a restarted cluster is not hit by every node at the same instant.
+    base + Duration::from_millis(rand::rng().random_range(0..=base.as_millis() as u64 / 4))
+}
+
+impl ControlClient {
+    pub fn new(
+        node: Arc<Node>,
+        addrs: Vec<String>,
+        advertise: String,
+        capacity: u64,
+        heartbeat: Duration,
+    ) -> Arc<Self> {
+        let first = addrs.first().cloned().unwrap_or_default();
+        Arc::new(ControlClient {
+            node,
+            addrs,
+            preferred: Mutex::new((first, 0)),
+            advertise,
+            capacity,
+            heartbeat,
+        })
+    }
+
+    /// The heartbeat and catalogue-watch loops.
+    pub fn spawn(self: &Arc<Self>) -> Vec<JoinHandle<()>> {
+        let (a, b) = (self.clone(), self.clone());
+        vec![
+            tokio::spawn(async move { a.heartbeat_loop().await }),
+            tokio::spawn(async move { b.watch_loop().await }),
+        ]
+    }
+
+    fn channel(&self) -> std::result::Result<Channel, Status> {
+        let addr = self
+            .preferred
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .0
+            .clone();
+        channel(&addr).map_err(|e| Status::unavailable(format!("control plane {addr}: {e}")))
+    }
+
+    /// After a failed call: follow the leader hint, or move to the next address.
+    fn failed(&self, status: &Status) {
+        let mut p = self.preferred.lock().unwrap_or_else(|p| p.into_inner());
+        match leader_hint(status) {
+            Some(leader) => p.0 = leader,
+            None if !self.addrs.is_empty() => {
+                p.1 = (p.1 + 1) % self.addrs.len();
+                p.0 = self.addrs[p.1].clone();
+            }
+            None => {}
+        }
+    }
+
+    async fn register(&self) -> std::result::Result<(), Status> {
+        let node = DataNode {
+            id: self.node.id,
+            addr: self.advertise.clone(),
+            capacity: self.capacity,
+        };
+        ClusterClient::new(self.channel()?)
+            .register(RegisterRequest { node: Some(node) })
+            .await?;
+        Ok(())
+    }
+
+    fn stats(&self) -> Vec<OwnedStats> {
+        let mut out = Vec::new();
+        for name in self.node.wells.names() {
+            if let Some(w) = self.node.wells.get(&name) {
+                let t = w.totals();
+                out.push(OwnedStats {
+                    kind: EntityKind::Well as i32,
+                    name,
+                    entries: t.entries,
+                    bytes: t.bytes,
+                    ..Default::default()
+                });
+            }
+        }
+        for s in self.node.streams.all() {
+            let st = s.state();
+            out.push(OwnedStats {
+                kind: EntityKind::Stream as i32,
+                name: s.name.clone(),
+                entries: st.messages,
+                bytes: st.bytes,
+                ..Default::default()
+            });
+        }
+        out
+    }
+
+    async fn heartbeat_loop(&self) {
+        let mut registered = false;
+        let mut attempt = 0;
+        loop {
+            let r = if registered {
+                let req = HeartbeatRequest {
+                    node_id: self.node.id,
+                    healthy: true,
+                    stats: self.stats(),
+                };
+                match self.channel() {
+                    Ok(ch) => ClusterClient::new(ch).heartbeat(req).await.map(|_| ()),
+                    Err(e) => Err(e),
+                }
+            } else {
+                self.register().await
+            };
+            match r {
+                Ok(()) => {
+                    if !registered {
+                        tracing::info!(node = self.node.id, addr = %self.advertise, "registered with the control plane");
+                    }
+                    registered = true;
+                    attempt = 0;
+                    tokio::time::sleep(self.heartbeat).await;
+                }
+                Err(status) => {
+                    // The record may be gone (a wiped control plane): register again.
+                    if status.code() == Code::NotFound {
+                        registered = false;
+                    }
+                    tracing::debug!(%status, "control plane call failed");
+                    self.failed(&status);
+                    attempt += 1;
+                    tokio::time::sleep(
+                        backoff(attempt).min(self.heartbeat.max(Duration::from_millis(100))),
+                    )
+                    .await;
+                }
+            }
+        }
+    }
+
+    async fn list(&self) -> std::result::Result<CatalogView, Status> {
+        let mut client = CatalogClient::new(self.channel()?);
+        let mut revision = u64::MAX;
+        let mut entities = Vec::new();
+        for kind in [EntityKind::Tag, EntityKind::Well, EntityKind::Stream] {
+            let r = client
+                .list(ListRequest {
+                    kind: kind as i32,
+                    namespace: String::new(),
+                })
+                .await?
+                .into_inner();
+            // Watch from the oldest list's revision: changes between lists are seen twice
+            // (puts are idempotent), never missed.
+            revision = revision.min(r.revision);
+            entities.extend(r.entities);
+        }
+        Ok(CatalogView::from_entities(revision, entities))
+    }
+
+    async fn watch_once(&self) -> std::result::Result<(), Status> {
+        let view = self.list().await?;
+        let from = view.revision;
+        self.node.set_catalog(view).map_err(Status::from)?;
+        let mut events = CatalogClient::new(self.channel()?)
+            .watch(WatchRequest {
+                from_revision: from,
+            })
+            .await?
+            .into_inner();
+        while let Some(ev) = events.message().await? {
+            self.node
+                .update_catalog(|c| c.apply(ev))
+                .map_err(Status::from)?;
+        }
+        Err(Status::unavailable("catalogue watch ended"))
+    }
+
+    async fn watch_loop(&self) {
+        let mut attempt = 0;
+        loop {
+            let started = tokio::time::Instant::now();
+            if let Err(status) = self.watch_once().await {
+                tracing::debug!(%status, "catalogue watch failed; listing again after backoff");
+                self.failed(&status);
+            }
+            // A watch that ran a while resets the backoff.
+            if started.elapsed() > Duration::from_secs(10) {
+                attempt = 0;
+            }
+            attempt += 1;
+            tokio::time::sleep(backoff(attempt)).await;
+        }
+    }
+
+    async fn create_tag_once(&self, name: &str) -> std::result::Result<u32, Status> {
+        let mut client = CatalogClient::new(self.channel()?);
+        let entity = Entity {
+            kind: Some(Kind::Tag(Tag {
+                name: name.to_string(),
+                id: 0,
+            })),
+        };
+        let created = match client.create(entity).await {
+            Ok(r) => r.into_inner().entity,
+            Err(s) if s.code() == Code::AlreadyExists => {
+                client
+                    .get(EntityRef {
+                        kind: EntityKind::Tag as i32,
+                        name: name.to_string(),
+                    })
+                    .await?
+                    .into_inner()
+                    .entity
+            }
+            Err(s) => return Err(s),
+        };
+        match created.and_then(|e| e.kind) {
+            Some(Kind::Tag(t)) if t.id != 0 => Ok(t.id),
+            _ => Err(Status::internal(format!(
+                "control plane returned no id for tag {name}"
+            ))),
+        }
+    }
+}
+
+impl TagCreator for ControlClient {
+    fn create_tag<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<u32>> {
+        Box::pin(async move {
+            let deadline = tokio::time::Instant::now() + TAG_DEADLINE;
+            let mut attempt = 0;
+            loop {
+                match self.create_tag_once(name).await {
+                    Ok(id) => return Ok(id),
+                    Err(s)
+                        if matches!(s.code(), Code::InvalidArgument | Code::PermissionDenied) =>
+                    {
+                        return Err(Error::invalid("tag", s.message().to_string()))
+                    }
+                    Err(s) => {
+                        self.failed(&s);
+                        attempt += 1;
+                        if tokio::time::Instant::now() + backoff(attempt) > deadline {
+                            return Err(Error::Unavailable(format!(
+                                "cannot create tag {name:?}: control plane unavailable ({})",
+                                s.message()
+                            )));
+                        }
+                        tokio::time::sleep(backoff(attempt)).await;
+                    }
+                }
+            }
+        })
+    }
+}

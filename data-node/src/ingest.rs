@@ -1,0 +1,214 @@
+//! `Ingest.Write`: batches in, one ack per batch. Each batch is checked whole (secret, entry
+//! shapes and sizes, tags, routing) before one atomic storage write, so a bad entry stores
+//! nothing of its batch and loses nothing acknowledged before it.
+
+use crate::error::{Error, Result};
+use crate::node::{now_ns, Node};
+use crate::storage::codec::EntryValue;
+use crate::storage::wells::{Well, WriteOutcome};
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
+use tributary_proto::v1::{ingest_server::Ingest, IngestAck, IngestBatch};
+
+/// Metadata key carrying the ingest secret.
+pub const SECRET_HEADER: &str = "x-tributary-ingest-secret";
+
+/// Cheap to clone: request tasks take their own copy.
+#[derive(Clone)]
+pub struct IngestService {
+    pub node: Arc<Node>,
+    /// Accepted secrets; empty = ingest is open (single-node dev only).
+    pub secrets: Arc<Vec<String>>,
+    pub max_entry_bytes: usize,
+}
+
+/// Equal-length-independent constant-time comparison: the time depends only on the lengths.
+fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+    let mut diff = (a.len() ^ b.len()) as u8 | u8::from(a.len() != b.len());
+    for i in 0..a.len().max(b.len()) {
+        diff |= a.get(i).copied().unwrap_or(0) ^ b.get(i).copied().unwrap_or(0xff);
+    }
+    diff == 0
+}
+
+pub fn check_secret(secrets: &[String], given: Option<&[u8]>) -> Result<()> {
+    if secrets.is_empty() {
+        return Ok(());
+    }
+    let Some(given) = given else {
+        return Err(Error::Unauthenticated(format!(
+            "missing ingest secret ({SECRET_HEADER})"
+        )));
+    };
+    // Compare against every secret, without stopping early, so timing tells nothing.
+    let ok = secrets
+        .iter()
+        .fold(false, |ok, s| ok | ct_eq(s.as_bytes(), given));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::Unauthenticated("bad ingest secret".into()))
+    }
+}
+
+impl IngestService {
+    /// The tag's id (created if new) and the owned well it routes to.
+    async fn route(&self, tag_name: &str, field: &str) -> Result<(u32, Arc<Well>)> {
+        let tag = self
+            .node
+            .resolve_tag(tag_name)
+            .await
+            .map_err(|err| match err {
+                Error::InvalidArgument { reason, .. } => Error::invalid(field, reason),
+                other => other,
+            })?;
+        let well_name = self
+            .node
+            .with_catalog(|c| c.well_for_tag(tag_name).map(|w| w.name.clone()))
+            .ok_or_else(|| {
+                Error::FailedPrecondition(format!(
+                    "tag {tag_name:?} is routed to no well and there is no default well"
+                ))
+            })?;
+        Ok((tag, self.node.owned_well(field, &well_name)?))
+    }
+
+    /// Validates, resolves and stores one batch.
+    pub async fn store(&self, batch: IngestBatch) -> Result<IngestAck> {
+        let now = now_ns();
+        let mut items = Vec::with_capacity(batch.entries.len());
+        // Batches usually carry few tags: resolve each once per batch.
+        let mut routes: HashMap<String, (u32, Arc<Well>)> = HashMap::new();
+        for (i, e) in batch.entries.into_iter().enumerate() {
+            let field = |f: &str| format!("entries[{i}].{f}");
+            if e.timestamp_ns < 0 {
+                return Err(Error::invalid(field("timestamp_ns"), "is before 1970"));
+            }
+            let size = e.data.len()
+                + e.values
+                    .iter()
+                    .map(|(k, v)| k.len() + v.len())
+                    .sum::<usize>();
+            if size > self.max_entry_bytes {
+                return Err(Error::invalid(
+                    field("data"),
+                    format!(
+                        "entry of {size} bytes exceeds max_entry_bytes {}",
+                        self.max_entry_bytes
+                    ),
+                ));
+            }
+            let source = if e.source.is_empty() {
+                None
+            } else {
+                Some(e.source.parse::<IpAddr>().map_err(|_| {
+                    Error::invalid(
+                        field("source"),
+                        format!("{:?} is not an IP address", e.source),
+                    )
+                })?)
+            };
+            let tag_name = if e.tag.is_empty() {
+                "default"
+            } else {
+                e.tag.as_str()
+            };
+            let (tag, well) = match routes.get(tag_name) {
+                Some(r) => r.clone(),
+                None => {
+                    let r = self.route(tag_name, &field("tag")).await?;
+                    routes.insert(tag_name.to_string(), r.clone());
+                    r
+                }
+            };
+            // Timestamp 0 means "now", for clients with no clock of their own to give.
+            let ts = if e.timestamp_ns == 0 {
+                now
+            } else {
+                e.timestamp_ns
+            };
+            let value = EntryValue {
+                tag,
+                source,
+                data: e.data,
+                values: e.values.into_iter().collect(),
+            };
+            items.push((well, ts as u64, value));
+        }
+        let batch_id = (!batch.batch_id.is_empty()).then_some(batch.batch_id.as_str());
+        let outcome = self.node.wells.write(items, batch_id, now)?;
+        Ok(match outcome {
+            WriteOutcome::Stored(n) => {
+                metrics::counter!("tributary_ingest_entries_total").increment(n);
+                IngestAck {
+                    seq: batch.seq,
+                    stored: n,
+                    duplicate: false,
+                }
+            }
+            WriteOutcome::Duplicate => IngestAck {
+                seq: batch.seq,
+                stored: 0,
+                duplicate: true,
+            },
+        })
+    }
+}
+
+#[tonic::async_trait]
+impl Ingest for IngestService {
+    type WriteStream = ReceiverStream<Result<IngestAck, Status>>;
+
+    async fn write(
+        &self,
+        req: Request<Streaming<IngestBatch>>,
+    ) -> Result<Response<Self::WriteStream>, Status> {
+        check_secret(
+            &self.secrets,
+            req.metadata().get(SECRET_HEADER).map(|v| v.as_bytes()),
+        )?;
+        let mut inbound = req.into_inner();
+        let (tx, rx) = tokio::sync::mpsc::channel(64);
+        let svc = self.clone();
+        tokio::spawn(async move {
+            loop {
+                let batch = match inbound.message().await {
+                    Ok(Some(b)) => b,
+                    Ok(None) => return,
+                    Err(status) => {
+                        tracing::debug!(%status, "ingest stream ended");
+                        return;
+                    }
+                };
+                let reply = svc.store(batch).await.map_err(Status::from);
+                let failed = reply.is_err();
+                if tx.send(reply).await.is_err() || failed {
+                    // A failed batch ends the stream: the client learns which batch (the last
+                    // acked seq + 1) and resends from there.
+                    return;
+                }
+            }
+        });
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_compare() {
+        let s = vec!["alpha".to_string(), "beta".to_string()];
+        assert!(check_secret(&s, Some(b"beta")).is_ok());
+        assert!(check_secret(&s, Some(b"bet")).is_err());
+        assert!(check_secret(&s, Some(b"betaa")).is_err());
+        assert!(check_secret(&s, None).is_err());
+        assert!(check_secret(&[], None).is_ok());
+        assert!(ct_eq(b"", b""));
+        assert!(!ct_eq(b"", b"\xff"));
+    }
+}

@@ -1,0 +1,80 @@
+use clap::Parser;
+use serde::Serialize;
+use std::path::PathBuf;
+use tributary_data_node::DataNodeConfig;
+
+/// A Tributary data node. Every flag is also a TOML key and a `TRIBUTARY_<KEY>` environment
+/// variable (the file's keys are listed in `deploy/data-node.toml`).
+#[derive(Parser, Serialize)]
+#[command(version, about)]
+struct Flags {
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<u64>,
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    listen: Option<String>,
+    /// Address to register with the control plane (default: the bound listen address).
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    advertise: Option<String>,
+    /// Control-plane members: HOST:PORT[,HOST:PORT…].
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    control_plane: Option<String>,
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data_dir: Option<PathBuf>,
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    admin_listen: Option<String>,
+    /// Accepted ingest secret; repeat for several (rotation).
+    #[arg(
+        long = "ingest-secret",
+        env = "TRIBUTARY_INGEST_SECRET",
+        value_delimiter = ','
+    )]
+    #[serde(rename = "ingest_secrets", skip_serializing_if = "Vec::is_empty")]
+    ingest_secrets: Vec<String>,
+    /// fsync the WAL on every write (survive power loss, not only process crashes).
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sync_writes: Option<bool>,
+    /// TOML config file.
+    #[arg(long, env = "TRIBUTARY_CONFIG")]
+    #[serde(skip)]
+    config: Option<PathBuf>,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tributary_common::telemetry::init_logging("info");
+    let flags = Flags::parse();
+    let config: DataNodeConfig = tributary_common::config::load(flags.config.as_deref(), &flags)?;
+    let running = tributary_data_node::start(config).await?;
+    tracing::info!(addr = %running.addr, "serving");
+    shutdown_signal().await;
+    running.shutdown().await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

@@ -1,0 +1,282 @@
+//! The node: its storage, its catalogue view, and the reconciliation between the two (open
+//! what the catalogue says this node owns, close what it no longer owns).
+
+use crate::catalog::{canonical, CatalogView};
+use crate::error::{Error, Result};
+use crate::storage::keys::meta;
+use crate::storage::streams::{StreamLimits, StreamStore, Streams};
+use crate::storage::wells::{ColdOpener, WellConfig, Wells};
+use crate::storage::{ids::LocalIds, Batch, KvEngine, MemoryEngine, RocksEngine, Space};
+use futures::future::BoxFuture;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use tributary_proto::v1::{StorageType, Stream, Well};
+
+/// Creates tags in the cluster (the control-plane client); the id comes back.
+pub trait TagCreator: Send + Sync {
+    fn create_tag<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<u32>>;
+}
+
+pub struct Node {
+    pub id: u64,
+    main: Arc<dyn KvEngine>,
+    memory: Arc<dyn KvEngine>,
+    ids: Arc<LocalIds>,
+    pub wells: Wells,
+    pub streams: Streams,
+    catalog: RwLock<CatalogView>,
+    tag_creator: RwLock<Option<Arc<dyn TagCreator>>>,
+    // Serialises tag creation so one new tag in many concurrent batches is created once.
+    tag_lock: tokio::sync::Mutex<()>,
+}
+
+pub fn now_ns() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+impl Node {
+    /// Opens the node's RocksDB under `data_dir/db` and reopens what the last known
+    /// catalogue says it owns.
+    pub fn open(id: u64, data_dir: &Path, sync_writes: bool) -> Result<Arc<Node>> {
+        let main: Arc<dyn KvEngine> =
+            Arc::new(RocksEngine::open(&data_dir.join("db"), sync_writes)?);
+        let cold: ColdOpener = Box::new(move |p: &Path| {
+            let e: Arc<dyn KvEngine> = Arc::new(RocksEngine::open(
+                &p.join(format!("node-{id}")),
+                sync_writes,
+            )?);
+            Ok(e)
+        });
+        Self::with_engine(id, main, cold, data_dir.to_path_buf())
+    }
+
+    /// A node over any engine (tests use memory); `base` resolves relative cold locations.
+    pub fn with_engine(
+        id: u64,
+        main: Arc<dyn KvEngine>,
+        cold: ColdOpener,
+        base: PathBuf,
+    ) -> Result<Arc<Node>> {
+        let ids = Arc::new(LocalIds::new(main.clone()));
+        let cold: ColdOpener = Box::new(move |p: &Path| cold(&base.join(p)));
+        let wells = Wells::open(main.clone(), ids.clone(), cold)?;
+        let catalog = match main.get(Space::Meta, meta::CATALOG)? {
+            Some(v) => CatalogView::decode(&v).map_err(|e| {
+                Error::Storage(crate::storage::StorageError::Corrupt(format!(
+                    "saved catalogue: {e}"
+                )))
+            })?,
+            None => CatalogView::default(),
+        };
+        let node = Arc::new(Node {
+            id,
+            main,
+            memory: Arc::new(MemoryEngine::new()),
+            ids,
+            wells,
+            streams: Streams::default(),
+            catalog: RwLock::new(CatalogView::default()),
+            tag_creator: RwLock::new(None),
+            tag_lock: tokio::sync::Mutex::new(()),
+        });
+        node.set_catalog(catalog)?;
+        Ok(node)
+    }
+
+    pub fn set_tag_creator(&self, c: Arc<dyn TagCreator>) {
+        *self.tag_creator.write().unwrap_or_else(|p| p.into_inner()) = Some(c);
+    }
+
+    /// Reads the catalogue view without copying it.
+    pub fn with_catalog<R>(&self, f: impl FnOnce(&CatalogView) -> R) -> R {
+        f(&self.catalog.read().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    pub fn catalog_revision(&self) -> u64 {
+        self.with_catalog(|c| c.revision)
+    }
+
+    /// Replaces the view (after a List), persists it and reconciles.
+    pub fn set_catalog(&self, view: CatalogView) -> Result<()> {
+        self.update_catalog(|c| *c = view)
+    }
+
+    /// Changes the view in place, persists it and reconciles.
+    pub fn update_catalog(&self, f: impl FnOnce(&mut CatalogView)) -> Result<()> {
+        let snapshot = {
+            let mut c = self.catalog.write().unwrap_or_else(|p| p.into_inner());
+            f(&mut c);
+            c.clone()
+        };
+        let mut b = Batch::default();
+        b.put(Space::Meta, meta::CATALOG.to_vec(), snapshot.encode());
+        self.main.write(b)?;
+        self.reconcile(&snapshot)
+    }
+
+    fn reconcile(&self, view: &CatalogView) -> Result<()> {
+        for w in view.wells.values().filter(|w| w.owner_node == self.id) {
+            self.wells.open_well(well_config(w))?;
+        }
+        for name in self.wells.names() {
+            match view.wells.get(&name) {
+                Some(w) if w.owner_node == self.id => {}
+                // Moved elsewhere: stop serving but keep the bytes (no data migration yet).
+                Some(_) => self.wells.close_well(&name, false)?,
+                None => self.wells.close_well(&name, true)?,
+            }
+        }
+        for s in view.streams.values().filter(|s| s.owner_node == self.id) {
+            match self.streams.get(&s.name) {
+                Some(store) => store.set_limits(stream_limits(s)),
+                None => {
+                    let memory = s.storage == StorageType::Memory as i32;
+                    let engine = if memory {
+                        self.memory.clone()
+                    } else {
+                        self.main.clone()
+                    };
+                    let id = self.ids.id_for(&meta::stream_id(&s.name))?;
+                    let store = StreamStore::open(id, s.name.clone(), engine, stream_limits(s))?;
+                    self.streams.insert(Arc::new(store));
+                }
+            }
+        }
+        for store in self.streams.all() {
+            match view.streams.get(&store.name) {
+                Some(s) if s.owner_node == self.id => {}
+                Some(_) => {
+                    self.streams.remove(&store.name);
+                }
+                None => {
+                    self.streams.remove(&store.name);
+                    store.destroy()?;
+                    self.ids.forget(&meta::stream_id(&store.name))?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The id of `tag`, creating it in the cluster (or locally with no control plane).
+    pub async fn resolve_tag(&self, tag: &str) -> Result<u32> {
+        if let Some(id) = self.with_catalog(|c| c.tags.get(tag).copied()) {
+            return Ok(id);
+        }
+        tributary_common::names::validate_part(tag)
+            .map_err(|r| Error::invalid("tag", format!("tag {tag:?} {r}")))?;
+        let _guard = self.tag_lock.lock().await;
+        if let Some(id) = self.with_catalog(|c| c.tags.get(tag).copied()) {
+            return Ok(id);
+        }
+        let creator = self
+            .tag_creator
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let id = match creator {
+            Some(c) => c.create_tag(tag).await?,
+            // Standalone (no control plane): ids are only ever used on this node.
+            None => self.with_catalog(|c| c.tags.values().max().map_or(1, |m| m + 1)),
+        };
+        self.update_catalog(|c| {
+            c.tags.insert(tag.to_string(), id);
+        })?;
+        Ok(id)
+    }
+
+    /// Periodic upkeep: ageout, stream age limits and dedupe windows, old ingest batch ids.
+    pub fn maintain(&self, now: i64, batch_id_window_ns: i64) -> Result<()> {
+        let r = self.wells.ageout(now)?;
+        if r != Default::default() {
+            tracing::info!(
+                moved_shards = r.moved_shards,
+                moved_entries = r.moved_entries,
+                deleted_shards = r.deleted_shards,
+                "ageout"
+            );
+        }
+        for s in self.streams.all() {
+            s.expire(now)?;
+        }
+        self.wells.expire_batch_ids(now, batch_id_window_ns)?;
+        Ok(())
+    }
+
+    /// The well named `name` if this node owns it; the error says why not.
+    pub fn owned_well(&self, field: &str, name: &str) -> Result<Arc<crate::storage::wells::Well>> {
+        if name.is_empty() {
+            return Err(Error::invalid(field, "is empty"));
+        }
+        let name = canonical(name);
+        if let Some(w) = self.wells.get(&name) {
+            return Ok(w);
+        }
+        Err(self.not_here(
+            "well",
+            &name,
+            self.with_catalog(|c| c.wells.get(&name).map(|w| w.owner_node)),
+        ))
+    }
+
+    pub fn owned_stream(&self, field: &str, name: &str) -> Result<Arc<StreamStore>> {
+        if name.is_empty() {
+            return Err(Error::invalid(field, "is empty"));
+        }
+        let name = canonical(name);
+        if let Some(s) = self.streams.get(&name) {
+            return Ok(s);
+        }
+        Err(self.not_here(
+            "stream",
+            &name,
+            self.with_catalog(|c| c.streams.get(&name).map(|s| s.owner_node)),
+        ))
+    }
+
+    fn not_here(&self, kind: &'static str, name: &str, owner: Option<u64>) -> Error {
+        match owner {
+            None => Error::not_found(kind, name),
+            Some(0) => {
+                Error::FailedPrecondition(format!("{kind} {name} is not placed on a data node yet"))
+            }
+            Some(o) => Error::FailedPrecondition(format!(
+                "{kind} {name} is owned by data node {o}, not {}",
+                self.id
+            )),
+        }
+    }
+
+    /// The catalogue config of a stream (for `Info`).
+    pub fn stream_config(&self, name: &str) -> Option<Stream> {
+        self.with_catalog(|c| c.streams.get(name).cloned())
+    }
+}
+
+pub fn well_config(w: &Well) -> WellConfig {
+    WellConfig {
+        name: w.name.clone(),
+        shard_secs: w.shard_duration_secs,
+        cold_location: (!w.cold_location.is_empty()).then(|| PathBuf::from(&w.cold_location)),
+        hot_secs: w.hot_duration_secs,
+        cold_secs: w.cold_duration_secs,
+    }
+}
+
+pub fn stream_limits(s: &Stream) -> StreamLimits {
+    let pos = |v: i64| u64::try_from(v).unwrap_or(0);
+    StreamLimits {
+        max_msgs: pos(s.max_msgs),
+        max_bytes: pos(s.max_bytes),
+        max_age_ns: s.max_age_ms.saturating_mul(1_000_000),
+        max_msg_size: u64::try_from(s.max_msg_size).unwrap_or(0),
+        max_msgs_per_subject: pos(s.max_msgs_per_subject),
+        discard_new: s.discard == tributary_proto::v1::DiscardPolicy::DiscardNew as i32,
+        duplicate_window_ns: s.duplicate_window_ms.saturating_mul(1_000_000),
+        deny_delete: s.deny_delete,
+        deny_purge: s.deny_purge,
+    }
+}

@@ -1,0 +1,124 @@
+//! `Wells.Query` and `Wells.Shards`: reads of a well this node owns.
+
+use crate::error::{Error, Result};
+use crate::node::Node;
+use crate::storage::wells::{QuerySpec, COLD};
+use std::sync::Arc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status};
+use tributary_proto::v1::{
+    wells_server::Wells, QueryReply, QueryRequest, ShardInfo, ShardsReply, ShardsRequest, WellEntry,
+};
+
+/// Entries per reply message: big enough to amortise framing, small enough for the default
+/// 4 MiB gRPC message limit with typical entries.
+const PAGE: usize = 512;
+
+pub struct WellsService {
+    pub node: Arc<Node>,
+}
+
+impl WellsService {
+    fn spec(&self, req: &QueryRequest) -> Result<QuerySpec> {
+        if req.from_ns < 0 || req.to_ns < 0 {
+            return Err(Error::invalid(
+                "from_ns",
+                "times are unix nanoseconds, not negative",
+            ));
+        }
+        if req.to_ns > 0 && req.to_ns <= req.from_ns {
+            return Err(Error::invalid(
+                "to_ns",
+                "must be after from_ns (or 0 for no bound)",
+            ));
+        }
+        let tags = self.node.with_catalog(|c| {
+            req.tags
+                .iter()
+                .filter_map(|t| c.tags.get(t).copied())
+                .collect::<Vec<u32>>()
+        });
+        Ok(QuerySpec {
+            from_ns: req.from_ns as u64,
+            to_ns: (req.to_ns > 0).then_some(req.to_ns as u64),
+            tags,
+        })
+    }
+}
+
+#[tonic::async_trait]
+impl Wells for WellsService {
+    type QueryStream = ReceiverStream<Result<QueryReply, Status>>;
+
+    async fn query(
+        &self,
+        req: Request<QueryRequest>,
+    ) -> Result<Response<Self::QueryStream>, Status> {
+        let req = req.into_inner();
+        let well = self.node.owned_well("well", &req.well)?;
+        let spec = self.spec(&req)?;
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        if !req.tags.is_empty() && spec.tags.is_empty() {
+            // Only unknown tags asked for: nothing can match.
+            return Ok(Response::new(ReceiverStream::new(rx)));
+        }
+        let node = self.node.clone();
+        let mut left = if req.limit == 0 { u64::MAX } else { req.limit };
+        tokio::spawn(async move {
+            let mut cursor: Option<Vec<u8>> = None;
+            while left > 0 {
+                let page = PAGE.min(usize::try_from(left).unwrap_or(PAGE));
+                let (entries, next) = match node.wells.query(&well, &spec, cursor.as_deref(), page)
+                {
+                    Ok(r) => r,
+                    Err(e) => {
+                        let _ = tx.send(Err(Error::from(e).into())).await;
+                        return;
+                    }
+                };
+                let entries: Vec<WellEntry> = node.with_catalog(|c| {
+                    entries
+                        .into_iter()
+                        .take(usize::try_from(left).unwrap_or(usize::MAX))
+                        .map(|e| WellEntry {
+                            timestamp_ns: e.timestamp_ns as i64,
+                            tag: c
+                                .tag_name(e.value.tag)
+                                .map_or_else(|| e.value.tag.to_string(), str::to_string),
+                            source: e.value.source.map(|s| s.to_string()).unwrap_or_default(),
+                            data: e.value.data,
+                            values: e.value.values.into_iter().collect(),
+                        })
+                        .collect()
+                });
+                left -= entries.len() as u64;
+                // The bounded channel is the flow control: a slow reader parks this task.
+                if !entries.is_empty() && tx.send(Ok(QueryReply { entries })).await.is_err() {
+                    return;
+                }
+                match next {
+                    Some(c) => cursor = Some(c),
+                    None => return,
+                }
+            }
+        });
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+
+    async fn shards(&self, req: Request<ShardsRequest>) -> Result<Response<ShardsReply>, Status> {
+        let well = self.node.owned_well("well", &req.get_ref().well)?;
+        let shards = well
+            .shards()
+            .into_iter()
+            .map(|s| ShardInfo {
+                shard: s.shard,
+                start_ns: s.start_ns,
+                end_ns: s.end_ns,
+                entries: s.stat.entries,
+                bytes: s.stat.bytes,
+                tier: if s.tier == COLD { "cold" } else { "hot" }.to_string(),
+            })
+            .collect();
+        Ok(Response::new(ShardsReply { shards }))
+    }
+}

@@ -1,0 +1,201 @@
+//! Starting and stopping a data node in-process: storage, gRPC services, admin listener,
+//! upkeep loop and (when configured) the control-plane client.
+
+use crate::config::DataNodeConfig;
+use crate::control_client::ControlClient;
+use crate::ingest::IngestService;
+use crate::node::{now_ns, Node};
+use crate::query::WellsService;
+use crate::streams::StreamsService;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_stream::wrappers::TcpListenerStream;
+use tributary_common::telemetry::{self, Readiness};
+use tributary_proto::v1::{
+    ingest_server::IngestServer, streams_server::StreamsServer, wells_server::WellsServer,
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    #[error("cannot open storage in {path}: {source}")]
+    Storage { path: String, source: crate::Error },
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: String,
+        source: std::io::Error,
+    },
+}
+
+/// A running data node: its state, its addresses, and how to stop it.
+pub struct RunningDataNode {
+    pub node: Arc<Node>,
+    /// The bound gRPC address.
+    pub addr: SocketAddr,
+    pub admin_addr: Option<SocketAddr>,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    server: JoinHandle<()>,
+    background: Vec<JoinHandle<()>>,
+}
+
+impl RunningDataNode {
+    /// Stops serving and the background tasks. Storage closes when the last reference to the
+    /// node goes (open subscriptions end as their clients notice the server is gone).
+    pub async fn shutdown(mut self) {
+        for t in &self.background {
+            t.abort();
+        }
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(5), &mut self.server).await;
+        self.server.abort();
+        for t in self.background.drain(..) {
+            let _ = t.await;
+        }
+    }
+}
+
+/// Starts a data node, binding `config.listen`.
+pub async fn start(config: DataNodeConfig) -> Result<RunningDataNode, StartError> {
+    let listener =
+        TcpListener::bind(&config.listen)
+            .await
+            .map_err(|source| StartError::Listen {
+                addr: config.listen.clone(),
+                source,
+            })?;
+    start_on(config, listener).await
+}
+
+/// Opens the node's storage, retrying briefly: a node stopped a moment ago in this process may
+/// still hold the RocksDB lock until its last task lets go.
+async fn open_node(config: &DataNodeConfig) -> Result<Arc<Node>, StartError> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        match Node::open(config.id, &config.data_dir, config.sync_writes) {
+            Ok(n) => return Ok(n),
+            Err(e) if e.to_string().contains("lock") && tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(source) => {
+                return Err(StartError::Storage {
+                    path: config.data_dir.display().to_string(),
+                    source,
+                })
+            }
+        }
+    }
+}
+
+/// Starts a data node on an already bound listener (tests bind `127.0.0.1:0`).
+pub async fn start_on(
+    config: DataNodeConfig,
+    listener: TcpListener,
+) -> Result<RunningDataNode, StartError> {
+    config.validate().map_err(StartError::Config)?;
+    let addr = listener.local_addr().map_err(|source| StartError::Listen {
+        addr: config.listen.clone(),
+        source,
+    })?;
+    let node = open_node(&config).await?;
+    if config.ingest_secrets.is_empty() {
+        tracing::warn!("no ingest secret configured: ingest is open to anyone who can connect");
+    }
+
+    let ready = Readiness::default();
+    let admin_addr = if config.admin_listen.is_empty() {
+        None
+    } else {
+        let a = telemetry::admin_addr(&config.admin_listen).map_err(StartError::Config)?;
+        Some(
+            telemetry::serve_admin(a, ready.clone())
+                .await
+                .map_err(|source| StartError::Listen {
+                    addr: a.to_string(),
+                    source,
+                })?,
+        )
+    };
+
+    let max = usize::try_from(config.max_message_bytes).unwrap_or(usize::MAX);
+    let ingest = IngestService {
+        node: node.clone(),
+        secrets: Arc::new(config.ingest_secrets.clone()),
+        max_entry_bytes: usize::try_from(config.max_entry_bytes).unwrap_or(usize::MAX),
+    };
+    let streams = StreamsService { node: node.clone() };
+    let router = tonic::transport::Server::builder()
+        .add_service(IngestServer::new(ingest).max_decoding_message_size(max))
+        .add_service(
+            WellsServer::new(WellsService { node: node.clone() }).max_encoding_message_size(max),
+        )
+        .add_service(
+            StreamsServer::new(streams)
+                .max_decoding_message_size(max)
+                .max_encoding_message_size(max),
+        );
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let incoming = TcpListenerStream::new(listener);
+    let server = tokio::spawn(async move {
+        let stop = async {
+            let _ = rx.await;
+        };
+        if let Err(e) = router.serve_with_incoming_shutdown(incoming, stop).await {
+            tracing::error!(error = %e, "data-node gRPC server stopped");
+        }
+    });
+
+    let mut background = vec![tokio::spawn(maintenance(
+        node.clone(),
+        Duration::from_millis(config.maintenance_interval_ms),
+        i64::try_from(config.batch_id_window_ms.saturating_mul(1_000_000)).unwrap_or(i64::MAX),
+    ))];
+    let cp_addrs = config.control_plane_addrs().map_err(StartError::Config)?;
+    if !cp_addrs.is_empty() {
+        let advertise = if config.advertise.is_empty() {
+            addr.to_string()
+        } else {
+            config.advertise.clone()
+        };
+        let client = ControlClient::new(
+            node.clone(),
+            cp_addrs,
+            advertise,
+            config.capacity,
+            Duration::from_millis(config.heartbeat_interval_ms),
+        );
+        node.set_tag_creator(client.clone());
+        background.extend(client.spawn());
+    }
+    ready.set(true);
+    tracing::info!(id = config.id, %addr, "data node started");
+    Ok(RunningDataNode {
+        node,
+        addr,
+        admin_addr,
+        shutdown: Some(tx),
+        server,
+        background,
+    })
+}
+
+async fn maintenance(node: Arc<Node>, every: Duration, batch_id_window_ns: i64) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let n = node.clone();
+        // Ageout copies whole shards: keep it off the async workers.
+        let r = tokio::task::spawn_blocking(move || n.maintain(now_ns(), batch_id_window_ns)).await;
+        match r {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "maintenance failed; retrying next round"),
+            Err(e) => tracing::warn!(error = %e, "maintenance task panicked"),
+        }
+    }
+}

@@ -1,0 +1,418 @@
+//! Streams: sequence-numbered messages with JetStream's limits, over any [`KvEngine`]
+//! (`file` = the node's RocksDB, `memory` = a [`crate::storage::MemoryEngine`]), so both
+//! storage types share one implementation and one behaviour.
+//!
+//! Persisted per stream: messages (`m`+seq), Msg-Id dedupe records (`d`+id) and a state
+//! record (`s`: last seq and time, which must survive a purge). Counts, bytes and the
+//! per-subject index are rebuilt from the messages at open.
+
+pub mod limits;
+#[cfg(test)]
+mod tests;
+
+use crate::error::{Error, Result};
+use crate::storage::codec::{MessageValue, Reader, Writer};
+use crate::storage::keys::{self, STREAM_MSG_ID, STREAM_STATE};
+use crate::storage::{prefix_end, Batch, KvEngine, Scan, Space, StorageError, StorageResult};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use tokio::sync::watch;
+
+/// JetStream's default duplicate window: two minutes.
+pub const DEFAULT_DUPLICATE_WINDOW_NS: u64 = 120 * 1_000_000_000;
+/// Headers that carry a publisher's message id (ours and the NATS spelling).
+pub const MSG_ID_HEADERS: [&str; 2] = ["Msg-Id", "Nats-Msg-Id"];
+
+/// A stream's limits and switches; 0 means unlimited throughout.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StreamLimits {
+    pub max_msgs: u64,
+    pub max_bytes: u64,
+    pub max_age_ns: u64,
+    pub max_msg_size: u64,
+    pub max_msgs_per_subject: u64,
+    pub discard_new: bool,
+    /// 0 = [`DEFAULT_DUPLICATE_WINDOW_NS`].
+    pub duplicate_window_ns: u64,
+    pub deny_delete: bool,
+    pub deny_purge: bool,
+}
+
+impl StreamLimits {
+    fn dup_window(&self) -> i64 {
+        let w = if self.duplicate_window_ns == 0 {
+            DEFAULT_DUPLICATE_WINDOW_NS
+        } else {
+            self.duplicate_window_ns
+        };
+        i64::try_from(w).unwrap_or(i64::MAX)
+    }
+}
+
+/// A stream's state as `Streams.Info` reports it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StreamStateView {
+    pub messages: u64,
+    pub bytes: u64,
+    pub first_seq: u64,
+    pub last_seq: u64,
+    pub first_ts_ns: i64,
+    pub last_ts_ns: i64,
+    pub deleted: u64,
+    pub subscribers: u64,
+}
+
+/// The result of a publish.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PubResult {
+    pub seq: u64,
+    pub duplicate: bool,
+}
+
+struct Inner {
+    /// Lowest stored seq; `last_seq + 1` when empty.
+    first_seq: u64,
+    first_ts: i64,
+    last_seq: u64,
+    last_ts: i64,
+    msgs: u64,
+    bytes: u64,
+    /// subject → seq → stored size. Also gives purge-by-subject its sizes without reads.
+    subjects: HashMap<String, BTreeMap<u64, u64>>,
+    /// Msg-Id → (seq, time stored); `dedupe_order` is oldest first for expiry.
+    dedupe: HashMap<String, (u64, i64)>,
+    dedupe_order: VecDeque<(i64, String)>,
+}
+
+pub struct StreamStore {
+    pub id: u32,
+    pub name: String,
+    engine: Arc<dyn KvEngine>,
+    limits: RwLock<StreamLimits>,
+    inner: Mutex<Inner>,
+    /// The last seq, published after every committed change: subscribers wait on it.
+    last_seq_tx: watch::Sender<u64>,
+    subscribers: AtomicU64,
+}
+
+/// A stored message with its seq.
+pub type SeqMessage = (u64, MessageValue);
+
+impl StreamStore {
+    pub fn open(
+        id: u32,
+        name: String,
+        engine: Arc<dyn KvEngine>,
+        limits: StreamLimits,
+    ) -> StorageResult<Self> {
+        let (last_seq, last_ts) = match engine.get(Space::Streams, &state_key(id))? {
+            Some(v) => {
+                let mut r = Reader::new(&v, "stream state");
+                (r.u64()?, r.i64()?)
+            }
+            None => (0, 0),
+        };
+        let mut inner = Inner {
+            first_seq: last_seq + 1,
+            first_ts: 0,
+            last_seq,
+            last_ts,
+            msgs: 0,
+            bytes: 0,
+            subjects: HashMap::new(),
+            dedupe: HashMap::new(),
+            dedupe_order: VecDeque::new(),
+        };
+        let mut err = None;
+        engine.scan(
+            Space::Streams,
+            &keys::msg_key(id, 0),
+            &keys::msg_end(id),
+            false,
+            &mut |k, v| {
+                let parsed = keys::parse_msg_key(k)
+                    .ok_or_else(|| StorageError::Corrupt("stream message key".into()))
+                    .and_then(|seq| Ok((seq, MessageValue::decode_head(v)?)));
+                match parsed {
+                    Ok((seq, (ts, subject))) => {
+                        if inner.msgs == 0 {
+                            inner.first_seq = seq;
+                            inner.first_ts = ts;
+                        }
+                        inner.msgs += 1;
+                        inner.bytes += v.len() as u64;
+                        inner
+                            .subjects
+                            .entry(subject)
+                            .or_default()
+                            .insert(seq, v.len() as u64);
+                        Scan::Continue
+                    }
+                    Err(e) => {
+                        err = Some(e);
+                        Scan::Stop
+                    }
+                }
+            },
+        )?;
+        if let Some(e) = err {
+            return Err(e);
+        }
+        let id_prefix = keys::stream_key(id, STREAM_MSG_ID, &[]);
+        let mut order = Vec::new();
+        for (k, v) in engine.page(
+            Space::Streams,
+            &id_prefix,
+            &prefix_end(&id_prefix),
+            usize::MAX,
+        )? {
+            let msg_id = String::from_utf8_lossy(&k[id_prefix.len()..]).into_owned();
+            let mut r = Reader::new(&v, "stream dedupe record");
+            let (seq, ts) = (r.u64()?, r.i64()?);
+            inner.dedupe.insert(msg_id.clone(), (seq, ts));
+            order.push((ts, msg_id));
+        }
+        order.sort();
+        inner.dedupe_order = order.into();
+        Ok(StreamStore {
+            id,
+            name,
+            engine,
+            limits: RwLock::new(limits),
+            last_seq_tx: watch::channel(last_seq).0,
+            inner: Mutex::new(inner),
+            subscribers: AtomicU64::new(0),
+        })
+    }
+
+    pub fn limits(&self) -> StreamLimits {
+        self.limits
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    pub fn set_limits(&self, limits: StreamLimits) {
+        *self.limits.write().unwrap_or_else(|p| p.into_inner()) = limits;
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Wakes on every committed change; the value is the last seq.
+    pub fn watch(&self) -> watch::Receiver<u64> {
+        self.last_seq_tx.subscribe()
+    }
+
+    /// Counts a subscriber for `Info` while the guard lives.
+    pub fn subscriber(self: &Arc<Self>) -> SubscriberGuard {
+        self.subscribers.fetch_add(1, Ordering::Relaxed);
+        SubscriberGuard(self.clone())
+    }
+
+    pub fn state(&self) -> StreamStateView {
+        let st = self.lock();
+        StreamStateView {
+            messages: st.msgs,
+            bytes: st.bytes,
+            first_seq: st.first_seq,
+            last_seq: st.last_seq,
+            first_ts_ns: if st.msgs > 0 { st.first_ts } else { 0 },
+            last_ts_ns: st.last_ts,
+            deleted: if st.msgs > 0 {
+                (st.last_seq - st.first_seq + 1).saturating_sub(st.msgs)
+            } else {
+                0
+            },
+            subscribers: self.subscribers.load(Ordering::Relaxed),
+        }
+    }
+
+    pub fn get(&self, seq: u64) -> Result<MessageValue> {
+        match self
+            .engine
+            .get(Space::Streams, &keys::msg_key(self.id, seq))?
+        {
+            Some(v) => Ok(MessageValue::decode(&v)?),
+            None => Err(Error::not_found(
+                "message",
+                format!("{} seq {seq}", self.name),
+            )),
+        }
+    }
+
+    /// Messages from `from_seq` whose subject passes `filter`, at most `max` of them and
+    /// scanning at most `max * 16` (so a rare filter cannot pin a reader); also the seq to
+    /// continue from.
+    pub fn read(&self, from_seq: u64, filter: &str, max: usize) -> Result<(Vec<SeqMessage>, u64)> {
+        let mut out = Vec::new();
+        let mut next = from_seq;
+        let mut scanned = 0usize;
+        let mut err = None;
+        self.engine.scan(
+            Space::Streams,
+            &keys::msg_key(self.id, from_seq),
+            &keys::msg_end(self.id),
+            false,
+            &mut |k, v| {
+                let Some(seq) = keys::parse_msg_key(k) else {
+                    err = Some(StorageError::Corrupt("stream message key".into()));
+                    return Scan::Stop;
+                };
+                next = seq + 1;
+                scanned += 1;
+                match MessageValue::decode_head(v) {
+                    Ok((_, subject)) if !crate::subject::filter_accepts(filter, &subject) => {}
+                    Ok(_) => match MessageValue::decode(v) {
+                        Ok(m) => out.push((seq, m)),
+                        Err(e) => err = Some(e),
+                    },
+                    Err(e) => err = Some(e),
+                }
+                if err.is_some() || out.len() >= max || scanned >= max.saturating_mul(16) {
+                    Scan::Stop
+                } else {
+                    Scan::Continue
+                }
+            },
+        )?;
+        if let Some(e) = err {
+            return Err(e.into());
+        }
+        Ok((out, next))
+    }
+
+    /// The first seq whose message is at or after `ts_ns` (last seq + 1 when none is).
+    pub fn seq_at_time(&self, ts_ns: i64) -> Result<u64> {
+        let (first, last) = {
+            let st = self.lock();
+            (st.first_seq, st.last_seq)
+        };
+        let mut found = None;
+        let mut err = None;
+        self.engine.scan(
+            Space::Streams,
+            &keys::msg_key(self.id, first),
+            &keys::msg_end(self.id),
+            false,
+            &mut |k, v| match (keys::parse_msg_key(k), MessageValue::decode_head(v)) {
+                (Some(seq), Ok((ts, _))) if ts >= ts_ns => {
+                    found = Some(seq);
+                    Scan::Stop
+                }
+                (Some(_), Ok(_)) => Scan::Continue,
+                (_, Err(e)) => {
+                    err = Some(e);
+                    Scan::Stop
+                }
+                (None, _) => {
+                    err = Some(StorageError::Corrupt("stream message key".into()));
+                    Scan::Stop
+                }
+            },
+        )?;
+        if let Some(e) = err {
+            return Err(e.into());
+        }
+        Ok(found.unwrap_or(last + 1))
+    }
+
+    /// Deletes every stored record of this stream (the stream itself was deleted).
+    pub fn destroy(&self) -> StorageResult<()> {
+        let mut b = Batch::default();
+        b.delete_range(
+            Space::Streams,
+            keys::stream_key(self.id, 0, &[]),
+            keys::stream_end(self.id),
+        );
+        self.engine.write(b)
+    }
+
+    /// Re-reads the first stored message after the front moved.
+    fn refresh_first(&self, st: &mut Inner) -> StorageResult<()> {
+        if st.msgs == 0 {
+            st.first_seq = st.last_seq + 1;
+            st.first_ts = 0;
+            return Ok(());
+        }
+        let found = self.engine.first(
+            Space::Streams,
+            &keys::msg_key(self.id, st.first_seq),
+            &keys::msg_end(self.id),
+            false,
+        )?;
+        if let Some((k, v)) = found {
+            st.first_seq = keys::parse_msg_key(&k)
+                .ok_or_else(|| StorageError::Corrupt("stream message key".into()))?;
+            st.first_ts = MessageValue::decode_head(&v)?.0;
+        }
+        Ok(())
+    }
+
+    fn notify(&self, last_seq: u64) {
+        self.last_seq_tx.send_replace(last_seq);
+    }
+}
+
+pub struct SubscriberGuard(Arc<StreamStore>);
+
+impl Drop for SubscriberGuard {
+    fn drop(&mut self) {
+        self.0.subscribers.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+fn state_key(id: u32) -> Vec<u8> {
+    keys::stream_key(id, STREAM_STATE, &[])
+}
+
+fn state_value(last_seq: u64, last_ts: i64) -> Vec<u8> {
+    let mut w = Writer::default();
+    w.u64(last_seq).i64(last_ts);
+    w.0
+}
+
+fn dedupe_key(id: u32, msg_id: &str) -> Vec<u8> {
+    keys::stream_key(id, STREAM_MSG_ID, msg_id.as_bytes())
+}
+
+/// Every stream on this node, by name.
+#[derive(Default)]
+pub struct Streams {
+    streams: RwLock<HashMap<String, Arc<StreamStore>>>,
+}
+
+impl Streams {
+    pub fn get(&self, name: &str) -> Option<Arc<StreamStore>> {
+        self.streams
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(name)
+            .cloned()
+    }
+
+    pub fn insert(&self, store: Arc<StreamStore>) {
+        self.streams
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(store.name.clone(), store);
+    }
+
+    pub fn remove(&self, name: &str) -> Option<Arc<StreamStore>> {
+        self.streams
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(name)
+    }
+
+    pub fn all(&self) -> Vec<Arc<StreamStore>> {
+        self.streams
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect()
+    }
+}

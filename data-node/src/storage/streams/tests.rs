@@ -1,0 +1,309 @@
+use super::limits::NewMessage;
+use super::*;
+use crate::storage::{MemoryEngine, RocksEngine};
+
+fn store(limits: StreamLimits) -> StreamStore {
+    StreamStore::open(1, "default:s".into(), Arc::new(MemoryEngine::new()), limits).unwrap()
+}
+
+fn msg(subject: &str, data: &str, ts: i64) -> NewMessage {
+    NewMessage {
+        subject: subject.into(),
+        headers: Default::default(),
+        data: bytes::Bytes::from(data.to_string()),
+        timestamp_ns: ts,
+    }
+}
+
+fn with_id(mut m: NewMessage, id: &str) -> NewMessage {
+    m.headers.insert("Msg-Id".into(), id.into());
+    m
+}
+
+fn seqs(s: &StreamStore) -> Vec<u64> {
+    s.read(0, "", 1000)
+        .unwrap()
+        .0
+        .into_iter()
+        .map(|(q, _)| q)
+        .collect()
+}
+
+#[test]
+fn publish_assigns_seqs_and_state_tracks_them() {
+    let s = store(StreamLimits::default());
+    for i in 1..=3 {
+        let r = s.publish(msg("a.b", "x", i * 10), None).unwrap();
+        assert_eq!(
+            r,
+            PubResult {
+                seq: i as u64,
+                duplicate: false
+            }
+        );
+    }
+    let st = s.state();
+    assert_eq!(
+        (
+            st.messages,
+            st.first_seq,
+            st.last_seq,
+            st.first_ts_ns,
+            st.last_ts_ns
+        ),
+        (3, 1, 3, 10, 30)
+    );
+    assert_eq!(s.get(2).unwrap().timestamp_ns, 20);
+    assert!(matches!(s.get(9), Err(Error::NotFound { .. })));
+}
+
+#[test]
+fn max_msgs_discard_old_drops_the_oldest() {
+    let s = store(StreamLimits {
+        max_msgs: 3,
+        ..Default::default()
+    });
+    for i in 0..5 {
+        s.publish(msg("a", "x", i), None).unwrap();
+    }
+    assert_eq!(seqs(&s), vec![3, 4, 5]);
+    let st = s.state();
+    assert_eq!(
+        (st.messages, st.first_seq, st.last_seq, st.deleted),
+        (3, 3, 5, 0)
+    );
+}
+
+#[test]
+fn max_msgs_discard_new_refuses_and_keeps_everything() {
+    let s = store(StreamLimits {
+        max_msgs: 2,
+        discard_new: true,
+        ..Default::default()
+    });
+    s.publish(msg("a", "x", 0), None).unwrap();
+    s.publish(msg("a", "x", 0), None).unwrap();
+    let e = s.publish(msg("a", "x", 0), None).unwrap_err();
+    assert!(matches!(e, Error::ResourceExhausted(_)), "{e}");
+    assert_eq!(seqs(&s), vec![1, 2]);
+}
+
+#[test]
+fn max_bytes_discard_old_and_new() {
+    let one = MessageValue {
+        subject: "a".into(),
+        headers: Default::default(),
+        data: bytes::Bytes::from_static(b"0123456789"),
+        timestamp_ns: 0,
+    }
+    .encode()
+    .len() as u64;
+    let s = store(StreamLimits {
+        max_bytes: one * 2,
+        ..Default::default()
+    });
+    for _ in 0..4 {
+        s.publish(msg("a", "0123456789", 0), None).unwrap();
+    }
+    assert_eq!(seqs(&s), vec![3, 4]);
+    assert_eq!(s.state().bytes, one * 2);
+    let s = store(StreamLimits {
+        max_bytes: one * 2,
+        discard_new: true,
+        ..Default::default()
+    });
+    s.publish(msg("a", "0123456789", 0), None).unwrap();
+    s.publish(msg("a", "0123456789", 0), None).unwrap();
+    assert!(matches!(
+        s.publish(msg("a", "0123456789", 0), None),
+        Err(Error::ResourceExhausted(_))
+    ));
+    assert!(matches!(
+        s.publish(msg("a", &"y".repeat(100), 0), None),
+        Err(Error::InvalidArgument { .. })
+    ));
+}
+
+#[test]
+fn max_msg_size_names_the_field() {
+    let s = store(StreamLimits {
+        max_msg_size: 16,
+        ..Default::default()
+    });
+    let e = s.publish(msg("a", &"x".repeat(64), 0), None).unwrap_err();
+    assert!(
+        matches!(&e, Error::InvalidArgument { field, .. } if field == "data"),
+        "{e}"
+    );
+    assert_eq!(s.state().messages, 0);
+}
+
+#[test]
+fn max_msgs_per_subject_drops_that_subjects_oldest() {
+    let s = store(StreamLimits {
+        max_msgs_per_subject: 2,
+        ..Default::default()
+    });
+    for subj in ["a", "b", "a", "a", "b", "a"] {
+        s.publish(msg(subj, "x", 0), None).unwrap();
+    }
+    // a: 1,3,4,6 → keeps 4,6; b: 2,5.
+    assert_eq!(seqs(&s), vec![2, 4, 5, 6]);
+    let st = s.state();
+    assert_eq!((st.messages, st.first_seq, st.deleted), (4, 2, 1));
+}
+
+#[test]
+fn max_age_expires_from_the_front() {
+    let s = store(StreamLimits {
+        max_age_ns: 100,
+        ..Default::default()
+    });
+    for ts in [10, 20, 150, 160] {
+        s.publish(msg("a", "x", ts), None).unwrap();
+    }
+    assert_eq!(s.expire(200).unwrap(), 2);
+    assert_eq!(seqs(&s), vec![3, 4]);
+    assert_eq!(s.state().first_ts_ns, 150);
+}
+
+#[test]
+fn msg_id_dedupes_within_the_window_only() {
+    let s = store(StreamLimits {
+        duplicate_window_ns: 100,
+        ..Default::default()
+    });
+    assert_eq!(
+        s.publish(with_id(msg("a", "x", 0), "m1"), None)
+            .unwrap()
+            .seq,
+        1
+    );
+    let again = s.publish(with_id(msg("a", "x", 50), "m1"), None).unwrap();
+    assert_eq!(
+        again,
+        PubResult {
+            seq: 1,
+            duplicate: true
+        }
+    );
+    assert_eq!(s.state().messages, 1);
+    let later = s.publish(with_id(msg("a", "x", 200), "m1"), None).unwrap();
+    assert_eq!(
+        later,
+        PubResult {
+            seq: 2,
+            duplicate: false
+        }
+    );
+}
+
+#[test]
+fn expected_last_seq_is_checked() {
+    let s = store(StreamLimits::default());
+    s.publish(msg("a", "x", 0), None).unwrap();
+    assert!(matches!(
+        s.publish(msg("a", "x", 0), Some(5)),
+        Err(Error::WrongLastSeq {
+            expected: 5,
+            actual: 1
+        })
+    ));
+    assert_eq!(s.publish(msg("a", "x", 0), Some(1)).unwrap().seq, 2);
+}
+
+#[test]
+fn delete_and_purge_keep_state_right() {
+    let s = store(StreamLimits::default());
+    for subj in ["o.new", "o.old", "o.new", "x", "o.new"] {
+        s.publish(msg(subj, "x", 0), None).unwrap();
+    }
+    s.delete_message(3).unwrap();
+    assert!(matches!(s.delete_message(3), Err(Error::NotFound { .. })));
+    let st = s.state();
+    assert_eq!(
+        (st.messages, st.first_seq, st.last_seq, st.deleted),
+        (4, 1, 5, 1)
+    );
+    s.delete_message(1).unwrap();
+    assert_eq!(s.state().first_seq, 2);
+    assert_eq!(s.purge(Some("o.*")).unwrap(), 2);
+    assert_eq!(seqs(&s), vec![4]);
+    // Seq 5 went but stays the last seq, so it counts as deleted (as JetStream's num_deleted).
+    let st = s.state();
+    assert_eq!(
+        (st.messages, st.first_seq, st.last_seq, st.deleted),
+        (1, 4, 5, 1)
+    );
+    assert_eq!(s.purge(None).unwrap(), 1);
+    let st = s.state();
+    assert_eq!(
+        (st.messages, st.first_seq, st.last_seq, st.bytes),
+        (0, 6, 5, 0)
+    );
+    assert_eq!(
+        s.publish(msg("a", "x", 0), None).unwrap().seq,
+        6,
+        "purge keeps the sequence"
+    );
+}
+
+#[test]
+fn deny_delete_and_purge() {
+    let s = store(StreamLimits {
+        deny_delete: true,
+        deny_purge: true,
+        ..Default::default()
+    });
+    s.publish(msg("a", "x", 0), None).unwrap();
+    assert!(matches!(
+        s.delete_message(1),
+        Err(Error::FailedPrecondition(_))
+    ));
+    assert!(matches!(s.purge(None), Err(Error::FailedPrecondition(_))));
+}
+
+#[test]
+fn read_filters_and_time_lookup() {
+    let s = store(StreamLimits::default());
+    for (i, subj) in ["a.1", "b.1", "a.2", "b.2"].iter().enumerate() {
+        s.publish(msg(subj, "x", (i as i64 + 1) * 100), None)
+            .unwrap();
+    }
+    let (got, next) = s.read(2, "a.*", 10).unwrap();
+    assert_eq!(got.iter().map(|(q, _)| *q).collect::<Vec<_>>(), vec![3]);
+    assert_eq!(next, 5);
+    assert_eq!(s.seq_at_time(250).unwrap(), 3);
+    assert_eq!(s.seq_at_time(9999).unwrap(), 5);
+}
+
+#[test]
+fn file_stream_state_survives_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let open = || {
+        let e: Arc<dyn KvEngine> = Arc::new(RocksEngine::open(dir.path(), false).unwrap());
+        StreamStore::open(7, "default:f".into(), e, StreamLimits::default()).unwrap()
+    };
+    {
+        let s = open();
+        s.publish(with_id(msg("a", "x", 1), "m"), None).unwrap();
+        s.publish(msg("b", "y", 2), None).unwrap();
+        s.publish(msg("a", "z", 3), None).unwrap();
+        s.delete_message(2).unwrap();
+    }
+    let s = open();
+    let st = s.state();
+    assert_eq!(
+        (st.messages, st.first_seq, st.last_seq, st.deleted),
+        (2, 1, 3, 1)
+    );
+    assert!(
+        s.publish(with_id(msg("a", "x", 4), "m"), None)
+            .unwrap()
+            .duplicate
+    );
+    s.purge(None).unwrap();
+    drop(s);
+    let s = open();
+    assert_eq!(s.publish(msg("a", "x", 5), None).unwrap().seq, 4);
+}

@@ -1,0 +1,130 @@
+//! `Streams.Subscribe`: messages from a seq or a time, filtered by subject, then live. The
+//! reply channel is bounded, so a slow reader parks the sender instead of piling up memory;
+//! a heartbeat with first/last seq goes out every second (readers use it for lag and to tell
+//! a quiet stream from a dead link).
+
+use crate::error::{Error, Result};
+use crate::storage::codec::MessageValue;
+use crate::storage::streams::StreamStore;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::Status;
+use tributary_proto::v1::{Heartbeat, StreamMessage, SubscribeEvent, SubscribeRequest};
+
+const HEARTBEAT: Duration = Duration::from_secs(1);
+const DEFAULT_BATCH: usize = 256;
+const MAX_BATCH: usize = 4096;
+/// Events in flight to one reader before the sender waits.
+const CHANNEL_EVENTS: usize = 2;
+
+pub fn to_proto(seq: u64, m: MessageValue) -> StreamMessage {
+    StreamMessage {
+        seq,
+        subject: m.subject,
+        headers: m.headers.into_iter().collect(),
+        data: m.data,
+        timestamp_ns: m.timestamp_ns,
+    }
+}
+
+pub fn start(
+    store: Arc<StreamStore>,
+    req: SubscribeRequest,
+) -> Result<ReceiverStream<Result<SubscribeEvent, Status>>> {
+    if !req.filter_subject.is_empty() {
+        crate::subject::validate_filter("filter_subject", &req.filter_subject)?;
+    }
+    if req.start_seq > 0 && req.start_time_ns != 0 {
+        return Err(Error::invalid(
+            "start_time_ns",
+            "give start_seq or start_time_ns, not both",
+        ));
+    }
+    let from = if req.start_time_ns != 0 {
+        store.seq_at_time(req.start_time_ns)?
+    } else {
+        req.start_seq.max(1)
+    };
+    let batch = match req.batch {
+        0 => DEFAULT_BATCH,
+        b => (b as usize).min(MAX_BATCH),
+    };
+    let (tx, rx) = mpsc::channel(CHANNEL_EVENTS);
+    tokio::spawn(run(store, from, req.filter_subject, batch, tx));
+    Ok(ReceiverStream::new(rx))
+}
+
+async fn run(
+    store: Arc<StreamStore>,
+    mut next: u64,
+    filter: String,
+    batch: usize,
+    tx: mpsc::Sender<Result<SubscribeEvent, Status>>,
+) {
+    let _counted = store.subscriber();
+    let mut changed = store.watch();
+    let mut heartbeat = tokio::time::interval(HEARTBEAT);
+    heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        // Mark the current version seen before reading, so a publish racing the read
+        // still wakes us below.
+        changed.mark_unchanged();
+        let (msgs, after) = match store.read(next, &filter, batch) {
+            Ok(r) => r,
+            Err(e) => {
+                let _ = tx.send(Err(e.into())).await;
+                return;
+            }
+        };
+        let progressed = after > next;
+        next = after;
+        if !msgs.is_empty() {
+            let event = SubscribeEvent {
+                messages: msgs.into_iter().map(|(q, m)| to_proto(q, m)).collect(),
+                heartbeat: None,
+            };
+            if tx.send(Ok(event)).await.is_err() {
+                return;
+            }
+        }
+        if progressed && next <= store.state().last_seq {
+            // More is stored already: keep reading, but still heartbeat on time.
+            if futures::FutureExt::now_or_never(heartbeat.tick()).is_some()
+                && !send_heartbeat(&store, &tx).await
+            {
+                return;
+            }
+            continue;
+        }
+        tokio::select! {
+            r = changed.changed() => {
+                if r.is_err() {
+                    return;
+                }
+            }
+            _ = heartbeat.tick() => {
+                if !send_heartbeat(&store, &tx).await {
+                    return;
+                }
+            }
+            _ = tx.closed() => return,
+        }
+    }
+}
+
+async fn send_heartbeat(
+    store: &StreamStore,
+    tx: &mpsc::Sender<Result<SubscribeEvent, Status>>,
+) -> bool {
+    let s = store.state();
+    let event = SubscribeEvent {
+        messages: Vec::new(),
+        heartbeat: Some(Heartbeat {
+            first_seq: s.first_seq,
+            last_seq: s.last_seq,
+        }),
+    };
+    tx.send(Ok(event)).await.is_ok()
+}

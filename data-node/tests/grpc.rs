@@ -1,0 +1,477 @@
+//! The data-plane services end to end over gRPC, on a standalone node whose catalogue view
+//! is set directly (no control plane).
+
+use std::time::Duration;
+use tempfile::TempDir;
+use tokio_stream::StreamExt;
+use tonic::metadata::MetadataValue;
+use tonic::{Code, Request};
+use tributary_data_node::{CatalogView, DataNodeConfig, RunningDataNode};
+use tributary_proto::v1::{
+    entity::Kind, ingest_client::IngestClient, streams_client::StreamsClient,
+    wells_client::WellsClient, DeleteMessageRequest, Entity, GetMessageRequest, IngestBatch,
+    PublishRequest, PurgeRequest, QueryRequest, ShardsRequest, StorageType, Stream,
+    StreamInfoRequest, SubscribeRequest, Well, WellEntry,
+};
+
+const SECRET: &str = "s3cret";
+
+async fn start_node(dir: &TempDir) -> RunningDataNode {
+    let config = DataNodeConfig {
+        listen: "127.0.0.1:0".into(),
+        data_dir: dir.path().to_path_buf(),
+        admin_listen: String::new(),
+        ingest_secrets: vec![SECRET.into()],
+        ..Default::default()
+    };
+    let running = tributary_data_node::start(config).await.expect("start");
+    let view = CatalogView::from_entities(
+        1,
+        [
+            Entity {
+                kind: Some(Kind::Well(Well {
+                    name: "web".into(),
+                    tags: vec!["nginx".into()],
+                    owner_node: 1,
+                    ..Default::default()
+                })),
+            },
+            Entity {
+                kind: Some(Kind::Well(Well {
+                    name: "all".into(),
+                    default_well: true,
+                    owner_node: 1,
+                    ..Default::default()
+                })),
+            },
+            Entity {
+                kind: Some(Kind::Well(Well {
+                    name: "elsewhere".into(),
+                    tags: vec!["remote".into()],
+                    owner_node: 2,
+                    ..Default::default()
+                })),
+            },
+            Entity {
+                kind: Some(Kind::Stream(Stream {
+                    name: "orders".into(),
+                    subjects: vec!["orders.>".into()],
+                    owner_node: 1,
+                    ..Default::default()
+                })),
+            },
+            Entity {
+                kind: Some(Kind::Stream(Stream {
+                    name: "mem".into(),
+                    subjects: vec!["mem.*".into()],
+                    storage: StorageType::Memory as i32,
+                    max_msgs: 2,
+                    owner_node: 1,
+                    ..Default::default()
+                })),
+            },
+        ],
+    );
+    running.node.set_catalog(view).expect("catalog");
+    running
+}
+
+fn url(r: &RunningDataNode) -> String {
+    format!("http://{}", r.addr)
+}
+
+fn entry(ts: i64, tag: &str, data: &str) -> WellEntry {
+    WellEntry {
+        timestamp_ns: ts,
+        tag: tag.into(),
+        source: "10.0.0.1".into(),
+        data: data.to_string().into_bytes().into(),
+        values: Default::default(),
+    }
+}
+
+fn with_secret<T>(msg: T, secret: &str) -> Request<T> {
+    let mut r = Request::new(msg);
+    r.metadata_mut().insert(
+        "x-tributary-ingest-secret",
+        MetadataValue::try_from(secret).unwrap(),
+    );
+    r
+}
+
+async fn ingest(
+    addr: &str,
+    secret: &str,
+    batches: Vec<IngestBatch>,
+) -> Result<Vec<tributary_proto::v1::IngestAck>, tonic::Status> {
+    let mut c = IngestClient::connect(addr.to_string()).await.unwrap();
+    let mut acks = c
+        .write(with_secret(tokio_stream::iter(batches), secret))
+        .await?
+        .into_inner();
+    let mut out = Vec::new();
+    while let Some(a) = acks.next().await {
+        out.push(a?);
+    }
+    Ok(out)
+}
+
+async fn query(addr: &str, well: &str, tags: Vec<String>) -> Vec<WellEntry> {
+    let mut c = WellsClient::connect(addr.to_string()).await.unwrap();
+    let mut s = c
+        .query(QueryRequest {
+            well: well.into(),
+            tags,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut out = Vec::new();
+    while let Some(r) = s.next().await {
+        out.extend(r.unwrap().entries);
+    }
+    out
+}
+
+#[tokio::test]
+async fn ingest_query_and_shards() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = start_node(&dir).await;
+    let addr = url(&node);
+
+    let bad = ingest(
+        &addr,
+        "wrong",
+        vec![IngestBatch {
+            seq: 1,
+            entries: vec![entry(1, "nginx", "x")],
+            batch_id: String::new(),
+        }],
+    )
+    .await;
+    assert_eq!(bad.unwrap_err().code(), Code::Unauthenticated);
+
+    let batches = vec![
+        IngestBatch {
+            seq: 1,
+            entries: vec![entry(2_000, "nginx", "b"), entry(1_000, "nginx", "a")],
+            batch_id: "b1".into(),
+        },
+        IngestBatch {
+            seq: 2,
+            entries: vec![entry(3_000, "syslog", "c")],
+            batch_id: String::new(),
+        },
+        IngestBatch {
+            seq: 3,
+            entries: vec![entry(2_000, "nginx", "b"), entry(1_000, "nginx", "a")],
+            batch_id: "b1".into(),
+        },
+    ];
+    let acks = ingest(&addr, SECRET, batches).await.unwrap();
+    assert_eq!(
+        acks.iter()
+            .map(|a| (a.seq, a.stored, a.duplicate))
+            .collect::<Vec<_>>(),
+        vec![(1, 2, false), (2, 1, false), (3, 0, true)]
+    );
+
+    let web = query(&addr, "web", vec![]).await;
+    assert_eq!(
+        web.iter().map(|e| e.data.as_ref()).collect::<Vec<&[u8]>>(),
+        vec![b"a".as_slice(), b"b"]
+    );
+    assert_eq!(web[0].tag, "nginx");
+    assert_eq!(web[0].source, "10.0.0.1");
+    // An unrouted tag lands in the default well.
+    let all = query(&addr, "default:all", vec!["syslog".into()]).await;
+    assert_eq!(all.len(), 1);
+
+    // A malformed entry fails its whole batch, naming the field; earlier batches stay.
+    let mut broken = entry(5_000, "nginx", "d");
+    broken.source = "not-an-ip".into();
+    let err = ingest(
+        &addr,
+        SECRET,
+        vec![IngestBatch {
+            seq: 9,
+            entries: vec![entry(4_000, "nginx", "ok"), broken],
+            batch_id: String::new(),
+        }],
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(
+        err.message().contains("entries[1].source"),
+        "{}",
+        err.message()
+    );
+    let big = entry(6_000, "nginx", &"x".repeat(2 << 20));
+    let err = ingest(
+        &addr,
+        SECRET,
+        vec![IngestBatch {
+            seq: 10,
+            entries: vec![big],
+            batch_id: String::new(),
+        }],
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(
+        err.message().contains("entries[0].data"),
+        "{}",
+        err.message()
+    );
+    // A tag routed to a well another node owns.
+    let err = ingest(
+        &addr,
+        SECRET,
+        vec![IngestBatch {
+            seq: 11,
+            entries: vec![entry(1, "remote", "r")],
+            batch_id: String::new(),
+        }],
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition);
+    assert_eq!(query(&addr, "web", vec![]).await.len(), 2);
+
+    let mut wells = WellsClient::connect(addr.clone()).await.unwrap();
+    let shards = wells
+        .shards(ShardsRequest { well: "web".into() })
+        .await
+        .unwrap()
+        .into_inner()
+        .shards;
+    assert_eq!(shards.len(), 1);
+    assert_eq!((shards[0].entries, shards[0].tier.as_str()), (2, "hot"));
+    let err = wells
+        .shards(ShardsRequest {
+            well: "nope".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::NotFound);
+    node.shutdown().await;
+}
+
+fn pubreq(subject: &str, data: &str) -> PublishRequest {
+    PublishRequest {
+        subject: subject.into(),
+        data: data.to_string().into_bytes().into(),
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn publish_get_info_delete_purge() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = start_node(&dir).await;
+    let mut c = StreamsClient::connect(url(&node)).await.unwrap();
+
+    let ack = c
+        .publish(pubreq("orders.new", "o1"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((ack.stream.as_str(), ack.seq), ("default:orders", 1));
+    let err = c.publish(pubreq("nobody.listens", "x")).await.unwrap_err();
+    assert_eq!(err.code(), Code::NotFound);
+    let err = c.publish(pubreq("orders.*", "x")).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    let mut wrong = pubreq("orders.new", "x");
+    wrong.expected_last_seq = 7;
+    assert_eq!(
+        c.publish(wrong).await.unwrap_err().code(),
+        Code::FailedPrecondition
+    );
+
+    // Pipelined: many in flight, acks in order with ids; a bad one answers with an error.
+    let reqs: Vec<PublishRequest> = (0..100)
+        .map(|i| {
+            let mut r = pubreq(
+                if i == 50 { "bad..subject" } else { "orders.eu" },
+                &format!("m{i}"),
+            );
+            r.id = i;
+            r
+        })
+        .collect();
+    let acks: Vec<_> = c
+        .publish_stream(tokio_stream::iter(reqs))
+        .await
+        .unwrap()
+        .into_inner()
+        .collect::<Vec<_>>()
+        .await;
+    assert_eq!(acks.len(), 100);
+    for (i, a) in acks.into_iter().enumerate() {
+        let a = a.unwrap();
+        assert_eq!(a.id, i as u64);
+        assert_eq!(a.error.is_empty(), i != 50, "{a:?}");
+    }
+
+    let m = c
+        .get(GetMessageRequest {
+            stream: "orders".into(),
+            seq: 1,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (m.subject.as_str(), m.data.as_ref()),
+        ("orders.new", b"o1".as_slice())
+    );
+    c.delete_message(DeleteMessageRequest {
+        stream: "orders".into(),
+        seq: 2,
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        c.get(GetMessageRequest {
+            stream: "orders".into(),
+            seq: 2
+        })
+        .await
+        .unwrap_err()
+        .code(),
+        Code::NotFound
+    );
+    let info = c
+        .info(StreamInfoRequest {
+            stream: "orders".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let st = info.state.unwrap();
+    assert_eq!(
+        (st.messages, st.first_seq, st.last_seq, st.deleted),
+        (99, 1, 100, 1)
+    );
+    assert_eq!(info.config.unwrap().subjects, vec!["orders.>".to_string()]);
+    let purged = c
+        .purge(PurgeRequest {
+            stream: "orders".into(),
+            subject: "orders.new".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(purged.purged, 1);
+    let purged = c
+        .purge(PurgeRequest {
+            stream: "orders".into(),
+            subject: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(purged.purged, 98);
+
+    // Memory storage: same behaviour, limits included.
+    for i in 0..3 {
+        c.publish(pubreq("mem.a", &format!("{i}"))).await.unwrap();
+    }
+    let st = c
+        .info(StreamInfoRequest {
+            stream: "mem".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .state
+        .unwrap();
+    assert_eq!((st.messages, st.first_seq, st.last_seq), (2, 2, 3));
+    node.shutdown().await;
+}
+
+#[tokio::test]
+async fn subscribe_from_seq_and_time_with_filter_then_live() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = start_node(&dir).await;
+    let mut c = StreamsClient::connect(url(&node)).await.unwrap();
+    for i in 1..=6 {
+        let subject = if i % 2 == 0 { "orders.eu" } else { "orders.us" };
+        c.publish(pubreq(subject, &format!("m{i}"))).await.unwrap();
+    }
+    let t4 = c
+        .get(GetMessageRequest {
+            stream: "orders".into(),
+            seq: 4,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .timestamp_ns;
+
+    let mut sub = c
+        .subscribe(SubscribeRequest {
+            stream: "orders".into(),
+            start_seq: 3,
+            filter_subject: "orders.eu".into(),
+            batch: 1,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut got = Vec::new();
+    let mut heartbeat = None;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let mut published_live = false;
+    while got.len() < 3 || heartbeat.is_none() {
+        let ev = tokio::time::timeout_at(deadline, sub.next())
+            .await
+            .expect("deadline")
+            .expect("stream ended")
+            .unwrap();
+        got.extend(ev.messages.iter().map(|m| m.seq));
+        if let Some(h) = ev.heartbeat {
+            heartbeat = Some(h);
+        }
+        if got.len() == 2 && !published_live {
+            published_live = true;
+            c.publish(pubreq("orders.us", "skip")).await.unwrap();
+            c.publish(pubreq("orders.eu", "live")).await.unwrap();
+        }
+    }
+    assert_eq!(got, vec![4, 6, 8]);
+    let h = heartbeat.unwrap();
+    assert_eq!(h.first_seq, 1);
+    assert!(h.last_seq >= 6);
+
+    let mut sub = c
+        .subscribe(SubscribeRequest {
+            stream: "orders".into(),
+            start_time_ns: t4,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let ev = tokio::time::timeout(Duration::from_secs(10), sub.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(ev.messages.first().map(|m| m.seq), Some(4));
+
+    let err = c
+        .subscribe(SubscribeRequest {
+            stream: "orders".into(),
+            filter_subject: "a..b".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    node.shutdown().await;
+}
