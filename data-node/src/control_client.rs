@@ -26,11 +26,16 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// How long an ingest waits for the control plane to create a tag before failing the batch.
 const TAG_DEADLINE: Duration = Duration::from_secs(5);
 
+/// The control-plane addresses and which one to call next.
+pub struct Endpoints {
+    addrs: Vec<String>,
+    /// The address to try next: a leader hint, or one of `addrs` (with its index).
+    preferred: Mutex<(String, usize)>,
+}
+
 pub struct ControlClient {
     node: Arc<Node>,
-    addrs: Vec<String>,
-    /// The address to try next: a leader hint, or one of `addrs`.
-    preferred: Mutex<(String, usize)>,
+    endpoints: Arc<Endpoints>,
     advertise: String,
     capacity: u64,
     heartbeat: Duration,
@@ -43,34 +48,7 @@ fn backoff(attempt: u32) -> Duration {
     base + Duration::from_millis(rand::rng().random_range(0..=base.as_millis() as u64 / 4))
 }
 
-impl ControlClient {
-    pub fn new(
-        node: Arc<Node>,
-        addrs: Vec<String>,
-        advertise: String,
-        capacity: u64,
-        heartbeat: Duration,
-    ) -> Arc<Self> {
-        let first = addrs.first().cloned().unwrap_or_default();
-        Arc::new(ControlClient {
-            node,
-            addrs,
-            preferred: Mutex::new((first, 0)),
-            advertise,
-            capacity,
-            heartbeat,
-        })
-    }
-
-    /// The heartbeat and catalogue-watch loops.
-    pub fn spawn(self: &Arc<Self>) -> Vec<JoinHandle<()>> {
-        let (a, b) = (self.clone(), self.clone());
-        vec![
-            tokio::spawn(async move { a.heartbeat_loop().await }),
-            tokio::spawn(async move { b.watch_loop().await }),
-        ]
-    }
-
+impl Endpoints {
     fn channel(&self) -> std::result::Result<Channel, Status> {
         let addr = self
             .preferred
@@ -93,6 +71,46 @@ impl ControlClient {
             None => {}
         }
     }
+}
+
+impl ControlClient {
+    pub fn new(
+        node: Arc<Node>,
+        addrs: Vec<String>,
+        advertise: String,
+        capacity: u64,
+        heartbeat: Duration,
+    ) -> Arc<Self> {
+        let first = addrs.first().cloned().unwrap_or_default();
+        let endpoints = Arc::new(Endpoints {
+            addrs,
+            preferred: Mutex::new((first, 0)),
+        });
+        Arc::new(ControlClient {
+            node,
+            endpoints,
+            advertise,
+            capacity,
+            heartbeat,
+        })
+    }
+
+    /// The heartbeat and catalogue-watch loops.
+    pub fn spawn(self: &Arc<Self>) -> Vec<JoinHandle<()>> {
+        let (a, b) = (self.clone(), self.clone());
+        vec![
+            tokio::spawn(async move { a.heartbeat_loop().await }),
+            tokio::spawn(async move { b.watch_loop().await }),
+        ]
+    }
+
+    /// What ingest uses to create tags. It shares the endpoints but not the node, so the
+    /// node holding it makes no reference cycle (the node must drop to close RocksDB).
+    pub fn tag_creator(&self) -> Arc<dyn TagCreator> {
+        Arc::new(TagClient {
+            endpoints: self.endpoints.clone(),
+        })
+    }
 
     async fn register(&self) -> std::result::Result<(), Status> {
         let node = DataNode {
@@ -100,7 +118,7 @@ impl ControlClient {
             addr: self.advertise.clone(),
             capacity: self.capacity,
         };
-        ClusterClient::new(self.channel()?)
+        ClusterClient::new(self.endpoints.channel()?)
             .register(RegisterRequest { node: Some(node) })
             .await?;
         Ok(())
@@ -143,7 +161,7 @@ impl ControlClient {
                     healthy: true,
                     stats: self.stats(),
                 };
-                match self.channel() {
+                match self.endpoints.channel() {
                     Ok(ch) => ClusterClient::new(ch).heartbeat(req).await.map(|_| ()),
                     Err(e) => Err(e),
                 }
@@ -165,7 +183,7 @@ impl ControlClient {
                         registered = false;
                     }
                     tracing::debug!(%status, "control plane call failed");
-                    self.failed(&status);
+                    self.endpoints.failed(&status);
                     attempt += 1;
                     tokio::time::sleep(
                         backoff(attempt).min(self.heartbeat.max(Duration::from_millis(100))),
@@ -177,7 +195,7 @@ impl ControlClient {
     }
 
     async fn list(&self) -> std::result::Result<CatalogView, Status> {
-        let mut client = CatalogClient::new(self.channel()?);
+        let mut client = CatalogClient::new(self.endpoints.channel()?);
         let mut revision = u64::MAX;
         let mut entities = Vec::new();
         for kind in [EntityKind::Tag, EntityKind::Well, EntityKind::Stream] {
@@ -200,7 +218,7 @@ impl ControlClient {
         let view = self.list().await?;
         let from = view.revision;
         self.node.set_catalog(view).map_err(Status::from)?;
-        let mut events = CatalogClient::new(self.channel()?)
+        let mut events = CatalogClient::new(self.endpoints.channel()?)
             .watch(WatchRequest {
                 from_revision: from,
             })
@@ -220,7 +238,7 @@ impl ControlClient {
             let started = tokio::time::Instant::now();
             if let Err(status) = self.watch_once().await {
                 tracing::debug!(%status, "catalogue watch failed; listing again after backoff");
-                self.failed(&status);
+                self.endpoints.failed(&status);
             }
             // A watch that ran a while resets the backoff.
             if started.elapsed() > Duration::from_secs(10) {
@@ -230,9 +248,16 @@ impl ControlClient {
             tokio::time::sleep(backoff(attempt)).await;
         }
     }
+}
 
+/// Creates tags through the catalogue (see [`ControlClient::tag_creator`]).
+pub struct TagClient {
+    endpoints: Arc<Endpoints>,
+}
+
+impl TagClient {
     async fn create_tag_once(&self, name: &str) -> std::result::Result<u32, Status> {
-        let mut client = CatalogClient::new(self.channel()?);
+        let mut client = CatalogClient::new(self.endpoints.channel()?);
         let entity = Entity {
             kind: Some(Kind::Tag(Tag {
                 name: name.to_string(),
@@ -262,7 +287,7 @@ impl ControlClient {
     }
 }
 
-impl TagCreator for ControlClient {
+impl TagCreator for TagClient {
     fn create_tag<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<u32>> {
         Box::pin(async move {
             let deadline = tokio::time::Instant::now() + TAG_DEADLINE;
@@ -276,7 +301,7 @@ impl TagCreator for ControlClient {
                         return Err(Error::invalid("tag", s.message().to_string()))
                     }
                     Err(s) => {
-                        self.failed(&s);
+                        self.endpoints.failed(&s);
                         attempt += 1;
                         if tokio::time::Instant::now() + backoff(attempt) > deadline {
                             return Err(Error::Unavailable(format!(

@@ -169,7 +169,7 @@ pub async fn start_on(
             config.capacity,
             Duration::from_millis(config.heartbeat_interval_ms),
         );
-        node.set_tag_creator(client.clone());
+        node.set_tag_creator(client.tag_creator());
         background.extend(client.spawn());
     }
     ready.set(true);
