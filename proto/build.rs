@@ -8,7 +8,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_prost_build::configure()
         .bytes(".tributary.v1")
         // For `--json` output in tribctl and reports.
-        .type_attribute(".tributary.v1", "#[derive(serde::Serialize, serde::Deserialize)]")
+        .type_attribute(
+            ".tributary.v1",
+            "#[derive(serde::Serialize, serde::Deserialize)]",
+        )
         .compile_fds(fds)?;
     println!("cargo:rerun-if-changed=proto");
     Ok(())

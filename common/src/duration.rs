@@ -39,7 +39,10 @@ mod tests {
 
     #[test]
     fn parses_rfc3339_and_ns() {
-        assert_eq!(parse_time_ns("1970-01-01T00:00:01Z").unwrap(), 1_000_000_000);
+        assert_eq!(
+            parse_time_ns("1970-01-01T00:00:01Z").unwrap(),
+            1_000_000_000
+        );
         assert_eq!(parse_time_ns("42").unwrap(), 42);
         assert!(parse_time_ns("yesterday").is_err());
     }

@@ -58,14 +58,20 @@ pub fn validate_part(part: &str) -> Result<(), String> {
     if part.len() > MAX_PART_LEN {
         return Err(format!("is longer than {MAX_PART_LEN} bytes"));
     }
-    if !part.chars().next().is_some_and(|c| c.is_ascii_alphanumeric()) {
+    if !part
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphanumeric())
+    {
         return Err("must start with a letter or digit".into());
     }
     if let Some(c) = part
         .chars()
         .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')))
     {
-        return Err(format!("contains {c:?} (allowed: letters, digits, '_', '-', '.')"));
+        return Err(format!(
+            "contains {c:?} (allowed: letters, digits, '_', '-', '.')"
+        ));
     }
     Ok(())
 }
@@ -87,7 +93,10 @@ mod tests {
             let e = EntityName::parse(bad).unwrap_err();
             assert_eq!(e.name, bad);
         }
-        assert!(EntityName::parse("a:b:c").unwrap_err().reason.contains("':'"));
+        assert!(EntityName::parse("a:b:c")
+            .unwrap_err()
+            .reason
+            .contains("':'"));
     }
 
     proptest! {

@@ -11,7 +11,8 @@ use tracing_subscriber::EnvFilter;
 /// Installs the log subscriber once per process; `default_filter` applies when `RUST_LOG`
 /// is unset.
 pub fn init_logging(default_filter: &str) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)

@@ -74,20 +74,29 @@ impl ControlPlaneConfig {
             return Ok(HashMap::from([(self.id, self.listen.clone())]));
         }
         let mut map = HashMap::new();
-        for part in self.peers.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        for part in self
+            .peers
+            .split(',')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+        {
             let (id, addr) = part
                 .split_once('=')
                 .ok_or_else(|| format!("key `peers`: {part:?} is not ID=HOST:PORT"))?;
             let id: u64 = id
                 .parse()
                 .map_err(|_| format!("key `peers`: id {id:?} is not a number"))?;
-            crate::catalog::validate_endpoint("peers", addr).map_err(|e| format!("key `peers`: {e}"))?;
+            crate::catalog::validate_endpoint("peers", addr)
+                .map_err(|e| format!("key `peers`: {e}"))?;
             if map.insert(id, addr.to_string()).is_some() {
                 return Err(format!("key `peers`: id {id} appears twice"));
             }
         }
         if ![1, 3, 5].contains(&map.len()) && map.contains_key(&self.id) {
-            return Err(format!("key `peers`: {} voters given; use 1, 3 or 5", map.len()));
+            return Err(format!(
+                "key `peers`: {} voters given; use 1, 3 or 5",
+                map.len()
+            ));
         }
         Ok(map)
     }

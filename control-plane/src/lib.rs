@@ -27,18 +27,26 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 use tributary_common::telemetry::{self, Readiness};
-use tributary_proto::v1::{catalog_server::CatalogServer, cluster_server::ClusterServer, raft_server::RaftServer};
+use tributary_proto::v1::{
+    catalog_server::CatalogServer, cluster_server::ClusterServer, raft_server::RaftServer,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error("invalid configuration: {0}")]
     Config(String),
     #[error("cannot open {path}: {source}")]
-    Storage { path: String, source: rocksdb::Error },
+    Storage {
+        path: String,
+        source: rocksdb::Error,
+    },
     #[error("{0}")]
     Catalog(#[from] error::CatalogError),
     #[error("cannot listen on {addr}: {source}")]
-    Listen { addr: String, source: std::io::Error },
+    Listen {
+        addr: String,
+        source: std::io::Error,
+    },
 }
 
 /// A running member: its Raft node, its gRPC address, and how to stop it.
@@ -92,12 +100,13 @@ pub fn open_db(dir: &std::path::Path) -> Result<Arc<DB>, StartError> {
 
 /// Starts a member, binding `config.listen`.
 pub async fn start(config: ControlPlaneConfig) -> Result<RunningControlPlane, StartError> {
-    let listener = TcpListener::bind(&config.listen)
-        .await
-        .map_err(|source| StartError::Listen {
-            addr: config.listen.clone(),
-            source,
-        })?;
+    let listener =
+        TcpListener::bind(&config.listen)
+            .await
+            .map_err(|source| StartError::Listen {
+                addr: config.listen.clone(),
+                source,
+            })?;
     start_on(config, listener, Faults::default()).await
 }
 
@@ -119,7 +128,12 @@ pub async fn start_on(
     } else {
         Vec::new()
     };
-    std::fs::create_dir_all(&config.data_dir).map_err(|e| StartError::Config(format!("key `data_dir`: {}: {e}", config.data_dir.display())))?;
+    std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+        StartError::Config(format!(
+            "key `data_dir`: {}: {e}",
+            config.data_dir.display()
+        ))
+    })?;
     let db = open_db(&config.data_dir)?;
     let catalogue = Catalogue::open(db.clone(), config.raft.max_watch_events)?;
     let store = RaftStore::open(db, catalogue.clone(), &initial_voters)
@@ -130,27 +144,45 @@ pub async fn start_on(
     addrs.insert(config.id, addr.to_string());
     let peers = network::Peers::new(addrs);
     let liveness = liveness::Liveness::new(Duration::from_millis(config.heartbeat_timeout_ms));
-    let node = Node::start(config.node_config(), store, catalogue, peers, faults, liveness)?;
+    let node = Node::start(
+        config.node_config(),
+        store,
+        catalogue,
+        peers,
+        faults,
+        liveness,
+    )?;
 
     let ready = Readiness::default();
     let admin_addr = if config.admin_listen.is_empty() {
         None
     } else {
         let a = telemetry::admin_addr(&config.admin_listen).map_err(StartError::Config)?;
-        Some(telemetry::serve_admin(a, ready.clone()).await.map_err(|source| StartError::Listen {
-            addr: a.to_string(),
-            source,
-        })?)
+        Some(
+            telemetry::serve_admin(a, ready.clone())
+                .await
+                .map_err(|source| StartError::Listen {
+                    addr: a.to_string(),
+                    source,
+                })?,
+        )
     };
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let request_timeout = Duration::from_millis(config.request_timeout_ms);
     let router = tonic::transport::Server::builder()
-        .add_service(CatalogServer::new(service::CatalogService { node: node.clone() }))
-        .add_service(ClusterServer::new(service::ClusterService { node: node.clone() }))
-        .add_service(RaftServer::new(service::RaftService {
+        .add_service(CatalogServer::new(service::CatalogService {
             node: node.clone(),
-            request_timeout,
-        }).max_decoding_message_size(64 << 20));
+        }))
+        .add_service(ClusterServer::new(service::ClusterService {
+            node: node.clone(),
+        }))
+        .add_service(
+            RaftServer::new(service::RaftService {
+                node: node.clone(),
+                request_timeout,
+            })
+            .max_decoding_message_size(64 << 20),
+        );
     let incoming = TcpListenerStream::new(listener);
     let server = tokio::spawn(async move {
         let stop = async {

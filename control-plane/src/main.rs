@@ -34,7 +34,8 @@ struct Flags {
 async fn main() -> anyhow::Result<()> {
     tributary_common::telemetry::init_logging("info");
     let flags = Flags::parse();
-    let config: ControlPlaneConfig = tributary_common::config::load(flags.config.as_deref(), &flags)?;
+    let config: ControlPlaneConfig =
+        tributary_common::config::load(flags.config.as_deref(), &flags)?;
     let running = tributary_control_plane::start(config).await?;
     tracing::info!(addr = %running.addr, "serving");
     shutdown_signal().await;
@@ -46,13 +47,14 @@ async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = ctrl_c.await;
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
         tokio::select! {
             _ = ctrl_c => {}
             _ = term.recv() => {}

@@ -1,11 +1,15 @@
 //! Raft traffic between members: per-peer senders, peer addresses, and fault injection
 //! (drop, delay, partition) that the test harness turns on.
 
-use rand::Rng;
 use raft::prelude::Message;
+use rand::Rng;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+/// A peer that took a message this recently counts as reachable (the leader sends heartbeats
+/// far more often).
+const REACHABLE_WINDOW: Duration = Duration::from_secs(1);
 use tokio::sync::mpsc;
 use tonic::transport::Channel;
 use tributary_proto::v1::{raft_client::RaftClient, RaftBatch};
@@ -84,6 +88,8 @@ impl Faults {
 pub struct Peers {
     addrs: Arc<RwLock<HashMap<u64, String>>>,
     channels: Arc<RwLock<HashMap<u64, Channel>>>,
+    /// Outcome and time of the last send to each peer.
+    health: Arc<RwLock<HashMap<u64, (Instant, bool)>>>,
 }
 
 impl Peers {
@@ -91,7 +97,23 @@ impl Peers {
         Self {
             addrs: Arc::new(RwLock::new(addrs)),
             channels: Arc::default(),
+            health: Arc::default(),
         }
+    }
+
+    fn record(&self, id: u64, ok: bool) {
+        if let Ok(mut h) = self.health.write() {
+            h.insert(id, (Instant::now(), ok));
+        }
+    }
+
+    /// Whether the last message to `id` got through within the last `REACHABLE_WINDOW`.
+    pub fn is_reachable(&self, id: u64) -> bool {
+        self.health
+            .read()
+            .ok()
+            .and_then(|h| h.get(&id).copied())
+            .is_some_and(|(at, ok)| ok && at.elapsed() < REACHABLE_WINDOW)
     }
 
     pub fn addr(&self, id: u64) -> Option<String> {
@@ -236,13 +258,19 @@ impl PeerSender {
                     }
                 }
             };
+            self.peers.record(self.to, ok);
             if !ok {
-                let _ = self.reports.send(crate::node::Input::Report(SendReport::Unreachable(self.to)));
+                let _ = self
+                    .reports
+                    .send(crate::node::Input::Report(SendReport::Unreachable(self.to)));
             }
             if has_snapshot {
                 let _ = self
                     .reports
-                    .send(crate::node::Input::Report(SendReport::Snapshot { to: self.to, ok }));
+                    .send(crate::node::Input::Report(SendReport::Snapshot {
+                        to: self.to,
+                        ok,
+                    }));
             }
         }
     }

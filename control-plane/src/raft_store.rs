@@ -50,8 +50,12 @@ impl RaftStore {
     /// index 1 with those voters, so a member added later must be sent a snapshot (which
     /// carries the conf state) rather than a log it could not interpret.
     pub fn open(db: Arc<DB>, catalogue: Catalogue, initial_voters: &[u64]) -> raft::Result<Self> {
-        let cf_log = db.cf_handle(CF_LOG).ok_or_else(|| store_err("missing cf raft_log"))?;
-        let cf_meta = db.cf_handle(CF_META).ok_or_else(|| store_err("missing cf raft_meta"))?;
+        let cf_log = db
+            .cf_handle(CF_LOG)
+            .ok_or_else(|| store_err("missing cf raft_log"))?;
+        let cf_meta = db
+            .cf_handle(CF_META)
+            .ok_or_else(|| store_err("missing cf raft_meta"))?;
         let mut cache = Cache::default();
         if let Some(v) = db.get_cf(cf_meta, KEY_HARD_STATE).map_err(store_err)? {
             cache.hard_state = HardState::parse_from_bytes(&v).map_err(store_err)?;
@@ -85,15 +89,27 @@ impl RaftStore {
     }
 
     fn bootstrap(&self, voters: &[u64]) -> raft::Result<()> {
-        let mut cs = ConfState::default();
-        cs.voters = voters.to_vec();
-        let mut hs = HardState::default();
-        hs.term = 1;
-        hs.commit = 1;
+        let cs = ConfState {
+            voters: voters.to_vec(),
+            ..Default::default()
+        };
+        let hs = HardState {
+            term: 1,
+            commit: 1,
+            ..Default::default()
+        };
         let mut batch = WriteBatch::default();
         let meta = self.cf(CF_META)?;
-        batch.put_cf(meta, KEY_CONF_STATE, cs.write_to_bytes().map_err(store_err)?);
-        batch.put_cf(meta, KEY_HARD_STATE, hs.write_to_bytes().map_err(store_err)?);
+        batch.put_cf(
+            meta,
+            KEY_CONF_STATE,
+            cs.write_to_bytes().map_err(store_err)?,
+        );
+        batch.put_cf(
+            meta,
+            KEY_HARD_STATE,
+            hs.write_to_bytes().map_err(store_err)?,
+        );
         batch.put_cf(meta, KEY_TRUNCATED, encode_pair(1, 1));
         self.catalogue.mark_applied(&mut batch, 1);
         self.db.write_opt(batch, &synced()).map_err(store_err)?;
@@ -113,7 +129,9 @@ impl RaftStore {
     }
 
     fn cf(&self, name: &str) -> raft::Result<&rocksdb::ColumnFamily> {
-        self.db.cf_handle(name).ok_or_else(|| store_err(format!("missing cf {name}")))
+        self.db
+            .cf_handle(name)
+            .ok_or_else(|| store_err(format!("missing cf {name}")))
     }
 
     pub fn conf_state(&self) -> ConfState {
@@ -135,17 +153,29 @@ impl RaftStore {
         let last_index = self.cache().last_index;
         if let Some(first) = entries.first() {
             for e in entries {
-                batch.put_cf(log, encode_index(e.index), e.write_to_bytes().map_err(store_err)?);
+                batch.put_cf(
+                    log,
+                    encode_index(e.index),
+                    e.write_to_bytes().map_err(store_err)?,
+                );
             }
             let new_last = entries[entries.len() - 1].index;
             if new_last < last_index {
                 // A new leader overwrote our tail: drop what is past it.
-                batch.delete_range_cf(log, encode_index(new_last + 1), encode_index(last_index + 1));
+                batch.delete_range_cf(
+                    log,
+                    encode_index(new_last + 1),
+                    encode_index(last_index + 1),
+                );
             }
             debug_assert!(first.index >= 1);
         }
         if let Some(hs) = hs {
-            batch.put_cf(meta, KEY_HARD_STATE, hs.write_to_bytes().map_err(store_err)?);
+            batch.put_cf(
+                meta,
+                KEY_HARD_STATE,
+                hs.write_to_bytes().map_err(store_err)?,
+            );
         }
         self.db.write_opt(batch, &synced()).map_err(store_err)?;
         let mut c = self.cache();
@@ -170,7 +200,11 @@ impl RaftStore {
 
     /// Records a conf state, in the batch that applies its conf-change entry.
     pub fn set_conf_state(&self, batch: &mut WriteBatch, cs: &ConfState) -> raft::Result<()> {
-        batch.put_cf(self.cf(CF_META)?, KEY_CONF_STATE, cs.write_to_bytes().map_err(store_err)?);
+        batch.put_cf(
+            self.cf(CF_META)?,
+            KEY_CONF_STATE,
+            cs.write_to_bytes().map_err(store_err)?,
+        );
         self.cache().conf_state = cs.clone();
         Ok(())
     }
@@ -186,7 +220,11 @@ impl RaftStore {
         }
         let term = self.term_of(index)?;
         let mut batch = WriteBatch::default();
-        batch.delete_range_cf(self.cf(CF_LOG)?, encode_index(first), encode_index(index + 1));
+        batch.delete_range_cf(
+            self.cf(CF_LOG)?,
+            encode_index(first),
+            encode_index(index + 1),
+        );
         batch.put_cf(self.cf(CF_META)?, KEY_TRUNCATED, encode_pair(index, term));
         self.db.write(batch).map_err(store_err)?;
         let mut c = self.cache();
@@ -211,8 +249,16 @@ impl RaftStore {
         let log = self.cf(CF_LOG)?;
         let cf_meta = self.cf(CF_META)?;
         batch.delete_range_cf(log, encode_index(0), encode_index(last.max(meta.index) + 1));
-        batch.put_cf(cf_meta, KEY_HARD_STATE, hs.write_to_bytes().map_err(store_err)?);
-        batch.put_cf(cf_meta, KEY_CONF_STATE, cs.write_to_bytes().map_err(store_err)?);
+        batch.put_cf(
+            cf_meta,
+            KEY_HARD_STATE,
+            hs.write_to_bytes().map_err(store_err)?,
+        );
+        batch.put_cf(
+            cf_meta,
+            KEY_CONF_STATE,
+            cs.write_to_bytes().map_err(store_err)?,
+        );
         batch.put_cf(cf_meta, KEY_TRUNCATED, encode_pair(meta.index, meta.term));
         self.db.write_opt(batch, &synced()).map_err(store_err)?;
         self.catalogue.after_restore(meta.index);
@@ -304,7 +350,9 @@ impl raft::Storage for RaftStore {
     fn snapshot(&self, request_index: u64, _to: u64) -> raft::Result<Snapshot> {
         let applied = self.catalogue.applied_index();
         if applied < request_index {
-            return Err(raft::Error::Store(StorageError::SnapshotTemporarilyUnavailable));
+            return Err(raft::Error::Store(
+                StorageError::SnapshotTemporarilyUnavailable,
+            ));
         }
         let mut snap = Snapshot::default();
         snap.set_data(self.catalogue.export().map_err(store_err)?.into());

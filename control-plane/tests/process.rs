@@ -52,16 +52,29 @@ async fn leader(members: &[Member], deadline: Instant) -> u64 {
 }
 
 async fn create(addr: &str, name: &str) -> Result<(), tonic::Status> {
-    let ch = tributary_common::grpc::channel(addr).map_err(|e| tonic::Status::unavailable(e.to_string()))?;
+    let ch = tributary_common::grpc::channel(addr)
+        .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
     let e = Entity {
-        kind: Some(Kind::Stream(Stream { name: name.into(), subjects: vec![format!("{name}.>")], ..Default::default() })),
+        kind: Some(Kind::Stream(Stream {
+            name: name.into(),
+            subjects: vec![format!("{name}.>")],
+            ..Default::default()
+        })),
     };
     CatalogClient::new(ch).create(e).await.map(|_| ())
 }
 
 async fn names(addr: &str) -> Vec<String> {
-    let Ok(ch) = tributary_common::grpc::channel(addr) else { return vec![] };
-    match CatalogClient::new(ch).list(ListRequest { kind: EntityKind::Stream as i32, namespace: String::new() }).await {
+    let Ok(ch) = tributary_common::grpc::channel(addr) else {
+        return vec![];
+    };
+    match CatalogClient::new(ch)
+        .list(ListRequest {
+            kind: EntityKind::Stream as i32,
+            namespace: String::new(),
+        })
+        .await
+    {
         Ok(r) => {
             let mut n: Vec<String> = r
                 .into_inner()
@@ -83,9 +96,17 @@ async fn names(addr: &str) -> Vec<String> {
 async fn kill_9_the_leader_loses_no_acknowledged_write() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut members: Vec<Member> = (1..=3)
-        .map(|id| Member { id, addr: format!("127.0.0.1:{}", free_port()), child: None })
+        .map(|id| Member {
+            id,
+            addr: format!("127.0.0.1:{}", free_port()),
+            child: None,
+        })
         .collect();
-    let peers = members.iter().map(|m| format!("{}={}", m.id, m.addr)).collect::<Vec<_>>().join(",");
+    let peers = members
+        .iter()
+        .map(|m| format!("{}={}", m.id, m.addr))
+        .collect::<Vec<_>>()
+        .join(",");
     for m in &mut members {
         m.child = Some(spawn(m.id, &m.addr, &peers, dir.path()));
     }
@@ -101,17 +122,27 @@ async fn kill_9_the_leader_loses_no_acknowledged_write() {
     }
     assert_eq!(acked.len(), 20, "writes through a healthy cluster failed");
 
-    let victim = members.iter_mut().find(|m| m.id == first).expect("leader is a member");
+    let victim = members
+        .iter_mut()
+        .find(|m| m.id == first)
+        .expect("leader is a member");
     if let Some(mut c) = victim.child.take() {
         c.kill().expect("kill -9");
         let _ = c.wait();
     }
     let second = leader(&members, Instant::now() + Duration::from_secs(30)).await;
     assert_ne!(first, second);
-    let survivor = members.iter().find(|m| m.id == second).expect("leader").addr.clone();
+    let survivor = members
+        .iter()
+        .find(|m| m.id == second)
+        .expect("leader")
+        .addr
+        .clone();
     for i in 20..30 {
         let name = format!("P{i}");
-        create(&survivor, &name).await.expect("write after failover");
+        create(&survivor, &name)
+            .await
+            .expect("write after failover");
         acked.push(format!("default:{name}"));
     }
     acked.sort();
@@ -125,7 +156,11 @@ async fn kill_9_the_leader_loses_no_acknowledged_write() {
         if names(&restarted).await == acked {
             break;
         }
-        assert!(Instant::now() < deadline, "restarted member did not catch up: {:?}", names(&restarted).await);
+        assert!(
+            Instant::now() < deadline,
+            "restarted member did not catch up: {:?}",
+            names(&restarted).await
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     for m in &mut members {

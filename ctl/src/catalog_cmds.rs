@@ -50,33 +50,65 @@ pub async fn run<A: EntityArgs>(cmd: Crud<A>, cp: &ControlPlane, json: bool) -> 
         Crud::Create { name, args } => {
             let mut e = A::empty(&name);
             args.apply(&mut e)?;
-            let r = cp.catalog(|mut c| { let e = e.clone(); async move { c.create(e).await } }).await?;
+            let r = cp
+                .catalog(|mut c| {
+                    let e = e.clone();
+                    async move { c.create(e).await }
+                })
+                .await?;
             show_one::<A>(r.entity, r.revision, json, "created")
         }
         Crud::Update { name, args } => {
             let reference = EntityRef { kind, name };
             let mut e = cp
-                .catalog(|mut c| { let r = reference.clone(); async move { c.get(r).await } })
+                .catalog(|mut c| {
+                    let r = reference.clone();
+                    async move { c.get(r).await }
+                })
                 .await?
                 .entity
                 .ok_or_else(|| anyhow!("server returned no entity"))?;
             args.apply(&mut e)?;
-            let r = cp.catalog(|mut c| { let e = e.clone(); async move { c.update(e).await } }).await?;
+            let r = cp
+                .catalog(|mut c| {
+                    let e = e.clone();
+                    async move { c.update(e).await }
+                })
+                .await?;
             show_one::<A>(r.entity, r.revision, json, "updated")
         }
         Crud::Get { name } => {
             let reference = EntityRef { kind, name };
-            let r = cp.catalog(|mut c| { let r = reference.clone(); async move { c.get(r).await } }).await?;
+            let r = cp
+                .catalog(|mut c| {
+                    let r = reference.clone();
+                    async move { c.get(r).await }
+                })
+                .await?;
             show_one::<A>(r.entity, r.revision, json, "")
         }
         Crud::Delete { name } => {
             let reference = EntityRef { kind, name };
-            let r = cp.catalog(|mut c| { let r = reference.clone(); async move { c.delete(r).await } }).await?;
+            let r = cp
+                .catalog(|mut c| {
+                    let r = reference.clone();
+                    async move { c.delete(r).await }
+                })
+                .await?;
             show_one::<A>(r.entity, r.revision, json, "deleted")
         }
         Crud::Move { name, node } => {
-            let req = MoveRequest { kind, name, node_id: node };
-            let r = cp.catalog(|mut c| { let q = req.clone(); async move { c.r#move(q).await } }).await?;
+            let req = MoveRequest {
+                kind,
+                name,
+                node_id: node,
+            };
+            let r = cp
+                .catalog(|mut c| {
+                    let q = req.clone();
+                    async move { c.r#move(q).await }
+                })
+                .await?;
             show_one::<A>(r.entity, r.revision, json, "moved")
         }
         Crud::List { namespace } => {
@@ -84,12 +116,23 @@ pub async fn run<A: EntityArgs>(cmd: Crud<A>, cp: &ControlPlane, json: bool) -> 
                 kind,
                 namespace: namespace.unwrap_or_default(),
             };
-            let r = cp.catalog(|mut c| { let q = req.clone(); async move { c.list(q).await } }).await?;
+            let r = cp
+                .catalog(|mut c| {
+                    let q = req.clone();
+                    async move { c.list(q).await }
+                })
+                .await?;
             if json {
-                let items: Vec<serde_json::Value> = r.entities.iter().map(inner_json).collect::<Result<_>>()?;
-                return output::json(&serde_json::json!({ "revision": r.revision, "items": items }));
+                let items: Vec<serde_json::Value> =
+                    r.entities.iter().map(inner_json).collect::<Result<_>>()?;
+                return output::json(
+                    &serde_json::json!({ "revision": r.revision, "items": items }),
+                );
             }
-            println!("{}", output::table(A::header(), r.entities.iter().map(A::row).collect()));
+            println!(
+                "{}",
+                output::table(A::header(), r.entities.iter().map(A::row).collect())
+            );
             Ok(())
         }
     }
@@ -107,7 +150,9 @@ fn inner_json(e: &Entity) -> Result<serde_json::Value> {
 fn show_one<A: EntityArgs>(e: Option<Entity>, revision: u64, json: bool, verb: &str) -> Result<()> {
     let e = e.ok_or_else(|| anyhow!("server returned no entity"))?;
     if json {
-        return output::json(&serde_json::json!({ "revision": revision, "entity": inner_json(&e)? }));
+        return output::json(
+            &serde_json::json!({ "revision": revision, "entity": inner_json(&e)? }),
+        );
     }
     if !verb.is_empty() {
         println!("{verb} at revision {revision}");
@@ -118,13 +163,11 @@ fn show_one<A: EntityArgs>(e: Option<Entity>, revision: u64, json: bool, verb: &
 
 fn secs(field: &str, raw: &Option<String>) -> Result<Option<u64>> {
     raw.as_deref()
-        .map(|r| duration::parse(r).map(|d| d.as_secs()).map_err(|e| anyhow!("--{field}: {e}")))
-        .transpose()
-}
-
-fn millis(field: &str, raw: &Option<String>) -> Result<Option<u64>> {
-    raw.as_deref()
-        .map(|r| duration::parse(r).map(|d| d.as_millis() as u64).map_err(|e| anyhow!("--{field}: {e}")))
+        .map(|r| {
+            duration::parse(r)
+                .map(|d| d.as_secs())
+                .map_err(|e| anyhow!("--{field}: {e}"))
+        })
         .transpose()
 }
 
@@ -136,7 +179,12 @@ fn set<T: Clone>(dst: &mut T, v: &Option<T>) {
 
 fn list_flag(dst: &mut Vec<String>, v: &[String]) {
     if !v.is_empty() {
-        *dst = v.iter().flat_map(|s| s.split(',')).map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
+        *dst = v
+            .iter()
+            .flat_map(|s| s.split(','))
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect();
     }
 }
 
@@ -169,33 +217,85 @@ pub struct WellArgs {
 impl EntityArgs for WellArgs {
     const KIND: EntityKind = EntityKind::Well;
     fn empty(name: &str) -> Entity {
-        Entity { kind: Some(Kind::Well(tributary_proto::v1::Well { name: name.into(), ..Default::default() })) }
+        Entity {
+            kind: Some(Kind::Well(tributary_proto::v1::Well {
+                name: name.into(),
+                ..Default::default()
+            })),
+        }
     }
     fn apply(&self, e: &mut Entity) -> Result<()> {
-        let Some(Kind::Well(w)) = &mut e.kind else { bail!("not a well") };
+        let Some(Kind::Well(w)) = &mut e.kind else {
+            bail!("not a well")
+        };
         list_flag(&mut w.tags, &self.tags);
         set(&mut w.default_well, &self.default_well);
-        set(&mut w.shard_duration_secs, &secs("shard-duration", &self.shard_duration)?);
+        set(
+            &mut w.shard_duration_secs,
+            &secs("shard-duration", &self.shard_duration)?,
+        );
         set(&mut w.hot_location, &self.hot_location);
         set(&mut w.cold_location, &self.cold_location);
-        set(&mut w.hot_duration_secs, &secs("hot-duration", &self.hot_duration)?);
-        set(&mut w.cold_duration_secs, &secs("cold-duration", &self.cold_duration)?);
+        set(
+            &mut w.hot_duration_secs,
+            &secs("hot-duration", &self.hot_duration)?,
+        );
+        set(
+            &mut w.cold_duration_secs,
+            &secs("cold-duration", &self.cold_duration)?,
+        );
         list_flag(&mut w.ditto_targets, &self.ditto_targets);
         set(&mut w.policy, &self.policy);
         Ok(())
     }
     fn header() -> &'static [&'static str] {
-        &["well", "tags", "shard", "hot", "cold", "ditto targets", "node"]
+        &[
+            "well",
+            "tags",
+            "shard",
+            "hot",
+            "cold",
+            "ditto targets",
+            "node",
+        ]
     }
     fn row(e: &Entity) -> Vec<String> {
-        let Some(Kind::Well(w)) = &e.kind else { return vec![] };
-        let d = |s: u64| if s == 0 { "-".into() } else { humantime::format_duration(std::time::Duration::from_secs(s)).to_string() };
+        let Some(Kind::Well(w)) = &e.kind else {
+            return vec![];
+        };
+        let d = |s: u64| {
+            if s == 0 {
+                "-".into()
+            } else {
+                humantime::format_duration(std::time::Duration::from_secs(s)).to_string()
+            }
+        };
         vec![
-            format!("{}{}", w.name, if w.default_well { " (default)" } else { "" }),
+            format!(
+                "{}{}",
+                w.name,
+                if w.default_well { " (default)" } else { "" }
+            ),
             w.tags.join(","),
             d(w.shard_duration_secs),
-            format!("{} {}", if w.hot_location.is_empty() { "-" } else { &w.hot_location }, d(w.hot_duration_secs)),
-            format!("{} {}", if w.cold_location.is_empty() { "-" } else { &w.cold_location }, d(w.cold_duration_secs)),
+            format!(
+                "{} {}",
+                if w.hot_location.is_empty() {
+                    "-"
+                } else {
+                    &w.hot_location
+                },
+                d(w.hot_duration_secs)
+            ),
+            format!(
+                "{} {}",
+                if w.cold_location.is_empty() {
+                    "-"
+                } else {
+                    &w.cold_location
+                },
+                d(w.cold_duration_secs)
+            ),
             w.ditto_targets.join(","),
             w.owner_node.to_string(),
         ]
@@ -233,33 +333,63 @@ pub struct TargetArgs {
 impl EntityArgs for TargetArgs {
     const KIND: EntityKind = EntityKind::Target;
     fn empty(name: &str) -> Entity {
-        Entity { kind: Some(Kind::Target(tributary_proto::v1::Target { name: name.into(), ..Default::default() })) }
+        Entity {
+            kind: Some(Kind::Target(tributary_proto::v1::Target {
+                name: name.into(),
+                ..Default::default()
+            })),
+        }
     }
     fn apply(&self, e: &mut Entity) -> Result<()> {
-        let Some(Kind::Target(t)) = &mut e.kind else { bail!("not a target") };
+        let Some(Kind::Target(t)) = &mut e.kind else {
+            bail!("not a target")
+        };
         list_flag(&mut t.encrypted_endpoints, &self.encrypted_endpoints);
         list_flag(&mut t.cleartext_endpoints, &self.cleartext_endpoints);
         set(&mut t.ingest_secret, &self.ingest_secret);
         if let Some(s) = &self.start_time {
-            t.start_time_ns = duration::parse_time_ns(s).map_err(|e| anyhow!("--start-time: {e}"))?;
+            t.start_time_ns =
+                duration::parse_time_ns(s).map_err(|e| anyhow!("--start-time: {e}"))?;
         }
-        set(&mut t.unresolvable_tag_destination, &self.unresolvable_tag_destination);
+        set(
+            &mut t.unresolvable_tag_destination,
+            &self.unresolvable_tag_destination,
+        );
         set(&mut t.enable_compression, &self.compression);
         set(&mut t.bandwidth_limit, &self.bandwidth_limit);
         if let Some(f) = &self.ca_file {
-            t.ca_pem = std::fs::read_to_string(f).with_context(|| format!("--ca-file {}", f.display()))?;
+            t.ca_pem =
+                std::fs::read_to_string(f).with_context(|| format!("--ca-file {}", f.display()))?;
         }
         set(&mut t.policy, &self.policy);
         Ok(())
     }
     fn header() -> &'static [&'static str] {
-        &["target", "endpoints", "secret", "start time (ns)", "compression"]
+        &[
+            "target",
+            "endpoints",
+            "secret",
+            "start time (ns)",
+            "compression",
+        ]
     }
     fn row(e: &Entity) -> Vec<String> {
-        let Some(Kind::Target(t)) = &e.kind else { return vec![] };
-        let eps: Vec<String> = t.encrypted_endpoints.iter().map(|e| format!("tls://{e}"))
-            .chain(t.cleartext_endpoints.iter().cloned()).collect();
-        vec![t.name.clone(), eps.join(","), t.ingest_secret.clone(), t.start_time_ns.to_string(), t.enable_compression.to_string()]
+        let Some(Kind::Target(t)) = &e.kind else {
+            return vec![];
+        };
+        let eps: Vec<String> = t
+            .encrypted_endpoints
+            .iter()
+            .map(|e| format!("tls://{e}"))
+            .chain(t.cleartext_endpoints.iter().cloned())
+            .collect();
+        vec![
+            t.name.clone(),
+            eps.join(","),
+            t.ingest_secret.clone(),
+            t.start_time_ns.to_string(),
+            t.enable_compression.to_string(),
+        ]
     }
 }
 

@@ -22,13 +22,11 @@ impl ControlPlane {
             .map(str::to_string)
             .collect();
         if members.is_empty() {
-            return Err(anyhow!("no control-plane address given (--server or TRIBUTARY_SERVER)"));
+            return Err(anyhow!(
+                "no control-plane address given (--server or TRIBUTARY_SERVER)"
+            ));
         }
         Ok(Self { members })
-    }
-
-    pub fn members(&self) -> &[String] {
-        &self.members
     }
 
     /// Runs `call` against each member in turn until one answers something other than
@@ -40,7 +38,8 @@ impl ControlPlane {
     {
         let mut last = Status::unavailable("no control-plane member reachable");
         for m in &self.members {
-            let ch = tributary_common::grpc::channel(m).map_err(|e| Status::invalid_argument(format!("invalid server {m:?}: {e}")))?;
+            let ch = tributary_common::grpc::channel(m)
+                .map_err(|e| Status::invalid_argument(format!("invalid server {m:?}: {e}")))?;
             match call(ch).await {
                 Err(s) if s.code() == Code::Unavailable && unreachable(&s) => last = s,
                 other => return other,
@@ -77,5 +76,8 @@ impl ControlPlane {
 /// A transport failure (the member is down), as opposed to a member's own UNAVAILABLE answer.
 fn unreachable(s: &Status) -> bool {
     let m = s.message();
-    m.contains("connect") || m.contains("transport") || m.contains("refused") || m.contains("broken pipe")
+    m.contains("connect")
+        || m.contains("transport")
+        || m.contains("refused")
+        || m.contains("broken pipe")
 }

@@ -19,7 +19,9 @@ pub enum ClusterCmd {
 pub async fn run(cmd: ClusterCmd, cp: &ControlPlane, json: bool) -> Result<()> {
     match cmd {
         ClusterCmd::Status => {
-            let s = cp.cluster(|mut c| async move { c.status(StatusRequest {}).await }).await?;
+            let s = cp
+                .cluster(|mut c| async move { c.status(StatusRequest {}).await })
+                .await?;
             if json {
                 return output::json(&s);
             }
@@ -27,12 +29,25 @@ pub async fn run(cmd: ClusterCmd, cp: &ControlPlane, json: bool) -> Result<()> {
         }
         ClusterCmd::AddMember { id, addr } => {
             let req = MemberRequest { id, addr };
-            let r = cp.cluster(|mut c| { let q = req.clone(); async move { c.add_member(q).await } }).await?;
+            let r = cp
+                .cluster(|mut c| {
+                    let q = req.clone();
+                    async move { c.add_member(q).await }
+                })
+                .await?;
             print_members(json, &r.members)?;
         }
         ClusterCmd::RemoveMember { id } => {
-            let req = MemberRequest { id, addr: String::new() };
-            let r = cp.cluster(|mut c| { let q = req.clone(); async move { c.remove_member(q).await } }).await?;
+            let req = MemberRequest {
+                id,
+                addr: String::new(),
+            };
+            let r = cp
+                .cluster(|mut c| {
+                    let q = req.clone();
+                    async move { c.remove_member(q).await }
+                })
+                .await?;
             print_members(json, &r.members)?;
         }
     }
@@ -49,7 +64,15 @@ fn print_members(json: bool, members: &[MemberStatus]) -> Result<()> {
 
 fn members_table(members: &[MemberStatus]) -> comfy_table::Table {
     output::table(
-        &["member", "address", "role", "term", "commit", "applied", "reachable"],
+        &[
+            "member",
+            "address",
+            "role",
+            "term",
+            "commit",
+            "applied",
+            "reachable",
+        ],
         members
             .iter()
             .map(|m| {
@@ -68,7 +91,10 @@ fn members_table(members: &[MemberStatus]) -> comfy_table::Table {
 }
 
 pub fn print_status(s: &StatusReply) {
-    println!("leader {}  term {}  revision {}", s.leader, s.term, s.revision);
+    println!(
+        "leader {}  term {}  revision {}",
+        s.leader, s.term, s.revision
+    );
     println!("{}", members_table(&s.members));
     if s.data_nodes.is_empty() {
         println!("no data nodes registered");
@@ -82,11 +108,28 @@ pub fn print_status(s: &StatusReply) {
                 d.id.to_string(),
                 d.addr.clone(),
                 if d.up { "up" } else { "down" }.into(),
-                if d.last_heartbeat_ms_ago == u64::MAX { "never".into() } else { format!("{} ms ago", d.last_heartbeat_ms_ago) },
+                if d.last_heartbeat_ms_ago == u64::MAX {
+                    "never".into()
+                } else {
+                    format!("{} ms ago", d.last_heartbeat_ms_ago)
+                },
                 d.wells.join(","),
                 d.streams.join(","),
             ]
         })
         .collect();
-    println!("{}", output::table(&["data node", "address", "state", "heartbeat", "wells", "streams"], rows));
+    println!(
+        "{}",
+        output::table(
+            &[
+                "data node",
+                "address",
+                "state",
+                "heartbeat",
+                "wells",
+                "streams"
+            ],
+            rows
+        )
+    );
 }

@@ -7,12 +7,15 @@ use anyhow::{anyhow, Context, Result};
 use std::time::{Duration, Instant};
 use tributary_control_plane::{ControlPlaneConfig, RunningControlPlane};
 use tributary_proto::v1::{
-    entity::Kind, Entity, EntityKind, EntityRef, ListRequest, Policy, PolicyEntry, PolicyResource,
-    StatusRequest, Stream, Target, Well, Permission,
+    entity::Kind, Entity, EntityKind, EntityRef, ListRequest, Permission, Policy, PolicyEntry,
+    PolicyResource, StatusRequest, Stream, Target, Well,
 };
 
 /// Starts an in-process control plane of `n` members on 127.0.0.1 under `dir`.
-pub async fn start_control_plane(n: u64, dir: &std::path::Path) -> Result<Vec<RunningControlPlane>> {
+pub async fn start_control_plane(
+    n: u64,
+    dir: &std::path::Path,
+) -> Result<Vec<RunningControlPlane>> {
     let mut listeners = Vec::new();
     for _ in 0..n {
         listeners.push(tokio::net::TcpListener::bind("127.0.0.1:0").await?);
@@ -59,63 +62,129 @@ pub async fn run(json: bool) -> Result<()> {
     let cp = ControlPlane::new(&addrs.join(","))?;
 
     step("creating catalogue entries (any member accepts writes)");
-    let policy = Entity { kind: Some(Kind::Policy(Policy {
-        name: "acme:ops".into(),
-        entries: vec![PolicyEntry {
-            label: "operators".into(),
-            subjects: vec!["oidc:ops-team".into()],
-            resources: vec![PolicyResource { resource: "well:/acme:*".into(), grant: vec![Permission::Read as i32, Permission::Write as i32], revoke: vec![] }],
-        }],
-    })) };
-    let target = Entity { kind: Some(Kind::Target(Target {
-        name: "acme:dr-site".into(),
-        cleartext_endpoints: vec!["127.0.0.1:4023".into()],
-        ingest_secret: "s3cret".into(),
-        policy: "acme:ops".into(),
-        ..Default::default()
-    })) };
-    let well = Entity { kind: Some(Kind::Well(Well {
-        name: "acme:orders".into(),
-        tags: vec!["orders".into(), "payments".into()],
-        ditto_targets: vec!["acme:dr-site".into()],
-        policy: "acme:ops".into(),
-        ..Default::default()
-    })) };
-    let stream = Entity { kind: Some(Kind::Stream(Stream {
-        name: "acme:ORDERS".into(),
-        subjects: vec!["ORDERS.>".into()],
-        ..Default::default()
-    })) };
+    let policy = Entity {
+        kind: Some(Kind::Policy(Policy {
+            name: "acme:ops".into(),
+            entries: vec![PolicyEntry {
+                label: "operators".into(),
+                subjects: vec!["oidc:ops-team".into()],
+                resources: vec![PolicyResource {
+                    resource: "well:/acme:*".into(),
+                    grant: vec![Permission::Read as i32, Permission::Write as i32],
+                    revoke: vec![],
+                }],
+            }],
+        })),
+    };
+    let target = Entity {
+        kind: Some(Kind::Target(Target {
+            name: "acme:dr-site".into(),
+            cleartext_endpoints: vec!["127.0.0.1:4023".into()],
+            ingest_secret: "s3cret".into(),
+            policy: "acme:ops".into(),
+            ..Default::default()
+        })),
+    };
+    let well = Entity {
+        kind: Some(Kind::Well(Well {
+            name: "acme:orders".into(),
+            tags: vec!["orders".into(), "payments".into()],
+            ditto_targets: vec!["acme:dr-site".into()],
+            policy: "acme:ops".into(),
+            ..Default::default()
+        })),
+    };
+    let stream = Entity {
+        kind: Some(Kind::Stream(Stream {
+            name: "acme:ORDERS".into(),
+            subjects: vec!["ORDERS.>".into()],
+            ..Default::default()
+        })),
+    };
     for e in [policy, target, well, stream] {
-        let r = cp.catalog(|mut c| { let e = e.clone(); async move { c.create(e).await } }).await?;
-        let name = r.entity.as_ref().map(tributary_control_plane::catalog::entity::name_of).unwrap_or_default();
+        let r = cp
+            .catalog(|mut c| {
+                let e = e.clone();
+                async move { c.create(e).await }
+            })
+            .await?;
+        let name = r
+            .entity
+            .as_ref()
+            .map(tributary_control_plane::catalog::entity::name_of)
+            .unwrap_or_default();
         println!("created {name:<16} revision {}", r.revision);
     }
 
     step("a bad request is refused and changes nothing");
-    let bad = Entity { kind: Some(Kind::Stream(Stream { name: "acme:BAD".into(), subjects: vec!["ORDERS.new".into()], ..Default::default() })) };
-    match cp.catalog(|mut c| { let e = bad.clone(); async move { c.create(e).await } }).await {
+    let bad = Entity {
+        kind: Some(Kind::Stream(Stream {
+            name: "acme:BAD".into(),
+            subjects: vec!["ORDERS.new".into()],
+            ..Default::default()
+        })),
+    };
+    match cp
+        .catalog(|mut c| {
+            let e = bad.clone();
+            async move { c.create(e).await }
+        })
+        .await
+    {
         Err(s) => println!("refused ({:?}): {}", s.code(), s.message()),
         Ok(_) => return Err(anyhow!("an overlapping stream was accepted")),
     }
 
     step("listing (secrets come back redacted)");
-    for (kind, label) in [(EntityKind::Well, "wells"), (EntityKind::Target, "targets"), (EntityKind::Stream, "streams"), (EntityKind::Tag, "tags")] {
-        let req = ListRequest { kind: kind as i32, namespace: String::new() };
-        let r = cp.catalog(|mut c| { let q = req.clone(); async move { c.list(q).await } }).await?;
-        let rows = r.entities.iter().map(|e| vec![
-            tributary_control_plane::catalog::entity::name_of(e),
-            serde_json::to_string(&e.kind).unwrap_or_default().chars().take(90).collect(),
-        ]).collect();
+    for (kind, label) in [
+        (EntityKind::Well, "wells"),
+        (EntityKind::Target, "targets"),
+        (EntityKind::Stream, "streams"),
+        (EntityKind::Tag, "tags"),
+    ] {
+        let req = ListRequest {
+            kind: kind as i32,
+            namespace: String::new(),
+        };
+        let r = cp
+            .catalog(|mut c| {
+                let q = req.clone();
+                async move { c.list(q).await }
+            })
+            .await?;
+        let rows = r
+            .entities
+            .iter()
+            .map(|e| {
+                vec![
+                    tributary_control_plane::catalog::entity::name_of(e),
+                    serde_json::to_string(&e.kind)
+                        .unwrap_or_default()
+                        .chars()
+                        .take(90)
+                        .collect(),
+                ]
+            })
+            .collect();
         println!("{label}:\n{}", output::table(&["name", "definition"], rows));
     }
 
     step("deleting the stream");
-    let r = cp.catalog(|mut c| async move { c.delete(EntityRef { kind: EntityKind::Stream as i32, name: "acme:ORDERS".into() }).await }).await?;
+    let r = cp
+        .catalog(|mut c| async move {
+            c.delete(EntityRef {
+                kind: EntityKind::Stream as i32,
+                name: "acme:ORDERS".into(),
+            })
+            .await
+        })
+        .await?;
     println!("deleted acme:ORDERS at revision {}", r.revision);
 
     step("cluster status");
-    let status = cp.cluster(|mut c| async move { c.status(StatusRequest {}).await }).await?;
+    let status = cp
+        .cluster(|mut c| async move { c.status(StatusRequest {}).await })
+        .await?;
     if json {
         output::json(&status)?;
     } else {

@@ -14,7 +14,12 @@ use clap::{Parser, Subcommand};
 #[command(name = "tribctl", version, about = "Operate a Tributary cluster")]
 struct Cli {
     /// Control-plane member(s), HOST:PORT, comma-separated; any member will do.
-    #[arg(long, global = true, env = "TRIBUTARY_SERVER", default_value = "127.0.0.1:7100")]
+    #[arg(
+        long,
+        global = true,
+        env = "TRIBUTARY_SERVER",
+        default_value = "127.0.0.1:7100"
+    )]
     server: String,
     /// Print JSON instead of tables.
     #[arg(long, global = true)]

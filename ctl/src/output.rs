@@ -5,7 +5,8 @@ use serde::Serialize;
 
 pub fn table(header: &[&str], rows: Vec<Vec<String>>) -> Table {
     let mut t = Table::new();
-    t.load_preset(UTF8_FULL_CONDENSED).set_header(header.to_vec());
+    t.load_preset(UTF8_FULL_CONDENSED)
+        .set_header(header.to_vec());
     for r in rows {
         t.add_row(r);
     }

@@ -82,10 +82,13 @@ impl StreamArgs {
             ..Default::default()
         };
         if let Some(v) = per_origin("start-seq", &self.start_seq)?.get(stream) {
-            o.start_seq = v.parse().map_err(|_| anyhow!("--start-seq {stream}={v}: not a number"))?;
+            o.start_seq = v
+                .parse()
+                .map_err(|_| anyhow!("--start-seq {stream}={v}: not a number"))?;
         }
         if let Some(v) = per_origin("start-time", &self.start_time)?.get(stream) {
-            o.start_time_ns = duration::parse_time_ns(v).map_err(|e| anyhow!("--start-time: {e}"))?;
+            o.start_time_ns =
+                duration::parse_time_ns(v).map_err(|e| anyhow!("--start-time: {e}"))?;
         }
         if let Some(v) = per_origin("filter", &self.filter)?.get(stream) {
             o.filter_subject = v.clone();
@@ -100,12 +103,24 @@ impl StreamArgs {
 impl EntityArgs for StreamArgs {
     const KIND: EntityKind = EntityKind::Stream;
     fn empty(name: &str) -> Entity {
-        Entity { kind: Some(Kind::Stream(Stream { name: name.into(), ..Default::default() })) }
+        Entity {
+            kind: Some(Kind::Stream(Stream {
+                name: name.into(),
+                ..Default::default()
+            })),
+        }
     }
     fn apply(&self, e: &mut Entity) -> Result<()> {
-        let Some(Kind::Stream(s)) = &mut e.kind else { bail!("not a stream") };
+        let Some(Kind::Stream(s)) = &mut e.kind else {
+            bail!("not a stream")
+        };
         if !self.subjects.is_empty() {
-            s.subjects = self.subjects.iter().flat_map(|x| x.split(',')).map(|x| x.trim().to_string()).collect();
+            s.subjects = self
+                .subjects
+                .iter()
+                .flat_map(|x| x.split(','))
+                .map(|x| x.trim().to_string())
+                .collect();
         }
         if let Some(st) = &self.storage {
             s.storage = match st.as_str() {
@@ -122,24 +137,56 @@ impl EntityArgs for StreamArgs {
             } as i32;
         }
         let ms = |flag: &str, v: &Option<String>| -> Result<Option<u64>> {
-            v.as_deref().map(|r| duration::parse(r).map(|d| d.as_millis() as u64).map_err(|e| anyhow!("--{flag}: {e}"))).transpose()
+            v.as_deref()
+                .map(|r| {
+                    duration::parse(r)
+                        .map(|d| d.as_millis() as u64)
+                        .map_err(|e| anyhow!("--{flag}: {e}"))
+                })
+                .transpose()
         };
-        if let Some(v) = ms("max-age", &self.max_age)? { s.max_age_ms = v; }
-        if let Some(v) = ms("duplicate-window", &self.duplicate_window)? { s.duplicate_window_ms = v; }
-        if let Some(v) = self.max_msgs { s.max_msgs = v; }
-        if let Some(v) = self.max_bytes { s.max_bytes = v; }
-        if let Some(v) = self.max_msg_size { s.max_msg_size = v; }
-        if let Some(v) = self.max_msgs_per_subject { s.max_msgs_per_subject = v; }
-        if let Some(v) = self.deny_delete { s.deny_delete = v; }
-        if let Some(v) = self.deny_purge { s.deny_purge = v; }
-        if let Some(v) = self.allow_rollup { s.allow_rollup = v; }
-        if let Some(v) = self.replicas { s.replicas = v; }
-        if let Some(v) = &self.policy { s.policy = v.clone(); }
+        if let Some(v) = ms("max-age", &self.max_age)? {
+            s.max_age_ms = v;
+        }
+        if let Some(v) = ms("duplicate-window", &self.duplicate_window)? {
+            s.duplicate_window_ms = v;
+        }
+        if let Some(v) = self.max_msgs {
+            s.max_msgs = v;
+        }
+        if let Some(v) = self.max_bytes {
+            s.max_bytes = v;
+        }
+        if let Some(v) = self.max_msg_size {
+            s.max_msg_size = v;
+        }
+        if let Some(v) = self.max_msgs_per_subject {
+            s.max_msgs_per_subject = v;
+        }
+        if let Some(v) = self.deny_delete {
+            s.deny_delete = v;
+        }
+        if let Some(v) = self.deny_purge {
+            s.deny_purge = v;
+        }
+        if let Some(v) = self.allow_rollup {
+            s.allow_rollup = v;
+        }
+        if let Some(v) = self.replicas {
+            s.replicas = v;
+        }
+        if let Some(v) = &self.policy {
+            s.policy = v.clone();
+        }
         if let Some(m) = &self.mirror {
             s.mirror = Some(self.origin(m)?);
         }
         if !self.sources.is_empty() {
-            s.sources = self.sources.iter().map(|x| self.origin(x)).collect::<Result<_>>()?;
+            s.sources = self
+                .sources
+                .iter()
+                .map(|x| self.origin(x))
+                .collect::<Result<_>>()?;
         }
         Ok(())
     }
@@ -147,13 +194,30 @@ impl EntityArgs for StreamArgs {
         &["stream", "subjects", "storage", "copies from", "node"]
     }
     fn row(e: &Entity) -> Vec<String> {
-        let Some(Kind::Stream(s)) = &e.kind else { return vec![] };
-        let storage = if s.storage == StorageType::Memory as i32 { "memory" } else { "file" };
+        let Some(Kind::Stream(s)) = &e.kind else {
+            return vec![];
+        };
+        let storage = if s.storage == StorageType::Memory as i32 {
+            "memory"
+        } else {
+            "file"
+        };
         let from = match &s.mirror {
             Some(m) => format!("mirror of {}", m.stream),
-            None => s.sources.iter().map(|x| x.stream.clone()).collect::<Vec<_>>().join(","),
+            None => s
+                .sources
+                .iter()
+                .map(|x| x.stream.clone())
+                .collect::<Vec<_>>()
+                .join(","),
         };
-        vec![s.name.clone(), s.subjects.join(","), storage.into(), from, s.owner_node.to_string()]
+        vec![
+            s.name.clone(),
+            s.subjects.join(","),
+            storage.into(),
+            from,
+            s.owner_node.to_string(),
+        ]
     }
 }
 
@@ -216,13 +280,22 @@ fn perms(raw: &Option<String>) -> Result<Vec<i32>> {
 impl EntityArgs for PolicyArgs {
     const KIND: EntityKind = EntityKind::Policy;
     fn empty(name: &str) -> Entity {
-        Entity { kind: Some(Kind::Policy(Policy { name: name.into(), ..Default::default() })) }
+        Entity {
+            kind: Some(Kind::Policy(Policy {
+                name: name.into(),
+                ..Default::default()
+            })),
+        }
     }
     fn apply(&self, e: &mut Entity) -> Result<()> {
-        let Some(Kind::Policy(p)) = &mut e.kind else { bail!("not a policy") };
+        let Some(Kind::Policy(p)) = &mut e.kind else {
+            bail!("not a policy")
+        };
         if let Some(f) = &self.file {
-            let text = std::fs::read_to_string(f).with_context(|| format!("--file {}", f.display()))?;
-            let parsed: PolicyFile = serde_json::from_str(&text).with_context(|| format!("--file {}: not a policy", f.display()))?;
+            let text =
+                std::fs::read_to_string(f).with_context(|| format!("--file {}", f.display()))?;
+            let parsed: PolicyFile = serde_json::from_str(&text)
+                .with_context(|| format!("--file {}: not a policy", f.display()))?;
             p.entries = parsed
                 .entries
                 .into_iter()
@@ -233,7 +306,13 @@ impl EntityArgs for PolicyArgs {
                         resources: e
                             .resources
                             .into_iter()
-                            .map(|r| Ok(PolicyResource { resource: r.resource, grant: perms(&Some(r.grant.join(",")))?, revoke: perms(&Some(r.revoke.join(",")))? }))
+                            .map(|r| {
+                                Ok(PolicyResource {
+                                    resource: r.resource,
+                                    grant: perms(&Some(r.grant.join(",")))?,
+                                    revoke: perms(&Some(r.revoke.join(",")))?,
+                                })
+                            })
                             .collect::<Result<_>>()?,
                     })
                 })
@@ -244,7 +323,15 @@ impl EntityArgs for PolicyArgs {
             p.entries.push(PolicyEntry {
                 label: format!("entry{}", p.entries.len() + 1),
                 subjects: self.subjects.clone(),
-                resources: self.resources.iter().map(|r| PolicyResource { resource: r.clone(), grant: grant.clone(), revoke: revoke.clone() }).collect(),
+                resources: self
+                    .resources
+                    .iter()
+                    .map(|r| PolicyResource {
+                        resource: r.clone(),
+                        grant: grant.clone(),
+                        revoke: revoke.clone(),
+                    })
+                    .collect(),
             });
         }
         Ok(())
@@ -253,8 +340,14 @@ impl EntityArgs for PolicyArgs {
         &["policy", "entries", "subjects"]
     }
     fn row(e: &Entity) -> Vec<String> {
-        let Some(Kind::Policy(p)) = &e.kind else { return vec![] };
+        let Some(Kind::Policy(p)) = &e.kind else {
+            return vec![];
+        };
         let subjects: Vec<String> = p.entries.iter().flat_map(|x| x.subjects.clone()).collect();
-        vec![p.name.clone(), p.entries.len().to_string(), subjects.join(",")]
+        vec![
+            p.name.clone(),
+            p.entries.len().to_string(),
+            subjects.join(","),
+        ]
     }
 }

@@ -32,7 +32,11 @@ impl CpCluster {
             .iter()
             .map(|(id, l)| Ok((*id, l.local_addr()?)))
             .collect::<Result<_>>()?;
-        let peers = addrs.iter().map(|(id, a)| format!("{id}={a}")).collect::<Vec<_>>().join(",");
+        let peers = addrs
+            .iter()
+            .map(|(id, a)| format!("{id}={a}"))
+            .collect::<Vec<_>>()
+            .join(",");
         let mut base = ControlPlaneConfig {
             admin_listen: String::new(),
             request_timeout_ms: 3_000,
@@ -71,7 +75,11 @@ impl CpCluster {
     /// The leader that every running member agrees on.
     pub async fn leader(&self, timeout: Duration) -> Result<u64> {
         wait::until("an agreed leader", timeout, || async {
-            let views: Vec<u64> = self.members.values().map(|m| m.node.state().leader).collect();
+            let views: Vec<u64> = self
+                .members
+                .values()
+                .map(|m| m.node.state().leader)
+                .collect();
             let l = *views.first()?;
             (l != 0 && views.iter().all(|v| *v == l) && self.members.contains_key(&l)).then_some(l)
         })
@@ -87,7 +95,10 @@ impl CpCluster {
     }
 
     fn channel(&self, id: u64) -> Result<Channel> {
-        let a = self.addrs.get(&id).ok_or_else(|| anyhow!("no member {id}"))?;
+        let a = self
+            .addrs
+            .get(&id)
+            .ok_or_else(|| anyhow!("no member {id}"))?;
         Ok(tributary_common::grpc::channel(&a.to_string())?)
     }
 
@@ -120,9 +131,16 @@ impl CpCluster {
 
     /// Waits until every running member has applied at least `index`.
     pub async fn wait_applied(&self, index: u64, timeout: Duration) -> Result<()> {
-        wait::until(&format!("every member applied {index}"), timeout, || async {
-            self.members.values().all(|m| m.node.catalogue.applied_index() >= index).then_some(())
-        })
+        wait::until(
+            &format!("every member applied {index}"),
+            timeout,
+            || async {
+                self.members
+                    .values()
+                    .all(|m| m.node.catalogue.applied_index() >= index)
+                    .then_some(())
+            },
+        )
         .await
     }
 

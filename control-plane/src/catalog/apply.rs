@@ -106,7 +106,9 @@ impl<'a> Txn<'a> {
         if let Some((ns, _)) = entity_name.split_once(':') {
             if !self.exists(EntityKind::Namespace, ns)? {
                 self.put(Entity {
-                    kind: Some(Kind::Namespace(Namespace { name: ns.to_string() })),
+                    kind: Some(Kind::Namespace(Namespace {
+                        name: ns.to_string(),
+                    })),
                 });
             }
         }
@@ -137,7 +139,9 @@ impl<'a> Txn<'a> {
         }
         if let Some(Kind::Tag(t)) = &e.kind {
             self.ensure_tag(&t.name)?;
-            return self.get(kind, &name)?.ok_or(CatalogError::Storage("tag vanished".into()));
+            return self
+                .get(kind, &name)?
+                .ok_or(CatalogError::Storage("tag vanished".into()));
         }
         if is_namespaced(kind) {
             self.ensure_namespace(&name)?;
@@ -161,8 +165,12 @@ impl<'a> Txn<'a> {
         })?;
         validate::entity(self, &mut e, Some(&old))?;
         match (&mut e.kind, &old.kind) {
-            (Some(Kind::Well(w)), Some(Kind::Well(o))) if w.owner_node == 0 => w.owner_node = o.owner_node,
-            (Some(Kind::Stream(s)), Some(Kind::Stream(o))) if s.owner_node == 0 => s.owner_node = o.owner_node,
+            (Some(Kind::Well(w)), Some(Kind::Well(o))) if w.owner_node == 0 => {
+                w.owner_node = o.owner_node
+            }
+            (Some(Kind::Stream(s)), Some(Kind::Stream(o))) if s.owner_node == 0 => {
+                s.owner_node = o.owner_node
+            }
             (Some(Kind::Tag(_)), _) => {
                 return Err(CatalogError::FailedPrecondition(
                     "a tag cannot be updated: its id is fixed".into(),
@@ -203,7 +211,12 @@ impl<'a> Txn<'a> {
         match &mut e.kind {
             Some(Kind::Well(w)) => w.owner_node = m.node_id,
             Some(Kind::Stream(s)) => s.owner_node = m.node_id,
-            _ => return Err(CatalogError::invalid("kind", "only wells and streams can be moved")),
+            _ => {
+                return Err(CatalogError::invalid(
+                    "kind",
+                    "only wells and streams can be moved",
+                ))
+            }
         }
         self.put(e.clone());
         Ok(e)
@@ -255,8 +268,16 @@ impl<'a> Txn<'a> {
                 _ => None,
             })
             .collect();
-        let live_known: Vec<u64> = nodes.iter().copied().filter(|id| live.contains(id)).collect();
-        let candidates = if live_known.is_empty() { nodes } else { live_known };
+        let live_known: Vec<u64> = nodes
+            .iter()
+            .copied()
+            .filter(|id| live.contains(id))
+            .collect();
+        let candidates = if live_known.is_empty() {
+            nodes
+        } else {
+            live_known
+        };
         let mut load: HashMap<u64, usize> = candidates.iter().map(|id| (*id, 0)).collect();
         for kind in [EntityKind::Well, EntityKind::Stream] {
             for e in self.list(kind)? {

@@ -137,13 +137,29 @@ impl Catalogue {
         Ok(u64_at(&self.inner.db, meta, KEY_NEXT_TAG)?.max(1))
     }
 
-    pub(crate) fn put_next_tag_id(&self, batch: &mut WriteBatch, id: u64) -> Result<(), CatalogError> {
-        batch.put_cf(cf(&self.inner.db, CF_CATALOG_META)?, KEY_NEXT_TAG, id.to_be_bytes());
+    pub(crate) fn put_next_tag_id(
+        &self,
+        batch: &mut WriteBatch,
+        id: u64,
+    ) -> Result<(), CatalogError> {
+        batch.put_cf(
+            cf(&self.inner.db, CF_CATALOG_META)?,
+            KEY_NEXT_TAG,
+            id.to_be_bytes(),
+        );
         Ok(())
     }
 
-    pub(crate) fn put_revision(&self, batch: &mut WriteBatch, revision: u64) -> Result<(), CatalogError> {
-        batch.put_cf(cf(&self.inner.db, CF_CATALOG_META)?, KEY_REVISION, revision.to_be_bytes());
+    pub(crate) fn put_revision(
+        &self,
+        batch: &mut WriteBatch,
+        revision: u64,
+    ) -> Result<(), CatalogError> {
+        batch.put_cf(
+            cf(&self.inner.db, CF_CATALOG_META)?,
+            KEY_REVISION,
+            revision.to_be_bytes(),
+        );
         Ok(())
     }
 
@@ -162,7 +178,11 @@ impl Catalogue {
         if revision.saturating_sub(floor) > self.inner.max_events {
             let new_floor = revision - self.inner.max_events;
             batch.delete_range_cf(ev, event_key(floor + 1, 0), event_key(new_floor + 1, 0));
-            batch.put_cf(cf(&self.inner.db, CF_CATALOG_META)?, KEY_EVENT_FLOOR, new_floor.to_be_bytes());
+            batch.put_cf(
+                cf(&self.inner.db, CF_CATALOG_META)?,
+                KEY_EVENT_FLOOR,
+                new_floor.to_be_bytes(),
+            );
             self.inner.event_floor.store(new_floor, Ordering::Release);
         }
         Ok(())
@@ -216,7 +236,9 @@ impl Catalogue {
             .iterator_cf(cf, IteratorMode::From(&start, Direction::Forward))
         {
             let (_, v) = item?;
-            out.push(WatchEvent::decode(v.as_ref()).map_err(|e| CatalogError::Storage(e.to_string()))?);
+            out.push(
+                WatchEvent::decode(v.as_ref()).map_err(|e| CatalogError::Storage(e.to_string()))?,
+            );
         }
         Ok(out)
     }
@@ -233,7 +255,11 @@ impl Catalogue {
         }
     }
 
-    pub fn put_peers(&self, batch: &mut WriteBatch, peers: &HashMap<u64, String>) -> Result<(), CatalogError> {
+    pub fn put_peers(
+        &self,
+        batch: &mut WriteBatch,
+        peers: &HashMap<u64, String>,
+    ) -> Result<(), CatalogError> {
         let v = serde_json::to_vec(peers).map_err(|e| CatalogError::Storage(e.to_string()))?;
         batch.put_cf(cf(&self.inner.db, CF_CATALOG_META)?, KEY_PEERS, v);
         Ok(())
@@ -258,13 +284,22 @@ impl Catalogue {
 
     /// Replaces the catalogue with a snapshot's, in `batch`. Watchers behind the snapshot's
     /// revision must list again: the event log restarts at it.
-    pub fn restore(&self, batch: &mut WriteBatch, data: &[u8], index: u64) -> Result<(), CatalogError> {
+    pub fn restore(
+        &self,
+        batch: &mut WriteBatch,
+        data: &[u8],
+        index: u64,
+    ) -> Result<(), CatalogError> {
         let snap = SnapshotData::decode(data).map_err(|e| CatalogError::Storage(e.to_string()))?;
         let db = &self.inner.db;
         let cat = cf(db, CF_CATALOG)?;
         batch.delete_range_cf(cat, [0u8].as_slice(), [0xffu8; 8].as_slice());
         for e in &snap.entities {
-            batch.put_cf(cat, entity::key(entity::kind_of(e), &entity::name_of(e)), e.encode_to_vec());
+            batch.put_cf(
+                cat,
+                entity::key(entity::kind_of(e), &entity::name_of(e)),
+                e.encode_to_vec(),
+            );
         }
         let ev = cf(db, CF_EVENTS)?;
         batch.delete_range_cf(ev, event_key(0, 0), event_key(u64::MAX, u32::MAX));
@@ -275,7 +310,9 @@ impl Catalogue {
         self.put_peers(batch, &snap.peers.into_iter().collect())?;
         self.mark_applied(batch, index);
         self.inner.revision.store(snap.revision, Ordering::Release);
-        self.inner.event_floor.store(snap.revision, Ordering::Release);
+        self.inner
+            .event_floor
+            .store(snap.revision, Ordering::Release);
         Ok(())
     }
 

@@ -6,7 +6,8 @@ use proptest::prelude::*;
 use rocksdb::WriteBatch;
 use tributary_proto::v1::command::Op;
 use tributary_proto::v1::{
-    entity::Kind, Command, DataNode, Entity, EntityKind, EntityRef, Stream, StreamSource, Target, Well,
+    entity::Kind, Command, DataNode, Entity, EntityKind, EntityRef, Stream, StreamSource, Target,
+    Well,
 };
 
 fn open() -> (tempfile::TempDir, Catalogue) {
@@ -27,28 +28,61 @@ fn arb_command() -> impl Strategy<Value = Command> {
     let name = prop_oneof!["[a-c]", "acme:[a-c]", "bad name", ""];
     let tags = prop::collection::vec("[t-v]", 0..3);
     let well = (name.clone(), tags, any::<bool>()).prop_map(|(n, tags, d)| Entity {
-        kind: Some(Kind::Well(Well { name: n, tags, default_well: d, ..Default::default() })),
-    });
-    let stream = (name.clone(), prop::option::of("[a-c]"), "[a-c](\\.>)?").prop_map(|(n, mirror, subj)| Entity {
-        kind: Some(Kind::Stream(Stream {
+        kind: Some(Kind::Well(Well {
             name: n,
-            subjects: if mirror.is_some() { vec![] } else { vec![subj] },
-            mirror: mirror.map(|m| StreamSource { stream: m, ..Default::default() }),
+            tags,
+            default_well: d,
             ..Default::default()
         })),
     });
+    let stream =
+        (name.clone(), prop::option::of("[a-c]"), "[a-c](\\.>)?").prop_map(|(n, mirror, subj)| {
+            Entity {
+                kind: Some(Kind::Stream(Stream {
+                    name: n,
+                    subjects: if mirror.is_some() { vec![] } else { vec![subj] },
+                    mirror: mirror.map(|m| StreamSource {
+                        stream: m,
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                })),
+            }
+        });
     let target = (name.clone(), "[a-z]{1,3}:[0-9]{1,5}").prop_map(|(n, ep)| Entity {
-        kind: Some(Kind::Target(Target { name: n, cleartext_endpoints: vec![ep], ingest_secret: "s".into(), ..Default::default() })),
+        kind: Some(Kind::Target(Target {
+            name: n,
+            cleartext_endpoints: vec![ep],
+            ingest_secret: "s".into(),
+            ..Default::default()
+        })),
     });
     let entity = prop_oneof![well, stream, target];
     let op = prop_oneof![
         entity.clone().prop_map(Op::Create),
         entity.prop_map(Op::Update),
-        (prop_oneof![Just(EntityKind::Well), Just(EntityKind::Stream), Just(EntityKind::Target)], name)
-            .prop_map(|(k, n)| Op::Delete(EntityRef { kind: k as i32, name: n })),
-        (1u64..3).prop_map(|id| Op::RegisterNode(DataNode { id, addr: format!("127.0.0.1:{id}"), capacity: 1 })),
+        (
+            prop_oneof![
+                Just(EntityKind::Well),
+                Just(EntityKind::Stream),
+                Just(EntityKind::Target)
+            ],
+            name
+        )
+            .prop_map(|(k, n)| Op::Delete(EntityRef {
+                kind: k as i32,
+                name: n
+            })),
+        (1u64..3).prop_map(|id| Op::RegisterNode(DataNode {
+            id,
+            addr: format!("127.0.0.1:{id}"),
+            capacity: 1
+        })),
     ];
-    (op, prop::collection::vec(1u64..3, 0..2)).prop_map(|(op, live)| Command { op: Some(op), live_nodes: live })
+    (op, prop::collection::vec(1u64..3, 0..2)).prop_map(|(op, live)| Command {
+        op: Some(op),
+        live_nodes: live,
+    })
 }
 
 proptest! {
@@ -98,16 +132,32 @@ fn placement_prefers_the_least_loaded_live_node() {
         apply(&cat, i, &cmd).expect("apply")
     };
     for id in [1, 2] {
-        run(Command { op: Some(Op::RegisterNode(DataNode { id, addr: format!("h:{id}"), capacity: 1 })), live_nodes: vec![] });
+        run(Command {
+            op: Some(Op::RegisterNode(DataNode {
+                id,
+                addr: format!("h:{id}"),
+                capacity: 1,
+            })),
+            live_nodes: vec![],
+        });
     }
     let create = |n: &str, live: Vec<u64>| Command {
-        op: Some(Op::Create(Entity { kind: Some(Kind::Well(Well { name: n.into(), ..Default::default() })) })),
+        op: Some(Op::Create(Entity {
+            kind: Some(Kind::Well(Well {
+                name: n.into(),
+                ..Default::default()
+            })),
+        })),
         live_nodes: live,
     };
     run(create("a", vec![1, 2]));
     run(create("b", vec![1, 2]));
     run(create("c", vec![2]));
-    let owner = |n: &str| match cat.get(EntityKind::Well, &format!("default:{n}")).expect("get").and_then(|e| e.kind) {
+    let owner = |n: &str| match cat
+        .get(EntityKind::Well, &format!("default:{n}"))
+        .expect("get")
+        .and_then(|e| e.kind)
+    {
         Some(Kind::Well(w)) => w.owner_node,
         _ => 0,
     };

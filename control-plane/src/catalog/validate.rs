@@ -6,11 +6,20 @@ use super::Txn;
 use crate::error::CatalogError;
 use std::collections::HashSet;
 use tributary_common::names::{validate_part, EntityName};
-use tributary_proto::v1::{entity::Kind, Entity, EntityKind, Permission, Policy, Stream, Target, Well};
+use tributary_proto::v1::{
+    entity::Kind, Entity, EntityKind, Permission, Policy, Stream, Target, Well,
+};
 
 /// 2^17 s, Gravwell's default shard width.
 pub const DEFAULT_SHARD_SECS: u64 = 1 << 17;
-const RESOURCE_TYPES: [&str; 6] = ["well:/", "stream:/", "target:/", "policy:/", "cluster:/", "namespace:/"];
+const RESOURCE_TYPES: [&str; 6] = [
+    "well:/",
+    "stream:/",
+    "target:/",
+    "policy:/",
+    "cluster:/",
+    "namespace:/",
+];
 
 fn invalid(field: &str, reason: impl Into<String>) -> CatalogError {
     CatalogError::invalid(field, reason)
@@ -24,7 +33,10 @@ pub fn name(kind: EntityKind, raw: &str) -> Result<String, CatalogError> {
     match kind {
         EntityKind::DataNode => match raw.parse::<u64>() {
             Ok(id) if id > 0 => Ok(id.to_string()),
-            _ => Err(invalid("name", format!("data node id {raw:?} is not a positive number"))),
+            _ => Err(invalid(
+                "name",
+                format!("data node id {raw:?} is not a positive number"),
+            )),
         },
         EntityKind::Unspecified => Err(invalid("kind", "entity kind is missing")),
         _ => validate_part(raw)
@@ -90,9 +102,15 @@ fn well(txn: &mut Txn<'_>, w: &mut Well) -> Result<(), CatalogError> {
         w.shard_duration_secs = DEFAULT_SHARD_SECS;
     }
     if !w.cold_location.is_empty() && w.hot_duration_secs == 0 {
-        return Err(invalid("hot_duration", "is required when cold_location is set"));
+        return Err(invalid(
+            "hot_duration",
+            "is required when cold_location is set",
+        ));
     }
-    if w.cold_duration_secs != 0 && w.hot_duration_secs != 0 && w.cold_duration_secs <= w.hot_duration_secs {
+    if w.cold_duration_secs != 0
+        && w.hot_duration_secs != 0
+        && w.cold_duration_secs <= w.hot_duration_secs
+    {
         return Err(invalid("cold_duration", "must be longer than hot_duration"));
     }
     for t in &w.tags {
@@ -100,15 +118,23 @@ fn well(txn: &mut Txn<'_>, w: &mut Well) -> Result<(), CatalogError> {
     }
     let mine: HashSet<&String> = w.tags.iter().collect();
     for other in txn.list(EntityKind::Well)? {
-        let Some(Kind::Well(o)) = &other.kind else { continue };
+        let Some(Kind::Well(o)) = &other.kind else {
+            continue;
+        };
         if o.name == w.name {
             continue;
         }
         if let Some(t) = o.tags.iter().find(|t| mine.contains(t)) {
-            return Err(invalid("tags", format!("tag {t:?} is already routed to well {}", o.name)));
+            return Err(invalid(
+                "tags",
+                format!("tag {t:?} is already routed to well {}", o.name),
+            ));
         }
         if w.default_well && o.default_well {
-            return Err(invalid("default_well", format!("well {} is already the default well", o.name)));
+            return Err(invalid(
+                "default_well",
+                format!("well {} is already the default well", o.name),
+            ));
         }
     }
     for t in &mut w.ditto_targets {
@@ -137,9 +163,16 @@ pub fn endpoint(field: &str, raw: &str) -> Result<(), CatalogError> {
     Ok(())
 }
 
-fn target(txn: &mut Txn<'_>, t: &mut Target, old_secret: Option<String>) -> Result<(), CatalogError> {
+fn target(
+    txn: &mut Txn<'_>,
+    t: &mut Target,
+    old_secret: Option<String>,
+) -> Result<(), CatalogError> {
     if t.encrypted_endpoints.is_empty() && t.cleartext_endpoints.is_empty() {
-        return Err(invalid("endpoints", "give at least one encrypted or cleartext endpoint"));
+        return Err(invalid(
+            "endpoints",
+            "give at least one encrypted or cleartext endpoint",
+        ));
     }
     for e in &t.encrypted_endpoints {
         endpoint("encrypted_endpoints", e)?;
@@ -156,7 +189,8 @@ fn target(txn: &mut Txn<'_>, t: &mut Target, old_secret: Option<String>) -> Resu
     }
     if !t.unresolvable_tag_destination.is_empty() {
         let d = t.unresolvable_tag_destination.clone();
-        validate_part(&d).map_err(|r| invalid("unresolvable_tag_destination", format!("{d:?} {r}")))?;
+        validate_part(&d)
+            .map_err(|r| invalid("unresolvable_tag_destination", format!("{d:?} {r}")))?;
         txn.ensure_tag(&d)?;
     }
     policy_ref(txn, "policy", &mut t.policy)
@@ -198,25 +232,40 @@ pub fn subjects_overlap(a: &str, b: &str) -> bool {
 
 fn stream(txn: &mut Txn<'_>, s: &mut Stream) -> Result<(), CatalogError> {
     if s.mirror.is_some() && !s.sources.is_empty() {
-        return Err(invalid("mirror", "a stream has one mirror or any sources, not both"));
+        return Err(invalid(
+            "mirror",
+            "a stream has one mirror or any sources, not both",
+        ));
     }
     if s.mirror.is_some() && !s.subjects.is_empty() {
         return Err(invalid("subjects", "a mirror takes no subjects of its own"));
     }
     if s.mirror.is_none() && s.sources.is_empty() && s.subjects.is_empty() {
         // As JetStream: a plain stream with no subjects takes its own name.
-        s.subjects.push(s.name.split_once(':').map_or(s.name.as_str(), |(_, n)| n).to_string());
+        s.subjects.push(
+            s.name
+                .split_once(':')
+                .map_or(s.name.as_str(), |(_, n)| n)
+                .to_string(),
+        );
     }
     for subj in &s.subjects {
         subject("subjects", subj)?;
     }
-    for (field, v) in [("max_msgs", s.max_msgs), ("max_bytes", s.max_bytes), ("max_msgs_per_subject", s.max_msgs_per_subject)] {
+    for (field, v) in [
+        ("max_msgs", s.max_msgs),
+        ("max_bytes", s.max_bytes),
+        ("max_msgs_per_subject", s.max_msgs_per_subject),
+    ] {
         if v < -1 {
             return Err(invalid(field, format!("{v} is negative")));
         }
     }
     if s.max_msg_size < -1 {
-        return Err(invalid("max_msg_size", format!("{} is negative", s.max_msg_size)));
+        return Err(invalid(
+            "max_msg_size",
+            format!("{} is negative", s.max_msg_size),
+        ));
     }
     if s.replicas == 0 {
         s.replicas = 1;
@@ -225,7 +274,9 @@ fn stream(txn: &mut Txn<'_>, s: &mut Stream) -> Result<(), CatalogError> {
         return Err(invalid("replicas", "at most 5"));
     }
     for other in txn.list(EntityKind::Stream)? {
-        let Some(Kind::Stream(o)) = &other.kind else { continue };
+        let Some(Kind::Stream(o)) = &other.kind else {
+            continue;
+        };
         if o.name == s.name {
             continue;
         }
@@ -248,7 +299,13 @@ fn stream(txn: &mut Txn<'_>, s: &mut Stream) -> Result<(), CatalogError> {
     for (field, o) in origins {
         o.stream = EntityName::canonical(&o.stream).map_err(|e| invalid(field, e.to_string()))?;
         if o.start_seq != 0 && o.start_time_ns != 0 {
-            return Err(invalid(field, format!("{}: give a start sequence or a start time, not both", o.stream)));
+            return Err(invalid(
+                field,
+                format!(
+                    "{}: give a start sequence or a start time, not both",
+                    o.stream
+                ),
+            ));
         }
         if !o.filter_subject.is_empty() {
             subject(&format!("{field}.filter_subject"), &o.filter_subject)?;
@@ -295,7 +352,10 @@ fn no_cycle(txn: &Txn<'_>, s: &Stream) -> Result<(), CatalogError> {
     let mut seen = HashSet::new();
     while let Some(n) = stack.pop() {
         if n == s.name {
-            return Err(invalid("mirror", format!("stream {} would copy from itself through a cycle", s.name)));
+            return Err(invalid(
+                "mirror",
+                format!("stream {} would copy from itself through a cycle", s.name),
+            ));
         }
         if seen.insert(n.clone()) {
             stack.extend(edges(&n));
@@ -311,19 +371,32 @@ fn policy(p: &mut Policy) -> Result<(), CatalogError> {
     for (i, entry) in p.entries.iter().enumerate() {
         for subj in &entry.subjects {
             if !subj.contains(':') {
-                return Err(invalid(&format!("entries[{i}].subjects"), format!("{subj:?} is not issuer:subject")));
+                return Err(invalid(
+                    &format!("entries[{i}].subjects"),
+                    format!("{subj:?} is not issuer:subject"),
+                ));
             }
         }
         for r in &entry.resources {
             if !RESOURCE_TYPES.iter().any(|t| r.resource.starts_with(t)) {
                 return Err(invalid(
                     &format!("entries[{i}].resources"),
-                    format!("{:?} must start with one of {}", r.resource, RESOURCE_TYPES.join(", ")),
+                    format!(
+                        "{:?} must start with one of {}",
+                        r.resource,
+                        RESOURCE_TYPES.join(", ")
+                    ),
                 ));
             }
             for perm in r.grant.iter().chain(r.revoke.iter()) {
-                if !matches!(Permission::try_from(*perm), Ok(Permission::Read | Permission::Write | Permission::Admin)) {
-                    return Err(invalid(&format!("entries[{i}].resources"), "permissions are READ, WRITE or ADMIN"));
+                if !matches!(
+                    Permission::try_from(*perm),
+                    Ok(Permission::Read | Permission::Write | Permission::Admin)
+                ) {
+                    return Err(invalid(
+                        &format!("entries[{i}].resources"),
+                        "permissions are READ, WRITE or ADMIN",
+                    ));
                 }
             }
         }
@@ -375,9 +448,18 @@ pub fn deletable(txn: &Txn<'_>, kind: EntityKind, name: &str) -> Result<(), Cata
             }
         }
         EntityKind::Namespace => {
-            for k in [EntityKind::Well, EntityKind::Stream, EntityKind::Target, EntityKind::Policy] {
+            for k in [
+                EntityKind::Well,
+                EntityKind::Stream,
+                EntityKind::Target,
+                EntityKind::Policy,
+            ] {
                 let prefix = format!("{name}:");
-                if let Some(e) = txn.list(k)?.iter().find(|e| name_of(e).starts_with(&prefix)) {
+                if let Some(e) = txn
+                    .list(k)?
+                    .iter()
+                    .find(|e| name_of(e).starts_with(&prefix))
+                {
                     return busy(format!("{} {}", kind_label(k), name_of(e)));
                 }
             }

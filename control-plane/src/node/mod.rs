@@ -54,7 +54,7 @@ pub struct NodeState {
 pub enum Input {
     Raft(Box<Message>),
     Propose {
-        cmd: Command,
+        cmd: Box<Command>,
         reply: oneshot::Sender<Result<WriteReply, CatalogError>>,
     },
     ConfChange {
@@ -96,7 +96,16 @@ impl Node {
     ) -> Result<Self, CatalogError> {
         let (inputs, rx) = std_mpsc::channel();
         let (state_tx, state) = watch::channel(NodeState::default());
-        let looper = ready_loop::Loop::new(&cfg, store.clone(), catalogue.clone(), peers.clone(), faults.clone(), inputs.clone(), rx, state_tx)?;
+        let looper = ready_loop::Loop::new(
+            &cfg,
+            store.clone(),
+            catalogue.clone(),
+            peers.clone(),
+            faults.clone(),
+            inputs.clone(),
+            rx,
+            state_tx,
+        )?;
         let thread = std::thread::Builder::new()
             .name(format!("raft-{}", cfg.id))
             .spawn(move || looper.run())
@@ -192,14 +201,21 @@ impl Node {
     }
 
     /// Proposes on this member, which must lead.
-    pub async fn propose_local(&self, mut cmd: Command, deadline: Instant) -> Result<WriteReply, Status> {
+    pub async fn propose_local(
+        &self,
+        mut cmd: Command,
+        deadline: Instant,
+    ) -> Result<WriteReply, Status> {
         if !self.is_leader() {
             return Err(not_leader(self.leader_addr().as_deref()));
         }
         cmd.live_nodes = self.liveness.live();
         let (reply, rx) = oneshot::channel();
         self.inputs
-            .send(Input::Propose { cmd, reply })
+            .send(Input::Propose {
+                cmd: Box::new(cmd),
+                reply,
+            })
             .map_err(|_| Status::unavailable("member is shutting down"))?;
         let left = deadline.saturating_duration_since(Instant::now());
         match tokio::time::timeout(left, rx).await {
@@ -221,7 +237,12 @@ impl Node {
         match RaftClient::new(ch).forward(req).await {
             Ok(r) => Ok(r.into_inner()),
             // The leader never got it (cannot connect): safe to retry elsewhere.
-            Err(s) if s.code() == tonic::Code::Unavailable && s.metadata().get(UNCERTAIN).is_none() => Err(not_leader(None)),
+            Err(s)
+                if s.code() == tonic::Code::Unavailable
+                    && s.metadata().get(UNCERTAIN).is_none() =>
+            {
+                Err(not_leader(None))
+            }
             Err(s) => Err(s),
         }
     }
@@ -239,7 +260,9 @@ impl Node {
             match tokio::time::timeout(left.min(Duration::from_secs(1)), rx).await {
                 Ok(Ok(Ok(()))) => return Ok(()),
                 _ if Instant::now() >= deadline => {
-                    return Err(Status::unavailable("no leader confirmed the read in time; retry"))
+                    return Err(Status::unavailable(
+                        "no leader confirmed the read in time; retry",
+                    ))
                 }
                 _ => {
                     let mut st = self.state.clone();
@@ -253,19 +276,25 @@ impl Node {
     /// the new configuration without a reachable quorum.
     pub async fn change_member(&self, id: u64, addr: Option<String>) -> Result<(), Status> {
         if id == 0 {
-            return Err(Status::invalid_argument("invalid id: member ids start at 1"));
+            return Err(Status::invalid_argument(
+                "invalid id: member ids start at 1",
+            ));
         }
         let st = self.state();
         if st.leader != self.id {
             return Err(not_leader(self.leader_addr().as_deref()));
         }
         let mut new_voters: Vec<u64> = st.voters.clone();
-        let mut cc = ConfChange::default();
-        cc.node_id = id;
+        let mut cc = ConfChange {
+            node_id: id,
+            ..Default::default()
+        };
         match &addr {
             Some(a) => {
                 if st.voters.contains(&id) {
-                    return Err(Status::already_exists(format!("member {id} already exists")));
+                    return Err(Status::already_exists(format!(
+                        "member {id} already exists"
+                    )));
                 }
                 crate::catalog::validate_endpoint("addr", a)?;
                 cc.set_change_type(ConfChangeType::AddNode);
@@ -282,7 +311,7 @@ impl Node {
         }
         let reachable = new_voters
             .iter()
-            .filter(|v| **v == self.id || st.progress.get(v).is_some_and(|p| p.recent_active))
+            .filter(|v| **v == self.id || self.peers.is_reachable(**v))
             .count();
         let quorum = new_voters.len() / 2 + 1;
         if new_voters.is_empty() || reachable < quorum {
@@ -295,15 +324,28 @@ impl Node {
             .send(Input::ConfChange { cc, reply })
             .map_err(|_| Status::unavailable("member is shutting down"))?;
         match tokio::time::timeout(self.request_timeout, rx).await {
-            Ok(Ok(r)) => r.map_err(Status::from),
-            _ => Err(uncertain("the membership change was proposed but not seen applied in time")),
+            Ok(Ok(r)) => r.map_err(Status::from)?,
+            _ => {
+                return Err(uncertain(
+                    "the membership change was proposed but not seen applied in time",
+                ))
+            }
         }
+        // The reply is sent while applying; wait for the published state to show it too.
+        let want_member = addr.is_some();
+        let mut st = self.state.clone();
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while st.borrow().voters.contains(&id) != want_member && Instant::now() < deadline {
+            let _ = tokio::time::timeout(Duration::from_millis(100), st.changed()).await;
+        }
+        Ok(())
     }
 }
 
 fn uncertain(msg: &str) -> Status {
     let mut s = Status::unavailable(msg.to_string());
-    s.metadata_mut().insert(UNCERTAIN, tonic::metadata::MetadataValue::from_static("1"));
+    s.metadata_mut()
+        .insert(UNCERTAIN, tonic::metadata::MetadataValue::from_static("1"));
     s
 }
 

@@ -149,7 +149,9 @@ impl Loop {
                         self.pending.insert(id, Pending::Write(reply));
                     }
                     Err(e) => {
-                        let _ = reply.send(Err(CatalogError::Unavailable(format!("proposal dropped: {e}"))));
+                        let _ = reply.send(Err(CatalogError::Unavailable(format!(
+                            "proposal dropped: {e}"
+                        ))));
                     }
                 }
             }
@@ -177,7 +179,11 @@ impl Loop {
             }
             Input::Report(SendReport::Unreachable(to)) => self.raw.report_unreachable(to),
             Input::Report(SendReport::Snapshot { to, ok }) => {
-                let status = if ok { SnapshotStatus::Finish } else { SnapshotStatus::Failure };
+                let status = if ok {
+                    SnapshotStatus::Finish
+                } else {
+                    SnapshotStatus::Failure
+                };
                 self.raw.report_snapshot(to, status);
             }
             Input::Stop => {}
@@ -221,7 +227,9 @@ impl Loop {
             }
         }
         self.apply(ready.take_committed_entries())?;
-        self.store.append(ready.entries(), ready.hs()).map_err(raft_err)?;
+        self.store
+            .append(ready.entries(), ready.hs())
+            .map_err(raft_err)?;
         self.transport.send(ready.take_persisted_messages());
         let mut light = self.raw.advance(ready);
         if let Some(commit) = light.commit_index() {
@@ -243,7 +251,11 @@ impl Loop {
                 self.peers.set(id, addr);
             }
         }
-        tracing::info!(node = self.id, index = snap.get_metadata().index, "installed snapshot");
+        tracing::info!(
+            node = self.id,
+            index = snap.get_metadata().index,
+            "installed snapshot"
+        );
         Ok(())
     }
 
@@ -257,8 +269,9 @@ impl Loop {
                     self.catalogue.set_applied(e.index);
                 }
                 EntryType::EntryNormal => {
-                    let outcome = Command::decode(e.data.as_ref())
-                        .map_err(|err| CatalogError::invalid("command", format!("undecodable: {err}")));
+                    let outcome = Command::decode(e.data.as_ref()).map_err(|err| {
+                        CatalogError::invalid("command", format!("undecodable: {err}"))
+                    });
                     let (result, revision, events) = match outcome {
                         Ok(cmd) => apply_command(&self.catalogue, e.index, &cmd, &mut batch),
                         Err(err) => {
@@ -269,7 +282,10 @@ impl Loop {
                     self.write(batch)?;
                     self.catalogue.committed(e.index, revision, events);
                     metrics::counter!("tributary_cp_applied_total").increment(1);
-                    if let Some(Pending::Write(reply)) = self.own_proposal(&e.context).and_then(|id| self.pending.remove(&id)) {
+                    if let Some(Pending::Write(reply)) = self
+                        .own_proposal(&e.context)
+                        .and_then(|id| self.pending.remove(&id))
+                    {
                         let _ = reply.send(result);
                     }
                 }
@@ -278,7 +294,10 @@ impl Loop {
                     self.catalogue.mark_applied(&mut batch, e.index);
                     self.write(batch)?;
                     self.catalogue.set_applied(e.index);
-                    if let Some(Pending::Conf(reply)) = self.own_proposal(&e.context).and_then(|id| self.pending.remove(&id)) {
+                    if let Some(Pending::Conf(reply)) = self
+                        .own_proposal(&e.context)
+                        .and_then(|id| self.pending.remove(&id))
+                    {
                         let _ = reply.send(result);
                     }
                 }
@@ -288,7 +307,8 @@ impl Loop {
     }
 
     fn apply_conf_change(&mut self, e: &Entry, batch: &mut WriteBatch) -> Result<(), CatalogError> {
-        let undecodable = |err: protobuf::ProtobufError| CatalogError::Storage(format!("conf change: {err}"));
+        let undecodable =
+            |err: protobuf::ProtobufError| CatalogError::Storage(format!("conf change: {err}"));
         let cs = if e.get_entry_type() == EntryType::EntryConfChangeV2 {
             let cc = ConfChangeV2::parse_from_bytes(&e.data).map_err(undecodable)?;
             self.raw.apply_conf_change(&cc).map_err(raft_err)?

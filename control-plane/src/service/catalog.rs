@@ -28,7 +28,9 @@ impl CatalogService {
 
 fn kind(raw: i32) -> Result<EntityKind, Status> {
     match EntityKind::try_from(raw) {
-        Ok(EntityKind::Unspecified) | Err(_) => Err(Status::invalid_argument(format!("invalid kind: {raw} is not an entity kind"))),
+        Ok(EntityKind::Unspecified) | Err(_) => Err(Status::invalid_argument(format!(
+            "invalid kind: {raw} is not an entity kind"
+        ))),
         Ok(k) => Ok(k),
     }
 }
@@ -59,7 +61,9 @@ impl Catalog for CatalogService {
         let name = crate::catalog::canonical_name(k, &r.name)?;
         self.node.read_index().await?;
         let cat = &self.node.catalogue;
-        let entity = cat.get(k, &name)?.ok_or_else(|| Status::not_found(format!("{} {name} not found", kind_label(k))))?;
+        let entity = cat
+            .get(k, &name)?
+            .ok_or_else(|| Status::not_found(format!("{} {name} not found", kind_label(k))))?;
         Ok(Response::new(GetReply {
             revision: cat.revision(),
             entity: Some(redacted(entity)),
@@ -73,7 +77,11 @@ impl Catalog for CatalogService {
         let cat = &self.node.catalogue;
         // Revision first: a watcher starting from it may see a change twice, never miss one.
         let revision = cat.revision();
-        let entities = cat.list(k, &r.namespace)?.into_iter().map(redacted).collect();
+        let entities = cat
+            .list(k, &r.namespace)?
+            .into_iter()
+            .map(redacted)
+            .collect();
         Ok(Response::new(ListReply { revision, entities }))
     }
 

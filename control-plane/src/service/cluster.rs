@@ -18,7 +18,10 @@ pub struct ClusterService {
 
 #[tonic::async_trait]
 impl Cluster for ClusterService {
-    async fn register(&self, req: Request<RegisterRequest>) -> Result<Response<RegisterReply>, Status> {
+    async fn register(
+        &self,
+        req: Request<RegisterRequest>,
+    ) -> Result<Response<RegisterReply>, Status> {
         let node = req
             .into_inner()
             .node
@@ -37,7 +40,10 @@ impl Cluster for ClusterService {
         }))
     }
 
-    async fn heartbeat(&self, req: Request<HeartbeatRequest>) -> Result<Response<HeartbeatReply>, Status> {
+    async fn heartbeat(
+        &self,
+        req: Request<HeartbeatRequest>,
+    ) -> Result<Response<HeartbeatReply>, Status> {
         match leader_channel(&self.node).await? {
             Some(ch) => ClusterClient::new(ch).heartbeat(req.into_inner()).await,
             None => {
@@ -58,13 +64,18 @@ impl Cluster for ClusterService {
         }
     }
 
-    async fn add_member(&self, req: Request<MemberRequest>) -> Result<Response<MemberReply>, Status> {
+    async fn add_member(
+        &self,
+        req: Request<MemberRequest>,
+    ) -> Result<Response<MemberReply>, Status> {
         match leader_channel(&self.node).await? {
             Some(ch) => ClusterClient::new(ch).add_member(req.into_inner()).await,
             None => {
                 let r = req.into_inner();
                 if r.addr.is_empty() {
-                    return Err(Status::invalid_argument("invalid addr: the new member's HOST:PORT is required"));
+                    return Err(Status::invalid_argument(
+                        "invalid addr: the new member's HOST:PORT is required",
+                    ));
                 }
                 self.node.change_member(r.id, Some(r.addr)).await?;
                 Ok(Response::new(MemberReply {
@@ -74,7 +85,10 @@ impl Cluster for ClusterService {
         }
     }
 
-    async fn remove_member(&self, req: Request<MemberRequest>) -> Result<Response<MemberReply>, Status> {
+    async fn remove_member(
+        &self,
+        req: Request<MemberRequest>,
+    ) -> Result<Response<MemberReply>, Status> {
         match leader_channel(&self.node).await? {
             Some(ch) => ClusterClient::new(ch).remove_member(req.into_inner()).await,
             None => {
@@ -94,7 +108,9 @@ impl ClusterService {
         let asks = st.voters.iter().map(|id| {
             let id = *id;
             let addr = self.node.peers.addr(id).unwrap_or_default();
-            let ch = (id != self.node.id).then(|| self.node.peers.channel(id)).flatten();
+            let ch = (id != self.node.id)
+                .then(|| self.node.peers.channel(id))
+                .flatten();
             let local = st.clone();
             let me = self.node.id;
             async move {
@@ -145,16 +161,28 @@ impl ClusterService {
         };
         let (wells, streams) = (owned(EntityKind::Well)?, owned(EntityKind::Stream)?);
         for e in cat.list(EntityKind::DataNode, "")? {
-            let Some(Kind::DataNode(n)) = &e.kind else { continue };
+            let Some(Kind::DataNode(n)) = &e.kind else {
+                continue;
+            };
             let beat = self.node.liveness.get(n.id);
             data_nodes.push(DataNodeStatus {
                 id: n.id,
                 addr: n.addr.clone(),
                 capacity: n.capacity,
                 up: st.leader == self.node.id && self.node.liveness.is_up(n.id),
-                last_heartbeat_ms_ago: beat.as_ref().map_or(u64::MAX, |b| b.at.elapsed().as_millis() as u64),
-                wells: wells.iter().filter(|(o, _)| *o == n.id).map(|(_, w)| w.clone()).collect(),
-                streams: streams.iter().filter(|(o, _)| *o == n.id).map(|(_, s)| s.clone()).collect(),
+                last_heartbeat_ms_ago: beat
+                    .as_ref()
+                    .map_or(u64::MAX, |b| b.at.elapsed().as_millis() as u64),
+                wells: wells
+                    .iter()
+                    .filter(|(o, _)| *o == n.id)
+                    .map(|(_, w)| w.clone())
+                    .collect(),
+                streams: streams
+                    .iter()
+                    .filter(|(o, _)| *o == n.id)
+                    .map(|(_, s)| s.clone())
+                    .collect(),
                 stats: beat.map(|b| b.stats).unwrap_or_default(),
             });
         }

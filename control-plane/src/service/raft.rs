@@ -32,10 +32,16 @@ impl Raft for RaftService {
         let cmd = Command::decode(req.into_inner().command.as_ref())
             .map_err(|e| Status::invalid_argument(format!("invalid command: {e}")))?;
         let deadline = Instant::now() + self.request_timeout;
-        self.node.propose_local(cmd, deadline).await.map(Response::new)
+        self.node
+            .propose_local(cmd, deadline)
+            .await
+            .map(Response::new)
     }
 
-    async fn node_state(&self, _: Request<NodeStateRequest>) -> Result<Response<NodeStateReply>, Status> {
+    async fn node_state(
+        &self,
+        _: Request<NodeStateRequest>,
+    ) -> Result<Response<NodeStateReply>, Status> {
         let st = self.node.state();
         Ok(Response::new(NodeStateReply {
             id: self.node.id,

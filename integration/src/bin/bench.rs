@@ -55,10 +55,14 @@ async fn main() -> Result<()> {
 async fn control_plane(clients: usize, duration: Duration) -> Result<()> {
     let mut c = CpCluster::start(3, |cfg| cfg.request_timeout_ms = 10_000).await?;
     let leader = c.leader(Duration::from_secs(10)).await?;
-    println!("3-member control plane on 127.0.0.1, leader {leader}; {clients} clients for {duration:?}");
+    println!(
+        "3-member control plane on 127.0.0.1, leader {leader}; {clients} clients for {duration:?}"
+    );
     let members = c.ids();
     for i in 0..clients {
-        c.catalog(members[i % members.len()])?.create(well(&format!("bench:w{i}"), 0)).await?;
+        c.catalog(members[i % members.len()])?
+            .create(well(&format!("bench:w{i}"), 0))
+            .await?;
     }
 
     // Single client, against the leader.
@@ -111,7 +115,11 @@ async fn control_plane(clients: usize, duration: Duration) -> Result<()> {
     );
 
     // Failover: stop the leader, then write through a survivor until one succeeds.
-    let survivor = members.iter().copied().find(|m| *m != leader).ok_or_else(|| anyhow!("no survivor"))?;
+    let survivor = members
+        .iter()
+        .copied()
+        .find(|m| *m != leader)
+        .ok_or_else(|| anyhow!("no survivor"))?;
     let mut cat = c.catalog(survivor)?;
     let t = Instant::now();
     c.kill(leader).await;
@@ -122,7 +130,10 @@ async fn control_plane(clients: usize, duration: Duration) -> Result<()> {
             break;
         }
     }
-    println!("leader failover: first successful write {:.0} ms after the leader stopped", t.elapsed().as_secs_f64() * 1000.0);
+    println!(
+        "leader failover: first successful write {:.0} ms after the leader stopped",
+        t.elapsed().as_secs_f64() * 1000.0
+    );
     c.shutdown().await;
     Ok(())
 }
