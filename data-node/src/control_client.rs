@@ -225,9 +225,7 @@ impl ControlClient {
             .await?
             .into_inner();
         while let Some(ev) = events.message().await? {
-            self.node
-                .update_catalog(|c| c.apply(ev))
-                .map_err(Status::from)?;
+            self.node.apply_event(ev).map_err(Status::from)?;
         }
         Err(Status::unavailable("catalogue watch ended"))
     }

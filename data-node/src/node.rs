@@ -10,7 +10,7 @@ use crate::storage::{ids::LocalIds, Batch, KvEngine, MemoryEngine, RocksEngine, 
 use futures::future::BoxFuture;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
-use tributary_proto::v1::{StorageType, Stream, Well};
+use tributary_proto::v1::{EntityKind, EventType, StorageType, Stream, WatchEvent, Well};
 
 /// Creates tags in the cluster (the control-plane client); the id comes back.
 pub trait TagCreator: Send + Sync {
@@ -121,12 +121,16 @@ impl Node {
         for w in view.wells.values().filter(|w| w.owner_node == self.id) {
             self.wells.open_well(well_config(w))?;
         }
+        // Whatever is gone from the view or owned elsewhere stops being served, but its bytes
+        // stay: a fresh or wiped control plane listing nothing must not erase a node. Only
+        // an explicit delete event drops data (`delete_owned`).
         for name in self.wells.names() {
-            match view.wells.get(&name) {
-                Some(w) if w.owner_node == self.id => {}
-                // Moved elsewhere: stop serving but keep the bytes (no data migration yet).
-                Some(_) => self.wells.close_well(&name, false)?,
-                None => self.wells.close_well(&name, true)?,
+            if view
+                .wells
+                .get(&name)
+                .is_none_or(|w| w.owner_node != self.id)
+            {
+                self.wells.close_well(&name, false)?;
             }
         }
         for s in view.streams.values().filter(|s| s.owner_node == self.id) {
@@ -146,19 +150,33 @@ impl Node {
             }
         }
         for store in self.streams.all() {
-            match view.streams.get(&store.name) {
-                Some(s) if s.owner_node == self.id => {}
-                Some(_) => {
-                    self.streams.remove(&store.name);
-                }
-                None => {
-                    self.streams.remove(&store.name);
-                    store.destroy()?;
-                    self.ids.forget(&meta::stream_id(&store.name))?;
-                }
+            if view
+                .streams
+                .get(&store.name)
+                .is_none_or(|s| s.owner_node != self.id)
+            {
+                self.streams.remove(&store.name);
             }
         }
         Ok(())
+    }
+
+    /// Applies one catalogue watch event. A delete of a well or stream this node owns drops
+    /// its data, so a later entity of the same name starts empty.
+    pub fn apply_event(&self, ev: WatchEvent) -> Result<()> {
+        if ev.r#type == EventType::Delete as i32 {
+            let name = canonical(&ev.name);
+            if ev.kind == EntityKind::Well as i32 && self.wells.get(&name).is_some() {
+                self.wells.close_well(&name, true)?;
+            }
+            if ev.kind == EntityKind::Stream as i32 {
+                if let Some(store) = self.streams.remove(&name) {
+                    store.destroy()?;
+                    self.ids.forget(&meta::stream_id(&name))?;
+                }
+            }
+        }
+        self.update_catalog(|c| c.apply(ev))
     }
 
     /// The id of `tag`, creating it in the cluster (or locally with no control plane).
@@ -278,5 +296,74 @@ pub fn stream_limits(s: &Stream) -> StreamLimits {
         duplicate_window_ns: s.duplicate_window_ms.saturating_mul(1_000_000),
         deny_delete: s.deny_delete,
         deny_purge: s.deny_purge,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::codec::EntryValue;
+    use tributary_proto::v1::{entity::Kind, Entity};
+
+    fn view(owner: u64) -> CatalogView {
+        CatalogView::from_entities(
+            1,
+            [Entity {
+                kind: Some(Kind::Well(Well {
+                    name: "w".into(),
+                    default_well: true,
+                    owner_node: owner,
+                    ..Default::default()
+                })),
+            }],
+        )
+    }
+
+    #[tokio::test]
+    async fn only_an_explicit_delete_drops_a_wells_data() {
+        let main: Arc<dyn KvEngine> = Arc::new(MemoryEngine::new());
+        let node = Node::with_engine(
+            1,
+            main,
+            Box::new(|_| Err(crate::storage::StorageError::Engine("no cold".into()))),
+            PathBuf::new(),
+        )
+        .unwrap();
+        node.set_catalog(view(1)).unwrap();
+        let tag = node.resolve_tag("t").await.unwrap();
+        let w = node.owned_well("well", "w").unwrap();
+        let value = EntryValue {
+            tag,
+            source: None,
+            data: bytes::Bytes::from_static(b"x"),
+            values: Default::default(),
+        };
+        node.wells.write(vec![(w, 1, value)], None, 0).unwrap();
+
+        // An empty listing (a wiped control plane) or a move closes the well but keeps it.
+        node.set_catalog(CatalogView::default()).unwrap();
+        assert!(node.wells.get("default:w").is_none());
+        node.set_catalog(view(2)).unwrap();
+        assert!(matches!(
+            node.owned_well("well", "w"),
+            Err(Error::FailedPrecondition(_))
+        ));
+        node.set_catalog(view(1)).unwrap();
+        assert_eq!(node.owned_well("well", "w").unwrap().totals().entries, 1);
+
+        node.apply_event(WatchEvent {
+            revision: 2,
+            r#type: EventType::Delete as i32,
+            kind: EntityKind::Well as i32,
+            name: "default:w".into(),
+            entity: None,
+        })
+        .unwrap();
+        assert!(matches!(
+            node.owned_well("well", "w"),
+            Err(Error::NotFound { .. })
+        ));
+        node.set_catalog(view(1)).unwrap();
+        assert_eq!(node.owned_well("well", "w").unwrap().totals().entries, 0);
     }
 }
