@@ -162,6 +162,7 @@ impl IngestService {
 impl Ingest for IngestService {
     type WriteStream = ReceiverStream<Result<IngestAck, Status>>;
 
+    #[tracing::instrument(name = "Ingest.Write", skip_all)]
     async fn write(
         &self,
         req: Request<Streaming<IngestBatch>>,
@@ -173,7 +174,7 @@ impl Ingest for IngestService {
         let mut inbound = req.into_inner();
         let (tx, rx) = tokio::sync::mpsc::channel(64);
         let svc = self.clone();
-        tokio::spawn(async move {
+        tokio::spawn(tracing::Instrument::in_current_span(async move {
             loop {
                 let batch = match inbound.message().await {
                     Ok(Some(b)) => b,
@@ -191,7 +192,7 @@ impl Ingest for IngestService {
                     return;
                 }
             }
-        });
+        }));
         Ok(Response::new(ReceiverStream::new(rx)))
     }
 }

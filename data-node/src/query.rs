@@ -50,6 +50,7 @@ impl WellsService {
 impl Wells for WellsService {
     type QueryStream = ReceiverStream<Result<QueryReply, Status>>;
 
+    #[tracing::instrument(name = "Wells.Query", skip_all, fields(well = %req.get_ref().well))]
     async fn query(
         &self,
         req: Request<QueryRequest>,
@@ -64,7 +65,7 @@ impl Wells for WellsService {
         }
         let node = self.node.clone();
         let mut left = if req.limit == 0 { u64::MAX } else { req.limit };
-        tokio::spawn(async move {
+        tokio::spawn(tracing::Instrument::in_current_span(async move {
             let mut cursor: Option<Vec<u8>> = None;
             while left > 0 {
                 let page = PAGE.min(usize::try_from(left).unwrap_or(PAGE));
@@ -101,10 +102,11 @@ impl Wells for WellsService {
                     None => return,
                 }
             }
-        });
+        }));
         Ok(Response::new(ReceiverStream::new(rx)))
     }
 
+    #[tracing::instrument(name = "Wells.Shards", skip_all, fields(well = %req.get_ref().well))]
     async fn shards(&self, req: Request<ShardsRequest>) -> Result<Response<ShardsReply>, Status> {
         let well = self.node.owned_well("well", &req.get_ref().well)?;
         let shards = well

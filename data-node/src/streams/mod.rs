@@ -64,6 +64,7 @@ impl StreamsService {
 
 #[tonic::async_trait]
 impl Streams for StreamsService {
+    #[tracing::instrument(name = "Streams.Publish", skip_all, fields(subject = %req.get_ref().subject))]
     async fn publish(&self, req: Request<PublishRequest>) -> Result<Response<PubAck>, Status> {
         Ok(Response::new(self.publish_one(req.into_inner())?))
     }
@@ -72,6 +73,7 @@ impl Streams for StreamsService {
 
     /// Pipelined: the client sends without waiting; acks come back in order, each carrying
     /// the request's id, and a failed publish answers with `error` instead of ending the stream.
+    #[tracing::instrument(name = "Streams.PublishStream", skip_all)]
     async fn publish_stream(
         &self,
         req: Request<Streaming<PublishRequest>>,
@@ -79,7 +81,7 @@ impl Streams for StreamsService {
         let mut inbound = req.into_inner();
         let (tx, rx) = tokio::sync::mpsc::channel(256);
         let svc = self.clone();
-        tokio::spawn(async move {
+        tokio::spawn(tracing::Instrument::in_current_span(async move {
             while let Ok(Some(p)) = inbound.message().await {
                 let id = p.id;
                 let ack = svc.publish_one(p).unwrap_or_else(|e| PubAck {
@@ -91,10 +93,11 @@ impl Streams for StreamsService {
                     return;
                 }
             }
-        });
+        }));
         Ok(Response::new(ReceiverStream::new(rx)))
     }
 
+    #[tracing::instrument(name = "Streams.Get", skip_all, fields(stream = %req.get_ref().stream, seq = req.get_ref().seq))]
     async fn get(
         &self,
         req: Request<GetMessageRequest>,
@@ -107,6 +110,7 @@ impl Streams for StreamsService {
 
     type SubscribeStream = ReceiverStream<Result<SubscribeEvent, Status>>;
 
+    #[tracing::instrument(name = "Streams.Subscribe", skip_all, fields(stream = %req.get_ref().stream))]
     async fn subscribe(
         &self,
         req: Request<SubscribeRequest>,
@@ -116,6 +120,7 @@ impl Streams for StreamsService {
         Ok(Response::new(subscribe::start(store, req)?))
     }
 
+    #[tracing::instrument(name = "Streams.Info", skip_all, fields(stream = %req.get_ref().stream))]
     async fn info(
         &self,
         req: Request<StreamInfoRequest>,
@@ -139,6 +144,7 @@ impl Streams for StreamsService {
         }))
     }
 
+    #[tracing::instrument(name = "Streams.Purge", skip_all, fields(stream = %req.get_ref().stream))]
     async fn purge(&self, req: Request<PurgeRequest>) -> Result<Response<PurgeReply>, Status> {
         let req = req.into_inner();
         let store = self.node.owned_stream("stream", &req.stream)?;
@@ -152,6 +158,7 @@ impl Streams for StreamsService {
         Ok(Response::new(PurgeReply { purged }))
     }
 
+    #[tracing::instrument(name = "Streams.DeleteMessage", skip_all, fields(stream = %req.get_ref().stream, seq = req.get_ref().seq))]
     async fn delete_message(
         &self,
         req: Request<DeleteMessageRequest>,

@@ -52,7 +52,13 @@ pub fn start(
         b => (b as usize).min(MAX_BATCH),
     };
     let (tx, rx) = mpsc::channel(CHANNEL_EVENTS);
-    tokio::spawn(run(store, from, req.filter_subject, batch, tx));
+    tokio::spawn(tracing::Instrument::in_current_span(run(
+        store,
+        from,
+        req.filter_subject,
+        batch,
+        tx,
+    )));
     Ok(ReceiverStream::new(rx))
 }
 
