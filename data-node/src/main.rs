@@ -4,13 +4,15 @@ use std::path::PathBuf;
 use tributary_data_node::DataNodeConfig;
 
 /// A Tributary data node. Every flag is also a TOML key and a `TRIBUTARY_<KEY>` environment
-/// variable (the file's keys are listed in `deploy/data-node.toml`).
+/// variable (keys: `DataNodeConfig` in data-node/src/config.rs).
 #[derive(Parser, Serialize)]
 #[command(version, about)]
 struct Flags {
+    /// This node's id (1, 2, …): the catalogue's owner_node.
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     id: Option<u64>,
+    /// gRPC address (HOST:PORT; port 0 picks one).
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     listen: Option<String>,
@@ -22,9 +24,11 @@ struct Flags {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     control_plane: Option<String>,
+    /// Where the node's RocksDB (and relative cold locations) live.
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     data_dir: Option<PathBuf>,
+    /// Admin HTTP (/metrics, /health, /ready); empty disables it.
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     admin_listen: Option<String>,
