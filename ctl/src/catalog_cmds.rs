@@ -16,8 +16,8 @@ pub enum Crud<A: Args> {
         #[command(flatten)]
         args: A,
     },
-    /// Show one entity.
-    Get { name: String },
+    /// Show one entity (streams: with SEQ, the message at that sequence).
+    Get { name: String, seq: Option<u64> },
     /// List entities (of one namespace with --namespace).
     List {
         #[arg(long)]
@@ -77,7 +77,12 @@ pub async fn run<A: EntityArgs>(cmd: Crud<A>, cp: &ControlPlane, json: bool) -> 
                 .await?;
             show_one::<A>(r.entity, r.revision, json, "updated")
         }
-        Crud::Get { name } => {
+        Crud::Get {
+            name,
+            seq: Some(seq),
+        } if A::KIND == EntityKind::Stream => crate::stream_data::get(name, seq, cp, json).await,
+        Crud::Get { seq: Some(_), .. } => Err(anyhow!("only stream get takes a sequence")),
+        Crud::Get { name, seq: None } => {
             let reference = EntityRef { kind, name };
             let r = cp
                 .catalog(|mut c| {

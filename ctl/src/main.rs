@@ -4,8 +4,11 @@ mod catalog_cmds;
 mod client;
 mod cluster_cmds;
 mod demo;
+mod locate;
 mod output;
 mod stream_args;
+mod stream_data;
+mod well_data;
 
 use catalog_cmds::{Crud, PolicyArgs, StreamArgs, TargetArgs, WellArgs};
 use clap::{Parser, Subcommand};
@@ -35,18 +38,50 @@ enum Cmd {
     Cluster(cluster_cmds::ClusterCmd),
     /// Wells: time-sharded entry stores.
     #[command(subcommand)]
-    Well(Crud<WellArgs>),
+    Well(WellCmd),
     /// Ditto targets: other clusters' ingest endpoints.
     #[command(subcommand)]
     Target(Crud<TargetArgs>),
     /// Streams: sequence-numbered messages, mirrors and sources.
     #[command(subcommand)]
-    Stream(Crud<StreamArgs>),
+    Stream(StreamCmd),
     /// Policies: who may do what to which resource.
     #[command(subcommand)]
     Policy(Crud<PolicyArgs>),
     /// Run the showcase in-process on an embedded default.
     Demo,
+}
+
+#[derive(Subcommand)]
+enum WellCmd {
+    #[command(flatten)]
+    Catalog(Crud<WellArgs>),
+    /// Ingest plain or JSON lines from a file or stdin.
+    Ingest(well_data::IngestArgs),
+    /// Entries by time range and tags.
+    Query(well_data::QueryArgs),
+    /// Shards with entry counts, bytes and tier.
+    Shards { name: String },
+}
+
+#[derive(Subcommand)]
+enum StreamCmd {
+    #[command(flatten)]
+    Catalog(Crud<StreamArgs>),
+    /// Publish to the stream whose subjects match.
+    Publish(stream_data::PublishArgs),
+    /// Follow a stream from a sequence or time.
+    Sub(stream_data::SubArgs),
+    /// Configuration and state.
+    Info { name: String },
+    /// Remove all messages, or those of one subject.
+    Purge {
+        name: String,
+        #[arg(long)]
+        subject: Option<String>,
+    },
+    /// Delete one message.
+    RmMsg { name: String, seq: u64 },
 }
 
 #[tokio::main]
@@ -68,9 +103,21 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let cp = client::ControlPlane::new(&cli.server)?;
     match cli.cmd {
         Cmd::Cluster(c) => cluster_cmds::run(c, &cp, cli.json).await,
-        Cmd::Well(c) => catalog_cmds::run(c, &cp, cli.json).await,
+        Cmd::Well(WellCmd::Catalog(c)) => catalog_cmds::run(c, &cp, cli.json).await,
+        Cmd::Well(WellCmd::Ingest(a)) => well_data::ingest(a, &cp, cli.json).await,
+        Cmd::Well(WellCmd::Query(a)) => well_data::query(a, &cp, cli.json).await,
+        Cmd::Well(WellCmd::Shards { name }) => well_data::shards(name, &cp, cli.json).await,
         Cmd::Target(c) => catalog_cmds::run(c, &cp, cli.json).await,
-        Cmd::Stream(c) => catalog_cmds::run(c, &cp, cli.json).await,
+        Cmd::Stream(StreamCmd::Catalog(c)) => catalog_cmds::run(c, &cp, cli.json).await,
+        Cmd::Stream(StreamCmd::Publish(a)) => stream_data::publish(a, &cp, cli.json).await,
+        Cmd::Stream(StreamCmd::Sub(a)) => stream_data::sub(a, &cp, cli.json).await,
+        Cmd::Stream(StreamCmd::Info { name }) => stream_data::info(name, &cp, cli.json).await,
+        Cmd::Stream(StreamCmd::Purge { name, subject }) => {
+            stream_data::purge(name, subject, &cp, cli.json).await
+        }
+        Cmd::Stream(StreamCmd::RmMsg { name, seq }) => {
+            stream_data::rm_msg(name, seq, &cp, cli.json).await
+        }
         Cmd::Policy(c) => catalog_cmds::run(c, &cp, cli.json).await,
         Cmd::Demo => Ok(()),
     }

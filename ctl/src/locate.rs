@@ -1,0 +1,87 @@
+//! Users give only a control-plane address: the data node that owns a well or stream is
+//! looked up in the catalogue.
+
+use crate::client::ControlPlane;
+use anyhow::{anyhow, bail, Result};
+use tonic::transport::Channel;
+use tributary_proto::v1::{entity::Kind, Entity, EntityKind, EntityRef, ListRequest, Stream, Well};
+
+pub async fn entity(cp: &ControlPlane, kind: EntityKind, name: &str) -> Result<Entity> {
+    let r = EntityRef {
+        kind: kind as i32,
+        name: name.to_string(),
+    };
+    cp.catalog(|mut c| {
+        let r = r.clone();
+        async move { c.get(r).await }
+    })
+    .await?
+    .entity
+    .ok_or_else(|| anyhow!("server returned no entity"))
+}
+
+pub async fn well(cp: &ControlPlane, name: &str) -> Result<Well> {
+    match entity(cp, EntityKind::Well, name).await?.kind {
+        Some(Kind::Well(w)) => Ok(w),
+        _ => bail!("{name} is not a well"),
+    }
+}
+
+/// A channel to data node `id`.
+pub async fn node(cp: &ControlPlane, id: u64, what: &str) -> Result<Channel> {
+    if id == 0 {
+        bail!("{what} is not placed on a data node yet (no data node has registered)");
+    }
+    let addr = match entity(cp, EntityKind::DataNode, &id.to_string())
+        .await?
+        .kind
+    {
+        Some(Kind::DataNode(n)) => n.addr,
+        _ => bail!("data node {id} of {what} is not registered"),
+    };
+    Ok(tributary_common::grpc::channel(&addr)?)
+}
+
+pub async fn well_node(cp: &ControlPlane, name: &str) -> Result<(Well, Channel)> {
+    let w = well(cp, name).await?;
+    let ch = node(cp, w.owner_node, &format!("well {}", w.name)).await?;
+    Ok((w, ch))
+}
+
+pub async fn stream_node(cp: &ControlPlane, name: &str) -> Result<(Stream, Channel)> {
+    let s = match entity(cp, EntityKind::Stream, name).await?.kind {
+        Some(Kind::Stream(s)) => s,
+        _ => bail!("{name} is not a stream"),
+    };
+    let ch = node(cp, s.owner_node, &format!("stream {}", s.name)).await?;
+    Ok((s, ch))
+}
+
+/// The stream that takes `subject`, and its node.
+pub async fn stream_for_subject(cp: &ControlPlane, subject: &str) -> Result<(Stream, Channel)> {
+    let req = ListRequest {
+        kind: EntityKind::Stream as i32,
+        namespace: String::new(),
+    };
+    let streams = cp
+        .catalog(|mut c| {
+            let q = req.clone();
+            async move { c.list(q).await }
+        })
+        .await?
+        .entities;
+    let s = streams
+        .into_iter()
+        .filter_map(|e| match e.kind {
+            Some(Kind::Stream(s)) => Some(s),
+            _ => None,
+        })
+        .find(|s| {
+            s.subjects
+                .iter()
+                .any(|f| tributary_data_node::subject::matches(f, subject))
+        })
+        .ok_or_else(|| anyhow!("no stream takes subject {subject:?}"))?;
+    let ch = node(cp, s.owner_node, &format!("stream {}", s.name)).await?;
+    Ok((s, ch))
+}
