@@ -14,6 +14,28 @@ use tributary_proto::v1::{
 /// 4 MiB gRPC message limit with typical entries.
 const PAGE: usize = 512;
 
+/// Soft cap on one reply's payload: clients keep tonic's default 4 MiB decoding limit, and
+/// one entry is at most `max_entry_bytes` (1 MiB by default).
+pub const REPLY_BYTES: usize = 2 << 20;
+
+/// Splits entries into replies of at most [`REPLY_BYTES`] (at least one entry each).
+fn split_by_size(entries: Vec<WellEntry>) -> Vec<Vec<WellEntry>> {
+    let mut out: Vec<Vec<WellEntry>> = Vec::new();
+    let mut size = 0;
+    for e in entries {
+        let n = e.data.len() + e.tag.len() + e.source.len() + 16;
+        if out.is_empty() || size + n > REPLY_BYTES {
+            out.push(Vec::new());
+            size = 0;
+        }
+        size += n;
+        if let Some(last) = out.last_mut() {
+            last.push(e);
+        }
+    }
+    out
+}
+
 pub struct WellsService {
     pub node: Arc<Node>,
 }
@@ -94,8 +116,10 @@ impl Wells for WellsService {
                 });
                 left -= entries.len() as u64;
                 // The bounded channel is the flow control: a slow reader parks this task.
-                if !entries.is_empty() && tx.send(Ok(QueryReply { entries })).await.is_err() {
-                    return;
+                for entries in split_by_size(entries) {
+                    if tx.send(Ok(QueryReply { entries })).await.is_err() {
+                        return;
+                    }
                 }
                 match next {
                     Some(c) => cursor = Some(c),
@@ -122,5 +146,29 @@ impl Wells for WellsService {
             })
             .collect();
         Ok(Response::new(ShardsReply { shards }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replies_stay_under_the_cap() {
+        let e = |n: usize| WellEntry {
+            data: vec![0; n].into(),
+            ..Default::default()
+        };
+        let parts = split_by_size(vec![
+            e(REPLY_BYTES / 2),
+            e(REPLY_BYTES / 2),
+            e(10),
+            e(3 * REPLY_BYTES),
+        ]);
+        assert_eq!(
+            parts.iter().map(Vec::len).collect::<Vec<_>>(),
+            vec![1, 2, 1]
+        );
+        assert!(split_by_size(Vec::new()).is_empty());
     }
 }

@@ -86,14 +86,23 @@ async fn run(
         };
         let progressed = after > next;
         next = after;
-        if !msgs.is_empty() {
-            let event = SubscribeEvent {
-                messages: msgs.into_iter().map(|(q, m)| to_proto(q, m)).collect(),
-                heartbeat: None,
-            };
-            if tx.send(Ok(event)).await.is_err() {
-                return;
+        // Events stay under a soft byte cap so readers with tonic's default 4 MiB decoding
+        // limit can take them (a single bigger message still goes alone).
+        let mut event = SubscribeEvent::default();
+        let mut size = 0;
+        for (q, m) in msgs {
+            let n = m.data.len() + m.subject.len() + 32;
+            if !event.messages.is_empty() && size + n > crate::query::REPLY_BYTES {
+                if tx.send(Ok(std::mem::take(&mut event))).await.is_err() {
+                    return;
+                }
+                size = 0;
             }
+            size += n;
+            event.messages.push(to_proto(q, m));
+        }
+        if !event.messages.is_empty() && tx.send(Ok(event)).await.is_err() {
+            return;
         }
         if progressed && next <= store.state().last_seq {
             // More is stored already: keep reading, but still heartbeat on time.
