@@ -1,5 +1,6 @@
 //! `tribctl demo`: the showcase on an embedded default, all in this process on loopback.
 
+use crate::catalog_cmds::{EntityArgs, StreamArgs, TargetArgs, WellArgs};
 use crate::client::ControlPlane;
 use crate::cluster_cmds::print_status;
 use crate::output;
@@ -46,6 +47,24 @@ pub async fn start_control_plane(
         .await
         .ok_or_else(|| anyhow!("no leader elected within 10 s"))?;
     Ok(members)
+}
+
+async fn print_list<A: EntityArgs>(cp: &ControlPlane, label: &str) -> Result<()> {
+    let req = ListRequest {
+        kind: A::KIND as i32,
+        namespace: String::new(),
+    };
+    let r = cp
+        .catalog(|mut c| {
+            let q = req.clone();
+            async move { c.list(q).await }
+        })
+        .await?;
+    println!(
+        "{label}:\n{}",
+        output::table(A::header(), r.entities.iter().map(A::row).collect())
+    );
+    Ok(())
 }
 
 fn step(title: &str) {
@@ -136,38 +155,31 @@ pub async fn run(json: bool) -> Result<()> {
     }
 
     step("listing (secrets come back redacted)");
-    for (kind, label) in [
-        (EntityKind::Well, "wells"),
-        (EntityKind::Target, "targets"),
-        (EntityKind::Stream, "streams"),
-        (EntityKind::Tag, "tags"),
-    ] {
-        let req = ListRequest {
-            kind: kind as i32,
-            namespace: String::new(),
-        };
-        let r = cp
-            .catalog(|mut c| {
-                let q = req.clone();
-                async move { c.list(q).await }
-            })
-            .await?;
-        let rows = r
-            .entities
-            .iter()
-            .map(|e| {
-                vec![
-                    tributary_control_plane::catalog::entity::name_of(e),
-                    serde_json::to_string(&e.kind)
-                        .unwrap_or_default()
-                        .chars()
-                        .take(90)
-                        .collect(),
-                ]
-            })
-            .collect();
-        println!("{label}:\n{}", output::table(&["name", "definition"], rows));
-    }
+    print_list::<WellArgs>(&cp, "wells").await?;
+    print_list::<TargetArgs>(&cp, "targets").await?;
+    print_list::<StreamArgs>(&cp, "streams").await?;
+    let req = ListRequest {
+        kind: EntityKind::Tag as i32,
+        namespace: String::new(),
+    };
+    let tags = cp
+        .catalog(|mut c| {
+            let q = req.clone();
+            async move { c.list(q).await }
+        })
+        .await?;
+    let rows = tags
+        .entities
+        .iter()
+        .filter_map(|e| match &e.kind {
+            Some(Kind::Tag(t)) => Some(vec![t.name.clone(), t.id.to_string()]),
+            _ => None,
+        })
+        .collect();
+    println!(
+        "tags (cluster-wide ids):\n{}",
+        output::table(&["tag", "id"], rows)
+    );
 
     step("deleting the stream");
     let r = cp
