@@ -316,8 +316,11 @@ impl Catalogue {
         Ok(())
     }
 
+    /// After a snapshot replaced the catalogue: watchers cannot be sent the difference, so
+    /// they are told (revision 0) to list again.
     pub fn after_restore(&self, index: u64) {
         self.set_applied(index);
+        let _ = self.inner.events.send(WatchEvent::default());
     }
 }
 

@@ -105,6 +105,11 @@ impl Catalog for CatalogService {
             }
             loop {
                 match live.recv().await {
+                    Ok(e) if e.revision == 0 => {
+                        let reset = Status::out_of_range("the catalogue was replaced by a snapshot; list again and watch from the list's revision");
+                        let _ = tx.send(Err(reset)).await;
+                        return;
+                    }
                     Ok(e) if e.revision <= cursor.log_rev => {}
                     Ok(e) => {
                         if e.revision == cursor.live_rev {

@@ -1,30 +1,12 @@
-//! Benchmarks that print figures. `cargo run --release -p tributary-integration --bin bench -- control-plane`
+//! `bench -- control-plane`: catalogue writes on a 3-member loopback cluster, and failover.
 
 use anyhow::{anyhow, Result};
-use clap::{Parser, Subcommand};
 use hdrhistogram::Histogram;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tributary_integration::CpCluster;
 use tributary_proto::v1::{entity::Kind, Entity, Well};
-
-#[derive(Parser)]
-struct Cli {
-    #[command(subcommand)]
-    cmd: Cmd,
-}
-
-#[derive(Subcommand)]
-enum Cmd {
-    /// Catalogue writes/s and latency on a 3-member loopback cluster, and leader failover time.
-    ControlPlane {
-        #[arg(long, default_value_t = 64)]
-        clients: usize,
-        #[arg(long, default_value = "10s")]
-        duration: String,
-    },
-}
 
 fn well(name: &str, hot_secs: u64) -> Entity {
     Entity {
@@ -40,19 +22,9 @@ fn ms(us: u64) -> f64 {
     us as f64 / 1000.0
 }
 
-#[tokio::main]
-async fn main() -> Result<()> {
-    match Cli::parse().cmd {
-        Cmd::ControlPlane { clients, duration } => {
-            let d = tributary_common::duration::parse(&duration).map_err(|e| anyhow!(e))?;
-            control_plane(clients, d).await
-        }
-    }
-}
-
 /// Each client owns one well and updates it in a loop: a write path with validation, Raft
 /// commit on a quorum (fsync'd log) and apply, on loopback.
-async fn control_plane(clients: usize, duration: Duration) -> Result<()> {
+pub async fn run(clients: usize, duration: Duration) -> Result<()> {
     let mut c = CpCluster::start(3, |cfg| cfg.request_timeout_ms = 10_000).await?;
     let leader = c.leader(Duration::from_secs(10)).await?;
     println!(
