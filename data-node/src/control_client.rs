@@ -49,13 +49,25 @@ fn backoff(attempt: u32) -> Duration {
 }
 
 impl Endpoints {
-    fn channel(&self) -> std::result::Result<Channel, Status> {
-        let addr = self
-            .preferred
+    pub fn new(addrs: Vec<String>) -> Self {
+        let first = addrs.first().cloned().unwrap_or_default();
+        Endpoints {
+            addrs,
+            preferred: Mutex::new((first, 0)),
+        }
+    }
+
+    /// The address the next call goes to.
+    pub fn current(&self) -> String {
+        self.preferred
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .0
-            .clone();
+            .clone()
+    }
+
+    fn channel(&self) -> std::result::Result<Channel, Status> {
+        let addr = self.current();
         channel(&addr).map_err(|e| Status::unavailable(format!("control plane {addr}: {e}")))
     }
 
@@ -81,11 +93,7 @@ impl ControlClient {
         capacity: u64,
         heartbeat: Duration,
     ) -> Arc<Self> {
-        let first = addrs.first().cloned().unwrap_or_default();
-        let endpoints = Arc::new(Endpoints {
-            addrs,
-            preferred: Mutex::new((first, 0)),
-        });
+        let endpoints = Arc::new(Endpoints::new(addrs));
         Arc::new(ControlClient {
             node,
             endpoints,
@@ -312,5 +320,29 @@ impl TagCreator for TagClient {
                 }
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn follows_the_leader_hint_else_rotates() {
+        let e = Endpoints::new(vec!["a:1".into(), "b:1".into()]);
+        assert_eq!(e.current(), "a:1");
+        e.failed(&Status::unavailable("down"));
+        assert_eq!(e.current(), "b:1");
+        e.failed(&tributary_common::grpc::not_leader(Some("c:1")));
+        assert_eq!(e.current(), "c:1");
+        // The hinted leader failing too: back to the configured list.
+        e.failed(&Status::unavailable("down"));
+        assert_eq!(e.current(), "a:1");
+    }
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        assert!(backoff(1) < backoff(5));
+        assert!(backoff(30) <= MAX_BACKOFF + MAX_BACKOFF / 4);
     }
 }
