@@ -55,7 +55,7 @@ enum Cmd {
 #[derive(Subcommand)]
 enum WellCmd {
     #[command(flatten)]
-    Catalog(Crud<WellArgs>),
+    Catalog(Box<Crud<WellArgs>>),
     /// Ingest plain or JSON lines from a file or stdin.
     Ingest(well_data::IngestArgs),
     /// Entries by time range and tags.
@@ -67,7 +67,7 @@ enum WellCmd {
 #[derive(Subcommand)]
 enum StreamCmd {
     #[command(flatten)]
-    Catalog(Crud<StreamArgs>),
+    Catalog(Box<Crud<StreamArgs>>),
     /// Publish to the stream whose subjects match.
     Publish(stream_data::PublishArgs),
     /// Follow a stream from a sequence or time.
@@ -103,12 +103,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let cp = client::ControlPlane::new(&cli.server)?;
     match cli.cmd {
         Cmd::Cluster(c) => cluster_cmds::run(c, &cp, cli.json).await,
-        Cmd::Well(WellCmd::Catalog(c)) => catalog_cmds::run(c, &cp, cli.json).await,
+        Cmd::Well(WellCmd::Catalog(c)) => catalog_cmds::run(*c, &cp, cli.json).await,
         Cmd::Well(WellCmd::Ingest(a)) => well_data::ingest(a, &cp, cli.json).await,
         Cmd::Well(WellCmd::Query(a)) => well_data::query(a, &cp, cli.json).await,
         Cmd::Well(WellCmd::Shards { name }) => well_data::shards(name, &cp, cli.json).await,
         Cmd::Target(c) => catalog_cmds::run(c, &cp, cli.json).await,
-        Cmd::Stream(StreamCmd::Catalog(c)) => catalog_cmds::run(c, &cp, cli.json).await,
+        Cmd::Stream(StreamCmd::Catalog(c)) => catalog_cmds::run(*c, &cp, cli.json).await,
         Cmd::Stream(StreamCmd::Publish(a)) => stream_data::publish(a, &cp, cli.json).await,
         Cmd::Stream(StreamCmd::Sub(a)) => stream_data::sub(a, &cp, cli.json).await,
         Cmd::Stream(StreamCmd::Info { name }) => stream_data::info(name, &cp, cli.json).await,
