@@ -71,6 +71,8 @@ pub struct StoredEntry {
 
 pub struct Well {
     pub id: u32,
+    /// Fixed when the well is first opened (keys depend on it), so the hot path reads a field.
+    shard_ns: u64,
     config: RwLock<WellConfig>,
     cold: Option<Arc<dyn KvEngine>>,
     stats: Mutex<BTreeMap<(u64, u8), ShardStat>>,
@@ -87,10 +89,7 @@ impl Well {
     }
 
     pub fn shard_ns(&self) -> u64 {
-        self.config()
-            .shard_secs
-            .max(1)
-            .saturating_mul(1_000_000_000)
+        self.shard_ns
     }
 
     pub fn subscribe(&self) -> watch::Receiver<u64> {
@@ -261,6 +260,7 @@ impl Wells {
             .insert(id, next_seq);
         let well = Arc::new(Well {
             id,
+            shard_ns: config.shard_secs.max(1).saturating_mul(1_000_000_000),
             config: RwLock::new(config.clone()),
             cold,
             stats: Mutex::new(stats),
