@@ -23,6 +23,9 @@ pub struct ControlPlaneConfig {
     pub request_timeout_ms: u64,
     /// A data node not heard from for this long is down.
     pub heartbeat_timeout_ms: u64,
+    /// Shared with the data nodes: requests carrying it (`x-tributary-cluster-token`) read
+    /// target secrets unredacted, as ditto workers must. Empty: secrets are never revealed.
+    pub cluster_secret: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -48,6 +51,7 @@ impl Default for ControlPlaneConfig {
             raft: RaftSection::default(),
             request_timeout_ms: 5_000,
             heartbeat_timeout_ms: 5_000,
+            cluster_secret: String::new(),
         }
     }
 }

@@ -172,6 +172,7 @@ pub async fn start_on(
     let router = tonic::transport::Server::builder()
         .add_service(CatalogServer::new(service::CatalogService {
             node: node.clone(),
+            cluster_secret: config.cluster_secret.clone(),
         }))
         .add_service(ClusterServer::new(service::ClusterService {
             node: node.clone(),

@@ -438,3 +438,88 @@ async fn bad_input_is_refused_with_the_field_named_and_changes_nothing() -> anyh
     c.shutdown().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn target_secrets_are_shown_only_to_holders_of_the_cluster_secret() -> anyhow::Result<()> {
+    let c = CpCluster::start(1, |cfg| cfg.cluster_secret = "cluster-s3cret".into()).await?;
+    c.leader(T).await?;
+    let t = Entity {
+        kind: Some(Kind::Target(Target {
+            name: "dr".into(),
+            cleartext_endpoints: vec!["127.0.0.1:4023".into()],
+            ingest_secret: "hush".into(),
+            ..Default::default()
+        })),
+    };
+    let created = c.catalog(1)?.create(t).await?.into_inner();
+    let secret_of = |e: Option<Entity>| match e.and_then(|e| e.kind) {
+        Some(Kind::Target(t)) => t.ingest_secret,
+        _ => String::new(),
+    };
+    assert_eq!(secret_of(created.entity), "<redacted>");
+    let get = |token: &'static str| {
+        let mut req = tonic::Request::new(EntityRef {
+            kind: EntityKind::Target as i32,
+            name: "dr".into(),
+        });
+        req.metadata_mut().insert(
+            "x-tributary-cluster-token",
+            tonic::metadata::MetadataValue::from_static(token),
+        );
+        req
+    };
+    assert_eq!(
+        secret_of(c.catalog(1)?.get(get("wrong")).await?.into_inner().entity),
+        "<redacted>"
+    );
+    assert_eq!(
+        secret_of(
+            c.catalog(1)?
+                .get(get("cluster-s3cret"))
+                .await?
+                .into_inner()
+                .entity
+        ),
+        "hush"
+    );
+    // An update that leaves the secret out (or redacted) keeps it.
+    let mut t = Target {
+        name: "dr".into(),
+        cleartext_endpoints: vec!["127.0.0.1:4024".into()],
+        ingest_secret: "<redacted>".into(),
+        ..Default::default()
+    };
+    c.catalog(1)?
+        .update(Entity {
+            kind: Some(Kind::Target(t.clone())),
+        })
+        .await?;
+    assert_eq!(
+        secret_of(
+            c.catalog(1)?
+                .get(get("cluster-s3cret"))
+                .await?
+                .into_inner()
+                .entity
+        ),
+        "hush"
+    );
+    t.ingest_secret = "new".into();
+    c.catalog(1)?
+        .update(Entity {
+            kind: Some(Kind::Target(t)),
+        })
+        .await?;
+    assert_eq!(
+        secret_of(
+            c.catalog(1)?
+                .get(get("cluster-s3cret"))
+                .await?
+                .into_inner()
+                .entity
+        ),
+        "new"
+    );
+    c.shutdown().await;
+    Ok(())
+}

@@ -14,6 +14,35 @@ use tributary_proto::v1::{
 
 pub struct CatalogService {
     pub node: Node,
+    /// See `ControlPlaneConfig::cluster_secret`.
+    pub cluster_secret: String,
+}
+
+/// Metadata key carrying the cluster secret of a data node.
+pub const CLUSTER_TOKEN: &str = "x-tributary-cluster-token";
+
+impl CatalogService {
+    /// Whether the caller may read secrets: it presents the (non-empty) cluster secret.
+    fn reveals<T>(&self, req: &Request<T>) -> bool {
+        let given = req
+            .metadata()
+            .get(CLUSTER_TOKEN)
+            .map(|v| v.as_bytes())
+            .unwrap_or_default();
+        !self.cluster_secret.is_empty() && constant_time_eq(given, self.cluster_secret.as_bytes())
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn shown(e: Entity, reveal: bool) -> Entity {
+    if reveal {
+        e
+    } else {
+        redacted(e)
+    }
 }
 
 impl CatalogService {
@@ -56,6 +85,7 @@ impl Catalog for CatalogService {
     }
 
     async fn get(&self, req: Request<EntityRef>) -> Result<Response<GetReply>, Status> {
+        let reveal = self.reveals(&req);
         let r = req.into_inner();
         let k = kind(r.kind)?;
         let name = crate::catalog::canonical_name(k, &r.name)?;
@@ -66,11 +96,12 @@ impl Catalog for CatalogService {
             .ok_or_else(|| Status::not_found(format!("{} {name} not found", kind_label(k))))?;
         Ok(Response::new(GetReply {
             revision: cat.revision(),
-            entity: Some(redacted(entity)),
+            entity: Some(shown(entity, reveal)),
         }))
     }
 
     async fn list(&self, req: Request<ListRequest>) -> Result<Response<ListReply>, Status> {
+        let reveal = self.reveals(&req);
         let r = req.into_inner();
         let k = kind(r.kind)?;
         self.node.read_index().await?;
@@ -80,7 +111,7 @@ impl Catalog for CatalogService {
         let entities = cat
             .list(k, &r.namespace)?
             .into_iter()
-            .map(redacted)
+            .map(|e| shown(e, reveal))
             .collect();
         Ok(Response::new(ListReply { revision, entities }))
     }
@@ -88,6 +119,7 @@ impl Catalog for CatalogService {
     type WatchStream = WatchStream;
 
     async fn watch(&self, req: Request<WatchRequest>) -> Result<Response<WatchStream>, Status> {
+        let reveal = self.reveals(&req);
         let from = req.into_inner().from_revision;
         let cat = self.node.catalogue.clone();
         // Subscribe before reading the log, so nothing falls between the two.
@@ -100,7 +132,7 @@ impl Catalog for CatalogService {
                 live_rev: 0,
                 live_count: 0,
             };
-            if !deliver(&tx, backlog, &mut cursor, 0).await {
+            if !deliver(&tx, backlog, &mut cursor, 0, reveal).await {
                 return;
             }
             loop {
@@ -118,7 +150,7 @@ impl Catalog for CatalogService {
                             cursor.live_rev = e.revision;
                             cursor.live_count = 1;
                         }
-                        if !send(&tx, e).await {
+                        if !send(&tx, e, reveal).await {
                             return;
                         }
                     }
@@ -131,7 +163,7 @@ impl Catalog for CatalogService {
                         };
                         match cat.events_after(after) {
                             Ok(events) => {
-                                if !deliver(&tx, events, &mut cursor, skip).await {
+                                if !deliver(&tx, events, &mut cursor, skip, reveal).await {
                                     return;
                                 }
                             }
@@ -157,8 +189,12 @@ struct Cursor {
     live_count: usize,
 }
 
-async fn send(tx: &mpsc::Sender<Result<WatchEvent, Status>>, mut e: WatchEvent) -> bool {
-    e.entity = e.entity.map(redacted);
+async fn send(
+    tx: &mpsc::Sender<Result<WatchEvent, Status>>,
+    mut e: WatchEvent,
+    reveal: bool,
+) -> bool {
+    e.entity = e.entity.map(|x| shown(x, reveal));
     tx.send(Ok(e)).await.is_ok()
 }
 
@@ -168,10 +204,11 @@ async fn deliver(
     events: Vec<WatchEvent>,
     cursor: &mut Cursor,
     skip: usize,
+    reveal: bool,
 ) -> bool {
     for (i, e) in events.into_iter().enumerate() {
         cursor.log_rev = cursor.log_rev.max(e.revision);
-        if i >= skip && !send(tx, e).await {
+        if i >= skip && !send(tx, e, reveal).await {
             return false;
         }
     }
