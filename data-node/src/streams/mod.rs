@@ -16,6 +16,56 @@ use tributary_proto::v1::{
     StreamState, SubscribeEvent, SubscribeRequest,
 };
 
+/// Most publishes committed in one write by `PublishStream`.
+const PUBLISH_GROUP: usize = 512;
+
+fn new_message(
+    subject: String,
+    headers: std::collections::HashMap<String, String>,
+    data: bytes::Bytes,
+) -> NewMessage {
+    NewMessage {
+        subject,
+        headers: headers.into_iter().collect(),
+        data,
+        timestamp_ns: now_ns(),
+    }
+}
+
+fn error_ack(id: u64, e: &Error) -> PubAck {
+    PubAck {
+        id,
+        error: e.to_string(),
+        ..Default::default()
+    }
+}
+
+/// Commits the pending run of publishes to one stream and appends their acks.
+fn flush(
+    acks: &mut Vec<PubAck>,
+    run: &mut Vec<(u64, NewMessage, Option<u64>)>,
+    store: Option<Arc<StreamStore>>,
+) {
+    let Some(store) = store else { return };
+    let (ids, msgs): (Vec<u64>, Vec<(NewMessage, Option<u64>)>) =
+        run.drain(..).map(|(id, m, e)| (id, (m, e))).unzip();
+    let results = store.publish_batch(msgs);
+    metrics::counter!("tributary_stream_published_total")
+        .increment(results.iter().filter(|r| r.is_ok()).count() as u64);
+    for (id, r) in ids.into_iter().zip(results) {
+        acks.push(match r {
+            Ok(r) => PubAck {
+                stream: store.name.clone(),
+                seq: r.seq,
+                duplicate: r.duplicate,
+                id,
+                error: String::new(),
+            },
+            Err(e) => error_ack(id, &e),
+        });
+    }
+}
+
 #[derive(Clone)]
 pub struct StreamsService {
     pub node: Arc<Node>,
@@ -40,15 +90,38 @@ impl StreamsService {
         self.node.owned_stream("subject", &name)
     }
 
+    /// Publishes in order; runs of requests for the same stream are committed together.
+    pub fn publish_group(&self, reqs: Vec<PublishRequest>) -> Vec<PubAck> {
+        let mut acks = Vec::with_capacity(reqs.len());
+        let mut run: Vec<(u64, NewMessage, Option<u64>)> = Vec::new();
+        let mut run_store: Option<Arc<StreamStore>> = None;
+        for req in reqs {
+            let store = match self.stream_for(&req.subject) {
+                Ok(s) => s,
+                Err(e) => {
+                    flush(&mut acks, &mut run, run_store.take());
+                    acks.push(error_ack(req.id, &e));
+                    continue;
+                }
+            };
+            if run_store.as_ref().is_some_and(|s| !Arc::ptr_eq(s, &store)) {
+                flush(&mut acks, &mut run, run_store.take());
+            }
+            run_store = Some(store);
+            run.push((
+                req.id,
+                new_message(req.subject, req.headers, req.data),
+                (req.expected_last_seq > 0).then_some(req.expected_last_seq),
+            ));
+        }
+        flush(&mut acks, &mut run, run_store);
+        acks
+    }
+
     pub fn publish_one(&self, req: PublishRequest) -> Result<PubAck> {
         let store = self.stream_for(&req.subject)?;
         let r = store.publish(
-            NewMessage {
-                subject: req.subject,
-                headers: req.headers.into_iter().collect(),
-                data: req.data,
-                timestamp_ns: now_ns(),
-            },
+            new_message(req.subject, req.headers, req.data),
             (req.expected_last_seq > 0).then_some(req.expected_last_seq),
         )?;
         metrics::counter!("tributary_stream_published_total").increment(1);
@@ -82,14 +155,27 @@ impl Streams for StreamsService {
         let (tx, rx) = tokio::sync::mpsc::channel(256);
         let svc = self.clone();
         tokio::spawn(tracing::Instrument::in_current_span(async move {
-            while let Ok(Some(p)) = inbound.message().await {
-                let id = p.id;
-                let ack = svc.publish_one(p).unwrap_or_else(|e| PubAck {
-                    id,
-                    error: e.to_string(),
-                    ..Default::default()
-                });
-                if tx.send(Ok(ack)).await.is_err() {
+            while let Ok(Some(first)) = inbound.message().await {
+                // Take whatever else has already arrived, without waiting, and commit it
+                // together: the pipelined publisher's acks then cost one write per group.
+                let mut reqs = vec![first];
+                let mut ended = false;
+                while reqs.len() < PUBLISH_GROUP {
+                    match futures::FutureExt::now_or_never(inbound.message()) {
+                        Some(Ok(Some(r))) => reqs.push(r),
+                        Some(Ok(None)) | Some(Err(_)) => {
+                            ended = true;
+                            break;
+                        }
+                        None => break,
+                    }
+                }
+                for ack in svc.publish_group(reqs) {
+                    if tx.send(Ok(ack)).await.is_err() {
+                        return;
+                    }
+                }
+                if ended {
                     return;
                 }
             }

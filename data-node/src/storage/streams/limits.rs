@@ -18,12 +18,25 @@ pub struct NewMessage {
     pub timestamp_ns: i64,
 }
 
+/// A message encoded and size-checked, ready to be sequenced.
+pub(super) struct Prepared {
+    pub subject: String,
+    pub msg_id: Option<String>,
+    pub value: Vec<u8>,
+    pub size: u64,
+    pub now: i64,
+}
+
 /// Messages a change removes: (seq, subject, stored size).
 type Doomed = Vec<(u64, String, u64)>;
 
 impl StreamStore {
-    pub fn publish(&self, msg: NewMessage, expected_last_seq: Option<u64>) -> Result<PubResult> {
-        let limits = self.limits();
+    /// Encodes a message and checks what needs no stream state (sizes).
+    pub(super) fn prepare(
+        &self,
+        msg: NewMessage,
+        limits: &super::StreamLimits,
+    ) -> Result<Prepared> {
         let now = msg.timestamp_ns;
         let msg_id = MSG_ID_HEADERS
             .iter()
@@ -57,6 +70,24 @@ impl StreamStore {
                 ),
             ));
         }
+        Ok(Prepared {
+            subject,
+            msg_id,
+            value,
+            size,
+            now,
+        })
+    }
+
+    pub fn publish(&self, msg: NewMessage, expected_last_seq: Option<u64>) -> Result<PubResult> {
+        let limits = self.limits();
+        let Prepared {
+            subject,
+            msg_id,
+            value,
+            size,
+            now,
+        } = self.prepare(msg, &limits)?;
 
         let mut st = self.lock();
         self.expire_dedupe(&mut st, now, limits.dup_window())?;
@@ -341,7 +372,7 @@ impl StreamStore {
 
 impl StreamStore {
     /// Forgets Msg-Ids older than the duplicate window, on disk and then in memory.
-    fn expire_dedupe(&self, st: &mut Inner, now: i64, window: i64) -> Result<()> {
+    pub(super) fn expire_dedupe(&self, st: &mut Inner, now: i64, window: i64) -> Result<()> {
         let cutoff = now.saturating_sub(window);
         let n = st
             .dedupe_order

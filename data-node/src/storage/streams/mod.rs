@@ -6,6 +6,7 @@
 //! record (`s`: last seq and time, which must survive a purge). Counts, bytes and the
 //! per-subject index are rebuilt from the messages at open.
 
+mod batch;
 pub mod limits;
 #[cfg(test)]
 mod tests;

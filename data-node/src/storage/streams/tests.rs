@@ -307,3 +307,95 @@ fn file_stream_state_survives_reopen() {
     let s = open();
     assert_eq!(s.publish(msg("a", "x", 5), None).unwrap().seq, 4);
 }
+
+#[test]
+fn batch_publish_matches_one_by_one() {
+    let limits = StreamLimits {
+        max_msgs: 4,
+        discard_new: true,
+        ..Default::default()
+    };
+    let s = store(limits);
+    s.publish(msg("a", "x", 1), None).unwrap();
+    let batch = vec![
+        (with_id(msg("a", "1", 2), "m1"), None),
+        (with_id(msg("a", "dup", 3), "m1"), None),
+        (msg("a", "wrong", 4), Some(7)),
+        (msg("a", "expected", 5), Some(2)),
+        (msg("a", "last fits", 6), None),
+        (msg("a", "full", 7), None),
+    ];
+    let r = s.publish_batch(batch);
+    assert_eq!(
+        r[0].as_ref().unwrap(),
+        &PubResult {
+            seq: 2,
+            duplicate: false
+        }
+    );
+    assert_eq!(
+        r[1].as_ref().unwrap(),
+        &PubResult {
+            seq: 2,
+            duplicate: true
+        }
+    );
+    assert!(matches!(
+        r[2],
+        Err(Error::WrongLastSeq {
+            expected: 7,
+            actual: 2
+        })
+    ));
+    assert_eq!(r[3].as_ref().unwrap().seq, 3);
+    assert_eq!(r[4].as_ref().unwrap().seq, 4);
+    assert!(matches!(r[5], Err(Error::ResourceExhausted(_))));
+    let st = s.state();
+    assert_eq!(
+        (st.messages, st.first_seq, st.last_seq, st.last_ts_ns),
+        (4, 1, 4, 6)
+    );
+    assert_eq!(s.get(3).unwrap().data.as_ref(), b"expected");
+    assert!(
+        s.publish(with_id(msg("a", "again", 8), "m1"), None)
+            .unwrap()
+            .duplicate
+    );
+}
+
+#[test]
+fn batch_publish_with_evicting_limits_goes_one_by_one() {
+    let s = store(StreamLimits {
+        max_msgs: 2,
+        ..Default::default()
+    });
+    let r = s.publish_batch((0..5).map(|i| (msg("a", "x", i), None)).collect());
+    assert!(r.iter().all(|r| r.is_ok()));
+    assert_eq!(seqs(&s), vec![4, 5]);
+}
+
+#[test]
+fn batch_publish_survives_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let open = || {
+        let e: Arc<dyn KvEngine> = Arc::new(RocksEngine::open(dir.path(), false).unwrap());
+        StreamStore::open(3, "default:b".into(), e, StreamLimits::default()).unwrap()
+    };
+    {
+        let s = open();
+        let r = s.publish_batch(
+            (0..10)
+                .map(|i| (with_id(msg("a", "x", i), &format!("id{i}")), None))
+                .collect(),
+        );
+        assert!(r.iter().all(|r| r.is_ok()));
+    }
+    let s = open();
+    let st = s.state();
+    assert_eq!((st.messages, st.last_seq), (10, 10));
+    assert!(
+        s.publish(with_id(msg("a", "x", 11), "id3"), None)
+            .unwrap()
+            .duplicate
+    );
+}
