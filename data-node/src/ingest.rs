@@ -138,8 +138,17 @@ impl IngestService {
             };
             items.push((well, ts as u64, value));
         }
-        let batch_id = (!batch.batch_id.is_empty()).then_some(batch.batch_id.as_str());
-        let outcome = self.node.wells.write(items, batch_id, now)?;
+        let batch_id = (!batch.batch_id.is_empty()).then_some(batch.batch_id);
+        let node = self.node.clone();
+        // A big batch or a RocksDB write stall must not hold an async worker.
+        let outcome =
+            tokio::task::spawn_blocking(move || node.wells.write(items, batch_id.as_deref(), now))
+                .await
+                .map_err(|e| {
+                    Error::Storage(crate::storage::StorageError::Engine(format!(
+                        "ingest write task: {e}"
+                    )))
+                })??;
         Ok(match outcome {
             WriteOutcome::Stored(n) => {
                 metrics::counter!("tributary_ingest_entries_total").increment(n);
