@@ -40,3 +40,65 @@ where
         }
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    #[derive(Debug, Default, Serialize, Deserialize, PartialEq)]
+    #[serde(default)]
+    struct Cfg {
+        id: u64,
+        listen: String,
+        raft: Raft,
+    }
+
+    #[derive(Debug, Default, Serialize, Deserialize, PartialEq)]
+    #[serde(default)]
+    struct Raft {
+        tick_ms: u64,
+    }
+
+    #[derive(Serialize)]
+    struct Flags {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        listen: Option<String>,
+    }
+
+    #[test]
+    fn defaults_then_file_then_env_then_flags() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "c.toml",
+                "id = 2\nlisten = \"file:1\"\n[raft]\ntick_ms = 7\n",
+            )?;
+            jail.set_env("TRIBUTARY_RAFT__TICK_MS", "9");
+            let none = Flags { listen: None };
+            let c: Cfg = load(Some(Path::new("c.toml")), &none).map_err(|e| e.to_string())?;
+            assert_eq!((c.id, c.listen.as_str(), c.raft.tick_ms), (2, "file:1", 9));
+            let flag = Flags {
+                listen: Some("flag:1".into()),
+            };
+            let c: Cfg = load(Some(Path::new("c.toml")), &flag).map_err(|e| e.to_string())?;
+            assert_eq!(c.listen, "flag:1");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn a_bad_value_names_its_key() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("TRIBUTARY_RAFT__TICK_MS", "soon");
+            let err =
+                load::<Cfg, _>(None, &Flags { listen: None }).expect_err("bad value accepted");
+            assert!(err.to_string().contains("raft.tick_ms"), "{err}");
+            let missing = load::<Cfg, _>(Some(Path::new("nope.toml")), &Flags { listen: None });
+            assert!(missing
+                .expect_err("missing file accepted")
+                .to_string()
+                .contains("nope.toml"));
+            Ok(())
+        });
+    }
+}

@@ -116,3 +116,37 @@ impl ControlPlaneConfig {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_peers(id: u64, peers: &str) -> Result<HashMap<u64, String>, String> {
+        ControlPlaneConfig {
+            id,
+            peers: peers.into(),
+            ..Default::default()
+        }
+        .peer_map()
+    }
+
+    #[test]
+    fn peers_are_checked_with_the_key_named() {
+        assert_eq!(with_peers(1, "").map(|m| m.len()), Ok(1));
+        assert_eq!(with_peers(2, "1=a:1,2=b:2,3=c:3").map(|m| m.len()), Ok(3));
+        for (peers, needle) in [
+            ("1=a:1,2=b:2", "use 1, 3 or 5"),
+            ("1=a:1,x=b:2,3=c:3", "not a number"),
+            ("1=a:1,1=b:2,3=c:3", "appears twice"),
+            ("1=a,2=b:2,3=c:3", "HOST:PORT"),
+            ("1a:1", "ID=HOST:PORT"),
+        ] {
+            let err = with_peers(1, peers).expect_err(peers);
+            assert!(
+                err.contains("`peers`") && err.contains(needle),
+                "{peers}: {err}"
+            );
+        }
+        assert!(with_peers(0, "").expect_err("id 0").contains("`id`"));
+    }
+}
