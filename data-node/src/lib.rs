@@ -10,6 +10,7 @@ pub mod config;
 pub mod control_client;
 pub mod error;
 pub mod ingest;
+pub mod mirror;
 pub mod node;
 pub mod query;
 pub mod server;

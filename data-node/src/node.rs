@@ -24,6 +24,8 @@ pub struct Node {
     ids: Arc<LocalIds>,
     pub wells: Wells,
     pub streams: Streams,
+    /// Mirror/source worker state, for `Streams.Info`.
+    pub replication: crate::mirror::Registry,
     catalog: RwLock<CatalogView>,
     tag_creator: RwLock<Option<Arc<dyn TagCreator>>>,
     // Serialises tag creation so one new tag in many concurrent batches is created once.
@@ -78,6 +80,7 @@ impl Node {
             ids,
             wells,
             streams: Streams::default(),
+            replication: Default::default(),
             catalog: RwLock::new(CatalogView::default()),
             tag_creator: RwLock::new(None),
             tag_lock: tokio::sync::Mutex::new(()),

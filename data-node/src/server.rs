@@ -156,6 +156,7 @@ pub async fn start_on(
         i64::try_from(config.batch_id_window_ms.saturating_mul(1_000_000)).unwrap_or(i64::MAX),
     ))];
     let cp_addrs = config.control_plane_addrs().map_err(StartError::Config)?;
+    background.push(crate::mirror::spawn(node.clone(), cp_addrs.clone()));
     if !cp_addrs.is_empty() {
         let advertise = if config.advertise.is_empty() {
             addr.to_string()

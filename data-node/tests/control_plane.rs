@@ -8,9 +8,9 @@ use tonic::metadata::MetadataValue;
 use tributary_control_plane::ControlPlaneConfig;
 use tributary_data_node::{DataNodeConfig, RunningDataNode};
 use tributary_proto::v1::{
-    catalog_client::CatalogClient, entity::Kind, ingest_client::IngestClient,
-    streams_client::StreamsClient, wells_client::WellsClient, Entity, IngestBatch, PublishRequest,
-    QueryRequest, Stream, Well, WellEntry,
+    catalog_client::CatalogClient, cluster_client::ClusterClient, entity::Kind,
+    ingest_client::IngestClient, streams_client::StreamsClient, wells_client::WellsClient, Entity,
+    IngestBatch, PublishRequest, QueryRequest, StatusRequest, Stream, Well, WellEntry,
 };
 
 /// Polls `check` until it yields a value or the deadline passes.
@@ -153,6 +153,26 @@ async fn assignment_tags_and_serving_with_control_plane_down() {
         .unwrap()
         .into_inner();
     assert_eq!(ack.seq, 1);
+
+    // Heartbeats carry the node's per-well and per-stream stats to the control plane.
+    let mut cluster = ClusterClient::connect(format!("http://{cp_addr}"))
+        .await
+        .unwrap();
+    wait_for("heartbeat stats for the well", || {
+        let mut c = cluster.clone();
+        async move {
+            let status = c.status(StatusRequest {}).await.ok()?.into_inner();
+            let dn = status.data_nodes.into_iter().find(|d| d.id == 1)?;
+            (dn.up
+                && dn
+                    .stats
+                    .iter()
+                    .any(|s| s.name == "default:web" && s.entries == 1))
+            .then_some(())
+        }
+    })
+    .await;
+    drop(cluster);
 
     // Control plane down: what the node owns keeps working, known tags included.
     cp.shutdown().await;
