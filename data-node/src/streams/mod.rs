@@ -1,7 +1,7 @@
 //! The `Streams` service: publish (single and pipelined), get, subscribe, info, purge,
 //! delete. Each handler finds the owned stream, calls its store, maps the result.
 
-mod subscribe;
+pub mod subscribe;
 
 use crate::error::{Error, Result};
 use crate::node::{now_ns, Node};
@@ -203,7 +203,8 @@ impl Streams for StreamsService {
     ) -> Result<Response<Self::SubscribeStream>, Status> {
         let req = req.into_inner();
         let store = self.node.owned_stream("stream", &req.stream)?;
-        Ok(Response::new(subscribe::start(store, req)?))
+        let incarnation = subscribe::incarnation(self.node.id, store.id);
+        Ok(Response::new(subscribe::start(store, req, incarnation)?))
     }
 
     #[tracing::instrument(name = "Streams.Info", skip_all, fields(stream = %req.get_ref().stream))]
@@ -225,8 +226,7 @@ impl Streams for StreamsService {
                 deleted: s.deleted,
                 subscribers: s.subscribers,
             }),
-            // Mirror and source workers are not built yet: nothing to report.
-            replication: Vec::new(),
+            replication: self.node.replication.report(&store.name),
         }))
     }
 

@@ -19,6 +19,12 @@ const MAX_BATCH: usize = 4096;
 /// Events in flight to one reader before the sender waits.
 const CHANNEL_EVENTS: usize = 2;
 
+/// A stream's incarnation: its node and node-local id. Local ids are never reused and a
+/// stream that moves to another node starts empty there, so a new value means a new stream.
+pub fn incarnation(node_id: u64, local_id: u32) -> u64 {
+    (node_id << 32) | u64::from(local_id)
+}
+
 pub fn to_proto(seq: u64, m: MessageValue) -> StreamMessage {
     StreamMessage {
         seq,
@@ -29,9 +35,12 @@ pub fn to_proto(seq: u64, m: MessageValue) -> StreamMessage {
     }
 }
 
+/// `incarnation` names this copy of the stream (node id and local id, never reused), sent in
+/// every heartbeat; the first event is always a heartbeat so a reader learns it up front.
 pub fn start(
     store: Arc<StreamStore>,
     req: SubscribeRequest,
+    incarnation: u64,
 ) -> Result<ReceiverStream<Result<SubscribeEvent, Status>>> {
     if !req.filter_subject.is_empty() {
         crate::subject::validate_filter("filter_subject", &req.filter_subject)?;
@@ -57,6 +66,7 @@ pub fn start(
         from,
         req.filter_subject,
         batch,
+        incarnation,
         tx,
     )));
     Ok(ReceiverStream::new(rx))
@@ -67,13 +77,28 @@ async fn run(
     mut next: u64,
     filter: String,
     batch: usize,
+    incarnation: u64,
     tx: mpsc::Sender<Result<SubscribeEvent, Status>>,
 ) {
     let _counted = store.subscriber();
     let mut changed = store.watch();
     let mut heartbeat = tokio::time::interval(HEARTBEAT);
     heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // The interval's first tick is immediate: the opening heartbeat.
+    heartbeat.tick().await;
+    if !send_heartbeat(&store, &tx, incarnation, next).await {
+        return;
+    }
     loop {
+        if store.is_destroyed() {
+            let _ = tx
+                .send(Err(Status::not_found(format!(
+                    "stream {} was deleted",
+                    store.name
+                ))))
+                .await;
+            return;
+        }
         // Mark the current version seen before reading, so a publish racing the read
         // still wakes us below.
         changed.mark_unchanged();
@@ -88,12 +113,26 @@ async fn run(
         next = after;
         // Events stay under a soft byte cap so readers with tonic's default 4 MiB decoding
         // limit can take them (a single bigger message still goes alone).
-        let mut event = SubscribeEvent::default();
+        let last_seq = store.state().last_seq;
+        let mut event = SubscribeEvent {
+            last_seq,
+            ..Default::default()
+        };
         let mut size = 0;
         for (q, m) in msgs {
             let n = m.data.len() + m.subject.len() + 32;
             if !event.messages.is_empty() && size + n > crate::query::REPLY_BYTES {
-                if tx.send(Ok(std::mem::take(&mut event))).await.is_err() {
+                // A split event only vouches for what it carries.
+                event.next_seq = event.messages.last().map_or(0, |m| m.seq + 1);
+                let rest = SubscribeEvent {
+                    last_seq,
+                    ..Default::default()
+                };
+                if tx
+                    .send(Ok(std::mem::replace(&mut event, rest)))
+                    .await
+                    .is_err()
+                {
                     return;
                 }
                 size = 0;
@@ -101,13 +140,14 @@ async fn run(
             size += n;
             event.messages.push(to_proto(q, m));
         }
+        event.next_seq = next;
         if !event.messages.is_empty() && tx.send(Ok(event)).await.is_err() {
             return;
         }
         if progressed && next <= store.state().last_seq {
             // More is stored already: keep reading, but still heartbeat on time.
             if futures::FutureExt::now_or_never(heartbeat.tick()).is_some()
-                && !send_heartbeat(&store, &tx).await
+                && !send_heartbeat(&store, &tx, incarnation, next).await
             {
                 return;
             }
@@ -120,7 +160,7 @@ async fn run(
                 }
             }
             _ = heartbeat.tick() => {
-                if !send_heartbeat(&store, &tx).await {
+                if !send_heartbeat(&store, &tx, incarnation, next).await {
                     return;
                 }
             }
@@ -132,6 +172,8 @@ async fn run(
 async fn send_heartbeat(
     store: &StreamStore,
     tx: &mpsc::Sender<Result<SubscribeEvent, Status>>,
+    incarnation: u64,
+    next: u64,
 ) -> bool {
     let s = store.state();
     let event = SubscribeEvent {
@@ -139,7 +181,12 @@ async fn send_heartbeat(
         heartbeat: Some(Heartbeat {
             first_seq: s.first_seq,
             last_seq: s.last_seq,
+            incarnation,
         }),
+        // Everything before `next` has been sent; from the first stored seq on, what lies
+        // below it is gone from the stream.
+        next_seq: next.max(1),
+        last_seq: s.last_seq,
     };
     tx.send(Ok(event)).await.is_ok()
 }

@@ -228,7 +228,7 @@ impl StreamStore {
     }
 
     /// Updates memory for committed deletions.
-    fn forget(&self, st: &mut Inner, doomed: &[(u64, String, u64)]) -> Result<()> {
+    pub(super) fn forget(&self, st: &mut Inner, doomed: &[(u64, String, u64)]) -> Result<()> {
         let mut front_moved = false;
         for (seq, subject, size) in doomed {
             if let Some(m) = st.subjects.get_mut(subject) {

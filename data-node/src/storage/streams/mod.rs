@@ -8,6 +8,7 @@
 
 mod batch;
 pub mod limits;
+pub mod replicate;
 #[cfg(test)]
 mod tests;
 
@@ -16,7 +17,7 @@ use crate::storage::codec::{MessageValue, Reader, Writer};
 use crate::storage::keys::{self, STREAM_MSG_ID, STREAM_STATE};
 use crate::storage::{prefix_end, Batch, KvEngine, Scan, Space, StorageError, StorageResult};
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use tokio::sync::watch;
 
@@ -95,6 +96,8 @@ pub struct StreamStore {
     /// The last seq, published after every committed change: subscribers wait on it.
     last_seq_tx: watch::Sender<u64>,
     subscribers: AtomicU64,
+    /// Set once the stream's records are dropped, so readers still holding it stop.
+    destroyed: AtomicBool,
 }
 
 /// A stored message with its seq.
@@ -184,6 +187,7 @@ impl StreamStore {
             last_seq_tx: watch::channel(last_seq).0,
             inner: Mutex::new(inner),
             subscribers: AtomicU64::new(0),
+            destroyed: AtomicBool::new(false),
         })
     }
 
@@ -328,7 +332,15 @@ impl StreamStore {
             keys::stream_key(self.id, 0, &[]),
             keys::stream_end(self.id),
         );
-        self.engine.write(b)
+        self.engine.write(b)?;
+        self.destroyed.store(true, Ordering::Release);
+        let last = self.lock().last_seq;
+        self.notify(last);
+        Ok(())
+    }
+
+    pub fn is_destroyed(&self) -> bool {
+        self.destroyed.load(Ordering::Acquire)
     }
 
     /// Re-reads the first stored message after the front moved.

@@ -1,0 +1,221 @@
+//! One origin of one destination stream, copied as nats-server does: subscribe from the
+//! destination's progress + 1, take batches under flow control (the origin's bounded send
+//! queue waits for us), store each batch with its progress in one write, watch the heartbeat
+//! that arrives every second (a silent link for [`STALL`] is dropped and reopened), and retry
+//! failures with growing, jittered delays while the error shows in the reports.
+
+use super::origin::{Feed, Resolver};
+use super::{Spec, Status};
+use crate::node::Node;
+use crate::storage::codec::MessageValue;
+use crate::storage::streams::replicate::SourceProgress;
+use crate::storage::streams::StreamStore;
+use futures::StreamExt;
+use rand::Rng;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tributary_proto::v1::{StreamMessage, SubscribeEvent, SubscribeRequest};
+
+/// Origins heartbeat every second; three missed ones mean the link is dead.
+const STALL: Duration = Duration::from_secs(3);
+/// Messages per event we ask the origin for (its cap applies too).
+const BATCH: u32 = 4096;
+const MAX_BACKOFF: Duration = Duration::from_secs(10);
+
+/// Headers a sourced message carries, naming where it came from.
+pub const ORIGIN_STREAM_HEADER: &str = "Tributary-Origin-Stream";
+pub const ORIGIN_SEQ_HEADER: &str = "Tributary-Origin-Seq";
+
+fn backoff(attempt: u32) -> Duration {
+    let base = Duration::from_millis(100)
+        .saturating_mul(1 << attempt.min(7))
+        .min(MAX_BACKOFF);
+    // Jitter keeps the workers of a restarted origin from retrying in lockstep.
+    base + Duration::from_millis(rand::rng().random_range(0..=base.as_millis() as u64 / 2))
+}
+
+fn set(status: &Mutex<Status>, f: impl FnOnce(&mut Status)) {
+    f(&mut status.lock().unwrap_or_else(|p| p.into_inner()));
+}
+
+pub async fn run(node: Arc<Node>, spec: Spec, status: Arc<Mutex<Status>>, resolver: Arc<Resolver>) {
+    let span = tracing::info_span!("mirror", dest = %spec.dest, origin = %spec.origin.stream, mirror = spec.mirror);
+    let mut attempt = 0u32;
+    loop {
+        let r =
+            tracing::Instrument::instrument(copy(&node, &spec, &status, &resolver), span.clone())
+                .await;
+        match r {
+            // The origin was replaced: start over from the configured start at once.
+            Ok(()) => attempt = 0,
+            Err(e) => {
+                tracing::warn!(parent: &span, error = %e, attempt, "copy interrupted; retrying");
+                set(&status, |s| s.error = e);
+                attempt = attempt.saturating_add(1);
+                tokio::time::sleep(backoff(attempt)).await;
+            }
+        }
+    }
+}
+
+/// Where to start reading the origin, and the origin incarnation the progress belongs to.
+fn start(spec: &Spec, dest: &StreamStore) -> Result<(SubscribeRequest, u64), String> {
+    let o = &spec.origin;
+    let resume = if spec.mirror {
+        let last = dest.state().last_seq;
+        let inc = dest.mirror_origin().map_err(|e| e.to_string())?;
+        (last > 0 || inc != 0).then_some((last + 1, inc))
+    } else {
+        dest.source_progress(&spec.progress_key())
+            .map_err(|e| e.to_string())?
+            .filter(|p| p.next_seq > 0)
+            .map(|p| (p.next_seq, p.incarnation))
+    };
+    let mut req = SubscribeRequest {
+        stream: o.stream.clone(),
+        filter_subject: o.filter_subject.clone(),
+        batch: BATCH,
+        ..Default::default()
+    };
+    // The configured start applies only while nothing has been copied.
+    let inc = match resume {
+        Some((next, inc)) => {
+            req.start_seq = next;
+            inc
+        }
+        None if o.start_time_ns != 0 => {
+            req.start_time_ns = o.start_time_ns;
+            0
+        }
+        None => {
+            req.start_seq = o.start_seq.max(1);
+            0
+        }
+    };
+    Ok((req, inc))
+}
+
+/// Copies until the link fails (`Err`) or the origin turns out to be a new stream (`Ok`).
+async fn copy(
+    node: &Node,
+    spec: &Spec,
+    status: &Mutex<Status>,
+    resolver: &Resolver,
+) -> Result<(), String> {
+    let dest = node
+        .owned_stream("stream", &spec.dest)
+        .map_err(|e| e.to_string())?;
+    let (req, mut known) = start(spec, &dest)?;
+    // Progress is counted from where we start: the origin seq we expect next.
+    let mut next = req.start_seq.max(1);
+    let mut feed: Feed = resolver.open(node, &spec.origin.external, req).await?;
+    loop {
+        let ev = match tokio::time::timeout(STALL, feed.next()).await {
+            Err(_) => {
+                return Err(format!(
+                    "stalled: no heartbeat from {} for {STALL:?}",
+                    spec.origin.stream
+                ))
+            }
+            Ok(None) => return Err(format!("{} ended the subscription", spec.origin.stream)),
+            Ok(Some(Err(s))) => return Err(format!("{}: {}", spec.origin.stream, s.message())),
+            Ok(Some(Ok(ev))) => ev,
+        };
+        if let Some(hb) = &ev.heartbeat {
+            // A different incarnation: the origin was deleted and created again (or moved,
+            // which starts it empty). Start over from its configured start.
+            if known != 0 && hb.incarnation != known {
+                tracing::info!(dest = %spec.dest, origin = %spec.origin.stream, "origin was re-created; copying it from its start");
+                forget_origin(spec, &dest)?;
+                return Ok(());
+            }
+            known = hb.incarnation;
+        }
+        store(spec, &dest, &ev, known, &mut next)?;
+        let lag = ev.last_seq.saturating_sub(next.saturating_sub(1));
+        set(status, |s| {
+            s.lag = lag;
+            s.last_active = Some(Instant::now());
+            s.error.clear();
+        });
+    }
+}
+
+/// Writes one event's messages and the progress it vouches for, in one write.
+fn store(
+    spec: &Spec,
+    dest: &StreamStore,
+    ev: &SubscribeEvent,
+    incarnation: u64,
+    next: &mut u64,
+) -> Result<(), String> {
+    let through_next = ev.messages.last().map_or(0, |m| m.seq + 1).max(ev.next_seq);
+    if ev.messages.is_empty() && through_next <= *next && ev.heartbeat.is_none() {
+        return Ok(());
+    }
+    let r = if spec.mirror {
+        let msgs = ev
+            .messages
+            .iter()
+            .map(|m| (m.seq, value(m, None)))
+            .collect();
+        dest.append_mirrored(msgs, through_next.saturating_sub(1), incarnation)
+    } else {
+        if ev.messages.is_empty() && through_next <= *next {
+            // Nothing new to record; a heartbeat only confirms the link.
+            if dest
+                .source_progress(&spec.progress_key())
+                .map_err(|e| e.to_string())?
+                .is_some_and(|p| p.incarnation == incarnation)
+            {
+                return Ok(());
+            }
+        }
+        let msgs = ev
+            .messages
+            .iter()
+            .map(|m| value(m, Some(&spec.origin.stream)))
+            .collect();
+        let progress = SourceProgress {
+            next_seq: through_next.max(*next),
+            incarnation,
+        };
+        dest.append_sourced(msgs, &spec.progress_key(), progress)
+    };
+    let appended = r.map_err(|e| format!("storing into {}: {e}", spec.dest))?;
+    if appended.too_big > 0 {
+        tracing::warn!(dest = %spec.dest, dropped = appended.too_big, "messages larger than max_msg_size were not copied");
+    }
+    *next = through_next.max(*next);
+    Ok(())
+}
+
+/// A stored message from a copied one; sourced messages say where they came from.
+fn value(m: &StreamMessage, origin: Option<&str>) -> MessageValue {
+    let mut headers: std::collections::BTreeMap<String, String> = m
+        .headers
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    if let Some(o) = origin {
+        headers.insert(ORIGIN_STREAM_HEADER.into(), o.to_string());
+        headers.insert(ORIGIN_SEQ_HEADER.into(), m.seq.to_string());
+    }
+    MessageValue {
+        subject: m.subject.clone(),
+        headers,
+        data: m.data.clone(),
+        timestamp_ns: m.timestamp_ns,
+    }
+}
+
+/// Drops what ties the destination to the old origin, so the next attempt starts fresh.
+fn forget_origin(spec: &Spec, dest: &StreamStore) -> Result<(), String> {
+    let r = if spec.mirror {
+        dest.reset_mirror()
+    } else {
+        dest.append_sourced(Vec::new(), &spec.progress_key(), SourceProgress::default())
+            .map(|_| ())
+    };
+    r.map_err(|e| format!("resetting {}: {e}", spec.dest))
+}

@@ -1,0 +1,285 @@
+//! The write side of mirrors and sources. Each call stores the copied messages *and* the
+//! origin progress in one engine write, so a crash leaves either both or neither: a restarted
+//! worker resumes right after the last stored message, never copying one twice or skipping one.
+//!
+//! * A mirror stores messages at the origin's seqs; its own state record (last seq) is its
+//!   progress, and seqs it skips (deleted or filtered out in the origin) are gaps that count
+//!   as deleted, as in JetStream.
+//! * A source appends with the destination's next seqs and keeps `(next origin seq, origin
+//!   incarnation)` under a progress key of its own in the stream's key range, so deleting the
+//!   stream drops it too.
+//!
+//! Replicated writes never refuse a message for a full stream (that would stall the copy
+//! forever): limits drop the oldest messages instead, after the write.
+
+use super::{state_key, state_value, Inner, StreamStore};
+use crate::error::Result;
+use crate::storage::codec::{MessageValue, Reader, Writer};
+use crate::storage::keys;
+use crate::storage::{Batch, Scan, Space, StorageError, StorageResult};
+
+/// Key kinds in a stream's range (next to `keys::STREAM_MSG` etc.).
+const STREAM_SOURCE_PROGRESS: u8 = b'p';
+const STREAM_MIRROR_ORIGIN: u8 = b'o';
+
+/// Where a source stands in its origin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SourceProgress {
+    /// The origin seq to copy next.
+    pub next_seq: u64,
+    /// The origin's incarnation the progress belongs to (0 = not known yet).
+    pub incarnation: u64,
+}
+
+/// What an append did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Appended {
+    pub stored: u64,
+    /// Messages the destination's `max_msg_size` refused (dropped, not retried).
+    pub too_big: u64,
+}
+
+impl StreamStore {
+    fn progress_key(&self, source_key: &str) -> Vec<u8> {
+        keys::stream_key(self.id, STREAM_SOURCE_PROGRESS, source_key.as_bytes())
+    }
+
+    pub fn source_progress(&self, source_key: &str) -> StorageResult<Option<SourceProgress>> {
+        let Some(v) = self
+            .engine
+            .get(Space::Streams, &self.progress_key(source_key))?
+        else {
+            return Ok(None);
+        };
+        let mut r = Reader::new(&v, "source progress");
+        Ok(Some(SourceProgress {
+            next_seq: r.u64()?,
+            incarnation: r.u64()?,
+        }))
+    }
+
+    /// The incarnation of the origin this mirror copies (0 = none yet).
+    pub fn mirror_origin(&self) -> StorageResult<u64> {
+        let k = keys::stream_key(self.id, STREAM_MIRROR_ORIGIN, &[]);
+        match self.engine.get(Space::Streams, &k)? {
+            Some(v) => Ok(Reader::new(&v, "mirror origin").u64()?),
+            None => Ok(0),
+        }
+    }
+
+    /// Mirror: stores `msgs` at their origin seqs and moves the last seq to `through` (every
+    /// origin seq up to it has been seen), with the origin's incarnation, in one write.
+    /// Messages at or below the current last seq are repeats of a resend and are skipped.
+    pub fn append_mirrored(
+        &self,
+        msgs: Vec<(u64, MessageValue)>,
+        through: u64,
+        incarnation: u64,
+    ) -> Result<Appended> {
+        let limits = self.limits();
+        let mut st = self.lock();
+        let mut batch = Batch::with_capacity(msgs.len() + 2);
+        let mut added = Vec::with_capacity(msgs.len());
+        let mut out = Appended::default();
+        let mut last_seq = st.last_seq;
+        let mut last_ts = st.last_ts;
+        for (seq, m) in msgs {
+            if seq <= last_seq {
+                continue;
+            }
+            let value = m.encode();
+            let size = value.len() as u64;
+            last_seq = seq;
+            last_ts = m.timestamp_ns;
+            if limits.max_msg_size > 0 && size > limits.max_msg_size {
+                out.too_big += 1;
+                continue;
+            }
+            batch.put(Space::Streams, keys::msg_key(self.id, seq), value);
+            added.push((seq, m.subject, size, m.timestamp_ns));
+        }
+        let through = through.max(last_seq);
+        if through <= st.last_seq && added.is_empty() && self.mirror_origin()? == incarnation {
+            return Ok(out);
+        }
+        let through = through.max(st.last_seq);
+        batch.put(
+            Space::Streams,
+            state_key(self.id),
+            state_value(through, last_ts),
+        );
+        let mut w = Writer::default();
+        w.u64(incarnation);
+        batch.put(
+            Space::Streams,
+            keys::stream_key(self.id, STREAM_MIRROR_ORIGIN, &[]),
+            w.0,
+        );
+        self.engine.write(batch)?;
+        out.stored = added.len() as u64;
+        self.remember(&mut st, added);
+        st.last_seq = through;
+        st.last_ts = last_ts;
+        if st.msgs == 0 {
+            st.first_seq = through + 1;
+        }
+        self.trim(&mut st, &limits)?;
+        drop(st);
+        self.notify(through);
+        Ok(out)
+    }
+
+    /// Source: appends `msgs` with this stream's next seqs and records `progress` for
+    /// `source_key`, in one write (an empty `msgs` just moves the progress).
+    pub fn append_sourced(
+        &self,
+        msgs: Vec<MessageValue>,
+        source_key: &str,
+        progress: SourceProgress,
+    ) -> Result<Appended> {
+        let limits = self.limits();
+        let mut st = self.lock();
+        let mut batch = Batch::with_capacity(msgs.len() + 2);
+        let mut added = Vec::with_capacity(msgs.len());
+        let mut out = Appended::default();
+        let (mut last_seq, mut last_ts) = (st.last_seq, st.last_ts);
+        for m in msgs {
+            let value = m.encode();
+            let size = value.len() as u64;
+            if limits.max_msg_size > 0 && size > limits.max_msg_size {
+                out.too_big += 1;
+                continue;
+            }
+            last_seq += 1;
+            last_ts = m.timestamp_ns;
+            batch.put(Space::Streams, keys::msg_key(self.id, last_seq), value);
+            added.push((last_seq, m.subject, size, m.timestamp_ns));
+        }
+        if !added.is_empty() {
+            batch.put(
+                Space::Streams,
+                state_key(self.id),
+                state_value(last_seq, last_ts),
+            );
+        }
+        let mut w = Writer::default();
+        w.u64(progress.next_seq).u64(progress.incarnation);
+        batch.put(Space::Streams, self.progress_key(source_key), w.0);
+        self.engine.write(batch)?;
+        out.stored = added.len() as u64;
+        self.remember(&mut st, added);
+        st.last_seq = last_seq;
+        st.last_ts = last_ts;
+        self.trim(&mut st, &limits)?;
+        drop(st);
+        if out.stored > 0 {
+            self.notify(last_seq);
+        }
+        Ok(out)
+    }
+
+    /// Mirror of a new origin: drops every message and starts the sequence over, in one write.
+    pub fn reset_mirror(&self) -> Result<()> {
+        let mut st = self.lock();
+        let mut b = Batch::default();
+        b.delete_range(
+            Space::Streams,
+            keys::msg_key(self.id, 0),
+            keys::msg_end(self.id),
+        );
+        b.delete(
+            Space::Streams,
+            keys::stream_key(self.id, STREAM_MIRROR_ORIGIN, &[]),
+        );
+        b.put(Space::Streams, state_key(self.id), state_value(0, 0));
+        self.engine.write(b)?;
+        st.msgs = 0;
+        st.bytes = 0;
+        st.subjects.clear();
+        st.last_seq = 0;
+        st.last_ts = 0;
+        st.first_seq = 1;
+        st.first_ts = 0;
+        drop(st);
+        self.notify(0);
+        Ok(())
+    }
+
+    /// Memory bookkeeping for committed messages: (seq, subject, size, timestamp).
+    fn remember(&self, st: &mut Inner, added: Vec<(u64, String, u64, i64)>) {
+        for (seq, subject, size, ts) in added {
+            if st.msgs == 0 {
+                st.first_seq = seq;
+                st.first_ts = ts;
+            }
+            st.msgs += 1;
+            st.bytes += size;
+            st.subjects.entry(subject).or_default().insert(seq, size);
+        }
+    }
+
+    /// Drops the oldest messages while the stream is over its limits (replicated writes
+    /// always discard old: refusing would stall the copy for good).
+    fn trim(&self, st: &mut Inner, limits: &super::StreamLimits) -> Result<()> {
+        let mut doomed: Vec<(u64, String, u64)> = Vec::new();
+        if limits.max_msgs_per_subject > 0 {
+            for (subject, m) in &st.subjects {
+                let excess = (m.len() as u64).saturating_sub(limits.max_msgs_per_subject);
+                doomed.extend(
+                    m.iter()
+                        .take(excess as usize)
+                        .map(|(s, z)| (*s, subject.clone(), *z)),
+                );
+            }
+        }
+        let already: u64 = doomed.iter().map(|d| d.2).sum();
+        let mut msgs = st.msgs - doomed.len() as u64;
+        let mut bytes = st.bytes - already;
+        let over = |m: u64, b: u64| {
+            (limits.max_msgs > 0 && m > limits.max_msgs)
+                || (limits.max_bytes > 0 && b > limits.max_bytes)
+        };
+        if over(msgs, bytes) {
+            let skip: std::collections::HashSet<u64> = doomed.iter().map(|d| d.0).collect();
+            let mut err = None;
+            let mut extra = Vec::new();
+            self.engine.scan(
+                Space::Streams,
+                &keys::msg_key(self.id, st.first_seq),
+                &keys::msg_end(self.id),
+                false,
+                &mut |k, v| {
+                    let (Some(seq), Ok((_, subject))) =
+                        (keys::parse_msg_key(k), MessageValue::decode_head(v))
+                    else {
+                        err = Some(StorageError::Corrupt("stream message".into()));
+                        return Scan::Stop;
+                    };
+                    if !skip.contains(&seq) {
+                        msgs -= 1;
+                        bytes -= v.len() as u64;
+                        extra.push((seq, subject, v.len() as u64));
+                    }
+                    if over(msgs, bytes) {
+                        Scan::Continue
+                    } else {
+                        Scan::Stop
+                    }
+                },
+            )?;
+            if let Some(e) = err {
+                return Err(e.into());
+            }
+            doomed.extend(extra);
+        }
+        if doomed.is_empty() {
+            return Ok(());
+        }
+        let mut b = Batch::with_capacity(doomed.len());
+        for (s, _, _) in &doomed {
+            b.delete(Space::Streams, keys::msg_key(self.id, *s));
+        }
+        self.engine.write(b)?;
+        self.forget(st, &doomed)
+    }
+}
