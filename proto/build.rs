@@ -3,6 +3,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/tributary/v1/catalog.proto",
         "proto/tributary/v1/cluster.proto",
         "proto/tributary/v1/data.proto",
+        "proto/tributary/v1/ditto.proto",
     ];
     let fds = protox::compile(files, ["proto"])?;
     tonic_prost_build::configure()

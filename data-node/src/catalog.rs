@@ -6,7 +6,7 @@ use prost::Message;
 use std::collections::BTreeMap;
 use tributary_common::names::EntityName;
 use tributary_proto::v1::{
-    entity::Kind, Entity, EntityKind, EventType, ListReply, Stream, Tag, WatchEvent, Well,
+    entity::Kind, Entity, EntityKind, EventType, ListReply, Stream, Tag, Target, WatchEvent, Well,
 };
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -17,6 +17,8 @@ pub struct CatalogView {
     pub streams: BTreeMap<String, Stream>,
     /// Tag name → cluster-wide id.
     pub tags: BTreeMap<String, u32>,
+    /// Ditto targets (with their secrets when the node holds the cluster secret).
+    pub targets: BTreeMap<String, Target>,
 }
 
 /// Entity names in canonical `namespace:name` form (a malformed name stays as it is, so it
@@ -50,6 +52,10 @@ impl CatalogView {
             Some(Kind::Tag(t)) => {
                 self.tags.insert(t.name, t.id);
             }
+            Some(Kind::Target(mut t)) => {
+                t.name = canonical(&t.name);
+                self.targets.insert(t.name.clone(), t);
+            }
             _ => {}
         }
     }
@@ -72,6 +78,9 @@ impl CatalogView {
                 }
                 Ok(EntityKind::Tag) => {
                     self.tags.remove(&ev.name);
+                }
+                Ok(EntityKind::Target) => {
+                    self.targets.remove(&canonical(&ev.name));
                 }
                 _ => {}
             },
@@ -112,6 +121,9 @@ impl CatalogView {
         }));
         entities.extend(self.streams.values().map(|s| Entity {
             kind: Some(Kind::Stream(s.clone())),
+        }));
+        entities.extend(self.targets.values().map(|t| Entity {
+            kind: Some(Kind::Target(t.clone())),
         }));
         entities.extend(self.tags.iter().map(|(n, id)| Entity {
             kind: Some(Kind::Tag(Tag {

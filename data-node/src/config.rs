@@ -35,6 +35,17 @@ pub struct DataNodeConfig {
     pub heartbeat_interval_ms: u64,
     /// Ageout, stream age limits and dedupe expiry run this often.
     pub maintenance_interval_ms: u64,
+    /// Must equal the control plane's `cluster_secret`: with it the catalogue returns target
+    /// ingest secrets unredacted, which ditto workers need to reach their targets.
+    pub cluster_secret: String,
+    /// This cluster's name in ditto batch ids (source cluster, well, target, seq), so two
+    /// source clusters mirroring into one target never share ids. Empty = a random id kept
+    /// in the node's storage.
+    pub cluster_name: String,
+    /// How many wells this node mirrors at once (Gravwell's `Ditto-Max-Workers`).
+    pub ditto_max_workers: u64,
+    /// How often ditto stats go into the `tributary` tag and the metrics.
+    pub ditto_stats_interval_ms: u64,
 }
 
 impl Default for DataNodeConfig {
@@ -55,6 +66,10 @@ impl Default for DataNodeConfig {
             batch_id_window_ms: 3_600_000,
             heartbeat_interval_ms: 1_000,
             maintenance_interval_ms: 1_000,
+            cluster_secret: String::new(),
+            cluster_name: String::new(),
+            ditto_max_workers: 1,
+            ditto_stats_interval_ms: 10_000,
         }
     }
 }
@@ -94,6 +109,11 @@ impl DataNodeConfig {
         }
         if self.max_entry_bytes == 0 || self.max_entry_bytes > self.max_message_bytes {
             return Err("key `max_entry_bytes`: must be between 1 and max_message_bytes".into());
+        }
+        if self.ditto_max_workers == 0 || self.ditto_stats_interval_ms == 0 {
+            return Err(
+                "key `ditto_max_workers`/`ditto_stats_interval_ms`: must be more than 0".into(),
+            );
         }
         self.control_plane_addrs().map(|_| ())
     }

@@ -39,7 +39,12 @@ pub struct ControlClient {
     advertise: String,
     capacity: u64,
     heartbeat: Duration,
+    /// Sent as `x-tributary-cluster-token` on catalogue reads so target secrets come back.
+    cluster_secret: String,
 }
+
+/// Metadata key the control plane checks against its `cluster_secret`.
+pub const CLUSTER_TOKEN: &str = "x-tributary-cluster-token";
 
 fn backoff(attempt: u32) -> Duration {
     let base = Duration::from_millis(100).saturating_mul(1 << attempt.min(6));
@@ -92,6 +97,7 @@ impl ControlClient {
         advertise: String,
         capacity: u64,
         heartbeat: Duration,
+        cluster_secret: String,
     ) -> Arc<Self> {
         let endpoints = Arc::new(Endpoints::new(addrs));
         Arc::new(ControlClient {
@@ -100,7 +106,19 @@ impl ControlClient {
             advertise,
             capacity,
             heartbeat,
+            cluster_secret,
         })
+    }
+
+    /// A catalogue request carrying the cluster token (when one is configured).
+    fn catalog_request<T>(&self, msg: T) -> tonic::Request<T> {
+        let mut req = tonic::Request::new(msg);
+        if !self.cluster_secret.is_empty() {
+            if let Ok(v) = tonic::metadata::MetadataValue::try_from(self.cluster_secret.as_str()) {
+                req.metadata_mut().insert(CLUSTER_TOKEN, v);
+            }
+        }
+        req
     }
 
     /// The heartbeat and catalogue-watch loops.
@@ -206,12 +224,17 @@ impl ControlClient {
         let mut client = CatalogClient::new(self.endpoints.channel()?);
         let mut revision = u64::MAX;
         let mut entities = Vec::new();
-        for kind in [EntityKind::Tag, EntityKind::Well, EntityKind::Stream] {
+        for kind in [
+            EntityKind::Tag,
+            EntityKind::Well,
+            EntityKind::Stream,
+            EntityKind::Target,
+        ] {
             let r = client
-                .list(ListRequest {
+                .list(self.catalog_request(ListRequest {
                     kind: kind as i32,
                     namespace: String::new(),
-                })
+                }))
                 .await?
                 .into_inner();
             // Watch from the oldest list's revision: changes between lists are seen twice
@@ -227,9 +250,9 @@ impl ControlClient {
         let from = view.revision;
         self.node.set_catalog(view).map_err(Status::from)?;
         let mut events = CatalogClient::new(self.endpoints.channel()?)
-            .watch(WatchRequest {
+            .watch(self.catalog_request(WatchRequest {
                 from_revision: from,
-            })
+            }))
             .await?
             .into_inner();
         while let Some(ev) = events.message().await? {

@@ -8,6 +8,7 @@
 pub mod catalog;
 pub mod config;
 pub mod control_client;
+pub mod ditto;
 pub mod error;
 pub mod ingest;
 pub mod mirror;

@@ -98,6 +98,11 @@ impl Node {
         f(&self.catalog.read().unwrap_or_else(|p| p.into_inner()))
     }
 
+    /// The node's main engine (ditto keeps its progress in the meta space).
+    pub fn engine(&self) -> Arc<dyn KvEngine> {
+        self.main.clone()
+    }
+
     pub fn catalog_revision(&self) -> u64 {
         self.with_catalog(|c| c.revision)
     }

@@ -15,7 +15,8 @@ use tokio::task::JoinHandle;
 use tokio_stream::wrappers::TcpListenerStream;
 use tributary_common::telemetry::{self, Readiness};
 use tributary_proto::v1::{
-    ingest_server::IngestServer, streams_server::StreamsServer, wells_server::WellsServer,
+    ditto_server::DittoServer, ingest_server::IngestServer, streams_server::StreamsServer,
+    wells_server::WellsServer,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -129,8 +130,17 @@ pub async fn start_on(
         max_entry_bytes: usize::try_from(config.max_entry_bytes).unwrap_or(usize::MAX),
     };
     let streams = StreamsService { node: node.clone() };
+    let ditto_stats = Arc::new(crate::ditto::stats::Registry::default());
     let router = tonic::transport::Server::builder()
-        .add_service(IngestServer::new(ingest).max_decoding_message_size(max))
+        .add_service(
+            IngestServer::new(ingest)
+                .max_decoding_message_size(max)
+                .accept_compressed(tonic::codec::CompressionEncoding::Gzip),
+        )
+        .add_service(DittoServer::new(crate::ditto::stats::DittoService {
+            node_id: config.id,
+            registry: ditto_stats.clone(),
+        }))
         .add_service(
             WellsServer::new(WellsService { node: node.clone() }).max_encoding_message_size(max),
         )
@@ -155,6 +165,19 @@ pub async fn start_on(
         Duration::from_millis(config.maintenance_interval_ms),
         i64::try_from(config.batch_id_window_ms.saturating_mul(1_000_000)).unwrap_or(i64::MAX),
     ))];
+    let source_id = crate::ditto::source_id(&node, &config.cluster_name).map_err(|source| {
+        StartError::Storage {
+            path: config.data_dir.display().to_string(),
+            source,
+        }
+    })?;
+    background.extend(crate::ditto::spawn(
+        node.clone(),
+        source_id,
+        usize::try_from(config.ditto_max_workers).unwrap_or(1),
+        Duration::from_millis(config.ditto_stats_interval_ms),
+        ditto_stats,
+    ));
     let cp_addrs = config.control_plane_addrs().map_err(StartError::Config)?;
     background.push(crate::mirror::spawn(node.clone(), cp_addrs.clone()));
     if !cp_addrs.is_empty() {
@@ -169,6 +192,7 @@ pub async fn start_on(
             advertise,
             config.capacity,
             Duration::from_millis(config.heartbeat_interval_ms),
+            config.cluster_secret.clone(),
         );
         node.set_tag_creator(client.tag_creator());
         background.extend(client.spawn());

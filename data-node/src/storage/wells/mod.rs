@@ -497,6 +497,8 @@ fn load_stats(main: &dyn KvEngine, id: u32) -> StorageResult<BTreeMap<(u64, u8),
 
 mod ageout;
 pub use ageout::AgeoutReport;
+mod raw;
+pub use raw::RawPage;
 
 #[cfg(test)]
 mod tests;

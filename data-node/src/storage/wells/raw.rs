@@ -1,0 +1,88 @@
+//! Raw reads for ditto: entries as stored bytes, so one undecodable value can be skipped and
+//! counted instead of failing the whole page (as a query would).
+
+use super::{Well, Wells};
+use crate::storage::keys;
+use crate::storage::{Batch, Space, StorageResult};
+use std::collections::BTreeMap;
+
+/// A page of raw entries and whether the range has more after it.
+pub struct RawPage {
+    pub entries: Vec<(Vec<u8>, Vec<u8>)>,
+    pub more: bool,
+}
+
+impl Wells {
+    /// Up to about `limit` (key, value) pairs of `well` in `[start, end)`, merged across
+    /// tiers in key order (hot wins on a key in both, as in `query`).
+    pub fn page_raw(
+        &self,
+        well: &Well,
+        start: &[u8],
+        end: &[u8],
+        limit: usize,
+    ) -> StorageResult<RawPage> {
+        let limit = limit.max(1);
+        let hot = self.main.page(Space::Wells, start, end, limit)?;
+        let cold = match &well.cold {
+            Some(c) => c.page(Space::Wells, start, end, limit)?,
+            None => Vec::new(),
+        };
+        // A full page may hide keys of the other tier past its last key: only keys up to the
+        // smaller last key of the full pages are final.
+        let bound = [&hot, &cold]
+            .iter()
+            .filter(|p| p.len() >= limit)
+            .filter_map(|p| p.last().map(|(k, _)| k.clone()))
+            .min();
+        let mut merged: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+        for (k, v) in cold.into_iter().chain(hot) {
+            if bound.as_ref().is_none_or(|b| &k <= b) {
+                merged.insert(k, v);
+            }
+        }
+        Ok(RawPage {
+            entries: merged.into_iter().collect(),
+            more: bound.is_some(),
+        })
+    }
+
+    /// The seq the next entry written to `well` gets: everything below it is already stored.
+    pub fn next_seq(&self, well: &Well) -> u64 {
+        self.writer
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .seqs
+            .get(&well.id)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Test hook: overwrites the stored value of an entry (in whichever tier holds it) with
+    /// `value`, to simulate damage on disk.
+    #[doc(hidden)]
+    pub fn overwrite_raw_for_test(
+        &self,
+        well: &Well,
+        key: &[u8],
+        value: Vec<u8>,
+    ) -> StorageResult<()> {
+        let engine = match &well.cold {
+            Some(c) if c.get(Space::Wells, key)?.is_some() => c.clone(),
+            _ => self.main.clone(),
+        };
+        let mut b = Batch::default();
+        b.put(Space::Wells, key.to_vec(), value);
+        engine.write(b)
+    }
+
+    /// The first entry key of `well` in shard `shard` or later.
+    pub fn shard_start_key(well: &Well, shard: u64) -> Vec<u8> {
+        keys::shard_start(well.id, shard)
+    }
+
+    /// The end (exclusive) of `well`'s keys.
+    pub fn well_end_key(well: &Well) -> Vec<u8> {
+        keys::well_end(well.id)
+    }
+}
