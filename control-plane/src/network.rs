@@ -164,6 +164,9 @@ pub enum SendReport {
     Snapshot { to: u64, ok: bool },
 }
 
+/// Where senders report failures (the Raft loop's input queue).
+pub type Reporter = Arc<dyn Fn(SendReport) + Send + Sync>;
+
 /// Per-peer outgoing queues; one task per peer batches and sends, so a slow or dead peer
 /// never blocks the Raft loop.
 pub struct Transport {
@@ -171,7 +174,7 @@ pub struct Transport {
     peers: Peers,
     faults: Faults,
     queues: HashMap<u64, mpsc::Sender<Message>>,
-    reports: std::sync::mpsc::Sender<crate::node::Input>,
+    reports: Reporter,
     runtime: tokio::runtime::Handle,
 }
 
@@ -183,7 +186,7 @@ impl Transport {
         me: u64,
         peers: Peers,
         faults: Faults,
-        reports: std::sync::mpsc::Sender<crate::node::Input>,
+        reports: Reporter,
         runtime: tokio::runtime::Handle,
     ) -> Self {
         Self {
@@ -222,7 +225,7 @@ struct PeerSender {
     to: u64,
     peers: Peers,
     faults: Faults,
-    reports: std::sync::mpsc::Sender<crate::node::Input>,
+    reports: Reporter,
 }
 
 impl PeerSender {
@@ -260,17 +263,10 @@ impl PeerSender {
             };
             self.peers.record(self.to, ok);
             if !ok {
-                let _ = self
-                    .reports
-                    .send(crate::node::Input::Report(SendReport::Unreachable(self.to)));
+                (self.reports)(SendReport::Unreachable(self.to));
             }
             if has_snapshot {
-                let _ = self
-                    .reports
-                    .send(crate::node::Input::Report(SendReport::Snapshot {
-                        to: self.to,
-                        ok,
-                    }));
+                (self.reports)(SendReport::Snapshot { to: self.to, ok });
             }
         }
     }

@@ -70,7 +70,13 @@ impl Loop {
         let raw = RawNode::new(&config, store.clone(), &logger).map_err(raft_err)?;
         let runtime = tokio::runtime::Handle::try_current()
             .map_err(|_| CatalogError::Storage("the raft loop needs a tokio runtime".into()))?;
-        let transport = Transport::new(cfg.id, peers.clone(), faults, self_tx, runtime);
+        let report_tx = std::sync::Mutex::new(self_tx);
+        let reporter: crate::network::Reporter = std::sync::Arc::new(move |r| {
+            if let Ok(tx) = report_tx.lock() {
+                let _ = tx.send(Input::Report(r));
+            }
+        });
+        let transport = Transport::new(cfg.id, peers.clone(), faults, reporter, runtime);
         Ok(Self {
             id: cfg.id,
             raw,

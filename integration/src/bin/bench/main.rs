@@ -2,6 +2,7 @@
 //! `cargo run --release -p tributary-integration --bin bench -- control-plane`.
 
 mod control_plane;
+mod data_plane;
 
 use anyhow::{anyhow, Result};
 use clap::{Parser, Subcommand};
@@ -21,6 +22,22 @@ enum Cmd {
         #[arg(long, default_value = "10s")]
         duration: String,
     },
+    /// Ingest entries/s and MB/s over gRPC beside the storage ceiling.
+    Ingest {
+        #[arg(long, default_value_t = 2_000_000)]
+        entries: u64,
+        #[arg(long, default_value_t = 1000)]
+        batch: usize,
+        #[arg(long, default_value_t = 128)]
+        payload: usize,
+    },
+    /// Pipelined publish msgs/s and MB/s to a file stream beside the storage ceiling.
+    Publish {
+        #[arg(long, default_value_t = 1_000_000)]
+        messages: u64,
+        #[arg(long, default_value_t = 128)]
+        payload: usize,
+    },
 }
 
 #[tokio::main]
@@ -30,5 +47,11 @@ async fn main() -> Result<()> {
             let d = tributary_common::duration::parse(&duration).map_err(|e| anyhow!(e))?;
             control_plane::run(clients, d).await
         }
+        Cmd::Ingest {
+            entries,
+            batch,
+            payload,
+        } => data_plane::ingest(entries, batch, payload).await,
+        Cmd::Publish { messages, payload } => data_plane::publish(messages, payload).await,
     }
 }

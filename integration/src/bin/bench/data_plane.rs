@@ -1,0 +1,261 @@
+//! `bench -- ingest` and `bench -- publish`: one data node, one client over loopback, 128-byte
+//! payloads in batches; beside each, the raw ceiling (the same writes through the storage
+//! layer, no gRPC) so the ratio shows.
+
+use anyhow::Result;
+use std::sync::Arc;
+use std::time::Instant;
+use tempfile::TempDir;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::metadata::MetadataValue;
+use tributary_data_node::storage::codec::EntryValue;
+use tributary_data_node::storage::NewMessage;
+use tributary_data_node::{CatalogView, DataNodeConfig, RunningDataNode};
+use tributary_proto::v1::{
+    entity::Kind, ingest_client::IngestClient, streams_client::StreamsClient, Entity, IngestBatch,
+    PublishRequest, StorageType, Stream, Well, WellEntry,
+};
+
+const SECRET: &str = "bench";
+
+async fn start_node(dir: &TempDir) -> Result<RunningDataNode> {
+    let config = DataNodeConfig {
+        listen: "127.0.0.1:0".into(),
+        data_dir: dir.path().to_path_buf(),
+        admin_listen: String::new(),
+        ingest_secrets: vec![SECRET.into()],
+        ..Default::default()
+    };
+    let running = tributary_data_node::start(config).await?;
+    let entities = [
+        Entity {
+            kind: Some(Kind::Well(Well {
+                name: "bench".into(),
+                tags: vec!["bench".into()],
+                owner_node: 1,
+                ..Default::default()
+            })),
+        },
+        Entity {
+            kind: Some(Kind::Stream(Stream {
+                name: "BENCH".into(),
+                subjects: vec!["bench.>".into()],
+                storage: StorageType::File as i32,
+                owner_node: 1,
+                ..Default::default()
+            })),
+        },
+    ];
+    running
+        .node
+        .set_catalog(CatalogView::from_entities(1, entities))?;
+    Ok(running)
+}
+
+fn report(what: &str, n: u64, bytes: u64, secs: f64) -> f64 {
+    let rate = n as f64 / secs;
+    println!(
+        "{what:<34} {:>12.0} /s  {:>8.1} MB/s  ({n} in {secs:.2} s)",
+        rate,
+        bytes as f64 / secs / 1e6
+    );
+    rate
+}
+
+fn now_ns() -> i64 {
+    tributary_data_node::node::now_ns()
+}
+
+pub async fn ingest(entries: u64, batch: usize, payload: usize) -> Result<()> {
+    println!(
+        "ingest: {entries} entries of {payload} B in batches of {batch}, one client, loopback"
+    );
+    let data = bytes::Bytes::from(vec![b'x'; payload]);
+    let batches = entries.div_ceil(batch as u64);
+    let base = now_ns();
+
+    // Raw ceiling: the node's well storage, same batches, no gRPC.
+    let dir = tempfile::tempdir()?;
+    let running = start_node(&dir).await?;
+    let well = running.node.owned_well("well", "default:bench")?;
+    let tag = running.node.resolve_tag("bench").await?;
+    let node = running.node.clone();
+    let raw_secs = tokio::task::spawn_blocking({
+        let (well, data) = (well.clone(), data.clone());
+        move || -> Result<f64> {
+            let t = Instant::now();
+            for b in 0..batches {
+                let rows: Vec<(Arc<_>, u64, EntryValue)> = (0..batch as u64)
+                    .map(|i| {
+                        let ts = (base + (b * batch as u64 + i) as i64) as u64;
+                        (
+                            well.clone(),
+                            ts,
+                            EntryValue {
+                                tag,
+                                source: None,
+                                data: data.clone(),
+                                values: Default::default(),
+                            },
+                        )
+                    })
+                    .collect();
+                node.wells.write(rows, None, now_ns())?;
+            }
+            Ok(t.elapsed().as_secs_f64())
+        }
+    })
+    .await??;
+    let raw = report(
+        "raw ceiling (storage, no gRPC)",
+        batches * batch as u64,
+        batches * batch as u64 * payload as u64,
+        raw_secs,
+    );
+    running.shutdown().await;
+
+    // Through gRPC: a fresh node, batches streamed with acks collected as they come.
+    let dir = tempfile::tempdir()?;
+    let running = start_node(&dir).await?;
+    let mut client = IngestClient::new(tributary_common::grpc::channel(&running.addr.to_string())?)
+        .max_decoding_message_size(64 << 20)
+        .max_encoding_message_size(64 << 20);
+    let (tx, rx) = mpsc::channel::<IngestBatch>(16);
+    let mut req = tonic::Request::new(ReceiverStream::new(rx));
+    req.metadata_mut().insert(
+        tributary_data_node::ingest::SECRET_HEADER,
+        MetadataValue::from_static(SECRET),
+    );
+    let t = Instant::now();
+    let producer = tokio::spawn(async move {
+        for b in 0..batches {
+            let entries = (0..batch as u64)
+                .map(|i| WellEntry {
+                    timestamp_ns: base + (b * batch as u64 + i) as i64,
+                    tag: "bench".into(),
+                    source: String::new(),
+                    data: data.clone(),
+                    values: Default::default(),
+                })
+                .collect();
+            if tx
+                .send(IngestBatch {
+                    seq: b + 1,
+                    entries,
+                    batch_id: String::new(),
+                })
+                .await
+                .is_err()
+            {
+                break;
+            }
+        }
+    });
+    let mut acks = client.write(req).await?.into_inner();
+    let mut stored = 0u64;
+    while let Some(a) = acks.message().await? {
+        stored += a.stored;
+    }
+    producer.await?;
+    let grpc = report(
+        "Ingest.Write over gRPC",
+        stored,
+        stored * payload as u64,
+        t.elapsed().as_secs_f64(),
+    );
+    println!("ratio gRPC / raw ceiling: {:.0}%", grpc / raw * 100.0);
+    running.shutdown().await;
+    Ok(())
+}
+
+pub async fn publish(messages: u64, payload: usize) -> Result<()> {
+    println!("publish: {messages} messages of {payload} B to a file stream, pipelined, one client, loopback");
+    let data = bytes::Bytes::from(vec![b'x'; payload]);
+
+    let dir = tempfile::tempdir()?;
+    let running = start_node(&dir).await?;
+    let store = running.node.owned_stream("stream", "default:BENCH")?;
+    let raw_secs = tokio::task::spawn_blocking({
+        let data = data.clone();
+        move || -> Result<f64> {
+            let t = Instant::now();
+            let mut left = messages;
+            while left > 0 {
+                let n = left.min(512);
+                let msgs = (0..n)
+                    .map(|_| {
+                        (
+                            NewMessage {
+                                subject: "bench.x".into(),
+                                headers: Default::default(),
+                                data: data.clone(),
+                                timestamp_ns: 0,
+                            },
+                            None,
+                        )
+                    })
+                    .collect();
+                for r in store.publish_batch(msgs) {
+                    r?;
+                }
+                left -= n;
+            }
+            Ok(t.elapsed().as_secs_f64())
+        }
+    })
+    .await??;
+    let raw = report(
+        "raw ceiling (storage, no gRPC)",
+        messages,
+        messages * payload as u64,
+        raw_secs,
+    );
+    running.shutdown().await;
+
+    let dir = tempfile::tempdir()?;
+    let running = start_node(&dir).await?;
+    let mut client =
+        StreamsClient::new(tributary_common::grpc::channel(&running.addr.to_string())?);
+    let (tx, rx) = mpsc::channel::<PublishRequest>(8192);
+    let t = Instant::now();
+    let producer = tokio::spawn(async move {
+        for id in 1..=messages {
+            let req = PublishRequest {
+                subject: "bench.x".into(),
+                headers: Default::default(),
+                data: data.clone(),
+                expected_last_seq: 0,
+                id,
+            };
+            if tx.send(req).await.is_err() {
+                break;
+            }
+        }
+    });
+    let mut acks = client
+        .publish_stream(ReceiverStream::new(rx))
+        .await?
+        .into_inner();
+    let (mut ok, mut failed) = (0u64, 0u64);
+    while let Some(a) = acks.message().await? {
+        if a.error.is_empty() {
+            ok += 1;
+        } else {
+            failed += 1;
+        }
+    }
+    producer.await?;
+    let grpc = report(
+        "Streams.PublishStream over gRPC",
+        ok,
+        ok * payload as u64,
+        t.elapsed().as_secs_f64(),
+    );
+    if failed > 0 {
+        println!("{failed} publishes failed");
+    }
+    println!("ratio gRPC / raw ceiling: {:.0}%", grpc / raw * 100.0);
+    running.shutdown().await;
+    Ok(())
+}
