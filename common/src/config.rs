@@ -42,6 +42,8 @@ where
 }
 
 #[cfg(test)]
+// figment's `Jail` fixes the closure's error type.
+#[allow(clippy::result_large_err)]
 mod tests {
     use super::*;
     use serde::Deserialize;
