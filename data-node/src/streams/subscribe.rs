@@ -102,13 +102,19 @@ async fn run(
         // Mark the current version seen before reading, so a publish racing the read
         // still wakes us below.
         changed.mark_unchanged();
-        let (msgs, after) = match store.read(next, &filter, batch) {
+        let last_before = store.state().last_seq;
+        let (msgs, mut after) = match store.read(next, &filter, batch) {
             Ok(r) => r,
             Err(e) => {
                 let _ = tx.send(Err(e.into())).await;
                 return;
             }
         };
+        if after == next && last_before >= next {
+            // Nothing is stored from `next` on, yet the stream went that far: those
+            // messages were deleted. Say so, or a mirror would wait for them forever.
+            after = last_before + 1;
+        }
         let progressed = after > next;
         next = after;
         // Events stay under a soft byte cap so readers with tonic's default 4 MiB decoding
