@@ -2,6 +2,7 @@
 //! fault injection (drop, delay, partition) on Raft traffic and kill/restart of members.
 
 pub mod cp_cluster;
+pub mod ditto_pair;
 pub mod stream_cluster;
 pub mod wait;
 
