@@ -8,6 +8,7 @@ mod locate;
 mod output;
 mod stream_args;
 mod stream_data;
+mod stream_report;
 mod well_data;
 
 use catalog_cmds::{Crud, PolicyArgs, StreamArgs, TargetArgs, WellArgs};
@@ -74,6 +75,12 @@ enum StreamCmd {
     Sub(stream_data::SubArgs),
     /// Configuration and state.
     Info { name: String },
+    /// Every stream's state and every mirror/source link (as `nats stream report`).
+    Report {
+        /// Also write the replication topology as a Graphviz graph to this file.
+        #[arg(long)]
+        dot: Option<std::path::PathBuf>,
+    },
     /// Remove all messages, or those of one subject.
     Purge {
         name: String,
@@ -112,6 +119,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::Stream(StreamCmd::Publish(a)) => stream_data::publish(a, &cp, cli.json).await,
         Cmd::Stream(StreamCmd::Sub(a)) => stream_data::sub(a, &cp, cli.json).await,
         Cmd::Stream(StreamCmd::Info { name }) => stream_data::info(name, &cp, cli.json).await,
+        Cmd::Stream(StreamCmd::Report { dot }) => {
+            stream_report::run(&cp, dot.as_deref(), cli.json).await
+        }
         Cmd::Stream(StreamCmd::Purge { name, subject }) => {
             stream_data::purge(name, subject, &cp, cli.json).await
         }

@@ -179,14 +179,7 @@ pub async fn info(name: String, cp: &ControlPlane, json: bool) -> Result<()> {
     if let Some(st) = &r.state {
         println!("State:\n{}", output::fields(st)?);
     }
-    for rep in &r.replication {
-        let title = if rep.kind == "mirror" {
-            "Mirror Information"
-        } else {
-            "Source Information"
-        };
-        println!("{title}:\n{}", output::fields(rep)?);
-    }
+    crate::stream_report::print_info_blocks(&r.replication);
     Ok(())
 }
 
