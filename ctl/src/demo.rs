@@ -1,15 +1,17 @@
-//! `tribctl demo`: the showcase on an embedded default, all in this process on loopback.
+//! `tribctl demo`: the showcase on an embedded default, all in this process on loopback: a
+//! 3-member control plane and a data node, then JetStream's replication scenario (ORDERS and
+//! RETURNS in memory, ARCHIVE on file sourcing both, REPORT on file mirroring ARCHIVE).
 
-use crate::catalog_cmds::{EntityArgs, StreamArgs, TargetArgs, WellArgs};
 use crate::client::ControlPlane;
 use crate::cluster_cmds::print_status;
-use crate::output;
+use crate::{output, stream_report};
 use anyhow::{anyhow, Context, Result};
 use std::time::{Duration, Instant};
+use tokio_stream::StreamExt;
 use tributary_control_plane::{ControlPlaneConfig, RunningControlPlane};
 use tributary_proto::v1::{
-    entity::Kind, Entity, EntityKind, EntityRef, ListRequest, Permission, Policy, PolicyEntry,
-    PolicyResource, StatusRequest, Stream, Target, Well,
+    entity::Kind, streams_client::StreamsClient, Entity, PublishRequest, StatusRequest,
+    StorageType, Stream, StreamInfoRequest, StreamSource,
 };
 
 /// Starts an in-process control plane of `n` members on 127.0.0.1 under `dir`.
@@ -49,159 +51,204 @@ pub async fn start_control_plane(
     Ok(members)
 }
 
-async fn print_list<A: EntityArgs>(cp: &ControlPlane, label: &str) -> Result<()> {
-    let req = ListRequest {
-        kind: A::KIND as i32,
-        namespace: String::new(),
-    };
-    let r = cp
-        .catalog(|mut c| {
-            let q = req.clone();
-            async move { c.list(q).await }
-        })
-        .await?;
-    println!(
-        "{label}:\n{}",
-        output::table(A::header(), r.entities.iter().map(A::row).collect())
-    );
-    Ok(())
-}
-
 fn step(title: &str) {
     println!("\n== {title}");
 }
 
+fn stream(name: &str, subjects: &[&str], storage: StorageType) -> Stream {
+    Stream {
+        name: name.into(),
+        subjects: subjects.iter().map(|s| s.to_string()).collect(),
+        storage: storage as i32,
+        ..Default::default()
+    }
+}
+
+fn origin(name: &str) -> StreamSource {
+    StreamSource {
+        stream: name.into(),
+        ..Default::default()
+    }
+}
+
+async fn create(cp: &ControlPlane, s: Stream) -> Result<()> {
+    let e = Entity {
+        kind: Some(Kind::Stream(s)),
+    };
+    let r = cp
+        .catalog(|mut c| {
+            let e = e.clone();
+            async move { c.create(e).await }
+        })
+        .await?;
+    let name = r
+        .entity
+        .as_ref()
+        .map(tributary_control_plane::catalog::entity::name_of)
+        .unwrap_or_default();
+    println!("created stream {name:<18} revision {}", r.revision);
+    Ok(())
+}
+
+/// Publishes `n` messages pipelined and checks every ack.
+async fn publish(node: &str, subject: &str, body: &str, n: u64) -> Result<()> {
+    let mut c = StreamsClient::new(tributary_common::grpc::channel(node)?);
+    let reqs: Vec<PublishRequest> = (1..=n)
+        .map(|i| PublishRequest {
+            subject: subject.into(),
+            data: format!("{body} {i}").into_bytes().into(),
+            id: i,
+            ..Default::default()
+        })
+        .collect();
+    let mut acks = c
+        .publish_stream(tokio_stream::iter(reqs))
+        .await?
+        .into_inner();
+    let mut ok = 0;
+    while let Some(a) = acks.next().await {
+        let a = a?;
+        if !a.error.is_empty() {
+            return Err(anyhow!("publish to {subject}: {}", a.error));
+        }
+        ok += 1;
+    }
+    println!("published {ok} messages to {subject}");
+    Ok(())
+}
+
+/// Waits until every stream's node answers Info (the catalogue reached the data node).
+async fn wait_served(node: &str, names: &[&str]) -> Result<()> {
+    let mut c = StreamsClient::new(tributary_common::grpc::channel(node)?);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    for n in names {
+        while c
+            .info(StreamInfoRequest {
+                stream: n.to_string(),
+            })
+            .await
+            .is_err()
+        {
+            if Instant::now() > deadline {
+                return Err(anyhow!("the data node did not take stream {n} within 10 s"));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    Ok(())
+}
+
 pub async fn run(json: bool) -> Result<()> {
     let dir = tempfile::tempdir().context("creating a temporary directory")?;
-    step("starting a 3-member control plane on 127.0.0.1 (raft-rs, RocksDB)");
+    step("starting a 3-member control plane (raft-rs, RocksDB) and a data node on 127.0.0.1");
     let members = start_control_plane(3, dir.path()).await?;
     let addrs: Vec<String> = members.iter().map(|m| m.addr.to_string()).collect();
-    println!("members: {}", addrs.join(", "));
-    // Talk to a follower on purpose: it forwards writes to the leader.
+    let dn = tributary_data_node::start(tributary_data_node::DataNodeConfig {
+        listen: "127.0.0.1:0".into(),
+        data_dir: dir.path().join("data-node"),
+        admin_listen: String::new(),
+        control_plane: addrs.join(","),
+        heartbeat_interval_ms: 200,
+        ..Default::default()
+    })
+    .await?;
+    let node = dn.addr.to_string();
+    println!("control plane: {}\ndata node 1:   {node}", addrs.join(", "));
     let cp = ControlPlane::new(&addrs.join(","))?;
-
-    step("creating catalogue entries (any member accepts writes)");
-    let policy = Entity {
-        kind: Some(Kind::Policy(Policy {
-            name: "acme:ops".into(),
-            entries: vec![PolicyEntry {
-                label: "operators".into(),
-                subjects: vec!["oidc:ops-team".into()],
-                resources: vec![PolicyResource {
-                    resource: "well:/acme:*".into(),
-                    grant: vec![Permission::Read as i32, Permission::Write as i32],
-                    revoke: vec![],
-                }],
-            }],
-        })),
-    };
-    let target = Entity {
-        kind: Some(Kind::Target(Target {
-            name: "acme:dr-site".into(),
-            cleartext_endpoints: vec!["127.0.0.1:4023".into()],
-            ingest_secret: "s3cret".into(),
-            policy: "acme:ops".into(),
-            ..Default::default()
-        })),
-    };
-    let well = Entity {
-        kind: Some(Kind::Well(Well {
-            name: "acme:orders".into(),
-            tags: vec!["orders".into(), "payments".into()],
-            ditto_targets: vec!["acme:dr-site".into()],
-            policy: "acme:ops".into(),
-            ..Default::default()
-        })),
-    };
-    let stream = Entity {
-        kind: Some(Kind::Stream(Stream {
-            name: "acme:ORDERS".into(),
-            subjects: vec!["ORDERS.>".into()],
-            ..Default::default()
-        })),
-    };
-    for e in [policy, target, well, stream] {
-        let r = cp
-            .catalog(|mut c| {
-                let e = e.clone();
-                async move { c.create(e).await }
-            })
+    // Streams are placed on a registered data node: wait for the registration.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let st = cp
+            .cluster(|mut c| async move { c.status(StatusRequest {}).await })
             .await?;
-        let name = r
-            .entity
-            .as_ref()
-            .map(tributary_control_plane::catalog::entity::name_of)
-            .unwrap_or_default();
-        println!("created {name:<16} revision {}", r.revision);
+        if !st.data_nodes.is_empty() {
+            break;
+        }
+        if Instant::now() > deadline {
+            return Err(anyhow!("the data node did not register within 10 s"));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
-    step("a bad request is refused and changes nothing");
-    let bad = Entity {
-        kind: Some(Kind::Stream(Stream {
-            name: "acme:BAD".into(),
-            subjects: vec!["ORDERS.new".into()],
-            ..Default::default()
-        })),
-    };
+    step("creating ORDERS and RETURNS (memory), ARCHIVE (file, sources both), REPORT (file, mirrors ARCHIVE)");
+    create(&cp, stream("ORDERS", &["ORDERS.>"], StorageType::Memory)).await?;
+    create(&cp, stream("RETURNS", &["RETURNS.>"], StorageType::Memory)).await?;
+    let mut archive = stream("ARCHIVE", &[], StorageType::File);
+    archive.sources = vec![origin("ORDERS"), origin("RETURNS")];
+    create(&cp, archive).await?;
+    let mut report = stream("REPORT", &[], StorageType::File);
+    report.mirror = Some(origin("ARCHIVE"));
+    create(&cp, report).await?;
+    // The control plane refuses what could never replicate: a mirror of a missing stream.
+    let mut bad = stream("ORDERS2", &[], StorageType::File);
+    bad.mirror = Some(origin("NOSUCH"));
     match cp
         .catalog(|mut c| {
-            let e = bad.clone();
+            let e = Entity {
+                kind: Some(Kind::Stream(bad.clone())),
+            };
             async move { c.create(e).await }
         })
         .await
     {
         Err(s) => println!("refused ({:?}): {}", s.code(), s.message()),
-        Ok(_) => return Err(anyhow!("an overlapping stream was accepted")),
+        Ok(_) => return Err(anyhow!("a mirror of a missing stream was accepted")),
     }
+    wait_served(&node, &["ORDERS", "RETURNS", "ARCHIVE", "REPORT"]).await?;
 
-    step("listing (secrets come back redacted)");
-    print_list::<WellArgs>(&cp, "wells").await?;
-    print_list::<TargetArgs>(&cp, "targets").await?;
-    print_list::<StreamArgs>(&cp, "streams").await?;
-    let req = ListRequest {
-        kind: EntityKind::Tag as i32,
-        namespace: String::new(),
+    step("publishing 100 messages into each origin");
+    publish(&node, "ORDERS.new", "ORDER", 100).await?;
+    publish(&node, "RETURNS.new", "RETURN", 100).await?;
+
+    step("waiting until ARCHIVE and REPORT hold all 200 with lag 0");
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(15);
+    let r = loop {
+        let r = stream_report::gather(&cp).await?;
+        let count = |n: &str| r.streams.iter().find(|s| s.stream == n).map(|s| s.messages);
+        let done = count("ARCHIVE") == Some(200)
+            && count("REPORT") == Some(200)
+            && r.replication.len() == 3
+            && r.replication
+                .iter()
+                .all(|x| x.lag == 0 && x.active_ms.is_some());
+        if done {
+            break r;
+        }
+        if Instant::now() > deadline {
+            stream_report::print(&r);
+            return Err(anyhow!("replication did not catch up within 15 s"));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
     };
-    let tags = cp
-        .catalog(|mut c| {
-            let q = req.clone();
-            async move { c.list(q).await }
-        })
-        .await?;
-    let rows = tags
-        .entities
-        .iter()
-        .filter_map(|e| match &e.kind {
-            Some(Kind::Tag(t)) => Some(vec![t.name.clone(), t.id.to_string()]),
-            _ => None,
-        })
-        .collect();
-    println!(
-        "tags (cluster-wide ids):\n{}",
-        output::table(&["tag", "id"], rows)
-    );
-
-    step("deleting the stream");
-    let r = cp
-        .catalog(|mut c| async move {
-            c.delete(EntityRef {
-                kind: EntityKind::Stream as i32,
-                name: "acme:ORDERS".into(),
-            })
-            .await
-        })
-        .await?;
-    println!("deleted acme:ORDERS at revision {}", r.revision);
-
-    step("cluster status");
-    let status = cp
-        .cluster(|mut c| async move { c.status(StatusRequest {}).await })
-        .await?;
+    println!("caught up in {:?}", started.elapsed());
+    let dot = std::env::temp_dir().join("tributary-demo-replication.dot");
+    stream_report::write_dot(&r, &dot)?;
     if json {
-        output::json(&status)?;
+        output::json(&r)?;
     } else {
+        step("tribctl stream report --dot");
+        stream_report::print(&r);
+        println!("\nwrote the replication graph to {}", dot.display());
+        println!(
+            "(render it with: dot -Tpng {} -o replication.png)",
+            dot.display()
+        );
+        step("tribctl stream info ARCHIVE (extract)");
+        let info = StreamsClient::new(tributary_common::grpc::channel(&node)?)
+            .info(StreamInfoRequest {
+                stream: "ARCHIVE".into(),
+            })
+            .await?
+            .into_inner();
+        stream_report::print_info_blocks(&info.replication);
+        step("cluster status");
+        let status = cp
+            .cluster(|mut c| async move { c.status(StatusRequest {}).await })
+            .await?;
         print_status(&status);
     }
+    dn.shutdown().await;
     for m in members {
         m.shutdown().await;
     }
