@@ -51,7 +51,7 @@ pub async fn start_control_plane(
     Ok(members)
 }
 
-fn step(title: &str) {
+pub fn step(title: &str) {
     println!("\n== {title}");
 }
 
@@ -248,6 +248,7 @@ pub async fn run(json: bool) -> Result<()> {
             .await?;
         print_status(&status);
     }
+    crate::demo_ditto::run(json).await?;
     dn.shutdown().await;
     for m in members {
         m.shutdown().await;

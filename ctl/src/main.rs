@@ -4,6 +4,8 @@ mod catalog_cmds;
 mod client;
 mod cluster_cmds;
 mod demo;
+mod demo_ditto;
+mod ditto_cmds;
 mod locate;
 mod output;
 mod stream_args;
@@ -49,6 +51,15 @@ enum Cmd {
     /// Policies: who may do what to which resource.
     #[command(subcommand)]
     Policy(Crud<PolicyArgs>),
+    /// Ditto (well mirroring into other clusters): worker stats.
+    #[command(subcommand)]
+    Ditto(ditto_cmds::DittoCmd),
+    /// Apply a configuration file to the catalogue.
+    Apply {
+        /// A Gravwell config (`[Ditto-Target "x"]`, `[Default-Well]`, `[Storage-Well "x"]`).
+        #[arg(long)]
+        gravwell: std::path::PathBuf,
+    },
     /// Run the showcase in-process on an embedded default.
     Demo,
 }
@@ -129,6 +140,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             stream_data::rm_msg(name, seq, &cp, cli.json).await
         }
         Cmd::Policy(c) => catalog_cmds::run(c, &cp, cli.json).await,
+        Cmd::Ditto(c) => ditto_cmds::run(c, &cp, cli.json).await,
+        Cmd::Apply { gravwell } => ditto_cmds::apply_gravwell(&gravwell, &cp, cli.json).await,
         Cmd::Demo => Ok(()),
     }
 }

@@ -182,7 +182,7 @@ fn time_arg(flag: &str, v: &Option<String>) -> Result<i64> {
         .map(|v| v.unwrap_or(0))
 }
 
-fn rfc3339(ns: i64) -> String {
+pub fn rfc3339(ns: i64) -> String {
     let t = std::time::UNIX_EPOCH + std::time::Duration::from_nanos(ns.max(0) as u64);
     humantime::format_rfc3339_nanos(t).to_string()
 }
