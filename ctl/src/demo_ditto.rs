@@ -103,9 +103,15 @@ fn well(name: &str, tags: &[&str], targets: &[&str]) -> Entity {
 }
 
 pub async fn run(json: bool) -> Result<()> {
-    crate::demo::step("ditto: a second in-process cluster as the target, a well mirrored from a Start-Time");
-    let dst = mini("dr-site").await.context("starting the target cluster")?;
-    let src = mini("primary").await.context("starting the source cluster")?;
+    crate::demo::step(
+        "ditto: a second in-process cluster as the target, a well mirrored from a Start-Time",
+    );
+    let dst = mini("dr-site")
+        .await
+        .context("starting the target cluster")?;
+    let src = mini("primary")
+        .await
+        .context("starting the source cluster")?;
     dst.create(well("logs", &["web", "db"], &[])).await?;
     src.create(well("logs", &["web", "db"], &[])).await?;
     until("the source well to open", || {
@@ -132,8 +138,10 @@ pub async fn run(json: bool) -> Result<()> {
         entries,
         batch_id: String::new(),
     }]));
-    req.metadata_mut()
-        .insert("x-tributary-ingest-secret", MetadataValue::from_static(SECRET));
+    req.metadata_mut().insert(
+        "x-tributary-ingest-secret",
+        MetadataValue::from_static(SECRET),
+    );
     let mut acks = ingest.write(req).await?.into_inner();
     acks.message().await?;
     let start = (base + 2 * SHARD_SECS + SHARD_SECS / 2) * NS;
@@ -190,12 +198,10 @@ pub async fn run(json: bool) -> Result<()> {
 }
 
 async fn ditto_stats(m: &Mini) -> Option<Vec<(u64, tributary_proto::v1::DittoWorkerStats)>> {
-    let mut c = tributary_proto::v1::ditto_client::DittoClient::connect(format!(
-        "http://{}",
-        m.dn.addr
-    ))
-    .await
-    .ok()?;
+    let mut c =
+        tributary_proto::v1::ditto_client::DittoClient::connect(format!("http://{}", m.dn.addr))
+            .await
+            .ok()?;
     let w = c
         .stats(tributary_proto::v1::DittoStatsRequest {})
         .await

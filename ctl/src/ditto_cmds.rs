@@ -51,8 +51,19 @@ pub async fn collect(cp: &ControlPlane) -> Result<Vec<(u64, DittoWorkerStats)>> 
 pub fn table(rows: &[(u64, DittoWorkerStats)]) -> comfy_table::Table {
     output::table(
         &[
-            "well", "target", "node", "state", "shard", "sent", "bytes", "behind", "B/s",
-            "retagged", "dropped", "corrupt", "last error",
+            "well",
+            "target",
+            "node",
+            "state",
+            "shard",
+            "sent",
+            "bytes",
+            "behind",
+            "B/s",
+            "retagged",
+            "dropped",
+            "corrupt",
+            "last error",
         ],
         rows.iter()
             .map(|(node, w)| {
@@ -231,7 +242,9 @@ pub fn parse_gravwell(text: &str) -> GravwellPlan {
 
 /// Gravwell's default ingest ports when a target names only a host.
 fn with_port(v: &str, port: u16) -> String {
-    if v.rsplit_once(':').is_some_and(|(_, p)| p.parse::<u16>().is_ok()) {
+    if v.rsplit_once(':')
+        .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
+    {
         v.to_string()
     } else {
         format!("{v}:{port}")
@@ -240,7 +253,8 @@ fn with_port(v: &str, port: u16) -> String {
 
 /// Creates (or updates) each target, then each well.
 pub async fn apply_gravwell(file: &std::path::Path, cp: &ControlPlane, json: bool) -> Result<()> {
-    let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
     let plan = parse_gravwell(&text);
     let mut done = BTreeMap::new();
     let entities = plan

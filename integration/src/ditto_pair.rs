@@ -148,19 +148,27 @@ impl MiniCluster {
     /// Creates an entity, retrying while the control plane has no data node to place it on.
     pub async fn create(&self, e: Entity) -> Result<()> {
         let c = self.catalog().await?;
-        crate::wait::until("the catalogue to accept the entity", Duration::from_secs(20), || {
-            let (mut c, e) = (c.clone(), e.clone());
-            async move { c.create(e).await.ok().map(|_| ()) }
-        })
+        crate::wait::until(
+            "the catalogue to accept the entity",
+            Duration::from_secs(20),
+            || {
+                let (mut c, e) = (c.clone(), e.clone());
+                async move { c.create(e).await.ok().map(|_| ()) }
+            },
+        )
         .await
     }
 
     /// Waits until the data node serves `well`.
     pub async fn wait_well(&self, well: &str) -> Result<()> {
-        crate::wait::until(&format!("well {well} to open"), Duration::from_secs(20), || {
-            let (a, w) = (self.dn_addr.clone(), well.to_string());
-            async move { self.shards_at(&a, &w).await.ok().map(|_| ()) }
-        })
+        crate::wait::until(
+            &format!("well {well} to open"),
+            Duration::from_secs(20),
+            || {
+                let (a, w) = (self.dn_addr.clone(), well.to_string());
+                async move { self.shards_at(&a, &w).await.ok().map(|_| ()) }
+            },
+        )
         .await
     }
 

@@ -88,14 +88,18 @@ async fn wait_count(c: &MiniCluster, well: &str, n: usize) -> Vec<WellEntry> {
 #[tokio::test]
 async fn start_time_late_entries_and_stats() {
     let dst = MiniCluster::start(false, |_| {}).await.unwrap();
-    dst.create(well("dst", &["a", "b"], &[], |_| {})).await.unwrap();
+    dst.create(well("dst", &["a", "b"], &[], |_| {}))
+        .await
+        .unwrap();
     dst.wait_well("dst").await.unwrap();
     let src = MiniCluster::start(false, |_| {}).await.unwrap();
     // The default well takes the `tributary` stats entries.
     src.create(well("sys", &[], &[], |w| w.default_well = true))
         .await
         .unwrap();
-    src.create(well("src", &["a", "b"], &[], |_| {})).await.unwrap();
+    src.create(well("src", &["a", "b"], &[], |_| {}))
+        .await
+        .unwrap();
     src.wait_well("src").await.unwrap();
     src.ingest(entries(5, 20, "e"), 50).await.unwrap();
     assert_eq!(src.shards("src").await.unwrap().len(), 5);
@@ -112,7 +116,10 @@ async fn start_time_late_entries_and_stats() {
         .await
         .unwrap();
     let got = wait_count(&dst, "dst", 60).await;
-    assert_eq!(by_tag(&got), BTreeMap::from([("a".into(), 30), ("b".into(), 30)]));
+    assert_eq!(
+        by_tag(&got),
+        BTreeMap::from([("a".into(), 30), ("b".into(), 30)])
+    );
     assert!(got
         .iter()
         .all(|e| e.timestamp_ns >= (BASE + 2 * SHARD_SECS as i64) * NS));
@@ -134,28 +141,36 @@ async fn start_time_late_entries_and_stats() {
     assert!(!got.iter().any(|e| &e.data[..] == b"early"));
 
     // Stats: per worker over gRPC, and as entries under the `tributary` tag.
-    let stats = wait::until("ditto stats to show the work", Duration::from_secs(10), || {
-        let src = &src;
-        async move {
-            let s = src.ditto_stats().await.ok()?;
-            s.into_iter()
-                .find(|w| w.entries_sent == 62 && w.entries_behind == 0 && w.state == "tailing")
-        }
-    })
+    let stats = wait::until(
+        "ditto stats to show the work",
+        Duration::from_secs(10),
+        || {
+            let src = &src;
+            async move {
+                let s = src.ditto_stats().await.ok()?;
+                s.into_iter()
+                    .find(|w| w.entries_sent == 62 && w.entries_behind == 0 && w.state == "tailing")
+            }
+        },
+    )
     .await
     .unwrap();
     assert_eq!(stats.well, "default:src");
     assert_eq!(stats.target, "default:dr");
     assert_eq!((stats.shard_index, stats.shard_count), (3, 3));
-    let entry = wait::until("a stats entry in the system well", Duration::from_secs(10), || {
-        let src = &src;
-        async move {
-            src.query("sys").await.ok()?.into_iter().find(|e| {
-                e.tag == "tributary"
-                    && e.values.get("msg").map(String::as_str) == Some("ditto client stats")
-            })
-        }
-    })
+    let entry = wait::until(
+        "a stats entry in the system well",
+        Duration::from_secs(10),
+        || {
+            let src = &src;
+            async move {
+                src.query("sys").await.ok()?.into_iter().find(|e| {
+                    e.tag == "tributary"
+                        && e.values.get("msg").map(String::as_str) == Some("ditto client stats")
+                })
+            }
+        },
+    )
     .await
     .unwrap();
     for k in ["well", "entries", "bytes", "duration", "Bps", "target-name"] {
@@ -178,7 +193,9 @@ async fn unresolvable_corrupt_two_targets_compression_and_a_dead_endpoint() {
     d1.wait_well("all").await.unwrap();
     d2.wait_well("all").await.unwrap();
     let src = MiniCluster::start(false, |_| {}).await.unwrap();
-    src.create(well("src", &["a", "b"], &[], |_| {})).await.unwrap();
+    src.create(well("src", &["a", "b"], &[], |_| {}))
+        .await
+        .unwrap();
     src.wait_well("src").await.unwrap();
     src.ingest(entries(2, 50, "e"), 25).await.unwrap();
 
@@ -192,12 +209,13 @@ async fn unresolvable_corrupt_two_targets_compression_and_a_dead_endpoint() {
         values: Default::default(),
     };
     node.wells
-        .write(vec![(w.clone(), (BASE as u64 + 5) * NS as u64, orphan)], None, 0)
+        .write(
+            vec![(w.clone(), (BASE as u64 + 5) * NS as u64, orphan)],
+            None,
+            0,
+        )
         .unwrap();
-    let page = node
-        .wells
-        .page_raw(&w, &[], &[0xff; 8], 10)
-        .unwrap();
+    let page = node.wells.page_raw(&w, &[], &[0xff; 8], 10).unwrap();
     let (victim, _) = page.entries[3].clone();
     node.wells
         .overwrite_raw_for_test(&w, &victim, vec![0xde, 0xad])
@@ -320,7 +338,10 @@ async fn ageout_while_mirroring_misses_nothing() {
     src.ingest(entries(2, 30, "again"), 30).await.unwrap();
     wait_count(&dst, "all", 460).await;
     let shards = src.shards("src").await.unwrap();
-    assert!(shards.iter().any(|s| s.tier == "cold"), "ageout never ran: {shards:?}");
+    assert!(
+        shards.iter().any(|s| s.tier == "cold"),
+        "ageout never ran: {shards:?}"
+    );
     src.shutdown().await;
     dst.shutdown().await;
 }

@@ -26,7 +26,9 @@ fn entries() -> Vec<WellEntry> {
         .map(|i| WellEntry {
             timestamp_ns: 1_700_000_000_000_000_000 + i as i64 * 1_000_000,
             tag: "x".into(),
-            data: format!("entry-{i:06}-{}", "p".repeat(90)).into_bytes().into(),
+            data: format!("entry-{i:06}-{}", "p".repeat(90))
+                .into_bytes()
+                .into(),
             ..Default::default()
         })
         .collect()
