@@ -160,46 +160,24 @@ impl StreamCluster {
         Ok(())
     }
 
+    pub fn addr(&self, node: u64) -> Result<String> {
+        Ok(self
+            .nodes
+            .get(&node)
+            .ok_or_else(|| anyhow!("data node {node} is not running"))?
+            .addr
+            .to_string())
+    }
+
     /// Publishes `n` messages `subject` / `prefix i` (i from 1) through node `node`.
     pub async fn publish_n(&self, node: u64, subject: &str, prefix: &str, n: u64) -> Result<()> {
-        let mut c = self.streams(node)?;
-        let reqs: Vec<PublishRequest> = (1..=n)
-            .map(|i| PublishRequest {
-                subject: subject.to_string(),
-                data: format!("{prefix} {i}").into_bytes().into(),
-                id: i,
-                ..Default::default()
-            })
-            .collect();
-        let mut acks = c
-            .publish_stream(tokio_stream::iter(reqs))
-            .await?
-            .into_inner();
-        let mut got = 0;
-        while let Some(a) = acks.next().await {
-            let a = a?;
-            if !a.error.is_empty() {
-                return Err(anyhow!("publish {}: {}", a.id, a.error));
-            }
-            got += 1;
-        }
-        if got != n {
-            return Err(anyhow!("{got} acks for {n} publishes"));
-        }
-        Ok(())
+        publish_n(&self.addr(node)?, subject, prefix, n).await
     }
 
     pub async fn info(&self, node: u64, stream: &str) -> Result<StreamInfoReply> {
-        Ok(self
-            .streams(node)?
-            .info(StreamInfoRequest {
-                stream: stream.to_string(),
-            })
-            .await?
-            .into_inner())
+        info(&self.addr(node)?, stream).await
     }
 
-    /// Waits until `check` holds for the stream's info on `node`; returns that info.
     pub async fn wait_info(
         &self,
         node: u64,
@@ -207,51 +185,104 @@ impl StreamCluster {
         what: &str,
         check: impl Fn(&StreamInfoReply) -> bool,
     ) -> Result<StreamInfoReply> {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-        loop {
-            let last = self.info(node, stream).await;
-            if let Ok(i) = &last {
-                if check(i) {
-                    return Ok(i.clone());
-                }
-            }
-            if tokio::time::Instant::now() >= deadline {
-                return Err(anyhow!(
-                    "timed out waiting for {stream} on node {node}: {what}; last info: {last:?}"
-                ));
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        wait_info(&self.addr(node)?, stream, what, check).await
     }
 
-    /// Every stored message of a stream, in seq order.
     pub async fn messages(&self, node: u64, stream: &str) -> Result<Vec<StreamMessage>> {
-        let last = self
-            .info(node, stream)
-            .await?
-            .state
-            .map_or(0, |s| s.last_seq);
-        let mut out = Vec::new();
-        if last == 0 {
-            return Ok(out);
+        messages(&self.addr(node)?, stream).await
+    }
+}
+
+fn client(addr: &str) -> Result<StreamsClient<Channel>> {
+    Ok(StreamsClient::new(tributary_common::grpc::channel(addr)?)
+        .max_decoding_message_size(256 << 20))
+}
+
+/// Publishes `n` messages `subject` / `prefix i` (i from 1), pipelined, to the node at `addr`.
+pub async fn publish_n(addr: &str, subject: &str, prefix: &str, n: u64) -> Result<()> {
+    let mut c = client(addr)?;
+    let reqs: Vec<PublishRequest> = (1..=n)
+        .map(|i| PublishRequest {
+            subject: subject.to_string(),
+            data: format!("{prefix} {i}").into_bytes().into(),
+            id: i,
+            ..Default::default()
+        })
+        .collect();
+    let mut acks = c
+        .publish_stream(tokio_stream::iter(reqs))
+        .await?
+        .into_inner();
+    let mut got = 0;
+    while let Some(a) = acks.next().await {
+        let a = a?;
+        if !a.error.is_empty() {
+            return Err(anyhow!("publish {}: {}", a.id, a.error));
         }
-        let mut sub = self
-            .streams(node)?
-            .subscribe(SubscribeRequest {
-                stream: stream.to_string(),
-                start_seq: 1,
-                batch: 4096,
-                ..Default::default()
-            })
-            .await?
-            .into_inner();
-        while let Some(ev) = tokio::time::timeout(Duration::from_secs(5), sub.next()).await? {
-            let ev = ev?;
-            out.extend(ev.messages);
-            if ev.next_seq > last {
-                break;
+        got += 1;
+    }
+    if got != n {
+        return Err(anyhow!("{got} acks for {n} publishes"));
+    }
+    Ok(())
+}
+
+pub async fn info(addr: &str, stream: &str) -> Result<StreamInfoReply> {
+    Ok(client(addr)?
+        .info(StreamInfoRequest {
+            stream: stream.to_string(),
+        })
+        .await?
+        .into_inner())
+}
+
+/// Waits until `check` holds for the stream's info; returns that info.
+pub async fn wait_info(
+    addr: &str,
+    stream: &str,
+    what: &str,
+    check: impl Fn(&StreamInfoReply) -> bool,
+) -> Result<StreamInfoReply> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let last = info(addr, stream).await;
+        if let Ok(i) = &last {
+            if check(i) {
+                return Ok(i.clone());
             }
         }
-        Ok(out)
+        if tokio::time::Instant::now() >= deadline {
+            let shown = last.map(|i| (i.state, i.replication));
+            return Err(anyhow!(
+                "timed out waiting for {stream} at {addr}: {what}; last: {shown:?}"
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// Every stored message of a stream, in seq order.
+pub async fn messages(addr: &str, stream: &str) -> Result<Vec<StreamMessage>> {
+    let last = info(addr, stream).await?.state.map_or(0, |s| s.last_seq);
+    let mut out = Vec::new();
+    if last == 0 {
+        return Ok(out);
+    }
+    let mut sub = client(addr)?
+        .subscribe(SubscribeRequest {
+            stream: stream.to_string(),
+            start_seq: 1,
+            batch: 4096,
+            ..Default::default()
+        })
+        .await?
+        .into_inner();
+    while let Some(ev) = tokio::time::timeout(Duration::from_secs(5), sub.next()).await? {
+        let ev = ev?;
+        out.extend(ev.messages);
+        if ev.next_seq > last {
+            break;
+        }
+    }
+    Ok(out)
 }
