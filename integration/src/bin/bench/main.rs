@@ -2,6 +2,7 @@
 //! `cargo run --release -p tributary-integration --bin bench -- control-plane`.
 
 mod control_plane;
+mod ditto;
 mod data_plane;
 
 use anyhow::{anyhow, Result};
@@ -38,11 +39,19 @@ enum Cmd {
         #[arg(long, default_value_t = 128)]
         payload: usize,
     },
+    /// A well's entries mirrored into a second cluster (ditto), compression off and on.
+    Ditto {
+        #[arg(long, default_value_t = 5_000_000)]
+        entries: u64,
+        #[arg(long, default_value_t = 128)]
+        payload: usize,
+    },
 }
 
 #[tokio::main]
 async fn main() -> Result<()> {
     match Cli::parse().cmd {
+        Cmd::Ditto { entries, payload } => ditto::run(entries, payload).await,
         Cmd::ControlPlane { clients, duration } => {
             let d = tributary_common::duration::parse(&duration).map_err(|e| anyhow!(e))?;
             control_plane::run(clients, d).await
