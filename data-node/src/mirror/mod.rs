@@ -52,10 +52,13 @@ pub struct Status {
     pub error: String,
 }
 
-/// Every worker's status, by destination stream in config order (mirror, then sources).
+/// Destination stream → its workers in config order (mirror, then sources).
+type ByDest = BTreeMap<String, Vec<(Spec, Arc<Mutex<Status>>)>>;
+
+/// Every worker's status, by destination stream.
 #[derive(Default)]
 pub struct Registry {
-    inner: Mutex<BTreeMap<String, Vec<(Spec, Arc<Mutex<Status>>)>>>,
+    inner: Mutex<ByDest>,
 }
 
 impl Registry {
@@ -82,7 +85,7 @@ impl Registry {
             .collect()
     }
 
-    fn set(&self, all: BTreeMap<String, Vec<(Spec, Arc<Mutex<Status>>)>>) {
+    fn set(&self, all: ByDest) {
         *self.inner.lock().unwrap_or_else(|p| p.into_inner()) = all;
     }
 }
@@ -145,7 +148,7 @@ pub fn spawn(node: Arc<Node>, control_plane: Vec<String>) -> JoinHandle<()> {
             running.retain(|spec, _| want.contains(spec));
             let stopped = before - running.len();
             let mut started = 0;
-            let mut all: BTreeMap<String, Vec<(Spec, Arc<Mutex<Status>>)>> = BTreeMap::new();
+            let mut all = ByDest::new();
             for spec in want {
                 let r = running.entry(spec.clone()).or_insert_with(|| {
                     started += 1;
