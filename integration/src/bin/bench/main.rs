@@ -4,6 +4,7 @@
 mod control_plane;
 mod ditto;
 mod data_plane;
+mod mirror;
 
 use anyhow::{anyhow, Result};
 use clap::{Parser, Subcommand};
@@ -39,6 +40,23 @@ enum Cmd {
         #[arg(long, default_value_t = 128)]
         payload: usize,
     },
+    /// A stream mirrored (plain and filtered) until complete, and mirror lag under load.
+    Mirror {
+        #[arg(long, default_value_t = 1_000_000)]
+        messages: u64,
+        #[arg(long, default_value_t = 128)]
+        payload: usize,
+        /// Seconds of full-speed publishing while mirror lag is sampled.
+        #[arg(long, default_value_t = 10)]
+        lag_secs: u64,
+    },
+    /// A stream sourcing two filled origins, until complete.
+    Sources {
+        #[arg(long, default_value_t = 1_000_000)]
+        messages: u64,
+        #[arg(long, default_value_t = 128)]
+        payload: usize,
+    },
     /// A well's entries mirrored into a second cluster (ditto), compression off and on.
     Ditto {
         #[arg(long, default_value_t = 5_000_000)]
@@ -62,5 +80,11 @@ async fn main() -> Result<()> {
             payload,
         } => data_plane::ingest(entries, batch, payload).await,
         Cmd::Publish { messages, payload } => data_plane::publish(messages, payload).await,
+        Cmd::Mirror {
+            messages,
+            payload,
+            lag_secs,
+        } => mirror::mirror(messages, payload, lag_secs).await,
+        Cmd::Sources { messages, payload } => mirror::sources(messages, payload).await,
     }
 }

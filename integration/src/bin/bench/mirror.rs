@@ -1,0 +1,163 @@
+//! `bench -- mirror` and `bench -- sources`: fill ORDERS (and RETURNS), then time a mirror (a
+//! filtered mirror, a stream sourcing both) until it holds everything; and the mirror's lag
+//! behind a publisher going at full speed. File storage, one data node on loopback: the
+//! copies read their origins straight from the node's storage.
+
+use anyhow::{anyhow, Result};
+use hdrhistogram::Histogram;
+use std::time::{Duration, Instant};
+use tokio_stream::StreamExt;
+use tributary_integration::stream_cluster::{self, StreamCluster};
+use tributary_proto::v1::{PublishRequest, StorageType, Stream, StreamSource};
+
+fn stream(name: &str, subjects: &[&str]) -> Stream {
+    Stream {
+        name: name.into(),
+        subjects: subjects.iter().map(|s| s.to_string()).collect(),
+        storage: StorageType::File as i32,
+        ..Default::default()
+    }
+}
+
+fn origin(name: &str, filter: &str) -> StreamSource {
+    StreamSource {
+        stream: name.into(),
+        filter_subject: filter.into(),
+        ..Default::default()
+    }
+}
+
+/// Publishes `n` messages pipelined, alternating `subjects`; returns msgs/s.
+async fn fill(addr: &str, subjects: &[&str], n: u64, payload: usize) -> Result<f64> {
+    let mut c = tributary_proto::v1::streams_client::StreamsClient::new(
+        tributary_common::grpc::channel(addr)?,
+    );
+    let data = bytes::Bytes::from(vec![b'x'; payload]);
+    let subjects: Vec<String> = subjects.iter().map(|s| s.to_string()).collect();
+    let reqs = futures::stream::iter((0..n).map(move |i| PublishRequest {
+        subject: subjects[(i % subjects.len() as u64) as usize].clone(),
+        data: data.clone(),
+        id: i,
+        ..Default::default()
+    }));
+    let start = Instant::now();
+    let mut acks = c.publish_stream(reqs).await?.into_inner();
+    let mut got = 0u64;
+    while let Some(a) = acks.next().await {
+        let a = a?;
+        if !a.error.is_empty() {
+            return Err(anyhow!("publish: {}", a.error));
+        }
+        got += 1;
+    }
+    if got != n {
+        return Err(anyhow!("{got} acks for {n}"));
+    }
+    Ok(n as f64 / start.elapsed().as_secs_f64())
+}
+
+/// Waits until `stream` holds `n` messages; returns the time from `start`.
+async fn until_count(addr: &str, name: &str, n: u64, start: Instant) -> Result<Duration> {
+    loop {
+        let i = stream_cluster::info(addr, name).await?;
+        if i.state.is_some_and(|s| s.messages >= n) {
+            return Ok(start.elapsed());
+        }
+        if start.elapsed() > Duration::from_secs(600) {
+            return Err(anyhow!("{name} did not reach {n} messages in 10 minutes"));
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+fn line(what: &str, n: u64, payload: usize, t: Duration) {
+    let s = t.as_secs_f64();
+    println!(
+        "{what:<34} {n:>9} msgs in {s:>6.2} s  {:>10.0} msgs/s  {:>7.1} MB/s",
+        n as f64 / s,
+        (n as f64 * payload as f64) / s / 1e6
+    );
+}
+
+pub async fn mirror(messages: u64, payload: usize, lag_secs: u64) -> Result<()> {
+    let c = StreamCluster::start(1).await?;
+    let addr = c.addr(1)?;
+    c.create(stream("ORDERS", &["ORDERS.>"]), 1).await?;
+    let rate = fill(&addr, &["ORDERS.a", "ORDERS.b"], messages, payload).await?;
+    println!("filled ORDERS with {messages} x {payload} B at {rate:.0} msgs/s");
+
+    let mut m = stream("MIRROR", &[]);
+    m.mirror = Some(origin("ORDERS", ""));
+    let start = Instant::now();
+    c.create(m, 1).await?;
+    let t = until_count(&addr, "MIRROR", messages, start).await?;
+    line("mirror", messages, payload, t);
+
+    let mut f = stream("FILTERED", &[]);
+    f.mirror = Some(origin("ORDERS", "ORDERS.a"));
+    let half = messages.div_ceil(2);
+    let start = Instant::now();
+    c.create(f, 1).await?;
+    let t = until_count(&addr, "FILTERED", half, start).await?;
+    line("filtered mirror (stored, 1 in 2)", half, payload, t);
+
+    lag(&c, &addr, payload, lag_secs).await
+}
+
+pub async fn sources(messages: u64, payload: usize) -> Result<()> {
+    let c = StreamCluster::start(1).await?;
+    let addr = c.addr(1)?;
+    c.create(stream("ORDERS", &["ORDERS.>"]), 1).await?;
+    c.create(stream("RETURNS", &["RETURNS.>"]), 1).await?;
+    fill(&addr, &["ORDERS.new"], messages, payload).await?;
+    fill(&addr, &["RETURNS.new"], messages, payload).await?;
+    println!("filled ORDERS and RETURNS with {messages} x {payload} B each");
+    let mut s = stream("ARCHIVE", &[]);
+    s.sources = vec![origin("ORDERS", ""), origin("RETURNS", "")];
+    let start = Instant::now();
+    c.create(s, 1).await?;
+    let t = until_count(&addr, "ARCHIVE", 2 * messages, start).await?;
+    line("sources (2 origins)", 2 * messages, payload, t);
+    Ok(())
+}
+
+/// A mirror of LIVE while one pipelined publisher goes at full speed: lag sampled every 10 ms.
+async fn lag(c: &StreamCluster, addr: &str, payload: usize, secs: u64) -> Result<()> {
+    c.create(stream("LIVE", &["LIVE.>"]), 1).await?;
+    let mut m = stream("LIVE_MIRROR", &[]);
+    m.mirror = Some(origin("LIVE", ""));
+    c.create(m, 1).await?;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let pub_addr = addr.to_string();
+    let publisher = tokio::spawn(async move {
+        let mut sent = 0u64;
+        let start = Instant::now();
+        while !*stop_rx.borrow() {
+            fill(&pub_addr, &["LIVE.x"], 50_000, payload).await?;
+            sent += 50_000;
+        }
+        anyhow::Ok(sent as f64 / start.elapsed().as_secs_f64())
+    });
+    let mut h = Histogram::<u64>::new(3)?;
+    let end = Instant::now() + Duration::from_secs(secs);
+    while Instant::now() < end {
+        let o = stream_cluster::info(addr, "LIVE").await?;
+        let m = stream_cluster::info(addr, "LIVE_MIRROR").await?;
+        let (o, m) = (
+            o.state.map_or(0, |s| s.last_seq),
+            m.state.map_or(0, |s| s.last_seq),
+        );
+        h.record(o.saturating_sub(m))?;
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let _ = stop_tx.send(true);
+    let rate = publisher.await??;
+    println!(
+        "mirror lag behind a {rate:.0} msgs/s publisher ({secs} s, {} samples): p50 {} p99 {} max {} messages",
+        h.len(),
+        h.value_at_quantile(0.5),
+        h.value_at_quantile(0.99),
+        h.max()
+    );
+    Ok(())
+}
