@@ -1,0 +1,133 @@
+#!/usr/bin/env bash
+# Runs the mirror/source workloads on NATS JetStream (Debian's nats-server, file storage) and
+# on Tributary (`bench -- mirror|sources`) in one go, and prints the figures and the ratios.
+#
+#   scripts/nats-side-by-side.sh [MESSAGES] [PAYLOAD]      (defaults: 1000000 128)
+#
+# Needs root (or sudo) for apt, python3 with venv, and cargo. Everything binds 127.0.0.1.
+set -euo pipefail
+
+N=${1:-1000000}
+P=${2:-128}
+LAG_SECS=${LAG_SECS:-10}
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+WORK=$(mktemp -d)
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/tributary-target}
+
+cleanup() {
+    if [[ -n "${NATS_PID:-}" ]]; then kill "$NATS_PID" 2>/dev/null || true; fi
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+if ! command -v nats-server >/dev/null; then
+    SUDO=$([[ $(id -u) == 0 ]] && echo "" || echo sudo)
+    $SUDO apt-get install -y --no-install-recommends nats-server
+fi
+python3 -m venv "$WORK/venv"
+"$WORK/venv/bin/pip" install --quiet nats-py
+
+PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+nats-server -a 127.0.0.1 -p "$PORT" -js -sd "$WORK/js" >"$WORK/nats.log" 2>&1 &
+NATS_PID=$!
+
+cat >"$WORK/nats_bench.py" <<'EOF'
+import asyncio, sys, time
+import nats
+from nats.js.api import StreamConfig, StreamSource, StorageType
+
+URL, N, P, LAG = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+DATA = b"x" * P
+
+async def fill(nc, subjects, n):
+    for i in range(n):
+        await nc.publish(subjects[i % len(subjects)], DATA)
+        if i % 10000 == 0:
+            await nc.flush()
+    await nc.flush()
+
+async def count(js, name):
+    return (await js.stream_info(name)).state.messages
+
+async def wait_count(js, name, n):
+    while await count(js, name) < n:
+        await asyncio.sleep(0.005)
+
+async def timed(js, cfg, name, n):
+    start = time.monotonic()
+    await js.add_stream(cfg)
+    await wait_count(js, name, n)
+    return n / (time.monotonic() - start)
+
+async def main():
+    nc = await nats.connect(URL)
+    js = nc.jetstream()
+    for s in ("ORDERS", "RETURNS"):
+        await js.add_stream(StreamConfig(name=s, subjects=[s + ".>"], storage=StorageType.FILE))
+    await fill(nc, ["ORDERS.a", "ORDERS.b"], N)
+    await wait_count(js, "ORDERS", N)
+    await fill(nc, ["RETURNS.new"], N)
+    await wait_count(js, "RETURNS", N)
+    m = await timed(js, StreamConfig(name="MIRROR", storage=StorageType.FILE,
+                                     mirror=StreamSource(name="ORDERS")), "MIRROR", N)
+    f = await timed(js, StreamConfig(name="FILTERED", storage=StorageType.FILE,
+                                     mirror=StreamSource(name="ORDERS", filter_subject="ORDERS.a")),
+                    "FILTERED", (N + 1) // 2)
+    s = await timed(js, StreamConfig(name="ARCHIVE", storage=StorageType.FILE,
+                                     sources=[StreamSource(name="ORDERS"), StreamSource(name="RETURNS")]),
+                    "ARCHIVE", 2 * N)
+    await js.add_stream(StreamConfig(name="LIVE", subjects=["LIVE.>"], storage=StorageType.FILE))
+    await js.add_stream(StreamConfig(name="LIVE_MIRROR", storage=StorageType.FILE,
+                                     mirror=StreamSource(name="LIVE")))
+    stop = asyncio.Event()
+    async def publisher():
+        sent, start = 0, time.monotonic()
+        while not stop.is_set():
+            await fill(nc, ["LIVE.x"], 10000)
+            sent += 10000
+        return sent / (time.monotonic() - start)
+    task = asyncio.create_task(publisher())
+    lags, end = [], time.monotonic() + LAG
+    while time.monotonic() < end:
+        o = (await js.stream_info("LIVE")).state.last_seq
+        mm = (await js.stream_info("LIVE_MIRROR")).state.last_seq
+        lags.append(max(0, o - mm))
+        await asyncio.sleep(0.01)
+    stop.set()
+    rate = await task
+    lags.sort()
+    p50, p99 = lags[len(lags) // 2], lags[min(len(lags) - 1, int(len(lags) * 0.99))]
+    print(f"mirror {m:.0f}\nfiltered {f:.0f}\nsources {s:.0f}\nlag_p50 {p50}\nlag_p99 {p99}\npub_rate {rate:.0f}")
+    await nc.close()
+
+asyncio.run(main())
+EOF
+
+echo "== NATS $(nats-server --version) : $N x $P B, file storage"
+"$WORK/venv/bin/python" "$WORK/nats_bench.py" "nats://127.0.0.1:$PORT" "$N" "$P" "$LAG_SECS" | tee "$WORK/nats.txt"
+kill "$NATS_PID"; NATS_PID=
+
+echo "== Tributary : $N x $P B, file storage"
+cd "$ROOT"
+cargo build --release -p tributary-integration --bin bench >/dev/null
+BENCH="$CARGO_TARGET_DIR/release/bench"
+"$BENCH" mirror --messages "$N" --payload "$P" --lag-secs "$LAG_SECS" | tee "$WORK/trib-mirror.txt"
+"$BENCH" sources --messages "$N" --payload "$P" | tee "$WORK/trib-sources.txt"
+
+nats() { awk -v k="$1" '$1 == k { print $2 }' "$WORK/nats.txt"; }
+rate() { grep "^$1" "$2" | sed -E 's/.* ([0-9]+) msgs\/s.*/\1/'; }
+lagq() { grep "^mirror lag" "$WORK/trib-mirror.txt" | sed -E "s/.* $1 ([0-9]+).*/\1/"; }
+
+echo
+printf '%-22s %14s %14s %8s\n' "figure" "NATS" "Tributary" "ratio"
+row() { # name nats trib higher_is_better
+    local r
+    if [[ $4 == 1 ]]; then r=$(python3 -c "print(f'{$3/max($2,1):.2f}x')"); else r=$(python3 -c "print(f'{$2/max($3,1):.2f}x')"); fi
+    printf '%-22s %14s %14s %8s\n' "$1" "$2" "$3" "$r"
+}
+row "mirror msgs/s" "$(nats mirror)" "$(rate 'mirror ' "$WORK/trib-mirror.txt")" 1
+row "filtered mirror msgs/s" "$(nats filtered)" "$(rate 'filtered' "$WORK/trib-mirror.txt")" 1
+row "sources msgs/s" "$(nats sources)" "$(rate 'sources' "$WORK/trib-sources.txt")" 1
+row "mirror lag p50 (msgs)" "$(nats lag_p50)" "$(lagq p50)" 0
+row "mirror lag p99 (msgs)" "$(nats lag_p99)" "$(lagq p99)" 0
+echo "(lag ratios are NATS/Tributary: above 1x means Tributary lags less; publishers differ: NATS $(nats pub_rate) msgs/s)"
