@@ -49,7 +49,7 @@ impl Resolver {
     ) -> Result<Feed, String> {
         let cps = if external.is_empty() {
             if let Some(store) = node.streams.get(&req.stream) {
-                let inc = subscribe::incarnation(node.id, store.id);
+                let inc = subscribe::incarnation_of(node, &store);
                 let feed = subscribe::start(store, req, inc).map_err(|e| e.to_string())?;
                 return Ok(feed.boxed());
             }

@@ -203,7 +203,7 @@ impl Streams for StreamsService {
     ) -> Result<Response<Self::SubscribeStream>, Status> {
         let req = req.into_inner();
         let store = self.node.owned_stream("stream", &req.stream)?;
-        let incarnation = subscribe::incarnation(self.node.id, store.id);
+        let incarnation = subscribe::incarnation_of(&self.node, &store);
         Ok(Response::new(subscribe::start(store, req, incarnation)?))
     }
 

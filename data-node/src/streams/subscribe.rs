@@ -25,6 +25,21 @@ pub fn incarnation(node_id: u64, local_id: u32) -> u64 {
     (node_id << 32) | u64::from(local_id)
 }
 
+/// The incarnation of an owned stream. A memory stream keeps its local id across a restart
+/// but not its messages, so it is a new stream every time the process starts.
+pub fn incarnation_of(node: &crate::node::Node, store: &StreamStore) -> u64 {
+    static BOOT: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    let base = incarnation(node.id, store.id);
+    let memory = node
+        .stream_config(&store.name)
+        .is_some_and(|s| s.storage == tributary_proto::v1::StorageType::Memory as i32);
+    if memory {
+        base ^ *BOOT.get_or_init(|| rand::random::<u64>() | 1)
+    } else {
+        base
+    }
+}
+
 pub fn to_proto(seq: u64, m: MessageValue) -> StreamMessage {
     StreamMessage {
         seq,
