@@ -4,6 +4,7 @@ mod catalog_cmds;
 mod client;
 mod cluster_cmds;
 mod demo;
+mod jetstream_config;
 mod demo_ditto;
 mod ditto_cmds;
 mod locate;

@@ -63,6 +63,9 @@ pub struct StreamArgs {
     external: Vec<String>,
     #[arg(long)]
     policy: Option<String>,
+    /// A JetStream stream config (JSON, as `nats stream add --config`); flags override it.
+    #[arg(long)]
+    config: Option<std::path::PathBuf>,
 }
 
 fn per_origin(flag: &str, raw: &[String]) -> Result<HashMap<String, String>> {
@@ -114,6 +117,9 @@ impl EntityArgs for StreamArgs {
         let Some(Kind::Stream(s)) = &mut e.kind else {
             bail!("not a stream")
         };
+        if let Some(path) = &self.config {
+            crate::jetstream_config::apply(path, s)?;
+        }
         if !self.subjects.is_empty() {
             s.subjects = self
                 .subjects
