@@ -2,8 +2,8 @@
 //! `cargo run --release -p tributary-integration --bin bench -- control-plane`.
 
 mod control_plane;
-mod ditto;
 mod data_plane;
+mod ditto;
 mod mirror;
 
 use anyhow::{anyhow, Result};
