@@ -46,6 +46,10 @@ pub struct DataNodeConfig {
     pub ditto_max_workers: u64,
     /// How often ditto stats go into the `tributary` tag and the metrics.
     pub ditto_stats_interval_ms: u64,
+    /// PEM certificate chain and key: when both are set the gRPC listener speaks TLS
+    /// (rustls), as a ditto target's `encrypted_endpoints` expect.
+    pub tls_cert: String,
+    pub tls_key: String,
 }
 
 impl Default for DataNodeConfig {
@@ -70,6 +74,8 @@ impl Default for DataNodeConfig {
             cluster_name: String::new(),
             ditto_max_workers: 1,
             ditto_stats_interval_ms: 10_000,
+            tls_cert: String::new(),
+            tls_key: String::new(),
         }
     }
 }
@@ -114,6 +120,9 @@ impl DataNodeConfig {
             return Err(
                 "key `ditto_max_workers`/`ditto_stats_interval_ms`: must be more than 0".into(),
             );
+        }
+        if self.tls_cert.is_empty() != self.tls_key.is_empty() {
+            return Err("key `tls_cert`/`tls_key`: give both PEM files or neither".into());
         }
         self.control_plane_addrs().map(|_| ())
     }

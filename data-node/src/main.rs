@@ -44,6 +44,13 @@ struct Flags {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     sync_writes: Option<bool>,
+    /// PEM certificate chain: with --tls-key, the listener speaks TLS.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tls_cert: Option<String>,
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tls_key: Option<String>,
     /// TOML config file.
     #[arg(long, env = "TRIBUTARY_CONFIG")]
     #[serde(skip)]

@@ -93,6 +93,18 @@ async fn open_node(config: &DataNodeConfig) -> Result<Arc<Node>, StartError> {
     }
 }
 
+/// The listener's TLS identity from the configured PEM files.
+fn tls_config(config: &DataNodeConfig) -> Result<tonic::transport::ServerTlsConfig, StartError> {
+    let read = |key: &str, path: &str| {
+        std::fs::read(path).map_err(|e| StartError::Config(format!("key `{key}`: {path}: {e}")))
+    };
+    let identity = tonic::transport::Identity::from_pem(
+        read("tls_cert", &config.tls_cert)?,
+        read("tls_key", &config.tls_key)?,
+    );
+    Ok(tonic::transport::ServerTlsConfig::new().identity(identity))
+}
+
 /// Starts a data node on an already bound listener (tests bind `127.0.0.1:0`).
 pub async fn start_on(
     config: DataNodeConfig,
@@ -131,7 +143,13 @@ pub async fn start_on(
     };
     let streams = StreamsService { node: node.clone() };
     let ditto_stats = Arc::new(crate::ditto::stats::Registry::default());
-    let router = tonic::transport::Server::builder()
+    let mut builder = tonic::transport::Server::builder();
+    if !config.tls_cert.is_empty() {
+        builder = builder
+            .tls_config(tls_config(&config)?)
+            .map_err(|e| StartError::Config(format!("key `tls_cert`: {e}")))?;
+    }
+    let router = builder
         .add_service(
             IngestServer::new(ingest)
                 .max_decoding_message_size(max)

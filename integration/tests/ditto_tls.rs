@@ -1,0 +1,105 @@
+//! Ditto to a target whose data node speaks TLS: the target names its CA, the entries arrive.
+
+use std::time::Duration;
+use tonic::transport::{Certificate, ClientTlsConfig, Endpoint};
+use tributary_integration::ditto_pair::{MiniCluster, INGEST_SECRET};
+use tributary_integration::wait;
+use tributary_proto::v1::{
+    entity::Kind, wells_client::WellsClient, Entity, QueryRequest, Target, Well, WellEntry,
+};
+
+fn well(name: &str, targets: &[&str]) -> Entity {
+    Entity {
+        kind: Some(Kind::Well(Well {
+            name: name.into(),
+            tags: vec!["t".into()],
+            ditto_targets: targets.iter().map(|t| t.to_string()).collect(),
+            ..Default::default()
+        })),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ditto_reaches_an_encrypted_endpoint_with_the_targets_ca() -> anyhow::Result<()> {
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()])?;
+    let (cert_pem, key_pem) = (cert.cert.pem(), cert.key_pair.serialize_pem());
+    let pems = tempfile::tempdir()?;
+    let (cert_file, key_file) = (pems.path().join("cert.pem"), pems.path().join("key.pem"));
+    std::fs::write(&cert_file, &cert_pem)?;
+    std::fs::write(&key_file, &key_pem)?;
+
+    let dst = MiniCluster::start(false, |c| {
+        c.tls_cert = cert_file.display().to_string();
+        c.tls_key = key_file.display().to_string();
+    })
+    .await?;
+    dst.create(well("dst", &[])).await?;
+    let src = MiniCluster::start(false, |_| {}).await?;
+    src.create(well("src", &[])).await?;
+    src.wait_well("src").await?;
+    let entries: Vec<WellEntry> = (0..50)
+        .map(|i| WellEntry {
+            timestamp_ns: 1_700_000_000_000_000_000 + i,
+            tag: "t".into(),
+            data: format!("e{i}").into_bytes().into(),
+            ..Default::default()
+        })
+        .collect();
+    src.ingest(entries, 10).await?;
+    let target = Target {
+        name: "secure".into(),
+        encrypted_endpoints: vec![dst.dn_addr.clone()],
+        ingest_secret: INGEST_SECRET.into(),
+        ca_pem: cert_pem.clone(),
+        ..Default::default()
+    };
+    src.create(Entity {
+        kind: Some(Kind::Target(target)),
+    })
+    .await?;
+    src.catalog()
+        .await?
+        .update(well("src", &["secure"]))
+        .await?;
+
+    // Read the target over TLS too: its listener speaks nothing else.
+    let channel = Endpoint::from_shared(format!("https://{}", dst.dn_addr))?
+        .tls_config(
+            ClientTlsConfig::new()
+                .domain_name("127.0.0.1")
+                .ca_certificate(Certificate::from_pem(&cert_pem)),
+        )?
+        .connect_lazy();
+    let got = wait::until("50 entries over TLS", Duration::from_secs(30), || {
+        let mut wells = WellsClient::new(channel.clone());
+        async move {
+            let mut s = wells
+                .query(QueryRequest {
+                    well: "default:dst".into(),
+                    ..Default::default()
+                })
+                .await
+                .ok()?
+                .into_inner();
+            let mut n = 0;
+            while let Ok(Some(r)) = s.message().await {
+                n += r.entries.len();
+            }
+            (n >= 50).then_some(n)
+        }
+    })
+    .await?;
+    assert_eq!(got, 50);
+    // A plaintext client is refused by the TLS listener.
+    let plain = tributary_common::grpc::channel(&dst.dn_addr)?;
+    assert!(WellsClient::new(plain)
+        .query(QueryRequest {
+            well: "default:dst".into(),
+            ..Default::default()
+        })
+        .await
+        .is_err());
+    src.shutdown().await;
+    dst.shutdown().await;
+    Ok(())
+}
