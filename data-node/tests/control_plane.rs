@@ -155,7 +155,7 @@ async fn assignment_tags_and_serving_with_control_plane_down() {
     assert_eq!(ack.seq, 1);
 
     // Heartbeats carry the node's per-well and per-stream stats to the control plane.
-    let mut cluster = ClusterClient::connect(format!("http://{cp_addr}"))
+    let cluster = ClusterClient::connect(format!("http://{cp_addr}"))
         .await
         .unwrap();
     wait_for("heartbeat stats for the well", || {
