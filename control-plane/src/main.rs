@@ -1,3 +1,7 @@
+// mimalloc: the catalogue and data paths allocate many small buffers per request.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use clap::Parser;
 use serde::Serialize;
 use std::path::PathBuf;

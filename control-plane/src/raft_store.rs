@@ -75,6 +75,13 @@ impl RaftStore {
             None => cache.truncated_index,
         };
         drop(it);
+        // Entries are applied before the hard state of the same ready is written: after a
+        // power cut the applied index can be ahead of the stored commit, but what was applied
+        // was committed.
+        let applied = catalogue.applied_index();
+        if cache.hard_state.commit < applied && applied <= cache.last_index {
+            cache.hard_state.commit = applied;
+        }
         let store = Self {
             db,
             catalogue,
@@ -188,14 +195,23 @@ impl RaftStore {
         Ok(())
     }
 
-    /// Records a commit index learned from a light ready.
+    /// Records a commit index learned from a light ready. Not synced: a lost commit index is
+    /// learned again from the leader, and WAL order keeps it ahead of the applies that follow.
     pub fn set_commit(&self, commit: u64) -> raft::Result<()> {
         let mut hs = self.hard_state();
         if hs.commit == commit {
             return Ok(());
         }
         hs.commit = commit;
-        self.append(&[], Some(&hs))
+        let mut batch = WriteBatch::default();
+        batch.put_cf(
+            self.cf(CF_META)?,
+            KEY_HARD_STATE,
+            hs.write_to_bytes().map_err(store_err)?,
+        );
+        self.db.write(batch).map_err(store_err)?;
+        self.cache().hard_state = hs;
+        Ok(())
     }
 
     /// Records a conf state, in the batch that applies its conf-change entry.

@@ -1,5 +1,9 @@
 //! `tribctl`: operate a Tributary cluster.
 
+// mimalloc: the catalogue and data paths allocate many small buffers per request.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod catalog_cmds;
 mod client;
 mod cluster_cmds;

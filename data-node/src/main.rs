@@ -1,4 +1,8 @@
 use clap::Parser;
+// mimalloc: the catalogue and data paths allocate many small buffers per request.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use serde::Serialize;
 use std::path::PathBuf;
 use tributary_data_node::DataNodeConfig;

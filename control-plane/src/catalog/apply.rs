@@ -62,6 +62,32 @@ impl<'a> Txn<'a> {
         Ok(by_name.into_values().collect())
     }
 
+    /// Calls `f` on every entity of a kind as this transaction sees it, without copying.
+    pub fn visit(
+        &self,
+        kind: EntityKind,
+        mut f: impl FnMut(&Entity) -> Result<(), CatalogError>,
+    ) -> Result<(), CatalogError> {
+        self.cat.visit(kind, |k, e| {
+            if self.overlay.contains_key(k) {
+                Ok(())
+            } else {
+                f(e)
+            }
+        })?;
+        let prefix = vec![kind as i32 as u8];
+        for (_, v) in self
+            .overlay
+            .range(prefix.clone()..)
+            .take_while(|(k, _)| k.starts_with(&prefix))
+        {
+            if let Some(e) = v {
+                f(e)?;
+            }
+        }
+        Ok(())
+    }
+
     fn put(&mut self, e: Entity) {
         let (kind, name) = (kind_of(&e), name_of(&e));
         self.events.push(WatchEvent {
@@ -323,7 +349,9 @@ impl<'a> Txn<'a> {
             .collect();
         self.cat.put_events(batch, revision, &events)?;
         self.cat.put_revision(batch, revision)?;
-        self.cat.put_next_tag_id(batch, self.next_tag_id)?;
+        if self.next_tag_id != self.cat.next_tag_id()? {
+            self.cat.put_next_tag_id(batch, self.next_tag_id)?;
+        }
         Ok((revision, events))
     }
 }

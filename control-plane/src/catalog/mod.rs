@@ -18,9 +18,9 @@ use prost::Message;
 use rocksdb::{Direction, IteratorMode, WriteBatch, DB};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use tokio::sync::broadcast;
-use tributary_proto::v1::{Entity, EntityKind, WatchEvent};
+use tributary_proto::v1::{Entity, EntityKind, EventType, WatchEvent};
 
 pub const CF_CATALOG: &str = "catalog";
 pub const CF_CATALOG_META: &str = "catalog_meta";
@@ -53,8 +53,12 @@ pub struct Catalogue {
 
 struct Inner {
     db: Arc<DB>,
+    /// Every entity by storage key: the catalogue is small, and scanning RocksDB on every
+    /// validation would step over each superseded version still in the memtable.
+    index: RwLock<BTreeMap<Vec<u8>, Entity>>,
     applied: AtomicU64,
     revision: AtomicU64,
+    next_tag: AtomicU64,
     event_floor: AtomicU64,
     max_events: u64,
     events: broadcast::Sender<WatchEvent>,
@@ -73,20 +77,24 @@ fn u64_at(db: &DB, cf: &rocksdb::ColumnFamily, key: &[u8]) -> Result<u64, Catalo
 
 impl Catalogue {
     pub fn open(db: Arc<DB>, max_events: u64) -> Result<Self, CatalogError> {
-        let (applied, revision, floor) = {
+        let (applied, revision, floor, next_tag) = {
             let meta = cf(&db, CF_CATALOG_META)?;
             (
                 u64_at(&db, meta, KEY_APPLIED)?,
                 u64_at(&db, meta, KEY_REVISION)?,
                 u64_at(&db, meta, KEY_EVENT_FLOOR)?,
+                u64_at(&db, meta, KEY_NEXT_TAG)?,
             )
         };
         let (events, _) = broadcast::channel(4096);
+        let index = RwLock::new(load_index(&db)?);
         Ok(Self {
             inner: Arc::new(Inner {
+                index,
                 db,
                 applied: AtomicU64::new(applied),
                 revision: AtomicU64::new(revision),
+                next_tag: AtomicU64::new(next_tag),
                 event_floor: AtomicU64::new(floor),
                 max_events: max_events.max(1),
                 events,
@@ -125,6 +133,23 @@ impl Catalogue {
 
     /// Publishes a committed transaction's effects to readers and watchers.
     pub(crate) fn committed(&self, index: u64, revision: u64, events: Vec<WatchEvent>) {
+        {
+            let mut idx = self.inner.index.write().unwrap_or_else(|p| p.into_inner());
+            for e in &events {
+                let key = entity::key(
+                    EntityKind::try_from(e.kind).unwrap_or(EntityKind::Unspecified),
+                    &e.name,
+                );
+                match (EventType::try_from(e.r#type), &e.entity) {
+                    (Ok(EventType::Put), Some(ent)) => {
+                        idx.insert(key, ent.clone());
+                    }
+                    _ => {
+                        idx.remove(&key);
+                    }
+                }
+            }
+        }
         self.inner.revision.store(revision, Ordering::Release);
         self.set_applied(index);
         for e in events {
@@ -133,8 +158,7 @@ impl Catalogue {
     }
 
     pub(crate) fn next_tag_id(&self) -> Result<u64, CatalogError> {
-        let meta = cf(&self.inner.db, CF_CATALOG_META)?;
-        Ok(u64_at(&self.inner.db, meta, KEY_NEXT_TAG)?.max(1))
+        Ok(self.inner.next_tag.load(Ordering::Acquire).max(1))
     }
 
     pub(crate) fn put_next_tag_id(
@@ -147,6 +171,8 @@ impl Catalogue {
             KEY_NEXT_TAG,
             id.to_be_bytes(),
         );
+        // Only the Raft loop applies, and a failed write stops it: the batch will land.
+        self.inner.next_tag.store(id, Ordering::Release);
         Ok(())
     }
 
@@ -189,33 +215,38 @@ impl Catalogue {
     }
 
     pub fn get(&self, kind: EntityKind, name: &str) -> Result<Option<Entity>, CatalogError> {
-        let cf = cf(&self.inner.db, CF_CATALOG)?;
-        match self.inner.db.get_cf(cf, entity::key(kind, name))? {
-            Some(v) => Ok(Some(decode_entity(&v)?)),
-            None => Ok(None),
-        }
+        let idx = self.inner.index.read().unwrap_or_else(|p| p.into_inner());
+        Ok(idx.get(&entity::key(kind, name)).cloned())
     }
 
     /// Every entity of `kind`, in name order; `namespace` filters when non-empty.
     pub fn list(&self, kind: EntityKind, namespace: &str) -> Result<Vec<Entity>, CatalogError> {
-        let cf = cf(&self.inner.db, CF_CATALOG)?;
         let prefix = entity::kind_prefix(kind);
-        let mut out = Vec::new();
-        for item in self
-            .inner
-            .db
-            .iterator_cf(cf, IteratorMode::From(&prefix, Direction::Forward))
+        let ns_prefix = format!("{namespace}:");
+        let idx = self.inner.index.read().unwrap_or_else(|p| p.into_inner());
+        Ok(idx
+            .range(prefix.clone()..)
+            .take_while(|(k, _)| k.starts_with(&prefix))
+            .filter(|(k, _)| namespace.is_empty() || k[1..].starts_with(ns_prefix.as_bytes()))
+            .map(|(_, e)| e.clone())
+            .collect())
+    }
+
+    /// Calls `f` with the key and entity of every entity of `kind`, by reference.
+    pub(crate) fn visit(
+        &self,
+        kind: EntityKind,
+        mut f: impl FnMut(&[u8], &Entity) -> Result<(), CatalogError>,
+    ) -> Result<(), CatalogError> {
+        let prefix = entity::kind_prefix(kind);
+        let idx = self.inner.index.read().unwrap_or_else(|p| p.into_inner());
+        for (k, e) in idx
+            .range(prefix.clone()..)
+            .take_while(|(k, _)| k.starts_with(&prefix))
         {
-            let (k, v) = item?;
-            if !k.starts_with(&prefix) {
-                break;
-            }
-            let e = decode_entity(&v)?;
-            if namespace.is_empty() || entity::name_of(&e).starts_with(&format!("{namespace}:")) {
-                out.push(e);
-            }
+            f(k, e)?;
         }
-        Ok(out)
+        Ok(())
     }
 
     /// Events with revision > `from`, oldest first, or `Compacted` if some were trimmed.
@@ -307,6 +338,9 @@ impl Catalogue {
         batch.put_cf(meta, KEY_REVISION, snap.revision.to_be_bytes());
         batch.put_cf(meta, KEY_EVENT_FLOOR, snap.revision.to_be_bytes());
         batch.put_cf(meta, KEY_NEXT_TAG, snap.next_tag_id.to_be_bytes());
+        self.inner
+            .next_tag
+            .store(snap.next_tag_id, Ordering::Release);
         self.put_peers(batch, &snap.peers.into_iter().collect())?;
         self.mark_applied(batch, index);
         self.inner.revision.store(snap.revision, Ordering::Release);
@@ -319,9 +353,24 @@ impl Catalogue {
     /// After a snapshot replaced the catalogue: watchers cannot be sent the difference, so
     /// they are told (revision 0) to list again.
     pub fn after_restore(&self, index: u64) {
+        match load_index(&self.inner.db) {
+            Ok(fresh) => *self.inner.index.write().unwrap_or_else(|p| p.into_inner()) = fresh,
+            Err(e) => tracing::error!(error = %e, "reloading the catalogue index after a snapshot"),
+        }
         self.set_applied(index);
         let _ = self.inner.events.send(WatchEvent::default());
     }
+}
+
+/// Every stored entity by key (one scan, at open and after a snapshot).
+fn load_index(db: &DB) -> Result<BTreeMap<Vec<u8>, Entity>, CatalogError> {
+    let cf = cf(db, CF_CATALOG)?;
+    let mut idx = BTreeMap::new();
+    for item in db.iterator_cf(cf, IteratorMode::Start) {
+        let (k, v) = item?;
+        idx.insert(k.to_vec(), decode_entity(&v)?);
+    }
+    Ok(idx)
 }
 
 pub(crate) fn cf<'a>(db: &'a DB, name: &str) -> Result<&'a rocksdb::ColumnFamily, CatalogError> {

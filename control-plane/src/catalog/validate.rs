@@ -117,12 +117,12 @@ fn well(txn: &mut Txn<'_>, w: &mut Well) -> Result<(), CatalogError> {
         validate_part(t).map_err(|r| invalid("tags", format!("tag {t:?} {r}")))?;
     }
     let mine: HashSet<&String> = w.tags.iter().collect();
-    for other in txn.list(EntityKind::Well)? {
+    txn.visit(EntityKind::Well, |other| {
         let Some(Kind::Well(o)) = &other.kind else {
-            continue;
+            return Ok(());
         };
         if o.name == w.name {
-            continue;
+            return Ok(());
         }
         if let Some(t) = o.tags.iter().find(|t| mine.contains(t)) {
             return Err(invalid(
@@ -136,7 +136,8 @@ fn well(txn: &mut Txn<'_>, w: &mut Well) -> Result<(), CatalogError> {
                 format!("well {} is already the default well", o.name),
             ));
         }
-    }
+        Ok(())
+    })?;
     for t in &mut w.ditto_targets {
         *t = EntityName::canonical(t).map_err(|e| invalid("ditto_targets", e.to_string()))?;
         if !txn.exists(EntityKind::Target, t)? {
@@ -273,12 +274,12 @@ fn stream(txn: &mut Txn<'_>, s: &mut Stream) -> Result<(), CatalogError> {
     if s.replicas > 5 {
         return Err(invalid("replicas", "at most 5"));
     }
-    for other in txn.list(EntityKind::Stream)? {
+    txn.visit(EntityKind::Stream, |other| {
         let Some(Kind::Stream(o)) = &other.kind else {
-            continue;
+            return Ok(());
         };
         if o.name == s.name {
-            continue;
+            return Ok(());
         }
         for mine in &s.subjects {
             if let Some(theirs) = o.subjects.iter().find(|t| subjects_overlap(mine, t)) {
@@ -288,7 +289,8 @@ fn stream(txn: &mut Txn<'_>, s: &mut Stream) -> Result<(), CatalogError> {
                 ));
             }
         }
-    }
+        Ok(())
+    })?;
     let mut origins = Vec::new();
     if let Some(m) = &mut s.mirror {
         origins.push(("mirror", m));
@@ -335,6 +337,9 @@ fn origins_of(s: &Stream) -> Vec<String> {
 }
 
 fn no_cycle(txn: &Txn<'_>, s: &Stream) -> Result<(), CatalogError> {
+    if origins_of(s).is_empty() {
+        return Ok(());
+    }
     let streams = txn.list(EntityKind::Stream)?;
     let edges = |name: &str| -> Vec<String> {
         if name == s.name {

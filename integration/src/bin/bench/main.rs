@@ -1,6 +1,10 @@
 //! Benchmarks that print figures, e.g.
 //! `cargo run --release -p tributary-integration --bin bench -- control-plane`.
 
+// mimalloc: the catalogue and data paths allocate many small buffers per request.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod control_plane;
 mod data_plane;
 mod ditto;
