@@ -27,6 +27,11 @@ pub fn leader_hint(status: &Status) -> Option<String> {
         .map(str::to_string)
 }
 
+/// HTTP/2 windows: an ingest batch or a subscribe event is far bigger than h2's 64 KiB
+/// default, which would stall every message on window updates.
+pub const STREAM_WINDOW: u32 = 8 << 20;
+pub const CONNECTION_WINDOW: u32 = 16 << 20;
+
 /// `http://addr` unless the address already has a scheme.
 pub fn endpoint_uri(addr: &str) -> String {
     if addr.starts_with("http://") || addr.starts_with("https://") {
@@ -41,5 +46,7 @@ pub fn channel(addr: &str) -> Result<tonic::transport::Channel, tonic::transport
     Ok(tonic::transport::Endpoint::from_shared(endpoint_uri(addr))?
         .connect_timeout(std::time::Duration::from_secs(2))
         .tcp_nodelay(true)
+        .initial_stream_window_size(STREAM_WINDOW)
+        .initial_connection_window_size(CONNECTION_WINDOW)
         .connect_lazy())
 }

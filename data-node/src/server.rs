@@ -143,7 +143,9 @@ pub async fn start_on(
     };
     let streams = StreamsService { node: node.clone() };
     let ditto_stats = Arc::new(crate::ditto::stats::Registry::default());
-    let mut builder = tonic::transport::Server::builder();
+    let mut builder = tonic::transport::Server::builder()
+        .initial_stream_window_size(tributary_common::grpc::STREAM_WINDOW)
+        .initial_connection_window_size(tributary_common::grpc::CONNECTION_WINDOW);
     if !config.tls_cert.is_empty() {
         builder = builder
             .tls_config(tls_config(&config)?)

@@ -87,7 +87,9 @@ impl TargetClient {
         let mut ep = Endpoint::from_shared(uri)
             .map_err(|e| format!("bad endpoint {addr}: {e}"))?
             .connect_timeout(Duration::from_secs(3))
-            .tcp_nodelay(true);
+            .tcp_nodelay(true)
+            .initial_stream_window_size(tributary_common::grpc::STREAM_WINDOW)
+            .initial_connection_window_size(tributary_common::grpc::CONNECTION_WINDOW);
         if tls {
             let mut cfg = ClientTlsConfig::new().domain_name(host.trim_matches(['[', ']']));
             if self.ca_pem.is_empty() {
