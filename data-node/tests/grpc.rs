@@ -457,12 +457,18 @@ async fn subscribe_from_seq_and_time_with_filter_then_live() {
         .await
         .unwrap()
         .into_inner();
-    let ev = tokio::time::timeout(Duration::from_secs(10), sub.next())
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
-    assert_eq!(ev.messages.first().map(|m| m.seq), Some(4));
+    // A subscription opens with a heartbeat (the origin's state); messages follow.
+    let first = loop {
+        let ev = tokio::time::timeout(Duration::from_secs(10), sub.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        if let Some(m) = ev.messages.first() {
+            break m.seq;
+        }
+    };
+    assert_eq!(first, 4);
 
     let err = c
         .subscribe(SubscribeRequest {
