@@ -86,3 +86,37 @@ pub async fn serve_admin(addr: SocketAddr, ready: Readiness) -> std::io::Result<
     });
     Ok(bound)
 }
+
+/// Starts the admin listener unless `configured` is empty; the error names the key.
+pub async fn start_admin(configured: &str, ready: Readiness) -> Result<Option<SocketAddr>, String> {
+    if configured.is_empty() {
+        return Ok(None);
+    }
+    let addr = admin_addr(configured)?;
+    serve_admin(addr, ready)
+        .await
+        .map(Some)
+        .map_err(|e| format!("key `admin_listen`: cannot listen on {addr}: {e}"))
+}
+
+/// Resolves on Ctrl-C or SIGTERM: how a server is asked to stop.
+pub async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

@@ -154,19 +154,9 @@ pub async fn start_on(
     )?;
 
     let ready = Readiness::default();
-    let admin_addr = if config.admin_listen.is_empty() {
-        None
-    } else {
-        let a = telemetry::admin_addr(&config.admin_listen).map_err(StartError::Config)?;
-        Some(
-            telemetry::serve_admin(a, ready.clone())
-                .await
-                .map_err(|source| StartError::Listen {
-                    addr: a.to_string(),
-                    source,
-                })?,
-        )
-    };
+    let admin_addr = telemetry::start_admin(&config.admin_listen, ready.clone())
+        .await
+        .map_err(StartError::Config)?;
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let request_timeout = Duration::from_millis(config.request_timeout_ms);
     let router = tonic::transport::Server::builder()

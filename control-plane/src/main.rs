@@ -42,28 +42,7 @@ async fn main() -> anyhow::Result<()> {
         tributary_common::config::load(flags.config.as_deref(), &flags)?;
     let running = tributary_control_plane::start(config).await?;
     tracing::info!(addr = %running.addr, "serving");
-    shutdown_signal().await;
+    tributary_common::telemetry::shutdown_signal().await;
     running.shutdown().await;
     Ok(())
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => {
-                    let _ = ctrl_c.await;
-                    return;
-                }
-            };
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
 }

@@ -121,19 +121,9 @@ pub async fn start_on(
     }
 
     let ready = Readiness::default();
-    let admin_addr = if config.admin_listen.is_empty() {
-        None
-    } else {
-        let a = telemetry::admin_addr(&config.admin_listen).map_err(StartError::Config)?;
-        Some(
-            telemetry::serve_admin(a, ready.clone())
-                .await
-                .map_err(|source| StartError::Listen {
-                    addr: a.to_string(),
-                    source,
-                })?,
-        )
-    };
+    let admin_addr = telemetry::start_admin(&config.admin_listen, ready.clone())
+        .await
+        .map_err(StartError::Config)?;
 
     let max = usize::try_from(config.max_message_bytes).unwrap_or(usize::MAX);
     let ingest = IngestService {
