@@ -115,7 +115,7 @@ BENCH="$CARGO_TARGET_DIR/release/bench"
 "$BENCH" sources --messages "$N" --payload "$P" | tee "$WORK/trib-sources.txt"
 
 nats() { awk -v k="$1" '$1 == k { print $2 }' "$WORK/nats.txt"; }
-rate() { grep "^$1" "$2" | sed -E 's/.* ([0-9]+) msgs\/s.*/\1/'; }
+rate() { grep -E "^$1" "$2" | head -n 1 | sed -E 's/.* ([0-9]+) msgs\/s.*/\1/'; }
 lagq() { grep "^mirror lag" "$WORK/trib-mirror.txt" | sed -E "s/.* $1 ([0-9]+).*/\1/"; }
 
 echo
@@ -125,7 +125,7 @@ row() { # name nats trib higher_is_better
     if [[ $4 == 1 ]]; then r=$(python3 -c "print(f'{$3/max($2,1):.2f}x')"); else r=$(python3 -c "print(f'{$2/max($3,1):.2f}x')"); fi
     printf '%-22s %14s %14s %8s\n' "$1" "$2" "$3" "$r"
 }
-row "mirror msgs/s" "$(nats mirror)" "$(rate 'mirror ' "$WORK/trib-mirror.txt")" 1
+row "mirror msgs/s" "$(nats mirror)" "$(rate 'mirror +[0-9]' "$WORK/trib-mirror.txt")" 1
 row "filtered mirror msgs/s" "$(nats filtered)" "$(rate 'filtered' "$WORK/trib-mirror.txt")" 1
 row "sources msgs/s" "$(nats sources)" "$(rate 'sources' "$WORK/trib-sources.txt")" 1
 row "mirror lag p50 (msgs)" "$(nats lag_p50)" "$(lagq p50)" 0
