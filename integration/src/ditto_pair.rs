@@ -21,8 +21,18 @@ pub const INGEST_SECRET: &str = "ingest-secret";
 
 enum Dn {
     InProcess(RunningDataNode),
-    Process(Child),
+    Process(KilledOnDrop),
     Stopped,
+}
+
+/// A data-node process that a panicking test must not leave running.
+struct KilledOnDrop(Child);
+
+impl Drop for KilledOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 pub struct MiniCluster {
@@ -111,7 +121,7 @@ impl MiniCluster {
                 .stderr(Stdio::null())
                 .spawn()
                 .context("spawning tributary-data-node")?;
-            self.dn = Dn::Process(child);
+            self.dn = Dn::Process(KilledOnDrop(child));
         } else {
             self.dn = Dn::InProcess(tributary_data_node::start(self.config.clone()).await?);
         }
@@ -126,10 +136,8 @@ impl MiniCluster {
     /// `kill -9` (binary) or shutdown (in-process).
     pub async fn kill_dn(&mut self) {
         match std::mem::replace(&mut self.dn, Dn::Stopped) {
-            Dn::Process(mut c) => {
-                let _ = c.kill();
-                let _ = c.wait();
-            }
+            // Dropping the guard is the kill -9 (SIGKILL) and the wait.
+            Dn::Process(guard) => drop(guard),
             Dn::InProcess(r) => r.shutdown().await,
             Dn::Stopped => {}
         }
