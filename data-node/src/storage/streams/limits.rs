@@ -28,7 +28,7 @@ pub(super) struct Prepared {
 }
 
 /// Messages a change removes: (seq, subject, stored size).
-type Doomed = Vec<(u64, String, u64)>;
+pub(super) type Doomed = Vec<(u64, String, u64)>;
 
 impl StreamStore {
     /// Encodes a message and checks what needs no stream state (sizes).
@@ -136,7 +136,7 @@ impl StreamStore {
             }
         }
         if !limits.discard_new {
-            self.plan_discard_old(&st, &limits, size, &mut doomed)?;
+            self.plan_discard_old(&st, &limits, 1, size, &mut doomed)?;
         }
 
         let seq = st.last_seq + 1;
@@ -175,16 +175,18 @@ impl StreamStore {
         })
     }
 
-    /// With discard old: the oldest messages to drop so that the new one fits the limits.
-    fn plan_discard_old(
+    /// With discard old: the oldest messages to add to `doomed` so that `incoming` more
+    /// messages of `size` bytes in all fit max_msgs and max_bytes (0 and 0: trim to fit).
+    pub(super) fn plan_discard_old(
         &self,
         st: &Inner,
         limits: &super::StreamLimits,
+        incoming: u64,
         size: u64,
         doomed: &mut Doomed,
     ) -> Result<()> {
         let already: u64 = doomed.iter().map(|d| d.2).sum();
-        let mut msgs = st.msgs + 1 - doomed.len() as u64;
+        let mut msgs = st.msgs + incoming - doomed.len() as u64;
         let mut bytes = st.bytes + size - already;
         let over = |m: u64, b: u64| {
             (limits.max_msgs > 0 && m > limits.max_msgs)

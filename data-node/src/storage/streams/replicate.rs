@@ -16,7 +16,7 @@ use super::{state_key, state_value, Inner, StreamStore};
 use crate::error::Result;
 use crate::storage::codec::{MessageValue, Reader, Writer};
 use crate::storage::keys;
-use crate::storage::{Batch, Scan, Space, StorageError, StorageResult};
+use crate::storage::{Batch, Space, StorageResult};
 
 /// Key kinds in a stream's range (next to `keys::STREAM_MSG` etc.).
 const STREAM_SOURCE_PROGRESS: u8 = b'p';
@@ -221,7 +221,7 @@ impl StreamStore {
     /// Drops the oldest messages while the stream is over its limits (replicated writes
     /// always discard old: refusing would stall the copy for good).
     fn trim(&self, st: &mut Inner, limits: &super::StreamLimits) -> Result<()> {
-        let mut doomed: Vec<(u64, String, u64)> = Vec::new();
+        let mut doomed: super::limits::Doomed = Vec::new();
         if limits.max_msgs_per_subject > 0 {
             for (subject, m) in &st.subjects {
                 let excess = (m.len() as u64).saturating_sub(limits.max_msgs_per_subject);
@@ -232,46 +232,7 @@ impl StreamStore {
                 );
             }
         }
-        let already: u64 = doomed.iter().map(|d| d.2).sum();
-        let mut msgs = st.msgs - doomed.len() as u64;
-        let mut bytes = st.bytes - already;
-        let over = |m: u64, b: u64| {
-            (limits.max_msgs > 0 && m > limits.max_msgs)
-                || (limits.max_bytes > 0 && b > limits.max_bytes)
-        };
-        if over(msgs, bytes) {
-            let skip: std::collections::HashSet<u64> = doomed.iter().map(|d| d.0).collect();
-            let mut err = None;
-            let mut extra = Vec::new();
-            self.engine.scan(
-                Space::Streams,
-                &keys::msg_key(self.id, st.first_seq),
-                &keys::msg_end(self.id),
-                false,
-                &mut |k, v| {
-                    let (Some(seq), Ok((_, subject))) =
-                        (keys::parse_msg_key(k), MessageValue::decode_head(v))
-                    else {
-                        err = Some(StorageError::Corrupt("stream message".into()));
-                        return Scan::Stop;
-                    };
-                    if !skip.contains(&seq) {
-                        msgs -= 1;
-                        bytes -= v.len() as u64;
-                        extra.push((seq, subject, v.len() as u64));
-                    }
-                    if over(msgs, bytes) {
-                        Scan::Continue
-                    } else {
-                        Scan::Stop
-                    }
-                },
-            )?;
-            if let Some(e) = err {
-                return Err(e.into());
-            }
-            doomed.extend(extra);
-        }
+        self.plan_discard_old(st, limits, 0, 0, &mut doomed)?;
         if doomed.is_empty() {
             return Ok(());
         }
