@@ -50,3 +50,9 @@ pub fn channel(addr: &str) -> Result<tonic::transport::Channel, tonic::transport
         .initial_connection_window_size(CONNECTION_WINDOW)
         .connect_lazy())
 }
+
+/// A server's accepted connections with Nagle off, as clients have it: a small ack or
+/// event is sent at once instead of waiting for the peer's delayed ACK.
+pub fn incoming(listener: tokio::net::TcpListener) -> tonic::transport::server::TcpIncoming {
+    tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true))
+}

@@ -25,7 +25,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 use tributary_common::telemetry::{self, Readiness};
 use tributary_proto::v1::{
     catalog_server::CatalogServer, cluster_server::ClusterServer, raft_server::RaftServer,
@@ -174,7 +173,7 @@ pub async fn start_on(
             })
             .max_decoding_message_size(64 << 20),
         );
-    let incoming = TcpListenerStream::new(listener);
+    let incoming = tributary_common::grpc::incoming(listener);
     let server = tokio::spawn(async move {
         let stop = async {
             let _ = rx.await;

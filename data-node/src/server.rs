@@ -12,7 +12,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
-use tokio_stream::wrappers::TcpListenerStream;
 use tributary_common::telemetry::{self, Readiness};
 use tributary_proto::v1::{
     ditto_server::DittoServer, ingest_server::IngestServer, streams_server::StreamsServer,
@@ -160,7 +159,7 @@ pub async fn start_on(
                 .max_encoding_message_size(max),
         );
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let incoming = TcpListenerStream::new(listener);
+    let incoming = tributary_common::grpc::incoming(listener);
     let server = tokio::spawn(async move {
         let stop = async {
             let _ = rx.await;
