@@ -5,4 +5,5 @@ pub mod config;
 pub mod duration;
 pub mod grpc;
 pub mod names;
+pub mod publish;
 pub mod telemetry;

@@ -101,10 +101,7 @@ async fn publish(node: &str, subject: &str, body: &str, n: u64) -> Result<()> {
             ..Default::default()
         })
         .collect();
-    let mut acks = c
-        .publish_stream(tokio_stream::iter(reqs))
-        .await?
-        .into_inner();
+    let mut acks = tributary_common::publish::pipelined(&mut c, tokio_stream::iter(reqs)).await?;
     let mut ok = 0;
     while let Some(a) = acks.next().await {
         let a = a?;

@@ -78,12 +78,11 @@ pub async fn publish(a: PublishArgs, cp: &ControlPlane, json: bool) -> Result<()
             }
         }
     });
-    let mut acks = StreamsClient::new(ch)
-        .publish_stream(ReceiverStream::new(rx))
-        .await?
-        .into_inner();
+    let mut client = StreamsClient::new(ch);
+    let mut acks =
+        tributary_common::publish::pipelined(&mut client, ReceiverStream::new(rx)).await?;
     let (mut ok, mut last_seq, mut first_err) = (0u64, 0u64, None);
-    while let Some(ack) = acks.message().await? {
+    while let Some(ack) = tokio_stream::StreamExt::next(&mut acks).await.transpose()? {
         bar.inc(1);
         if ack.error.is_empty() {
             ok += 1;

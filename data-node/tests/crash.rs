@@ -121,11 +121,9 @@ async fn acked_writes_survive_kill_9() {
             ..Default::default()
         })
         .collect();
-    let acked = streams
-        .publish_stream(tokio_stream::iter(reqs))
+    let acked = tributary_common::publish::pipelined(&mut streams, tokio_stream::iter(reqs))
         .await
         .unwrap()
-        .into_inner()
         .collect::<Vec<_>>()
         .await;
     assert!(acked

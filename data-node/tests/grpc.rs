@@ -302,11 +302,9 @@ async fn publish_get_info_delete_purge() {
             r
         })
         .collect();
-    let acks: Vec<_> = c
-        .publish_stream(tokio_stream::iter(reqs))
+    let acks: Vec<_> = tributary_common::publish::pipelined(&mut c, tokio_stream::iter(reqs))
         .await
         .unwrap()
-        .into_inner()
         .collect::<Vec<_>>()
         .await;
     assert_eq!(acks.len(), 100);

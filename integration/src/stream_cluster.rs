@@ -209,10 +209,7 @@ pub async fn publish_n(addr: &str, subject: &str, prefix: &str, n: u64) -> Resul
             ..Default::default()
         })
         .collect();
-    let mut acks = c
-        .publish_stream(tokio_stream::iter(reqs))
-        .await?
-        .into_inner();
+    let mut acks = tributary_common::publish::pipelined(&mut c, tokio_stream::iter(reqs)).await?;
     let mut got = 0;
     while let Some(a) = acks.next().await {
         let a = a?;

@@ -12,8 +12,8 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 use tributary_proto::v1::{
     streams_server::Streams, DeleteMessageReply, DeleteMessageRequest, GetMessageRequest, PubAck,
-    PublishRequest, PurgeReply, PurgeRequest, StreamInfoReply, StreamInfoRequest, StreamMessage,
-    StreamState, SubscribeEvent, SubscribeRequest,
+    PubAckBatch, PublishBatch, PublishRequest, PurgeReply, PurgeRequest, StreamInfoReply,
+    StreamInfoRequest, StreamMessage, StreamState, SubscribeEvent, SubscribeRequest,
 };
 
 /// Most publishes committed in one write by `PublishStream`.
@@ -95,19 +95,25 @@ impl StreamsService {
         let mut acks = Vec::with_capacity(reqs.len());
         let mut run: Vec<(u64, NewMessage, Option<u64>)> = Vec::new();
         let mut run_store: Option<Arc<StreamStore>> = None;
+        // The subject `run_store` was found for: a pipelined publisher mostly repeats it.
+        let mut run_subject = String::new();
         for req in reqs {
-            let store = match self.stream_for(&req.subject) {
-                Ok(s) => s,
-                Err(e) => {
-                    flush(&mut acks, &mut run, run_store.take());
-                    acks.push(error_ack(req.id, &e));
-                    continue;
+            if run_store.is_none() || req.subject != run_subject {
+                match self.stream_for(&req.subject) {
+                    Ok(store) => {
+                        if run_store.as_ref().is_some_and(|s| !Arc::ptr_eq(s, &store)) {
+                            flush(&mut acks, &mut run, run_store.take());
+                        }
+                        run_store = Some(store);
+                        run_subject.clone_from(&req.subject);
+                    }
+                    Err(e) => {
+                        flush(&mut acks, &mut run, run_store.take());
+                        acks.push(error_ack(req.id, &e));
+                        continue;
+                    }
                 }
-            };
-            if run_store.as_ref().is_some_and(|s| !Arc::ptr_eq(s, &store)) {
-                flush(&mut acks, &mut run, run_store.take());
             }
-            run_store = Some(store);
             run.push((
                 req.id,
                 new_message(req.subject, req.headers, req.data),
@@ -142,27 +148,27 @@ impl Streams for StreamsService {
         Ok(Response::new(self.publish_one(req.into_inner())?))
     }
 
-    type PublishStreamStream = ReceiverStream<Result<PubAck, Status>>;
+    type PublishStreamStream = ReceiverStream<Result<PubAckBatch, Status>>;
 
-    /// Pipelined: the client sends without waiting; acks come back in order, each carrying
-    /// the request's id, and a failed publish answers with `error` instead of ending the stream.
+    /// Pipelined: the client sends frames of publishes without waiting; each frame (with
+    /// whatever else has already arrived) is committed together and answered by one frame
+    /// of acks, in order, each carrying the request's id. A failed publish answers with
+    /// `error` instead of ending the stream.
     #[tracing::instrument(name = "Streams.PublishStream", skip_all)]
     async fn publish_stream(
         &self,
-        req: Request<Streaming<PublishRequest>>,
+        req: Request<Streaming<PublishBatch>>,
     ) -> Result<Response<Self::PublishStreamStream>, Status> {
         let mut inbound = req.into_inner();
-        let (tx, rx) = tokio::sync::mpsc::channel(256);
+        let (tx, rx) = tokio::sync::mpsc::channel(64);
         let svc = self.clone();
         tokio::spawn(tracing::Instrument::in_current_span(async move {
             while let Ok(Some(first)) = inbound.message().await {
-                // Take whatever else has already arrived, without waiting, and commit it
-                // together: the pipelined publisher's acks then cost one write per group.
-                let mut reqs = vec![first];
+                let mut reqs = first.messages;
                 let mut ended = false;
                 while reqs.len() < PUBLISH_GROUP {
                     match futures::FutureExt::now_or_never(inbound.message()) {
-                        Some(Ok(Some(r))) => reqs.push(r),
+                        Some(Ok(Some(f))) => reqs.extend(f.messages),
                         Some(Ok(None)) | Some(Err(_)) => {
                             ended = true;
                             break;
@@ -170,12 +176,8 @@ impl Streams for StreamsService {
                         None => break,
                     }
                 }
-                for ack in svc.publish_group(reqs) {
-                    if tx.send(Ok(ack)).await.is_err() {
-                        return;
-                    }
-                }
-                if ended {
+                let acks = svc.publish_group(reqs);
+                if tx.send(Ok(PubAckBatch { acks })).await.is_err() || ended {
                     return;
                 }
             }

@@ -233,12 +233,10 @@ pub async fn publish(messages: u64, payload: usize) -> Result<()> {
             }
         }
     });
-    let mut acks = client
-        .publish_stream(ReceiverStream::new(rx))
-        .await?
-        .into_inner();
+    let mut acks =
+        tributary_common::publish::pipelined(&mut client, ReceiverStream::new(rx)).await?;
     let (mut ok, mut failed) = (0u64, 0u64);
-    while let Some(a) = acks.message().await? {
+    while let Some(a) = futures::StreamExt::next(&mut acks).await.transpose()? {
         if a.error.is_empty() {
             ok += 1;
         } else {

@@ -41,7 +41,7 @@ async fn fill(addr: &str, subjects: &[&str], n: u64, payload: usize) -> Result<f
         ..Default::default()
     }));
     let start = Instant::now();
-    let mut acks = c.publish_stream(reqs).await?.into_inner();
+    let mut acks = tributary_common::publish::pipelined(&mut c, reqs).await?;
     let mut got = 0u64;
     while let Some(a) = acks.next().await {
         let a = a?;

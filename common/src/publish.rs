@@ -1,0 +1,28 @@
+//! The client side of pipelined publishing (`Streams.PublishStream`): publishes go out in
+//! frames of whatever is ready, acks come back one by one, in order.
+
+use futures::{Stream, StreamExt};
+use tonic::transport::Channel;
+use tonic::Status;
+use tributary_proto::v1::{streams_client::StreamsClient, PubAck, PublishBatch, PublishRequest};
+
+/// Most publishes sent in one frame.
+pub const FRAME_MESSAGES: usize = 512;
+
+/// Sends `reqs` without waiting for acks, coalescing those already produced into one frame
+/// (never waiting to fill one); yields one ack per request, in request order.
+pub async fn pipelined(
+    client: &mut StreamsClient<Channel>,
+    reqs: impl Stream<Item = PublishRequest> + Send + 'static,
+) -> Result<impl Stream<Item = Result<PubAck, Status>> + Unpin + Send, Status> {
+    let frames = reqs
+        .ready_chunks(FRAME_MESSAGES)
+        .map(|messages| PublishBatch { messages });
+    let acks = client.publish_stream(frames).await?.into_inner();
+    Ok(acks.flat_map(|frame| {
+        futures::stream::iter(match frame {
+            Ok(f) => f.acks.into_iter().map(Ok).collect::<Vec<_>>(),
+            Err(e) => vec![Err(e)],
+        })
+    }))
+}
