@@ -326,33 +326,49 @@ impl Wells {
         }
         let n = entries.len() as u64;
         let mut batch = Batch::with_capacity(entries.len() + 8);
-        let mut seqs: HashMap<u32, u64> = HashMap::new();
+        // Per well touched: the well and its next seq. A batch names few wells, and runs of
+        // one shard: a short list and a run counter beat a map lookup per entry.
+        let mut touched: Vec<(Arc<Well>, u64)> = Vec::new();
         let mut deltas: BTreeMap<(u32, u64), ShardStat> = BTreeMap::new();
-        let mut touched: HashMap<u32, Arc<Well>> = HashMap::new();
+        let mut run: Option<((u32, u64), ShardStat)> = None;
         for (well, ts, value) in entries {
-            let seq = seqs
-                .entry(well.id)
-                .or_insert_with(|| st.seqs.get(&well.id).copied().unwrap_or(0));
+            let i = match touched.iter().position(|(w, _)| w.id == well.id) {
+                Some(i) => i,
+                None => {
+                    let next = st.seqs.get(&well.id).copied().unwrap_or(0);
+                    touched.push((well, next));
+                    touched.len() - 1
+                }
+            };
+            let (well, seq) = &mut touched[i];
             let shard = ts / well.shard_ns();
             let key = keys::entry_key(well.id, shard, ts, *seq);
             *seq += 1;
             let v = value.encode();
-            let d = deltas.entry((well.id, shard)).or_default();
+            let at = (well.id, shard);
+            if run.as_ref().is_some_and(|(k, _)| *k != at) {
+                if let Some((k, d)) = run.take() {
+                    add_stat(deltas.entry(k).or_default(), d);
+                }
+            }
+            let d = &mut run.get_or_insert_with(|| (at, ShardStat::default())).1;
             d.entries += 1;
             d.bytes += EntryValue::stored_size(v.len());
             batch.put(Space::Wells, key.to_vec(), v);
-            touched.entry(well.id).or_insert(well);
         }
-        for (id, next) in &seqs {
+        if let Some((k, d)) = run {
+            add_stat(deltas.entry(k).or_default(), d);
+        }
+        for (well, next) in &touched {
             batch.put(
                 Space::Meta,
-                meta::well_seq(*id),
+                meta::well_seq(well.id),
                 next.to_be_bytes().to_vec(),
             );
         }
         let mut new_stats = Vec::with_capacity(deltas.len());
         for ((id, shard), d) in &deltas {
-            let Some(well) = touched.get(id) else {
+            let Some((well, _)) = touched.iter().find(|(w, _)| w.id == *id) else {
                 continue;
             };
             let cur = well
@@ -378,7 +394,7 @@ impl Wells {
         }
         self.main.write(batch)?;
         // Committed: only now does memory follow, so a failed write leaves no trace.
-        st.seqs.extend(seqs);
+        st.seqs.extend(touched.iter().map(|(w, next)| (w.id, *next)));
         if let Some(id) = batch_id {
             st.batch_ids.insert(id.to_string(), now_ns);
             st.order.push_back((now_ns, id.to_string()));
@@ -390,7 +406,7 @@ impl Wells {
                 .unwrap_or_else(|p| p.into_inner())
                 .insert((shard, HOT), s);
         }
-        for well in touched.values() {
+        for (well, _) in &touched {
             well.appended.send_modify(|v| *v += 1);
         }
         Ok(WriteOutcome::Stored(n))
@@ -502,3 +518,8 @@ pub use raw::RawPage;
 
 #[cfg(test)]
 mod tests;
+
+fn add_stat(into: &mut ShardStat, d: ShardStat) {
+    into.entries += d.entries;
+    into.bytes += d.bytes;
+}
