@@ -394,7 +394,8 @@ impl Wells {
         }
         self.main.write(batch)?;
         // Committed: only now does memory follow, so a failed write leaves no trace.
-        st.seqs.extend(touched.iter().map(|(w, next)| (w.id, *next)));
+        st.seqs
+            .extend(touched.iter().map(|(w, next)| (w.id, *next)));
         if let Some(id) = batch_id {
             st.batch_ids.insert(id.to_string(), now_ns);
             st.order.push_back((now_ns, id.to_string()));
