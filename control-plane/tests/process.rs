@@ -92,24 +92,76 @@ async fn names(addr: &str) -> Vec<String> {
     }
 }
 
+/// Whether every member runs and answers. A member whose port was taken between
+/// `free_port` and its start exits: `Err` then.
+async fn all_up(members: &mut [Member]) -> Result<bool, String> {
+    let mut up = true;
+    for m in members.iter_mut() {
+        if let Some(c) = m.child.as_mut() {
+            if let Ok(Some(status)) = c.try_wait() {
+                return Err(format!("member {} exited: {status}", m.id));
+            }
+        }
+        let answered = match tributary_common::grpc::channel(&m.addr) {
+            Ok(ch) => RaftClient::new(ch)
+                .node_state(NodeStateRequest {})
+                .await
+                .is_ok(),
+            Err(_) => false,
+        };
+        up &= answered;
+    }
+    Ok(up)
+}
+
+/// Three members on fresh ports, every one of them answering; returns them, the peer list and
+/// their data dir.
+async fn start_members(dir: &std::path::Path) -> (Vec<Member>, String, std::path::PathBuf) {
+    for attempt in 1..=5 {
+        let mut members: Vec<Member> = (1..=3)
+            .map(|id| Member {
+                id,
+                addr: format!("127.0.0.1:{}", free_port()),
+                child: None,
+            })
+            .collect();
+        let peers = members
+            .iter()
+            .map(|m| format!("{}={}", m.id, m.addr))
+            .collect::<Vec<_>>()
+            .join(",");
+        let run = dir.join(format!("try{attempt}"));
+        for m in &mut members {
+            m.child = Some(spawn(m.id, &m.addr, &peers, &run));
+        }
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            match all_up(&mut members).await {
+                Ok(true) => return (members, peers, run),
+                Ok(false) if Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Ok(false) => panic!("members did not start within 20 s"),
+                Err(e) => {
+                    eprintln!("attempt {attempt}: {e}; starting again on other ports");
+                    for m in &mut members {
+                        if let Some(mut c) = m.child.take() {
+                            let _ = c.kill();
+                            let _ = c.wait();
+                        }
+                    }
+                    break;
+                }
+            }
+        }
+    }
+    panic!("no three free ports in five attempts");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_the_leader_loses_no_acknowledged_write() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut members: Vec<Member> = (1..=3)
-        .map(|id| Member {
-            id,
-            addr: format!("127.0.0.1:{}", free_port()),
-            child: None,
-        })
-        .collect();
-    let peers = members
-        .iter()
-        .map(|m| format!("{}={}", m.id, m.addr))
-        .collect::<Vec<_>>()
-        .join(",");
-    for m in &mut members {
-        m.child = Some(spawn(m.id, &m.addr, &peers, dir.path()));
-    }
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (mut members, peers, dir) = start_members(tmp.path()).await;
     let deadline = Instant::now() + Duration::from_secs(30);
     let first = leader(&members, deadline).await;
     let mut acked = Vec::new();
@@ -149,7 +201,7 @@ async fn kill_9_the_leader_loses_no_acknowledged_write() {
 
     let peers2 = peers.clone();
     let victim = members.iter_mut().find(|m| m.id == first).expect("member");
-    victim.child = Some(spawn(first, &victim.addr.clone(), &peers2, dir.path()));
+    victim.child = Some(spawn(first, &victim.addr.clone(), &peers2, &dir));
     let restarted = victim.addr.clone();
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {

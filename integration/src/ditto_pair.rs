@@ -68,15 +68,25 @@ pub fn binary(name: &str) -> Result<std::path::PathBuf> {
 impl MiniCluster {
     /// Starts a cluster; `process` runs the data node as the real binary.
     pub async fn start(process: bool, tune: impl Fn(&mut DataNodeConfig)) -> Result<Self> {
+        Self::start_with(process, |_| {}, tune).await
+    }
+
+    /// As [`MiniCluster::start`], with the control plane's config tuned too.
+    pub async fn start_with(
+        process: bool,
+        tune_cp: impl Fn(&mut ControlPlaneConfig),
+        tune: impl Fn(&mut DataNodeConfig),
+    ) -> Result<Self> {
         let dir = tempfile::tempdir()?;
-        let cp = tributary_control_plane::start(ControlPlaneConfig {
+        let mut cp_config = ControlPlaneConfig {
             listen: "127.0.0.1:0".into(),
             data_dir: dir.path().join("cp"),
             admin_listen: String::new(),
             cluster_secret: CLUSTER_SECRET.into(),
             ..Default::default()
-        })
-        .await?;
+        };
+        tune_cp(&mut cp_config);
+        let cp = tributary_control_plane::start(cp_config).await?;
         let cp_addr = cp.addr.to_string();
         let mut config = DataNodeConfig {
             listen: free_port()?,
@@ -98,7 +108,18 @@ impl MiniCluster {
             config,
             dir,
         };
-        c.start_dn(process).await?;
+        // A port found free can be taken before the node binds it (tests run in parallel and
+        // their connections use ports of the same range): then take another.
+        let mut attempt = 1;
+        while let Err(e) = c.start_dn(process).await {
+            c.kill_dn().await;
+            if attempt == 5 {
+                return Err(e);
+            }
+            attempt += 1;
+            c.config.listen = free_port()?;
+            c.dn_addr = c.config.listen.clone();
+        }
         Ok(c)
     }
 
@@ -125,12 +146,22 @@ impl MiniCluster {
         } else {
             self.dn = Dn::InProcess(tributary_data_node::start(self.config.clone()).await?);
         }
-        // Serving means the port answers.
-        crate::wait::until("the data node to listen", Duration::from_secs(20), || {
-            let a = self.dn_addr.clone();
-            async move { tokio::net::TcpStream::connect(a).await.ok().map(|_| ()) }
-        })
-        .await
+        // Serving means the port answers; a process that exited (its port taken) never will.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Dn::Process(KilledOnDrop(child)) = &mut self.dn {
+                if let Some(status) = child.try_wait()? {
+                    anyhow::bail!("the data node on {} exited: {status}", self.dn_addr);
+                }
+            }
+            if tokio::net::TcpStream::connect(&self.dn_addr).await.is_ok() {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() >= deadline {
+                anyhow::bail!("the data node on {} did not listen within 20 s", self.dn_addr);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// `kill -9` (binary) or shutdown (in-process).
