@@ -1,6 +1,10 @@
-//! gRPC conventions shared by every service: the leader hint and a client channel helper.
+//! gRPC conventions shared by every service: the leader hint, client channels (cleartext or
+//! TLS) and accepted connections.
 
 use tonic::metadata::MetadataValue;
+use tonic::transport::{
+    Certificate, Channel, ClientTlsConfig, Endpoint, Identity, ServerTlsConfig,
+};
 use tonic::Status;
 
 /// Metadata key a non-leader sets on `UNAVAILABLE` so clients can go to the leader.
@@ -42,13 +46,75 @@ pub fn endpoint_uri(addr: &str) -> String {
 }
 
 /// A lazily connecting channel to `addr`.
-pub fn channel(addr: &str) -> Result<tonic::transport::Channel, tonic::transport::Error> {
-    Ok(tonic::transport::Endpoint::from_shared(endpoint_uri(addr))?
+pub fn channel(addr: &str) -> Result<Channel, tonic::transport::Error> {
+    Ok(endpoint(addr, None)?.connect_lazy())
+}
+
+/// Whether links to `addr` use TLS: the address says `https://`, or a CA to trust is given.
+pub fn wants_tls(addr: &str, ca_pem: &str) -> bool {
+    addr.starts_with("https://") || !ca_pem.is_empty()
+}
+
+/// A lazily connecting channel to `addr` over TLS (rustls), trusting `ca_pem` when given
+/// (else the roots the build enables, none by default: the CA is then required).
+pub fn channel_tls(addr: &str, ca_pem: Option<&str>) -> Result<Channel, tonic::transport::Error> {
+    Ok(endpoint(addr, Some(ca_pem.unwrap_or_default()))?.connect_lazy())
+}
+
+/// The endpoint every client uses for `addr` (`HOST:PORT`, with or without a scheme):
+/// cleartext when `tls` is `None`, else TLS trusting the PEM CA in it ("" = the enabled
+/// roots). The server name checked is the address's host, a name or an IP address.
+pub fn endpoint(addr: &str, tls: Option<&str>) -> Result<Endpoint, tonic::transport::Error> {
+    let uri = match tls {
+        None => endpoint_uri(addr),
+        Some(_) => {
+            let hostport = addr
+                .trim_start_matches("http://")
+                .trim_start_matches("https://");
+            format!("https://{hostport}")
+        }
+    };
+    let mut ep = Endpoint::from_shared(uri)?
         .connect_timeout(std::time::Duration::from_secs(2))
         .tcp_nodelay(true)
         .initial_stream_window_size(STREAM_WINDOW)
-        .initial_connection_window_size(CONNECTION_WINDOW)
-        .connect_lazy())
+        .initial_connection_window_size(CONNECTION_WINDOW);
+    if let Some(ca) = tls {
+        let host = ep.uri().host().unwrap_or_default().trim_matches(['[', ']']);
+        let mut cfg = ClientTlsConfig::new().domain_name(host);
+        cfg = if ca.is_empty() {
+            cfg.with_enabled_roots()
+        } else {
+            cfg.ca_certificate(Certificate::from_pem(ca))
+        };
+        ep = ep.tls_config(cfg)?;
+    }
+    Ok(ep)
+}
+
+/// A failed call as a person needs it: the status message, then what it says happened below
+/// (a lazily connecting channel reports "transport error" and keeps the cause, such as a
+/// refused connection or an untrusted certificate, as its source).
+pub fn describe(s: &Status) -> String {
+    let mut out = s.message().to_string();
+    let mut cause = std::error::Error::source(s);
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !out.contains(&text) {
+            out = format!("{out}: {text}");
+        }
+        cause = c.source();
+    }
+    out
+}
+
+/// A server's TLS identity from PEM files; the error names the config key that is wrong.
+pub fn server_tls(cert_path: &str, key_path: &str) -> Result<ServerTlsConfig, String> {
+    let read = |key: &str, path: &str| {
+        std::fs::read(path).map_err(|e| format!("key `{key}`: {path}: {e}"))
+    };
+    let identity = Identity::from_pem(read("tls_cert", cert_path)?, read("tls_key", key_path)?);
+    Ok(ServerTlsConfig::new().identity(identity))
 }
 
 /// A server's accepted connections with Nagle off, as clients have it: a small ack or

@@ -6,4 +6,5 @@ pub mod duration;
 pub mod grpc;
 pub mod names;
 pub mod publish;
+pub mod secrets;
 pub mod telemetry;

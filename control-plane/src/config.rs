@@ -26,6 +26,13 @@ pub struct ControlPlaneConfig {
     /// Shared with the data nodes: requests carrying it (`x-tributary-cluster-token`) read
     /// target secrets unredacted, as ditto workers must. Empty: secrets are never revealed.
     pub cluster_secret: String,
+    /// A second gRPC address serving Catalog and Cluster (not Raft) over TLS, for clients
+    /// outside the cluster such as another cluster's mirror workers; empty = none. Members
+    /// keep talking Raft on `listen`.
+    pub tls_listen: String,
+    /// PEM certificate chain and key of the TLS listener.
+    pub tls_cert: String,
+    pub tls_key: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -52,6 +59,9 @@ impl Default for ControlPlaneConfig {
             request_timeout_ms: 5_000,
             heartbeat_timeout_ms: 5_000,
             cluster_secret: String::new(),
+            tls_listen: String::new(),
+            tls_cert: String::new(),
+            tls_key: String::new(),
         }
     }
 }
@@ -105,6 +115,18 @@ impl ControlPlaneConfig {
         Ok(map)
     }
 
+    /// The TLS listener's keys: all three or none.
+    pub fn check_tls(&self) -> Result<(), String> {
+        let set = [&self.tls_listen, &self.tls_cert, &self.tls_key].map(|k| !k.is_empty());
+        if set.iter().any(|s| *s) && !set.iter().all(|s| *s) {
+            return Err(
+                "key `tls_listen`/`tls_cert`/`tls_key`: give all three (address and PEM files) or none"
+                    .into(),
+            );
+        }
+        Ok(())
+    }
+
     pub fn node_config(&self) -> crate::node::NodeConfig {
         crate::node::NodeConfig {
             id: self.id,
@@ -148,5 +170,16 @@ mod tests {
             );
         }
         assert!(with_peers(0, "").expect_err("id 0").contains("`id`"));
+    }
+
+    #[test]
+    fn the_tls_listener_needs_its_address_cert_and_key() {
+        let mut c = ControlPlaneConfig::default();
+        assert!(c.check_tls().is_ok());
+        c.tls_listen = "127.0.0.1:7443".into();
+        assert!(c.check_tls().expect_err("no cert").contains("tls_cert"));
+        c.tls_cert = "cert.pem".into();
+        c.tls_key = "key.pem".into();
+        assert!(c.check_tls().is_ok());
     }
 }

@@ -53,20 +53,26 @@ pub struct RunningControlPlane {
     pub node: Node,
     pub addr: SocketAddr,
     pub admin_addr: Option<SocketAddr>,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-    server: tokio::task::JoinHandle<()>,
+    /// The bound TLS listener for external clients (`tls_listen`), if configured.
+    pub tls_addr: Option<SocketAddr>,
+    /// One stop signal and task per gRPC listener.
+    servers: Vec<Serving>,
 }
 
 impl RunningControlPlane {
     /// Stops serving and stops Raft; the data dir can be opened again afterwards.
-    pub async fn shutdown(mut self) {
-        if let Some(tx) = self.shutdown.take() {
+    pub async fn shutdown(self) {
+        let mut tasks = Vec::new();
+        for (tx, task) in self.servers {
             let _ = tx.send(());
+            tasks.push(task);
         }
         let node = self.node.clone();
         let _ = tokio::task::spawn_blocking(move || node.stop()).await;
-        let _ = tokio::time::timeout(Duration::from_secs(5), &mut self.server).await;
-        self.server.abort();
+        for mut task in tasks {
+            let _ = tokio::time::timeout(Duration::from_secs(5), &mut task).await;
+            task.abort();
+        }
     }
 }
 
@@ -116,6 +122,9 @@ pub async fn start_on(
     faults: Faults,
 ) -> Result<RunningControlPlane, StartError> {
     let peer_map = config.peer_map().map_err(StartError::Config)?;
+    config.check_tls().map_err(StartError::Config)?;
+    let tls = tls_listener(&config).await?;
+    let tls_addr = tls.as_ref().and_then(|(_, l)| l.local_addr().ok());
     let addr = listener.local_addr().map_err(|source| StartError::Listen {
         addr: config.listen.clone(),
         source,
@@ -156,16 +165,17 @@ pub async fn start_on(
     let admin_addr = telemetry::start_admin(&config.admin_listen, ready.clone())
         .await
         .map_err(StartError::Config)?;
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let request_timeout = Duration::from_millis(config.request_timeout_ms);
-    let router = tonic::transport::Server::builder()
-        .add_service(CatalogServer::new(service::CatalogService {
+    let catalog = || {
+        CatalogServer::new(service::CatalogService {
             node: node.clone(),
             cluster_secret: config.cluster_secret.clone(),
-        }))
-        .add_service(ClusterServer::new(service::ClusterService {
-            node: node.clone(),
-        }))
+        })
+    };
+    let cluster = || ClusterServer::new(service::ClusterService { node: node.clone() });
+    let router = tonic::transport::Server::builder()
+        .add_service(catalog())
+        .add_service(cluster())
         .add_service(
             RaftServer::new(service::RaftService {
                 node: node.clone(),
@@ -173,22 +183,65 @@ pub async fn start_on(
             })
             .max_decoding_message_size(64 << 20),
         );
-    let incoming = tributary_common::grpc::incoming(listener);
-    let server = tokio::spawn(async move {
-        let stop = async {
-            let _ = rx.await;
-        };
-        if let Err(e) = router.serve_with_incoming_shutdown(incoming, stop).await {
-            tracing::error!(error = %e, "control-plane gRPC server stopped");
-        }
-    });
+    let mut servers = vec![serve(router, listener, "gRPC")];
+    if let Some((mut server, tls_listener)) = tls {
+        // Clients outside the cluster read the catalogue over TLS; Raft stays on `listen`.
+        let router = server.add_service(catalog()).add_service(cluster());
+        servers.push(serve(router, tls_listener, "TLS gRPC"));
+    }
     ready.set(true);
-    tracing::info!(id = config.id, %addr, "control-plane member started");
+    tracing::info!(id = config.id, %addr, ?tls_addr, "control-plane member started");
     Ok(RunningControlPlane {
         node,
         addr,
         admin_addr,
-        shutdown: Some(tx),
-        server,
+        tls_addr,
+        servers,
     })
+}
+
+/// The TLS server (identity loaded) and its socket, when `tls_listen` is set; set up before
+/// anything starts so a bad key or address stops nothing half-started.
+async fn tls_listener(
+    config: &ControlPlaneConfig,
+) -> Result<Option<(tonic::transport::Server, TcpListener)>, StartError> {
+    if config.tls_listen.is_empty() {
+        return Ok(None);
+    }
+    let tls = tributary_common::grpc::server_tls(&config.tls_cert, &config.tls_key)
+        .map_err(StartError::Config)?;
+    let server = tonic::transport::Server::builder()
+        .tls_config(tls)
+        .map_err(|e| StartError::Config(format!("key `tls_cert`/`tls_key`: {e}")))?;
+    let listener = TcpListener::bind(&config.tls_listen)
+        .await
+        .map_err(|source| StartError::Listen {
+            addr: config.tls_listen.clone(),
+            source,
+        })?;
+    Ok(Some((server, listener)))
+}
+
+type Serving = (
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<()>,
+);
+
+/// Serves `router` on `listener` until the returned sender fires (or is dropped).
+fn serve(
+    router: tonic::transport::server::Router,
+    listener: TcpListener,
+    what: &'static str,
+) -> Serving {
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let incoming = tributary_common::grpc::incoming(listener);
+    let task = tokio::spawn(async move {
+        let stop = async {
+            let _ = rx.await;
+        };
+        if let Err(e) = router.serve_with_incoming_shutdown(incoming, stop).await {
+            tracing::error!(error = %e, "control-plane {what} server stopped");
+        }
+    });
+    (tx, task)
 }

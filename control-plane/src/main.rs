@@ -28,6 +28,19 @@ struct Flags {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     admin_listen: Option<String>,
+    /// Second gRPC address serving Catalog and Cluster over TLS (with --tls-cert, --tls-key)
+    /// for clients outside the cluster, such as another cluster's mirror workers.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tls_listen: Option<String>,
+    /// PEM certificate chain of the TLS listener.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tls_cert: Option<String>,
+    /// PEM private key of the TLS listener.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tls_key: Option<String>,
     /// TOML config file.
     #[arg(long, env = "TRIBUTARY_CONFIG")]
     #[serde(skip)]

@@ -3,14 +3,35 @@
 
 use anyhow::{anyhow, Result};
 use std::future::Future;
+use tonic::metadata::{Ascii, MetadataValue};
+use tonic::service::interceptor::InterceptedService;
+use tonic::service::Interceptor;
 use tonic::transport::Channel;
 use tonic::{Code, Status};
+use tributary_data_node::server::STREAM_SECRET_HEADER;
 use tributary_proto::v1::{catalog_client::CatalogClient, cluster_client::ClusterClient};
 
 #[derive(Clone)]
 pub struct ControlPlane {
     members: Vec<String>,
+    stream_secret: StreamSecret,
 }
+
+/// Puts the stream secret (`--stream-secret`) on every call to a data node's Streams service.
+#[derive(Clone, Default)]
+pub struct StreamSecret(Option<MetadataValue<Ascii>>);
+
+impl Interceptor for StreamSecret {
+    fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, Status> {
+        if let Some(v) = &self.0 {
+            req.metadata_mut().insert(STREAM_SECRET_HEADER, v.clone());
+        }
+        Ok(req)
+    }
+}
+
+/// A data node's channel for its Streams service: every call carries the stream secret.
+pub type StreamsChannel = InterceptedService<Channel, StreamSecret>;
 
 impl ControlPlane {
     /// `servers`: one or more `HOST:PORT`, comma-separated.
@@ -26,7 +47,26 @@ impl ControlPlane {
                 "no control-plane address given (--server or TRIBUTARY_SERVER)"
             ));
         }
-        Ok(Self { members })
+        Ok(Self {
+            members,
+            stream_secret: StreamSecret::default(),
+        })
+    }
+
+    /// Sends `secret` to data nodes on stream calls (empty: nothing).
+    pub fn with_stream_secret(mut self, secret: &str) -> Result<Self> {
+        if !secret.is_empty() {
+            let v = secret
+                .parse()
+                .map_err(|_| anyhow!("--stream-secret: not a valid header value"))?;
+            self.stream_secret = StreamSecret(Some(v));
+        }
+        Ok(self)
+    }
+
+    /// `ch` (a data node) with the stream secret on every call.
+    pub fn streams_channel(&self, ch: Channel) -> StreamsChannel {
+        InterceptedService::new(ch, self.stream_secret.clone())
     }
 
     /// Runs `call` against each member in turn until one answers something other than

@@ -63,6 +63,8 @@ fn source(s: JsSource) -> Result<StreamSource> {
         start_time_ns,
         filter_subject: s.filter_subject,
         external: s.external.map(|e| e.api).unwrap_or_default(),
+        // TLS CA and credentials come from --external-ca / --external-credentials.
+        ..Default::default()
     })
 }
 

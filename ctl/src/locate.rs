@@ -1,7 +1,7 @@
 //! Users give only a control-plane address: the data node that owns a well or stream is
 //! looked up in the catalogue.
 
-use crate::client::ControlPlane;
+use crate::client::{ControlPlane, StreamsChannel};
 use anyhow::{anyhow, bail, Result};
 use tonic::transport::Channel;
 use tributary_proto::v1::{entity::Kind, Entity, EntityKind, EntityRef, ListRequest, Stream, Well};
@@ -48,17 +48,25 @@ pub async fn well_node(cp: &ControlPlane, name: &str) -> Result<(Well, Channel)>
     Ok((w, ch))
 }
 
-pub async fn stream_node(cp: &ControlPlane, name: &str) -> Result<(Stream, Channel)> {
+/// A channel to data node `id` for stream calls (they carry the stream secret).
+pub async fn streams_at(cp: &ControlPlane, id: u64, what: &str) -> Result<StreamsChannel> {
+    Ok(cp.streams_channel(node(cp, id, what).await?))
+}
+
+pub async fn stream_node(cp: &ControlPlane, name: &str) -> Result<(Stream, StreamsChannel)> {
     let s = match entity(cp, EntityKind::Stream, name).await?.kind {
         Some(Kind::Stream(s)) => s,
         _ => bail!("{name} is not a stream"),
     };
-    let ch = node(cp, s.owner_node, &format!("stream {}", s.name)).await?;
+    let ch = streams_at(cp, s.owner_node, &format!("stream {}", s.name)).await?;
     Ok((s, ch))
 }
 
 /// The stream that takes `subject`, and its node.
-pub async fn stream_for_subject(cp: &ControlPlane, subject: &str) -> Result<(Stream, Channel)> {
+pub async fn stream_for_subject(
+    cp: &ControlPlane,
+    subject: &str,
+) -> Result<(Stream, StreamsChannel)> {
     let req = ListRequest {
         kind: EntityKind::Stream as i32,
         namespace: String::new(),
@@ -82,6 +90,6 @@ pub async fn stream_for_subject(cp: &ControlPlane, subject: &str) -> Result<(Str
                 .any(|f| tributary_data_node::subject::matches(f, subject))
         })
         .ok_or_else(|| anyhow!("no stream takes subject {subject:?}"))?;
-    let ch = node(cp, s.owner_node, &format!("stream {}", s.name)).await?;
+    let ch = streams_at(cp, s.owner_node, &format!("stream {}", s.name)).await?;
     Ok((s, ch))
 }

@@ -32,6 +32,15 @@ struct Cli {
         default_value = "127.0.0.1:7100"
     )]
     server: String,
+    /// Stream secret sent to data nodes on every stream call (x-tributary-stream-secret).
+    #[arg(
+        long,
+        global = true,
+        env = "TRIBUTARY_STREAM_SECRET",
+        default_value = "",
+        hide_env_values = true
+    )]
+    stream_secret: String,
     /// Print JSON instead of tables.
     #[arg(long, global = true)]
     json: bool,
@@ -123,7 +132,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     if matches!(cli.cmd, Cmd::Demo) {
         return demo::run(cli.json).await;
     }
-    let cp = client::ControlPlane::new(&cli.server)?;
+    let cp = client::ControlPlane::new(&cli.server)?.with_stream_secret(&cli.stream_secret)?;
     match cli.cmd {
         Cmd::Cluster(c) => cluster_cmds::run(c, &cp, cli.json).await,
         Cmd::Well(WellCmd::Catalog(c)) => catalog_cmds::run(*c, &cp, cli.json).await,

@@ -5,6 +5,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use clap::Args;
 use std::collections::HashMap;
 use tributary_common::duration;
+use tributary_common::names::EntityName;
 use tributary_proto::v1::{
     entity::Kind, DiscardPolicy, Entity, EntityKind, Permission, Policy, PolicyEntry,
     PolicyResource, StorageType, Stream, StreamSource,
@@ -58,9 +59,15 @@ pub struct StreamArgs {
     /// ORIGIN=SUBJECT: filter subject for an origin.
     #[arg(long = "filter")]
     filter: Vec<String>,
-    /// ORIGIN=HOST:PORT: the origin lives in another cluster.
+    /// ORIGIN=HOST:PORT: the origin lives in another cluster (`https://HOST:PORT`: over TLS).
     #[arg(long = "external")]
     external: Vec<String>,
+    /// ORIGIN=FILE: PEM CA to trust for TLS to the origin's cluster (turns TLS on).
+    #[arg(long = "external-ca")]
+    external_ca: Vec<String>,
+    /// ORIGIN=SECRET: the stream secret of the origin's cluster (write-only: shown redacted).
+    #[arg(long = "external-credentials")]
+    external_credentials: Vec<String>,
     #[arg(long)]
     policy: Option<String>,
     /// A JetStream stream config (JSON, as `nats stream add --config`); flags override it.
@@ -78,27 +85,53 @@ fn per_origin(flag: &str, raw: &[String]) -> Result<HashMap<String, String>> {
         .collect()
 }
 
+/// The value a per-origin flag gives `stream`: by the name as typed or as the catalogue
+/// spells it (`ORDERS` is `default:ORDERS`).
+fn for_origin(flag: &str, raw: &[String], stream: &str) -> Result<Option<String>> {
+    let canonical = |n: &str| EntityName::canonical(n).unwrap_or_else(|_| n.to_string());
+    let want = canonical(stream);
+    Ok(per_origin(flag, raw)?
+        .into_iter()
+        .find(|(k, _)| k == stream || canonical(k) == want)
+        .map(|(_, v)| v))
+}
+
 impl StreamArgs {
+    /// Sets what the per-origin flags say about `o`; the others keep their values, so
+    /// `stream update` can change one origin's credentials alone.
+    fn tune(&self, o: &mut StreamSource) -> Result<()> {
+        let stream = o.stream.clone();
+        if let Some(v) = for_origin("start-seq", &self.start_seq, &stream)? {
+            o.start_seq = v
+                .parse()
+                .map_err(|_| anyhow!("--start-seq {stream}={v}: not a number"))?;
+        }
+        if let Some(v) = for_origin("start-time", &self.start_time, &stream)? {
+            o.start_time_ns =
+                duration::parse_time_ns(&v).map_err(|e| anyhow!("--start-time: {e}"))?;
+        }
+        if let Some(v) = for_origin("filter", &self.filter, &stream)? {
+            o.filter_subject = v;
+        }
+        if let Some(v) = for_origin("external", &self.external, &stream)? {
+            o.external = v;
+        }
+        if let Some(f) = for_origin("external-ca", &self.external_ca, &stream)? {
+            o.external_ca_pem = std::fs::read_to_string(&f)
+                .with_context(|| format!("--external-ca {stream}={f}"))?;
+        }
+        if let Some(v) = for_origin("external-credentials", &self.external_credentials, &stream)? {
+            o.external_credentials = v;
+        }
+        Ok(())
+    }
+
     fn origin(&self, stream: &str) -> Result<StreamSource> {
         let mut o = StreamSource {
             stream: stream.to_string(),
             ..Default::default()
         };
-        if let Some(v) = per_origin("start-seq", &self.start_seq)?.get(stream) {
-            o.start_seq = v
-                .parse()
-                .map_err(|_| anyhow!("--start-seq {stream}={v}: not a number"))?;
-        }
-        if let Some(v) = per_origin("start-time", &self.start_time)?.get(stream) {
-            o.start_time_ns =
-                duration::parse_time_ns(v).map_err(|e| anyhow!("--start-time: {e}"))?;
-        }
-        if let Some(v) = per_origin("filter", &self.filter)?.get(stream) {
-            o.filter_subject = v.clone();
-        }
-        if let Some(v) = per_origin("external", &self.external)?.get(stream) {
-            o.external = v.clone();
-        }
+        self.tune(&mut o)?;
         Ok(o)
     }
 }
@@ -193,6 +226,11 @@ impl EntityArgs for StreamArgs {
                 .iter()
                 .map(|x| self.origin(x))
                 .collect::<Result<_>>()?;
+        } else if self.mirror.is_none() {
+            // No new origins: the per-origin flags change the stream's own.
+            for o in s.mirror.iter_mut().chain(s.sources.iter_mut()) {
+                self.tune(o)?;
+            }
         }
         Ok(())
     }

@@ -124,7 +124,7 @@ pub async fn gather(cp: &ControlPlane) -> Result<Report> {
     // One Info per stream, all at once: a report of many streams should not take a round
     // trip each, and one down node must not hold the rest back.
     let infos = futures::future::join_all(streams.iter().map(|s| async move {
-        let ch = locate::node(cp, s.owner_node, &format!("stream {}", s.name)).await?;
+        let ch = locate::streams_at(cp, s.owner_node, &format!("stream {}", s.name)).await?;
         let r = StreamsClient::new(ch)
             .info(StreamInfoRequest {
                 stream: s.name.clone(),
@@ -317,6 +317,8 @@ pub fn print_info_blocks(replication: &[ReplicationInfo]) {
         println!("{:>21}: {}", "Stream Name", short(&r.stream));
         if !r.external.is_empty() {
             println!("{:>21}: {}", "External", r.external);
+            let tls = if r.external_tls { "yes" } else { "no" };
+            println!("{:>21}: {tls}", "External TLS");
         }
         println!("{:>21}: {}", "Lag", r.lag);
         println!(

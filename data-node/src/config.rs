@@ -21,6 +21,10 @@ pub struct DataNodeConfig {
     pub admin_listen: String,
     /// Accepted ingest secrets (`--ingest-secret`, repeatable); empty = ingest is open.
     pub ingest_secrets: Vec<String>,
+    /// Accepted stream secrets (`--stream-secret`, repeatable): when any is set, every
+    /// `Streams` call must carry one in `x-tributary-stream-secret`. A cluster's data nodes
+    /// share them: a mirror worker sends the first to the other nodes of its cluster.
+    pub stream_secrets: Vec<String>,
     /// Capacity advertised at registration (bytes; 0 = unknown), used for placement.
     pub capacity: u64,
     /// fsync the WAL on every write (power-loss durability). Off, an acked write is in the
@@ -63,6 +67,7 @@ impl Default for DataNodeConfig {
             // 9095 is the control plane's default; the next port lets both run on one host.
             admin_listen: "127.0.0.1:9096".into(),
             ingest_secrets: Vec::new(),
+            stream_secrets: Vec::new(),
             capacity: 0,
             sync_writes: false,
             max_entry_bytes: 1 << 20,

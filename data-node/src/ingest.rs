@@ -25,33 +25,12 @@ pub struct IngestService {
     pub max_entry_bytes: usize,
 }
 
-/// Equal-length-independent constant-time comparison: the time depends only on the lengths.
-fn ct_eq(a: &[u8], b: &[u8]) -> bool {
-    let mut diff = (a.len() ^ b.len()) as u8 | u8::from(a.len() != b.len());
-    for i in 0..a.len().max(b.len()) {
-        diff |= a.get(i).copied().unwrap_or(0) ^ b.get(i).copied().unwrap_or(0xff);
-    }
-    diff == 0
-}
-
-pub fn check_secret(secrets: &[String], given: Option<&[u8]>) -> Result<()> {
-    if secrets.is_empty() {
-        return Ok(());
-    }
-    let Some(given) = given else {
-        return Err(Error::Unauthenticated(format!(
-            "missing ingest secret ({SECRET_HEADER})"
-        )));
-    };
-    // Compare against every secret, without stopping early, so timing tells nothing.
-    let ok = secrets
-        .iter()
-        .fold(false, |ok, s| ok | ct_eq(s.as_bytes(), given));
-    if ok {
-        Ok(())
-    } else {
-        Err(Error::Unauthenticated("bad ingest secret".into()))
-    }
+/// A batch checked whole, its entries routed to wells, ready for one write.
+struct Prepared {
+    seq: u64,
+    items: Vec<(Arc<Well>, u64, EntryValue)>,
+    batch_id: Option<String>,
+    now: i64,
 }
 
 impl IngestService {
@@ -78,6 +57,12 @@ impl IngestService {
 
     /// Validates, resolves and stores one batch.
     pub async fn store(&self, batch: IngestBatch) -> Result<IngestAck> {
+        let prepared = self.prepare(batch).await?;
+        self.commit(prepared).await
+    }
+
+    /// Checks a batch whole and resolves its tags and wells; stores nothing.
+    async fn prepare(&self, batch: IngestBatch) -> Result<Prepared> {
         let now = now_ns();
         let mut items = Vec::with_capacity(batch.entries.len());
         // Batches usually carry few tags: resolve each once per batch.
@@ -138,7 +123,22 @@ impl IngestService {
             };
             items.push((well, ts as u64, value));
         }
-        let batch_id = (!batch.batch_id.is_empty()).then_some(batch.batch_id);
+        Ok(Prepared {
+            seq: batch.seq,
+            items,
+            batch_id: (!batch.batch_id.is_empty()).then_some(batch.batch_id),
+            now,
+        })
+    }
+
+    /// Stores a prepared batch in one atomic write.
+    async fn commit(&self, p: Prepared) -> Result<IngestAck> {
+        let Prepared {
+            seq,
+            items,
+            batch_id,
+            now,
+        } = p;
         let node = self.node.clone();
         // A big batch or a RocksDB write stall must not hold an async worker.
         let outcome =
@@ -153,13 +153,13 @@ impl IngestService {
             WriteOutcome::Stored(n) => {
                 metrics::counter!("tributary_ingest_entries_total").increment(n);
                 IngestAck {
-                    seq: batch.seq,
+                    seq,
                     stored: n,
                     duplicate: false,
                 }
             }
             WriteOutcome::Duplicate => IngestAck {
-                seq: batch.seq,
+                seq,
                 stored: 0,
                 duplicate: true,
             },
@@ -176,12 +176,17 @@ impl Ingest for IngestService {
         &self,
         req: Request<Streaming<IngestBatch>>,
     ) -> Result<Response<Self::WriteStream>, Status> {
-        check_secret(
+        tributary_common::secrets::check(
             &self.secrets,
-            req.metadata().get(SECRET_HEADER).map(|v| v.as_bytes()),
+            req.metadata(),
+            SECRET_HEADER,
+            "ingest secret",
         )?;
         let mut inbound = req.into_inner();
         let (tx, rx) = tokio::sync::mpsc::channel(64);
+        // Two stages, so batch N+1 is decoded and checked while batch N is written. Acks
+        // stay in batch order; a failed batch is answered after every batch before it.
+        let (prepared_tx, mut prepared) = tokio::sync::mpsc::channel::<Result<Prepared>>(2);
         let svc = self.clone();
         tokio::spawn(tracing::Instrument::in_current_span(async move {
             loop {
@@ -193,7 +198,21 @@ impl Ingest for IngestService {
                         return;
                     }
                 };
-                let reply = svc.store(batch).await.map_err(Status::from);
+                let p = svc.prepare(batch).await;
+                let failed = p.is_err();
+                if prepared_tx.send(p).await.is_err() || failed {
+                    return;
+                }
+            }
+        }));
+        let svc = self.clone();
+        tokio::spawn(tracing::Instrument::in_current_span(async move {
+            while let Some(p) = prepared.recv().await {
+                let reply = match p {
+                    Ok(p) => svc.commit(p).await,
+                    Err(e) => Err(e),
+                }
+                .map_err(Status::from);
                 let failed = reply.is_err();
                 if tx.send(reply).await.is_err() || failed {
                     // A failed batch ends the stream: the client learns which batch (the last
@@ -203,22 +222,5 @@ impl Ingest for IngestService {
             }
         }));
         Ok(Response::new(ReceiverStream::new(rx)))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn secrets_compare() {
-        let s = vec!["alpha".to_string(), "beta".to_string()];
-        assert!(check_secret(&s, Some(b"beta")).is_ok());
-        assert!(check_secret(&s, Some(b"bet")).is_err());
-        assert!(check_secret(&s, Some(b"betaa")).is_err());
-        assert!(check_secret(&s, None).is_err());
-        assert!(check_secret(&[], None).is_ok());
-        assert!(ct_eq(b"", b""));
-        assert!(!ct_eq(b"", b"\xff"));
     }
 }

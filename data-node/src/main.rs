@@ -44,6 +44,15 @@ struct Flags {
     )]
     #[serde(rename = "ingest_secrets", skip_serializing_if = "Vec::is_empty")]
     ingest_secrets: Vec<String>,
+    /// Accepted stream secret (x-tributary-stream-secret on every Streams call); repeat for
+    /// several (rotation). The cluster's data nodes share them.
+    #[arg(
+        long = "stream-secret",
+        env = "TRIBUTARY_STREAM_SECRET",
+        value_delimiter = ','
+    )]
+    #[serde(rename = "stream_secrets", skip_serializing_if = "Vec::is_empty")]
+    stream_secrets: Vec<String>,
     /// fsync the WAL on every write (survive power loss, not only process crashes).
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]

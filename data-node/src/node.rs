@@ -276,9 +276,12 @@ impl Node {
         }
     }
 
-    /// The catalogue config of a stream (for `Info`).
+    /// The catalogue config of a stream as clients may see it (for `Info`): the external
+    /// credentials of its origins redacted.
     pub fn stream_config(&self, name: &str) -> Option<Stream> {
-        self.with_catalog(|c| c.streams.get(name).cloned())
+        let mut s = self.with_catalog(|c| c.streams.get(name).cloned())?;
+        tributary_common::secrets::redact_stream(&mut s);
+        Some(s)
     }
 }
 

@@ -12,11 +12,33 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
+use tonic::service::interceptor::InterceptedService;
+use tonic::service::Interceptor;
+use tributary_common::secrets;
 use tributary_common::telemetry::{self, Readiness};
 use tributary_proto::v1::{
     ditto_server::DittoServer, ingest_server::IngestServer, streams_server::StreamsServer,
     wells_server::WellsServer,
 };
+
+/// Metadata key carrying the stream secret on `Streams` calls.
+pub const STREAM_SECRET_HEADER: &str = "x-tributary-stream-secret";
+
+/// Lets a `Streams` call through only with an accepted stream secret (none configured: all).
+#[derive(Clone)]
+struct StreamSecrets(Arc<Vec<String>>);
+
+impl Interceptor for StreamSecrets {
+    fn call(&mut self, req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        secrets::check(
+            &self.0,
+            req.metadata(),
+            STREAM_SECRET_HEADER,
+            "stream secret",
+        )?;
+        Ok(req)
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -92,18 +114,6 @@ async fn open_node(config: &DataNodeConfig) -> Result<Arc<Node>, StartError> {
     }
 }
 
-/// The listener's TLS identity from the configured PEM files.
-fn tls_config(config: &DataNodeConfig) -> Result<tonic::transport::ServerTlsConfig, StartError> {
-    let read = |key: &str, path: &str| {
-        std::fs::read(path).map_err(|e| StartError::Config(format!("key `{key}`: {path}: {e}")))
-    };
-    let identity = tonic::transport::Identity::from_pem(
-        read("tls_cert", &config.tls_cert)?,
-        read("tls_key", &config.tls_key)?,
-    );
-    Ok(tonic::transport::ServerTlsConfig::new().identity(identity))
-}
-
 /// Starts a data node on an already bound listener (tests bind `127.0.0.1:0`).
 pub async fn start_on(
     config: DataNodeConfig,
@@ -137,7 +147,10 @@ pub async fn start_on(
         .initial_connection_window_size(tributary_common::grpc::CONNECTION_WINDOW);
     if !config.tls_cert.is_empty() {
         builder = builder
-            .tls_config(tls_config(&config)?)
+            .tls_config(
+                tributary_common::grpc::server_tls(&config.tls_cert, &config.tls_key)
+                    .map_err(StartError::Config)?,
+            )
             .map_err(|e| StartError::Config(format!("key `tls_cert`: {e}")))?;
     }
     let router = builder
@@ -153,11 +166,12 @@ pub async fn start_on(
         .add_service(
             WellsServer::new(WellsService { node: node.clone() }).max_encoding_message_size(max),
         )
-        .add_service(
+        .add_service(InterceptedService::new(
             StreamsServer::new(streams)
                 .max_decoding_message_size(max)
                 .max_encoding_message_size(max),
-        );
+            StreamSecrets(Arc::new(config.stream_secrets.clone())),
+        ));
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let incoming = tributary_common::grpc::incoming(listener);
     let server = tokio::spawn(async move {
@@ -188,7 +202,13 @@ pub async fn start_on(
         ditto_stats,
     ));
     let cp_addrs = config.control_plane_addrs().map_err(StartError::Config)?;
-    background.push(crate::mirror::spawn(node.clone(), cp_addrs.clone()));
+    // Origins on the other nodes of this cluster take this node's stream secret.
+    let own_secret = config.stream_secrets.first().cloned().unwrap_or_default();
+    background.push(crate::mirror::spawn(
+        node.clone(),
+        cp_addrs.clone(),
+        own_secret,
+    ));
     if !cp_addrs.is_empty() {
         let advertise = if config.advertise.is_empty() {
             addr.to_string()

@@ -62,14 +62,17 @@ pub fn kind_prefix(kind: EntityKind) -> Vec<u8> {
     vec![kind as i32 as u8]
 }
 
-/// The entity as clients may see it: secrets replaced by a marker.
+/// The entity as clients may see it: secrets (target ingest secrets, the external
+/// credentials of stream origins) replaced by a marker.
 pub fn redacted(mut e: Entity) -> Entity {
-    if let Some(Kind::Target(t)) = &mut e.kind {
-        if !t.ingest_secret.is_empty() {
+    match &mut e.kind {
+        Some(Kind::Target(t)) if !t.ingest_secret.is_empty() => {
             t.ingest_secret = REDACTED.to_string();
         }
+        Some(Kind::Stream(s)) => tributary_common::secrets::redact_stream(s),
+        _ => {}
     }
     e
 }
 
-pub const REDACTED: &str = "<redacted>";
+pub use tributary_common::secrets::REDACTED;

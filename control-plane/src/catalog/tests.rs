@@ -163,3 +163,66 @@ fn placement_prefers_the_least_loaded_live_node() {
     };
     assert_eq!((owner("a"), owner("b"), owner("c")), (1, 2, 2));
 }
+
+#[test]
+fn external_credentials_are_write_only() {
+    use super::entity::{redacted, REDACTED};
+    let (_d, cat) = open();
+    let mirror = |creds: &str, external: &str| Command {
+        op: Some(Op::Update(Entity {
+            kind: Some(Kind::Stream(Stream {
+                name: "MX".into(),
+                mirror: Some(StreamSource {
+                    stream: "EXT".into(),
+                    external: external.into(),
+                    external_credentials: creds.into(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            })),
+        })),
+        live_nodes: vec![],
+    };
+    let stored = |cat: &Catalogue| match cat
+        .get(EntityKind::Stream, "default:MX")
+        .expect("get")
+        .and_then(|e| e.kind)
+    {
+        Some(Kind::Stream(s)) => s.mirror.map(|m| m.external_credentials),
+        _ => None,
+    };
+    let mut create = mirror("hush", "https://b:7100");
+    if let Some(Op::Update(e)) = create.op.take() {
+        create.op = Some(Op::Create(e));
+    }
+    let mut batch = WriteBatch::default();
+    let (reply, revision, events) = apply_command(&cat, 1, &create, &mut batch);
+    cat.db().write(batch).expect("write");
+    cat.committed(1, revision, events);
+    // What the writer gets back is redacted; the catalogue keeps the secret.
+    let shown = match reply.expect("create").entity.and_then(|e| e.kind) {
+        Some(Kind::Stream(s)) => s.mirror.map(|m| m.external_credentials),
+        _ => None,
+    };
+    assert_eq!(shown.as_deref(), Some(REDACTED));
+    assert_eq!(stored(&cat).as_deref(), Some("hush"));
+    let read = cat.get(EntityKind::Stream, "default:MX").expect("get");
+    match read.map(redacted).and_then(|e| e.kind) {
+        Some(Kind::Stream(s)) => {
+            assert_eq!(
+                s.mirror.map(|m| m.external_credentials).as_deref(),
+                Some(REDACTED)
+            )
+        }
+        other => panic!("{other:?}"),
+    }
+    // Echoing the marker back keeps the stored credentials; new ones replace them.
+    apply(&cat, 2, &mirror(REDACTED, "https://b:7100")).expect("echo");
+    assert_eq!(stored(&cat).as_deref(), Some("hush"));
+    apply(&cat, 3, &mirror("new", "https://b:7100")).expect("replace");
+    assert_eq!(stored(&cat).as_deref(), Some("new"));
+    // The marker never carries credentials over to another cluster.
+    let err = apply(&cat, 4, &mirror(REDACTED, "https://c:7100")).expect_err("other cluster");
+    assert!(err.to_string().contains("external_credentials"), "{err}");
+    assert_eq!(stored(&cat).as_deref(), Some("new"));
+}

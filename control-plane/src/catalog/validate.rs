@@ -7,7 +7,7 @@ use crate::error::CatalogError;
 use std::collections::HashSet;
 use tributary_common::names::{validate_part, EntityName};
 use tributary_proto::v1::{
-    entity::Kind, Entity, EntityKind, Permission, Policy, Stream, Target, Well,
+    entity::Kind, Entity, EntityKind, Permission, Policy, Stream, StreamSource, Target, Well,
 };
 
 /// 2^17 s, Gravwell's default shard width.
@@ -64,7 +64,11 @@ pub fn entity(txn: &mut Txn<'_>, e: &mut Entity, old: Option<&Entity>) -> Result
         }
         Some(Kind::Stream(s)) => {
             s.name = canonical;
-            stream(txn, s)
+            let old = match old.and_then(|o| o.kind.as_ref()) {
+                Some(Kind::Stream(o)) => Some(o),
+                _ => None,
+            };
+            stream(txn, s, old)
         }
         Some(Kind::Policy(p)) => {
             p.name = canonical;
@@ -231,7 +235,7 @@ pub fn subjects_overlap(a: &str, b: &str) -> bool {
     true
 }
 
-fn stream(txn: &mut Txn<'_>, s: &mut Stream) -> Result<(), CatalogError> {
+fn stream(txn: &mut Txn<'_>, s: &mut Stream, old: Option<&Stream>) -> Result<(), CatalogError> {
     if s.mirror.is_some() && !s.sources.is_empty() {
         return Err(invalid(
             "mirror",
@@ -321,9 +325,63 @@ fn stream(txn: &mut Txn<'_>, s: &mut Stream) -> Result<(), CatalogError> {
         if o.external.is_empty() && o.stream == s.name {
             return Err(invalid(field, "a stream cannot copy from itself"));
         }
+        external_access(field, o, old)?;
     }
     no_cycle(txn, s)?;
     policy_ref(txn, "policy", &mut s.policy)
+}
+
+/// The TLS CA and credentials of an origin in another cluster. Credentials are write-only:
+/// an update that echoes the redacted marker keeps those stored for the same origin (same
+/// stream in the same cluster), never hands them to another.
+fn external_access(
+    field: &str,
+    o: &mut StreamSource,
+    old: Option<&Stream>,
+) -> Result<(), CatalogError> {
+    let (ca_field, creds_field) = (
+        format!("{field}.external_ca_pem"),
+        format!("{field}.external_credentials"),
+    );
+    if o.external.is_empty() {
+        if !o.external_ca_pem.is_empty() {
+            return Err(invalid(&ca_field, "is only for an external origin"));
+        }
+        if !o.external_credentials.is_empty() {
+            return Err(invalid(&creds_field, "are only for an external origin"));
+        }
+        return Ok(());
+    }
+    if !o.external_ca_pem.is_empty() && !o.external_ca_pem.contains("-----BEGIN") {
+        return Err(invalid(&ca_field, "is not a PEM certificate"));
+    }
+    if o.external_credentials == REDACTED {
+        let stored = old
+            .into_iter()
+            .flat_map(|s| s.mirror.iter().chain(s.sources.iter()))
+            .find(|p| p.stream == o.stream && p.external == o.external)
+            .map(|p| p.external_credentials.clone());
+        o.external_credentials = stored.ok_or_else(|| {
+            invalid(
+                &creds_field,
+                format!(
+                    "{}: redacted, and none are stored for this origin",
+                    o.stream
+                ),
+            )
+        })?;
+    }
+    if !o
+        .external_credentials
+        .bytes()
+        .all(|b| (0x20..0x7f).contains(&b))
+    {
+        return Err(invalid(
+            &creds_field,
+            "must be printable ASCII (they travel as a gRPC header)",
+        ));
+    }
+    Ok(())
 }
 
 /// Local origins of a stream (mirror and sources in this cluster).

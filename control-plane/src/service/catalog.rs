@@ -29,12 +29,9 @@ impl CatalogService {
             .get(CLUSTER_TOKEN)
             .map(|v| v.as_bytes())
             .unwrap_or_default();
-        !self.cluster_secret.is_empty() && constant_time_eq(given, self.cluster_secret.as_bytes())
+        !self.cluster_secret.is_empty()
+            && tributary_common::secrets::ct_eq(given, self.cluster_secret.as_bytes())
     }
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 fn shown(e: Entity, reveal: bool) -> Entity {

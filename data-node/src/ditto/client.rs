@@ -1,10 +1,14 @@
 //! The connection to a target cluster: its data nodes' Ingest endpoints, TLS (rustls, with the
-//! target's CA) or cleartext, gzip when asked. Batches go round-robin over the endpoints; one
-//! that fails is skipped for the rest of that send, so a dead endpoint costs one attempt.
+//! target's CA) or cleartext, gzip when asked. Batches go to one endpoint at a time, several in
+//! flight on its one `Ingest.Write` stream (the target acks each batch, in order). An endpoint
+//! that fails is dropped for the next one in the list at once; only when every endpoint has
+//! failed in a row does the worker back off, with every endpoint's error. Staying on one
+//! endpoint while it works keeps a resent batch on the node that remembers its id.
 
 use crate::ingest::SECRET_HEADER;
 use std::time::Duration;
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::codec::CompressionEncoding;
 use tonic::transport::{Certificate, ClientTlsConfig, Endpoint};
@@ -12,12 +16,17 @@ use tonic::Streaming;
 use tributary_proto::v1::{ingest_client::IngestClient, IngestAck, IngestBatch, Target};
 
 /// How long a batch may wait for its ack before the endpoint counts as failed.
-const ACK_TIMEOUT: Duration = Duration::from_secs(30);
+pub const ACK_TIMEOUT: Duration = Duration::from_secs(30);
 const MAX_MESSAGE: usize = 64 << 20;
+/// Batches queued for the stream's encoder; at least the worker's window, so a send only
+/// waits when the connection is stuck.
+const QUEUE: usize = 8;
 
 /// What an endpoint said about one batch.
 #[derive(Debug, Clone)]
 pub struct Acked {
+    /// The batch's `seq`, echoed.
+    pub seq: u64,
     pub duplicate: bool,
     pub endpoint: String,
 }
@@ -36,7 +45,12 @@ struct Slot {
 
 pub struct TargetClient {
     slots: Vec<Slot>,
-    next: usize,
+    /// The endpoint batches go to.
+    current: usize,
+    /// Errors of the endpoints that failed in a row since the last ack.
+    failures: Vec<String>,
+    /// An endpoint failed and another is still untried: retry at once.
+    failover: bool,
     secret: String,
     compression: bool,
     ca_pem: String,
@@ -57,7 +71,9 @@ impl TargetClient {
             .collect();
         TargetClient {
             slots,
-            next: 0,
+            current: 0,
+            failures: Vec::new(),
+            failover: false,
             secret: t.ingest_secret.clone(),
             compression: t.enable_compression,
             ca_pem: t.ca_pem.clone(),
@@ -112,7 +128,7 @@ impl TargetClient {
         if self.compression {
             client = client.send_compressed(CompressionEncoding::Gzip);
         }
-        let (tx, rx) = mpsc::channel(4);
+        let (tx, rx) = mpsc::channel(QUEUE);
         let mut req = tonic::Request::new(ReceiverStream::new(rx));
         let secret = tonic::metadata::MetadataValue::try_from(self.secret.as_str())
             .map_err(|_| "the target's ingest secret is not a valid header value".to_string())?;
@@ -125,50 +141,83 @@ impl TargetClient {
         Ok(Conn { tx, acks })
     }
 
-    async fn send_to(&mut self, i: usize, batch: IngestBatch) -> Result<IngestAck, String> {
-        let (addr, tls) = (self.slots[i].addr.clone(), self.slots[i].tls);
-        if self.slots[i].conn.is_none() {
-            self.slots[i].conn = Some(self.connect(&addr, tls).await?);
-        }
-        let Some(conn) = self.slots[i].conn.as_mut() else {
-            return Err(format!("{addr}: no connection"));
-        };
-        if conn.tx.send(batch).await.is_err() {
-            return Err(format!("{addr}: stream closed"));
-        }
-        match tokio::time::timeout(ACK_TIMEOUT, conn.acks.message()).await {
-            Ok(Ok(Some(ack))) => Ok(ack),
-            Ok(Ok(None)) => Err(format!("{addr}: stream ended without an ack")),
-            Ok(Err(s)) => Err(format!("{addr}: {:?}: {}", s.code(), s.message())),
-            Err(_) => Err(format!("{addr}: no ack within {ACK_TIMEOUT:?}")),
-        }
-    }
-
-    /// Sends one batch, trying each endpoint at most once starting with the next in turn.
-    /// The error names every endpoint's failure.
-    pub async fn send(&mut self, batch: IngestBatch) -> Result<Acked, String> {
+    /// Queues `batch` on the current endpoint's stream (connecting first if needed) without
+    /// waiting for its ack. An error has already moved on to the next endpoint.
+    pub async fn submit(&mut self, batch: IngestBatch) -> Result<(), String> {
         if self.slots.is_empty() {
             return Err("the target has no endpoints".into());
         }
-        let mut errors = Vec::new();
-        for k in 0..self.slots.len() {
-            let i = (self.next + k) % self.slots.len();
-            match self.send_to(i, batch.clone()).await {
-                Ok(ack) => {
-                    // Spread batches: the next one starts at the next endpoint.
-                    self.next = (i + 1) % self.slots.len();
-                    return Ok(Acked {
-                        duplicate: ack.duplicate,
-                        endpoint: self.slots[i].addr.clone(),
-                    });
-                }
-                Err(e) => {
-                    // A failed stream is dropped; the next use reconnects.
-                    self.slots[i].conn = None;
-                    errors.push(e);
-                }
+        let i = self.current;
+        let (addr, tls) = (self.slots[i].addr.clone(), self.slots[i].tls);
+        if self.slots[i].conn.is_none() {
+            match self.connect(&addr, tls).await {
+                Ok(c) => self.slots[i].conn = Some(c),
+                Err(e) => return Err(self.fail(e)),
             }
         }
-        Err(errors.join("; "))
+        let Some(conn) = self.slots[i].conn.as_mut() else {
+            return Err(self.fail(format!("{addr}: no connection")));
+        };
+        match tokio::time::timeout(ACK_TIMEOUT, conn.tx.send(batch)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(self.fail(format!("{addr}: stream closed"))),
+            Err(_) => Err(self.fail(format!("{addr}: stream stuck for {ACK_TIMEOUT:?}"))),
+        }
+    }
+
+    /// The next ack on the current stream (acks come in the order batches were submitted),
+    /// waiting until `deadline` at most. Cancel-safe: a cancelled wait loses no ack.
+    pub async fn ack(&mut self, deadline: Instant) -> Result<Acked, String> {
+        let i = self.current;
+        let Some(slot) = self.slots.get_mut(i) else {
+            return Err("the target has no endpoints".into());
+        };
+        let addr = slot.addr.clone();
+        let Some(conn) = slot.conn.as_mut() else {
+            return Err(self.fail(format!("{addr}: no connection")));
+        };
+        let err = match tokio::time::timeout_at(deadline, conn.acks.message()).await {
+            Ok(Ok(Some(ack))) => {
+                self.failures.clear();
+                return Ok(Acked {
+                    seq: ack.seq,
+                    duplicate: ack.duplicate,
+                    endpoint: addr,
+                });
+            }
+            Ok(Ok(None)) => format!("{addr}: stream ended without an ack"),
+            Ok(Err(s)) => format!("{addr}: {:?}: {}", s.code(), s.message()),
+            Err(_) => format!("{addr}: no ack within {ACK_TIMEOUT:?}"),
+        };
+        Err(self.fail(err))
+    }
+
+    /// Drops the current stream (batches on it are lost and must be resent).
+    pub fn disconnect(&mut self) {
+        if let Some(s) = self.slots.get_mut(self.current) {
+            s.conn = None;
+        }
+    }
+
+    /// The current endpoint failed with `err`: drop it, move to the next. Returns the error to
+    /// report: `err`, or every endpoint's error once all of them failed in a row.
+    fn fail(&mut self, err: String) -> String {
+        self.disconnect();
+        self.current = (self.current + 1) % self.slots.len().max(1);
+        self.failures.push(err.clone());
+        if self.failures.len() < self.slots.len() {
+            self.failover = true;
+            return err;
+        }
+        self.failover = false;
+        let all = self.failures.join("; ");
+        self.failures.clear();
+        all
+    }
+
+    /// True once after an endpoint failed while another one is still untried: the worker
+    /// resends at once instead of backing off.
+    pub fn take_failover(&mut self) -> bool {
+        std::mem::take(&mut self.failover)
     }
 }

@@ -1,6 +1,7 @@
 //! Ditto: mirrors wells this node owns into other clusters' live storage (Gravwell's Ditto).
 //!
 //! * `worker` — one task per (well, target): forward pass, late entries, tail.
+//! * `pipeline` — batches in flight: built, saved as pending, sent, committed on their ack.
 //! * `progress` — what a worker has done, saved as keys after each acked batch.
 //! * `client` — the target's Ingest endpoints (TLS, gzip, failover).
 //! * `stats` — counters, the periodic `tributary` stats entry, metrics, `Ditto.Stats`.
@@ -10,6 +11,7 @@
 //! only tails).
 
 pub mod client;
+mod pipeline;
 pub mod progress;
 pub mod stats;
 pub mod worker;

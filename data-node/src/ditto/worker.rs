@@ -1,25 +1,24 @@
 //! One worker per (well, target): forward pass from the Start-Time shard in key order, then
 //! late entries behind the cursor, then tail. Each batch: saved as pending → sent → on ack
-//! progress saved. Errors back off and resend the pending batch under the same id.
+//! progress saved (`pipeline`: several forward batches in flight). Errors back off, reload
+//! the saved progress and resend every pending batch under its own id.
 
 use super::client::TargetClient;
+use super::pipeline::{self, blocking, Forward, Mapper, BATCH_ENTRIES};
 use super::progress::{Pending, Progress};
 use super::stats::WorkerStats;
 use crate::node::Node;
-use crate::storage::codec::EntryValue;
 use crate::storage::keys;
 use crate::storage::successor;
-use crate::storage::wells::{Well, Wells};
-use std::collections::{BTreeMap, HashMap};
+use crate::storage::wells::Well;
+use std::collections::BTreeMap;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
-use tributary_proto::v1::{IngestBatch, Target, WellEntry};
+use tributary_proto::v1::Target;
 
-const BATCH_ENTRIES: usize = 2048;
-const BATCH_BYTES: usize = 1 << 20;
 /// A tailing worker also wakes this often without writes (catalogue changes, ageout).
 const IDLE_WAKE: Duration = Duration::from_millis(500);
 
@@ -32,29 +31,17 @@ pub struct WorkerCtx {
     pub stats: Arc<WorkerStats>,
 }
 
-/// A batch ready to send and what committing it records.
-#[derive(Default)]
-struct Built {
-    entries: Vec<WellEntry>,
-    bytes: u64,
-    /// Entries processed per shard (sent, dropped or corrupt).
-    processed: BTreeMap<u64, u64>,
-    seqs: Vec<u64>,
-    retagged: u64,
-    dropped: u64,
-    corrupt: u64,
-}
-
 enum Step {
     Worked,
     Idle,
 }
 
-struct State {
-    client: Option<TargetClient>,
-    progress: Option<Progress>,
-    permit: Option<OwnedSemaphorePermit>,
-    next_send: Instant,
+pub(super) struct State {
+    pub(super) client: Option<TargetClient>,
+    pub(super) progress: Option<Progress>,
+    pub(super) permit: Option<OwnedSemaphorePermit>,
+    /// When the bandwidth limit lets the next batch go.
+    pub(super) next_send: Instant,
 }
 
 fn backoff(attempt: u32) -> Duration {
@@ -87,9 +74,18 @@ pub async fn run(ctx: WorkerCtx) {
                 let _ = tokio::time::timeout(IDLE_WAKE, changed.changed()).await;
             }
             Err(e) => {
-                st.permit = None;
-                // Reloaded from disk next step: what is saved is what was acked.
+                // Reloaded from disk next step: what is saved is what was acked, and every
+                // batch in flight is a saved pending that goes again on a fresh stream.
                 st.progress = None;
+                let failover = st.client.as_mut().is_some_and(|c| {
+                    c.disconnect();
+                    c.take_failover()
+                });
+                if failover {
+                    tracing::info!(well = %ctx.well, target = %ctx.target, error = %e, "ditto endpoint failed; trying the next");
+                    continue;
+                }
+                st.permit = None;
                 tracing::warn!(well = %ctx.well, target = %ctx.target, error = %e, "ditto batch failed; retrying from saved progress");
                 ctx.stats.set_error(&e);
                 attempt += 1;
@@ -97,14 +93,6 @@ pub async fn run(ctx: WorkerCtx) {
             }
         }
     }
-}
-
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, String> + Send + 'static,
-) -> Result<T, String> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| format!("ditto read task failed: {e}"))?
 }
 
 async fn step(ctx: &WorkerCtx, st: &mut State) -> Result<Step, String> {
@@ -145,51 +133,17 @@ async fn step(ctx: &WorkerCtx, st: &mut State) -> Result<Step, String> {
         );
     }
     ctx.stats.set_state("copying");
-    let progress = st.progress.clone().unwrap_or_default();
-    // A batch sent but not acked before a failure or restart goes again, identical.
-    if let Some(p) = progress.pending.clone() {
-        let built = rebuild(ctx, &well, &target, &p, &progress).await?;
-        send_and_commit(ctx, st, &target, p, built).await?;
+    // Batches sent but not acked before a failure or restart go again, identical.
+    if st.progress.as_ref().is_some_and(|p| !p.pending.is_empty()) {
+        pipeline::resend(ctx, st, &well, &target).await?;
         return Ok(Step::Worked);
     }
-    let hi = ctx.node.wells.next_seq(&well);
-    let from = match &progress.cursor {
-        Some(c) => successor(c),
-        None => keys::shard_start(well.id, start_shard),
-    };
-    let page = {
-        let (node, w, f) = (ctx.node.clone(), well.clone(), from.clone());
-        blocking(move || {
-            node.wells
-                .page_raw(&w, &f, &Wells::well_end_key(&w), BATCH_ENTRIES)
-                .map_err(|e| e.to_string())
-        })
-        .await?
-    };
-    if let Some(mut entries) = non_empty(page.entries) {
-        let mut size = 0;
-        // Cap the batch by bytes too (big entries).
-        let cut = entries
-            .iter()
-            .position(|(_, v)| {
-                size += v.len();
-                size > BATCH_BYTES
-            })
-            .unwrap_or(entries.len())
-            .max(1);
-        entries.truncate(cut);
-        let to = entries.last().map(|(k, _)| k.clone()).unwrap_or_default();
-        let p = Pending {
-            from,
-            to,
-            lo: 0,
-            hi,
-            late: false,
+    let update = |st: &State| update_position(ctx, &well, st, start_shard);
+    let (hi, batches) =
+        match pipeline::forward(ctx, st, &well, &target, start_shard, update).await? {
+            Forward::Done { hi, batches } => (hi, batches),
+            Forward::Interrupted => return Ok(Step::Worked),
         };
-        let built = build(ctx, &target, &entries, &p, &progress);
-        send_and_commit(ctx, st, &target, p, built).await?;
-        return Ok(Step::Worked);
-    }
     // Caught up with the key order: now what landed behind the cursor meanwhile.
     let sent_late = late_pass(ctx, st, &well, &target, start_shard, hi).await?;
     let Some(p) = st.progress.as_mut() else {
@@ -202,11 +156,11 @@ async fn step(ctx: &WorkerCtx, st: &mut State) -> Result<Step, String> {
             .map_err(|e| e.to_string())?;
     }
     update_position(ctx, &well, st, start_shard);
-    Ok(if sent_late { Step::Worked } else { Step::Idle })
-}
-
-fn non_empty<T>(v: Vec<T>) -> Option<Vec<T>> {
-    (!v.is_empty()).then_some(v)
+    Ok(if sent_late || batches > 0 {
+        Step::Worked
+    } else {
+        Step::Idle
+    })
 }
 
 /// Shards whose stored count exceeds what was processed get scanned for entries with
@@ -271,14 +225,15 @@ async fn late_pass(
             .await?;
             if let Some(to) = found.last().map(|(k, _)| k.clone()) {
                 let p = Pending {
+                    batch: progress.next_batch,
                     from: from.clone(),
                     to,
                     lo: progress.floor,
                     hi,
                     late: true,
                 };
-                let built = build(ctx, target, &found, &p, &progress);
-                send_and_commit(ctx, st, target, p, built).await?;
+                let built = Mapper::new(ctx, target).build(&found, &p, &progress.sent);
+                pipeline::send_one(ctx, st, target, p, built).await?;
                 any = true;
             }
             match next {
@@ -288,171 +243,6 @@ async fn late_pass(
         }
     }
     Ok(any)
-}
-
-/// Reads the entries a pending batch names again.
-async fn rebuild(
-    ctx: &WorkerCtx,
-    well: &Arc<Well>,
-    target: &Target,
-    p: &Pending,
-    progress: &Progress,
-) -> Result<Built, String> {
-    let (node, w, pc) = (ctx.node.clone(), well.clone(), p.clone());
-    let sent = progress.sent.clone();
-    let entries = blocking(move || {
-        let end = successor(&pc.to);
-        let mut at = pc.from.clone();
-        let mut out = Vec::new();
-        loop {
-            let page = node
-                .wells
-                .page_raw(&w, &at, &end, BATCH_ENTRIES)
-                .map_err(|e| e.to_string())?;
-            let last = page.entries.last().map(|(k, _)| k.clone());
-            for (k, v) in page.entries {
-                let seq = keys::parse_entry_key(&k).map_or(0, |k| k.3);
-                if seq >= pc.lo && seq < pc.hi && !sent.contains(&seq) {
-                    out.push((k, v));
-                }
-            }
-            match last {
-                Some(l) if page.more => at = successor(&l),
-                _ => return Ok(out),
-            }
-        }
-    })
-    .await?;
-    Ok(build(ctx, target, &entries, p, progress))
-}
-
-/// Decodes and maps the raw entries of a batch (filtering by the pending's seq range).
-fn build(
-    ctx: &WorkerCtx,
-    target: &Target,
-    raw: &[(Vec<u8>, Vec<u8>)],
-    p: &Pending,
-    progress: &Progress,
-) -> Built {
-    let names: HashMap<u32, String> = ctx
-        .node
-        .with_catalog(|c| c.tags.iter().map(|(n, id)| (*id, n.clone())).collect());
-    let mut b = Built::default();
-    for (k, v) in raw {
-        let Some((_, shard, ts, seq)) = keys::parse_entry_key(k) else {
-            continue;
-        };
-        if seq < p.lo || seq >= p.hi || progress.sent.contains(&seq) {
-            continue;
-        }
-        *b.processed.entry(shard).or_default() += 1;
-        b.seqs.push(seq);
-        let value = match EntryValue::decode(v) {
-            Ok(v) => v,
-            Err(e) => {
-                tracing::warn!(well = %ctx.well, target = %ctx.target, shard, seq, error = %e, "ditto: corrupt entry skipped");
-                b.corrupt += 1;
-                continue;
-            }
-        };
-        let tag = match names.get(&value.tag) {
-            Some(n) => n.clone(),
-            None if !target.unresolvable_tag_destination.is_empty() => {
-                b.retagged += 1;
-                target.unresolvable_tag_destination.clone()
-            }
-            None => {
-                b.dropped += 1;
-                continue;
-            }
-        };
-        b.bytes += (value.data.len()
-            + value
-                .values
-                .iter()
-                .map(|(k, v)| k.len() + v.len())
-                .sum::<usize>()) as u64;
-        b.entries.push(WellEntry {
-            timestamp_ns: i64::try_from(ts).unwrap_or(i64::MAX),
-            tag,
-            source: value.source.map(|s| s.to_string()).unwrap_or_default(),
-            data: value.data,
-            values: value.values.into_iter().collect(),
-        });
-    }
-    b
-}
-
-async fn send_and_commit(
-    ctx: &WorkerCtx,
-    st: &mut State,
-    target: &Target,
-    pending: Pending,
-    built: Built,
-) -> Result<(), String> {
-    let engine = ctx.node.engine();
-    let Some(progress) = st.progress.as_mut() else {
-        return Err("no progress loaded".into());
-    };
-    let id = format!(
-        "ditto/{}/{}/{}/{}",
-        ctx.source_id, ctx.well, ctx.target, progress.next_batch
-    );
-    if !built.entries.is_empty() {
-        if progress.pending.as_ref() != Some(&pending) {
-            progress.pending = Some(pending.clone());
-            progress
-                .save(engine.as_ref(), &ctx.well, &ctx.target)
-                .map_err(|e| e.to_string())?;
-        }
-        if target.bandwidth_limit > 0 {
-            tokio::time::sleep_until(st.next_send).await;
-            let cost = Duration::from_secs_f64(built.bytes as f64 / target.bandwidth_limit as f64);
-            st.next_send = st.next_send.max(Instant::now()) + cost;
-        }
-        let batch = IngestBatch {
-            seq: progress.next_batch,
-            entries: built.entries,
-            batch_id: id,
-        };
-        let client = st
-            .client
-            .as_mut()
-            .ok_or_else(|| "no target client".to_string())?;
-        let acked = client.send(batch).await?;
-        ctx.stats.set_endpoint(&acked.endpoint);
-        if acked.duplicate {
-            ctx.stats.duplicates.fetch_add(1, Relaxed);
-        }
-    }
-    let Some(progress) = st.progress.as_mut() else {
-        return Err("no progress loaded".into());
-    };
-    if !pending.late {
-        progress.cursor = Some(pending.to.clone());
-    }
-    for (shard, n) in &built.processed {
-        *progress.processed.entry(*shard).or_default() += n;
-    }
-    let floor = progress.floor;
-    progress
-        .sent
-        .extend(built.seqs.iter().copied().filter(|s| *s >= floor));
-    progress.next_batch += 1;
-    progress.pending = None;
-    progress
-        .save(engine.as_ref(), &ctx.well, &ctx.target)
-        .map_err(|e| e.to_string())?;
-    let s = &ctx.stats;
-    s.entries.fetch_add(
-        built.seqs.len() as u64 - built.dropped - built.corrupt,
-        Relaxed,
-    );
-    s.bytes.fetch_add(built.bytes, Relaxed);
-    s.retagged.fetch_add(built.retagged, Relaxed);
-    s.dropped.fetch_add(built.dropped, Relaxed);
-    s.corrupt.fetch_add(built.corrupt, Relaxed);
-    Ok(())
 }
 
 /// Shard n of m and entries behind, for `ditto stats`.

@@ -80,6 +80,7 @@ impl Registry {
                     }),
                     error: st.error,
                     external: spec.origin.external.clone(),
+                    external_tls: origin::is_tls(&spec.origin),
                 }
             })
             .collect()
@@ -134,9 +135,10 @@ fn desired(node: &Node) -> Vec<Spec> {
     })
 }
 
-/// Starts the supervisor; `control_plane` locates origins owned by other nodes.
-pub fn spawn(node: Arc<Node>, control_plane: Vec<String>) -> JoinHandle<()> {
-    let resolver = Arc::new(origin::Resolver::new(control_plane));
+/// Starts the supervisor; `control_plane` locates origins owned by other nodes, which take
+/// `own_secret` (this cluster's stream secret; empty: none).
+pub fn spawn(node: Arc<Node>, control_plane: Vec<String>, own_secret: String) -> JoinHandle<()> {
+    let resolver = Arc::new(origin::Resolver::new(control_plane, own_secret));
     tokio::spawn(async move {
         let mut running: HashMap<Spec, Running> = HashMap::new();
         let mut tick = tokio::time::interval(RECONCILE);

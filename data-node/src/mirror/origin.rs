@@ -1,22 +1,28 @@
 //! Opening a subscription on an origin stream, wherever it lives: owned by this node (read
 //! straight from storage through the same code `Streams.Subscribe` runs, minus the network),
-//! on another node of this cluster, or in another cluster (`external` names that cluster's
-//! control plane). The owner is looked up on every attempt, so a moved or restarted origin
-//! node is found again.
+//! on another node of this cluster (sent this node's stream secret, which the cluster shares),
+//! or in another cluster (`external` names that cluster's control plane; TLS with the origin's
+//! CA when it says `https://` or gives one, and its credentials as the stream secret). The
+//! owner is looked up on every attempt, so a moved or restarted origin node is found again.
 
 use crate::node::Node;
+use crate::server::STREAM_SECRET_HEADER;
 use crate::streams::subscribe;
 use futures::stream::BoxStream;
 use futures::StreamExt;
 use std::time::Duration;
+use tonic::transport::Channel;
 use tonic::Status;
-use tributary_common::grpc::channel;
+use tributary_common::grpc::{describe, endpoint, wants_tls};
+use tributary_common::secrets::REDACTED;
 use tributary_proto::v1::{
     catalog_client::CatalogClient, entity::Kind, streams_client::StreamsClient, EntityKind,
-    EntityRef, SubscribeEvent, SubscribeRequest,
+    EntityRef, StreamSource, SubscribeRequest,
 };
 
-pub type Feed = BoxStream<'static, Result<SubscribeEvent, Status>>;
+/// Events from the origin: read from storage when it is owned here, else received and
+/// encoded as stored.
+pub type Feed = BoxStream<'static, Result<subscribe::Event, Status>>;
 
 /// How long one lookup or subscribe call may take before the attempt counts as failed.
 const CALL_TIMEOUT: Duration = Duration::from_secs(3);
@@ -26,6 +32,17 @@ const MAX_EVENT_BYTES: usize = 256 << 20;
 pub struct Resolver {
     /// This cluster's control plane (empty on a standalone node).
     local: Vec<String>,
+    /// The stream secret this cluster's data nodes share (empty: none).
+    own_secret: String,
+}
+
+/// How to reach the cluster an origin lives in.
+struct Route {
+    control_plane: Vec<String>,
+    /// `Some(CA PEM)` when the links are TLS ("" = the enabled roots).
+    tls: Option<String>,
+    /// Sent as the stream secret to the owning data node (empty: nothing sent).
+    secret: String,
 }
 
 fn addrs(list: &str) -> Vec<String> {
@@ -36,21 +53,50 @@ fn addrs(list: &str) -> Vec<String> {
         .collect()
 }
 
+/// Whether the links to an external origin's cluster use TLS.
+pub fn is_tls(origin: &StreamSource) -> bool {
+    addrs(&origin.external)
+        .iter()
+        .any(|a| wants_tls(a, &origin.external_ca_pem))
+}
+
+/// A lazily connecting channel, over TLS when the route says so.
+fn link(addr: &str, tls: Option<&str>) -> Result<Channel, String> {
+    endpoint(addr, tls)
+        .map(|e| e.connect_lazy())
+        .map_err(|e| format!("{addr}: {e}"))
+}
+
 impl Resolver {
-    pub fn new(local: Vec<String>) -> Self {
-        Resolver { local }
+    pub fn new(local: Vec<String>, own_secret: String) -> Self {
+        Resolver { local, own_secret }
+    }
+
+    fn external(origin: &StreamSource) -> Result<Route, String> {
+        if origin.external_credentials == REDACTED {
+            return Err(format!(
+                "the credentials for {} reached this node redacted: give the data node the \
+                 control plane's cluster_secret",
+                origin.external
+            ));
+        }
+        Ok(Route {
+            control_plane: addrs(&origin.external),
+            tls: is_tls(origin).then(|| origin.external_ca_pem.clone()),
+            secret: origin.external_credentials.clone(),
+        })
     }
 
     pub async fn open(
         &self,
         node: &Node,
-        external: &str,
+        origin: &StreamSource,
         req: SubscribeRequest,
     ) -> Result<Feed, String> {
-        let cps = if external.is_empty() {
+        let route = if origin.external.is_empty() {
             if let Some(store) = node.streams.get(&req.stream) {
                 let inc = subscribe::incarnation_of(node, &store);
-                let feed = subscribe::start(store, req, inc).map_err(|e| e.to_string())?;
+                let feed = subscribe::start_raw(store, req, inc).map_err(|e| e.to_string())?;
                 return Ok(feed.boxed());
             }
             if self.local.is_empty() {
@@ -59,28 +105,44 @@ impl Resolver {
                     req.stream
                 ));
             }
-            self.local.clone()
+            Route {
+                control_plane: self.local.clone(),
+                tls: None,
+                secret: self.own_secret.clone(),
+            }
         } else {
-            addrs(external)
+            Self::external(origin)?
         };
-        let addr = locate(&cps, &req.stream).await?;
-        let ch = channel(&addr).map_err(|e| format!("data node {addr}: {e}"))?;
+        let tls = route.tls.as_deref();
+        let addr = locate(&route.control_plane, tls, &req.stream).await?;
+        let ch = link(&addr, tls).map_err(|e| format!("data node {e}"))?;
         let mut client = StreamsClient::new(ch).max_decoding_message_size(MAX_EVENT_BYTES);
         let stream = req.stream.clone();
-        let reply = tokio::time::timeout(CALL_TIMEOUT, client.subscribe(req))
+        let mut call = tonic::Request::new(req);
+        if !route.secret.is_empty() {
+            let v = route
+                .secret
+                .parse()
+                .map_err(|_| format!("the stream secret for {stream} is not a valid header"))?;
+            call.metadata_mut().insert(STREAM_SECRET_HEADER, v);
+        }
+        let reply = tokio::time::timeout(CALL_TIMEOUT, client.subscribe(call))
             .await
             .map_err(|_| format!("subscribing to {stream} on {addr}: timed out"))?
-            .map_err(|s| format!("subscribing to {stream} on {addr}: {}", s.message()))?;
-        Ok(reply.into_inner().boxed())
+            .map_err(|s| format!("subscribing to {stream} on {addr}: {}", describe(&s)))?;
+        Ok(reply
+            .into_inner()
+            .map(|r| r.map(subscribe::Event::from_proto))
+            .boxed())
     }
 }
 
 /// The address of the data node owning `stream`, asking each control-plane member in turn
 /// (any member answers catalogue reads).
-async fn locate(cps: &[String], stream: &str) -> Result<String, String> {
+async fn locate(cps: &[String], tls: Option<&str>, stream: &str) -> Result<String, String> {
     let mut last = String::from("no control-plane address");
     for cp in cps {
-        match locate_at(cp, stream).await {
+        match locate_at(cp, tls, stream).await {
             Ok(a) => return Ok(a),
             // A definite answer (no such stream) needs no second opinion.
             Err((true, e)) => return Err(e),
@@ -91,8 +153,8 @@ async fn locate(cps: &[String], stream: &str) -> Result<String, String> {
 }
 
 /// `Err((definite, message))`.
-async fn locate_at(cp: &str, stream: &str) -> Result<String, (bool, String)> {
-    let ch = channel(cp).map_err(|e| (false, format!("control plane {cp}: {e}")))?;
+async fn locate_at(cp: &str, tls: Option<&str>, stream: &str) -> Result<String, (bool, String)> {
+    let ch = link(cp, tls).map_err(|e| (false, format!("control plane {e}")))?;
     let c = CatalogClient::new(ch);
     let get = |kind: EntityKind, name: String| {
         let mut c = c.clone();
@@ -106,7 +168,7 @@ async fn locate_at(cp: &str, stream: &str) -> Result<String, (bool, String)> {
                 Ok(Err(s)) if s.code() == tonic::Code::NotFound => {
                     Err((true, format!("origin: {}", s.message())))
                 }
-                Ok(Err(s)) => Err((false, format!("control plane {cp}: {}", s.message()))),
+                Ok(Err(s)) => Err((false, format!("control plane {cp}: {}", describe(&s)))),
                 Ok(Ok(r)) => Ok(r.into_inner().entity.and_then(|e| e.kind)),
             }
         }

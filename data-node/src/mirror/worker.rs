@@ -9,12 +9,13 @@ use super::{Spec, Status};
 use crate::node::Node;
 use crate::storage::codec::MessageValue;
 use crate::storage::streams::replicate::SourceProgress;
-use crate::storage::streams::StreamStore;
+use crate::storage::streams::{RawMessage, StreamStore};
+use crate::streams::subscribe::Event;
 use futures::StreamExt;
 use rand::Rng;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tributary_proto::v1::{StreamMessage, SubscribeEvent, SubscribeRequest};
+use tributary_proto::v1::SubscribeRequest;
 
 /// Origins heartbeat every second; three missed ones mean the link is dead.
 const STALL: Duration = Duration::from_secs(3);
@@ -108,7 +109,7 @@ async fn copy(
     let (req, mut known) = start(spec, &dest)?;
     // Progress is counted from where we start: the origin seq we expect next.
     let mut next = req.start_seq.max(1);
-    let mut feed: Feed = resolver.open(node, &spec.origin.external, req).await?;
+    let mut feed: Feed = resolver.open(node, &spec.origin, req).await?;
     loop {
         let ev = match tokio::time::timeout(STALL, feed.next()).await {
             Err(_) => {
@@ -131,8 +132,9 @@ async fn copy(
             }
             known = hb.incarnation;
         }
-        store(spec, &dest, &ev, known, &mut next)?;
-        let lag = ev.last_seq.saturating_sub(next.saturating_sub(1));
+        let last_seq = ev.last_seq;
+        store(spec, &dest, ev, known, &mut next)?;
+        let lag = last_seq.saturating_sub(next.saturating_sub(1));
         set(status, |s| {
             s.lag = lag;
             s.last_active = Some(Instant::now());
@@ -145,7 +147,7 @@ async fn copy(
 fn store(
     spec: &Spec,
     dest: &StreamStore,
-    ev: &SubscribeEvent,
+    ev: Event,
     incarnation: u64,
     next: &mut u64,
 ) -> Result<(), String> {
@@ -154,12 +156,8 @@ fn store(
         return Ok(());
     }
     let r = if spec.mirror {
-        let msgs = ev
-            .messages
-            .iter()
-            .map(|m| (m.seq, value(m, None)))
-            .collect();
-        dest.append_mirrored(msgs, through_next.saturating_sub(1), incarnation)
+        // A mirror stores the origin's bytes as they are.
+        dest.append_mirrored(ev.messages, through_next.saturating_sub(1), incarnation)
     } else {
         if ev.messages.is_empty() && through_next <= *next {
             // Nothing new to record; a heartbeat only confirms the link.
@@ -174,8 +172,8 @@ fn store(
         let msgs = ev
             .messages
             .iter()
-            .map(|m| value(m, Some(&spec.origin.stream)))
-            .collect();
+            .map(|m| sourced(m, &spec.origin.stream))
+            .collect::<Result<_, _>>()?;
         let progress = SourceProgress {
             next_seq: through_next.max(*next),
             incarnation,
@@ -190,23 +188,16 @@ fn store(
     Ok(())
 }
 
-/// A stored message from a copied one; sourced messages say where they came from.
-fn value(m: &StreamMessage, origin: Option<&str>) -> MessageValue {
-    let mut headers: std::collections::BTreeMap<String, String> = m
-        .headers
-        .iter()
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    if let Some(o) = origin {
-        headers.insert(ORIGIN_STREAM_HEADER.into(), o.to_string());
-        headers.insert(ORIGIN_SEQ_HEADER.into(), m.seq.to_string());
-    }
-    MessageValue {
-        subject: m.subject.clone(),
-        headers,
-        data: m.data.clone(),
-        timestamp_ns: m.timestamp_ns,
-    }
+/// A sourced message as the destination stores it: with headers naming where it came from.
+fn sourced(m: &RawMessage, origin: &str) -> Result<MessageValue, String> {
+    let mut v = m
+        .decode()
+        .map_err(|e| format!("message {} of {origin}: {e}", m.seq))?;
+    v.headers
+        .insert(ORIGIN_STREAM_HEADER.into(), origin.to_string());
+    v.headers
+        .insert(ORIGIN_SEQ_HEADER.into(), m.seq.to_string());
+    Ok(v)
 }
 
 /// Drops what ties the destination to the old origin, so the next attempt starts fresh.

@@ -196,7 +196,7 @@ impl Streams for StreamsService {
         Ok(Response::new(subscribe::to_proto(req.seq, m)))
     }
 
-    type SubscribeStream = ReceiverStream<Result<SubscribeEvent, Status>>;
+    type SubscribeStream = futures::stream::BoxStream<'static, Result<SubscribeEvent, Status>>;
 
     #[tracing::instrument(name = "Streams.Subscribe", skip_all, fields(stream = %req.get_ref().stream))]
     async fn subscribe(
@@ -206,7 +206,11 @@ impl Streams for StreamsService {
         let req = req.into_inner();
         let store = self.node.owned_stream("stream", &req.stream)?;
         let incarnation = subscribe::incarnation_of(&self.node, &store);
-        Ok(Response::new(subscribe::start(store, req, incarnation)?))
+        Ok(Response::new(Box::pin(subscribe::start(
+            store,
+            req,
+            incarnation,
+        )?)))
     }
 
     #[tracing::instrument(name = "Streams.Info", skip_all, fields(stream = %req.get_ref().stream))]

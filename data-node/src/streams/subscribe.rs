@@ -1,11 +1,14 @@
 //! `Streams.Subscribe`: messages from a seq or a time, filtered by subject, then live. The
 //! reply channel is bounded, so a slow reader parks the sender instead of piling up memory;
 //! a heartbeat with first/last seq goes out every second (readers use it for lag and to tell
-//! a quiet stream from a dead link).
+//! a quiet stream from a dead link). Inside the node a subscription yields [`Event`]s holding
+//! messages as stored (a local mirror copies those bytes as they are); the gRPC service turns
+//! them into `SubscribeEvent`s.
 
 use crate::error::{Error, Result};
 use crate::storage::codec::MessageValue;
-use crate::storage::streams::StreamStore;
+use crate::storage::streams::{RawMessage, StreamStore};
+use futures::{Stream, StreamExt};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -50,13 +53,72 @@ pub fn to_proto(seq: u64, m: MessageValue) -> StreamMessage {
     }
 }
 
-/// `incarnation` names this copy of the stream (node id and local id, never reused), sent in
-/// every heartbeat; the first event is always a heartbeat so a reader learns it up front.
+/// A subscription's event inside the node: [`SubscribeEvent`] with the messages as stored.
+#[derive(Debug, Default)]
+pub struct Event {
+    pub messages: Vec<RawMessage>,
+    pub heartbeat: Option<Heartbeat>,
+    /// Everything before it has been sent (or is gone from the stream).
+    pub next_seq: u64,
+    pub last_seq: u64,
+}
+
+impl Event {
+    /// The event as the gRPC API sends it.
+    pub fn into_proto(self) -> Result<SubscribeEvent, Status> {
+        let messages = self
+            .messages
+            .into_iter()
+            .map(|m| Ok(to_proto(m.seq, m.decode()?)))
+            .collect::<Result<_>>()?;
+        Ok(SubscribeEvent {
+            messages,
+            heartbeat: self.heartbeat,
+            next_seq: self.next_seq,
+            last_seq: self.last_seq,
+        })
+    }
+
+    /// An event received from another node, its messages encoded as they are stored.
+    pub fn from_proto(ev: SubscribeEvent) -> Self {
+        let messages = ev
+            .messages
+            .into_iter()
+            .map(|m| {
+                let value = MessageValue {
+                    subject: m.subject,
+                    headers: m.headers.into_iter().collect(),
+                    data: m.data,
+                    timestamp_ns: m.timestamp_ns,
+                };
+                RawMessage::new(m.seq, &value)
+            })
+            .collect();
+        Event {
+            messages,
+            heartbeat: ev.heartbeat,
+            next_seq: ev.next_seq,
+            last_seq: ev.last_seq,
+        }
+    }
+}
+
+/// [`start_raw`] as the gRPC API sends it.
 pub fn start(
     store: Arc<StreamStore>,
     req: SubscribeRequest,
     incarnation: u64,
-) -> Result<ReceiverStream<Result<SubscribeEvent, Status>>> {
+) -> Result<impl Stream<Item = Result<SubscribeEvent, Status>> + Send + 'static> {
+    Ok(start_raw(store, req, incarnation)?.map(|r| r.and_then(Event::into_proto)))
+}
+
+/// `incarnation` names this copy of the stream (node id and local id, never reused), sent in
+/// every heartbeat; the first event is always a heartbeat so a reader learns it up front.
+pub fn start_raw(
+    store: Arc<StreamStore>,
+    req: SubscribeRequest,
+    incarnation: u64,
+) -> Result<ReceiverStream<Result<Event, Status>>> {
     if !req.filter_subject.is_empty() {
         crate::subject::validate_filter("filter_subject", &req.filter_subject)?;
     }
@@ -93,7 +155,7 @@ async fn run(
     filter: String,
     batch: usize,
     incarnation: u64,
-    tx: mpsc::Sender<Result<SubscribeEvent, Status>>,
+    tx: mpsc::Sender<Result<Event, Status>>,
 ) {
     let _counted = store.subscriber();
     let mut changed = store.watch();
@@ -135,17 +197,17 @@ async fn run(
         // Events stay under a soft byte cap so readers with tonic's default 4 MiB decoding
         // limit can take them (a single bigger message still goes alone).
         let last_seq = store.state().last_seq;
-        let mut event = SubscribeEvent {
+        let mut event = Event {
             last_seq,
             ..Default::default()
         };
         let mut size = 0;
-        for (q, m) in msgs {
-            let n = m.data.len() + m.subject.len() + 32;
+        for m in msgs {
+            let n = m.value.len() + 16;
             if !event.messages.is_empty() && size + n > crate::query::REPLY_BYTES {
                 // A split event only vouches for what it carries.
                 event.next_seq = event.messages.last().map_or(0, |m| m.seq + 1);
-                let rest = SubscribeEvent {
+                let rest = Event {
                     last_seq,
                     ..Default::default()
                 };
@@ -159,7 +221,7 @@ async fn run(
                 size = 0;
             }
             size += n;
-            event.messages.push(to_proto(q, m));
+            event.messages.push(m);
         }
         event.next_seq = next;
         if !event.messages.is_empty() && tx.send(Ok(event)).await.is_err() {
@@ -192,12 +254,12 @@ async fn run(
 
 async fn send_heartbeat(
     store: &StreamStore,
-    tx: &mpsc::Sender<Result<SubscribeEvent, Status>>,
+    tx: &mpsc::Sender<Result<Event, Status>>,
     incarnation: u64,
     next: u64,
 ) -> bool {
     let s = store.state();
-    let event = SubscribeEvent {
+    let event = Event {
         messages: Vec::new(),
         heartbeat: Some(Heartbeat {
             first_seq: s.first_seq,

@@ -100,8 +100,31 @@ pub struct StreamStore {
     destroyed: AtomicBool,
 }
 
-/// A stored message with its seq.
-pub type SeqMessage = (u64, MessageValue);
+/// A message as stored, with what filters and indexes need decoded beside it: a copy
+/// between streams moves the stored bytes as they are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawMessage {
+    pub seq: u64,
+    pub subject: String,
+    pub timestamp_ns: i64,
+    /// The stored value ([`MessageValue`] encoded).
+    pub value: Vec<u8>,
+}
+
+impl RawMessage {
+    pub fn new(seq: u64, m: &MessageValue) -> Self {
+        RawMessage {
+            seq,
+            subject: m.subject.clone(),
+            timestamp_ns: m.timestamp_ns,
+            value: m.encode(),
+        }
+    }
+
+    pub fn decode(&self) -> StorageResult<MessageValue> {
+        MessageValue::decode(&self.value)
+    }
+}
 
 impl StreamStore {
     pub fn open(
@@ -251,7 +274,7 @@ impl StreamStore {
     /// Messages from `from_seq` whose subject passes `filter`, at most `max` of them and
     /// scanning at most `max * 16` (so a rare filter cannot pin a reader); also the seq to
     /// continue from.
-    pub fn read(&self, from_seq: u64, filter: &str, max: usize) -> Result<(Vec<SeqMessage>, u64)> {
+    pub fn read(&self, from_seq: u64, filter: &str, max: usize) -> Result<(Vec<RawMessage>, u64)> {
         let mut out = Vec::new();
         let mut next = from_seq;
         let mut scanned = 0usize;
@@ -270,10 +293,12 @@ impl StreamStore {
                 scanned += 1;
                 match MessageValue::decode_head(v) {
                     Ok((_, subject)) if !crate::subject::filter_accepts(filter, &subject) => {}
-                    Ok(_) => match MessageValue::decode(v) {
-                        Ok(m) => out.push((seq, m)),
-                        Err(e) => err = Some(e),
-                    },
+                    Ok((timestamp_ns, subject)) => out.push(RawMessage {
+                        seq,
+                        subject,
+                        timestamp_ns,
+                        value: v.to_vec(),
+                    }),
                     Err(e) => err = Some(e),
                 }
                 if err.is_some() || out.len() >= max || scanned >= max.saturating_mul(16) {

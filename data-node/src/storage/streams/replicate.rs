@@ -12,7 +12,7 @@
 //! Replicated writes never refuse a message for a full stream (that would stall the copy
 //! forever): limits drop the oldest messages instead, after the write.
 
-use super::{state_key, state_value, Inner, StreamStore};
+use super::{state_key, state_value, Inner, RawMessage, StreamStore};
 use crate::error::Result;
 use crate::storage::codec::{MessageValue, Reader, Writer};
 use crate::storage::keys;
@@ -72,7 +72,7 @@ impl StreamStore {
     /// Messages at or below the current last seq are repeats of a resend and are skipped.
     pub fn append_mirrored(
         &self,
-        msgs: Vec<(u64, MessageValue)>,
+        msgs: Vec<RawMessage>,
         through: u64,
         incarnation: u64,
     ) -> Result<Appended> {
@@ -83,20 +83,20 @@ impl StreamStore {
         let mut out = Appended::default();
         let mut last_seq = st.last_seq;
         let mut last_ts = st.last_ts;
-        for (seq, m) in msgs {
-            if seq <= last_seq {
+        for m in msgs {
+            if m.seq <= last_seq {
                 continue;
             }
-            let value = m.encode();
-            let size = value.len() as u64;
-            last_seq = seq;
+            let size = m.value.len() as u64;
+            last_seq = m.seq;
             last_ts = m.timestamp_ns;
             if limits.max_msg_size > 0 && size > limits.max_msg_size {
                 out.too_big += 1;
                 continue;
             }
-            batch.put(Space::Streams, keys::msg_key(self.id, seq), value);
-            added.push((seq, m.subject, size, m.timestamp_ns));
+            // The origin's stored bytes are the mirror's: no decode, no encode.
+            batch.put(Space::Streams, keys::msg_key(self.id, m.seq), m.value);
+            added.push((m.seq, m.subject, size, m.timestamp_ns));
         }
         let through = through.max(last_seq);
         if through <= st.last_seq && added.is_empty() && self.mirror_origin()? == incarnation {

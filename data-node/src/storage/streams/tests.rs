@@ -25,7 +25,7 @@ fn seqs(s: &StreamStore) -> Vec<u64> {
         .unwrap()
         .0
         .into_iter()
-        .map(|(q, _)| q)
+        .map(|m| m.seq)
         .collect()
 }
 
@@ -271,7 +271,8 @@ fn read_filters_and_time_lookup() {
             .unwrap();
     }
     let (got, next) = s.read(2, "a.*", 10).unwrap();
-    assert_eq!(got.iter().map(|(q, _)| *q).collect::<Vec<_>>(), vec![3]);
+    assert_eq!(got.iter().map(|m| m.seq).collect::<Vec<_>>(), vec![3]);
+    assert_eq!(got[0].decode().unwrap().subject, "a.2");
     assert_eq!(next, 5);
     assert_eq!(s.seq_at_time(250).unwrap(), 3);
     assert_eq!(s.seq_at_time(9999).unwrap(), 5);

@@ -1,0 +1,298 @@
+//! Origins behind TLS and stream secrets: a mirror of a stream in another cluster whose control
+//! plane serves external clients on a TLS listener and whose data node speaks TLS and takes a
+//! stream secret; and a source on another data node of a cluster that shares a stream secret.
+
+use anyhow::{anyhow, Result};
+use std::time::Duration;
+use tonic::transport::Channel;
+use tonic::{Code, Request, Status};
+use tributary_common::grpc::{channel, channel_tls};
+use tributary_data_node::server::STREAM_SECRET_HEADER;
+use tributary_data_node::DataNodeConfig;
+use tributary_integration::ditto_pair::MiniCluster;
+use tributary_integration::{stream_cluster, wait};
+use tributary_proto::v1::{
+    catalog_client::CatalogClient, entity::Kind, streams_client::StreamsClient, Entity, EntityKind,
+    EntityRef, PublishRequest, StorageType, Stream, StreamInfoReply, StreamInfoRequest,
+    StreamSource,
+};
+
+const SECRET: &str = "b-stream-secret";
+
+fn stream(name: &str, subjects: &[&str]) -> Stream {
+    Stream {
+        name: name.into(),
+        subjects: subjects.iter().map(|s| s.to_string()).collect(),
+        storage: StorageType::File as i32,
+        ..Default::default()
+    }
+}
+
+fn entity(s: Stream) -> Entity {
+    Entity {
+        kind: Some(Kind::Stream(s)),
+    }
+}
+
+fn count(i: &StreamInfoReply) -> u64 {
+    i.state.as_ref().map_or(0, |s| s.messages)
+}
+
+fn caught_up(i: &StreamInfoReply) -> bool {
+    !i.replication.is_empty()
+        && i.replication
+            .iter()
+            .all(|r| r.lag == 0 && r.error.is_empty() && r.active_ms != u64::MAX)
+}
+
+fn error_of(i: &StreamInfoReply) -> String {
+    i.replication
+        .iter()
+        .map(|r| r.error.clone())
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// `msg` carrying `secret` as the stream secret (none when empty).
+fn with_secret<T>(msg: T, secret: &str) -> Result<Request<T>> {
+    let mut r = Request::new(msg);
+    if !secret.is_empty() {
+        r.metadata_mut()
+            .insert(STREAM_SECRET_HEADER, secret.parse()?);
+    }
+    Ok(r)
+}
+
+async fn info(ch: &Channel, secret: &str, name: &str) -> Result<StreamInfoReply, Status> {
+    let req = with_secret(
+        StreamInfoRequest {
+            stream: name.into(),
+        },
+        secret,
+    )
+    .map_err(|e| Status::invalid_argument(e.to_string()))?;
+    Ok(StreamsClient::new(ch.clone()).info(req).await?.into_inner())
+}
+
+async fn wait_info(
+    ch: &Channel,
+    secret: &str,
+    name: &str,
+    what: &str,
+    ok: impl Fn(&StreamInfoReply) -> bool,
+) -> Result<StreamInfoReply> {
+    wait::until(
+        &format!("{name}: {what}"),
+        Duration::from_secs(30),
+        || async {
+            let i = info(ch, secret, name).await.ok()?;
+            ok(&i).then_some(i)
+        },
+    )
+    .await
+}
+
+async fn publish(ch: &Channel, secret: &str, subject: &str, n: u64) -> Result<()> {
+    let mut c = StreamsClient::new(ch.clone());
+    for i in 0..n {
+        let req = PublishRequest {
+            subject: subject.into(),
+            data: format!("m{i}").into_bytes().into(),
+            ..Default::default()
+        };
+        let ack = c.publish(with_secret(req, secret)?).await?.into_inner();
+        anyhow::ensure!(ack.error.is_empty(), "publish: {}", ack.error);
+    }
+    Ok(())
+}
+
+/// A self-signed certificate for 127.0.0.1 and localhost, as PEM text and files.
+struct Pems {
+    cert: String,
+    cert_file: String,
+    key_file: String,
+    _dir: tempfile::TempDir,
+}
+
+fn pems() -> Result<Pems> {
+    let c = rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()])?;
+    let dir = tempfile::tempdir()?;
+    let (cert_file, key_file) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert_file, c.cert.pem())?;
+    std::fs::write(&key_file, c.key_pair.serialize_pem())?;
+    Ok(Pems {
+        cert: c.cert.pem(),
+        cert_file: cert_file.display().to_string(),
+        key_file: key_file.display().to_string(),
+        _dir: dir,
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mirror_over_tls_with_credentials_and_recovery_from_bad_ones() -> Result<()> {
+    let p = pems()?;
+    let b = MiniCluster::start_with(
+        false,
+        |cp| {
+            cp.tls_listen = "127.0.0.1:0".into();
+            cp.tls_cert = p.cert_file.clone();
+            cp.tls_key = p.key_file.clone();
+        },
+        |dn| {
+            dn.tls_cert = p.cert_file.clone();
+            dn.tls_key = p.key_file.clone();
+            dn.stream_secrets = vec![SECRET.into()];
+        },
+    )
+    .await?;
+    let b_tls = b.cp.tls_addr.ok_or_else(|| anyhow!("no TLS listener"))?;
+    b.create(entity(stream("EXT", &["ext.>"]))).await?;
+    let b_dn = channel_tls(&b.dn_addr, Some(&p.cert)).map_err(|e| anyhow!("{e}"))?;
+    wait_info(&b_dn, SECRET, "EXT", "served", |_| true).await?;
+    // B's streams take only the secret, and say what is wrong without it.
+    for (given, why) in [("", "missing"), ("wrong", "bad")] {
+        let err = info(&b_dn, given, "EXT").await.expect_err(why);
+        assert_eq!(err.code(), Code::Unauthenticated, "{err:?}");
+        assert!(
+            err.message().contains(why) && err.message().contains(STREAM_SECRET_HEADER),
+            "{err:?}"
+        );
+    }
+    publish(&b_dn, SECRET, "ext.in", 100).await?;
+
+    let a = MiniCluster::start(false, |_| {}).await?;
+    let a_dn = channel(&a.dn_addr)?;
+    let origin = |credentials: &str, ca: &str| StreamSource {
+        stream: "EXT".into(),
+        external: format!("https://{b_tls}"),
+        external_ca_pem: ca.into(),
+        external_credentials: credentials.into(),
+        ..Default::default()
+    };
+    let mut mx = stream("MX", &[]);
+    mx.mirror = Some(origin(SECRET, &p.cert));
+    a.create(entity(mx)).await?;
+    let i = wait_info(&a_dn, "", "MX", "100 over TLS", |i| {
+        caught_up(i) && count(i) == 100
+    })
+    .await?;
+    assert!(i.replication[0].external_tls, "{:?}", i.replication);
+    let shown = i
+        .config
+        .and_then(|c| c.mirror)
+        .map(|m| m.external_credentials);
+    assert_eq!(shown.as_deref(), Some("<redacted>"), "Info hides them");
+
+    // An update that echoes the redacted credentials keeps them: more messages arrive.
+    let mut cat = CatalogClient::new(channel(&a.cp_addr)?);
+    let stored = |name: &str| EntityRef {
+        kind: EntityKind::Stream as i32,
+        name: name.into(),
+    };
+    let mut e = cat.get(stored("MX")).await?.into_inner().entity;
+    if let Some(Kind::Stream(s)) = e.as_mut().and_then(|e| e.kind.as_mut()) {
+        s.max_msgs = 1_000;
+    }
+    cat.update(e.ok_or_else(|| anyhow!("no MX"))?).await?;
+    publish(&b_dn, SECRET, "ext.in", 10).await?;
+    wait_info(&a_dn, "", "MX", "110 after the update", |i| {
+        caught_up(i) && count(i) == 110
+    })
+    .await?;
+
+    // Wrong credentials: the error names the authentication failure; nothing is copied.
+    let mut mw = stream("MW", &[]);
+    mw.mirror = Some(origin("not-the-secret", &p.cert));
+    a.create(entity(mw)).await?;
+    let i = wait_info(&a_dn, "", "MW", "an authentication error", |i| {
+        error_of(i).contains("bad stream secret")
+    })
+    .await?;
+    assert!(
+        error_of(&i).contains(STREAM_SECRET_HEADER),
+        "{}",
+        error_of(&i)
+    );
+    assert_eq!(count(&i), 0);
+    // An untrusted certificate shows too.
+    let other_ca = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into()])?
+        .cert
+        .pem();
+    let mut mc = stream("MC", &[]);
+    mc.mirror = Some(origin(SECRET, &other_ca));
+    a.create(entity(mc)).await?;
+    let i = wait_info(&a_dn, "", "MC", "a certificate error", |i| {
+        error_of(i).contains("certificate")
+    })
+    .await?;
+    assert_eq!(count(&i), 0, "{}", error_of(&i));
+
+    // The right credentials, by update: MW recovers and copies everything.
+    let mut e = cat.get(stored("MW")).await?.into_inner().entity;
+    if let Some(Kind::Stream(s)) = e.as_mut().and_then(|e| e.kind.as_mut()) {
+        if let Some(m) = s.mirror.as_mut() {
+            m.external_credentials = SECRET.into();
+        }
+    }
+    cat.update(e.ok_or_else(|| anyhow!("no MW"))?).await?;
+    wait_info(&a_dn, "", "MW", "110, error cleared", |i| {
+        caught_up(i) && count(i) == 110
+    })
+    .await?;
+    a.shutdown().await;
+    b.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_source_on_another_node_of_the_cluster_takes_the_shared_secret() -> Result<()> {
+    let cp_dir = tempfile::tempdir()?;
+    let cp = tributary_control_plane::start(tributary_control_plane::ControlPlaneConfig {
+        listen: "127.0.0.1:0".into(),
+        data_dir: cp_dir.path().to_path_buf(),
+        admin_listen: String::new(),
+        ..Default::default()
+    })
+    .await?;
+    let cp_addr = cp.addr.to_string();
+    let dirs = [tempfile::tempdir()?, tempfile::tempdir()?];
+    let mut nodes = Vec::new();
+    for (i, dir) in dirs.iter().enumerate() {
+        let config = DataNodeConfig {
+            stream_secrets: vec!["shared".into(), "next".into()],
+            ..stream_cluster::node_config(i as u64 + 1, dir.path(), &cp_addr)
+        };
+        nodes.push(tributary_data_node::start(config).await?);
+    }
+    let chs = [
+        channel(&nodes[0].addr.to_string())?,
+        channel(&nodes[1].addr.to_string())?,
+    ];
+    let cat = CatalogClient::new(channel(&cp_addr)?);
+    let mut orig = stream("ORIG", &["orig.>"]);
+    orig.owner_node = 1;
+    let mut src = stream("SRC", &[]);
+    src.sources = vec![StreamSource {
+        stream: "ORIG".into(),
+        ..Default::default()
+    }];
+    src.owner_node = 2;
+    for s in [orig, src] {
+        wait::until("the stream to be created", Duration::from_secs(20), || {
+            let (mut cat, e) = (cat.clone(), entity(s.clone()));
+            async move { cat.create(e).await.ok().map(|_| ()) }
+        })
+        .await?;
+    }
+    wait_info(&chs[0], "next", "ORIG", "served", |_| true).await?;
+    publish(&chs[0], "next", "orig.in", 20).await?;
+    wait_info(&chs[1], "shared", "SRC", "20 from the other node", |i| {
+        caught_up(i) && count(i) == 20
+    })
+    .await?;
+    for n in nodes {
+        n.shutdown().await;
+    }
+    cp.shutdown().await;
+    Ok(())
+}
