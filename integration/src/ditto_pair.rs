@@ -158,7 +158,10 @@ impl MiniCluster {
                 return Ok(());
             }
             if tokio::time::Instant::now() >= deadline {
-                anyhow::bail!("the data node on {} did not listen within 20 s", self.dn_addr);
+                anyhow::bail!(
+                    "the data node on {} did not listen within 20 s",
+                    self.dn_addr
+                );
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
