@@ -171,7 +171,7 @@ fn store(
         }
         let msgs = ev
             .messages
-            .iter()
+            .into_iter()
             .map(|m| sourced(m, &spec.origin.stream))
             .collect::<Result<_, _>>()?;
         let progress = SourceProgress {
@@ -189,15 +189,15 @@ fn store(
 }
 
 /// A sourced message as the destination stores it: with headers naming where it came from.
-fn sourced(m: &RawMessage, origin: &str) -> Result<MessageValue, String> {
-    let mut v = m
-        .decode()
+fn sourced(m: RawMessage, origin: &str) -> Result<RawMessage, String> {
+    let seq = m.seq.to_string();
+    let extra = [
+        (ORIGIN_STREAM_HEADER, origin),
+        (ORIGIN_SEQ_HEADER, seq.as_str()),
+    ];
+    let value = MessageValue::with_headers(&m.value, &extra)
         .map_err(|e| format!("message {} of {origin}: {e}", m.seq))?;
-    v.headers
-        .insert(ORIGIN_STREAM_HEADER.into(), origin.to_string());
-    v.headers
-        .insert(ORIGIN_SEQ_HEADER.into(), m.seq.to_string());
-    Ok(v)
+    Ok(RawMessage { value, ..m })
 }
 
 /// Drops what ties the destination to the old origin, so the next attempt starts fresh.

@@ -203,6 +203,38 @@ impl MessageValue {
         })
     }
 
+    /// A stored message with `extra` headers set (replacing any of the same name), re-encoded
+    /// from its stored bytes without decoding the payload: what a sourced copy stores.
+    pub fn with_headers(raw: &[u8], extra: &[(&str, &str)]) -> Result<Vec<u8>, StorageError> {
+        let mut r = Reader::new(raw, "stream message");
+        r.version()?;
+        let timestamp_ns = r.i64()?;
+        let subject = r.bytes()?;
+        let n = r.u32()?;
+        let mut kept = Vec::new();
+        for _ in 0..n {
+            let (k, v) = (r.bytes()?, r.bytes()?);
+            if !extra.iter().any(|(e, _)| e.as_bytes() == k) {
+                kept.push((k, v));
+            }
+        }
+        let data = r.bytes()?;
+        let added: usize = extra.iter().map(|(k, v)| k.len() + v.len() + 8).sum();
+        let mut w = Writer::with_capacity(raw.len() + added);
+        w.u8(VERSION)
+            .i64(timestamp_ns)
+            .bytes(subject)
+            .u32((kept.len() + extra.len()) as u32);
+        for (k, v) in kept {
+            w.bytes(k).bytes(v);
+        }
+        for (k, v) in extra {
+            w.bytes(k.as_bytes()).bytes(v.as_bytes());
+        }
+        w.bytes(data);
+        Ok(w.0)
+    }
+
     /// Only the timestamp and subject, for index rebuilds that must not copy payloads.
     pub fn decode_head(buf: &[u8]) -> Result<(i64, String), StorageError> {
         let mut r = Reader::new(buf, "stream message");
@@ -221,6 +253,27 @@ impl MessageValue {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn with_headers_sets_and_replaces_headers_and_keeps_the_rest() {
+        let m = MessageValue {
+            subject: "ORDERS.new".into(),
+            headers: [
+                ("Msg-Id".to_string(), "7".to_string()),
+                ("A".into(), "old".into()),
+            ]
+            .into(),
+            data: Bytes::from_static(b"payload"),
+            timestamp_ns: 42,
+        };
+        let out = MessageValue::with_headers(&m.encode(), &[("A", "new"), ("B", "b")]).unwrap();
+        let mut want = m.clone();
+        want.headers.insert("A".into(), "new".into());
+        want.headers.insert("B".into(), "b".into());
+        assert_eq!(MessageValue::decode(&out).unwrap(), want);
+        let enc = m.encode();
+        assert!(MessageValue::with_headers(&enc[..enc.len() - 1], &[("A", "x")]).is_err());
+    }
 
     #[test]
     fn entry_round_trips_and_truncation_is_corrupt() {

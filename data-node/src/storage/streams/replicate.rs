@@ -14,7 +14,7 @@
 
 use super::{state_key, state_value, Inner, RawMessage, StreamStore};
 use crate::error::Result;
-use crate::storage::codec::{MessageValue, Reader, Writer};
+use crate::storage::codec::{Reader, Writer};
 use crate::storage::keys;
 use crate::storage::{Batch, Space, StorageResult};
 
@@ -133,7 +133,7 @@ impl StreamStore {
     /// `source_key`, in one write (an empty `msgs` just moves the progress).
     pub fn append_sourced(
         &self,
-        msgs: Vec<MessageValue>,
+        msgs: Vec<RawMessage>,
         source_key: &str,
         progress: SourceProgress,
     ) -> Result<Appended> {
@@ -143,16 +143,17 @@ impl StreamStore {
         let mut added = Vec::with_capacity(msgs.len());
         let mut out = Appended::default();
         let (mut last_seq, mut last_ts) = (st.last_seq, st.last_ts);
+        // Encoded by the caller, outside the lock: origins copied concurrently only queue here
+        // for the write itself. Their `seq` is the origin's; the destination numbers anew.
         for m in msgs {
-            let value = m.encode();
-            let size = value.len() as u64;
+            let size = m.value.len() as u64;
             if limits.max_msg_size > 0 && size > limits.max_msg_size {
                 out.too_big += 1;
                 continue;
             }
             last_seq += 1;
             last_ts = m.timestamp_ns;
-            batch.put(Space::Streams, keys::msg_key(self.id, last_seq), value);
+            batch.put(Space::Streams, keys::msg_key(self.id, last_seq), m.value);
             added.push((last_seq, m.subject, size, m.timestamp_ns));
         }
         if !added.is_empty() {

@@ -53,6 +53,10 @@ enum Cmd {
         /// Seconds of full-speed publishing while mirror lag is sampled.
         #[arg(long, default_value_t = 10)]
         lag_secs: u64,
+        /// Publish at this many msgs/s while lag is sampled (0 = full speed), e.g. the rate
+        /// NATS's publisher reaches, to compare lag at the same load.
+        #[arg(long, default_value_t = 0)]
+        lag_rate: u64,
     },
     /// A stream sourcing two filled origins, until complete.
     Sources {
@@ -88,7 +92,8 @@ async fn main() -> Result<()> {
             messages,
             payload,
             lag_secs,
-        } => mirror::mirror(messages, payload, lag_secs).await,
+            lag_rate,
+        } => mirror::mirror(messages, payload, lag_secs, lag_rate).await,
         Cmd::Sources { messages, payload } => mirror::sources(messages, payload).await,
     }
 }

@@ -79,7 +79,7 @@ fn line(what: &str, n: u64, payload: usize, t: Duration) {
     );
 }
 
-pub async fn mirror(messages: u64, payload: usize, lag_secs: u64) -> Result<()> {
+pub async fn mirror(messages: u64, payload: usize, lag_secs: u64, lag_rate: u64) -> Result<()> {
     let c = StreamCluster::start(1).await?;
     let addr = c.addr(1)?;
     c.create(stream("ORDERS", &["ORDERS.>"]), 1).await?;
@@ -101,7 +101,7 @@ pub async fn mirror(messages: u64, payload: usize, lag_secs: u64) -> Result<()> 
     let t = until_count(&addr, "FILTERED", half, start).await?;
     line("filtered mirror (stored, 1 in 2)", half, payload, t);
 
-    lag(&c, &addr, payload, lag_secs).await
+    lag(&c, &addr, payload, lag_secs, lag_rate).await
 }
 
 pub async fn sources(messages: u64, payload: usize) -> Result<()> {
@@ -121,22 +121,64 @@ pub async fn sources(messages: u64, payload: usize) -> Result<()> {
     Ok(())
 }
 
-/// A mirror of LIVE while one pipelined publisher goes at full speed: lag sampled every 10 ms.
-async fn lag(c: &StreamCluster, addr: &str, payload: usize, secs: u64) -> Result<()> {
+/// Publishes to `subject` on one pipelined stream until `stop`, at `rate` msgs/s (0 = as fast
+/// as acks allow); returns the rate reached.
+async fn publish_until(
+    addr: &str,
+    subject: &str,
+    payload: usize,
+    rate: u64,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> Result<f64> {
+    let mut c = tributary_proto::v1::streams_client::StreamsClient::new(
+        tributary_common::grpc::channel(addr)?,
+    );
+    let data = bytes::Bytes::from(vec![b'x'; payload]);
+    let subject = subject.to_string();
+    let start = tokio::time::Instant::now();
+    let reqs = futures::stream::unfold(0u64, move |i| {
+        let (data, subject, stop) = (data.clone(), subject.clone(), stop.clone());
+        async move {
+            if *stop.borrow() {
+                return None;
+            }
+            // Paced in steps of 100 messages: message i is due at start + i / rate.
+            if rate > 0 && i % 100 == 0 {
+                let due = start + Duration::from_secs_f64(i as f64 / rate as f64);
+                tokio::time::sleep_until(due).await;
+            }
+            let r = PublishRequest {
+                subject,
+                data,
+                id: i,
+                ..Default::default()
+            };
+            Some((r, i + 1))
+        }
+    });
+    let mut acks = tributary_common::publish::pipelined(&mut c, reqs).await?;
+    let mut got = 0u64;
+    while let Some(a) = acks.next().await {
+        let a = a?;
+        if !a.error.is_empty() {
+            return Err(anyhow!("publish: {}", a.error));
+        }
+        got += 1;
+    }
+    Ok(got as f64 / start.elapsed().as_secs_f64())
+}
+
+/// A mirror of LIVE while one pipelined publisher goes at full speed (or `rate`): lag sampled
+/// every 10 ms.
+async fn lag(c: &StreamCluster, addr: &str, payload: usize, secs: u64, rate: u64) -> Result<()> {
     c.create(stream("LIVE", &["LIVE.>"]), 1).await?;
     let mut m = stream("LIVE_MIRROR", &[]);
     m.mirror = Some(origin("LIVE", ""));
     c.create(m, 1).await?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let pub_addr = addr.to_string();
-    let publisher = tokio::spawn(async move {
-        let mut sent = 0u64;
-        let start = Instant::now();
-        while !*stop_rx.borrow() {
-            fill(&pub_addr, &["LIVE.x"], 50_000, payload).await?;
-            sent += 50_000;
-        }
-        anyhow::Ok(sent as f64 / start.elapsed().as_secs_f64())
+    let publisher = tokio::spawn({
+        let addr = addr.to_string();
+        async move { publish_until(&addr, "LIVE.x", payload, rate, stop_rx).await }
     });
     let mut h = Histogram::<u64>::new(3)?;
     let end = Instant::now() + Duration::from_secs(secs);
