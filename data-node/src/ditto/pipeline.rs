@@ -5,9 +5,9 @@
 //! key, known before its ack). The late pass and a resend after an error use the same steps
 //! one batch at a time, or all saved pendings at once.
 
-use super::client::ACK_TIMEOUT;
-use super::progress::Pending;
-use super::worker::{State, WorkerCtx};
+use super::client::{TargetClient, ACK_TIMEOUT};
+use super::progress::{Pending, Progress};
+use super::stats::WorkerStats;
 use crate::node::Node;
 use crate::storage::codec::EntryValue;
 use crate::storage::keys;
@@ -17,7 +17,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 use tributary_proto::v1::{IngestBatch, Target, WellEntry};
 
@@ -25,6 +25,25 @@ pub(super) const BATCH_ENTRIES: usize = 2048;
 const BATCH_BYTES: usize = 1 << 20;
 /// Forward-pass batches in flight at once.
 pub(super) const WINDOW: usize = 4;
+
+/// What a (well, target) worker works with.
+pub struct WorkerCtx {
+    pub node: Arc<Node>,
+    pub well: String,
+    pub target: String,
+    pub source_id: String,
+    pub permits: Arc<Semaphore>,
+    pub stats: Arc<WorkerStats>,
+}
+
+/// A worker's connection, loaded progress, ditto slot and bandwidth schedule.
+pub(super) struct State {
+    pub(super) client: Option<TargetClient>,
+    pub(super) progress: Option<Progress>,
+    pub(super) permit: Option<OwnedSemaphorePermit>,
+    /// When the bandwidth limit lets the next batch go.
+    pub(super) next_send: Instant,
+}
 
 /// A batch ready to send and what committing it records.
 #[derive(Default)]

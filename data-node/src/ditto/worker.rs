@@ -4,10 +4,9 @@
 //! the saved progress and resend every pending batch under its own id.
 
 use super::client::TargetClient;
-use super::pipeline::{self, blocking, Forward, Mapper, BATCH_ENTRIES};
+pub use super::pipeline::WorkerCtx;
+use super::pipeline::{self, blocking, Forward, Mapper, State, BATCH_ENTRIES};
 use super::progress::{Pending, Progress};
-use super::stats::WorkerStats;
-use crate::node::Node;
 use crate::storage::keys;
 use crate::storage::successor;
 use crate::storage::wells::Well;
@@ -15,33 +14,15 @@ use std::collections::BTreeMap;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 use tributary_proto::v1::Target;
 
 /// A tailing worker also wakes this often without writes (catalogue changes, ageout).
 const IDLE_WAKE: Duration = Duration::from_millis(500);
 
-pub struct WorkerCtx {
-    pub node: Arc<Node>,
-    pub well: String,
-    pub target: String,
-    pub source_id: String,
-    pub permits: Arc<Semaphore>,
-    pub stats: Arc<WorkerStats>,
-}
-
 enum Step {
     Worked,
     Idle,
-}
-
-pub(super) struct State {
-    pub(super) client: Option<TargetClient>,
-    pub(super) progress: Option<Progress>,
-    pub(super) permit: Option<OwnedSemaphorePermit>,
-    /// When the bandwidth limit lets the next batch go.
-    pub(super) next_send: Instant,
 }
 
 fn backoff(attempt: u32) -> Duration {
