@@ -17,6 +17,19 @@ use tributary_proto::v1::{
     SubscribeRequest,
 };
 
+/// Messages a stream holds.
+pub fn count(i: &StreamInfoReply) -> u64 {
+    i.state.as_ref().map_or(0, |s| s.messages)
+}
+
+/// Every mirror or source of the stream is active, error-free and at lag 0.
+pub fn caught_up(i: &StreamInfoReply) -> bool {
+    !i.replication.is_empty()
+        && i.replication
+            .iter()
+            .all(|r| r.lag == 0 && r.error.is_empty() && r.active_ms != u64::MAX)
+}
+
 pub struct StreamCluster {
     pub cp: RunningControlPlane,
     pub cp_addr: String,

@@ -3,8 +3,8 @@
 //! and created again, and a mirror of a sourced stream.
 
 use anyhow::Result;
-use tributary_integration::stream_cluster::StreamCluster;
-use tributary_proto::v1::{StorageType, Stream, StreamInfoReply, StreamMessage, StreamSource};
+use tributary_integration::stream_cluster::{caught_up, count, StreamCluster};
+use tributary_proto::v1::{StorageType, Stream, StreamMessage, StreamSource};
 
 fn stream(name: &str, subjects: &[&str], storage: StorageType) -> Stream {
     Stream {
@@ -20,17 +20,6 @@ fn origin(name: &str) -> StreamSource {
         stream: name.into(),
         ..Default::default()
     }
-}
-
-fn count(i: &StreamInfoReply) -> u64 {
-    i.state.as_ref().map_or(0, |s| s.messages)
-}
-
-fn caught_up(i: &StreamInfoReply) -> bool {
-    !i.replication.is_empty()
-        && i.replication
-            .iter()
-            .all(|r| r.lag == 0 && r.error.is_empty() && r.active_ms != u64::MAX)
 }
 
 fn header<'a>(m: &'a StreamMessage, k: &str) -> &'a str {

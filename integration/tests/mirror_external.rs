@@ -10,6 +10,7 @@ use tributary_common::grpc::{channel, channel_tls};
 use tributary_data_node::server::STREAM_SECRET_HEADER;
 use tributary_data_node::DataNodeConfig;
 use tributary_integration::ditto_pair::MiniCluster;
+use tributary_integration::stream_cluster::{caught_up, count};
 use tributary_integration::{stream_cluster, wait};
 use tributary_proto::v1::{
     catalog_client::CatalogClient, entity::Kind, streams_client::StreamsClient, Entity, EntityKind,
@@ -32,17 +33,6 @@ fn entity(s: Stream) -> Entity {
     Entity {
         kind: Some(Kind::Stream(s)),
     }
-}
-
-fn count(i: &StreamInfoReply) -> u64 {
-    i.state.as_ref().map_or(0, |s| s.messages)
-}
-
-fn caught_up(i: &StreamInfoReply) -> bool {
-    !i.replication.is_empty()
-        && i.replication
-            .iter()
-            .all(|r| r.lag == 0 && r.error.is_empty() && r.active_ms != u64::MAX)
 }
 
 fn error_of(i: &StreamInfoReply) -> String {

@@ -5,7 +5,7 @@ use anyhow::Result;
 use std::collections::BTreeMap;
 use std::time::Duration;
 use tributary_integration::ditto_pair::MiniCluster;
-use tributary_integration::stream_cluster::{self, StreamCluster};
+use tributary_integration::stream_cluster::{self, caught_up, count, StreamCluster};
 use tributary_proto::v1::streams_client::StreamsClient;
 use tributary_proto::v1::{
     entity::Kind, Entity, StorageType, Stream, StreamInfoReply, StreamInfoRequest, StreamMessage,
@@ -19,17 +19,6 @@ fn stream(name: &str, subjects: &[&str]) -> Stream {
         storage: StorageType::File as i32,
         ..Default::default()
     }
-}
-
-fn count(i: &StreamInfoReply) -> u64 {
-    i.state.as_ref().map_or(0, |s| s.messages)
-}
-
-fn caught_up(i: &StreamInfoReply) -> bool {
-    !i.replication.is_empty()
-        && i.replication
-            .iter()
-            .all(|r| r.lag == 0 && r.error.is_empty() && r.active_ms != u64::MAX)
 }
 
 /// Origin stream → its origin seqs in the order they were stored.

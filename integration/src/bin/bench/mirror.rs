@@ -27,6 +27,23 @@ fn origin(name: &str, filter: &str) -> StreamSource {
     }
 }
 
+/// Publishes `reqs` pipelined; returns how many were acknowledged (an error ack fails).
+async fn publish_all(
+    c: &mut tributary_proto::v1::streams_client::StreamsClient<tonic::transport::Channel>,
+    reqs: impl futures::Stream<Item = PublishRequest> + Send + 'static,
+) -> Result<u64> {
+    let mut acks = tributary_common::publish::pipelined(c, reqs).await?;
+    let mut got = 0u64;
+    while let Some(a) = acks.next().await {
+        let a = a?;
+        if !a.error.is_empty() {
+            return Err(anyhow!("publish: {}", a.error));
+        }
+        got += 1;
+    }
+    Ok(got)
+}
+
 /// Publishes `n` messages pipelined, alternating `subjects`; returns msgs/s.
 async fn fill(addr: &str, subjects: &[&str], n: u64, payload: usize) -> Result<f64> {
     let mut c = tributary_proto::v1::streams_client::StreamsClient::new(
@@ -41,15 +58,7 @@ async fn fill(addr: &str, subjects: &[&str], n: u64, payload: usize) -> Result<f
         ..Default::default()
     }));
     let start = Instant::now();
-    let mut acks = tributary_common::publish::pipelined(&mut c, reqs).await?;
-    let mut got = 0u64;
-    while let Some(a) = acks.next().await {
-        let a = a?;
-        if !a.error.is_empty() {
-            return Err(anyhow!("publish: {}", a.error));
-        }
-        got += 1;
-    }
+    let got = publish_all(&mut c, reqs).await?;
     if got != n {
         return Err(anyhow!("{got} acks for {n}"));
     }
@@ -156,15 +165,7 @@ async fn publish_until(
             Some((r, i + 1))
         }
     });
-    let mut acks = tributary_common::publish::pipelined(&mut c, reqs).await?;
-    let mut got = 0u64;
-    while let Some(a) = acks.next().await {
-        let a = a?;
-        if !a.error.is_empty() {
-            return Err(anyhow!("publish: {}", a.error));
-        }
-        got += 1;
-    }
+    let got = publish_all(&mut c, reqs).await?;
     Ok(got as f64 / start.elapsed().as_secs_f64())
 }
 
