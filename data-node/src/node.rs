@@ -27,6 +27,8 @@ pub struct Node {
     /// Mirror/source worker state, for `Streams.Info`.
     pub replication: crate::mirror::Registry,
     catalog: RwLock<CatalogView>,
+    /// Bumped after every catalogue change, so supervisors react at once instead of polling.
+    catalog_changed: tokio::sync::watch::Sender<u64>,
     tag_creator: RwLock<Option<Arc<dyn TagCreator>>>,
     // Serialises tag creation so one new tag in many concurrent batches is created once.
     tag_lock: tokio::sync::Mutex<()>,
@@ -82,6 +84,7 @@ impl Node {
             streams: Streams::default(),
             replication: Default::default(),
             catalog: RwLock::new(CatalogView::default()),
+            catalog_changed: tokio::sync::watch::Sender::new(0),
             tag_creator: RwLock::new(None),
             tag_lock: tokio::sync::Mutex::new(()),
         });
@@ -107,6 +110,11 @@ impl Node {
         self.with_catalog(|c| c.revision)
     }
 
+    /// Wakes on every catalogue change (after the node has reconciled its storage with it).
+    pub fn catalog_changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.catalog_changed.subscribe()
+    }
+
     /// Replaces the view (after a List), persists it and reconciles.
     pub fn set_catalog(&self, view: CatalogView) -> Result<()> {
         self.update_catalog(|c| *c = view)
@@ -122,7 +130,9 @@ impl Node {
         let mut b = Batch::default();
         b.put(Space::Meta, meta::CATALOG.to_vec(), snapshot.encode());
         self.main.write(b)?;
-        self.reconcile(&snapshot)
+        let r = self.reconcile(&snapshot);
+        self.catalog_changed.send_modify(|n| *n += 1);
+        r
     }
 
     fn reconcile(&self, view: &CatalogView) -> Result<()> {

@@ -1,7 +1,7 @@
 //! Mirror and source workers: the node that owns a destination stream copies from its origins.
 //!
-//! One supervisor per node compares the catalogue with the running workers every
-//! [`RECONCILE`] and starts or stops them, so a source removed from a stream stops copying at
+//! One supervisor per node compares the catalogue with the running workers whenever the
+//! catalogue changes (and every [`RECONCILE`] besides) and starts or stops them, so a source removed from a stream stops copying at
 //! once and one added starts. Each origin of each stream gets its own task ([`worker`]):
 //! sources never share a loop, so one slow or unreachable origin holds back no other.
 //! Workers publish their state into a [`Registry`] that `Streams.Info` reads.
@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use tokio::task::JoinHandle;
 use tributary_proto::v1::{ReplicationInfo, StreamSource};
 
-/// How often the supervisor compares the catalogue with its workers.
+/// How often the supervisor compares the catalogue with its workers when nothing changed.
 const RECONCILE: Duration = Duration::from_millis(100);
 
 /// `active_ms` of an origin never heard from (reports show "never").
@@ -141,10 +141,15 @@ pub fn spawn(node: Arc<Node>, control_plane: Vec<String>, own_secret: String) ->
     let resolver = Arc::new(origin::Resolver::new(control_plane, own_secret));
     tokio::spawn(async move {
         let mut running: HashMap<Spec, Running> = HashMap::new();
+        let mut changes = node.catalog_changes();
         let mut tick = tokio::time::interval(RECONCILE);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            tick.tick().await;
+            tokio::select! {
+                _ = tick.tick() => {}
+                // The sender lives as long as the node, which this task holds.
+                _ = changes.changed() => {}
+            }
             let want = desired(&node);
             let before = running.len();
             running.retain(|spec, _| want.contains(spec));

@@ -33,10 +33,16 @@ impl RocksEngine {
         // under ingest bursts.
         opts.set_write_buffer_size(128 << 20);
         opts.increase_parallelism(2);
+        // Reads are mostly long forward scans (subscriptions, mirrors, queries): 64 KiB blocks
+        // cost one cache insert and one decompress call per ~60 messages of 1 KiB instead of
+        // per ~4 with the 4 KiB default.
+        let mut table = rocksdb::BlockBasedOptions::default();
+        table.set_block_size(64 << 10);
         let cfs = Space::ALL.iter().map(|s| {
             let mut cf_opts = Options::default();
             cf_opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
             cf_opts.set_write_buffer_size(128 << 20);
+            cf_opts.set_block_based_table_factory(&table);
             ColumnFamilyDescriptor::new(s.name(), cf_opts)
         });
         let db = DB::open_cf_descriptors(&opts, path, cfs).map_err(|e| {
@@ -66,7 +72,17 @@ impl KvEngine for RocksEngine {
     }
 
     fn write(&self, batch: Batch) -> StorageResult<()> {
-        let mut wb = rocksdb::WriteBatch::default();
+        // Sized up front (RocksDB's record is key, value and a few bytes of framing): a
+        // growing batch would copy its megabytes again at every doubling.
+        let bytes: usize = batch
+            .ops
+            .iter()
+            .map(|op| match op {
+                Op::Put(_, k, v) | Op::DeleteRange(_, k, v) => k.len() + v.len() + 16,
+                Op::Delete(_, k) => k.len() + 16,
+            })
+            .sum();
+        let mut wb = rocksdb::WriteBatch::with_capacity_bytes(bytes + 16);
         for op in &batch.ops {
             match op {
                 Op::Put(s, k, v) => wb.put_cf(self.cf(*s)?, k, v),
