@@ -33,6 +33,14 @@ impl RocksEngine {
         // under ingest bursts.
         opts.set_write_buffer_size(128 << 20);
         opts.increase_parallelism(2);
+        // Flushes and compactions run at a lower CPU priority than the threads that serve
+        // writes and reads: on a small machine a burst is taken at full speed and the
+        // background catches up after it (up to four memtables wait meanwhile).
+        let mut env = rocksdb::Env::new().map_err(engine_err)?;
+        env.lower_thread_pool_cpu_priority();
+        env.lower_high_priority_thread_pool_cpu_priority();
+        opts.set_env(&env);
+        opts.set_max_write_buffer_number(4);
         // Reads are mostly long forward scans (subscriptions, mirrors, queries): 64 KiB blocks
         // cost one cache insert and one decompress call per ~60 messages of 1 KiB instead of
         // per ~4 with the 4 KiB default.
@@ -42,6 +50,7 @@ impl RocksEngine {
             let mut cf_opts = Options::default();
             cf_opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
             cf_opts.set_write_buffer_size(128 << 20);
+            cf_opts.set_max_write_buffer_number(4);
             cf_opts.set_block_based_table_factory(&table);
             ColumnFamilyDescriptor::new(s.name(), cf_opts)
         });

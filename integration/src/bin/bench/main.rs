@@ -50,6 +50,9 @@ enum Cmd {
         messages: u64,
         #[arg(long, default_value_t = 128)]
         payload: usize,
+        /// Copies timed per figure; the median is reported.
+        #[arg(long, default_value_t = 3)]
+        rounds: u32,
         /// Seconds of full-speed publishing while mirror lag is sampled.
         #[arg(long, default_value_t = 10)]
         lag_secs: u64,
@@ -64,6 +67,9 @@ enum Cmd {
         messages: u64,
         #[arg(long, default_value_t = 128)]
         payload: usize,
+        /// Copies timed; the median is reported.
+        #[arg(long, default_value_t = 3)]
+        rounds: u32,
     },
     /// A well's entries mirrored into a second cluster (ditto), compression off and on.
     Ditto {
@@ -91,9 +97,14 @@ async fn main() -> Result<()> {
         Cmd::Mirror {
             messages,
             payload,
+            rounds,
             lag_secs,
             lag_rate,
-        } => mirror::mirror(messages, payload, lag_secs, lag_rate).await,
-        Cmd::Sources { messages, payload } => mirror::sources(messages, payload).await,
+        } => mirror::mirror(messages, payload, rounds, lag_secs, lag_rate).await,
+        Cmd::Sources {
+            messages,
+            payload,
+            rounds,
+        } => mirror::sources(messages, payload, rounds).await,
     }
 }

@@ -1,7 +1,8 @@
 //! `bench -- mirror` and `bench -- sources`: fill ORDERS (and RETURNS), then time a mirror (a
 //! filtered mirror, a stream sourcing both) until it holds everything; and the mirror's lag
 //! behind a publisher going at full speed. File storage, one data node on loopback: the
-//! copies read their origins straight from the node's storage.
+//! copies read their origins straight from the node's storage. Each copy figure is the median
+//! of `--rounds` copies (3 by default, as the reference figures are), each into a new stream.
 
 use anyhow::{anyhow, Result};
 use hdrhistogram::Histogram;
@@ -88,32 +89,64 @@ fn line(what: &str, n: u64, payload: usize, t: Duration) {
     );
 }
 
-pub async fn mirror(messages: u64, payload: usize, lag_secs: u64, lag_rate: u64) -> Result<()> {
+/// Times `rounds` copies, each into a new stream made by `make(round)`, until it holds `n`
+/// messages; prints every round and then the median under `what` (the reference figures are
+/// medians of 3 runs).
+async fn median_of<F>(
+    c: &StreamCluster,
+    addr: &str,
+    what: &str,
+    (n, payload, rounds): (u64, usize, u32),
+    make: F,
+) -> Result<()>
+where
+    F: Fn(u32) -> Stream,
+{
+    let mut times = Vec::new();
+    for r in 1..=rounds.max(1) {
+        let s = make(r);
+        let name = s.name.clone();
+        let start = Instant::now();
+        c.create(s, 1).await?;
+        let t = until_count(addr, &name, n, start).await?;
+        line(&format!("  {what}, round {r}"), n, payload, t);
+        times.push(t);
+    }
+    times.sort();
+    line(what, n, payload, times[times.len() / 2]);
+    Ok(())
+}
+
+pub async fn mirror(
+    messages: u64,
+    payload: usize,
+    rounds: u32,
+    lag_secs: u64,
+    lag_rate: u64,
+) -> Result<()> {
     let c = StreamCluster::start(1).await?;
     let addr = c.addr(1)?;
     c.create(stream("ORDERS", &["ORDERS.>"]), 1).await?;
     let rate = fill(&addr, &["ORDERS.a", "ORDERS.b"], messages, payload).await?;
     println!("filled ORDERS with {messages} x {payload} B at {rate:.0} msgs/s");
 
-    let mut m = stream("MIRROR", &[]);
-    m.mirror = Some(origin("ORDERS", ""));
-    let start = Instant::now();
-    c.create(m, 1).await?;
-    let t = until_count(&addr, "MIRROR", messages, start).await?;
-    line("mirror", messages, payload, t);
-
-    let mut f = stream("FILTERED", &[]);
-    f.mirror = Some(origin("ORDERS", "ORDERS.a"));
-    let half = messages.div_ceil(2);
-    let start = Instant::now();
-    c.create(f, 1).await?;
-    let t = until_count(&addr, "FILTERED", half, start).await?;
-    line("filtered mirror (stored, 1 in 2)", half, payload, t);
+    let mirror = |filter: &'static str, name: &'static str| {
+        move |r: u32| {
+            let mut m = stream(&format!("{name}{r}"), &[]);
+            m.mirror = Some(origin("ORDERS", filter));
+            m
+        }
+    };
+    let args = (messages, payload, rounds);
+    median_of(&c, &addr, "mirror", args, mirror("", "MIRROR")).await?;
+    let half = (messages.div_ceil(2), payload, rounds);
+    let what = "filtered mirror (stored, 1 in 2)";
+    median_of(&c, &addr, what, half, mirror("ORDERS.a", "FILTERED")).await?;
 
     lag(&c, &addr, payload, lag_secs, lag_rate).await
 }
 
-pub async fn sources(messages: u64, payload: usize) -> Result<()> {
+pub async fn sources(messages: u64, payload: usize, rounds: u32) -> Result<()> {
     let c = StreamCluster::start(1).await?;
     let addr = c.addr(1)?;
     c.create(stream("ORDERS", &["ORDERS.>"]), 1).await?;
@@ -121,13 +154,13 @@ pub async fn sources(messages: u64, payload: usize) -> Result<()> {
     fill(&addr, &["ORDERS.new"], messages, payload).await?;
     fill(&addr, &["RETURNS.new"], messages, payload).await?;
     println!("filled ORDERS and RETURNS with {messages} x {payload} B each");
-    let mut s = stream("ARCHIVE", &[]);
-    s.sources = vec![origin("ORDERS", ""), origin("RETURNS", "")];
-    let start = Instant::now();
-    c.create(s, 1).await?;
-    let t = until_count(&addr, "ARCHIVE", 2 * messages, start).await?;
-    line("sources (2 origins)", 2 * messages, payload, t);
-    Ok(())
+    let archive = |r: u32| {
+        let mut s = stream(&format!("ARCHIVE{r}"), &[]);
+        s.sources = vec![origin("ORDERS", ""), origin("RETURNS", "")];
+        s
+    };
+    let args = (2 * messages, payload, rounds);
+    median_of(&c, &addr, "sources (2 origins)", args, archive).await
 }
 
 /// Publishes to `subject` on one pipelined stream until `stop`, at `rate` msgs/s (0 = as fast
