@@ -8,14 +8,15 @@ use super::origin::{Feed, Resolver};
 use super::{Spec, Status};
 use crate::node::Node;
 use crate::storage::codec::MessageValue;
-use crate::storage::streams::replicate::SourceProgress;
+use crate::storage::streams::replicate::{PreparedMirror, SourceProgress};
 use crate::storage::streams::{RawMessage, StreamStore};
 use crate::streams::subscribe::Event;
 use futures::StreamExt;
 use rand::Rng;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tributary_proto::v1::SubscribeRequest;
+use tokio::sync::mpsc;
+use tributary_proto::v1::{Heartbeat, SubscribeRequest};
 
 /// Origins heartbeat every second; three missed ones mean the link is dead.
 const STALL: Duration = Duration::from_secs(3);
@@ -96,6 +97,85 @@ fn start(spec: &Spec, dest: &StreamStore) -> Result<(SubscribeRequest, u64), Str
     Ok((req, inc))
 }
 
+/// An origin event made ready for the destination's write by [`prepare_ahead`].
+struct Ready {
+    heartbeat: Option<Heartbeat>,
+    /// The origin's last seq (for the lag).
+    last_seq: u64,
+    /// Every origin seq before it has been seen.
+    through_next: u64,
+    /// The event carried no messages.
+    empty: bool,
+    write: Write,
+}
+
+enum Write {
+    Mirror(PreparedMirror),
+    /// With their origin headers already spliced in.
+    Source(Vec<RawMessage>),
+}
+
+/// Aborts the stage ahead when the writer stops, so it never outlives its attempt.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// The stage ahead of the writer: turns each origin event into what the destination stores
+/// (a mirror's engine batch; a source's messages with their origin headers), one event ahead,
+/// so the writer's thread only commits. `after` is the last seq the mirror holds.
+fn prepare_ahead(
+    spec: &Spec,
+    dest: &Arc<StreamStore>,
+    mut feed: Feed,
+    mut after: u64,
+) -> (mpsc::Receiver<Result<Ready, String>>, AbortOnDrop) {
+    let (tx, rx) = mpsc::channel(1);
+    let (spec, dest) = (spec.clone(), dest.clone());
+    let task = tokio::spawn(async move {
+        while let Some(ev) = feed.next().await {
+            let ready = match ev {
+                Ok(ev) => prepare(&spec, &dest, ev, &mut after),
+                Err(s) => Err(format!("{}: {}", spec.origin.stream, s.message())),
+            };
+            let failed = ready.is_err();
+            if tx.send(ready).await.is_err() || failed {
+                return;
+            }
+        }
+    });
+    (rx, AbortOnDrop(task))
+}
+
+fn prepare(spec: &Spec, dest: &StreamStore, ev: Event, after: &mut u64) -> Result<Ready, String> {
+    let through_next = ev.messages.last().map_or(0, |m| m.seq + 1).max(ev.next_seq);
+    let empty = ev.messages.is_empty();
+    let write = if spec.mirror {
+        let p = dest
+            .prepare_mirrored(ev.messages, *after)
+            .map_err(|e| format!("storing into {}: {e}", spec.dest))?;
+        *after = (*after).max(through_next.saturating_sub(1));
+        Write::Mirror(p)
+    } else {
+        let msgs = ev
+            .messages
+            .into_iter()
+            .map(|m| sourced(m, &spec.origin.stream))
+            .collect::<Result<_, _>>()?;
+        Write::Source(msgs)
+    };
+    Ok(Ready {
+        heartbeat: ev.heartbeat,
+        last_seq: ev.last_seq,
+        through_next,
+        empty,
+        write,
+    })
+}
+
 /// Copies until the link fails (`Err`) or the origin turns out to be a new stream (`Ok`).
 async fn copy(
     node: &Node,
@@ -109,9 +189,10 @@ async fn copy(
     let (req, mut known) = start(spec, &dest)?;
     // Progress is counted from where we start: the origin seq we expect next.
     let mut next = req.start_seq.max(1);
-    let mut feed: Feed = resolver.open(node, &spec.origin, req).await?;
+    let feed: Feed = resolver.open(node, &spec.origin, req).await?;
+    let (mut ready, _ahead) = prepare_ahead(spec, &dest, feed, dest.state().last_seq);
     loop {
-        let ev = match tokio::time::timeout(STALL, feed.next()).await {
+        let r = match tokio::time::timeout(STALL, ready.recv()).await {
             Err(_) => {
                 return Err(format!(
                     "stalled: no heartbeat from {} for {STALL:?}",
@@ -119,10 +200,9 @@ async fn copy(
                 ))
             }
             Ok(None) => return Err(format!("{} ended the subscription", spec.origin.stream)),
-            Ok(Some(Err(s))) => return Err(format!("{}: {}", spec.origin.stream, s.message())),
-            Ok(Some(Ok(ev))) => ev,
+            Ok(Some(r)) => r?,
         };
-        if let Some(hb) = &ev.heartbeat {
+        if let Some(hb) = &r.heartbeat {
             // A different incarnation: the origin was deleted and created again (or moved,
             // which starts it empty). Start over from its configured start.
             if known != 0 && hb.incarnation != known {
@@ -132,8 +212,8 @@ async fn copy(
             }
             known = hb.incarnation;
         }
-        let last_seq = ev.last_seq;
-        store(spec, &dest, ev, known, &mut next)?;
+        let last_seq = r.last_seq;
+        store(spec, &dest, r, known, &mut next)?;
         let lag = last_seq.saturating_sub(next.saturating_sub(1));
         set(status, |s| {
             s.lag = lag;
@@ -147,40 +227,35 @@ async fn copy(
 fn store(
     spec: &Spec,
     dest: &StreamStore,
-    ev: Event,
+    r: Ready,
     incarnation: u64,
     next: &mut u64,
 ) -> Result<(), String> {
-    let through_next = ev.messages.last().map_or(0, |m| m.seq + 1).max(ev.next_seq);
-    if ev.messages.is_empty() && through_next <= *next && ev.heartbeat.is_none() {
+    let through_next = r.through_next;
+    if r.empty && through_next <= *next && r.heartbeat.is_none() {
         return Ok(());
     }
-    let r = if spec.mirror {
-        // A mirror stores the origin's bytes as they are.
-        dest.append_mirrored(ev.messages, through_next.saturating_sub(1), incarnation)
-    } else {
-        if ev.messages.is_empty() && through_next <= *next {
-            // Nothing new to record; a heartbeat only confirms the link.
-            if dest
-                .source_progress(&spec.progress_key())
-                .map_err(|e| e.to_string())?
-                .is_some_and(|p| p.incarnation == incarnation)
-            {
-                return Ok(());
+    let appended = match r.write {
+        Write::Mirror(p) => dest.commit_mirrored(p, through_next.saturating_sub(1), incarnation),
+        Write::Source(msgs) => {
+            if r.empty && through_next <= *next {
+                // Nothing new to record; a heartbeat only confirms the link.
+                if dest
+                    .source_progress(&spec.progress_key())
+                    .map_err(|e| e.to_string())?
+                    .is_some_and(|p| p.incarnation == incarnation)
+                {
+                    return Ok(());
+                }
             }
+            let progress = SourceProgress {
+                next_seq: through_next.max(*next),
+                incarnation,
+            };
+            dest.append_sourced(msgs, &spec.progress_key(), progress)
         }
-        let msgs = ev
-            .messages
-            .into_iter()
-            .map(|m| sourced(m, &spec.origin.stream))
-            .collect::<Result<_, _>>()?;
-        let progress = SourceProgress {
-            next_seq: through_next.max(*next),
-            incarnation,
-        };
-        dest.append_sourced(msgs, &spec.progress_key(), progress)
-    };
-    let appended = r.map_err(|e| format!("storing into {}: {e}", spec.dest))?;
+    }
+    .map_err(|e| format!("storing into {}: {e}", spec.dest))?;
     if appended.too_big > 0 {
         tracing::warn!(dest = %spec.dest, dropped = appended.too_big, "messages larger than max_msg_size were not copied");
     }

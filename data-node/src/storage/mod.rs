@@ -86,6 +86,23 @@ impl Batch {
     }
 }
 
+/// A batch in the form of the engine that prepared it ([`KvEngine::prepare`]).
+pub struct Prepared(Box<dyn std::any::Any + Send>);
+
+impl Prepared {
+    pub fn new<T: Send + 'static>(form: T) -> Self {
+        Prepared(Box::new(form))
+    }
+
+    /// The engine's form back; another engine's batch is an error, not a panic.
+    pub fn take<T: 'static>(self) -> StorageResult<T> {
+        self.0
+            .downcast::<T>()
+            .map(|b| *b)
+            .map_err(|_| StorageError::Engine("a batch prepared by another engine".into()))
+    }
+}
+
 /// What a scan visitor wants next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scan {
@@ -100,6 +117,19 @@ pub trait KvEngine: Send + Sync + 'static {
 
     /// Applies the batch atomically.
     fn write(&self, batch: Batch) -> StorageResult<()>;
+
+    /// Puts `batch` into the engine's own form ahead of its write, so copying every key and
+    /// value can happen before the caller takes its locks, or on another thread.
+    fn prepare(&self, batch: Batch) -> StorageResult<Prepared> {
+        Ok(Prepared(Box::new(batch)))
+    }
+
+    /// Applies a prepared batch and then `more` (ops known only at write time) atomically.
+    fn write_prepared(&self, prepared: Prepared, more: Batch) -> StorageResult<()> {
+        let mut batch = prepared.take::<Batch>()?;
+        batch.ops.extend(more.ops);
+        self.write(batch)
+    }
 
     /// Visits the keys in `[start, end)` in ascending order, or descending when `reverse`.
     /// A callback rather than an iterator keeps the trait object-safe and RocksDB's

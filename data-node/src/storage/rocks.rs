@@ -6,7 +6,7 @@
 //! moments. `sync = true` (config `sync_writes`) fsyncs the WAL on every write for that case,
 //! at a large throughput cost.
 
-use super::{Batch, KvEngine, Op, Scan, Space, StorageError, StorageResult};
+use super::{Batch, KvEngine, Op, Prepared, Scan, Space, StorageError, StorageResult};
 use rocksdb::{ColumnFamily, ColumnFamilyDescriptor, Options, ReadOptions, WriteOptions, DB};
 use std::path::{Path, PathBuf};
 
@@ -33,14 +33,15 @@ impl RocksEngine {
         // under ingest bursts.
         opts.set_write_buffer_size(128 << 20);
         opts.increase_parallelism(2);
-        // Flushes and compactions run at a lower CPU priority than the threads that serve
-        // writes and reads: on a small machine a burst is taken at full speed and the
-        // background catches up after it (up to four memtables wait meanwhile).
+        // Compactions run at a lower CPU priority than the threads serving writes and reads
+        // (flushes keep theirs, or memtables would fill): on a small machine a burst of
+        // writes or a catch-up copy keeps its cores, and level 0 is merged in the gaps.
         let mut env = rocksdb::Env::new().map_err(engine_err)?;
         env.lower_thread_pool_cpu_priority();
-        env.lower_high_priority_thread_pool_cpu_priority();
         opts.set_env(&env);
         opts.set_max_write_buffer_number(4);
+        opts.set_recycle_log_file_num(4);
+        opts.set_max_total_wal_size(512 << 20);
         // Reads are mostly long forward scans (subscriptions, mirrors, queries): 64 KiB blocks
         // cost one cache insert and one decompress call per ~60 messages of 1 KiB instead of
         // per ~4 with the 4 KiB default.
@@ -75,23 +76,15 @@ impl RocksEngine {
     }
 }
 
-impl KvEngine for RocksEngine {
-    fn get(&self, space: Space, key: &[u8]) -> StorageResult<Option<Vec<u8>>> {
-        self.db.get_cf(self.cf(space)?, key).map_err(engine_err)
+fn op_bytes(op: &Op) -> usize {
+    match op {
+        Op::Put(_, k, v) | Op::DeleteRange(_, k, v) => k.len() + v.len() + 16,
+        Op::Delete(_, k) => k.len() + 16,
     }
+}
 
-    fn write(&self, batch: Batch) -> StorageResult<()> {
-        // Sized up front (RocksDB's record is key, value and a few bytes of framing): a
-        // growing batch would copy its megabytes again at every doubling.
-        let bytes: usize = batch
-            .ops
-            .iter()
-            .map(|op| match op {
-                Op::Put(_, k, v) | Op::DeleteRange(_, k, v) => k.len() + v.len() + 16,
-                Op::Delete(_, k) => k.len() + 16,
-            })
-            .sum();
-        let mut wb = rocksdb::WriteBatch::with_capacity_bytes(bytes + 16);
+impl RocksEngine {
+    fn add(&self, wb: &mut rocksdb::WriteBatch, batch: Batch) -> StorageResult<()> {
         for op in &batch.ops {
             match op {
                 Op::Put(s, k, v) => wb.put_cf(self.cf(*s)?, k, v),
@@ -99,6 +92,31 @@ impl KvEngine for RocksEngine {
                 Op::DeleteRange(s, a, b) => wb.delete_range_cf(self.cf(*s)?, a, b),
             }
         }
+        Ok(())
+    }
+}
+
+impl KvEngine for RocksEngine {
+    fn get(&self, space: Space, key: &[u8]) -> StorageResult<Option<Vec<u8>>> {
+        self.db.get_cf(self.cf(space)?, key).map_err(engine_err)
+    }
+
+    fn write(&self, batch: Batch) -> StorageResult<()> {
+        self.write_prepared(self.prepare(batch)?, Batch::default())
+    }
+
+    fn prepare(&self, batch: Batch) -> StorageResult<Prepared> {
+        // Sized up front (RocksDB's record is key, value and a few bytes of framing): a
+        // growing batch would copy its megabytes again at every doubling.
+        let bytes: usize = batch.ops.iter().map(op_bytes).sum();
+        let mut wb = rocksdb::WriteBatch::with_capacity_bytes(bytes + 16);
+        self.add(&mut wb, batch)?;
+        Ok(Prepared::new(wb))
+    }
+
+    fn write_prepared(&self, prepared: Prepared, more: Batch) -> StorageResult<()> {
+        let mut wb = prepared.take::<rocksdb::WriteBatch>()?;
+        self.add(&mut wb, more)?;
         let mut wo = WriteOptions::default();
         wo.set_sync(self.sync);
         wo.disable_wal(false);

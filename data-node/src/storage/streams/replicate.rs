@@ -16,7 +16,7 @@ use super::{state_key, state_value, Inner, RawMessage, StreamStore};
 use crate::error::Result;
 use crate::storage::codec::{Reader, Writer};
 use crate::storage::keys;
-use crate::storage::{Batch, Space, StorageResult};
+use crate::storage::{Batch, Prepared, Space, StorageResult};
 
 /// Key kinds in a stream's range (next to `keys::STREAM_MSG` etc.).
 const STREAM_SOURCE_PROGRESS: u8 = b'p';
@@ -29,6 +29,18 @@ pub struct SourceProgress {
     pub next_seq: u64,
     /// The origin's incarnation the progress belongs to (0 = not known yet).
     pub incarnation: u64,
+}
+
+/// Mirror messages made ready for their write ([`StreamStore::prepare_mirrored`]).
+pub struct PreparedMirror {
+    batch: Option<Prepared>,
+    /// (seq, subject, size, timestamp) of each message in `batch`.
+    added: Vec<(u64, String, u64, i64)>,
+    /// The first seq in the batch, counting refused ones (0: none).
+    first_seq: u64,
+    last_seq: u64,
+    last_ts: Option<i64>,
+    too_big: u64,
 }
 
 /// What an append did.
@@ -76,48 +88,92 @@ impl StreamStore {
         through: u64,
         incarnation: u64,
     ) -> Result<Appended> {
+        let prepared = self.prepare_mirrored(msgs, self.state().last_seq)?;
+        self.commit_mirrored(prepared, through, incarnation)
+    }
+
+    /// The costly half of [`Self::append_mirrored`], without the stream's lock: the engine
+    /// batch of the messages above seq `after` (what the destination holds, or will once the
+    /// writes before this one are committed).
+    pub fn prepare_mirrored(&self, msgs: Vec<RawMessage>, after: u64) -> Result<PreparedMirror> {
         let limits = self.limits();
-        let mut st = self.lock();
-        let mut batch = Batch::with_capacity(msgs.len() + 2);
-        let mut added = Vec::with_capacity(msgs.len());
-        let mut out = Appended::default();
-        let mut last_seq = st.last_seq;
-        let mut last_ts = st.last_ts;
+        let mut batch = Batch::with_capacity(msgs.len());
+        let mut p = PreparedMirror {
+            batch: None,
+            added: Vec::with_capacity(msgs.len()),
+            first_seq: 0,
+            last_seq: after,
+            last_ts: None,
+            too_big: 0,
+        };
         for m in msgs {
-            if m.seq <= last_seq {
+            if m.seq <= p.last_seq {
                 continue;
             }
+            if p.first_seq == 0 {
+                p.first_seq = m.seq;
+            }
             let size = m.value.len() as u64;
-            last_seq = m.seq;
-            last_ts = m.timestamp_ns;
+            p.last_seq = m.seq;
+            p.last_ts = Some(m.timestamp_ns);
             if limits.max_msg_size > 0 && size > limits.max_msg_size {
-                out.too_big += 1;
+                p.too_big += 1;
                 continue;
             }
             // The origin's stored bytes are the mirror's: no decode, no encode.
             batch.put(Space::Streams, keys::msg_key(self.id, m.seq), m.value);
-            added.push((m.seq, m.subject, size, m.timestamp_ns));
+            p.added.push((m.seq, m.subject, size, m.timestamp_ns));
         }
+        p.batch = Some(self.engine.prepare(batch)?);
+        Ok(p)
+    }
+
+    /// Writes a prepared mirror batch with the last seq moved to `through` and the origin's
+    /// incarnation. Fails, storing nothing, if the stream has moved past the batch's first
+    /// message meanwhile (another writer: the caller starts over from what is stored).
+    pub fn commit_mirrored(
+        &self,
+        p: PreparedMirror,
+        through: u64,
+        incarnation: u64,
+    ) -> Result<Appended> {
+        let limits = self.limits();
+        let mut st = self.lock();
+        if p.first_seq != 0 && p.first_seq <= st.last_seq {
+            return Err(crate::error::Error::FailedPrecondition(format!(
+                "stream {} already holds seq {} of this batch",
+                self.name, p.first_seq
+            )));
+        }
+        let mut out = Appended {
+            too_big: p.too_big,
+            ..Default::default()
+        };
+        let last_seq = p.last_seq.max(st.last_seq);
+        let last_ts = p.last_ts.unwrap_or(st.last_ts);
         let through = through.max(last_seq);
-        if through <= st.last_seq && added.is_empty() && self.mirror_origin()? == incarnation {
+        if through <= st.last_seq && p.added.is_empty() && self.mirror_origin()? == incarnation {
             return Ok(out);
         }
-        let through = through.max(st.last_seq);
-        batch.put(
+        let mut more = Batch::with_capacity(2);
+        more.put(
             Space::Streams,
             state_key(self.id),
             state_value(through, last_ts),
         );
         let mut w = Writer::default();
         w.u64(incarnation);
-        batch.put(
+        more.put(
             Space::Streams,
             keys::stream_key(self.id, STREAM_MIRROR_ORIGIN, &[]),
             w.0,
         );
-        self.engine.write(batch)?;
-        out.stored = added.len() as u64;
-        self.remember(&mut st, added);
+        let batch = p
+            .batch
+            .map_or_else(|| self.engine.prepare(Batch::default()), Ok)?;
+        self.engine.write_prepared(batch, more)?;
+        out.stored = p.added.len() as u64;
+        self.remember(&mut st, p.added);
         st.last_seq = through;
         st.last_ts = last_ts;
         if st.msgs == 0 {

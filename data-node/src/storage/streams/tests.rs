@@ -400,3 +400,46 @@ fn batch_publish_survives_reopen() {
             .duplicate
     );
 }
+
+/// Messages of an origin as a mirror receives them (seq, stored bytes).
+fn origin_msgs(seqs: &[u64]) -> Vec<RawMessage> {
+    let origin = store(StreamLimits::default());
+    for _ in 1..=*seqs.iter().max().unwrap() {
+        origin.publish(msg("o.x", "payload", 1), None).unwrap();
+    }
+    let (all, _) = origin.read(1, "", 1000).unwrap();
+    all.into_iter().filter(|m| seqs.contains(&m.seq)).collect()
+}
+
+#[test]
+fn mirror_batches_prepared_ahead_commit_in_order_with_the_origin_seqs() {
+    let dir = tempfile::tempdir().unwrap();
+    let engines: [Arc<dyn crate::storage::KvEngine>; 2] = [
+        Arc::new(MemoryEngine::new()),
+        Arc::new(RocksEngine::open(dir.path(), false).unwrap()),
+    ];
+    for engine in engines {
+        let m = StreamStore::open(2, "default:m".into(), engine, StreamLimits::default()).unwrap();
+        // Two events prepared before either is written; the origin deleted seq 3.
+        let first = m.prepare_mirrored(origin_msgs(&[1, 2]), 0).unwrap();
+        let second = m.prepare_mirrored(origin_msgs(&[4, 5]), 3).unwrap();
+        m.commit_mirrored(first, 3, 7).unwrap();
+        m.commit_mirrored(second, 5, 7).unwrap();
+        assert_eq!(seqs(&m), vec![1, 2, 4, 5]);
+        let st = m.state();
+        assert_eq!((st.last_seq, st.messages, st.deleted), (5, 4, 1));
+        assert_eq!(m.mirror_origin().unwrap(), 7);
+    }
+}
+
+#[test]
+fn a_prepared_mirror_batch_overtaken_by_another_writer_stores_nothing() {
+    let m = store(StreamLimits::default());
+    let stale = m.prepare_mirrored(origin_msgs(&[1, 2, 3]), 0).unwrap();
+    m.append_mirrored(origin_msgs(&[1, 2]), 2, 7).unwrap();
+    let e = m.commit_mirrored(stale, 3, 7).unwrap_err();
+    assert!(e.to_string().contains("already holds seq 1"), "{e}");
+    // What was stored stays exactly as it was: no duplicate, no gap filled in.
+    assert_eq!(seqs(&m), vec![1, 2]);
+    assert_eq!(m.state().last_seq, 2);
+}
