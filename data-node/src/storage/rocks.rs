@@ -33,13 +33,18 @@ impl RocksEngine {
         // under ingest bursts.
         opts.set_write_buffer_size(128 << 20);
         opts.increase_parallelism(2);
-        // Compactions run at a lower CPU priority than the threads serving writes and reads
-        // (flushes keep theirs, or memtables would fill): on a small machine a burst of
-        // writes or a catch-up copy keeps its cores, and level 0 is merged in the gaps.
+        // Flushes and compactions run at a lower CPU priority than the threads serving writes
+        // and reads: on a small machine a burst of writes or a catch-up copy keeps its cores
+        // and the background catches up in the gaps (up to four memtables wait meanwhile; a
+        // writer that fills them all waits, which gives the flush its CPU back).
         let mut env = rocksdb::Env::new().map_err(engine_err)?;
         env.lower_thread_pool_cpu_priority();
+        env.lower_high_priority_thread_pool_cpu_priority();
         opts.set_env(&env);
         opts.set_max_write_buffer_number(4);
+        // WAL files are reused (overwriting pages already in the page cache is far cheaper
+        // than growing new files), and the WAL is capped at 512 MiB: a column family with a
+        // few small writes would otherwise pin every WAL file since its last flush.
         opts.set_recycle_log_file_num(4);
         opts.set_max_total_wal_size(512 << 20);
         // Reads are mostly long forward scans (subscriptions, mirrors, queries): 64 KiB blocks
