@@ -134,7 +134,11 @@ echo
 printf '%-22s %14s %14s %8s\n' "figure" "NATS" "Tributary" "ratio"
 row() { # name nats trib higher_is_better
     local r
-    if [[ $4 == 1 ]]; then r=$(python3 -c "print(f'{$3/max($2,1):.2f}x')"); else r=$(python3 -c "print(f'{$2/max($3,1):.2f}x')"); fi
+    if [[ $2 == "$3" ]]; then r="same"
+    elif [[ $4 == 1 ]]; then r=$(python3 -c "print(f'{$3/max($2,1):.2f}x')")
+    # Lower is better: NATS/Tributary, and a zero on Tributary's side means it never lagged.
+    elif [[ $3 == 0 ]]; then r="no lag"
+    else r=$(python3 -c "print(f'{$2/$3:.2f}x')"); fi
     printf '%-22s %14s %14s %8s\n' "$1" "$2" "$3" "$r"
 }
 row "mirror msgs/s" "$(nats mirror)" "$(rate 'mirror +[0-9]' "$WORK/trib-mirror.txt")" 1
