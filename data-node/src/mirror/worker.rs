@@ -3,6 +3,9 @@
 //! queue waits for us), store each batch with its progress in one write, watch the heartbeat
 //! that arrives every second (a silent link for [`STALL`] is dropped and reopened), and retry
 //! failures with growing, jittered delays while the error shows in the reports.
+//!
+//! Three stages run at once: the origin's reader, [`prepare_ahead`] (which turns the next
+//! event into what the destination stores), and this task, which only commits.
 
 use super::origin::{Feed, Resolver};
 use super::{Spec, Status};
