@@ -476,8 +476,10 @@ pub(super) async fn forward(
     let mut dirty = false;
     let mut batches = 0;
     loop {
-        let reading = end.is_none() && !interrupted;
-        if ready.is_none() && reading && pipe.len() < WINDOW {
+        // Whether the reader may still send: re-evaluated at each use, since the read just
+        // below can bring its end.
+        let reading = |end: &Option<u64>, interrupted: bool| end.is_none() && !interrupted;
+        if ready.is_none() && reading(&end, interrupted) && pipe.len() < WINDOW {
             match rx.try_recv() {
                 Ok(r) => ready = on_read(r, &mut end)?,
                 Err(mpsc::error::TryRecvError::Empty) => {}
@@ -524,7 +526,7 @@ pub(super) async fn forward(
             biased;
             r = land(ctx, st, &mut pipe), if !pipe.is_empty() => Event::Landed(r),
             _ = tokio::time::sleep_until(next_send), if ready.is_some() => Event::Timer,
-            r = rx.recv(), if ready.is_none() && reading && pipe.len() < WINDOW => Event::Read(r),
+            r = rx.recv(), if ready.is_none() && reading(&end, interrupted) && pipe.len() < WINDOW => Event::Read(r),
             else => return Err("ditto pipeline has nothing to wait for".into()),
         };
         match event {
