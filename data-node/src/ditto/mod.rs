@@ -6,9 +6,9 @@
 //! * `client` — the target's Ingest endpoints (TLS, gzip, failover).
 //! * `stats` — counters, the periodic `tributary` stats entry, metrics, `Ditto.Stats`.
 //!
-//! Workers are reconciled against the catalogue view twice a second; at most
-//! `ditto_max_workers` of them copy at once (a caught-up worker gives its slot back while it
-//! only tails).
+//! Workers are reconciled against the catalogue view on every change to it (and every
+//! [`RECONCILE_EVERY`] besides); at most `ditto_max_workers` of them copy at once (a caught-up
+//! worker gives its slot back while it only tails).
 
 pub mod client;
 mod pipeline;
@@ -82,10 +82,14 @@ pub fn spawn(
     let n = node.clone();
     let reconcile = tokio::spawn(async move {
         let mut workers: HashMap<(String, String), Owned> = HashMap::new();
+        let mut changes = n.catalog_changes();
         let mut tick = tokio::time::interval(RECONCILE_EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            tick.tick().await;
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = changes.changed() => {}
+            }
             let want = wanted(&n);
             workers.retain(|k, _| {
                 let keep = want.contains(k);
