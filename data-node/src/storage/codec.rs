@@ -102,8 +102,12 @@ impl<'a> Reader<'a> {
         self.take(n)
     }
     pub fn string(&mut self) -> Result<String, StorageError> {
+        self.str().map(str::to_string)
+    }
+    /// A string borrowed from the buffer (no copy).
+    pub fn str(&mut self) -> Result<&'a str, StorageError> {
         let b = self.bytes()?;
-        String::from_utf8(b.to_vec())
+        std::str::from_utf8(b)
             .map_err(|_| StorageError::Corrupt(format!("{} holds a non-UTF-8 string", self.what)))
     }
     pub fn map(&mut self) -> Result<BTreeMap<String, String>, StorageError> {
@@ -235,12 +239,13 @@ impl MessageValue {
         Ok(w.0)
     }
 
-    /// Only the timestamp and subject, for index rebuilds that must not copy payloads.
-    pub fn decode_head(buf: &[u8]) -> Result<(i64, String), StorageError> {
+    /// Only the timestamp and subject (borrowed from `buf`), for scans that must not copy
+    /// payloads, or subjects their filter refuses.
+    pub fn decode_head(buf: &[u8]) -> Result<(i64, &str), StorageError> {
         let mut r = Reader::new(buf, "stream message");
         r.version()?;
         let ts = r.i64()?;
-        Ok((ts, r.string()?))
+        Ok((ts, r.str()?))
     }
 
     /// Bytes a message counts for against `max_bytes` (as JetStream: subject, headers, data).
@@ -306,10 +311,7 @@ mod tests {
         };
         let enc = m.encode();
         assert_eq!(MessageValue::decode(&enc).unwrap(), m);
-        assert_eq!(
-            MessageValue::decode_head(&enc).unwrap(),
-            (42, "a.b".to_string())
-        );
+        assert_eq!(MessageValue::decode_head(&enc).unwrap(), (42, "a.b"));
         assert!(MessageValue::decode(&enc[..enc.len() - 1]).is_err());
     }
 }

@@ -213,7 +213,7 @@ impl StreamStore {
                 if !skip.contains(&seq) {
                     msgs -= 1;
                     bytes -= v.len() as u64;
-                    extra.push((seq, subject, v.len() as u64));
+                    extra.push((seq, subject.to_string(), v.len() as u64));
                 }
                 if over(msgs, bytes) {
                     Scan::Continue
@@ -343,7 +343,7 @@ impl StreamStore {
                 false,
                 &mut |k, v| match (keys::parse_msg_key(k), MessageValue::decode_head(v)) {
                     (Some(seq), Ok((ts, subject))) if ts < cutoff => {
-                        doomed.push((seq, subject, v.len() as u64));
+                        doomed.push((seq, subject.to_string(), v.len() as u64));
                         Scan::Continue
                     }
                     (Some(_), Ok(_)) => Scan::Stop,

@@ -171,7 +171,7 @@ impl StreamStore {
                         inner.bytes += v.len() as u64;
                         inner
                             .subjects
-                            .entry(subject)
+                            .entry(subject.to_string())
                             .or_default()
                             .insert(seq, v.len() as u64);
                         Scan::Continue
@@ -292,10 +292,10 @@ impl StreamStore {
                 next = seq + 1;
                 scanned += 1;
                 match MessageValue::decode_head(v) {
-                    Ok((_, subject)) if !crate::subject::filter_accepts(filter, &subject) => {}
+                    Ok((_, subject)) if !crate::subject::filter_accepts(filter, subject) => {}
                     Ok((timestamp_ns, subject)) => out.push(RawMessage {
                         seq,
-                        subject,
+                        subject: subject.to_string(),
                         timestamp_ns,
                         value: v.to_vec(),
                     }),
