@@ -33,13 +33,12 @@ impl RocksEngine {
         // under ingest bursts.
         opts.set_write_buffer_size(128 << 20);
         opts.increase_parallelism(2);
-        // Flushes and compactions run at a lower CPU priority than the threads serving writes
-        // and reads: on a small machine a burst of writes or a catch-up copy keeps its cores
-        // and the background catches up in the gaps (up to four memtables wait meanwhile; a
-        // writer that fills them all waits, which gives the flush its CPU back).
+        // Compactions run at a lower CPU priority than the threads serving writes and reads:
+        // on a small machine a burst of writes or a catch-up copy keeps its cores, and level 0
+        // is merged in the gaps. Flushes keep theirs: a flush left behind would soon make
+        // writers wait for a free memtable (up to four are kept while one is flushed).
         let mut env = rocksdb::Env::new().map_err(engine_err)?;
         env.lower_thread_pool_cpu_priority();
-        env.lower_high_priority_thread_pool_cpu_priority();
         opts.set_env(&env);
         opts.set_max_write_buffer_number(4);
         // WAL files are reused (overwriting pages already in the page cache is far cheaper
