@@ -110,14 +110,19 @@ async def main():
 asyncio.run(main())
 EOF
 
+# Built first, so nothing compiles while either side runs; and each side starts with the
+# disk quiet (`sync`), its predecessor's files gone.
+(cd "$ROOT" && cargo build --release -p tributary-integration --bin bench >/dev/null)
+BENCH="$CARGO_TARGET_DIR/release/bench"
+
 echo "== NATS $(nats-server --version) : $N x $P B, file storage"
+sync
 "$WORK/venv/bin/python" "$WORK/nats_bench.py" "nats://127.0.0.1:$PORT" "$N" "$P" "$LAG_SECS" "$ROUNDS" | tee "$WORK/nats.txt"
-kill "$NATS_PID"; NATS_PID=
+kill "$NATS_PID"; wait "$NATS_PID" 2>/dev/null || true; NATS_PID=
+rm -rf "$WORK/js"
 
 echo "== Tributary : $N x $P B, file storage"
-cd "$ROOT"
-cargo build --release -p tributary-integration --bin bench >/dev/null
-BENCH="$CARGO_TARGET_DIR/release/bench"
+sync
 # Lag is sampled twice: behind a publisher at full speed, and at the rate NATS's publisher
 # reached, so the lag figures compare the same load.
 NATS_RATE=$(awk '$1 == "pub_rate" { print $2 }' "$WORK/nats.txt")
