@@ -173,7 +173,11 @@ impl Node {
                 .get(&store.name)
                 .is_none_or(|s| s.owner_node != self.id)
             {
-                self.streams.remove(&store.name);
+                if let Some(gone) = self.streams.remove(&store.name) {
+                    // A worker or reader still holding it must not write or wait behind a
+                    // store opened later for the same stream.
+                    gone.close();
+                }
             }
         }
         Ok(())

@@ -176,6 +176,15 @@ async fn run(
                 .await;
             return;
         }
+        if store.is_closed() {
+            let _ = tx
+                .send(Err(Status::unavailable(format!(
+                    "stream {} was closed on this node (reopened or moved): subscribe again",
+                    store.name
+                ))))
+                .await;
+            return;
+        }
         // Mark the current version seen before reading, so a publish racing the read
         // still wakes us below.
         changed.mark_unchanged();

@@ -33,7 +33,13 @@ impl StreamStore {
         }
         let n = msgs.len();
         let mut results: Vec<Result<PubResult>> = Vec::with_capacity(n);
-        let mut st = self.lock();
+        let mut st = match self.lock_open() {
+            Ok(st) => st,
+            Err(e) => {
+                let msg = e.to_string();
+                return (0..n).map(|_| Err(engine_error(&msg))).collect();
+            }
+        };
         let now = msgs.first().map_or(0, |(m, _)| m.timestamp_ns);
         if let Err(e) = self.expire_dedupe(&mut st, now, limits.dup_window()) {
             let msg = e.to_string();

@@ -89,7 +89,7 @@ impl StreamStore {
             now,
         } = self.prepare(msg, &limits)?;
 
-        let mut st = self.lock();
+        let mut st = self.lock_open()?;
         self.expire_dedupe(&mut st, now, limits.dup_window())?;
         if let Some(id) = &msg_id {
             if let Some(&(seq, _)) = st.dedupe.get(id) {
@@ -257,7 +257,7 @@ impl StreamStore {
                 self.name
             )));
         }
-        let mut st = self.lock();
+        let mut st = self.lock_open()?;
         let found = st
             .subjects
             .iter()
@@ -287,7 +287,7 @@ impl StreamStore {
                 self.name
             )));
         }
-        let mut st = self.lock();
+        let mut st = self.lock_open()?;
         let mut b = Batch::default();
         let doomed: Doomed = match subject {
             None => {
@@ -328,7 +328,7 @@ impl StreamStore {
     /// Drops messages older than `max_age` and Msg-Ids older than the duplicate window.
     pub fn expire(&self, now_ns: i64) -> Result<u64> {
         let limits = self.limits();
-        let mut st = self.lock();
+        let mut st = self.lock_open()?;
         self.expire_dedupe(&mut st, now_ns, limits.dup_window())?;
         let mut b = Batch::default();
         let mut doomed: Doomed = Vec::new();

@@ -98,6 +98,9 @@ pub struct StreamStore {
     subscribers: AtomicU64,
     /// Set once the stream's records are dropped, so readers still holding it stop.
     destroyed: AtomicBool,
+    /// Set (under the lock) once the node stops serving the stream through this store: writes
+    /// through it fail and its readers stop, so nothing lands behind a store opened since.
+    closed: AtomicBool,
 }
 
 /// A message as stored, with what filters and indexes need decoded beside it: a copy
@@ -211,6 +214,7 @@ impl StreamStore {
             inner: Mutex::new(inner),
             subscribers: AtomicU64::new(0),
             destroyed: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
         })
     }
 
@@ -227,6 +231,32 @@ impl StreamStore {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The lock for a write: refused once the store is closed.
+    fn lock_open(&self) -> StorageResult<std::sync::MutexGuard<'_, Inner>> {
+        let st = self.lock();
+        if self.is_closed() {
+            return Err(StorageError::Engine(format!(
+                "stream {} was closed on this node (reopened or moved): write again",
+                self.name
+            )));
+        }
+        Ok(st)
+    }
+
+    /// Stops this store for good (the node no longer serves the stream through it): a
+    /// write in progress finishes first, later ones fail, and readers wake and stop.
+    pub fn close(&self) {
+        let st = self.lock();
+        self.closed.store(true, Ordering::Release);
+        let last = st.last_seq;
+        drop(st);
+        self.notify(last);
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
     }
 
     /// Wakes on every committed change; the value is the last seq.
@@ -349,8 +379,12 @@ impl StreamStore {
         Ok(found.unwrap_or(last + 1))
     }
 
-    /// Deletes every stored record of this stream (the stream itself was deleted).
+    /// Deletes every stored record of this stream (the stream itself was deleted). The store
+    /// is closed first, under its lock, so no write lands after the delete.
     pub fn destroy(&self) -> StorageResult<()> {
+        let st = self.lock();
+        self.destroyed.store(true, Ordering::Release);
+        self.closed.store(true, Ordering::Release);
         let mut b = Batch::default();
         b.delete_range(
             Space::Streams,
@@ -358,8 +392,8 @@ impl StreamStore {
             keys::stream_end(self.id),
         );
         self.engine.write(b)?;
-        self.destroyed.store(true, Ordering::Release);
-        let last = self.lock().last_seq;
+        let last = st.last_seq;
+        drop(st);
         self.notify(last);
         Ok(())
     }

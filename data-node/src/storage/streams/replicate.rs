@@ -138,7 +138,7 @@ impl StreamStore {
         incarnation: u64,
     ) -> Result<Appended> {
         let limits = self.limits();
-        let mut st = self.lock();
+        let mut st = self.lock_open()?;
         if p.first_seq != 0 && p.first_seq <= st.last_seq {
             return Err(crate::error::Error::FailedPrecondition(format!(
                 "stream {} already holds seq {} of this batch",
@@ -194,7 +194,7 @@ impl StreamStore {
         progress: SourceProgress,
     ) -> Result<Appended> {
         let limits = self.limits();
-        let mut st = self.lock();
+        let mut st = self.lock_open()?;
         let mut batch = Batch::with_capacity(msgs.len() + 2);
         let mut added = Vec::with_capacity(msgs.len());
         let mut out = Appended::default();
@@ -237,7 +237,7 @@ impl StreamStore {
 
     /// Mirror of a new origin: drops every message and starts the sequence over, in one write.
     pub fn reset_mirror(&self) -> Result<()> {
-        let mut st = self.lock();
+        let mut st = self.lock_open()?;
         let mut b = Batch::default();
         b.delete_range(
             Space::Streams,

@@ -443,3 +443,23 @@ fn a_prepared_mirror_batch_overtaken_by_another_writer_stores_nothing() {
     assert_eq!(seqs(&m), vec![1, 2]);
     assert_eq!(m.state().last_seq, 2);
 }
+
+#[test]
+fn a_closed_store_refuses_writes_and_the_store_opened_after_it_holds_everything() {
+    let engine: Arc<dyn crate::storage::KvEngine> = Arc::new(MemoryEngine::new());
+    let open = || StreamStore::open(1, "default:s".into(), engine.clone(), Default::default());
+    let old = open().unwrap();
+    old.publish(msg("a", "1", 1), None).unwrap();
+    old.close();
+    // A worker still holding the old store fails instead of writing behind the new one.
+    let e = old.publish(msg("a", "2", 2), None).unwrap_err();
+    assert!(e.to_string().contains("closed on this node"), "{e}");
+    let e = old
+        .append_mirrored(origin_msgs(&[2]), 2, 7)
+        .expect_err("a mirror write on a closed store");
+    assert!(e.to_string().contains("closed on this node"), "{e}");
+    let new = open().unwrap();
+    assert_eq!(new.state().messages, 1);
+    new.publish(msg("a", "2", 2), None).unwrap();
+    assert_eq!(seqs(&new), vec![1, 2]);
+}
