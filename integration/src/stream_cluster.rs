@@ -30,11 +30,15 @@ pub fn caught_up(i: &StreamInfoReply) -> bool {
             .all(|r| r.lag == 0 && r.error.is_empty() && r.active_ms != u64::MAX)
 }
 
+/// Changes a data node's config before it starts (every start, restarts included).
+pub type Tune = Box<dyn Fn(&mut DataNodeConfig) + Send + Sync>;
+
 pub struct StreamCluster {
     pub cp: RunningControlPlane,
     pub cp_addr: String,
     pub nodes: BTreeMap<u64, RunningDataNode>,
     dirs: BTreeMap<u64, TempDir>,
+    tune: Tune,
     _cp_dir: TempDir,
 }
 
@@ -52,6 +56,13 @@ pub fn node_config(id: u64, dir: &std::path::Path, cp: &str) -> DataNodeConfig {
 
 impl StreamCluster {
     pub async fn start(nodes: u64) -> Result<Self> {
+        Self::start_with(nodes, Box::new(|_| {})).await
+    }
+
+    /// As [`StreamCluster::start`], with every data node's config changed by `tune` (stream
+    /// secrets, say). `create` waits through `Info`, which sends no secret: a cluster whose
+    /// nodes require one creates its streams through [`StreamCluster::catalog`].
+    pub async fn start_with(nodes: u64, tune: Tune) -> Result<Self> {
         let cp_dir = tempfile::tempdir()?;
         let cp = tributary_control_plane::start(ControlPlaneConfig {
             listen: "127.0.0.1:0".into(),
@@ -66,6 +77,7 @@ impl StreamCluster {
             cp_addr,
             nodes: BTreeMap::new(),
             dirs: BTreeMap::new(),
+            tune,
             _cp_dir: cp_dir,
         };
         for id in 1..=nodes {
@@ -79,7 +91,9 @@ impl StreamCluster {
     /// control plane knows its address.
     pub async fn start_node(&mut self, id: u64) -> Result<()> {
         let dir = self.dirs.get(&id).ok_or_else(|| anyhow!("no node {id}"))?;
-        let dn = tributary_data_node::start(node_config(id, dir.path(), &self.cp_addr)).await?;
+        let mut config = node_config(id, dir.path(), &self.cp_addr);
+        (self.tune)(&mut config);
+        let dn = tributary_data_node::start(config).await?;
         let addr = dn.addr.to_string();
         self.nodes.insert(id, dn);
         let cat = self.catalog()?;

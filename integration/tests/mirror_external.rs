@@ -8,10 +8,9 @@ use tonic::transport::Channel;
 use tonic::{Code, Request, Status};
 use tributary_common::grpc::{channel, channel_tls};
 use tributary_data_node::server::STREAM_SECRET_HEADER;
-use tributary_data_node::DataNodeConfig;
 use tributary_integration::ditto_pair::MiniCluster;
-use tributary_integration::stream_cluster::{caught_up, count};
-use tributary_integration::{stream_cluster, wait};
+use tributary_integration::stream_cluster::{caught_up, count, StreamCluster};
+use tributary_integration::wait;
 use tributary_proto::v1::{
     catalog_client::CatalogClient, entity::Kind, streams_client::StreamsClient, Entity, EntityKind,
     EntityRef, PublishRequest, StorageType, Stream, StreamInfoReply, StreamInfoRequest,
@@ -236,29 +235,13 @@ async fn mirror_over_tls_with_credentials_and_recovery_from_bad_ones() -> Result
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_source_on_another_node_of_the_cluster_takes_the_shared_secret() -> Result<()> {
-    let cp_dir = tempfile::tempdir()?;
-    let cp = tributary_control_plane::start(tributary_control_plane::ControlPlaneConfig {
-        listen: "127.0.0.1:0".into(),
-        data_dir: cp_dir.path().to_path_buf(),
-        admin_listen: String::new(),
-        ..Default::default()
-    })
+    let c = StreamCluster::start_with(
+        2,
+        Box::new(|dn| dn.stream_secrets = vec!["shared".into(), "next".into()]),
+    )
     .await?;
-    let cp_addr = cp.addr.to_string();
-    let dirs = [tempfile::tempdir()?, tempfile::tempdir()?];
-    let mut nodes = Vec::new();
-    for (i, dir) in dirs.iter().enumerate() {
-        let config = DataNodeConfig {
-            stream_secrets: vec!["shared".into(), "next".into()],
-            ..stream_cluster::node_config(i as u64 + 1, dir.path(), &cp_addr)
-        };
-        nodes.push(tributary_data_node::start(config).await?);
-    }
-    let chs = [
-        channel(&nodes[0].addr.to_string())?,
-        channel(&nodes[1].addr.to_string())?,
-    ];
-    let cat = CatalogClient::new(channel(&cp_addr)?);
+    let chs = [channel(&c.addr(1)?)?, channel(&c.addr(2)?)?];
+    let mut cat = c.catalog()?;
     let mut orig = stream("ORIG", &["orig.>"]);
     orig.owner_node = 1;
     let mut src = stream("SRC", &[]);
@@ -267,12 +250,9 @@ async fn a_source_on_another_node_of_the_cluster_takes_the_shared_secret() -> Re
         ..Default::default()
     }];
     src.owner_node = 2;
+    // Both nodes have registered: the catalogue takes streams owned by either at once.
     for s in [orig, src] {
-        wait::until("the stream to be created", Duration::from_secs(20), || {
-            let (mut cat, e) = (cat.clone(), entity(s.clone()));
-            async move { cat.create(e).await.ok().map(|_| ()) }
-        })
-        .await?;
+        cat.create(entity(s)).await?;
     }
     wait_info(&chs[0], "next", "ORIG", "served", |_| true).await?;
     publish(&chs[0], "next", "orig.in", 20).await?;
@@ -280,9 +260,5 @@ async fn a_source_on_another_node_of_the_cluster_takes_the_shared_secret() -> Re
         caught_up(i) && count(i) == 20
     })
     .await?;
-    for n in nodes {
-        n.shutdown().await;
-    }
-    cp.shutdown().await;
     Ok(())
 }
