@@ -10,6 +10,7 @@ use crate::error::{Error, Result};
 use crate::node::{Node, TagCreator};
 use futures::future::BoxFuture;
 use rand::Rng;
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::task::JoinHandle;
@@ -220,9 +221,11 @@ impl ControlClient {
         }
     }
 
-    async fn list(&self) -> std::result::Result<CatalogView, Status> {
+    /// The catalogue view, and the revision each kind was listed at.
+    async fn list(&self) -> std::result::Result<(CatalogView, HashMap<i32, u64>), Status> {
         let mut client = CatalogClient::new(self.endpoints.channel()?);
         let mut revision = u64::MAX;
+        let mut listed = HashMap::new();
         let mut entities = Vec::new();
         for kind in [
             EntityKind::Tag,
@@ -240,13 +243,14 @@ impl ControlClient {
             // Watch from the oldest list's revision: changes between lists are seen twice
             // (puts are idempotent), never missed.
             revision = revision.min(r.revision);
+            listed.insert(kind as i32, r.revision);
             entities.extend(r.entities);
         }
-        Ok(CatalogView::from_entities(revision, entities))
+        Ok((CatalogView::from_entities(revision, entities), listed))
     }
 
     async fn watch_once(&self) -> std::result::Result<(), Status> {
-        let view = self.list().await?;
+        let (view, listed) = self.list().await?;
         let from = view.revision;
         self.node.set_catalog(view).map_err(Status::from)?;
         let mut events = CatalogClient::new(self.endpoints.channel()?)
@@ -256,6 +260,12 @@ impl ControlClient {
             .await?
             .into_inner();
         while let Some(ev) = events.message().await? {
+            // A change its kind's list already holds: replaying it would briefly turn the
+            // entity back into an older state (a placed stream unplaced, say), and the node
+            // would close and reopen what it serves.
+            if listed.get(&ev.kind).is_some_and(|&r| ev.revision <= r) {
+                continue;
+            }
             self.node.apply_event(ev).map_err(Status::from)?;
         }
         Err(Status::unavailable("catalogue watch ended"))
