@@ -17,6 +17,16 @@ use tributary_proto::v1::{
     SubscribeRequest,
 };
 
+/// A file-stored stream taking `subjects` (none: only copies, for a mirror or sources).
+pub fn file_stream(name: &str, subjects: &[&str]) -> Stream {
+    Stream {
+        name: name.into(),
+        subjects: subjects.iter().map(|s| s.to_string()).collect(),
+        storage: tributary_proto::v1::StorageType::File as i32,
+        ..Default::default()
+    }
+}
+
 /// Messages a stream holds.
 pub fn count(i: &StreamInfoReply) -> u64 {
     i.state.as_ref().map_or(0, |s| s.messages)

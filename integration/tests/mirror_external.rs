@@ -9,24 +9,15 @@ use tonic::{Code, Request, Status};
 use tributary_common::grpc::{channel, channel_tls};
 use tributary_data_node::server::STREAM_SECRET_HEADER;
 use tributary_integration::ditto_pair::MiniCluster;
+use tributary_integration::stream_cluster::file_stream as stream;
 use tributary_integration::stream_cluster::{caught_up, count, StreamCluster};
 use tributary_integration::wait;
 use tributary_proto::v1::{
     catalog_client::CatalogClient, entity::Kind, streams_client::StreamsClient, Entity, EntityKind,
-    EntityRef, PublishRequest, StorageType, Stream, StreamInfoReply, StreamInfoRequest,
-    StreamSource,
+    EntityRef, PublishRequest, Stream, StreamInfoReply, StreamInfoRequest, StreamSource,
 };
 
 const SECRET: &str = "b-stream-secret";
-
-fn stream(name: &str, subjects: &[&str]) -> Stream {
-    Stream {
-        name: name.into(),
-        subjects: subjects.iter().map(|s| s.to_string()).collect(),
-        storage: StorageType::File as i32,
-        ..Default::default()
-    }
-}
 
 fn entity(s: Stream) -> Entity {
     Entity {

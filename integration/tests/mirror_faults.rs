@@ -5,21 +5,12 @@ use anyhow::Result;
 use std::collections::BTreeMap;
 use std::time::Duration;
 use tributary_integration::ditto_pair::MiniCluster;
+use tributary_integration::stream_cluster::file_stream as stream;
 use tributary_integration::stream_cluster::{self, caught_up, count, StreamCluster};
 use tributary_proto::v1::streams_client::StreamsClient;
 use tributary_proto::v1::{
-    entity::Kind, Entity, StorageType, Stream, StreamInfoReply, StreamInfoRequest, StreamMessage,
-    StreamSource,
+    entity::Kind, Entity, Stream, StreamInfoReply, StreamInfoRequest, StreamMessage, StreamSource,
 };
-
-fn stream(name: &str, subjects: &[&str]) -> Stream {
-    Stream {
-        name: name.into(),
-        subjects: subjects.iter().map(|s| s.to_string()).collect(),
-        storage: StorageType::File as i32,
-        ..Default::default()
-    }
-}
 
 /// Origin stream → its origin seqs in the order they were stored.
 fn by_origin(msgs: &[StreamMessage]) -> BTreeMap<String, Vec<u64>> {

@@ -167,22 +167,22 @@ async fn run(
         return;
     }
     loop {
-        if store.is_destroyed() {
-            let _ = tx
-                .send(Err(Status::not_found(format!(
-                    "stream {} was deleted",
-                    store.name
-                ))))
-                .await;
-            return;
-        }
-        if store.is_closed() {
-            let _ = tx
-                .send(Err(Status::unavailable(format!(
-                    "stream {} was closed on this node (reopened or moved): subscribe again",
-                    store.name
-                ))))
-                .await;
+        // A deleted stream is also closed: ask the more telling question first.
+        let gone = if store.is_destroyed() {
+            Some(Status::not_found(format!(
+                "stream {} was deleted",
+                store.name
+            )))
+        } else if store.is_closed() {
+            Some(Status::unavailable(format!(
+                "stream {} was closed on this node (reopened or moved): subscribe again",
+                store.name
+            )))
+        } else {
+            None
+        };
+        if let Some(status) = gone {
+            let _ = tx.send(Err(status)).await;
             return;
         }
         // Mark the current version seen before reading, so a publish racing the read

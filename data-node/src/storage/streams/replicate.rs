@@ -33,7 +33,7 @@ pub struct SourceProgress {
 
 /// Mirror messages made ready for their write ([`StreamStore::prepare_mirrored`]).
 pub struct PreparedMirror {
-    batch: Option<Prepared>,
+    batch: Prepared,
     /// (seq, subject, size, timestamp) of each message in `batch`.
     added: Vec<(u64, String, u64, i64)>,
     /// The first seq in the batch, counting refused ones (0: none).
@@ -98,34 +98,34 @@ impl StreamStore {
     pub fn prepare_mirrored(&self, msgs: Vec<RawMessage>, after: u64) -> Result<PreparedMirror> {
         let limits = self.limits();
         let mut batch = Batch::with_capacity(msgs.len());
-        let mut p = PreparedMirror {
-            batch: None,
-            added: Vec::with_capacity(msgs.len()),
-            first_seq: 0,
-            last_seq: after,
-            last_ts: None,
-            too_big: 0,
-        };
+        let mut added = Vec::with_capacity(msgs.len());
+        let (mut first_seq, mut last_seq, mut last_ts, mut too_big) = (0, after, None, 0);
         for m in msgs {
-            if m.seq <= p.last_seq {
+            if m.seq <= last_seq {
                 continue;
             }
-            if p.first_seq == 0 {
-                p.first_seq = m.seq;
+            if first_seq == 0 {
+                first_seq = m.seq;
             }
             let size = m.value.len() as u64;
-            p.last_seq = m.seq;
-            p.last_ts = Some(m.timestamp_ns);
+            last_seq = m.seq;
+            last_ts = Some(m.timestamp_ns);
             if limits.max_msg_size > 0 && size > limits.max_msg_size {
-                p.too_big += 1;
+                too_big += 1;
                 continue;
             }
             // The origin's stored bytes are the mirror's: no decode, no encode.
             batch.put(Space::Streams, keys::msg_key(self.id, m.seq), m.value);
-            p.added.push((m.seq, m.subject, size, m.timestamp_ns));
+            added.push((m.seq, m.subject, size, m.timestamp_ns));
         }
-        p.batch = Some(self.engine.prepare(batch)?);
-        Ok(p)
+        Ok(PreparedMirror {
+            batch: self.engine.prepare(batch)?,
+            added,
+            first_seq,
+            last_seq,
+            last_ts,
+            too_big,
+        })
     }
 
     /// Writes a prepared mirror batch with the last seq moved to `through` and the origin's
@@ -168,10 +168,7 @@ impl StreamStore {
             keys::stream_key(self.id, STREAM_MIRROR_ORIGIN, &[]),
             w.0,
         );
-        let batch = p
-            .batch
-            .map_or_else(|| self.engine.prepare(Batch::default()), Ok)?;
-        self.engine.write_prepared(batch, more)?;
+        self.engine.write_prepared(p.batch, more)?;
         out.stored = p.added.len() as u64;
         self.remember(&mut st, p.added);
         st.last_seq = through;

@@ -8,17 +8,9 @@ use anyhow::{anyhow, Result};
 use hdrhistogram::Histogram;
 use std::time::{Duration, Instant};
 use tokio_stream::StreamExt;
+use tributary_integration::stream_cluster::file_stream as stream;
 use tributary_integration::stream_cluster::{self, StreamCluster};
-use tributary_proto::v1::{PublishRequest, StorageType, Stream, StreamSource};
-
-fn stream(name: &str, subjects: &[&str]) -> Stream {
-    Stream {
-        name: name.into(),
-        subjects: subjects.iter().map(|s| s.to_string()).collect(),
-        storage: StorageType::File as i32,
-        ..Default::default()
-    }
-}
+use tributary_proto::v1::{PublishRequest, Stream, StreamSource};
 
 fn origin(name: &str, filter: &str) -> StreamSource {
     StreamSource {
