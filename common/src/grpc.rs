@@ -1,5 +1,6 @@
-//! gRPC conventions shared by every service: the leader hint, client channels (cleartext or
-//! TLS) and accepted connections.
+//! gRPC conventions shared by every service: the wire constants (metadata keys, message
+//! headers, window sizes), the leader hint, client channels (cleartext or TLS) and accepted
+//! connections.
 
 use tonic::metadata::MetadataValue;
 use tonic::transport::{
@@ -9,6 +10,21 @@ use tonic::Status;
 
 /// Metadata key a non-leader sets on `UNAVAILABLE` so clients can go to the leader.
 pub const LEADER_HINT: &str = "x-tributary-leader";
+/// Metadata key set on `UNAVAILABLE` when a write was proposed but its outcome is unknown
+/// (it may have applied): retrying it blindly could apply it twice.
+pub const UNCERTAIN_HEADER: &str = "x-tributary-uncertain";
+/// Metadata key carrying the ingest secret on `Ingest.Write`.
+pub const INGEST_SECRET_HEADER: &str = "x-tributary-ingest-secret";
+/// Metadata key carrying the stream secret on `Streams` calls.
+pub const STREAM_SECRET_HEADER: &str = "x-tributary-stream-secret";
+/// Metadata key a data node sends on catalogue reads so that target secrets come back.
+pub const CLUSTER_TOKEN_HEADER: &str = "x-tributary-cluster-token";
+
+/// Message headers a sourced message carries, naming where it came from.
+pub const ORIGIN_STREAM_HEADER: &str = "Tributary-Origin-Stream";
+pub const ORIGIN_SEQ_HEADER: &str = "Tributary-Origin-Seq";
+/// Message headers that name a message for the duplicate window (ours, and NATS's).
+pub const MSG_ID_HEADERS: [&str; 2] = ["Msg-Id", "Nats-Msg-Id"];
 
 /// `UNAVAILABLE` carrying the leader's address when one is known.
 pub fn not_leader(leader_addr: Option<&str>) -> Status {

@@ -1,10 +1,17 @@
-//! What both Tributary servers share: entity names, config loading, telemetry and the admin
-//! HTTP listener, and the gRPC error conventions.
+//! What both Tributary servers share: entity names, subjects, config loading, telemetry and
+//! the admin HTTP listener, the gRPC wire conventions, and small runtime helpers (time,
+//! backoff, owned tasks, locks).
 
+pub mod backoff;
 pub mod config;
 pub mod duration;
 pub mod grpc;
+pub mod model;
 pub mod names;
 pub mod publish;
 pub mod secrets;
+pub mod subject;
+pub mod sync;
+pub mod task;
 pub mod telemetry;
+pub mod time;

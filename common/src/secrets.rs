@@ -39,6 +39,10 @@ pub fn check(
         return Ok(());
     }
     match metadata.get(header) {
+        // An empty value is no secret at all: say so, rather than "bad".
+        Some(v) if v.is_empty() => Err(Status::unauthenticated(format!(
+            "missing {what} (metadata {header} is empty)"
+        ))),
         None => Err(Status::unauthenticated(format!(
             "missing {what} (metadata {header})"
         ))),
@@ -77,7 +81,9 @@ mod tests {
         let err = check(&s, &MetadataMap::new(), H, "stream secret").unwrap_err();
         assert_eq!(err.code(), tonic::Code::Unauthenticated);
         assert!(err.message().contains("missing") && err.message().contains(H));
-        for wrong in ["bet", "betaa", ""] {
+        let err = check(&s, &with(H, ""), H, "stream secret").unwrap_err();
+        assert!(err.message().contains("missing"), "{}", err.message());
+        for wrong in ["bet", "betaa"] {
             let err = check(&s, &with(H, wrong), H, "stream secret").unwrap_err();
             assert_eq!(err.code(), tonic::Code::Unauthenticated);
             assert!(err.message().contains("bad") && err.message().contains(H));

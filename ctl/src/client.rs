@@ -8,7 +8,7 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::service::Interceptor;
 use tonic::transport::Channel;
 use tonic::{Code, Status};
-use tributary_data_node::server::STREAM_SECRET_HEADER;
+use tributary_common::grpc::STREAM_SECRET_HEADER;
 use tributary_proto::v1::{catalog_client::CatalogClient, cluster_client::ClusterClient};
 
 #[derive(Clone)]

@@ -120,7 +120,7 @@ pub async fn run(json: bool) -> Result<()> {
     })
     .await?;
     // 5 shards of an hour, 40 entries each, starting at a recent hour.
-    let now_s = tributary_data_node::node::now_ns() / NS;
+    let now_s = tributary_common::time::now_ns() / NS;
     let base = (now_s / SHARD_SECS - 6) * SHARD_SECS;
     let entries: Vec<WellEntry> = (0..5)
         .flat_map(|s| {
@@ -139,7 +139,7 @@ pub async fn run(json: bool) -> Result<()> {
         batch_id: String::new(),
     }]));
     req.metadata_mut().insert(
-        "x-tributary-ingest-secret",
+        tributary_common::grpc::INGEST_SECRET_HEADER,
         MetadataValue::from_static(SECRET),
     );
     let mut acks = ingest.write(req).await?.into_inner();

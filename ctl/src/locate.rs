@@ -87,7 +87,7 @@ pub async fn stream_for_subject(
         .find(|s| {
             s.subjects
                 .iter()
-                .any(|f| tributary_data_node::subject::matches(f, subject))
+                .any(|f| tributary_common::subject::matches(f, subject))
         })
         .ok_or_else(|| anyhow!("no stream takes subject {subject:?}"))?;
     let ch = streams_at(cp, s.owner_node, &format!("stream {}", s.name)).await?;

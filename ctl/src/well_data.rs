@@ -10,6 +10,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::metadata::MetadataValue;
 use tributary_common::duration::parse_time_ns;
+use tributary_common::time::now_ns;
 use tributary_proto::v1::ingest_client::IngestClient;
 use tributary_proto::v1::wells_client::WellsClient;
 use tributary_proto::v1::{IngestBatch, QueryRequest, ShardsRequest, WellEntry};
@@ -53,13 +54,6 @@ struct JsonLine {
     source: String,
     #[serde(default)]
     data: String,
-}
-
-fn now_ns() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as i64)
-        .unwrap_or(0)
 }
 
 /// One input line as an entry: a JSON object, or plain text stamped now under `tag`.
@@ -120,7 +114,7 @@ pub async fn ingest(args: IngestArgs, cp: &ControlPlane, json: bool) -> Result<(
     let (tx, rx) = mpsc::channel::<IngestBatch>(8);
     let mut req = tonic::Request::new(ReceiverStream::new(rx));
     req.metadata_mut().insert(
-        tributary_data_node::ingest::SECRET_HEADER,
+        tributary_common::grpc::INGEST_SECRET_HEADER,
         MetadataValue::try_from(args.secret.as_str())?,
     );
     let reader_bar = bar.clone();

@@ -109,7 +109,7 @@ impl CatalogView {
             s.mirror.is_none()
                 && s.subjects
                     .iter()
-                    .any(|f| crate::subject::matches(f, subject))
+                    .any(|f| tributary_common::subject::matches(f, subject))
         })
     }
 

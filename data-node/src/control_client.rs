@@ -44,9 +44,6 @@ pub struct ControlClient {
     cluster_secret: String,
 }
 
-/// Metadata key the control plane checks against its `cluster_secret`.
-pub const CLUSTER_TOKEN: &str = "x-tributary-cluster-token";
-
 fn backoff(attempt: u32) -> Duration {
     let base = Duration::from_millis(100).saturating_mul(1 << attempt.min(6));
     let base = base.min(MAX_BACKOFF);
@@ -116,7 +113,8 @@ impl ControlClient {
         let mut req = tonic::Request::new(msg);
         if !self.cluster_secret.is_empty() {
             if let Ok(v) = tonic::metadata::MetadataValue::try_from(self.cluster_secret.as_str()) {
-                req.metadata_mut().insert(CLUSTER_TOKEN, v);
+                req.metadata_mut()
+                    .insert(tributary_common::grpc::CLUSTER_TOKEN_HEADER, v);
             }
         }
         req

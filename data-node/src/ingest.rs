@@ -3,7 +3,7 @@
 //! nothing of its batch and loses nothing acknowledged before it.
 
 use crate::error::{Error, Result};
-use crate::node::{now_ns, Node};
+use crate::node::Node;
 use crate::storage::codec::EntryValue;
 use crate::storage::wells::{Well, WriteOutcome};
 use std::collections::HashMap;
@@ -11,10 +11,9 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
+use tributary_common::grpc::INGEST_SECRET_HEADER;
+use tributary_common::time::now_ns;
 use tributary_proto::v1::{ingest_server::Ingest, IngestAck, IngestBatch};
-
-/// Metadata key carrying the ingest secret.
-pub const SECRET_HEADER: &str = "x-tributary-ingest-secret";
 
 /// Cheap to clone: request tasks take their own copy.
 #[derive(Clone)]
@@ -179,7 +178,7 @@ impl Ingest for IngestService {
         tributary_common::secrets::check(
             &self.secrets,
             req.metadata(),
-            SECRET_HEADER,
+            INGEST_SECRET_HEADER,
             "ingest secret",
         )?;
         let mut inbound = req.into_inner();

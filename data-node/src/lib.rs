@@ -17,7 +17,6 @@ pub mod query;
 pub mod server;
 pub mod storage;
 pub mod streams;
-pub mod subject;
 
 pub use catalog::CatalogView;
 pub use config::DataNodeConfig;

@@ -34,13 +34,6 @@ pub struct Node {
     tag_lock: tokio::sync::Mutex<()>,
 }
 
-pub fn now_ns() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
-}
-
 impl Node {
     /// Opens the node's RocksDB under `data_dir/db` and reopens what the last known
     /// catalogue says it owns.

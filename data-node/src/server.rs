@@ -4,7 +4,7 @@
 use crate::config::DataNodeConfig;
 use crate::control_client::ControlClient;
 use crate::ingest::IngestService;
-use crate::node::{now_ns, Node};
+use crate::node::Node;
 use crate::query::WellsService;
 use crate::streams::StreamsService;
 use std::net::SocketAddr;
@@ -14,15 +14,14 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tonic::service::interceptor::InterceptedService;
 use tonic::service::Interceptor;
+use tributary_common::grpc::STREAM_SECRET_HEADER;
 use tributary_common::secrets;
 use tributary_common::telemetry::{self, Readiness};
+use tributary_common::time::now_ns;
 use tributary_proto::v1::{
     ditto_server::DittoServer, ingest_server::IngestServer, streams_server::StreamsServer,
     wells_server::WellsServer,
 };
-
-/// Metadata key carrying the stream secret on `Streams` calls.
-pub const STREAM_SECRET_HEADER: &str = "x-tributary-stream-secret";
 
 /// Lets a `Streams` call through only with an accepted stream secret (none configured: all).
 #[derive(Clone)]
@@ -142,6 +141,8 @@ pub async fn start_on(
     };
     let streams = StreamsService { node: node.clone() };
     let ditto_stats = Arc::new(crate::ditto::stats::Registry::default());
+    let ditto_slots =
+        crate::ditto::slots::CopySlots::new(usize::try_from(config.ditto_max_workers).unwrap_or(1));
     let mut builder = tonic::transport::Server::builder()
         .initial_stream_window_size(tributary_common::grpc::STREAM_WINDOW)
         .initial_connection_window_size(tributary_common::grpc::CONNECTION_WINDOW);
@@ -162,6 +163,7 @@ pub async fn start_on(
         .add_service(DittoServer::new(crate::ditto::stats::DittoService {
             node_id: config.id,
             registry: ditto_stats.clone(),
+            slots: ditto_slots.clone(),
         }))
         .add_service(
             WellsServer::new(WellsService { node: node.clone() }).max_encoding_message_size(max),
@@ -197,7 +199,7 @@ pub async fn start_on(
     background.extend(crate::ditto::spawn(
         node.clone(),
         source_id,
-        usize::try_from(config.ditto_max_workers).unwrap_or(1),
+        ditto_slots,
         Duration::from_millis(config.ditto_stats_interval_ms),
         ditto_stats,
     ));

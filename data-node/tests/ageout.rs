@@ -38,7 +38,7 @@ async fn ingest_then_query_across_an_ageout() {
             }],
         ))
         .unwrap();
-    let now = tributary_data_node::node::now_ns();
+    let now = tributary_common::time::now_ns();
     // Three entries two hours old (cold after ageout), two from now (stay hot).
     let stamps = [now - 7200 * S, now - 7190 * S, now - 7100 * S, now - S, now];
     let entries = stamps

@@ -47,8 +47,10 @@ async fn ingest_one(addr: &str, tag: &str, data: &str) -> Result<u64, tonic::Sta
         batch_id: String::new(),
     };
     let mut req = tonic::Request::new(tokio_stream::iter(vec![batch]));
-    req.metadata_mut()
-        .insert("x-tributary-ingest-secret", MetadataValue::from_static("k"));
+    req.metadata_mut().insert(
+        tributary_common::grpc::INGEST_SECRET_HEADER,
+        MetadataValue::from_static("k"),
+    );
     let mut acks = c.write(req).await?.into_inner();
     let ack = acks
         .next()

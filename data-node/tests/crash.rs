@@ -100,8 +100,10 @@ async fn acked_writes_survive_kill_9() {
         .collect();
     let mut ingest = IngestClient::connect(addr.clone()).await.unwrap();
     let mut req = tonic::Request::new(tokio_stream::iter(batches));
-    req.metadata_mut()
-        .insert("x-tributary-ingest-secret", MetadataValue::from_static("k"));
+    req.metadata_mut().insert(
+        tributary_common::grpc::INGEST_SECRET_HEADER,
+        MetadataValue::from_static("k"),
+    );
     let acks: Vec<_> = ingest
         .write(req)
         .await

@@ -93,7 +93,7 @@ fn entry(ts: i64, tag: &str, data: &str) -> WellEntry {
 fn with_secret<T>(msg: T, secret: &str) -> Request<T> {
     let mut r = Request::new(msg);
     r.metadata_mut().insert(
-        "x-tributary-ingest-secret",
+        tributary_common::grpc::INGEST_SECRET_HEADER,
         MetadataValue::try_from(secret).unwrap(),
     );
     r

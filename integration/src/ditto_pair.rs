@@ -243,7 +243,7 @@ impl MiniCluster {
         let n = batches.len();
         let mut req = tonic::Request::new(tokio_stream::iter(batches));
         req.metadata_mut().insert(
-            "x-tributary-ingest-secret",
+            tributary_common::grpc::INGEST_SECRET_HEADER,
             MetadataValue::from_static(INGEST_SECRET),
         );
         let mut acks = c.write(req).await?.into_inner();

@@ -463,7 +463,7 @@ async fn target_secrets_are_shown_only_to_holders_of_the_cluster_secret() -> any
             name: "dr".into(),
         });
         req.metadata_mut().insert(
-            "x-tributary-cluster-token",
+            tributary_common::grpc::CLUSTER_TOKEN_HEADER,
             tonic::metadata::MetadataValue::from_static(token),
         );
         req

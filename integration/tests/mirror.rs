@@ -84,11 +84,11 @@ async fn reference_scenario_orders_returns_archive_report() -> Result<()> {
     for (origin, prefix) in [("default:ORDERS", "ORDER"), ("default:RETURNS", "RETURN")] {
         let from: Vec<&StreamMessage> = msgs
             .iter()
-            .filter(|m| header(m, "Tributary-Origin-Stream") == origin)
+            .filter(|m| header(m, tributary_common::grpc::ORIGIN_STREAM_HEADER) == origin)
             .collect();
         let seqs: Vec<String> = from
             .iter()
-            .map(|m| header(m, "Tributary-Origin-Seq").to_string())
+            .map(|m| header(m, tributary_common::grpc::ORIGIN_SEQ_HEADER).to_string())
             .collect();
         assert_eq!(seqs, (1..=100).map(|i| i.to_string()).collect::<Vec<_>>());
         let bodies: Vec<String> = from.iter().map(|m| data(m)).collect();
@@ -200,7 +200,7 @@ async fn filters_and_start_positions() -> Result<()> {
         .messages(1, "SRC")
         .await?
         .iter()
-        .map(|m| header(m, "Tributary-Origin-Seq").to_string())
+        .map(|m| header(m, tributary_common::grpc::ORIGIN_SEQ_HEADER).to_string())
         .collect();
     origin_seqs.sort();
     assert_eq!(origin_seqs, ["", "10", "10", "8", "9", "9"]);

@@ -16,10 +16,13 @@ use tributary_proto::v1::{
 fn by_origin(msgs: &[StreamMessage]) -> BTreeMap<String, Vec<u64>> {
     let mut out: BTreeMap<String, Vec<u64>> = BTreeMap::new();
     for m in msgs {
-        let origin = m.headers.get("Tributary-Origin-Stream").cloned();
+        let origin = m
+            .headers
+            .get(tributary_common::grpc::ORIGIN_STREAM_HEADER)
+            .cloned();
         let seq = m
             .headers
-            .get("Tributary-Origin-Seq")
+            .get(tributary_common::grpc::ORIGIN_SEQ_HEADER)
             .and_then(|s| s.parse().ok());
         if let (Some(o), Some(s)) = (origin, seq) {
             out.entry(o).or_default().push(s);

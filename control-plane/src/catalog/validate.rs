@@ -11,7 +11,6 @@ use tributary_proto::v1::{
 };
 
 /// 2^17 s, Gravwell's default shard width.
-pub const DEFAULT_SHARD_SECS: u64 = 1 << 17;
 const RESOURCE_TYPES: [&str; 6] = [
     "well:/",
     "stream:/",
@@ -103,7 +102,7 @@ fn policy_ref(txn: &Txn<'_>, field: &str, raw: &mut String) -> Result<(), Catalo
 
 fn well(txn: &mut Txn<'_>, w: &mut Well) -> Result<(), CatalogError> {
     if w.shard_duration_secs == 0 {
-        w.shard_duration_secs = DEFAULT_SHARD_SECS;
+        w.shard_duration_secs = tributary_common::model::DEFAULT_SHARD_SECS;
     }
     if !w.cold_location.is_empty() && w.hot_duration_secs == 0 {
         return Err(invalid(
@@ -201,38 +200,9 @@ fn target(
     policy_ref(txn, "policy", &mut t.policy)
 }
 
-/// A NATS subject or pattern: dot-separated non-empty tokens; `*` a whole token, `>` the last.
+/// A NATS subject or filter (the one grammar, in `common::subject`).
 pub fn subject(field: &str, s: &str) -> Result<(), CatalogError> {
-    let tokens: Vec<&str> = s.split('.').collect();
-    for (i, tok) in tokens.iter().enumerate() {
-        let bad = |why: &str| invalid(field, format!("subject {s:?}: {why}"));
-        if tok.is_empty() {
-            return Err(bad("has an empty token"));
-        }
-        if tok.chars().any(char::is_whitespace) {
-            return Err(bad("contains whitespace"));
-        }
-        if tok.len() > 1 && (tok.contains('*') || tok.contains('>')) {
-            return Err(bad("wildcards must be whole tokens"));
-        }
-        if *tok == ">" && i != tokens.len() - 1 {
-            return Err(bad("'>' must be the last token"));
-        }
-    }
-    Ok(())
-}
-
-/// Whether some subject matches both patterns.
-pub fn subjects_overlap(a: &str, b: &str) -> bool {
-    let (ta, tb): (Vec<&str>, Vec<&str>) = (a.split('.').collect(), b.split('.').collect());
-    for i in 0..ta.len().max(tb.len()) {
-        match (ta.get(i), tb.get(i)) {
-            (Some(&">"), _) | (_, Some(&">")) => return true,
-            (Some(x), Some(y)) if x == y || *x == "*" || *y == "*" => continue,
-            _ => return false,
-        }
-    }
-    true
+    tributary_common::subject::validate_filter(s).map_err(|e| invalid(field, e.to_string()))
 }
 
 fn stream(txn: &mut Txn<'_>, s: &mut Stream, old: Option<&Stream>) -> Result<(), CatalogError> {
@@ -286,7 +256,11 @@ fn stream(txn: &mut Txn<'_>, s: &mut Stream, old: Option<&Stream>) -> Result<(),
             return Ok(());
         }
         for mine in &s.subjects {
-            if let Some(theirs) = o.subjects.iter().find(|t| subjects_overlap(mine, t)) {
+            if let Some(theirs) = o
+                .subjects
+                .iter()
+                .find(|t| tributary_common::subject::overlap(mine, t))
+            {
                 return Err(invalid(
                     "subjects",
                     format!("subject {mine:?} overlaps {theirs:?} of stream {}", o.name),

@@ -68,7 +68,7 @@ pub enum Input {
     Stop,
 }
 
-const UNCERTAIN: &str = "x-tributary-uncertain";
+use tributary_common::grpc::UNCERTAIN_HEADER as UNCERTAIN;
 
 /// Handle on a running member; cheap to clone.
 #[derive(Clone)]

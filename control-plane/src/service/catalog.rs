@@ -18,15 +18,12 @@ pub struct CatalogService {
     pub cluster_secret: String,
 }
 
-/// Metadata key carrying the cluster secret of a data node.
-pub const CLUSTER_TOKEN: &str = "x-tributary-cluster-token";
-
 impl CatalogService {
     /// Whether the caller may read secrets: it presents the (non-empty) cluster secret.
     fn reveals<T>(&self, req: &Request<T>) -> bool {
         let given = req
             .metadata()
-            .get(CLUSTER_TOKEN)
+            .get(tributary_common::grpc::CLUSTER_TOKEN_HEADER)
             .map(|v| v.as_bytes())
             .unwrap_or_default();
         !self.cluster_secret.is_empty()

@@ -4,7 +4,7 @@ mod catalog;
 mod cluster;
 mod raft;
 
-pub use catalog::{CatalogService, CLUSTER_TOKEN};
+pub use catalog::CatalogService;
 pub use cluster::ClusterService;
 pub use raft::RaftService;
 

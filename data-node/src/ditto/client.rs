@@ -5,7 +5,6 @@
 //! failed in a row does the worker back off, with every endpoint's error. Staying on one
 //! endpoint while it works keeps a resent batch on the node that remembers its id.
 
-use crate::ingest::SECRET_HEADER;
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -13,6 +12,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::codec::CompressionEncoding;
 use tonic::transport::{Certificate, ClientTlsConfig, Endpoint};
 use tonic::Streaming;
+use tributary_common::grpc::INGEST_SECRET_HEADER;
 use tributary_proto::v1::{ingest_client::IngestClient, IngestAck, IngestBatch, Target};
 
 /// How long a batch may wait for its ack before the endpoint counts as failed.
@@ -132,7 +132,7 @@ impl TargetClient {
         let mut req = tonic::Request::new(ReceiverStream::new(rx));
         let secret = tonic::metadata::MetadataValue::try_from(self.secret.as_str())
             .map_err(|_| "the target's ingest secret is not a valid header value".to_string())?;
-        req.metadata_mut().insert(SECRET_HEADER, secret);
+        req.metadata_mut().insert(INGEST_SECRET_HEADER, secret);
         let acks = client
             .write(req)
             .await

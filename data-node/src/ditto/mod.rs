@@ -13,17 +13,18 @@
 pub mod client;
 mod pipeline;
 pub mod progress;
+pub mod slots;
 pub mod stats;
 pub mod worker;
 
 use crate::node::Node;
 use crate::storage::{Batch, Space};
 use rand::Rng;
+use slots::CopySlots;
 use stats::Registry;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 
 const RECONCILE_EVERY: Duration = Duration::from_millis(300);
@@ -73,11 +74,10 @@ fn wanted(node: &Node) -> Vec<(String, String)> {
 pub fn spawn(
     node: Arc<Node>,
     source_id: String,
-    max_workers: usize,
+    slots: Arc<CopySlots>,
     stats_every: Duration,
     registry: Arc<Registry>,
 ) -> Vec<JoinHandle<()>> {
-    let permits = Arc::new(Semaphore::new(max_workers.max(1)));
     let reg = registry.clone();
     let n = node.clone();
     let reconcile = tokio::spawn(async move {
@@ -111,7 +111,7 @@ pub fn spawn(
                     well,
                     target,
                     source_id: source_id.clone(),
-                    permits: permits.clone(),
+                    slots: slots.clone(),
                 };
                 workers.insert(key, Owned(tokio::spawn(worker::run(ctx))));
             }

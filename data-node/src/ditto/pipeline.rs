@@ -7,6 +7,7 @@
 
 use super::client::{TargetClient, ACK_TIMEOUT};
 use super::progress::{Pending, Progress};
+use super::slots::{CopySlot, CopySlots};
 use super::stats::WorkerStats;
 use crate::node::Node;
 use crate::storage::codec::EntryValue;
@@ -17,7 +18,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tributary_proto::v1::{IngestBatch, Target, WellEntry};
 
@@ -32,7 +33,7 @@ pub struct WorkerCtx {
     pub well: String,
     pub target: String,
     pub source_id: String,
-    pub permits: Arc<Semaphore>,
+    pub slots: Arc<CopySlots>,
     pub stats: Arc<WorkerStats>,
 }
 
@@ -40,7 +41,7 @@ pub struct WorkerCtx {
 pub(super) struct State {
     pub(super) client: Option<TargetClient>,
     pub(super) progress: Option<Progress>,
-    pub(super) permit: Option<OwnedSemaphorePermit>,
+    pub(super) permit: Option<CopySlot>,
     /// When the bandwidth limit lets the next batch go.
     pub(super) next_send: Instant,
 }

@@ -194,6 +194,7 @@ pub async fn stats_loop(node: Arc<Node>, registry: Arc<Registry>, every: Duratio
 pub struct DittoService {
     pub node_id: u64,
     pub registry: Arc<Registry>,
+    pub slots: Arc<super::slots::CopySlots>,
 }
 
 #[tonic::async_trait]
@@ -205,6 +206,9 @@ impl Ditto for DittoService {
         Ok(Response::new(DittoStatsReply {
             node_id: self.node_id,
             workers: self.registry.snapshot(),
+            max_workers: self.slots.max(),
+            copying: self.slots.copying(),
+            copying_peak: self.slots.peak(),
         }))
     }
 }

@@ -105,13 +105,7 @@ async fn step(ctx: &WorkerCtx, st: &mut State) -> Result<Step, String> {
     update_position(ctx, &well, st, start_shard);
     if st.permit.is_none() {
         ctx.stats.set_state("queued");
-        st.permit = Some(
-            ctx.permits
-                .clone()
-                .acquire_owned()
-                .await
-                .map_err(|_| "worker slots closed".to_string())?,
-        );
+        st.permit = Some(ctx.slots.acquire().await);
     }
     ctx.stats.set_state("copying");
     // Batches sent but not acked before a failure or restart go again, identical.

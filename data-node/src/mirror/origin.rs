@@ -6,13 +6,13 @@
 //! owner is looked up on every attempt, so a moved or restarted origin node is found again.
 
 use crate::node::Node;
-use crate::server::STREAM_SECRET_HEADER;
 use crate::streams::subscribe;
 use futures::stream::BoxStream;
 use futures::StreamExt;
 use std::time::Duration;
 use tonic::transport::Channel;
 use tonic::Status;
+use tributary_common::grpc::STREAM_SECRET_HEADER;
 use tributary_common::grpc::{describe, endpoint, wants_tls};
 use tributary_common::secrets::REDACTED;
 use tributary_proto::v1::{

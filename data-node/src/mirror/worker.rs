@@ -19,6 +19,7 @@ use rand::Rng;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
+use tributary_common::grpc::{ORIGIN_SEQ_HEADER, ORIGIN_STREAM_HEADER};
 use tributary_proto::v1::{Heartbeat, SubscribeRequest};
 
 /// Origins heartbeat every second; three missed ones mean the link is dead.
@@ -26,10 +27,6 @@ const STALL: Duration = Duration::from_secs(3);
 /// Messages per event we ask the origin for (its cap applies too).
 const BATCH: u32 = 4096;
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
-
-/// Headers a sourced message carries, naming where it came from.
-pub const ORIGIN_STREAM_HEADER: &str = "Tributary-Origin-Stream";
-pub const ORIGIN_SEQ_HEADER: &str = "Tributary-Origin-Seq";
 
 fn backoff(attempt: u32) -> Duration {
     let base = Duration::from_millis(100)

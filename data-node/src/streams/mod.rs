@@ -4,12 +4,13 @@
 pub mod subscribe;
 
 use crate::error::{Error, Result};
-use crate::node::{now_ns, Node};
+use crate::node::Node;
 use crate::storage::streams::StreamStore;
 use crate::storage::NewMessage;
 use std::sync::Arc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
+use tributary_common::time::now_ns;
 use tributary_proto::v1::{
     streams_server::Streams, DeleteMessageReply, DeleteMessageRequest, GetMessageRequest, PubAck,
     PubAckBatch, PublishBatch, PublishRequest, PurgeReply, PurgeRequest, StreamInfoReply,
@@ -74,7 +75,8 @@ pub struct StreamsService {
 impl StreamsService {
     /// The owned stream taking `subject`.
     fn stream_for(&self, subject: &str) -> Result<Arc<StreamStore>> {
-        crate::subject::validate_literal("subject", subject)?;
+        tributary_common::subject::validate_literal(subject)
+            .map_err(|e| Error::invalid("subject", e.to_string()))?;
         let (name, mirror) = self
             .node
             .with_catalog(|c| {
@@ -243,7 +245,8 @@ impl Streams for StreamsService {
         let subject = if req.subject.is_empty() {
             None
         } else {
-            crate::subject::validate_filter("subject", &req.subject)?;
+            tributary_common::subject::validate_filter(&req.subject)
+                .map_err(|e| Error::invalid("subject", e.to_string()))?;
             Some(req.subject.as_str())
         };
         let purged = store.purge(subject)?;

@@ -120,7 +120,8 @@ pub fn start_raw(
     incarnation: u64,
 ) -> Result<ReceiverStream<Result<Event, Status>>> {
     if !req.filter_subject.is_empty() {
-        crate::subject::validate_filter("filter_subject", &req.filter_subject)?;
+        tributary_common::subject::validate_filter(&req.filter_subject)
+            .map_err(|e| Error::invalid("filter_subject", e.to_string()))?;
     }
     if req.start_seq > 0 && req.start_time_ns != 0 {
         return Err(Error::invalid(

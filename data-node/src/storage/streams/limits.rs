@@ -305,7 +305,7 @@ impl StreamStore {
                 let d: Doomed = st
                     .subjects
                     .iter()
-                    .filter(|(s, _)| crate::subject::matches(filter, s))
+                    .filter(|(s, _)| tributary_common::subject::matches(filter, s))
                     .flat_map(|(s, m)| m.iter().map(move |(q, z)| (*q, s.clone(), *z)))
                     .collect();
                 for (q, _, _) in &d {

@@ -24,7 +24,7 @@ use tokio::sync::watch;
 /// JetStream's default duplicate window: two minutes.
 pub const DEFAULT_DUPLICATE_WINDOW_NS: u64 = 120 * 1_000_000_000;
 /// Headers that carry a publisher's message id (ours and the NATS spelling).
-pub const MSG_ID_HEADERS: [&str; 2] = ["Msg-Id", "Nats-Msg-Id"];
+pub use tributary_common::grpc::MSG_ID_HEADERS;
 
 /// A stream's limits and switches; 0 means unlimited throughout.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -322,7 +322,8 @@ impl StreamStore {
                 next = seq + 1;
                 scanned += 1;
                 match MessageValue::decode_head(v) {
-                    Ok((_, subject)) if !crate::subject::filter_accepts(filter, subject) => {}
+                    Ok((_, subject))
+                        if !tributary_common::subject::filter_accepts(filter, subject) => {}
                     Ok((timestamp_ns, subject)) => out.push(RawMessage {
                         seq,
                         subject: subject.to_string(),

@@ -17,7 +17,7 @@ use tokio::sync::watch;
 pub const HOT: u8 = 0;
 pub const COLD: u8 = 1;
 /// Gravwell's default shard width: 2^17 seconds (about 1.5 days).
-pub const DEFAULT_SHARD_SECS: u64 = 1 << 17;
+use tributary_common::model::DEFAULT_SHARD_SECS;
 const MOVE_PAGE: usize = 4096;
 
 /// Opens the engine for a cold location (RocksDB in the server, memory in tests).

@@ -9,6 +9,7 @@ use tempfile::TempDir;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::metadata::MetadataValue;
+use tributary_common::time::now_ns;
 use tributary_data_node::storage::codec::EntryValue;
 use tributary_data_node::storage::NewMessage;
 use tributary_data_node::{CatalogView, DataNodeConfig, RunningDataNode};
@@ -61,10 +62,6 @@ fn report(what: &str, n: u64, bytes: u64, secs: f64) -> f64 {
         bytes as f64 / secs / 1e6
     );
     rate
-}
-
-fn now_ns() -> i64 {
-    tributary_data_node::node::now_ns()
 }
 
 pub async fn ingest(entries: u64, batch: usize, payload: usize) -> Result<()> {
@@ -124,7 +121,7 @@ pub async fn ingest(entries: u64, batch: usize, payload: usize) -> Result<()> {
     let (tx, rx) = mpsc::channel::<IngestBatch>(16);
     let mut req = tonic::Request::new(ReceiverStream::new(rx));
     req.metadata_mut().insert(
-        tributary_data_node::ingest::SECRET_HEADER,
+        tributary_common::grpc::INGEST_SECRET_HEADER,
         MetadataValue::from_static(SECRET),
     );
     let t = Instant::now();

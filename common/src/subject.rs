@@ -1,7 +1,14 @@
-//! NATS subject syntax: dot-separated tokens; `*` matches one token, `>` matches one or more
-//! trailing tokens. Streams take subjects by filter, subscribers filter by subject.
+//! NATS subject syntax, the one grammar every part uses: dot-separated tokens; `*` matches one
+//! token, `>` matches one or more trailing tokens. Streams take subjects by filter, subscribers
+//! filter by subject, the catalogue refuses overlapping stream subjects.
 
-use crate::error::Error;
+/// A subject that breaks the grammar; the caller names the field.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("subject {subject:?} {reason}")]
+pub struct SubjectError {
+    pub subject: String,
+    pub reason: String,
+}
 
 /// Whether `subject` (a literal) matches `filter` (which may hold `*` and a final `>`).
 pub fn matches(filter: &str, subject: &str) -> bool {
@@ -24,17 +31,33 @@ pub fn filter_accepts(filter: &str, subject: &str) -> bool {
 }
 
 /// A subject a message may be published to: non-empty tokens, no wildcards, no whitespace.
-pub fn validate_literal(field: &str, subject: &str) -> Result<(), Error> {
-    validate(field, subject, false)
+pub fn validate_literal(subject: &str) -> Result<(), SubjectError> {
+    validate(subject, false)
 }
 
 /// A filter: like a literal but `*` tokens and a final `>` are allowed.
-pub fn validate_filter(field: &str, filter: &str) -> Result<(), Error> {
-    validate(field, filter, true)
+pub fn validate_filter(filter: &str) -> Result<(), SubjectError> {
+    validate(filter, true)
 }
 
-fn validate(field: &str, subject: &str, wildcards: bool) -> Result<(), Error> {
-    let bad = |reason: String| Error::invalid(field, format!("subject {subject:?} {reason}"));
+/// Whether some subject matches both filters.
+pub fn overlap(a: &str, b: &str) -> bool {
+    let (ta, tb): (Vec<&str>, Vec<&str>) = (a.split('.').collect(), b.split('.').collect());
+    for i in 0..ta.len().max(tb.len()) {
+        match (ta.get(i), tb.get(i)) {
+            (Some(&">"), _) | (_, Some(&">")) => return true,
+            (Some(x), Some(y)) if x == y || *x == "*" || *y == "*" => continue,
+            _ => return false,
+        }
+    }
+    true
+}
+
+fn validate(subject: &str, wildcards: bool) -> Result<(), SubjectError> {
+    let bad = |reason: String| SubjectError {
+        subject: subject.to_string(),
+        reason,
+    };
     if subject.is_empty() {
         return Err(bad("is empty".into()));
     }
@@ -80,14 +103,25 @@ mod tests {
     }
 
     #[test]
-    fn validation_names_the_field() {
-        assert!(validate_literal("subject", "a.b").is_ok());
+    fn validation_names_the_subject() {
+        assert!(validate_literal("a.b").is_ok());
         for bad in ["", "a..b", ".a", "a.", "a.*", "a.>", "a b", "a.b*"] {
-            let e = validate_literal("subject", bad).unwrap_err();
-            assert!(e.to_string().contains("subject"), "{e}");
+            let e = validate_literal(bad).unwrap_err();
+            assert!(e.to_string().contains(&format!("{bad:?}")), "{e}");
         }
-        assert!(validate_filter("filter", "a.*.>").is_ok());
-        assert!(validate_filter("filter", "a.>.b").is_err());
+        assert!(validate_filter("a.*.>").is_ok());
+        assert!(validate_filter("a.>.b").is_err());
+        assert!(validate_filter("a.b*").is_err());
+    }
+
+    #[test]
+    fn overlapping_filters() {
+        assert!(overlap("a.*", "a.b"));
+        assert!(overlap("a.>", "a.b.c"));
+        assert!(overlap(">", "x"));
+        assert!(!overlap("a.b", "a.c"));
+        assert!(!overlap("a.*", "a.b.c"));
+        assert!(!overlap("a", "a.b"));
     }
 
     fn tokens() -> impl Strategy<Value = Vec<String>> {
