@@ -52,6 +52,11 @@ pub fn leader_hint(status: &Status) -> Option<String> {
 pub const STREAM_WINDOW: u32 = 8 << 20;
 pub const CONNECTION_WINDOW: u32 = 16 << 20;
 
+/// Soft cap on the payload of one streamed reply (query pages, subscription events): clients
+/// keep tonic's default 4 MiB decoding limit, and one entry or message is at most 1 MiB by
+/// default (a single bigger one still goes alone).
+pub const REPLY_BYTES: usize = 2 << 20;
+
 /// `http://addr` unless the address already has a scheme.
 pub fn endpoint_uri(addr: &str) -> String {
     if addr.starts_with("http://") || addr.starts_with("https://") {

@@ -115,7 +115,7 @@ pub async fn run(json: bool) -> Result<()> {
     dst.create(well("logs", &["web", "db"], &[])).await?;
     src.create(well("logs", &["web", "db"], &[])).await?;
     until("the source well to open", || {
-        let ok = src.dn.node.wells.get("default:logs").is_some();
+        let ok = src.dn.node.well("default:logs").is_some();
         async move { ok.then_some(()) }
     })
     .await?;

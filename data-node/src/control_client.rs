@@ -5,25 +5,26 @@
 //! error names (`x-tributary-leader`) or else the next address, with capped backoff. While the
 //! control plane is unreachable the node keeps serving from its last (persisted) view.
 
-use crate::catalog::CatalogView;
 use crate::error::{Error, Result};
+use crate::node::catalog::CatalogView;
 use crate::node::{Node, TagCreator};
 use futures::future::BoxFuture;
-use rand::Rng;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::task::JoinHandle;
 use tonic::transport::Channel;
 use tonic::{Code, Status};
-use tributary_common::grpc::{channel, leader_hint};
+use tributary_common::backoff::Backoff;
+use tributary_common::grpc::{channel, leader_hint, CLUSTER_TOKEN_HEADER};
+use tributary_common::sync::lock;
+use tributary_common::task::AbortOnDrop;
 use tributary_proto::v1::{
     catalog_client::CatalogClient, cluster_client::ClusterClient, entity::Kind, DataNode, Entity,
-    EntityKind, EntityRef, HeartbeatRequest, ListRequest, OwnedStats, RegisterRequest, Tag,
-    WatchRequest,
+    EntityKind, EntityRef, HeartbeatRequest, ListRequest, RegisterRequest, Tag, WatchRequest,
 };
 
-const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// Jitter so a restarted cluster is not hit by every node at the same instant.
+const RETRY: Backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(5), 4);
 /// How long an ingest waits for the control plane to create a tag before failing the batch.
 const TAG_DEADLINE: Duration = Duration::from_secs(5);
 
@@ -44,13 +45,6 @@ pub struct ControlClient {
     cluster_secret: String,
 }
 
-fn backoff(attempt: u32) -> Duration {
-    let base = Duration::from_millis(100).saturating_mul(1 << attempt.min(6));
-    let base = base.min(MAX_BACKOFF);
-    // Jitter so a restarted cluster is not hit by every node at the same instant.
-    base + Duration::from_millis(rand::rng().random_range(0..=base.as_millis() as u64 / 4))
-}
-
 impl Endpoints {
     pub fn new(addrs: Vec<String>) -> Self {
         let first = addrs.first().cloned().unwrap_or_default();
@@ -62,11 +56,7 @@ impl Endpoints {
 
     /// The address the next call goes to.
     pub fn current(&self) -> String {
-        self.preferred
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .0
-            .clone()
+        lock(&self.preferred).0.clone()
     }
 
     fn channel(&self) -> std::result::Result<Channel, Status> {
@@ -76,7 +66,7 @@ impl Endpoints {
 
     /// After a failed call: follow the leader hint, or move to the next address.
     fn failed(&self, status: &Status) {
-        let mut p = self.preferred.lock().unwrap_or_else(|p| p.into_inner());
+        let mut p = lock(&self.preferred);
         match leader_hint(status) {
             Some(leader) => p.0 = leader,
             None if !self.addrs.is_empty() => {
@@ -91,13 +81,12 @@ impl Endpoints {
 impl ControlClient {
     pub fn new(
         node: Arc<Node>,
-        addrs: Vec<String>,
+        endpoints: Arc<Endpoints>,
         advertise: String,
         capacity: u64,
         heartbeat: Duration,
         cluster_secret: String,
     ) -> Arc<Self> {
-        let endpoints = Arc::new(Endpoints::new(addrs));
         Arc::new(ControlClient {
             node,
             endpoints,
@@ -113,28 +102,19 @@ impl ControlClient {
         let mut req = tonic::Request::new(msg);
         if !self.cluster_secret.is_empty() {
             if let Ok(v) = tonic::metadata::MetadataValue::try_from(self.cluster_secret.as_str()) {
-                req.metadata_mut()
-                    .insert(tributary_common::grpc::CLUSTER_TOKEN_HEADER, v);
+                req.metadata_mut().insert(CLUSTER_TOKEN_HEADER, v);
             }
         }
         req
     }
 
     /// The heartbeat and catalogue-watch loops.
-    pub fn spawn(self: &Arc<Self>) -> Vec<JoinHandle<()>> {
+    pub fn spawn(self: &Arc<Self>) -> Vec<AbortOnDrop> {
         let (a, b) = (self.clone(), self.clone());
         vec![
-            tokio::spawn(async move { a.heartbeat_loop().await }),
-            tokio::spawn(async move { b.watch_loop().await }),
+            AbortOnDrop::spawn(async move { a.heartbeat_loop().await }),
+            AbortOnDrop::spawn(async move { b.watch_loop().await }),
         ]
-    }
-
-    /// What ingest uses to create tags. It shares the endpoints but not the node, so the
-    /// node holding it makes no reference cycle (the node must drop to close RocksDB).
-    pub fn tag_creator(&self) -> Arc<dyn TagCreator> {
-        Arc::new(TagClient {
-            endpoints: self.endpoints.clone(),
-        })
     }
 
     async fn register(&self) -> std::result::Result<(), Status> {
@@ -149,33 +129,6 @@ impl ControlClient {
         Ok(())
     }
 
-    fn stats(&self) -> Vec<OwnedStats> {
-        let mut out = Vec::new();
-        for name in self.node.wells.names() {
-            if let Some(w) = self.node.wells.get(&name) {
-                let t = w.totals();
-                out.push(OwnedStats {
-                    kind: EntityKind::Well as i32,
-                    name,
-                    entries: t.entries,
-                    bytes: t.bytes,
-                    ..Default::default()
-                });
-            }
-        }
-        for s in self.node.streams.all() {
-            let st = s.state();
-            out.push(OwnedStats {
-                kind: EntityKind::Stream as i32,
-                name: s.name.clone(),
-                entries: st.messages,
-                bytes: st.bytes,
-                ..Default::default()
-            });
-        }
-        out
-    }
-
     async fn heartbeat_loop(&self) {
         let mut registered = false;
         let mut attempt = 0;
@@ -184,7 +137,7 @@ impl ControlClient {
                 let req = HeartbeatRequest {
                     node_id: self.node.id,
                     healthy: true,
-                    stats: self.stats(),
+                    stats: self.node.owned_stats(),
                 };
                 match self.endpoints.channel() {
                     Ok(ch) => ClusterClient::new(ch).heartbeat(req).await.map(|_| ()),
@@ -211,7 +164,9 @@ impl ControlClient {
                     self.endpoints.failed(&status);
                     attempt += 1;
                     tokio::time::sleep(
-                        backoff(attempt).min(self.heartbeat.max(Duration::from_millis(100))),
+                        RETRY
+                            .delay(attempt)
+                            .min(self.heartbeat.max(Duration::from_millis(100))),
                     )
                     .await;
                 }
@@ -282,17 +237,22 @@ impl ControlClient {
                 attempt = 0;
             }
             attempt += 1;
-            tokio::time::sleep(backoff(attempt)).await;
+            tokio::time::sleep(RETRY.delay(attempt)).await;
         }
     }
 }
 
-/// Creates tags through the catalogue (see [`ControlClient::tag_creator`]).
+/// Creates tags through the catalogue. It shares the endpoints but not the node, so the node
+/// holding it makes no reference cycle (the node must drop to close RocksDB).
 pub struct TagClient {
     endpoints: Arc<Endpoints>,
 }
 
 impl TagClient {
+    pub fn new(endpoints: Arc<Endpoints>) -> Arc<Self> {
+        Arc::new(TagClient { endpoints })
+    }
+
     async fn create_tag_once(&self, name: &str) -> std::result::Result<u32, Status> {
         let mut client = CatalogClient::new(self.endpoints.channel()?);
         let entity = Entity {
@@ -340,13 +300,13 @@ impl TagCreator for TagClient {
                     Err(s) => {
                         self.endpoints.failed(&s);
                         attempt += 1;
-                        if tokio::time::Instant::now() + backoff(attempt) > deadline {
+                        if tokio::time::Instant::now() + RETRY.delay(attempt) > deadline {
                             return Err(Error::Unavailable(format!(
                                 "cannot create tag {name:?}: control plane unavailable ({})",
                                 s.message()
                             )));
                         }
-                        tokio::time::sleep(backoff(attempt)).await;
+                        tokio::time::sleep(RETRY.delay(attempt)).await;
                     }
                 }
             }
@@ -369,11 +329,5 @@ mod tests {
         // The hinted leader failing too: back to the configured list.
         e.failed(&Status::unavailable("down"));
         assert_eq!(e.current(), "a:1");
-    }
-
-    #[test]
-    fn backoff_grows_and_is_capped() {
-        assert!(backoff(1) < backoff(5));
-        assert!(backoff(30) <= MAX_BACKOFF + MAX_BACKOFF / 4);
     }
 }

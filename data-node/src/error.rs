@@ -1,5 +1,7 @@
-//! The data node's one error type and its one mapping to gRPC status codes.
+//! The error of the node and its services, and its one mapping to gRPC status codes. The
+//! storage layer's errors convert into it here, once.
 
+use crate::storage::streams::StreamError;
 use crate::storage::StorageError;
 use tonic::Status;
 
@@ -10,6 +12,9 @@ pub enum Error {
     InvalidArgument { field: String, reason: String },
     #[error("{kind} {name:?} not found")]
     NotFound { kind: &'static str, name: String },
+    /// It existed and was deleted meanwhile (a subscription's stream).
+    #[error("{0}")]
+    Gone(String),
     #[error("wrong last sequence: expected {expected}, stream is at {actual}")]
     WrongLastSeq { expected: u64, actual: u64 },
     /// The request is well formed but the node's state refuses it (not the owner, mirror...).
@@ -43,12 +48,37 @@ impl Error {
     }
 }
 
+impl From<StreamError> for Error {
+    fn from(e: StreamError) -> Self {
+        match e {
+            StreamError::Invalid { field, reason } => Error::invalid(field, reason),
+            StreamError::NoMessage { stream, seq } => {
+                Error::not_found("message", format!("{stream} seq {seq}"))
+            }
+            StreamError::WrongLastSeq { expected, actual } => {
+                Error::WrongLastSeq { expected, actual }
+            }
+            StreamError::Refused(m) => Error::FailedPrecondition(m),
+            StreamError::Full(m) => Error::ResourceExhausted(m),
+            e @ StreamError::Closed(_) => Error::Unavailable(e.to_string()),
+            e @ StreamError::Deleted(_) => Error::Gone(e.to_string()),
+            StreamError::Storage(s) => Error::Storage(s),
+        }
+    }
+}
+
+impl From<StreamError> for Status {
+    fn from(e: StreamError) -> Self {
+        Error::from(e).into()
+    }
+}
+
 impl From<Error> for Status {
     fn from(e: Error) -> Self {
         let msg = e.to_string();
         match e {
             Error::InvalidArgument { .. } => Status::invalid_argument(msg),
-            Error::NotFound { .. } => Status::not_found(msg),
+            Error::NotFound { .. } | Error::Gone(_) => Status::not_found(msg),
             Error::WrongLastSeq { .. } | Error::FailedPrecondition(_) => {
                 Status::failed_precondition(msg)
             }
@@ -56,6 +86,7 @@ impl From<Error> for Status {
             Error::ResourceExhausted(_) => Status::resource_exhausted(msg),
             Error::Unavailable(_) => Status::unavailable(msg),
             Error::Storage(StorageError::Corrupt(_)) => Status::data_loss(msg),
+            Error::Storage(StorageError::Locked { .. }) => Status::unavailable(msg),
             Error::Storage(_) => Status::internal(msg),
         }
     }

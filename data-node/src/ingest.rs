@@ -140,14 +140,15 @@ impl IngestService {
         } = p;
         let node = self.node.clone();
         // A big batch or a RocksDB write stall must not hold an async worker.
-        let outcome =
-            tokio::task::spawn_blocking(move || node.wells.write(items, batch_id.as_deref(), now))
-                .await
-                .map_err(|e| {
-                    Error::Storage(crate::storage::StorageError::Engine(format!(
-                        "ingest write task: {e}"
-                    )))
-                })??;
+        let outcome = tokio::task::spawn_blocking(move || {
+            node.write_entries(items, batch_id.as_deref(), now)
+        })
+        .await
+        .map_err(|e| {
+            Error::Storage(crate::storage::StorageError::Engine(format!(
+                "ingest write task: {e}"
+            )))
+        })??;
         Ok(match outcome {
             WriteOutcome::Stored(n) => {
                 metrics::counter!("tributary_ingest_entries_total").increment(n);
@@ -184,20 +185,31 @@ impl Ingest for IngestService {
         let mut inbound = req.into_inner();
         let (tx, rx) = tokio::sync::mpsc::channel(64);
         // Two stages, so batch N+1 is decoded and checked while batch N is written. Acks
-        // stay in batch order; a failed batch is answered after every batch before it.
-        let (prepared_tx, mut prepared) = tokio::sync::mpsc::channel::<Result<Prepared>>(2);
+        // stay in batch order; a failed batch, or a frame that cannot be read (too big,
+        // garbage), is answered after every batch before it and ends the stream with that
+        // error: the client learns which batch (the last acked seq + 1) and why.
+        let (prepared_tx, mut prepared) = tokio::sync::mpsc::channel::<Result<Prepared, Status>>(2);
         let svc = self.clone();
         tokio::spawn(tracing::Instrument::in_current_span(async move {
+            let mut last_seq = 0;
             loop {
-                let batch = match inbound.message().await {
-                    Ok(Some(b)) => b,
+                let p = match inbound.message().await {
+                    Ok(Some(batch)) => {
+                        last_seq = batch.seq;
+                        svc.prepare(batch).await.map_err(Status::from)
+                    }
                     Ok(None) => return,
                     Err(status) => {
-                        tracing::debug!(%status, "ingest stream ended");
-                        return;
+                        tracing::debug!(%status, "ingest stream ended by a bad frame");
+                        Err(Status::new(
+                            status.code(),
+                            format!(
+                                "the frame after batch seq {last_seq} could not be read: {}",
+                                status.message()
+                            ),
+                        ))
                     }
                 };
-                let p = svc.prepare(batch).await;
                 let failed = p.is_err();
                 if prepared_tx.send(p).await.is_err() || failed {
                     return;
@@ -208,14 +220,11 @@ impl Ingest for IngestService {
         tokio::spawn(tracing::Instrument::in_current_span(async move {
             while let Some(p) = prepared.recv().await {
                 let reply = match p {
-                    Ok(p) => svc.commit(p).await,
+                    Ok(p) => svc.commit(p).await.map_err(Status::from),
                     Err(e) => Err(e),
-                }
-                .map_err(Status::from);
+                };
                 let failed = reply.is_err();
                 if tx.send(reply).await.is_err() || failed {
-                    // A failed batch ends the stream: the client learns which batch (the last
-                    // acked seq + 1) and resends from there.
                     return;
                 }
             }

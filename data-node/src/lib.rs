@@ -1,25 +1,31 @@
-//! Tributary data node: holds the bytes.
+//! Tributary data node: holds the bytes. One way, top to bottom:
 //!
-//! * `storage/` — the storage trait and its RocksDB and memory engines; wells and streams.
-//! * `ingest`, `query`, `streams/` — the Ingest, Wells and Streams gRPC services.
-//! * `node` — storage plus the catalogue view, reconciled; `control_client` keeps the view
-//!   current and the node registered; `server` starts it all in-process.
+//! * `server` — the composition root: builds everything below and wires it; nothing imports it.
+//! * `ingest`, `wells`, `streams/`, `ditto_stats` — the gRPC services (Ingest, Wells, Streams,
+//!   Ditto.Stats); `control_client` — register, heartbeat, watch the catalogue, create tags.
+//! * `ditto/`, `mirror/` — the workers, under one `supervisor` loop, each reaching the node
+//!   through a narrow host trait (implemented in `server`).
+//! * `node/` — what this node owns: its catalogue view, its open wells and streams, and the
+//!   boards the workers report on.
+//! * `storage/` — the storage trait, its RocksDB and memory engines, wells and streams; it
+//!   knows no gRPC and has its own errors.
 
-pub mod catalog;
 pub mod config;
 pub mod control_client;
 pub mod ditto;
+pub mod ditto_stats;
 pub mod error;
 pub mod ingest;
 pub mod mirror;
 pub mod node;
-pub mod query;
 pub mod server;
 pub mod storage;
 pub mod streams;
+pub mod supervisor;
+pub mod wells;
 
-pub use catalog::CatalogView;
 pub use config::DataNodeConfig;
 pub use error::{Error, Result};
+pub use node::catalog::CatalogView;
 pub use node::Node;
 pub use server::{start, start_on, RunningDataNode, StartError};

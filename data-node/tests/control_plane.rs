@@ -133,8 +133,8 @@ async fn assignment_tags_and_serving_with_control_plane_down() {
     .await;
     catalog.create(stream).await.unwrap();
     wait_for("the data node to open its well and stream", || {
-        let open = dn.node.wells.get("default:web").is_some()
-            && dn.node.streams.get("default:orders").is_some();
+        let open =
+            dn.node.well("default:web").is_some() && dn.node.stream("default:orders").is_some();
         async move { open.then_some(()) }
     })
     .await;

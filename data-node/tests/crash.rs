@@ -58,7 +58,7 @@ fn spawn(dir: &std::path::Path) -> (Child, String) {
 async fn acked_writes_survive_kill_9() {
     let dir = tempfile::tempdir().unwrap();
     {
-        let node = Node::open(1, dir.path(), false).unwrap();
+        let node = Node::open(1, dir.path(), false, None).unwrap();
         node.set_catalog(CatalogView::from_entities(
             1,
             [

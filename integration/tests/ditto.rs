@@ -207,24 +207,22 @@ async fn unresolvable_corrupt_two_targets_compression_and_a_dead_endpoint() {
 
     // One entry whose tag id has no name, one value damaged on disk.
     let node = src.node().unwrap().node.clone();
-    let w = node.wells.get("default:src").unwrap();
+    let w = node.well("default:src").unwrap();
     let orphan = EntryValue {
         tag: 4242,
         source: None,
         data: b"orphan".to_vec().into(),
         values: Default::default(),
     };
-    node.wells
-        .write(
-            vec![(w.clone(), (BASE as u64 + 5) * NS as u64, orphan)],
-            None,
-            0,
-        )
-        .unwrap();
-    let page = node.wells.page_raw(&w, &[], &[0xff; 8], 10).unwrap();
+    node.write_entries(
+        vec![(w.clone(), (BASE as u64 + 5) * NS as u64, orphan)],
+        None,
+        0,
+    )
+    .unwrap();
+    let page = node.page_raw(&w, &[], &[0xff; 8], 10).unwrap();
     let (victim, _) = page.entries[3].clone();
-    node.wells
-        .overwrite_raw_for_test(&w, &victim, vec![0xde, 0xad])
+    node.overwrite_raw_for_test(&w, &victim, vec![0xde, 0xad])
         .unwrap();
 
     // A dead endpoint first: batches fail over to the live one.

@@ -5,6 +5,7 @@
 //! failed in a row does the worker back off, with every endpoint's error. Staying on one
 //! endpoint while it works keeps a resent batch on the node that remembers its id.
 
+use super::error::LinkError;
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -48,7 +49,7 @@ pub struct TargetClient {
     /// The endpoint batches go to.
     current: usize,
     /// Errors of the endpoints that failed in a row since the last ack.
-    failures: Vec<String>,
+    failures: Vec<LinkError>,
     /// An endpoint failed and another is still untried: retry at once.
     failover: bool,
     secret: String,
@@ -93,7 +94,7 @@ impl TargetClient {
                 .ne(self.slots.iter().map(|s| (&s.addr, s.tls)))
     }
 
-    async fn connect(&self, addr: &str, tls: bool) -> Result<Conn, String> {
+    async fn connect(&self, addr: &str, tls: bool) -> Result<Conn, LinkError> {
         let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h);
         let uri = if tls {
             format!("https://{addr}")
@@ -101,7 +102,10 @@ impl TargetClient {
             format!("http://{addr}")
         };
         let mut ep = Endpoint::from_shared(uri)
-            .map_err(|e| format!("bad endpoint {addr}: {e}"))?
+            .map_err(|e| LinkError::BadEndpoint {
+                addr: addr.to_string(),
+                reason: e.to_string(),
+            })?
             .connect_timeout(Duration::from_secs(3))
             .tcp_nodelay(true)
             .initial_stream_window_size(tributary_common::grpc::STREAM_WINDOW)
@@ -114,14 +118,15 @@ impl TargetClient {
             } else {
                 cfg = cfg.ca_certificate(Certificate::from_pem(&self.ca_pem));
             }
-            ep = ep
-                .tls_config(cfg)
-                .map_err(|e| format!("TLS config for {addr}: {e}"))?;
+            ep = ep.tls_config(cfg).map_err(|e| LinkError::BadEndpoint {
+                addr: addr.to_string(),
+                reason: format!("TLS config: {e}"),
+            })?;
         }
-        let channel = ep
-            .connect()
-            .await
-            .map_err(|e| format!("connecting to {addr}: {e}"))?;
+        let channel = ep.connect().await.map_err(|e| LinkError::Connect {
+            addr: addr.to_string(),
+            reason: e.to_string(),
+        })?;
         let mut client = IngestClient::new(channel)
             .max_decoding_message_size(MAX_MESSAGE)
             .max_encoding_message_size(MAX_MESSAGE);
@@ -131,21 +136,24 @@ impl TargetClient {
         let (tx, rx) = mpsc::channel(QUEUE);
         let mut req = tonic::Request::new(ReceiverStream::new(rx));
         let secret = tonic::metadata::MetadataValue::try_from(self.secret.as_str())
-            .map_err(|_| "the target's ingest secret is not a valid header value".to_string())?;
+            .map_err(|_| LinkError::BadSecret)?;
         req.metadata_mut().insert(INGEST_SECRET_HEADER, secret);
         let acks = client
             .write(req)
             .await
-            .map_err(|s| format!("{addr}: {}", s.message()))?
+            .map_err(|s| LinkError::Refused {
+                addr: addr.to_string(),
+                message: s.message().to_string(),
+            })?
             .into_inner();
         Ok(Conn { tx, acks })
     }
 
     /// Queues `batch` on the current endpoint's stream (connecting first if needed) without
     /// waiting for its ack. An error has already moved on to the next endpoint.
-    pub async fn submit(&mut self, batch: IngestBatch) -> Result<(), String> {
+    pub async fn submit(&mut self, batch: IngestBatch) -> Result<(), LinkError> {
         if self.slots.is_empty() {
-            return Err("the target has no endpoints".into());
+            return Err(LinkError::NoEndpoints);
         }
         let i = self.current;
         let (addr, tls) = (self.slots[i].addr.clone(), self.slots[i].tls);
@@ -156,25 +164,28 @@ impl TargetClient {
             }
         }
         let Some(conn) = self.slots[i].conn.as_mut() else {
-            return Err(self.fail(format!("{addr}: no connection")));
+            return Err(self.fail(LinkError::Closed { addr }));
         };
         match tokio::time::timeout(ACK_TIMEOUT, conn.tx.send(batch)).await {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(_)) => Err(self.fail(format!("{addr}: stream closed"))),
-            Err(_) => Err(self.fail(format!("{addr}: stream stuck for {ACK_TIMEOUT:?}"))),
+            Ok(Err(_)) => Err(self.fail(LinkError::Closed { addr })),
+            Err(_) => Err(self.fail(LinkError::Stuck {
+                addr,
+                secs: ACK_TIMEOUT.as_secs(),
+            })),
         }
     }
 
     /// The next ack on the current stream (acks come in the order batches were submitted),
     /// waiting until `deadline` at most. Cancel-safe: a cancelled wait loses no ack.
-    pub async fn ack(&mut self, deadline: Instant) -> Result<Acked, String> {
+    pub async fn ack(&mut self, deadline: Instant) -> Result<Acked, LinkError> {
         let i = self.current;
         let Some(slot) = self.slots.get_mut(i) else {
-            return Err("the target has no endpoints".into());
+            return Err(LinkError::NoEndpoints);
         };
         let addr = slot.addr.clone();
         let Some(conn) = slot.conn.as_mut() else {
-            return Err(self.fail(format!("{addr}: no connection")));
+            return Err(self.fail(LinkError::Closed { addr }));
         };
         let err = match tokio::time::timeout_at(deadline, conn.acks.message()).await {
             Ok(Ok(Some(ack))) => {
@@ -185,9 +196,16 @@ impl TargetClient {
                     endpoint: addr,
                 });
             }
-            Ok(Ok(None)) => format!("{addr}: stream ended without an ack"),
-            Ok(Err(s)) => format!("{addr}: {:?}: {}", s.code(), s.message()),
-            Err(_) => format!("{addr}: no ack within {ACK_TIMEOUT:?}"),
+            Ok(Ok(None)) => LinkError::Ended { addr },
+            Ok(Err(s)) => LinkError::Status {
+                addr,
+                code: s.code(),
+                message: s.message().to_string(),
+            },
+            Err(_) => LinkError::NoAck {
+                addr,
+                secs: ACK_TIMEOUT.as_secs(),
+            },
         };
         Err(self.fail(err))
     }
@@ -201,7 +219,7 @@ impl TargetClient {
 
     /// The current endpoint failed with `err`: drop it, move to the next. Returns the error to
     /// report: `err`, or every endpoint's error once all of them failed in a row.
-    fn fail(&mut self, err: String) -> String {
+    fn fail(&mut self, err: LinkError) -> LinkError {
         self.disconnect();
         self.current = (self.current + 1) % self.slots.len().max(1);
         self.failures.push(err.clone());
@@ -210,9 +228,7 @@ impl TargetClient {
             return err;
         }
         self.failover = false;
-        let all = self.failures.join("; ");
-        self.failures.clear();
-        all
+        LinkError::AllFailed(std::mem::take(&mut self.failures))
     }
 
     /// True once after an endpoint failed while another one is still untried: the worker

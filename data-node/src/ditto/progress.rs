@@ -17,8 +17,10 @@
 //! a key range no other batch touches, so a batch rebuilt after later commits (a bigger `sent`)
 //! holds exactly the entries it held when it was first sent.
 
+use super::host::DittoHost;
 use crate::storage::codec::{Reader, Writer};
-use crate::storage::{Batch, KvEngine, Space, StorageResult};
+use crate::storage::keys::meta;
+use crate::storage::StorageResult;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// A batch being sent, saved before it goes out: a resend after a crash rebuilds exactly
@@ -54,16 +56,6 @@ pub struct Progress {
 /// 2: several pendings, each with its batch number. 1 (one optional pending, numbered
 /// `next_batch`) still decodes, so a node upgraded mid-transfer resumes.
 const VERSION: u8 = 2;
-
-pub fn key(well: &str, target: &str) -> Vec<u8> {
-    [
-        b"ditto/progress/",
-        well.as_bytes(),
-        b"\0",
-        target.as_bytes(),
-    ]
-    .concat()
-}
 
 impl Progress {
     pub fn encode(&self) -> Vec<u8> {
@@ -144,17 +136,14 @@ impl Progress {
         })
     }
 
-    pub fn load(engine: &dyn KvEngine, well: &str, target: &str) -> StorageResult<Option<Self>> {
-        engine
-            .get(Space::Meta, &key(well, target))?
+    pub fn load(host: &dyn DittoHost, well: &str, target: &str) -> StorageResult<Option<Self>> {
+        host.get_meta(&meta::ditto_progress(well, target))?
             .map(|v| Self::decode(&v))
             .transpose()
     }
 
-    pub fn save(&self, engine: &dyn KvEngine, well: &str, target: &str) -> StorageResult<()> {
-        let mut b = Batch::default();
-        b.put(Space::Meta, key(well, target), self.encode());
-        engine.write(b)
+    pub fn save(&self, host: &dyn DittoHost, well: &str, target: &str) -> StorageResult<()> {
+        host.put_meta(&meta::ditto_progress(well, target), self.encode())
     }
 
     pub fn processed_total(&self) -> u64 {

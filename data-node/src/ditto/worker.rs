@@ -1,52 +1,63 @@
 //! One worker per (well, target): forward pass from the Start-Time shard in key order, then
 //! late entries behind the cursor, then tail. Each batch: saved as pending → sent → on ack
-//! progress saved (`pipeline`: several forward batches in flight). Errors back off, reload
-//! the saved progress and resend every pending batch under its own id.
+//! progress saved (`pipe`; `forward` keeps several in flight). Errors back off, reload the
+//! saved progress and resend every pending batch under its own id.
 
 use super::client::TargetClient;
-pub use super::pipeline::WorkerCtx;
-use super::pipeline::{self, blocking, Forward, Mapper, State, BATCH_ENTRIES};
+use super::error::{DittoError, DittoResult};
+use super::forward::{forward, Forward};
+use super::mapper::Mapper;
+use super::pipe::{blocking, resend, send_one, Session, WorkerCtx, BATCH_ENTRIES};
 use super::progress::{Pending, Progress};
+use crate::node::ditto_status::CopySlot;
 use crate::storage::keys;
 use crate::storage::successor;
 use crate::storage::wells::Well;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
+use tributary_common::backoff::Backoff;
 use tributary_proto::v1::Target;
 
 /// A tailing worker also wakes this often without writes (catalogue changes, ageout).
 const IDLE_WAKE: Duration = Duration::from_millis(500);
+const RETRY: Backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5), 4);
 
 enum Step {
     Worked,
     Idle,
 }
 
-fn backoff(attempt: u32) -> Duration {
-    Duration::from_millis(100)
-        .saturating_mul(1 << attempt.min(6))
-        .min(Duration::from_secs(5))
+/// What a worker keeps between steps.
+struct Worker {
+    ctx: WorkerCtx,
+    /// Kept across errors: it knows which endpoint failed and which to try next.
+    client: Option<TargetClient>,
+    /// None after an error: reloaded from disk, so what is used is what was acked.
+    progress: Option<Progress>,
+    slot: Option<CopySlot>,
+    next_send: Instant,
 }
 
 pub async fn run(ctx: WorkerCtx) {
-    let mut st = State {
+    let mut w = Worker {
+        ctx,
         client: None,
         progress: None,
-        permit: None,
+        slot: None,
         next_send: Instant::now(),
     };
     let mut attempt = 0;
     loop {
-        match step(&ctx, &mut st).await {
+        match w.step().await {
             Ok(Step::Worked) => attempt = 0,
             Ok(Step::Idle) => {
                 // Caught up: give the slot to another well while this one only tails.
-                st.permit = None;
-                ctx.stats.set_state("tailing");
-                let Some(well) = ctx.node.wells.get(&ctx.well) else {
+                w.slot = None;
+                w.ctx.stats.set_state("tailing");
+                let Some(well) = w.ctx.host.well(&w.ctx.well) else {
                     tokio::time::sleep(IDLE_WAKE).await;
                     continue;
                 };
@@ -55,103 +66,103 @@ pub async fn run(ctx: WorkerCtx) {
                 let _ = tokio::time::timeout(IDLE_WAKE, changed.changed()).await;
             }
             Err(e) => {
-                // Reloaded from disk next step: what is saved is what was acked, and every
-                // batch in flight is a saved pending that goes again on a fresh stream.
-                st.progress = None;
-                let failover = st.client.as_mut().is_some_and(|c| {
+                // Every batch in flight is a saved pending that goes again on a fresh stream.
+                w.progress = None;
+                let failover = w.client.as_mut().is_some_and(|c| {
                     c.disconnect();
                     c.take_failover()
                 });
+                let (well, target) = (&w.ctx.well, &w.ctx.target);
                 if failover {
-                    tracing::info!(well = %ctx.well, target = %ctx.target, error = %e, "ditto endpoint failed; trying the next");
+                    tracing::info!(%well, %target, error = %e, "ditto endpoint failed; trying the next");
                     continue;
                 }
-                st.permit = None;
-                tracing::warn!(well = %ctx.well, target = %ctx.target, error = %e, "ditto batch failed; retrying from saved progress");
-                ctx.stats.set_error(&e);
+                w.slot = None;
+                tracing::warn!(%well, %target, error = %e, "ditto batch failed; retrying from saved progress");
+                w.ctx.stats.set_error(&e.to_string());
                 attempt += 1;
-                tokio::time::sleep(backoff(attempt)).await;
+                tokio::time::sleep(RETRY.delay(attempt)).await;
             }
         }
     }
 }
 
-async fn step(ctx: &WorkerCtx, st: &mut State) -> Result<Step, String> {
-    let well = ctx
-        .node
-        .wells
-        .get(&ctx.well)
-        .ok_or_else(|| format!("well {} is not open on this node", ctx.well))?;
-    let target = ctx
-        .node
-        .with_catalog(|c| c.targets.get(&ctx.target).cloned())
-        .ok_or_else(|| format!("target {} is not in the catalogue", ctx.target))?;
-    if st.client.as_ref().is_none_or(|c| c.differs(&target)) {
-        st.client = Some(TargetClient::new(&target));
-    }
-    let engine = ctx.node.engine();
-    if st.progress.is_none() {
-        let (w, t) = (ctx.well.clone(), ctx.target.clone());
-        let e = engine.clone();
-        let loaded =
-            blocking(move || Progress::load(e.as_ref(), &w, &t).map_err(|e| e.to_string())).await?;
-        st.progress = Some(loaded.unwrap_or_else(|| Progress {
-            // Everything below this seq exists now, so the forward pass sees it.
-            floor: ctx.node.wells.next_seq(&well),
-            ..Default::default()
-        }));
-    }
-    let start_shard = u64::try_from(target.start_time_ns).unwrap_or(0) / well.shard_ns();
-    update_position(ctx, &well, st, start_shard);
-    if st.permit.is_none() {
-        ctx.stats.set_state("queued");
-        st.permit = Some(ctx.slots.acquire().await);
-    }
-    ctx.stats.set_state("copying");
-    // Batches sent but not acked before a failure or restart go again, identical.
-    if st.progress.as_ref().is_some_and(|p| !p.pending.is_empty()) {
-        pipeline::resend(ctx, st, &well, &target).await?;
-        return Ok(Step::Worked);
-    }
-    let update = |st: &State| update_position(ctx, &well, st, start_shard);
-    let (hi, batches) =
-        match pipeline::forward(ctx, st, &well, &target, start_shard, update).await? {
+impl Worker {
+    async fn step(&mut self) -> DittoResult<Step> {
+        let ctx = &self.ctx;
+        let well = ctx
+            .host
+            .well(&ctx.well)
+            .ok_or_else(|| DittoError::WellNotOpen(ctx.well.clone()))?;
+        let target = ctx
+            .host
+            .target(&ctx.target)
+            .ok_or_else(|| DittoError::NoTarget(ctx.target.clone()))?;
+        let client = match &mut self.client {
+            Some(c) if !c.differs(&target) => c,
+            slot => slot.insert(TargetClient::new(&target)),
+        };
+        let progress = match &mut self.progress {
+            Some(p) => p,
+            none => {
+                let (host, w, t) = (ctx.host.clone(), ctx.well.clone(), ctx.target.clone());
+                let loaded = blocking(move || Ok(Progress::load(host.as_ref(), &w, &t)?)).await?;
+                none.insert(loaded.unwrap_or_else(|| Progress {
+                    // Everything below this seq exists now, so the forward pass sees it.
+                    floor: ctx.host.next_seq(&well),
+                    ..Default::default()
+                }))
+            }
+        };
+        let start_shard = u64::try_from(target.start_time_ns).unwrap_or(0) / well.shard_ns();
+        update_position(ctx, &well, progress, start_shard);
+        if self.slot.is_none() {
+            ctx.stats.set_state("queued");
+            self.slot = Some(ctx.slots.acquire().await);
+        }
+        ctx.stats.set_state("copying");
+        let mut s = Session {
+            ctx,
+            client,
+            progress,
+            next_send: &mut self.next_send,
+        };
+        // Batches sent but not acked before a failure or restart go again, identical.
+        if !s.progress.pending.is_empty() {
+            resend(&mut s, &well, &target).await?;
+            return Ok(Step::Worked);
+        }
+        let update = |p: &Progress| update_position(ctx, &well, p, start_shard);
+        let (hi, batches) = match forward(&mut s, &well, &target, start_shard, update).await? {
             Forward::Done { hi, batches } => (hi, batches),
             Forward::Interrupted => return Ok(Step::Worked),
         };
-    // Caught up with the key order: now what landed behind the cursor meanwhile.
-    let sent_late = late_pass(ctx, st, &well, &target, start_shard, hi).await?;
-    let Some(p) = st.progress.as_mut() else {
-        return Ok(Step::Idle);
-    };
-    if p.floor != hi || !p.sent.is_empty() {
-        p.floor = hi;
-        p.sent.clear();
-        p.save(engine.as_ref(), &ctx.well, &ctx.target)
-            .map_err(|e| e.to_string())?;
+        // Caught up with the key order: now what landed behind the cursor meanwhile.
+        let sent_late = late_pass(&mut s, &well, &target, start_shard, hi).await?;
+        if s.progress.floor != hi || !s.progress.sent.is_empty() {
+            s.progress.floor = hi;
+            s.progress.sent.clear();
+            s.save()?;
+        }
+        update_position(ctx, &well, s.progress, start_shard);
+        Ok(if sent_late || batches > 0 {
+            Step::Worked
+        } else {
+            Step::Idle
+        })
     }
-    update_position(ctx, &well, st, start_shard);
-    Ok(if sent_late || batches > 0 {
-        Step::Worked
-    } else {
-        Step::Idle
-    })
 }
 
 /// Shards whose stored count exceeds what was processed get scanned for entries with
 /// `floor <= seq < hi` not yet sent, up to the cursor. True if anything was sent.
 async fn late_pass(
-    ctx: &WorkerCtx,
-    st: &mut State,
+    s: &mut Session<'_>,
     well: &Arc<Well>,
     target: &Target,
     start_shard: u64,
     hi: u64,
-) -> Result<bool, String> {
-    let Some(progress) = st.progress.clone() else {
-        return Ok(false);
-    };
-    let Some(cursor) = progress.cursor.clone() else {
+) -> DittoResult<bool> {
+    let Some(cursor) = s.progress.cursor.clone() else {
         return Ok(false);
     };
     let cursor_shard = keys::parse_entry_key(&cursor).map_or(0, |k| k.1);
@@ -163,52 +174,30 @@ async fn late_pass(
     }
     let late: Vec<u64> = stored
         .iter()
-        .filter(|(s, n)| **n > progress.processed.get(s).copied().unwrap_or(0))
-        .map(|(s, _)| *s)
+        .filter(|(sh, n)| **n > s.progress.processed.get(sh).copied().unwrap_or(0))
+        .map(|(sh, _)| *sh)
         .collect();
     let mut any = false;
     for shard in late {
         let end = keys::shard_end(well.id, shard).min(successor(&cursor));
         let mut from = keys::shard_start(well.id, shard);
         loop {
-            let progress = st.progress.clone().unwrap_or_default();
-            let (node, w, f, e) = (ctx.node.clone(), well.clone(), from.clone(), end.clone());
-            let (floor, sent) = (progress.floor, progress.sent.clone());
-            // Scan until a batch of late entries is found or the shard ends.
-            let (found, next) = blocking(move || {
-                let mut found = Vec::new();
-                let mut at = f;
-                loop {
-                    let page = node
-                        .wells
-                        .page_raw(&w, &at, &e, BATCH_ENTRIES)
-                        .map_err(|e| e.to_string())?;
-                    let last = page.entries.last().map(|(k, _)| k.clone());
-                    for (k, v) in page.entries {
-                        let seq = keys::parse_entry_key(&k).map_or(0, |k| k.3);
-                        if seq >= floor && seq < hi && !sent.contains(&seq) {
-                            found.push((k, v));
-                        }
-                    }
-                    match last {
-                        Some(l) if page.more && found.len() < BATCH_ENTRIES => at = successor(&l),
-                        Some(l) => return Ok((found, page.more.then(|| successor(&l)))),
-                        None => return Ok((found, None)),
-                    }
-                }
-            })
-            .await?;
+            let (floor, sent) = (s.progress.floor, s.progress.sent.clone());
+            let (host, w, f, e) = (s.ctx.host.clone(), well.clone(), from.clone(), end.clone());
+            let (found, next) =
+                blocking(move || scan_late(host.as_ref(), &w, f, &e, floor, hi, &sent)).await?;
             if let Some(to) = found.last().map(|(k, _)| k.clone()) {
                 let p = Pending {
-                    batch: progress.next_batch,
+                    batch: s.progress.next_batch,
                     from: from.clone(),
                     to,
-                    lo: progress.floor,
+                    lo: floor,
                     hi,
                     late: true,
                 };
-                let built = Mapper::new(ctx, target).build(&found, &p, &progress.sent);
-                pipeline::send_one(ctx, st, target, p, built).await?;
+                let mut mapper = Mapper::new(s.ctx.host.clone(), &s.ctx.well, target);
+                let built = mapper.build(&found, &p, &s.progress.sent);
+                send_one(s, target, p, built).await?;
                 any = true;
             }
             match next {
@@ -220,9 +209,39 @@ async fn late_pass(
     Ok(any)
 }
 
+/// Scans `[from, end)` until a batch of late entries (`floor <= seq < hi`, not in `sent`) is
+/// found or the range ends; returns them and where to go on from (None: the range is done).
+type Found = (Vec<(Vec<u8>, Vec<u8>)>, Option<Vec<u8>>);
+
+fn scan_late(
+    host: &dyn super::host::DittoHost,
+    well: &Well,
+    mut at: Vec<u8>,
+    end: &[u8],
+    floor: u64,
+    hi: u64,
+    sent: &BTreeSet<u64>,
+) -> DittoResult<Found> {
+    let mut found = Vec::new();
+    loop {
+        let page = host.page(well, &at, end, BATCH_ENTRIES)?;
+        let last = page.entries.last().map(|(k, _)| k.clone());
+        for (k, v) in page.entries {
+            let seq = keys::parse_entry_key(&k).map_or(0, |k| k.3);
+            if seq >= floor && seq < hi && !sent.contains(&seq) {
+                found.push((k, v));
+            }
+        }
+        match last {
+            Some(l) if page.more && found.len() < BATCH_ENTRIES => at = successor(&l),
+            Some(l) => return Ok((found, page.more.then(|| successor(&l)))),
+            None => return Ok((found, None)),
+        }
+    }
+}
+
 /// Shard n of m and entries behind, for `ditto stats`.
-fn update_position(ctx: &WorkerCtx, well: &Well, st: &State, start_shard: u64) {
-    let Some(p) = &st.progress else { return };
+fn update_position(ctx: &WorkerCtx, well: &Well, p: &Progress, start_shard: u64) {
     let mut shards: BTreeMap<u64, u64> = BTreeMap::new();
     for r in well.shards() {
         if r.shard >= start_shard {

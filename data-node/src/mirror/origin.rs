@@ -5,24 +5,25 @@
 //! CA when it says `https://` or gives one, and its credentials as the stream secret). The
 //! owner is looked up on every attempt, so a moved or restarted origin node is found again.
 
-use crate::node::Node;
-use crate::streams::subscribe;
+use super::error::MirrorError;
+use super::host::MirrorHost;
+use crate::storage::codec::MessageValue;
+use crate::storage::streams::tail::{TailEvent, TailHeartbeat, TailSpec, TailStart};
+use crate::storage::streams::RawMessage;
 use futures::stream::BoxStream;
 use futures::StreamExt;
 use std::time::Duration;
 use tonic::transport::Channel;
-use tonic::Status;
-use tributary_common::grpc::STREAM_SECRET_HEADER;
-use tributary_common::grpc::{describe, endpoint, wants_tls};
+use tributary_common::grpc::{describe, endpoint, wants_tls, STREAM_SECRET_HEADER};
 use tributary_common::secrets::REDACTED;
 use tributary_proto::v1::{
     catalog_client::CatalogClient, entity::Kind, streams_client::StreamsClient, EntityKind,
-    EntityRef, StreamSource, SubscribeRequest,
+    EntityRef, StreamSource, SubscribeEvent, SubscribeRequest,
 };
 
 /// Events from the origin: read from storage when it is owned here, else received and
 /// encoded as stored.
-pub type Feed = BoxStream<'static, Result<subscribe::Event, Status>>;
+pub type Feed = BoxStream<'static, Result<TailEvent, MirrorError>>;
 
 /// How long one lookup or subscribe call may take before the attempt counts as failed.
 const CALL_TIMEOUT: Duration = Duration::from_secs(3);
@@ -67,18 +68,55 @@ fn link(addr: &str, tls: Option<&str>) -> Result<Channel, String> {
         .map_err(|e| format!("{addr}: {e}"))
 }
 
+/// The tail a subscribe request asks of a stream on this node.
+fn tail_spec(req: &SubscribeRequest) -> TailSpec {
+    TailSpec {
+        start: if req.start_time_ns != 0 {
+            TailStart::Time(req.start_time_ns)
+        } else {
+            TailStart::Seq(req.start_seq)
+        },
+        filter: req.filter_subject.clone(),
+        batch: req.batch as usize,
+        incarnation: 0,
+    }
+}
+
+/// An event received from another node, its messages encoded as they are stored.
+fn from_proto(ev: SubscribeEvent) -> TailEvent {
+    let messages = ev
+        .messages
+        .into_iter()
+        .map(|m| {
+            let value = MessageValue {
+                subject: m.subject,
+                headers: m.headers.into_iter().collect(),
+                data: m.data,
+                timestamp_ns: m.timestamp_ns,
+            };
+            RawMessage::new(m.seq, &value)
+        })
+        .collect();
+    TailEvent {
+        messages,
+        heartbeat: ev.heartbeat.map(|h| TailHeartbeat {
+            first_seq: h.first_seq,
+            last_seq: h.last_seq,
+            incarnation: h.incarnation,
+        }),
+        next_seq: ev.next_seq,
+        last_seq: ev.last_seq,
+    }
+}
+
 impl Resolver {
     pub fn new(local: Vec<String>, own_secret: String) -> Self {
         Resolver { local, own_secret }
     }
 
-    fn external(origin: &StreamSource) -> Result<Route, String> {
+    fn external(origin: &StreamSource) -> Result<Route, MirrorError> {
         if origin.external_credentials == REDACTED {
-            return Err(format!(
-                "the credentials for {} reached this node redacted: give the data node the \
-                 control plane's cluster_secret",
-                origin.external
-            ));
+            return Err(MirrorError::RedactedCredentials(origin.external.clone()));
         }
         Ok(Route {
             control_plane: addrs(&origin.external),
@@ -89,21 +127,24 @@ impl Resolver {
 
     pub async fn open(
         &self,
-        node: &Node,
+        host: &dyn MirrorHost,
         origin: &StreamSource,
         req: SubscribeRequest,
-    ) -> Result<Feed, String> {
+    ) -> Result<Feed, MirrorError> {
+        let name = req.stream.clone();
+        let origin_err = move |message: String| MirrorError::Origin {
+            origin: name.clone(),
+            message,
+        };
         let route = if origin.external.is_empty() {
-            if let Some(store) = node.streams.get(&req.stream) {
-                let inc = subscribe::incarnation_of(node, &store);
-                let feed = subscribe::start_raw(store, req, inc).map_err(|e| e.to_string())?;
-                return Ok(feed.boxed());
+            if let Some(tail) = host.local_tail(&req.stream, tail_spec(&req)) {
+                let tail = tail.map_err(|e| origin_err(e.to_string()))?;
+                return Ok(tail
+                    .map(move |r| r.map_err(|e| origin_err(e.to_string())))
+                    .boxed());
             }
             if self.local.is_empty() {
-                return Err(format!(
-                    "origin {} is not on this node and no control plane is configured to find it",
-                    req.stream
-                ));
+                return Err(MirrorError::Unlocatable(req.stream));
             }
             Route {
                 control_plane: self.local.clone(),
@@ -114,8 +155,13 @@ impl Resolver {
             Self::external(origin)?
         };
         let tls = route.tls.as_deref();
-        let addr = locate(&route.control_plane, tls, &req.stream).await?;
-        let ch = link(&addr, tls).map_err(|e| format!("data node {e}"))?;
+        let addr = locate(&route.control_plane, tls, &req.stream)
+            .await
+            .map_err(MirrorError::Locate)?;
+        let ch = link(&addr, tls).map_err(|reason| MirrorError::Link {
+            addr: addr.clone(),
+            reason,
+        })?;
         let mut client = StreamsClient::new(ch).max_decoding_message_size(MAX_EVENT_BYTES);
         let stream = req.stream.clone();
         let mut call = tonic::Request::new(req);
@@ -123,16 +169,24 @@ impl Resolver {
             let v = route
                 .secret
                 .parse()
-                .map_err(|_| format!("the stream secret for {stream} is not a valid header"))?;
+                .map_err(|_| MirrorError::BadSecret(stream.clone()))?;
             call.metadata_mut().insert(STREAM_SECRET_HEADER, v);
         }
+        let failed = |reason: String| MirrorError::Subscribe {
+            stream: stream.clone(),
+            addr: addr.clone(),
+            reason,
+        };
         let reply = tokio::time::timeout(CALL_TIMEOUT, client.subscribe(call))
             .await
-            .map_err(|_| format!("subscribing to {stream} on {addr}: timed out"))?
-            .map_err(|s| format!("subscribing to {stream} on {addr}: {}", describe(&s)))?;
+            .map_err(|_| failed("timed out".into()))?
+            .map_err(|s| failed(describe(&s)))?;
         Ok(reply
             .into_inner()
-            .map(|r| r.map(subscribe::Event::from_proto))
+            .map(move |r| {
+                r.map(from_proto)
+                    .map_err(|s| origin_err(s.message().to_string()))
+            })
             .boxed())
     }
 }

@@ -7,69 +7,70 @@
 //! Three stages run at once: the origin's reader, [`prepare_ahead`] (which turns the next
 //! event into what the destination stores), and this task, which only commits.
 
+use super::error::MirrorError;
+use super::host::MirrorHost;
 use super::origin::{Feed, Resolver};
-use super::{Spec, Status};
-use crate::node::Node;
+use super::Spec;
+use crate::node::replication::CopyStatus;
 use crate::storage::codec::MessageValue;
 use crate::storage::streams::replicate::{PreparedMirror, SourceProgress};
-use crate::storage::streams::{RawMessage, StreamStore};
-use crate::streams::subscribe::Event;
+use crate::storage::streams::tail::{TailEvent, TailHeartbeat};
+use crate::storage::streams::{RawMessage, StreamError, StreamStore};
 use futures::StreamExt;
-use rand::Rng;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
+use tributary_common::backoff::Backoff;
 use tributary_common::grpc::{ORIGIN_SEQ_HEADER, ORIGIN_STREAM_HEADER};
-use tributary_proto::v1::{Heartbeat, SubscribeRequest};
+use tributary_common::sync::lock;
+use tributary_common::task::AbortOnDrop;
+use tributary_proto::v1::SubscribeRequest;
 
 /// Origins heartbeat every second; three missed ones mean the link is dead.
 const STALL: Duration = Duration::from_secs(3);
 /// Messages per event we ask the origin for (its cap applies too).
 const BATCH: u32 = 4096;
-const MAX_BACKOFF: Duration = Duration::from_secs(10);
+/// Jitter keeps the workers of a restarted origin from retrying in lockstep.
+const RETRY: Backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(10), 2);
 
-fn backoff(attempt: u32) -> Duration {
-    let base = Duration::from_millis(100)
-        .saturating_mul(1 << attempt.min(7))
-        .min(MAX_BACKOFF);
-    // Jitter keeps the workers of a restarted origin from retrying in lockstep.
-    base + Duration::from_millis(rand::rng().random_range(0..=base.as_millis() as u64 / 2))
-}
-
-fn set(status: &Mutex<Status>, f: impl FnOnce(&mut Status)) {
-    f(&mut status.lock().unwrap_or_else(|p| p.into_inner()));
-}
-
-pub async fn run(node: Arc<Node>, spec: Spec, status: Arc<Mutex<Status>>, resolver: Arc<Resolver>) {
+pub async fn run(
+    host: Arc<dyn MirrorHost>,
+    spec: Spec,
+    status: Arc<Mutex<CopyStatus>>,
+    resolver: Arc<Resolver>,
+) {
     let span = tracing::info_span!("mirror", dest = %spec.dest, origin = %spec.origin.stream, mirror = spec.mirror);
     let mut attempt = 0u32;
     loop {
-        let r =
-            tracing::Instrument::instrument(copy(&node, &spec, &status, &resolver), span.clone())
-                .await;
+        let r = tracing::Instrument::instrument(
+            copy(host.as_ref(), &spec, &status, &resolver),
+            span.clone(),
+        )
+        .await;
         match r {
             // The origin was replaced: start over from the configured start at once.
             Ok(()) => attempt = 0,
             Err(e) => {
                 tracing::warn!(parent: &span, error = %e, attempt, "copy interrupted; retrying");
-                set(&status, |s| s.error = e);
+                lock(&status).error = e.to_string();
                 attempt = attempt.saturating_add(1);
-                tokio::time::sleep(backoff(attempt)).await;
+                tokio::time::sleep(RETRY.delay(attempt)).await;
             }
         }
     }
 }
 
 /// Where to start reading the origin, and the origin incarnation the progress belongs to.
-fn start(spec: &Spec, dest: &StreamStore) -> Result<(SubscribeRequest, u64), String> {
+fn start(spec: &Spec, dest: &StreamStore) -> Result<(SubscribeRequest, u64), MirrorError> {
     let o = &spec.origin;
+    let store_err = |e| stored_into(spec, StreamError::Storage(e));
     let resume = if spec.mirror {
         let last = dest.state().last_seq;
-        let inc = dest.mirror_origin().map_err(|e| e.to_string())?;
+        let inc = dest.mirror_origin().map_err(store_err)?;
         (last > 0 || inc != 0).then_some((last + 1, inc))
     } else {
         dest.source_progress(&spec.progress_key())
-            .map_err(|e| e.to_string())?
+            .map_err(store_err)?
             .filter(|p| p.next_seq > 0)
             .map(|p| (p.next_seq, p.incarnation))
     };
@@ -99,7 +100,7 @@ fn start(spec: &Spec, dest: &StreamStore) -> Result<(SubscribeRequest, u64), Str
 
 /// An origin event made ready for the destination's write by [`prepare_ahead`].
 struct Ready {
-    heartbeat: Option<Heartbeat>,
+    heartbeat: Option<TailHeartbeat>,
     /// The origin's last seq (for the lag).
     last_seq: u64,
     /// Every origin seq before it has been seen.
@@ -115,48 +116,42 @@ enum Write {
     Source(Vec<RawMessage>),
 }
 
-/// Aborts the stage ahead when the writer stops, so it never outlives its attempt.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
 /// The stage ahead of the writer: turns each origin event into what the destination stores
 /// (a mirror's engine batch; a source's messages with their origin headers), one event ahead,
-/// so the writer's thread only commits. `after` is the last seq the mirror holds.
+/// so the writer's thread only commits. `after` is the last seq the mirror holds. The
+/// returned handle stops the stage when the writer's attempt ends.
 fn prepare_ahead(
     spec: &Spec,
     dest: &Arc<StreamStore>,
     mut feed: Feed,
     mut after: u64,
-) -> (mpsc::Receiver<Result<Ready, String>>, AbortOnDrop) {
+) -> (mpsc::Receiver<Result<Ready, MirrorError>>, AbortOnDrop) {
     let (tx, rx) = mpsc::channel(1);
     let (spec, dest) = (spec.clone(), dest.clone());
-    let task = tokio::spawn(async move {
+    let task = AbortOnDrop::spawn(async move {
         while let Some(ev) = feed.next().await {
-            let ready = match ev {
-                Ok(ev) => prepare(&spec, &dest, ev, &mut after),
-                Err(s) => Err(format!("{}: {}", spec.origin.stream, s.message())),
-            };
+            let ready = ev.and_then(|ev| prepare(&spec, &dest, ev, &mut after));
             let failed = ready.is_err();
             if tx.send(ready).await.is_err() || failed {
                 return;
             }
         }
     });
-    (rx, AbortOnDrop(task))
+    (rx, task)
 }
 
-fn prepare(spec: &Spec, dest: &StreamStore, ev: Event, after: &mut u64) -> Result<Ready, String> {
+fn prepare(
+    spec: &Spec,
+    dest: &StreamStore,
+    ev: TailEvent,
+    after: &mut u64,
+) -> Result<Ready, MirrorError> {
     let through_next = ev.messages.last().map_or(0, |m| m.seq + 1).max(ev.next_seq);
     let empty = ev.messages.is_empty();
     let write = if spec.mirror {
         let p = dest
             .prepare_mirrored(ev.messages, *after)
-            .map_err(|e| format!("storing into {}: {e}", spec.dest))?;
+            .map_err(|e| stored_into(spec, e))?;
         *after = (*after).max(through_next.saturating_sub(1));
         Write::Mirror(p)
     } else {
@@ -178,28 +173,26 @@ fn prepare(spec: &Spec, dest: &StreamStore, ev: Event, after: &mut u64) -> Resul
 
 /// Copies until the link fails (`Err`) or the origin turns out to be a new stream (`Ok`).
 async fn copy(
-    node: &Node,
+    host: &dyn MirrorHost,
     spec: &Spec,
-    status: &Mutex<Status>,
+    status: &Mutex<CopyStatus>,
     resolver: &Resolver,
-) -> Result<(), String> {
-    let dest = node
-        .owned_stream("stream", &spec.dest)
-        .map_err(|e| e.to_string())?;
+) -> Result<(), MirrorError> {
+    let dest = host.dest(&spec.dest)?;
     let (req, mut known) = start(spec, &dest)?;
     // Progress is counted from where we start: the origin seq we expect next.
     let mut next = req.start_seq.max(1);
-    let feed: Feed = resolver.open(node, &spec.origin, req).await?;
+    let feed: Feed = resolver.open(host, &spec.origin, req).await?;
     let (mut ready, _ahead) = prepare_ahead(spec, &dest, feed, dest.state().last_seq);
     loop {
         let r = match tokio::time::timeout(STALL, ready.recv()).await {
             Err(_) => {
-                return Err(format!(
-                    "stalled: no heartbeat from {} for {STALL:?}",
-                    spec.origin.stream
-                ))
+                return Err(MirrorError::Stalled {
+                    origin: spec.origin.stream.clone(),
+                    secs: STALL.as_secs(),
+                })
             }
-            Ok(None) => return Err(format!("{} ended the subscription", spec.origin.stream)),
+            Ok(None) => return Err(MirrorError::Ended(spec.origin.stream.clone())),
             Ok(Some(r)) => r?,
         };
         if let Some(hb) = &r.heartbeat {
@@ -215,11 +208,10 @@ async fn copy(
         let last_seq = r.last_seq;
         store(spec, &dest, r, known, &mut next)?;
         let lag = last_seq.saturating_sub(next.saturating_sub(1));
-        set(status, |s| {
-            s.lag = lag;
-            s.last_active = Some(Instant::now());
-            s.error.clear();
-        });
+        let mut s = lock(status);
+        s.lag = lag;
+        s.last_active = Some(Instant::now());
+        s.error.clear();
     }
 }
 
@@ -230,7 +222,7 @@ fn store(
     r: Ready,
     incarnation: u64,
     next: &mut u64,
-) -> Result<(), String> {
+) -> Result<(), MirrorError> {
     let through_next = r.through_next;
     if r.empty && through_next <= *next && r.heartbeat.is_none() {
         return Ok(());
@@ -242,7 +234,7 @@ fn store(
                 // Nothing new to record; a heartbeat only confirms the link.
                 if dest
                     .source_progress(&spec.progress_key())
-                    .map_err(|e| e.to_string())?
+                    .map_err(|e| stored_into(spec, StreamError::Storage(e)))?
                     .is_some_and(|p| p.incarnation == incarnation)
                 {
                     return Ok(());
@@ -255,7 +247,7 @@ fn store(
             dest.append_sourced(msgs, &spec.progress_key(), progress)
         }
     }
-    .map_err(|e| format!("storing into {}: {e}", spec.dest))?;
+    .map_err(|e| stored_into(spec, e))?;
     if appended.too_big > 0 {
         tracing::warn!(dest = %spec.dest, dropped = appended.too_big, "messages larger than max_msg_size were not copied");
     }
@@ -264,24 +256,35 @@ fn store(
 }
 
 /// A sourced message as the destination stores it: with headers naming where it came from.
-fn sourced(m: RawMessage, origin: &str) -> Result<RawMessage, String> {
+fn sourced(m: RawMessage, origin: &str) -> Result<RawMessage, MirrorError> {
     let seq = m.seq.to_string();
     let extra = [
         (ORIGIN_STREAM_HEADER, origin),
         (ORIGIN_SEQ_HEADER, seq.as_str()),
     ];
-    let value = MessageValue::with_headers(&m.value, &extra)
-        .map_err(|e| format!("message {} of {origin}: {e}", m.seq))?;
+    let value =
+        MessageValue::with_headers(&m.value, &extra).map_err(|source| MirrorError::BadMessage {
+            origin: origin.to_string(),
+            seq: m.seq,
+            source,
+        })?;
     Ok(RawMessage { value, ..m })
 }
 
 /// Drops what ties the destination to the old origin, so the next attempt starts fresh.
-fn forget_origin(spec: &Spec, dest: &StreamStore) -> Result<(), String> {
+fn forget_origin(spec: &Spec, dest: &StreamStore) -> Result<(), MirrorError> {
     let r = if spec.mirror {
         dest.reset_mirror()
     } else {
         dest.append_sourced(Vec::new(), &spec.progress_key(), SourceProgress::default())
             .map(|_| ())
     };
-    r.map_err(|e| format!("resetting {}: {e}", spec.dest))
+    r.map_err(|e| stored_into(spec, e))
+}
+
+fn stored_into(spec: &Spec, source: StreamError) -> MirrorError {
+    MirrorError::Store {
+        dest: spec.dest.clone(),
+        source,
+    }
 }

@@ -1,7 +1,7 @@
 //! Value encodings: length-prefixed fields, hand-rolled because they sit on the ingest hot
 //! path and must stay stable on disk. Decoding never panics: bad bytes are `Corrupt`.
 
-use super::StorageError;
+use super::error::StorageError;
 use bytes::Bytes;
 use std::collections::BTreeMap;
 use std::net::IpAddr;

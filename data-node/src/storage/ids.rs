@@ -1,8 +1,9 @@
 //! Node-local u32 ids for well and stream names, so keys carry 4 bytes instead of a name.
 //! Ids are never reused: a name deleted and created again gets a fresh, empty key range.
 
+use super::engine::{Batch, KvEngine, Space};
+use super::error::{StorageError, StorageResult};
 use super::keys::meta;
-use super::{Batch, KvEngine, Space, StorageError, StorageResult};
 use std::sync::{Arc, Mutex};
 
 pub struct LocalIds {

@@ -56,7 +56,7 @@ pub fn well_start(well: u32) -> Vec<u8> {
 }
 
 pub fn well_end(well: u32) -> Vec<u8> {
-    super::prefix_end(&well.to_be_bytes())
+    prefix_end(&well.to_be_bytes())
 }
 
 /// Kinds of record in a stream's key range.
@@ -87,7 +87,7 @@ pub fn msg_end(stream: u32) -> Vec<u8> {
 }
 
 pub fn stream_end(stream: u32) -> Vec<u8> {
-    super::prefix_end(&stream.to_be_bytes())
+    prefix_end(&stream.to_be_bytes())
 }
 
 /// Meta keys: node bookkeeping in the `meta` space.
@@ -116,10 +116,42 @@ pub mod meta {
     pub fn shard_stat_prefix(well: u32) -> Vec<u8> {
         [STAT_PREFIX, &well.to_be_bytes()].concat()
     }
+    /// This cluster's id in ditto batch ids, when none is configured.
+    pub const DITTO_SOURCE_ID: &[u8] = b"ditto/source-id";
+    /// `ditto/progress/[well]\0[target]` → a ditto worker's progress.
+    pub fn ditto_progress(well: &str, target: &str) -> Vec<u8> {
+        [
+            b"ditto/progress/".as_slice(),
+            well.as_bytes(),
+            b"\0",
+            target.as_bytes(),
+        ]
+        .concat()
+    }
     pub const BATCH_PREFIX: &[u8] = b"batch/";
     pub fn batch_id(id: &str) -> Vec<u8> {
         [BATCH_PREFIX, id.as_bytes()].concat()
     }
+}
+
+/// The smallest key greater than every key that starts with `prefix` (None: no such key).
+pub fn prefix_end(prefix: &[u8]) -> Vec<u8> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return end;
+        }
+    }
+    // All 0xff: nothing sorts after the prefix within a bounded key; use a long 0xff key.
+    vec![0xff; prefix.len() + 64]
+}
+
+/// The smallest key strictly greater than `key`.
+pub fn successor(key: &[u8]) -> Vec<u8> {
+    let mut next = key.to_vec();
+    next.push(0);
+    next
 }
 
 #[cfg(test)]

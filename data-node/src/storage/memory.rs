@@ -1,7 +1,8 @@
 //! The in-memory engine: `memory` stream storage and fast tests. Same semantics as RocksDB
 //! except that nothing survives the process.
 
-use super::{Batch, KvEngine, Op, Scan, Space, StorageResult};
+use super::engine::{Batch, KvEngine, Op, Scan, Space};
+use super::error::StorageResult;
 use std::collections::BTreeMap;
 use std::sync::RwLock;
 

@@ -1,207 +1,25 @@
-//! Storage, in two layers. The bottom is [`KvEngine`], a small ordered key-value trait of our
-//! own (as TiKV's `engine_traits`) with a RocksDB and an in-memory implementation; nothing
-//! above this module sees a RocksDB type. On top of it: [`wells`] (time-sharded entries,
-//! hot/cold ageout) and [`streams`] (sequence-numbered messages with JetStream limits).
+//! Storage, in two layers. The bottom is [`KvEngine`] (`engine`), a small ordered key-value
+//! trait of our own (as TiKV's `engine_traits`) with a RocksDB and an in-memory
+//! implementation; nothing above this module sees a RocksDB type. On top of it: [`wells`]
+//! (time-sharded entries, hot/cold ageout) and [`streams`] (sequence-numbered messages with
+//! JetStream limits, and tails). Storage imports nothing above it and has its own errors.
 
 pub mod codec;
+pub mod engine;
+pub mod error;
 pub mod ids;
 pub mod keys;
 pub mod memory;
 pub mod rocks;
 pub mod streams;
-pub use streams::limits::NewMessage;
 pub mod wells;
 
+pub use engine::{Batch, KvEngine, Op, Prepared, Scan, Space};
+pub use error::{StorageError, StorageResult};
+pub use keys::{prefix_end, successor};
 pub use memory::MemoryEngine;
 pub use rocks::RocksEngine;
-
-/// A keyspace inside one engine (a column family in RocksDB).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Space {
-    /// Well entries, keyed by [`keys::entry_key`].
-    Wells,
-    /// Stream messages and per-stream state, keyed by [`keys::stream_key`].
-    Streams,
-    /// Node bookkeeping: local ids, sequence counters, shard stats, batch ids, catalogue copy.
-    Meta,
-}
-
-impl Space {
-    pub const ALL: [Space; 3] = [Space::Wells, Space::Streams, Space::Meta];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Space::Wells => "wells",
-            Space::Streams => "streams",
-            Space::Meta => "meta",
-        }
-    }
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum StorageError {
-    #[error("storage engine: {0}")]
-    Engine(String),
-    /// Bytes on disk that do not decode: a bug or a damaged disk, never a client mistake.
-    #[error("corrupt record: {0}")]
-    Corrupt(String),
-}
-
-pub type StorageResult<T> = Result<T, StorageError>;
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Op {
-    Put(Space, Vec<u8>, Vec<u8>),
-    Delete(Space, Vec<u8>),
-    /// Deletes `[start, end)`.
-    DeleteRange(Space, Vec<u8>, Vec<u8>),
-}
-
-/// Writes applied all together or not at all.
-#[derive(Debug, Default, Clone)]
-pub struct Batch {
-    pub ops: Vec<Op>,
-}
-
-impl Batch {
-    pub fn with_capacity(n: usize) -> Self {
-        Batch {
-            ops: Vec::with_capacity(n),
-        }
-    }
-    pub fn put(&mut self, space: Space, key: Vec<u8>, value: Vec<u8>) {
-        self.ops.push(Op::Put(space, key, value));
-    }
-    pub fn delete(&mut self, space: Space, key: Vec<u8>) {
-        self.ops.push(Op::Delete(space, key));
-    }
-    pub fn delete_range(&mut self, space: Space, start: Vec<u8>, end: Vec<u8>) {
-        self.ops.push(Op::DeleteRange(space, start, end));
-    }
-    pub fn is_empty(&self) -> bool {
-        self.ops.is_empty()
-    }
-    pub fn len(&self) -> usize {
-        self.ops.len()
-    }
-}
-
-/// A batch in the form of the engine that prepared it ([`KvEngine::prepare`]).
-pub struct Prepared(Box<dyn std::any::Any + Send>);
-
-impl Prepared {
-    pub fn new<T: Send + 'static>(form: T) -> Self {
-        Prepared(Box::new(form))
-    }
-
-    /// The engine's form back; another engine's batch is an error, not a panic.
-    pub fn take<T: 'static>(self) -> StorageResult<T> {
-        self.0
-            .downcast::<T>()
-            .map(|b| *b)
-            .map_err(|_| StorageError::Engine("a batch prepared by another engine".into()))
-    }
-}
-
-/// What a scan visitor wants next.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Scan {
-    Continue,
-    Stop,
-}
-
-/// An ordered key-value store. Keys compare as bytes. A write that returns `Ok` is durable
-/// against a process crash (RocksDB: in the WAL).
-pub trait KvEngine: Send + Sync + 'static {
-    fn get(&self, space: Space, key: &[u8]) -> StorageResult<Option<Vec<u8>>>;
-
-    /// Applies the batch atomically.
-    fn write(&self, batch: Batch) -> StorageResult<()>;
-
-    /// Puts `batch` into the engine's own form ahead of its write, so copying every key and
-    /// value can happen before the caller takes its locks, or on another thread.
-    fn prepare(&self, batch: Batch) -> StorageResult<Prepared> {
-        Ok(Prepared(Box::new(batch)))
-    }
-
-    /// Applies a prepared batch and then `more` (ops known only at write time) atomically.
-    fn write_prepared(&self, prepared: Prepared, more: Batch) -> StorageResult<()> {
-        let mut batch = prepared.take::<Batch>()?;
-        batch.ops.extend(more.ops);
-        self.write(batch)
-    }
-
-    /// Visits the keys in `[start, end)` in ascending order, or descending when `reverse`.
-    /// A callback rather than an iterator keeps the trait object-safe and RocksDB's
-    /// iterator lifetimes inside the implementation.
-    fn scan(
-        &self,
-        space: Space,
-        start: &[u8],
-        end: &[u8],
-        reverse: bool,
-        visit: &mut dyn FnMut(&[u8], &[u8]) -> Scan,
-    ) -> StorageResult<()>;
-
-    /// The first (or last, when `reverse`) key-value pair in `[start, end)`.
-    fn first(
-        &self,
-        space: Space,
-        start: &[u8],
-        end: &[u8],
-        reverse: bool,
-    ) -> StorageResult<Option<(Vec<u8>, Vec<u8>)>> {
-        let mut found = None;
-        self.scan(space, start, end, reverse, &mut |k, v| {
-            found = Some((k.to_vec(), v.to_vec()));
-            Scan::Stop
-        })?;
-        Ok(found)
-    }
-
-    /// Up to `limit` pairs from `[start, end)` in ascending order.
-    fn page(
-        &self,
-        space: Space,
-        start: &[u8],
-        end: &[u8],
-        limit: usize,
-    ) -> StorageResult<Vec<(Vec<u8>, Vec<u8>)>> {
-        let mut out = Vec::new();
-        if limit == 0 {
-            return Ok(out);
-        }
-        self.scan(space, start, end, false, &mut |k, v| {
-            out.push((k.to_vec(), v.to_vec()));
-            if out.len() >= limit {
-                Scan::Stop
-            } else {
-                Scan::Continue
-            }
-        })?;
-        Ok(out)
-    }
-}
-
-/// The smallest key greater than every key that starts with `prefix` (None: no such key).
-pub fn prefix_end(prefix: &[u8]) -> Vec<u8> {
-    let mut end = prefix.to_vec();
-    while let Some(last) = end.pop() {
-        if last < 0xff {
-            end.push(last + 1);
-            return end;
-        }
-    }
-    // All 0xff: nothing sorts after the prefix within a bounded key; use a long 0xff key.
-    vec![0xff; prefix.len() + 64]
-}
-
-/// The smallest key strictly greater than `key`.
-pub fn successor(key: &[u8]) -> Vec<u8> {
-    let mut next = key.to_vec();
-    next.push(0);
-    next
-}
+pub use streams::limits::NewMessage;
 
 #[cfg(test)]
 mod conformance;

@@ -6,7 +6,8 @@
 //! moments. `sync = true` (config `sync_writes`) fsyncs the WAL on every write for that case,
 //! at a large throughput cost.
 
-use super::{Batch, KvEngine, Op, Prepared, Scan, Space, StorageError, StorageResult};
+use super::engine::{Batch, KvEngine, Op, Prepared, Scan, Space};
+use super::error::{StorageError, StorageResult};
 use rocksdb::{ColumnFamily, ColumnFamilyDescriptor, Options, ReadOptions, WriteOptions, DB};
 use std::path::{Path, PathBuf};
 
@@ -60,7 +61,16 @@ impl RocksEngine {
             ColumnFamilyDescriptor::new(s.name(), cf_opts)
         });
         let db = DB::open_cf_descriptors(&opts, path, cfs).map_err(|e| {
-            StorageError::Engine(format!("open {}: {}", path.display(), e.into_string()))
+            let reason = e.into_string();
+            // RocksDB reports its LOCK file held by another handle only in the message.
+            if reason.contains("lock") || reason.contains("LOCK") {
+                StorageError::Locked {
+                    path: path.display().to_string(),
+                    reason,
+                }
+            } else {
+                StorageError::Engine(format!("open {}: {reason}", path.display()))
+            }
         })?;
         Ok(RocksEngine {
             db,

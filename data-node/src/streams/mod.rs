@@ -4,9 +4,11 @@
 pub mod subscribe;
 
 use crate::error::{Error, Result};
+use crate::node::replication::ReplicationBoard;
 use crate::node::Node;
 use crate::storage::streams::StreamStore;
 use crate::storage::NewMessage;
+use futures::StreamExt;
 use std::sync::Arc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
@@ -33,7 +35,7 @@ fn new_message(
     }
 }
 
-fn error_ack(id: u64, e: &Error) -> PubAck {
+fn error_ack(id: u64, e: &impl std::fmt::Display) -> PubAck {
     PubAck {
         id,
         error: e.to_string(),
@@ -70,6 +72,8 @@ fn flush(
 #[derive(Clone)]
 pub struct StreamsService {
     pub node: Arc<Node>,
+    /// What this node's mirror and source workers report, for `Info`.
+    pub replication: Arc<ReplicationBoard>,
 }
 
 impl StreamsService {
@@ -207,12 +211,12 @@ impl Streams for StreamsService {
     ) -> Result<Response<Self::SubscribeStream>, Status> {
         let req = req.into_inner();
         let store = self.node.owned_stream("stream", &req.stream)?;
-        let incarnation = subscribe::incarnation_of(&self.node, &store);
-        Ok(Response::new(Box::pin(subscribe::start(
-            store,
-            req,
-            incarnation,
-        )?)))
+        let spec = subscribe::tail_spec(&req, self.node.incarnation_of(&store))?;
+        let tail = store.tail(spec).map_err(Error::from)?;
+        Ok(Response::new(Box::pin(tail.map(|r| {
+            r.map_err(|e| Status::from(Error::from(e)))
+                .and_then(subscribe::event_to_proto)
+        }))))
     }
 
     #[tracing::instrument(name = "Streams.Info", skip_all, fields(stream = %req.get_ref().stream))]
@@ -234,7 +238,7 @@ impl Streams for StreamsService {
                 deleted: s.deleted,
                 subscribers: s.subscribers,
             }),
-            replication: self.node.replication.report(&store.name),
+            replication: self.replication.report(&store.name),
         }))
     }
 

@@ -3,11 +3,13 @@
 //! Only for streams whose limits never need to look at stored messages (no discard-old
 //! eviction and no per-subject limit); those go one by one through `publish`.
 
+use super::error::{StreamError, StreamResult};
 use super::limits::{NewMessage, Prepared};
 use super::{dedupe_key, state_key, state_value, PubResult, StreamStore};
-use crate::error::{Error, Result};
 use crate::storage::codec::Writer;
-use crate::storage::{keys, Batch, Space, StorageError};
+use crate::storage::engine::{Batch, Space};
+use crate::storage::error::StorageError;
+use crate::storage::keys;
 use std::collections::HashMap;
 
 struct Accepted {
@@ -21,7 +23,10 @@ struct Accepted {
 
 impl StreamStore {
     /// Publishes `msgs` in order; one result per message, as `publish` would have given.
-    pub fn publish_batch(&self, msgs: Vec<(NewMessage, Option<u64>)>) -> Vec<Result<PubResult>> {
+    pub fn publish_batch(
+        &self,
+        msgs: Vec<(NewMessage, Option<u64>)>,
+    ) -> Vec<StreamResult<PubResult>> {
         let limits = self.limits();
         let evicts = (!limits.discard_new && (limits.max_msgs > 0 || limits.max_bytes > 0))
             || limits.max_msgs_per_subject > 0;
@@ -32,12 +37,13 @@ impl StreamStore {
                 .collect();
         }
         let n = msgs.len();
-        let mut results: Vec<Result<PubResult>> = Vec::with_capacity(n);
+        let mut results: Vec<StreamResult<PubResult>> = Vec::with_capacity(n);
         let mut st = match self.lock_open() {
             Ok(st) => st,
-            Err(e) => {
-                let msg = e.to_string();
-                return (0..n).map(|_| Err(engine_error(&msg))).collect();
+            Err(_) => {
+                return (0..n)
+                    .map(|_| Err(StreamError::Closed(self.name.clone())))
+                    .collect()
             }
         };
         let now = msgs.first().map_or(0, |(m, _)| m.timestamp_ns);
@@ -81,7 +87,7 @@ impl StreamStore {
             }
             if let Some(expected) = expected {
                 if expected != last_seq {
-                    results.push(Err(Error::WrongLastSeq {
+                    results.push(Err(StreamError::WrongLastSeq {
                         expected,
                         actual: last_seq,
                     }));
@@ -161,14 +167,14 @@ impl StreamStore {
         results
     }
 
-    fn full(&self, limit: &str, value: u64) -> Error {
-        Error::ResourceExhausted(format!(
+    fn full(&self, limit: &str, value: u64) -> StreamError {
+        StreamError::Full(format!(
             "stream {} is full: {limit} {value} (discard new)",
             self.name
         ))
     }
 }
 
-fn engine_error(msg: &str) -> Error {
-    Error::Storage(StorageError::Engine(msg.to_string()))
+fn engine_error(msg: &str) -> StreamError {
+    StreamError::Storage(StorageError::Engine(msg.to_string()))
 }

@@ -2,11 +2,12 @@
 //! new), delete one message, purge, and age expiry. Each change is planned under the stream
 //! lock, committed in one engine write, and only then reflected in memory.
 
+use super::error::{StreamError, StreamResult};
 use super::{dedupe_key, state_key, state_value, Inner, PubResult, StreamStore, MSG_ID_HEADERS};
-use crate::error::{Error, Result};
 use crate::storage::codec::{MessageValue, Writer};
+use crate::storage::engine::{Batch, Scan, Space};
+use crate::storage::error::StorageError;
 use crate::storage::keys;
-use crate::storage::{Batch, Scan, Space, StorageError};
 use std::collections::BTreeMap;
 
 /// A message to append (the store assigns seq; timestamp is the caller's clock).
@@ -36,7 +37,7 @@ impl StreamStore {
         &self,
         msg: NewMessage,
         limits: &super::StreamLimits,
-    ) -> Result<Prepared> {
+    ) -> StreamResult<Prepared> {
         let now = msg.timestamp_ns;
         let msg_id = MSG_ID_HEADERS
             .iter()
@@ -53,7 +54,7 @@ impl StreamStore {
         .encode();
         let size = value.len() as u64;
         if limits.max_msg_size > 0 && size > limits.max_msg_size {
-            return Err(Error::invalid(
+            return Err(StreamError::invalid(
                 "data",
                 format!(
                     "message of {size} bytes exceeds stream {}'s max_msg_size {}",
@@ -62,7 +63,7 @@ impl StreamStore {
             ));
         }
         if limits.max_bytes > 0 && size > limits.max_bytes {
-            return Err(Error::invalid(
+            return Err(StreamError::invalid(
                 "data",
                 format!(
                     "message of {size} bytes can never fit stream {}'s max_bytes {}",
@@ -79,7 +80,11 @@ impl StreamStore {
         })
     }
 
-    pub fn publish(&self, msg: NewMessage, expected_last_seq: Option<u64>) -> Result<PubResult> {
+    pub fn publish(
+        &self,
+        msg: NewMessage,
+        expected_last_seq: Option<u64>,
+    ) -> StreamResult<PubResult> {
         let limits = self.limits();
         let Prepared {
             subject,
@@ -101,7 +106,7 @@ impl StreamStore {
         }
         if let Some(expected) = expected_last_seq {
             if expected != st.last_seq {
-                return Err(Error::WrongLastSeq {
+                return Err(StreamError::WrongLastSeq {
                     expected,
                     actual: st.last_seq,
                 });
@@ -110,13 +115,13 @@ impl StreamStore {
         let subject_count = st.subjects.get(&subject).map_or(0, |m| m.len() as u64);
         if limits.discard_new {
             if limits.max_msgs > 0 && st.msgs + 1 > limits.max_msgs {
-                return Err(Error::ResourceExhausted(format!(
+                return Err(StreamError::Full(format!(
                     "stream {} is full: max_msgs {} (discard new)",
                     self.name, limits.max_msgs
                 )));
             }
             if limits.max_bytes > 0 && st.bytes + size > limits.max_bytes {
-                return Err(Error::ResourceExhausted(format!(
+                return Err(StreamError::Full(format!(
                     "stream {} is full: max_bytes {} (discard new)",
                     self.name, limits.max_bytes
                 )));
@@ -184,7 +189,7 @@ impl StreamStore {
         incoming: u64,
         size: u64,
         doomed: &mut Doomed,
-    ) -> Result<()> {
+    ) -> StreamResult<()> {
         let already: u64 = doomed.iter().map(|d| d.2).sum();
         let mut msgs = st.msgs + incoming - doomed.len() as u64;
         let mut bytes = st.bytes + size - already;
@@ -230,7 +235,7 @@ impl StreamStore {
     }
 
     /// Updates memory for committed deletions.
-    pub(super) fn forget(&self, st: &mut Inner, doomed: &[(u64, String, u64)]) -> Result<()> {
+    pub(super) fn forget(&self, st: &mut Inner, doomed: &[(u64, String, u64)]) -> StreamResult<()> {
         let mut front_moved = false;
         for (seq, subject, size) in doomed {
             if let Some(m) = st.subjects.get_mut(subject) {
@@ -250,9 +255,9 @@ impl StreamStore {
         Ok(())
     }
 
-    pub fn delete_message(&self, seq: u64) -> Result<()> {
+    pub fn delete_message(&self, seq: u64) -> StreamResult<()> {
         if self.limits().deny_delete {
-            return Err(Error::FailedPrecondition(format!(
+            return Err(StreamError::Refused(format!(
                 "stream {} denies message deletes",
                 self.name
             )));
@@ -263,10 +268,10 @@ impl StreamStore {
             .iter()
             .find_map(|(subj, m)| m.get(&seq).map(|z| (subj.clone(), *z)));
         let Some((subject, size)) = found else {
-            return Err(Error::not_found(
-                "message",
-                format!("{} seq {seq}", self.name),
-            ));
+            return Err(StreamError::NoMessage {
+                stream: self.name.clone(),
+                seq,
+            });
         };
         let mut b = Batch::default();
         b.delete(Space::Streams, keys::msg_key(self.id, seq));
@@ -280,9 +285,9 @@ impl StreamStore {
 
     /// Removes every message, or those whose subject matches `subject` (wildcards allowed).
     /// The last seq stays, so new messages continue the sequence. Returns how many went.
-    pub fn purge(&self, subject: Option<&str>) -> Result<u64> {
+    pub fn purge(&self, subject: Option<&str>) -> StreamResult<u64> {
         if self.limits().deny_purge {
-            return Err(Error::FailedPrecondition(format!(
+            return Err(StreamError::Refused(format!(
                 "stream {} denies purge",
                 self.name
             )));
@@ -326,7 +331,7 @@ impl StreamStore {
     }
 
     /// Drops messages older than `max_age` and Msg-Ids older than the duplicate window.
-    pub fn expire(&self, now_ns: i64) -> Result<u64> {
+    pub fn expire(&self, now_ns: i64) -> StreamResult<u64> {
         let limits = self.limits();
         let mut st = self.lock_open()?;
         self.expire_dedupe(&mut st, now_ns, limits.dup_window())?;
@@ -374,7 +379,7 @@ impl StreamStore {
 
 impl StreamStore {
     /// Forgets Msg-Ids older than the duplicate window, on disk and then in memory.
-    pub(super) fn expire_dedupe(&self, st: &mut Inner, now: i64, window: i64) -> Result<()> {
+    pub(super) fn expire_dedupe(&self, st: &mut Inner, now: i64, window: i64) -> StreamResult<()> {
         let cutoff = now.saturating_sub(window);
         let n = st
             .dedupe_order

@@ -1,5 +1,5 @@
 //! Streams: sequence-numbered messages with JetStream's limits, over any [`KvEngine`]
-//! (`file` = the node's RocksDB, `memory` = a [`crate::storage::MemoryEngine`]), so both
+//! (`file` = the node's RocksDB, `memory` = a `MemoryEngine`), so both
 //! storage types share one implementation and one behaviour.
 //!
 //! Persisted per stream: messages (`m`+seq), Msg-Id dedupe records (`d`+id) and a state
@@ -7,15 +7,19 @@
 //! per-subject index are rebuilt from the messages at open.
 
 mod batch;
+mod error;
 pub mod limits;
 pub mod replicate;
+pub mod tail;
 #[cfg(test)]
 mod tests;
 
-use crate::error::{Error, Result};
 use crate::storage::codec::{MessageValue, Reader, Writer};
+use crate::storage::engine::{Batch, KvEngine, Scan, Space};
+use crate::storage::error::{StorageError, StorageResult};
+use crate::storage::keys::prefix_end;
 use crate::storage::keys::{self, STREAM_MSG_ID, STREAM_STATE};
-use crate::storage::{prefix_end, Batch, KvEngine, Scan, Space, StorageError, StorageResult};
+pub use error::{StreamError, StreamResult};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -234,13 +238,10 @@ impl StreamStore {
     }
 
     /// The lock for a write: refused once the store is closed.
-    fn lock_open(&self) -> StorageResult<std::sync::MutexGuard<'_, Inner>> {
+    fn lock_open(&self) -> StreamResult<std::sync::MutexGuard<'_, Inner>> {
         let st = self.lock();
         if self.is_closed() {
-            return Err(StorageError::Engine(format!(
-                "stream {} was closed on this node (reopened or moved): write again",
-                self.name
-            )));
+            return Err(StreamError::Closed(self.name.clone()));
         }
         Ok(st)
     }
@@ -288,23 +289,28 @@ impl StreamStore {
         }
     }
 
-    pub fn get(&self, seq: u64) -> Result<MessageValue> {
+    pub fn get(&self, seq: u64) -> StreamResult<MessageValue> {
         match self
             .engine
             .get(Space::Streams, &keys::msg_key(self.id, seq))?
         {
             Some(v) => Ok(MessageValue::decode(&v)?),
-            None => Err(Error::not_found(
-                "message",
-                format!("{} seq {seq}", self.name),
-            )),
+            None => Err(StreamError::NoMessage {
+                stream: self.name.clone(),
+                seq,
+            }),
         }
     }
 
     /// Messages from `from_seq` whose subject passes `filter`, at most `max` of them and
     /// scanning at most `max * 16` (so a rare filter cannot pin a reader); also the seq to
     /// continue from.
-    pub fn read(&self, from_seq: u64, filter: &str, max: usize) -> Result<(Vec<RawMessage>, u64)> {
+    pub fn read(
+        &self,
+        from_seq: u64,
+        filter: &str,
+        max: usize,
+    ) -> StreamResult<(Vec<RawMessage>, u64)> {
         let mut out = Vec::new();
         let mut next = from_seq;
         let mut scanned = 0usize;
@@ -346,7 +352,7 @@ impl StreamStore {
     }
 
     /// The first seq whose message is at or after `ts_ns` (last seq + 1 when none is).
-    pub fn seq_at_time(&self, ts_ns: i64) -> Result<u64> {
+    pub fn seq_at_time(&self, ts_ns: i64) -> StreamResult<u64> {
         let (first, last) = {
             let st = self.lock();
             (st.first_seq, st.last_seq)

@@ -12,11 +12,12 @@
 //! Replicated writes never refuse a message for a full stream (that would stall the copy
 //! forever): limits drop the oldest messages instead, after the write.
 
+use super::error::{StreamError, StreamResult};
 use super::{state_key, state_value, Inner, RawMessage, StreamStore};
-use crate::error::Result;
 use crate::storage::codec::{Reader, Writer};
+use crate::storage::engine::{Batch, Prepared, Space};
+use crate::storage::error::StorageResult;
 use crate::storage::keys;
-use crate::storage::{Batch, Prepared, Space, StorageResult};
 
 /// Key kinds in a stream's range (next to `keys::STREAM_MSG` etc.).
 const STREAM_SOURCE_PROGRESS: u8 = b'p';
@@ -87,7 +88,7 @@ impl StreamStore {
         msgs: Vec<RawMessage>,
         through: u64,
         incarnation: u64,
-    ) -> Result<Appended> {
+    ) -> StreamResult<Appended> {
         let prepared = self.prepare_mirrored(msgs, self.state().last_seq)?;
         self.commit_mirrored(prepared, through, incarnation)
     }
@@ -95,7 +96,11 @@ impl StreamStore {
     /// The costly half of [`Self::append_mirrored`], without the stream's lock: the engine
     /// batch of the messages above seq `after` (what the destination holds, or will once the
     /// writes before this one are committed).
-    pub fn prepare_mirrored(&self, msgs: Vec<RawMessage>, after: u64) -> Result<PreparedMirror> {
+    pub fn prepare_mirrored(
+        &self,
+        msgs: Vec<RawMessage>,
+        after: u64,
+    ) -> StreamResult<PreparedMirror> {
         let limits = self.limits();
         let mut batch = Batch::with_capacity(msgs.len());
         let mut added = Vec::with_capacity(msgs.len());
@@ -136,11 +141,11 @@ impl StreamStore {
         p: PreparedMirror,
         through: u64,
         incarnation: u64,
-    ) -> Result<Appended> {
+    ) -> StreamResult<Appended> {
         let limits = self.limits();
         let mut st = self.lock_open()?;
         if p.first_seq != 0 && p.first_seq <= st.last_seq {
-            return Err(crate::error::Error::FailedPrecondition(format!(
+            return Err(StreamError::Refused(format!(
                 "stream {} already holds seq {} of this batch",
                 self.name, p.first_seq
             )));
@@ -189,7 +194,7 @@ impl StreamStore {
         msgs: Vec<RawMessage>,
         source_key: &str,
         progress: SourceProgress,
-    ) -> Result<Appended> {
+    ) -> StreamResult<Appended> {
         let limits = self.limits();
         let mut st = self.lock_open()?;
         let mut batch = Batch::with_capacity(msgs.len() + 2);
@@ -233,7 +238,7 @@ impl StreamStore {
     }
 
     /// Mirror of a new origin: drops every message and starts the sequence over, in one write.
-    pub fn reset_mirror(&self) -> Result<()> {
+    pub fn reset_mirror(&self) -> StreamResult<()> {
         let mut st = self.lock_open()?;
         let mut b = Batch::default();
         b.delete_range(
@@ -274,7 +279,7 @@ impl StreamStore {
 
     /// Drops the oldest messages while the stream is over its limits (replicated writes
     /// always discard old: refusing would stall the copy for good).
-    fn trim(&self, st: &mut Inner, limits: &super::StreamLimits) -> Result<()> {
+    fn trim(&self, st: &mut Inner, limits: &super::StreamLimits) -> StreamResult<()> {
         let mut doomed: super::limits::Doomed = Vec::new();
         if limits.max_msgs_per_subject > 0 {
             for (subject, m) in &st.subjects {

@@ -1,6 +1,7 @@
 use super::limits::NewMessage;
 use super::*;
-use crate::storage::{MemoryEngine, RocksEngine};
+use crate::storage::memory::MemoryEngine;
+use crate::storage::rocks::RocksEngine;
 
 fn store(limits: StreamLimits) -> StreamStore {
     StreamStore::open(1, "default:s".into(), Arc::new(MemoryEngine::new()), limits).unwrap()
@@ -54,7 +55,7 @@ fn publish_assigns_seqs_and_state_tracks_them() {
         (3, 1, 3, 10, 30)
     );
     assert_eq!(s.get(2).unwrap().timestamp_ns, 20);
-    assert!(matches!(s.get(9), Err(Error::NotFound { .. })));
+    assert!(matches!(s.get(9), Err(StreamError::NoMessage { .. })));
 }
 
 #[test]
@@ -84,7 +85,7 @@ fn max_msgs_discard_new_refuses_and_keeps_everything() {
     s.publish(msg("a", "x", 0), None).unwrap();
     s.publish(msg("a", "x", 0), None).unwrap();
     let e = s.publish(msg("a", "x", 0), None).unwrap_err();
-    assert!(matches!(e, Error::ResourceExhausted(_)), "{e}");
+    assert!(matches!(e, StreamError::Full(_)), "{e}");
     assert_eq!(seqs(&s), vec![1, 2]);
 }
 
@@ -116,11 +117,11 @@ fn max_bytes_discard_old_and_new() {
     s.publish(msg("a", "0123456789", 0), None).unwrap();
     assert!(matches!(
         s.publish(msg("a", "0123456789", 0), None),
-        Err(Error::ResourceExhausted(_))
+        Err(StreamError::Full(_))
     ));
     assert!(matches!(
         s.publish(msg("a", &"y".repeat(100), 0), None),
-        Err(Error::InvalidArgument { .. })
+        Err(StreamError::Invalid { .. })
     ));
 }
 
@@ -132,7 +133,7 @@ fn max_msg_size_names_the_field() {
     });
     let e = s.publish(msg("a", &"x".repeat(64), 0), None).unwrap_err();
     assert!(
-        matches!(&e, Error::InvalidArgument { field, .. } if field == "data"),
+        matches!(&e, StreamError::Invalid { field, .. } if *field == "data"),
         "{e}"
     );
     assert_eq!(s.state().messages, 0);
@@ -204,7 +205,7 @@ fn expected_last_seq_is_checked() {
     s.publish(msg("a", "x", 0), None).unwrap();
     assert!(matches!(
         s.publish(msg("a", "x", 0), Some(5)),
-        Err(Error::WrongLastSeq {
+        Err(StreamError::WrongLastSeq {
             expected: 5,
             actual: 1
         })
@@ -219,7 +220,10 @@ fn delete_and_purge_keep_state_right() {
         s.publish(msg(subj, "x", 0), None).unwrap();
     }
     s.delete_message(3).unwrap();
-    assert!(matches!(s.delete_message(3), Err(Error::NotFound { .. })));
+    assert!(matches!(
+        s.delete_message(3),
+        Err(StreamError::NoMessage { .. })
+    ));
     let st = s.state();
     assert_eq!(
         (st.messages, st.first_seq, st.last_seq, st.deleted),
@@ -256,11 +260,8 @@ fn deny_delete_and_purge() {
         ..Default::default()
     });
     s.publish(msg("a", "x", 0), None).unwrap();
-    assert!(matches!(
-        s.delete_message(1),
-        Err(Error::FailedPrecondition(_))
-    ));
-    assert!(matches!(s.purge(None), Err(Error::FailedPrecondition(_))));
+    assert!(matches!(s.delete_message(1), Err(StreamError::Refused(_))));
+    assert!(matches!(s.purge(None), Err(StreamError::Refused(_))));
 }
 
 #[test]
@@ -343,14 +344,14 @@ fn batch_publish_matches_one_by_one() {
     );
     assert!(matches!(
         r[2],
-        Err(Error::WrongLastSeq {
+        Err(StreamError::WrongLastSeq {
             expected: 7,
             actual: 2
         })
     ));
     assert_eq!(r[3].as_ref().unwrap().seq, 3);
     assert_eq!(r[4].as_ref().unwrap().seq, 4);
-    assert!(matches!(r[5], Err(Error::ResourceExhausted(_))));
+    assert!(matches!(r[5], Err(StreamError::Full(_))));
     let st = s.state();
     assert_eq!(
         (st.messages, st.first_seq, st.last_seq, st.last_ts_ns),

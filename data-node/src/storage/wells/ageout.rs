@@ -5,8 +5,9 @@
 //! finishes, so stats count every entry once.
 
 use super::{ShardStat, Well, Wells, COLD, HOT, MOVE_PAGE};
+use crate::storage::engine::{Batch, KvEngine, Space};
+use crate::storage::error::StorageResult;
 use crate::storage::keys::{self, meta};
-use crate::storage::{Batch, KvEngine, Space, StorageResult};
 
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct AgeoutReport {

@@ -6,9 +6,10 @@
 //! keys unchanged* (ditto progress is a key) and then deletes them from hot.
 
 use crate::storage::codec::EntryValue;
+use crate::storage::engine::{Batch, KvEngine, Scan, Space};
+use crate::storage::error::{StorageError, StorageResult};
 use crate::storage::ids::{decode_u64, LocalIds};
 use crate::storage::keys::{self, meta};
-use crate::storage::{successor, Batch, KvEngine, Scan, Space, StorageError, StorageResult};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
@@ -105,8 +106,10 @@ impl Well {
             .filter(|(_, s)| s.entries > 0)
             .map(|(&(shard, tier), &stat)| ShardRow {
                 shard,
-                start_ns: shard.saturating_mul(shard_ns) as i64,
-                end_ns: shard.saturating_add(1).saturating_mul(shard_ns) as i64,
+                start_ns: i64::try_from(shard.saturating_mul(shard_ns)).unwrap_or(i64::MAX),
+                // The last shard of a maximum width ends past i64: show it as the end of time.
+                end_ns: i64::try_from(shard.saturating_add(1).saturating_mul(shard_ns))
+                    .unwrap_or(i64::MAX),
                 tier,
                 stat,
             })
@@ -170,7 +173,7 @@ impl Wells {
         main.scan(
             Space::Meta,
             meta::BATCH_PREFIX,
-            &crate::storage::prefix_end(meta::BATCH_PREFIX),
+            &keys::prefix_end(meta::BATCH_PREFIX),
             false,
             &mut |k, v| {
                 let id = String::from_utf8_lossy(&k[meta::BATCH_PREFIX.len()..]).into_owned();
@@ -287,7 +290,7 @@ impl Wells {
             let mut b = Batch::default();
             b.delete_range(Space::Wells, keys::well_start(w.id), keys::well_end(w.id));
             let sp = meta::shard_stat_prefix(w.id);
-            b.delete_range(Space::Meta, sp.clone(), crate::storage::prefix_end(&sp));
+            b.delete_range(Space::Meta, sp.clone(), keys::prefix_end(&sp));
             b.delete(Space::Meta, meta::well_seq(w.id));
             self.main.write(b)?;
             if let Some(cold) = &w.cold {
@@ -436,72 +439,12 @@ impl Wells {
         }
         Ok(expired.len())
     }
-
-    /// Up to `limit` entries matching `spec` from `cursor` (a key; None = the start), merged
-    /// across tiers in key order; also the cursor to continue from (None = done).
-    pub fn query(
-        &self,
-        well: &Well,
-        spec: &QuerySpec,
-        cursor: Option<&[u8]>,
-        limit: usize,
-    ) -> StorageResult<(Vec<StoredEntry>, Option<Vec<u8>>)> {
-        let shard_ns = well.shard_ns();
-        let start = match cursor {
-            Some(c) => c.to_vec(),
-            None => keys::time_start(well.id, shard_ns, spec.from_ns),
-        };
-        let end = match spec.to_ns {
-            Some(to) => keys::time_start(well.id, shard_ns, to),
-            None => keys::well_end(well.id),
-        };
-        let limit = limit.max(1);
-        let hot = self.main.page(Space::Wells, &start, &end, limit)?;
-        let cold = match &well.cold {
-            Some(c) => c.page(Space::Wells, &start, &end, limit)?,
-            None => Vec::new(),
-        };
-        // A full page may hide keys of the other tier beyond its last key, so only keys up to
-        // the smaller last key of the full pages are final in this round.
-        let bound = [&hot, &cold]
-            .iter()
-            .filter(|p| p.len() >= limit)
-            .filter_map(|p| p.last().map(|(k, _)| k.clone()))
-            .min();
-        let mut merged: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
-        // Hot wins on a key present in both (an interrupted move): the entries are the same.
-        for (k, v) in cold.into_iter().chain(hot) {
-            if bound.as_ref().is_none_or(|b| &k <= b) {
-                merged.insert(k, v);
-            }
-        }
-        let tags = &spec.tags;
-        let mut out = Vec::with_capacity(merged.len());
-        for (k, v) in merged {
-            let (_, _, ts, _) = keys::parse_entry_key(&k)
-                .ok_or_else(|| StorageError::Corrupt("well entry key has a bad length".into()))?;
-            let value = EntryValue::decode(&v)?;
-            if tags.is_empty() || tags.contains(&value.tag) {
-                out.push(StoredEntry {
-                    key: k,
-                    timestamp_ns: ts,
-                    value,
-                });
-            }
-        }
-        Ok((out, bound.map(|b| successor(&b))))
-    }
 }
 
 fn load_stats(main: &dyn KvEngine, id: u32) -> StorageResult<BTreeMap<(u64, u8), ShardStat>> {
     let prefix = meta::shard_stat_prefix(id);
     let mut stats = BTreeMap::new();
-    for (k, v) in main.page(
-        Space::Meta,
-        &prefix,
-        &crate::storage::prefix_end(&prefix),
-        usize::MAX,
-    )? {
+    for (k, v) in main.page(Space::Meta, &prefix, &keys::prefix_end(&prefix), usize::MAX)? {
         let rest = &k[prefix.len()..];
         let (Some(shard), Some(&tier)) = (rest.get(..8), rest.get(8)) else {
             return Err(StorageError::Corrupt("shard stat key".into()));
@@ -514,8 +457,8 @@ fn load_stats(main: &dyn KvEngine, id: u32) -> StorageResult<BTreeMap<(u64, u8),
 
 mod ageout;
 pub use ageout::AgeoutReport;
-mod raw;
-pub use raw::RawPage;
+mod read;
+pub use read::RawPage;
 
 #[cfg(test)]
 mod tests;

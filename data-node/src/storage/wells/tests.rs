@@ -1,5 +1,6 @@
 use super::*;
-use crate::storage::{MemoryEngine, RocksEngine};
+use crate::storage::memory::MemoryEngine;
+use crate::storage::rocks::RocksEngine;
 use bytes::Bytes;
 
 const S: u64 = 1_000_000_000;

@@ -98,7 +98,7 @@ pub async fn ingest(entries: u64, batch: usize, payload: usize) -> Result<()> {
                         )
                     })
                     .collect();
-                node.wells.write(rows, None, now_ns())?;
+                node.write_entries(rows, None, now_ns())?;
             }
             Ok(t.elapsed().as_secs_f64())
         }

@@ -1,9 +1,13 @@
-//! Raw reads for ditto: entries as stored bytes, so one undecodable value can be skipped and
-//! counted instead of failing the whole page (as a query would).
+//! The one read path of wells: pages of entries merged across the hot and cold tiers in key
+//! order. Ditto reads them raw (stored bytes, so one undecodable value can be skipped and
+//! counted instead of failing the whole page); a query decodes and filters them.
 
-use super::{Well, Wells};
+use super::{QuerySpec, StoredEntry, Well, Wells};
+use crate::storage::codec::EntryValue;
+use crate::storage::engine::{Batch, Space};
+use crate::storage::error::{StorageError, StorageResult};
 use crate::storage::keys;
-use crate::storage::{Batch, Space, StorageResult};
+use crate::storage::keys::successor;
 use std::collections::BTreeMap;
 
 /// A page of raw entries and whether the range has more after it.
@@ -36,6 +40,7 @@ impl Wells {
             .filter_map(|p| p.last().map(|(k, _)| k.clone()))
             .min();
         let mut merged: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+        // Hot wins on a key present in both (an interrupted move): the entries are the same.
         for (k, v) in cold.into_iter().chain(hot) {
             if bound.as_ref().is_none_or(|b| &k <= b) {
                 merged.insert(k, v);
@@ -45,6 +50,46 @@ impl Wells {
             entries: merged.into_iter().collect(),
             more: bound.is_some(),
         })
+    }
+
+    /// Up to `limit` entries matching `spec` from `cursor` (a key; None = the start), merged
+    /// across tiers in key order; also the cursor to continue from (None = done).
+    pub fn query(
+        &self,
+        well: &Well,
+        spec: &QuerySpec,
+        cursor: Option<&[u8]>,
+        limit: usize,
+    ) -> StorageResult<(Vec<StoredEntry>, Option<Vec<u8>>)> {
+        let shard_ns = well.shard_ns();
+        let start = match cursor {
+            Some(c) => c.to_vec(),
+            None => keys::time_start(well.id, shard_ns, spec.from_ns),
+        };
+        let end = match spec.to_ns {
+            Some(to) => keys::time_start(well.id, shard_ns, to),
+            None => keys::well_end(well.id),
+        };
+        let page = self.page_raw(well, &start, &end, limit)?;
+        // The cursor follows the page's last key, whatever the tag filter keeps of it.
+        let next = match (page.more, page.entries.last()) {
+            (true, Some((k, _))) => Some(successor(k)),
+            _ => None,
+        };
+        let mut out = Vec::with_capacity(page.entries.len());
+        for (k, v) in page.entries {
+            let (_, _, ts, _) = keys::parse_entry_key(&k)
+                .ok_or_else(|| StorageError::Corrupt("well entry key has a bad length".into()))?;
+            let value = EntryValue::decode(&v)?;
+            if spec.tags.is_empty() || spec.tags.contains(&value.tag) {
+                out.push(StoredEntry {
+                    key: k,
+                    timestamp_ns: ts,
+                    value,
+                });
+            }
+        }
+        Ok((out, next))
     }
 
     /// The seq the next entry written to `well` gets: everything below it is already stored.

@@ -1,16 +1,29 @@
-//! The node: its storage, its catalogue view, and the reconciliation between the two (open
-//! what the catalogue says this node owns, close what it no longer owns).
+//! The node: what this data node owns. Its storage (wells and streams, opened or closed as
+//! the catalogue says), its catalogue view (kept current by the control-plane client and
+//! saved, so a restart works with the control plane down), and tags. Services and workers
+//! reach storage through the narrow methods here, never through its engines.
 
-use crate::catalog::{canonical, CatalogView};
+pub mod catalog;
+pub mod ditto_status;
+pub mod replication;
+
 use crate::error::{Error, Result};
 use crate::storage::keys::meta;
 use crate::storage::streams::{StreamLimits, StreamStore, Streams};
-use crate::storage::wells::{ColdOpener, WellConfig, Wells};
+use crate::storage::wells::{
+    ColdOpener, QuerySpec, RawPage, StoredEntry, Well as StoredWell, WellConfig, Wells,
+    WriteOutcome,
+};
+use crate::storage::{codec::EntryValue, StorageError, StorageResult};
 use crate::storage::{ids::LocalIds, Batch, KvEngine, MemoryEngine, RocksEngine, Space};
+use catalog::{canonical, CatalogView};
 use futures::future::BoxFuture;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
-use tributary_proto::v1::{EntityKind, EventType, StorageType, Stream, WatchEvent, Well};
+use std::sync::{Arc, OnceLock, RwLock};
+use tributary_common::sync::{read, write};
+use tributary_proto::v1::{
+    EntityKind, EventType, OwnedStats, StorageType, Stream, WatchEvent, Well,
+};
 
 /// Creates tags in the cluster (the control-plane client); the id comes back.
 pub trait TagCreator: Send + Sync {
@@ -22,14 +35,13 @@ pub struct Node {
     main: Arc<dyn KvEngine>,
     memory: Arc<dyn KvEngine>,
     ids: Arc<LocalIds>,
-    pub wells: Wells,
-    pub streams: Streams,
-    /// Mirror/source worker state, for `Streams.Info`.
-    pub replication: crate::mirror::Registry,
+    wells: Wells,
+    streams: Streams,
     catalog: RwLock<CatalogView>,
     /// Bumped after every catalogue change, so supervisors react at once instead of polling.
     catalog_changed: tokio::sync::watch::Sender<u64>,
-    tag_creator: RwLock<Option<Arc<dyn TagCreator>>>,
+    /// None: standalone (no control plane), tag ids are only ever used on this node.
+    tag_creator: Option<Arc<dyn TagCreator>>,
     // Serialises tag creation so one new tag in many concurrent batches is created once.
     tag_lock: tokio::sync::Mutex<()>,
 }
@@ -37,7 +49,12 @@ pub struct Node {
 impl Node {
     /// Opens the node's RocksDB under `data_dir/db` and reopens what the last known
     /// catalogue says it owns.
-    pub fn open(id: u64, data_dir: &Path, sync_writes: bool) -> Result<Arc<Node>> {
+    pub fn open(
+        id: u64,
+        data_dir: &Path,
+        sync_writes: bool,
+        tag_creator: Option<Arc<dyn TagCreator>>,
+    ) -> Result<Arc<Node>> {
         let main: Arc<dyn KvEngine> =
             Arc::new(RocksEngine::open(&data_dir.join("db"), sync_writes)?);
         let cold: ColdOpener = Box::new(move |p: &Path| {
@@ -47,7 +64,7 @@ impl Node {
             )?);
             Ok(e)
         });
-        Self::with_engine(id, main, cold, data_dir.to_path_buf())
+        Self::with_engine(id, main, cold, data_dir.to_path_buf(), tag_creator)
     }
 
     /// A node over any engine (tests use memory); `base` resolves relative cold locations.
@@ -56,16 +73,14 @@ impl Node {
         main: Arc<dyn KvEngine>,
         cold: ColdOpener,
         base: PathBuf,
+        tag_creator: Option<Arc<dyn TagCreator>>,
     ) -> Result<Arc<Node>> {
         let ids = Arc::new(LocalIds::new(main.clone()));
         let cold: ColdOpener = Box::new(move |p: &Path| cold(&base.join(p)));
         let wells = Wells::open(main.clone(), ids.clone(), cold)?;
         let catalog = match main.get(Space::Meta, meta::CATALOG)? {
-            Some(v) => CatalogView::decode(&v).map_err(|e| {
-                Error::Storage(crate::storage::StorageError::Corrupt(format!(
-                    "saved catalogue: {e}"
-                )))
-            })?,
+            Some(v) => CatalogView::decode(&v)
+                .map_err(|e| StorageError::Corrupt(format!("saved catalogue: {e}")))?,
             None => CatalogView::default(),
         };
         let node = Arc::new(Node {
@@ -75,28 +90,18 @@ impl Node {
             ids,
             wells,
             streams: Streams::default(),
-            replication: Default::default(),
             catalog: RwLock::new(CatalogView::default()),
             catalog_changed: tokio::sync::watch::Sender::new(0),
-            tag_creator: RwLock::new(None),
+            tag_creator,
             tag_lock: tokio::sync::Mutex::new(()),
         });
         node.set_catalog(catalog)?;
         Ok(node)
     }
 
-    pub fn set_tag_creator(&self, c: Arc<dyn TagCreator>) {
-        *self.tag_creator.write().unwrap_or_else(|p| p.into_inner()) = Some(c);
-    }
-
     /// Reads the catalogue view without copying it.
     pub fn with_catalog<R>(&self, f: impl FnOnce(&CatalogView) -> R) -> R {
-        f(&self.catalog.read().unwrap_or_else(|p| p.into_inner()))
-    }
-
-    /// The node's main engine (ditto keeps its progress in the meta space).
-    pub fn engine(&self) -> Arc<dyn KvEngine> {
-        self.main.clone()
+        f(&read(&self.catalog))
     }
 
     pub fn catalog_revision(&self) -> u64 {
@@ -114,15 +119,13 @@ impl Node {
     }
 
     /// Changes the view in place, persists it and reconciles.
-    pub fn update_catalog(&self, f: impl FnOnce(&mut CatalogView)) -> Result<()> {
+    fn update_catalog(&self, f: impl FnOnce(&mut CatalogView)) -> Result<()> {
         let snapshot = {
-            let mut c = self.catalog.write().unwrap_or_else(|p| p.into_inner());
+            let mut c = write(&self.catalog);
             f(&mut c);
             c.clone()
         };
-        let mut b = Batch::default();
-        b.put(Space::Meta, meta::CATALOG.to_vec(), snapshot.encode());
-        self.main.write(b)?;
+        self.put_meta(meta::CATALOG, snapshot.encode())?;
         let r = self.reconcile(&snapshot);
         self.catalog_changed.send_modify(|n| *n += 1);
         r
@@ -134,7 +137,7 @@ impl Node {
         }
         // Whatever is gone from the view or owned elsewhere stops being served, but its bytes
         // stay: a fresh or wiped control plane listing nothing must not erase a node. Only
-        // an explicit delete event drops data (`delete_owned`).
+        // an explicit delete event drops data (`apply_event`).
         for name in self.wells.names() {
             if view
                 .wells
@@ -205,14 +208,8 @@ impl Node {
         if let Some(id) = self.with_catalog(|c| c.tags.get(tag).copied()) {
             return Ok(id);
         }
-        let creator = self
-            .tag_creator
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
-        let id = match creator {
+        let id = match &self.tag_creator {
             Some(c) => c.create_tag(tag).await?,
-            // Standalone (no control plane): ids are only ever used on this node.
             None => self.with_catalog(|c| c.tags.values().max().map_or(1, |m| m + 1)),
         };
         self.update_catalog(|c| {
@@ -239,8 +236,18 @@ impl Node {
         Ok(())
     }
 
+    /// An open well (canonical name), if this node serves it.
+    pub fn well(&self, name: &str) -> Option<Arc<StoredWell>> {
+        self.wells.get(name)
+    }
+
+    /// An open stream (canonical name), if this node serves it.
+    pub fn stream(&self, name: &str) -> Option<Arc<StreamStore>> {
+        self.streams.get(name)
+    }
+
     /// The well named `name` if this node owns it; the error says why not.
-    pub fn owned_well(&self, field: &str, name: &str) -> Result<Arc<crate::storage::wells::Well>> {
+    pub fn owned_well(&self, field: &str, name: &str) -> Result<Arc<StoredWell>> {
         if name.is_empty() {
             return Err(Error::invalid(field, "is empty"));
         }
@@ -289,6 +296,112 @@ impl Node {
         let mut s = self.with_catalog(|c| c.streams.get(name).cloned())?;
         tributary_common::secrets::redact_stream(&mut s);
         Some(s)
+    }
+
+    /// A stream's incarnation: this node and its node-local id. Local ids are never reused and
+    /// a stream that moves to another node starts empty there, so a new value means a new
+    /// stream. A memory stream keeps its local id across a restart but not its messages, so it
+    /// is a new stream every time the process starts.
+    pub fn incarnation_of(&self, store: &StreamStore) -> u64 {
+        static BOOT: OnceLock<u64> = OnceLock::new();
+        let base = (self.id << 32) | u64::from(store.id);
+        let memory = self.with_catalog(|c| {
+            c.streams
+                .get(&store.name)
+                .is_some_and(|s| s.storage == StorageType::Memory as i32)
+        });
+        if memory {
+            base ^ *BOOT.get_or_init(|| rand::random::<u64>() | 1)
+        } else {
+            base
+        }
+    }
+
+    /// Stores checked entries all or nothing (see `Wells::write`).
+    pub fn write_entries(
+        &self,
+        entries: Vec<(Arc<StoredWell>, u64, EntryValue)>,
+        batch_id: Option<&str>,
+        now_ns: i64,
+    ) -> StorageResult<WriteOutcome> {
+        self.wells.write(entries, batch_id, now_ns)
+    }
+
+    /// A page of a query (see `Wells::query`).
+    pub fn query(
+        &self,
+        well: &StoredWell,
+        spec: &QuerySpec,
+        cursor: Option<&[u8]>,
+        limit: usize,
+    ) -> StorageResult<(Vec<StoredEntry>, Option<Vec<u8>>)> {
+        self.wells.query(well, spec, cursor, limit)
+    }
+
+    /// Raw entries of `well` in `[start, end)` across tiers (ditto's reads).
+    pub fn page_raw(
+        &self,
+        well: &StoredWell,
+        start: &[u8],
+        end: &[u8],
+        limit: usize,
+    ) -> StorageResult<RawPage> {
+        self.wells.page_raw(well, start, end, limit)
+    }
+
+    /// The seq the next entry written to `well` gets: everything below it is stored.
+    pub fn next_seq(&self, well: &StoredWell) -> u64 {
+        self.wells.next_seq(well)
+    }
+
+    /// Node bookkeeping in the meta space (worker progress, ids of this node).
+    pub fn get_meta(&self, key: &[u8]) -> StorageResult<Option<Vec<u8>>> {
+        self.main.get(Space::Meta, key)
+    }
+
+    pub fn put_meta(&self, key: &[u8], value: Vec<u8>) -> StorageResult<()> {
+        let mut b = Batch::default();
+        b.put(Space::Meta, key.to_vec(), value);
+        self.main.write(b)
+    }
+
+    /// What this node holds of each well and stream it serves, for the heartbeat.
+    pub fn owned_stats(&self) -> Vec<OwnedStats> {
+        let mut out = Vec::new();
+        for name in self.wells.names() {
+            if let Some(w) = self.wells.get(&name) {
+                let t = w.totals();
+                out.push(OwnedStats {
+                    kind: EntityKind::Well as i32,
+                    name,
+                    entries: t.entries,
+                    bytes: t.bytes,
+                    ..Default::default()
+                });
+            }
+        }
+        for s in self.streams.all() {
+            let st = s.state();
+            out.push(OwnedStats {
+                kind: EntityKind::Stream as i32,
+                name: s.name.clone(),
+                entries: st.messages,
+                bytes: st.bytes,
+                ..Default::default()
+            });
+        }
+        out
+    }
+
+    /// Test hook: damages an entry as stored (see `Wells::overwrite_raw_for_test`).
+    #[doc(hidden)]
+    pub fn overwrite_raw_for_test(
+        &self,
+        well: &StoredWell,
+        key: &[u8],
+        value: Vec<u8>,
+    ) -> StorageResult<()> {
+        self.wells.overwrite_raw_for_test(well, key, value)
     }
 }
 
@@ -345,6 +458,7 @@ mod tests {
             main,
             Box::new(|_| Err(crate::storage::StorageError::Engine("no cold".into()))),
             PathBuf::new(),
+            None,
         )
         .unwrap();
         node.set_catalog(view(1)).unwrap();
@@ -356,11 +470,11 @@ mod tests {
             data: bytes::Bytes::from_static(b"x"),
             values: Default::default(),
         };
-        node.wells.write(vec![(w, 1, value)], None, 0).unwrap();
+        node.write_entries(vec![(w, 1, value)], None, 0).unwrap();
 
         // An empty listing (a wiped control plane) or a move closes the well but keeps it.
         node.set_catalog(CatalogView::default()).unwrap();
-        assert!(node.wells.get("default:w").is_none());
+        assert!(node.well("default:w").is_none());
         node.set_catalog(view(2)).unwrap();
         assert!(matches!(
             node.owned_well("well", "w"),

@@ -6,6 +6,7 @@ use crate::storage::wells::{QuerySpec, COLD};
 use std::sync::Arc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
+use tributary_common::grpc::REPLY_BYTES;
 use tributary_proto::v1::{
     wells_server::Wells, QueryReply, QueryRequest, ShardInfo, ShardsReply, ShardsRequest, WellEntry,
 };
@@ -13,10 +14,6 @@ use tributary_proto::v1::{
 /// Entries per reply message: big enough to amortise framing, small enough for the default
 /// 4 MiB gRPC message limit with typical entries.
 const PAGE: usize = 512;
-
-/// Soft cap on one reply's payload: clients keep tonic's default 4 MiB decoding limit, and
-/// one entry is at most `max_entry_bytes` (1 MiB by default).
-pub const REPLY_BYTES: usize = 2 << 20;
 
 /// Splits entries into replies of at most [`REPLY_BYTES`] (at least one entry each).
 fn split_by_size(entries: Vec<WellEntry>) -> Vec<Vec<WellEntry>> {
@@ -91,8 +88,7 @@ impl Wells for WellsService {
             let mut cursor: Option<Vec<u8>> = None;
             while left > 0 {
                 let page = PAGE.min(usize::try_from(left).unwrap_or(PAGE));
-                let (entries, next) = match node.wells.query(&well, &spec, cursor.as_deref(), page)
-                {
+                let (entries, next) = match node.query(&well, &spec, cursor.as_deref(), page) {
                     Ok(r) => r,
                     Err(e) => {
                         let _ = tx.send(Err(Error::from(e).into())).await;

@@ -1,12 +1,20 @@
-//! Starting and stopping a data node in-process: storage, gRPC services, admin listener,
-//! upkeep loop and (when configured) the control-plane client.
+//! The composition root: starting and stopping a data node in-process. It builds the node,
+//! the gRPC services, the workers (with their hosts) and the control-plane client, and wires
+//! them together; nothing imports it.
+
+mod hosts;
 
 use crate::config::DataNodeConfig;
-use crate::control_client::ControlClient;
+use crate::control_client::{ControlClient, Endpoints, TagClient};
+use crate::ditto_stats::DittoStatsService;
 use crate::ingest::IngestService;
-use crate::node::Node;
-use crate::query::WellsService;
+use crate::node::ditto_status::{CopySlots, DittoBoard};
+use crate::node::replication::ReplicationBoard;
+use crate::node::{Node, TagCreator};
+use crate::storage::StorageError;
 use crate::streams::StreamsService;
+use crate::wells::WellsService;
+use hosts::NodeHost;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,6 +24,7 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::service::Interceptor;
 use tributary_common::grpc::STREAM_SECRET_HEADER;
 use tributary_common::secrets;
+use tributary_common::task::AbortOnDrop;
 use tributary_common::telemetry::{self, Readiness};
 use tributary_common::time::now_ns;
 use tributary_proto::v1::{
@@ -60,7 +69,7 @@ pub struct RunningDataNode {
     pub admin_addr: Option<SocketAddr>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     server: JoinHandle<()>,
-    background: Vec<JoinHandle<()>>,
+    background: Vec<AbortOnDrop>,
 }
 
 impl RunningDataNode {
@@ -68,15 +77,15 @@ impl RunningDataNode {
     /// node goes (open subscriptions end as their clients notice the server is gone).
     pub async fn shutdown(mut self) {
         for t in &self.background {
-            t.abort();
+            t.0.abort();
         }
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
         let _ = tokio::time::timeout(Duration::from_secs(5), &mut self.server).await;
         self.server.abort();
-        for t in self.background.drain(..) {
-            let _ = t.await;
+        for mut t in self.background.drain(..) {
+            let _ = (&mut t.0).await;
         }
     }
 }
@@ -95,12 +104,22 @@ pub async fn start(config: DataNodeConfig) -> Result<RunningDataNode, StartError
 
 /// Opens the node's storage, retrying briefly: a node stopped a moment ago in this process may
 /// still hold the RocksDB lock until its last task lets go.
-async fn open_node(config: &DataNodeConfig) -> Result<Arc<Node>, StartError> {
+async fn open_node(
+    config: &DataNodeConfig,
+    tags: Option<Arc<dyn TagCreator>>,
+) -> Result<Arc<Node>, StartError> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     loop {
-        match Node::open(config.id, &config.data_dir, config.sync_writes) {
+        match Node::open(
+            config.id,
+            &config.data_dir,
+            config.sync_writes,
+            tags.clone(),
+        ) {
             Ok(n) => return Ok(n),
-            Err(e) if e.to_string().contains("lock") && tokio::time::Instant::now() < deadline => {
+            Err(crate::Error::Storage(StorageError::Locked { .. }))
+                if tokio::time::Instant::now() < deadline =>
+            {
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
             Err(source) => {
@@ -123,7 +142,12 @@ pub async fn start_on(
         addr: config.listen.clone(),
         source,
     })?;
-    let node = open_node(&config).await?;
+    let cp_addrs = config.control_plane_addrs().map_err(StartError::Config)?;
+    let endpoints = (!cp_addrs.is_empty()).then(|| Arc::new(Endpoints::new(cp_addrs.clone())));
+    let tags = endpoints
+        .as_ref()
+        .map(|e| TagClient::new(e.clone()) as Arc<dyn TagCreator>);
+    let node = open_node(&config, tags).await?;
     if config.ingest_secrets.is_empty() {
         tracing::warn!("no ingest secret configured: ingest is open to anyone who can connect");
     }
@@ -139,10 +163,13 @@ pub async fn start_on(
         secrets: Arc::new(config.ingest_secrets.clone()),
         max_entry_bytes: usize::try_from(config.max_entry_bytes).unwrap_or(usize::MAX),
     };
-    let streams = StreamsService { node: node.clone() };
-    let ditto_stats = Arc::new(crate::ditto::stats::Registry::default());
-    let ditto_slots =
-        crate::ditto::slots::CopySlots::new(usize::try_from(config.ditto_max_workers).unwrap_or(1));
+    let replication = Arc::new(ReplicationBoard::default());
+    let ditto_board = Arc::new(DittoBoard::default());
+    let ditto_slots = CopySlots::new(usize::try_from(config.ditto_max_workers).unwrap_or(1));
+    let streams = StreamsService {
+        node: node.clone(),
+        replication: replication.clone(),
+    };
     let mut builder = tonic::transport::Server::builder()
         .initial_stream_window_size(tributary_common::grpc::STREAM_WINDOW)
         .initial_connection_window_size(tributary_common::grpc::CONNECTION_WINDOW);
@@ -156,13 +183,13 @@ pub async fn start_on(
     }
     let router = builder
         .add_service(
-            IngestServer::new(ingest)
+            IngestServer::new(ingest.clone())
                 .max_decoding_message_size(max)
                 .accept_compressed(tonic::codec::CompressionEncoding::Gzip),
         )
-        .add_service(DittoServer::new(crate::ditto::stats::DittoService {
+        .add_service(DittoServer::new(DittoStatsService {
             node_id: config.id,
-            registry: ditto_stats.clone(),
+            board: ditto_board.clone(),
             slots: ditto_slots.clone(),
         }))
         .add_service(
@@ -185,33 +212,42 @@ pub async fn start_on(
         }
     });
 
-    let mut background = vec![tokio::spawn(maintenance(
+    let host = Arc::new(NodeHost {
+        node: node.clone(),
+        // In-process: the stats entries need no secret.
+        ingest: IngestService {
+            secrets: Arc::new(Vec::new()),
+            ..ingest
+        },
+    });
+    let mut background = vec![AbortOnDrop::spawn(maintenance(
         node.clone(),
         Duration::from_millis(config.maintenance_interval_ms),
         i64::try_from(config.batch_id_window_ms.saturating_mul(1_000_000)).unwrap_or(i64::MAX),
     ))];
-    let source_id = crate::ditto::source_id(&node, &config.cluster_name).map_err(|source| {
-        StartError::Storage {
-            path: config.data_dir.display().to_string(),
-            source,
-        }
-    })?;
+    let source_id =
+        crate::ditto::source_id(host.as_ref(), &config.cluster_name).map_err(|source| {
+            StartError::Storage {
+                path: config.data_dir.display().to_string(),
+                source: source.into(),
+            }
+        })?;
     background.extend(crate::ditto::spawn(
-        node.clone(),
+        host.clone(),
         source_id,
         ditto_slots,
         Duration::from_millis(config.ditto_stats_interval_ms),
-        ditto_stats,
+        ditto_board,
     ));
-    let cp_addrs = config.control_plane_addrs().map_err(StartError::Config)?;
     // Origins on the other nodes of this cluster take this node's stream secret.
     let own_secret = config.stream_secrets.first().cloned().unwrap_or_default();
     background.push(crate::mirror::spawn(
-        node.clone(),
-        cp_addrs.clone(),
+        host,
+        replication,
+        cp_addrs,
         own_secret,
     ));
-    if !cp_addrs.is_empty() {
+    if let Some(endpoints) = endpoints {
         let advertise = if config.advertise.is_empty() {
             addr.to_string()
         } else {
@@ -219,13 +255,12 @@ pub async fn start_on(
         };
         let client = ControlClient::new(
             node.clone(),
-            cp_addrs,
+            endpoints,
             advertise,
             config.capacity,
             Duration::from_millis(config.heartbeat_interval_ms),
             config.cluster_secret.clone(),
         );
-        node.set_tag_creator(client.tag_creator());
         background.extend(client.spawn());
     }
     ready.set(true);
