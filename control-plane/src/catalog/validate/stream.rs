@@ -109,6 +109,7 @@ pub(super) fn stream(
         }
         external_access(field, o, old)?;
     }
+    no_duplicate_source(&s.sources)?;
     no_cycle(txn, s)?;
     policy_ref(txn, "policy", &mut s.policy)
 }
@@ -162,6 +163,37 @@ fn external_access(
             &creds_field,
             "must be printable ASCII (they travel as a gRPC header)",
         ));
+    }
+    Ok(())
+}
+
+/// The same origin (stream, cluster) may be a source twice only with different filters, as
+/// in JetStream: the same one twice would copy every message twice. Names are canonical here.
+fn no_duplicate_source(sources: &[StreamSource]) -> Result<(), CatalogError> {
+    for (i, src) in sources.iter().enumerate() {
+        let same = |o: &StreamSource| {
+            o.stream == src.stream
+                && o.external == src.external
+                && o.filter_subject == src.filter_subject
+        };
+        if let Some(j) = sources[..i].iter().position(same) {
+            let origin = if src.external.is_empty() {
+                format!("stream {}", src.stream)
+            } else {
+                format!("stream {} in {}", src.stream, src.external)
+            };
+            let filter = if src.filter_subject.is_empty() {
+                "no filter".to_string()
+            } else {
+                format!("filter {:?}", src.filter_subject)
+            };
+            return Err(invalid(
+                &format!("sources[{i}]"),
+                format!(
+                    "duplicates sources[{j}] ({origin}, {filter}); one origin is sourced twice only with different filters"
+                ),
+            ));
+        }
     }
     Ok(())
 }
