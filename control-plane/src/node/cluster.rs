@@ -1,6 +1,7 @@
 //! The Cluster service's work: data-node registration and heartbeats, cluster status and
-//! membership. Each runs on the leader, which alone holds data-node liveness (soft state
-//! fed by heartbeats); any other member sends the call on to the leader.
+//! membership. Each runs on the leader, which alone holds data-node liveness (soft state fed
+//! by registrations and heartbeats); any other member sends the call on to the leader, so
+//! every member answers status with the leader's view.
 
 use super::forward::{relayed, Leader};
 use super::Node;
@@ -10,16 +11,21 @@ use tributary_proto::v1::command::Op;
 use tributary_proto::v1::raft_client::RaftClient;
 use tributary_proto::v1::{
     entity::Kind, Command, DataNode, DataNodeStatus, EntityKind, HeartbeatReply, HeartbeatRequest,
-    MemberReply, MemberRequest, MemberStatus, NodeStateRequest, RegisterReply, StatusReply,
-    StatusRequest,
+    MemberReply, MemberRequest, MemberStatus, NodeStateRequest, RegisterReply, RegisterRequest,
+    StatusReply, StatusRequest,
 };
 
 /// How long status waits for each member's own view of its Raft state.
 const MEMBER_ASK: Duration = Duration::from_millis(500);
 
 impl Node {
-    /// Records a data node in the catalogue.
+    /// Records a data node in the catalogue, on the leader. The node calling is alive: the
+    /// leader counts the registration as its first heartbeat, so status shows the node up
+    /// from the start, not only after a heartbeat interval.
     pub async fn register(&self, node: DataNode) -> Result<RegisterReply, CatalogError> {
+        if let Leader::Other(mut c) = self.leader().await? {
+            return relayed(c.register(RegisterRequest { node: Some(node) }).await);
+        }
         let id = node.id;
         let reply = self
             .write(Command {
@@ -27,6 +33,7 @@ impl Node {
                 live_nodes: Vec::new(),
             })
             .await?;
+        self.liveness.record(id, true, Vec::new());
         tracing::info!(data_node = id, "data node registered");
         Ok(RegisterReply {
             revision: reply.revision,
