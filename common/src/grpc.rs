@@ -26,12 +26,17 @@ pub const ORIGIN_SEQ_HEADER: &str = "Tributary-Origin-Seq";
 /// Message headers that name a message for the duplicate window (ours, and NATS's).
 pub const MSG_ID_HEADERS: [&str; 2] = ["Msg-Id", "Nats-Msg-Id"];
 
-/// `UNAVAILABLE` carrying the leader's address when one is known.
-pub fn not_leader(leader_addr: Option<&str>) -> Status {
-    let mut status = Status::unavailable(match leader_addr {
+/// What a non-leader says, naming the leader when one is known.
+pub fn not_leader_message(leader_addr: Option<&str>) -> String {
+    match leader_addr {
         Some(a) => format!("not the leader; the leader is {a}"),
         None => "no leader elected yet; retry".to_string(),
-    });
+    }
+}
+
+/// `UNAVAILABLE` carrying the leader's address when one is known.
+pub fn not_leader(leader_addr: Option<&str>) -> Status {
+    let mut status = Status::unavailable(not_leader_message(leader_addr));
     if let Some(v) = leader_addr.and_then(|a| MetadataValue::try_from(a).ok()) {
         status.metadata_mut().insert(LEADER_HINT, v);
     }

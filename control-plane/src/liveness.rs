@@ -1,5 +1,6 @@
-//! Data-node liveness, as the leader sees it from heartbeats. Soft state: a new leader learns
-//! it again within one heartbeat interval.
+//! Data-node liveness, as the leader sees it from registrations and heartbeats (members send
+//! both on to the leader). Soft state: a new leader learns it again within one heartbeat
+//! interval.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};

@@ -382,3 +382,25 @@ pub fn apply_command(
         Err(e) => (Err(e), cat.revision(), Vec::new()),
     }
 }
+
+impl validate::Draft for Txn<'_> {
+    fn exists(&self, kind: EntityKind, name: &str) -> Result<bool, CatalogError> {
+        Txn::exists(self, kind, name)
+    }
+
+    fn list(&self, kind: EntityKind) -> Result<Vec<Entity>, CatalogError> {
+        Txn::list(self, kind)
+    }
+
+    fn visit(
+        &self,
+        kind: EntityKind,
+        f: &mut dyn FnMut(&Entity) -> Result<(), CatalogError>,
+    ) -> Result<(), CatalogError> {
+        Txn::visit(self, kind, f)
+    }
+
+    fn ensure_tag(&mut self, name: &str) -> Result<(), CatalogError> {
+        Txn::ensure_tag(self, name)
+    }
+}

@@ -226,3 +226,69 @@ fn external_credentials_are_write_only() {
     assert!(err.to_string().contains("external_credentials"), "{err}");
     assert_eq!(stored(&cat).as_deref(), Some("new"));
 }
+
+#[test]
+fn a_source_given_twice_is_refused_unless_the_filters_differ() {
+    let (_d, cat) = open();
+    let stream = |name: &str, subjects: Vec<String>, sources: Vec<StreamSource>| Command {
+        op: Some(Op::Create(Entity {
+            kind: Some(Kind::Stream(Stream {
+                name: name.into(),
+                subjects,
+                sources,
+                ..Default::default()
+            })),
+        })),
+        live_nodes: vec![],
+    };
+    let source = |stream: &str, filter: &str| StreamSource {
+        stream: stream.into(),
+        filter_subject: filter.into(),
+        ..Default::default()
+    };
+    apply(&cat, 1, &stream("ORDERS", vec!["ORDERS.>".into()], vec![])).expect("ORDERS");
+
+    // The same origin twice, once written with its namespace: the same source.
+    let twice = vec![source("ORDERS", ""), source("default:ORDERS", "")];
+    let err = apply(&cat, 2, &stream("COPY", vec![], twice)).expect_err("duplicate");
+    let msg = err.to_string();
+    assert!(
+        matches!(&err, CatalogError::Invalid { field, .. } if field == "sources[1]"),
+        "{err:?}"
+    );
+    assert!(msg.contains("duplicates sources[0]"), "{msg}");
+    let filtered_twice = vec![
+        source("ORDERS", "ORDERS.b"),
+        source("ORDERS", "ORDERS.a"),
+        source("ORDERS", "ORDERS.b"),
+    ];
+    let err = apply(&cat, 3, &stream("COPY", vec![], filtered_twice)).expect_err("duplicate");
+    assert!(
+        err.to_string()
+            .contains("invalid sources[2]: duplicates sources[0]"),
+        "{err}"
+    );
+    assert_eq!(
+        cat.get(EntityKind::Stream, "default:COPY").expect("get"),
+        None
+    );
+
+    // One origin with two different filters is two sources, as in JetStream.
+    let two_filters = vec![source("ORDERS", "ORDERS.a"), source("ORDERS", "ORDERS.b")];
+    apply(&cat, 4, &stream("COPY", vec![], two_filters)).expect("two filters");
+    match cat
+        .get(EntityKind::Stream, "default:COPY")
+        .expect("get")
+        .and_then(|e| e.kind)
+    {
+        Some(Kind::Stream(s)) => {
+            let filters: Vec<&str> = s
+                .sources
+                .iter()
+                .map(|o| o.filter_subject.as_str())
+                .collect();
+            assert_eq!(filters, ["ORDERS.a", "ORDERS.b"]);
+        }
+        other => panic!("{other:?}"),
+    }
+}

@@ -1,6 +1,9 @@
 //! A control-plane member: the handle services use (writes, current reads, membership) in
 //! front of the one thread that drives raft-rs (`ready_loop`).
 
+mod cluster;
+mod forward;
+mod membership;
 mod ready_loop;
 
 use crate::catalog::Catalogue;
@@ -8,16 +11,13 @@ use crate::error::CatalogError;
 use crate::liveness::Liveness;
 use crate::network::{Faults, Peers, SendReport};
 use crate::raft_store::RaftStore;
-use prost::Message as _;
-use raft::prelude::{ConfChange, ConfChangeType, Message};
+use raft::prelude::{ConfChange, Message};
 use std::collections::HashMap;
 use std::sync::mpsc as std_mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{oneshot, watch};
-use tonic::Status;
-use tributary_common::grpc::not_leader;
-use tributary_proto::v1::{raft_client::RaftClient, Command, ForwardRequest, WriteReply};
+use tributary_proto::v1::{Command, WriteReply};
 
 /// Raft timing and housekeeping.
 #[derive(Debug, Clone)]
@@ -67,8 +67,6 @@ pub enum Input {
     Report(SendReport),
     Stop,
 }
-
-use tributary_common::grpc::UNCERTAIN_HEADER as UNCERTAIN;
 
 /// Handle on a running member; cheap to clone.
 #[derive(Clone)]
@@ -172,7 +170,7 @@ impl Node {
 
     /// Applies a catalogue change through the leader, from any member. Waits a bounded time
     /// for a leader; only retries when the write surely was not proposed.
-    pub async fn write(&self, cmd: Command) -> Result<WriteReply, Status> {
+    pub async fn write(&self, cmd: Command) -> Result<WriteReply, CatalogError> {
         let deadline = Instant::now() + self.request_timeout;
         loop {
             let leader = self.state.borrow().leader;
@@ -181,19 +179,19 @@ impl Node {
             } else if leader != 0 {
                 self.forward(leader, &cmd).await
             } else {
-                Err(not_leader(None))
+                Err(CatalogError::NotLeader { leader: None })
             };
             match attempt {
-                Err(s) if retryable(&s) && Instant::now() < deadline => {
+                Err(e) if e.retryable() && Instant::now() < deadline => {
                     let mut rx = self.state.clone();
                     let _ = tokio::time::timeout(Duration::from_millis(50), rx.changed()).await;
                 }
-                Err(s) if retryable(&s) => {
-                    return Err(Status::unavailable(format!(
-                        "no leader could take the write within {:?}: {}",
-                        self.request_timeout,
-                        s.message()
-                    )))
+                Err(e) if e.retryable() => {
+                    return Err(CatalogError::NoLeader {
+                        action: "could take the write",
+                        waited: self.request_timeout,
+                        cause: e.to_string(),
+                    })
                 }
                 other => return other,
             }
@@ -205,151 +203,64 @@ impl Node {
         &self,
         mut cmd: Command,
         deadline: Instant,
-    ) -> Result<WriteReply, Status> {
+    ) -> Result<WriteReply, CatalogError> {
         if !self.is_leader() {
-            return Err(not_leader(self.leader_addr().as_deref()));
+            return Err(self.not_leader());
         }
         cmd.live_nodes = self.liveness.live();
         let (reply, rx) = oneshot::channel();
-        self.inputs
-            .send(Input::Propose {
-                cmd: Box::new(cmd),
-                reply,
-            })
-            .map_err(|_| Status::unavailable("member is shutting down"))?;
+        self.send(Input::Propose {
+            cmd: Box::new(cmd),
+            reply,
+        })?;
         let left = deadline.saturating_duration_since(Instant::now());
         match tokio::time::timeout(left, rx).await {
             Ok(Ok(Ok(r))) => Ok(r),
-            Ok(Ok(Err(CatalogError::Unavailable(_)))) => Err(not_leader(self.leader_addr().as_deref())),
-            Ok(Ok(Err(e))) => Err(e.into()),
-            Ok(Err(_)) | Err(_) => Err(uncertain("the write was proposed but not seen applied in time (leadership may have changed); check before retrying")),
-        }
-    }
-
-    async fn forward(&self, leader: u64, cmd: &Command) -> Result<WriteReply, Status> {
-        if self.faults.pass(self.id, leader).is_none() {
-            return Err(not_leader(None));
-        }
-        let ch = self.peers.channel(leader).ok_or_else(|| not_leader(None))?;
-        let req = ForwardRequest {
-            command: cmd.encode_to_vec().into(),
-        };
-        match RaftClient::new(ch).forward(req).await {
-            Ok(r) => Ok(r.into_inner()),
-            // The leader never got it (cannot connect): safe to retry elsewhere.
-            Err(s)
-                if s.code() == tonic::Code::Unavailable
-                    && s.metadata().get(UNCERTAIN).is_none() =>
-            {
-                Err(not_leader(None))
-            }
-            Err(s) => Err(s),
+            // The loop lost the lead or dropped the proposal: it surely did not apply.
+            Ok(Ok(Err(e))) if e.retryable() => Err(self.not_leader()),
+            Ok(Ok(Err(e))) => Err(e),
+            Ok(Err(_)) | Err(_) => Err(CatalogError::Uncertain(
+                "the write was proposed but not seen applied in time (leadership may have changed); check before retrying".into(),
+            )),
         }
     }
 
     /// Waits until this member has applied everything committed before now (ReadIndex), so
     /// a following local read is current.
-    pub async fn read_index(&self) -> Result<(), Status> {
+    pub async fn read_index(&self) -> Result<(), CatalogError> {
         let deadline = Instant::now() + self.request_timeout;
         loop {
             let (reply, rx) = oneshot::channel();
-            self.inputs
-                .send(Input::ReadIndex { reply })
-                .map_err(|_| Status::unavailable("member is shutting down"))?;
+            self.send(Input::ReadIndex { reply })?;
             let left = deadline.saturating_duration_since(Instant::now());
-            match tokio::time::timeout(left.min(Duration::from_secs(1)), rx).await {
+            let cause = match tokio::time::timeout(left.min(Duration::from_secs(1)), rx).await {
                 Ok(Ok(Ok(()))) => return Ok(()),
-                _ if Instant::now() >= deadline => {
-                    return Err(Status::unavailable(
-                        "no leader confirmed the read in time; retry",
-                    ))
-                }
-                _ => {
-                    let mut st = self.state.clone();
-                    let _ = tokio::time::timeout(Duration::from_millis(50), st.changed()).await;
-                }
+                Ok(Ok(Err(e))) => e.to_string(),
+                Ok(Err(_)) | Err(_) => "no answer in time".to_string(),
+            };
+            if Instant::now() >= deadline {
+                return Err(CatalogError::NoLeader {
+                    action: "confirmed the read",
+                    waited: self.request_timeout,
+                    cause,
+                });
             }
+            let mut st = self.state.clone();
+            let _ = tokio::time::timeout(Duration::from_millis(50), st.changed()).await;
         }
     }
 
-    /// Adds (`addr` = Some) or removes a voter; the leader refuses a change that would leave
-    /// the new configuration without a reachable quorum.
-    pub async fn change_member(&self, id: u64, addr: Option<String>) -> Result<(), Status> {
-        if id == 0 {
-            return Err(Status::invalid_argument(
-                "invalid id: member ids start at 1",
-            ));
+    /// "Not the leader", naming the leader when this member knows it.
+    fn not_leader(&self) -> CatalogError {
+        CatalogError::NotLeader {
+            leader: self.leader_addr(),
         }
-        let st = self.state();
-        if st.leader != self.id {
-            return Err(not_leader(self.leader_addr().as_deref()));
-        }
-        let mut new_voters: Vec<u64> = st.voters.clone();
-        let mut cc = ConfChange {
-            node_id: id,
-            ..Default::default()
-        };
-        match &addr {
-            Some(a) => {
-                if st.voters.contains(&id) {
-                    return Err(Status::already_exists(format!(
-                        "member {id} already exists"
-                    )));
-                }
-                crate::catalog::validate_endpoint("addr", a)?;
-                cc.set_change_type(ConfChangeType::AddNode);
-                cc.context = a.clone().into_bytes().into();
-                new_voters.push(id);
-            }
-            None => {
-                if !st.voters.contains(&id) {
-                    return Err(Status::not_found(format!("member {id} not found")));
-                }
-                cc.set_change_type(ConfChangeType::RemoveNode);
-                new_voters.retain(|v| *v != id);
-            }
-        }
-        let reachable = new_voters
-            .iter()
-            .filter(|v| **v == self.id || self.peers.is_reachable(**v))
-            .count();
-        let quorum = new_voters.len() / 2 + 1;
-        if new_voters.is_empty() || reachable < quorum {
-            return Err(Status::failed_precondition(format!(
-                "refused: the new configuration {new_voters:?} would have {reachable} reachable voter(s), fewer than its quorum of {quorum}"
-            )));
-        }
-        let (reply, rx) = oneshot::channel();
+    }
+
+    /// Hands a request to the Raft loop.
+    fn send(&self, input: Input) -> Result<(), CatalogError> {
         self.inputs
-            .send(Input::ConfChange { cc, reply })
-            .map_err(|_| Status::unavailable("member is shutting down"))?;
-        match tokio::time::timeout(self.request_timeout, rx).await {
-            Ok(Ok(r)) => r.map_err(Status::from)?,
-            _ => {
-                return Err(uncertain(
-                    "the membership change was proposed but not seen applied in time",
-                ))
-            }
-        }
-        // The reply is sent while applying; wait for the published state to show it too.
-        let want_member = addr.is_some();
-        let mut st = self.state.clone();
-        let deadline = Instant::now() + Duration::from_secs(2);
-        while st.borrow().voters.contains(&id) != want_member && Instant::now() < deadline {
-            let _ = tokio::time::timeout(Duration::from_millis(100), st.changed()).await;
-        }
-        Ok(())
+            .send(input)
+            .map_err(|_| CatalogError::Unavailable("member is shutting down".into()))
     }
-}
-
-fn uncertain(msg: &str) -> Status {
-    let mut s = Status::unavailable(msg.to_string());
-    s.metadata_mut()
-        .insert(UNCERTAIN, tonic::metadata::MetadataValue::from_static("1"));
-    s
-}
-
-/// Whether the request surely did not take effect and may go to another member.
-fn retryable(s: &Status) -> bool {
-    s.code() == tonic::Code::Unavailable && s.metadata().get(UNCERTAIN).is_none()
 }

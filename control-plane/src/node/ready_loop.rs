@@ -146,7 +146,7 @@ impl Loop {
             }
             Input::Propose { cmd, reply } => {
                 if self.raw.raft.state != StateRole::Leader {
-                    let _ = reply.send(Err(CatalogError::Unavailable("not the leader".into())));
+                    let _ = reply.send(Err(CatalogError::NotLeader { leader: None }));
                     return;
                 }
                 let id = self.next_id();
@@ -176,7 +176,7 @@ impl Loop {
             }
             Input::ReadIndex { reply } => {
                 if self.raw.raft.leader_id == 0 {
-                    let _ = reply.send(Err(CatalogError::Unavailable("no leader".into())));
+                    let _ = reply.send(Err(CatalogError::NotLeader { leader: None }));
                     return;
                 }
                 let id = self.next_id();
@@ -367,7 +367,9 @@ impl Loop {
         if self.raw.raft.state != StateRole::Leader && self.raw.raft.leader_id == 0 {
             // Pending reads cannot be confirmed without a leader; let the callers retry.
             for (_, reply) in self.reads.drain() {
-                let _ = reply.send(Err(CatalogError::Unavailable("leader lost".into())));
+                let _ = reply.send(Err(CatalogError::Unavailable(
+                    "the leader was lost before confirming the read".into(),
+                )));
             }
         }
     }

@@ -1,4 +1,5 @@
 use crate::catalog::entity::{kind_label, redacted};
+use crate::error::CatalogError;
 use crate::node::Node;
 use futures::Stream;
 use std::pin::Pin;
@@ -45,15 +46,16 @@ impl CatalogService {
             op: Some(op),
             live_nodes: Vec::new(),
         };
-        self.node.write(cmd).await.map(Response::new)
+        Ok(Response::new(self.node.write(cmd).await?))
     }
 }
 
-fn kind(raw: i32) -> Result<EntityKind, Status> {
+fn kind(raw: i32) -> Result<EntityKind, CatalogError> {
     match EntityKind::try_from(raw) {
-        Ok(EntityKind::Unspecified) | Err(_) => Err(Status::invalid_argument(format!(
-            "invalid kind: {raw} is not an entity kind"
-        ))),
+        Ok(EntityKind::Unspecified) | Err(_) => Err(CatalogError::invalid(
+            "kind",
+            format!("{raw} is not an entity kind"),
+        )),
         Ok(k) => Ok(k),
     }
 }
@@ -85,9 +87,10 @@ impl Catalog for CatalogService {
         let name = crate::catalog::canonical_name(k, &r.name)?;
         self.node.read_index().await?;
         let cat = &self.node.catalogue;
-        let entity = cat
-            .get(k, &name)?
-            .ok_or_else(|| Status::not_found(format!("{} {name} not found", kind_label(k))))?;
+        let entity = cat.get(k, &name)?.ok_or_else(|| CatalogError::NotFound {
+            kind: kind_label(k),
+            name: name.clone(),
+        })?;
         Ok(Response::new(GetReply {
             revision: cat.revision(),
             entity: Some(shown(entity, reveal)),
@@ -132,8 +135,7 @@ impl Catalog for CatalogService {
             loop {
                 match live.recv().await {
                     Ok(e) if e.revision == 0 => {
-                        let reset = Status::out_of_range("the catalogue was replaced by a snapshot; list again and watch from the list's revision");
-                        let _ = tx.send(Err(reset)).await;
+                        let _ = tx.send(Err(CatalogError::Replaced.into())).await;
                         return;
                     }
                     Ok(e) if e.revision <= cursor.log_rev => {}

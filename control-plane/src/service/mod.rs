@@ -1,4 +1,5 @@
-//! gRPC handlers: decode, build a `Command` or read the catalogue, reply. Nothing else.
+//! gRPC handlers: decode, call the node (or read the catalogue), reply. Errors are
+//! `CatalogError`s, turned into a `Status` by `?` (the one mapping, in `error.rs`).
 
 mod catalog;
 mod cluster;
@@ -7,24 +8,3 @@ mod raft;
 pub use catalog::CatalogService;
 pub use cluster::ClusterService;
 pub use raft::RaftService;
-
-use crate::node::Node;
-use std::time::{Duration, Instant};
-use tonic::transport::Channel;
-use tonic::Status;
-use tributary_common::grpc::not_leader;
-
-/// A channel to the leader, waiting a bounded time for one; `None` when this member leads.
-async fn leader_channel(node: &Node) -> Result<Option<Channel>, Status> {
-    let leader = node
-        .wait_leader(Instant::now() + Duration::from_secs(5))
-        .await
-        .ok_or_else(|| not_leader(None))?;
-    if leader == node.id {
-        return Ok(None);
-    }
-    node.peers
-        .channel(leader)
-        .map(Some)
-        .ok_or_else(|| not_leader(None))
-}

@@ -1,3 +1,4 @@
+use crate::error::CatalogError;
 use crate::node::Node;
 use prost::Message as _;
 use protobuf::Message as _;
@@ -18,11 +19,11 @@ impl Raft for RaftService {
     async fn send(&self, req: Request<RaftBatch>) -> Result<Response<RaftAck>, Status> {
         let batch = req.into_inner();
         if self.node.faults.pass(batch.from, self.node.id).is_none() {
-            return Err(Status::unavailable("link cut by fault injection"));
+            return Err(CatalogError::Unavailable("link cut by fault injection".into()).into());
         }
         for raw in batch.messages {
             let m = raft::prelude::Message::parse_from_bytes(&raw)
-                .map_err(|e| Status::invalid_argument(format!("invalid raft message: {e}")))?;
+                .map_err(|e| CatalogError::invalid("raft message", e.to_string()))?;
             self.node.step(m);
         }
         Ok(Response::new(RaftAck {}))
@@ -30,12 +31,9 @@ impl Raft for RaftService {
 
     async fn forward(&self, req: Request<ForwardRequest>) -> Result<Response<WriteReply>, Status> {
         let cmd = Command::decode(req.into_inner().command.as_ref())
-            .map_err(|e| Status::invalid_argument(format!("invalid command: {e}")))?;
+            .map_err(|e| CatalogError::invalid("command", e.to_string()))?;
         let deadline = Instant::now() + self.request_timeout;
-        self.node
-            .propose_local(cmd, deadline)
-            .await
-            .map(Response::new)
+        Ok(Response::new(self.node.propose_local(cmd, deadline).await?))
     }
 
     async fn node_state(

@@ -1,0 +1,20 @@
+//! What the rules see of the command being applied.
+
+use crate::error::CatalogError;
+use tributary_proto::v1::{Entity, EntityKind};
+
+/// The catalogue as the command being applied would leave it (`apply::Txn`): what the rules
+/// read, and the one thing they add (tags a well or target names). A trait, so the rules
+/// depend on nothing of the apply step that calls them.
+pub trait Draft {
+    fn exists(&self, kind: EntityKind, name: &str) -> Result<bool, CatalogError>;
+    fn list(&self, kind: EntityKind) -> Result<Vec<Entity>, CatalogError>;
+    /// Calls `f` on every entity of `kind`, without copying them.
+    fn visit(
+        &self,
+        kind: EntityKind,
+        f: &mut dyn FnMut(&Entity) -> Result<(), CatalogError>,
+    ) -> Result<(), CatalogError>;
+    /// Creates the tag if it does not exist.
+    fn ensure_tag(&mut self, name: &str) -> Result<(), CatalogError>;
+}

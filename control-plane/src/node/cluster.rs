@@ -1,0 +1,183 @@
+//! The Cluster service's work: data-node registration and heartbeats, cluster status and
+//! membership. Each runs on the leader, which alone holds data-node liveness (soft state fed
+//! by registrations and heartbeats); any other member sends the call on to the leader, so
+//! every member answers status with the leader's view.
+
+use super::forward::{relayed, Leader};
+use super::Node;
+use crate::error::CatalogError;
+use std::time::Duration;
+use tributary_proto::v1::command::Op;
+use tributary_proto::v1::raft_client::RaftClient;
+use tributary_proto::v1::{
+    entity::Kind, Command, DataNode, DataNodeStatus, EntityKind, HeartbeatReply, HeartbeatRequest,
+    MemberReply, MemberRequest, MemberStatus, NodeStateRequest, RegisterReply, RegisterRequest,
+    StatusReply, StatusRequest,
+};
+
+/// How long status waits for each member's own view of its Raft state.
+const MEMBER_ASK: Duration = Duration::from_millis(500);
+
+impl Node {
+    /// Records a data node in the catalogue, on the leader. The node calling is alive: the
+    /// leader counts the registration as its first heartbeat, so status shows the node up
+    /// from the start, not only after a heartbeat interval.
+    pub async fn register(&self, node: DataNode) -> Result<RegisterReply, CatalogError> {
+        if let Leader::Other(mut c) = self.leader().await? {
+            return relayed(c.register(RegisterRequest { node: Some(node) }).await);
+        }
+        let id = node.id;
+        let reply = self
+            .write(Command {
+                op: Some(Op::RegisterNode(node)),
+                live_nodes: Vec::new(),
+            })
+            .await?;
+        self.liveness.record(id, true, Vec::new());
+        tracing::info!(data_node = id, "data node registered");
+        Ok(RegisterReply {
+            revision: reply.revision,
+        })
+    }
+
+    pub async fn heartbeat(&self, hb: HeartbeatRequest) -> Result<HeartbeatReply, CatalogError> {
+        match self.leader().await? {
+            Leader::Other(mut c) => relayed(c.heartbeat(hb).await),
+            Leader::Me => {
+                self.liveness.record(hb.node_id, hb.healthy, hb.stats);
+                Ok(HeartbeatReply {
+                    revision: self.catalogue.revision(),
+                })
+            }
+        }
+    }
+
+    /// The leader's view of members and data nodes; with no leader, this member's own view,
+    /// so an operator can see why.
+    pub async fn status(&self) -> Result<StatusReply, CatalogError> {
+        match self.leader().await {
+            Ok(Leader::Other(mut c)) => relayed(c.status(StatusRequest {}).await),
+            Ok(Leader::Me) | Err(_) => self.local_status().await,
+        }
+    }
+
+    pub async fn add_member(&self, req: MemberRequest) -> Result<MemberReply, CatalogError> {
+        match self.leader().await? {
+            Leader::Other(mut c) => relayed(c.add_member(req).await),
+            Leader::Me => {
+                if req.addr.is_empty() {
+                    return Err(CatalogError::invalid(
+                        "addr",
+                        "the new member's HOST:PORT is required",
+                    ));
+                }
+                self.change_member(req.id, Some(req.addr)).await?;
+                Ok(MemberReply {
+                    members: self.members().await,
+                })
+            }
+        }
+    }
+
+    pub async fn remove_member(&self, req: MemberRequest) -> Result<MemberReply, CatalogError> {
+        match self.leader().await? {
+            Leader::Other(mut c) => relayed(c.remove_member(req).await),
+            Leader::Me => {
+                self.change_member(req.id, None).await?;
+                Ok(MemberReply {
+                    members: self.members().await,
+                })
+            }
+        }
+    }
+
+    /// Every voter's own view of its Raft state, asked concurrently with a short timeout.
+    async fn members(&self) -> Vec<MemberStatus> {
+        let st = self.state();
+        let asks = st.voters.iter().map(|id| {
+            let id = *id;
+            let addr = self.peers.addr(id).unwrap_or_default();
+            let ch = (id != self.id).then(|| self.peers.channel(id)).flatten();
+            let local = st.clone();
+            let me = self.id;
+            async move {
+                let mut m = MemberStatus {
+                    id,
+                    addr,
+                    role: "unreachable".into(),
+                    ..Default::default()
+                };
+                if id == me {
+                    m.role = local.role;
+                    m.term = local.term;
+                    m.commit = local.commit;
+                    m.applied = local.applied;
+                    m.reachable = true;
+                } else if let Some(ch) = ch {
+                    let mut client = RaftClient::new(ch);
+                    let ask = client.node_state(NodeStateRequest {});
+                    if let Ok(Ok(r)) = tokio::time::timeout(MEMBER_ASK, ask).await {
+                        let r = r.into_inner();
+                        m.role = r.role;
+                        m.term = r.term;
+                        m.commit = r.commit;
+                        m.applied = r.applied;
+                        m.reachable = true;
+                    }
+                }
+                m
+            }
+        });
+        futures::future::join_all(asks).await
+    }
+
+    async fn local_status(&self) -> Result<StatusReply, CatalogError> {
+        let st = self.state();
+        let cat = &self.catalogue;
+        let mut data_nodes = Vec::new();
+        let owned = |kind| -> Result<Vec<(u64, String)>, CatalogError> {
+            Ok(cat
+                .list(kind, "")?
+                .iter()
+                .filter_map(|e| match &e.kind {
+                    Some(Kind::Well(w)) => Some((w.owner_node, w.name.clone())),
+                    Some(Kind::Stream(s)) => Some((s.owner_node, s.name.clone())),
+                    _ => None,
+                })
+                .collect())
+        };
+        let (wells, streams) = (owned(EntityKind::Well)?, owned(EntityKind::Stream)?);
+        let names_of = |list: &[(u64, String)], id: u64| -> Vec<String> {
+            list.iter()
+                .filter(|(o, _)| *o == id)
+                .map(|(_, n)| n.clone())
+                .collect()
+        };
+        for e in cat.list(EntityKind::DataNode, "")? {
+            let Some(Kind::DataNode(n)) = &e.kind else {
+                continue;
+            };
+            let beat = self.liveness.get(n.id);
+            data_nodes.push(DataNodeStatus {
+                id: n.id,
+                addr: n.addr.clone(),
+                capacity: n.capacity,
+                // Only the leader hears heartbeats: elsewhere "up" would be a guess.
+                up: st.leader == self.id && self.liveness.is_up(n.id),
+                last_heartbeat_ms_ago: beat
+                    .as_ref()
+                    .map_or(u64::MAX, |b| b.at.elapsed().as_millis() as u64),
+                wells: names_of(&wells, n.id),
+                streams: names_of(&streams, n.id),
+                stats: beat.map(|b| b.stats).unwrap_or_default(),
+            });
+        }
+        Ok(StatusReply {
+            leader: st.leader,
+            term: st.term,
+            revision: cat.revision(),
+            members: self.members().await,
+            data_nodes,
+        })
+    }
+}

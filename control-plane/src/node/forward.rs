@@ -1,0 +1,74 @@
+//! Requests only the leader may answer, from any member: a follower sends them on to the
+//! leader, and the leader's answer comes back as a typed error (`CatalogError::from_status`).
+
+use super::Node;
+use crate::error::CatalogError;
+use prost::Message as _;
+use std::time::{Duration, Instant};
+use tonic::transport::Channel;
+use tributary_proto::v1::cluster_client::ClusterClient;
+use tributary_proto::v1::{raft_client::RaftClient, Command, ForwardRequest, WriteReply};
+
+/// How long a request that must reach the leader waits for one to be elected.
+const LEADER_WAIT: Duration = Duration::from_secs(5);
+
+/// Who answers a request that only the leader may answer.
+pub(crate) enum Leader {
+    /// This member leads.
+    Me,
+    /// Another member leads: its Cluster service.
+    Other(ClusterClient<Channel>),
+}
+
+impl Node {
+    /// The leader, waiting a bounded time for one to be elected.
+    pub(crate) async fn leader(&self) -> Result<Leader, CatalogError> {
+        let leader =
+            self.wait_leader(Instant::now() + LEADER_WAIT)
+                .await
+                .ok_or(CatalogError::NoLeader {
+                    action: "was elected",
+                    waited: LEADER_WAIT,
+                    cause: "no member won an election".into(),
+                })?;
+        if leader == self.id {
+            return Ok(Leader::Me);
+        }
+        let ch = self
+            .peers
+            .channel(leader)
+            .ok_or_else(|| no_address(leader))?;
+        Ok(Leader::Other(ClusterClient::new(ch)))
+    }
+
+    /// Sends a write to the leader's `Raft.Forward`.
+    pub(super) async fn forward(
+        &self,
+        leader: u64,
+        cmd: &Command,
+    ) -> Result<WriteReply, CatalogError> {
+        if self.faults.pass(self.id, leader).is_none() {
+            return Err(CatalogError::Unavailable(format!(
+                "the link to leader {leader} is cut (fault injection)"
+            )));
+        }
+        let ch = self
+            .peers
+            .channel(leader)
+            .ok_or_else(|| no_address(leader))?;
+        let req = ForwardRequest {
+            command: cmd.encode_to_vec().into(),
+        };
+        relayed(RaftClient::new(ch).forward(req).await)
+    }
+}
+
+/// The reply of a call to another member, its error typed again.
+pub(super) fn relayed<T>(r: Result<tonic::Response<T>, tonic::Status>) -> Result<T, CatalogError> {
+    r.map(tonic::Response::into_inner)
+        .map_err(CatalogError::from_status)
+}
+
+fn no_address(leader: u64) -> CatalogError {
+    CatalogError::Unavailable(format!("the address of leader {leader} is unknown"))
+}
