@@ -11,6 +11,7 @@ use raft::prelude::{ConfState, Entry, HardState, Snapshot};
 use raft::{GetEntriesContext, RaftState, StorageError};
 use rocksdb::{WriteBatch, WriteOptions, DB};
 use std::sync::{Arc, Mutex};
+use tributary_common::sync::lock;
 
 pub const CF_LOG: &str = "raft_log";
 pub const CF_META: &str = "raft_meta";
@@ -132,7 +133,7 @@ impl RaftStore {
     fn cache(&self) -> std::sync::MutexGuard<'_, Cache> {
         // A poisoned lock means a panic mid-update elsewhere; the cache is still consistent
         // because every field is written after its RocksDB write succeeded.
-        self.cache.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.cache)
     }
 
     fn cf(&self, name: &str) -> raft::Result<&rocksdb::ColumnFamily> {

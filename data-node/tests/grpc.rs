@@ -479,3 +479,63 @@ async fn subscribe_from_seq_and_time_with_filter_then_live() {
     assert_eq!(err.code(), Code::InvalidArgument);
     node.shutdown().await;
 }
+
+/// A frame the node cannot read (bigger than `max_message_bytes`) ends the stream with an error
+/// saying so, after the acks of the batches before it; those stay stored, nothing after it is.
+#[tokio::test]
+async fn an_unreadable_frame_ends_ingest_with_its_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = DataNodeConfig {
+        listen: "127.0.0.1:0".into(),
+        data_dir: dir.path().to_path_buf(),
+        admin_listen: String::new(),
+        max_message_bytes: 64 << 10,
+        max_entry_bytes: 32 << 10,
+        ..Default::default()
+    };
+    let running = tributary_data_node::start(config).await.expect("start");
+    running
+        .node
+        .set_catalog(CatalogView::from_entities(
+            1,
+            [Entity {
+                kind: Some(Kind::Well(Well {
+                    name: "all".into(),
+                    default_well: true,
+                    owner_node: 1,
+                    ..Default::default()
+                })),
+            }],
+        ))
+        .unwrap();
+    let batch = |seq: u64, size: usize| IngestBatch {
+        seq,
+        entries: vec![entry(1_000 + seq as i64, "t", &"x".repeat(size))],
+        batch_id: String::new(),
+    };
+    let mut c = IngestClient::connect(url(&running)).await.unwrap();
+    let mut acks = c
+        .write(tokio_stream::iter(vec![
+            batch(1, 10),
+            batch(2, 200 << 10),
+            batch(3, 10),
+        ]))
+        .await
+        .unwrap()
+        .into_inner();
+    let first = acks.next().await.expect("an ack").expect("batch 1 stored");
+    assert_eq!((first.seq, first.stored), (1, 1));
+    let end = acks
+        .next()
+        .await
+        .expect("the stream ends with an error, not OK");
+    let status = end.expect_err("the unreadable frame is an error");
+    assert!(
+        status.message().contains("after batch seq 1"),
+        "{}",
+        status.message()
+    );
+    assert!(acks.next().await.is_none());
+    assert_eq!(query(&url(&running), "all", vec![]).await.len(), 1);
+    running.shutdown().await;
+}

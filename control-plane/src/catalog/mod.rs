@@ -20,6 +20,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use tokio::sync::broadcast;
+use tributary_common::sync::{read, write};
 use tributary_proto::v1::{Entity, EntityKind, EventType, WatchEvent};
 
 pub const CF_CATALOG: &str = "catalog";
@@ -134,7 +135,7 @@ impl Catalogue {
     /// Publishes a committed transaction's effects to readers and watchers.
     pub(crate) fn committed(&self, index: u64, revision: u64, events: Vec<WatchEvent>) {
         {
-            let mut idx = self.inner.index.write().unwrap_or_else(|p| p.into_inner());
+            let mut idx = write(&self.inner.index);
             for e in &events {
                 let key = entity::key(
                     EntityKind::try_from(e.kind).unwrap_or(EntityKind::Unspecified),
@@ -215,7 +216,7 @@ impl Catalogue {
     }
 
     pub fn get(&self, kind: EntityKind, name: &str) -> Result<Option<Entity>, CatalogError> {
-        let idx = self.inner.index.read().unwrap_or_else(|p| p.into_inner());
+        let idx = read(&self.inner.index);
         Ok(idx.get(&entity::key(kind, name)).cloned())
     }
 
@@ -223,7 +224,7 @@ impl Catalogue {
     pub fn list(&self, kind: EntityKind, namespace: &str) -> Result<Vec<Entity>, CatalogError> {
         let prefix = entity::kind_prefix(kind);
         let ns_prefix = format!("{namespace}:");
-        let idx = self.inner.index.read().unwrap_or_else(|p| p.into_inner());
+        let idx = read(&self.inner.index);
         Ok(idx
             .range(prefix.clone()..)
             .take_while(|(k, _)| k.starts_with(&prefix))
@@ -239,7 +240,7 @@ impl Catalogue {
         mut f: impl FnMut(&[u8], &Entity) -> Result<(), CatalogError>,
     ) -> Result<(), CatalogError> {
         let prefix = entity::kind_prefix(kind);
-        let idx = self.inner.index.read().unwrap_or_else(|p| p.into_inner());
+        let idx = read(&self.inner.index);
         for (k, e) in idx
             .range(prefix.clone()..)
             .take_while(|(k, _)| k.starts_with(&prefix))
@@ -354,7 +355,7 @@ impl Catalogue {
     /// they are told (revision 0) to list again.
     pub fn after_restore(&self, index: u64) {
         match load_index(&self.inner.db) {
-            Ok(fresh) => *self.inner.index.write().unwrap_or_else(|p| p.into_inner()) = fresh,
+            Ok(fresh) => *write(&self.inner.index) = fresh,
             Err(e) => tracing::error!(error = %e, "reloading the catalogue index after a snapshot"),
         }
         self.set_applied(index);

@@ -5,7 +5,7 @@
 use super::error::{DittoError, DittoResult};
 use super::host::DittoHost;
 use super::mapper::{Built, Mapper};
-use super::pipe::{land, launch, Pipe, Session, BATCH_ENTRIES};
+use super::pipe::{land, launch, Pager, Pipe, Session};
 use super::progress::{Pending, Progress};
 use crate::storage::keys;
 use crate::storage::successor;
@@ -42,24 +42,25 @@ fn read_ahead(
     well: Arc<Well>,
     mut mapper: Mapper,
     sent: BTreeSet<u64>,
-    mut from: Vec<u8>,
+    from: Vec<u8>,
     tx: mpsc::Sender<Read>,
 ) {
-    let end = keys::well_end(well.id);
+    let mut pager = Pager::new(host.as_ref(), &well, from, keys::well_end(well.id));
     loop {
         // Every seq below `hi` is stored before the page is read.
         let hi = host.next_seq(&well);
-        let mut entries = match host.page(&well, &from, &end, BATCH_ENTRIES) {
-            Ok(p) => p.entries,
+        let from = pager.position().unwrap_or_default();
+        let mut entries = match pager.next_page() {
+            Ok(Some(p)) => p,
+            Ok(None) => {
+                let _ = tx.blocking_send(Read::End(hi));
+                return;
+            }
             Err(e) => {
-                let _ = tx.blocking_send(Read::Failed(e.into()));
+                let _ = tx.blocking_send(Read::Failed(e));
                 return;
             }
         };
-        if entries.is_empty() {
-            let _ = tx.blocking_send(Read::End(hi));
-            return;
-        }
         let mut size = 0;
         // Cap the batch by bytes too (big entries).
         let cut = entries
@@ -72,10 +73,11 @@ fn read_ahead(
             .max(1);
         entries.truncate(cut);
         let to = entries.last().map(|(k, _)| k.clone()).unwrap_or_default();
-        let next = successor(&to);
+        // The next page starts right after what this batch holds (it may be cut short).
+        pager.seek(successor(&to));
         let p = Pending {
             batch: 0,
-            from: std::mem::replace(&mut from, next),
+            from,
             to,
             lo: 0,
             hi,

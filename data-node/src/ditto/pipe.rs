@@ -56,25 +56,72 @@ pub(super) async fn blocking<T: Send + 'static>(
         .map_err(|e| DittoError::Task(e.to_string()))?
 }
 
-/// Reads the raw entries of `[from, to]` of `well`, page after page.
+/// Pages of a well's raw entries in key order, from a key up to an end: the one paging loop
+/// of every pass (forward, late, resend).
+pub(super) struct Pager<'a> {
+    host: &'a dyn DittoHost,
+    well: &'a Well,
+    at: Vec<u8>,
+    end: Vec<u8>,
+    done: bool,
+}
+
+impl<'a> Pager<'a> {
+    pub(super) fn new(
+        host: &'a dyn DittoHost,
+        well: &'a Well,
+        from: Vec<u8>,
+        end: Vec<u8>,
+    ) -> Self {
+        Pager {
+            host,
+            well,
+            at: from,
+            end,
+            done: false,
+        }
+    }
+
+    /// The next page (None: the range is done).
+    pub(super) fn next_page(&mut self) -> DittoResult<Option<Vec<(Vec<u8>, Vec<u8>)>>> {
+        if self.done {
+            return Ok(None);
+        }
+        let page = self
+            .host
+            .page(self.well, &self.at, &self.end, BATCH_ENTRIES)?;
+        match page.entries.last() {
+            Some((last, _)) if page.more => self.at = successor(last),
+            _ => self.done = true,
+        }
+        Ok((!page.entries.is_empty()).then_some(page.entries))
+    }
+
+    /// Where the next page starts (None: the range is done).
+    pub(super) fn position(&self) -> Option<Vec<u8>> {
+        (!self.done).then(|| self.at.clone())
+    }
+
+    /// Goes on from `at` instead (a reader that used only part of a page).
+    pub(super) fn seek(&mut self, at: Vec<u8>) {
+        self.at = at;
+        self.done = false;
+    }
+}
+
+/// Reads the raw entries of `[from, to]` of `well`.
 pub(super) fn read_range(
     host: &dyn DittoHost,
     well: &Well,
     from: &[u8],
     to: &[u8],
 ) -> DittoResult<Vec<(Vec<u8>, Vec<u8>)>> {
-    let end = successor(to);
-    let mut at = from.to_vec();
+    let mut pager = Pager::new(host, well, from.to_vec(), successor(to));
     let mut raw = Vec::new();
-    loop {
-        let page = host.page(well, &at, &end, BATCH_ENTRIES)?;
-        let last = page.entries.last().map(|(k, _)| k.clone());
-        raw.extend(page.entries);
-        match last {
-            Some(l) if page.more => at = successor(&l),
-            _ => return Ok(raw),
-        }
+    while let Some(page) = pager.next_page()? {
+        raw.extend(page);
     }
+    Ok(raw)
 }
 
 /// Reads the entries a pending batch names again and maps them as the first time.

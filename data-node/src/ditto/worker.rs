@@ -6,8 +6,9 @@
 use super::client::TargetClient;
 use super::error::{DittoError, DittoResult};
 use super::forward::{forward, Forward};
+use super::host::DittoHost;
 use super::mapper::Mapper;
-use super::pipe::{blocking, resend, send_one, Session, WorkerCtx, BATCH_ENTRIES};
+use super::pipe::{blocking, resend, send_one, Pager, Session, WorkerCtx, BATCH_ENTRIES};
 use super::progress::{Pending, Progress};
 use crate::node::ditto_status::CopySlot;
 use crate::storage::keys;
@@ -214,30 +215,28 @@ async fn late_pass(
 type Found = (Vec<(Vec<u8>, Vec<u8>)>, Option<Vec<u8>>);
 
 fn scan_late(
-    host: &dyn super::host::DittoHost,
+    host: &dyn DittoHost,
     well: &Well,
-    mut at: Vec<u8>,
+    at: Vec<u8>,
     end: &[u8],
     floor: u64,
     hi: u64,
     sent: &BTreeSet<u64>,
 ) -> DittoResult<Found> {
+    let mut pager = Pager::new(host, well, at, end.to_vec());
     let mut found = Vec::new();
-    loop {
-        let page = host.page(well, &at, end, BATCH_ENTRIES)?;
-        let last = page.entries.last().map(|(k, _)| k.clone());
-        for (k, v) in page.entries {
+    while let Some(page) = pager.next_page()? {
+        for (k, v) in page {
             let seq = keys::parse_entry_key(&k).map_or(0, |k| k.3);
             if seq >= floor && seq < hi && !sent.contains(&seq) {
                 found.push((k, v));
             }
         }
-        match last {
-            Some(l) if page.more && found.len() < BATCH_ENTRIES => at = successor(&l),
-            Some(l) => return Ok((found, page.more.then(|| successor(&l)))),
-            None => return Ok((found, None)),
+        if found.len() >= BATCH_ENTRIES {
+            return Ok((found, pager.position()));
         }
     }
+    Ok((found, None))
 }
 
 /// Shard n of m and entries behind, for `ditto stats`.

@@ -5,6 +5,7 @@ use super::engine::{Batch, KvEngine, Space};
 use super::error::{StorageError, StorageResult};
 use super::keys::meta;
 use std::sync::{Arc, Mutex};
+use tributary_common::sync::lock;
 
 pub struct LocalIds {
     engine: Arc<dyn KvEngine>,
@@ -22,7 +23,7 @@ impl LocalIds {
 
     /// The id recorded under `key`, allocating and persisting one if there is none.
     pub fn id_for(&self, key: &[u8]) -> StorageResult<u32> {
-        let _guard = self.lock.lock().unwrap_or_else(|p| p.into_inner());
+        let _guard = lock(&self.lock);
         if let Some(v) = self.engine.get(Space::Meta, key)? {
             return decode_u32(&v);
         }

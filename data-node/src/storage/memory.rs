@@ -5,6 +5,7 @@ use super::engine::{Batch, KvEngine, Op, Scan, Space};
 use super::error::StorageResult;
 use std::collections::BTreeMap;
 use std::sync::RwLock;
+use tributary_common::sync::{read, write};
 
 type Tree = BTreeMap<Vec<u8>, Vec<u8>>;
 
@@ -21,7 +22,7 @@ impl MemoryEngine {
     fn read(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<Space, Tree>> {
         // Nothing inside our critical sections panics short of OOM, so a poisoned lock
         // still guards a consistent map.
-        self.spaces.read().unwrap_or_else(|p| p.into_inner())
+        read(&self.spaces)
     }
 }
 
@@ -31,7 +32,7 @@ impl KvEngine for MemoryEngine {
     }
 
     fn write(&self, batch: Batch) -> StorageResult<()> {
-        let mut spaces = self.spaces.write().unwrap_or_else(|p| p.into_inner());
+        let mut spaces = write(&self.spaces);
         for op in batch.ops {
             match op {
                 Op::Put(s, k, v) => {

@@ -19,7 +19,7 @@ pub use error::{StorageError, StorageResult};
 pub use keys::{prefix_end, successor};
 pub use memory::MemoryEngine;
 pub use rocks::RocksEngine;
-pub use streams::limits::NewMessage;
+pub use streams::write::NewMessage;
 
 #[cfg(test)]
 mod conformance;

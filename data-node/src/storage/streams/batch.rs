@@ -4,7 +4,7 @@
 //! eviction and no per-subject limit); those go one by one through `publish`.
 
 use super::error::{StreamError, StreamResult};
-use super::limits::{NewMessage, Prepared};
+use super::write::{NewMessage, Prepared};
 use super::{dedupe_key, state_key, state_value, PubResult, StreamStore};
 use crate::storage::codec::Writer;
 use crate::storage::engine::{Batch, Space};

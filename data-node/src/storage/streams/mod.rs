@@ -8,11 +8,11 @@
 
 mod batch;
 mod error;
-pub mod limits;
 pub mod replicate;
 pub mod tail;
 #[cfg(test)]
 mod tests;
+pub mod write;
 
 use crate::storage::codec::{MessageValue, Reader, Writer};
 use crate::storage::engine::{Batch, KvEngine, Scan, Space};
@@ -24,6 +24,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use tokio::sync::watch;
+use tributary_common::sync::{lock, read, write};
 
 /// JetStream's default duplicate window: two minutes.
 pub const DEFAULT_DUPLICATE_WINDOW_NS: u64 = 120 * 1_000_000_000;
@@ -223,18 +224,15 @@ impl StreamStore {
     }
 
     pub fn limits(&self) -> StreamLimits {
-        self.limits
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        read(&self.limits).clone()
     }
 
     pub fn set_limits(&self, limits: StreamLimits) {
-        *self.limits.write().unwrap_or_else(|p| p.into_inner()) = limits;
+        *write(&self.limits) = limits;
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.inner)
     }
 
     /// The lock for a write: refused once the store is closed.
@@ -465,33 +463,18 @@ pub struct Streams {
 
 impl Streams {
     pub fn get(&self, name: &str) -> Option<Arc<StreamStore>> {
-        self.streams
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(name)
-            .cloned()
+        read(&self.streams).get(name).cloned()
     }
 
     pub fn insert(&self, store: Arc<StreamStore>) {
-        self.streams
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(store.name.clone(), store);
+        write(&self.streams).insert(store.name.clone(), store);
     }
 
     pub fn remove(&self, name: &str) -> Option<Arc<StreamStore>> {
-        self.streams
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(name)
+        write(&self.streams).remove(name)
     }
 
     pub fn all(&self) -> Vec<Arc<StreamStore>> {
-        self.streams
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .values()
-            .cloned()
-            .collect()
+        read(&self.streams).values().cloned().collect()
     }
 }

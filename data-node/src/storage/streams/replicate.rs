@@ -280,7 +280,7 @@ impl StreamStore {
     /// Drops the oldest messages while the stream is over its limits (replicated writes
     /// always discard old: refusing would stall the copy for good).
     fn trim(&self, st: &mut Inner, limits: &super::StreamLimits) -> StreamResult<()> {
-        let mut doomed: super::limits::Doomed = Vec::new();
+        let mut doomed: super::write::Doomed = Vec::new();
         if limits.max_msgs_per_subject > 0 {
             for (subject, m) in &st.subjects {
                 let excess = (m.len() as u64).saturating_sub(limits.max_msgs_per_subject);

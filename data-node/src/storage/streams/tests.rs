@@ -1,4 +1,4 @@
-use super::limits::NewMessage;
+use super::write::NewMessage;
 use super::*;
 use crate::storage::memory::MemoryEngine;
 use crate::storage::rocks::RocksEngine;

@@ -8,6 +8,7 @@ use super::{ShardStat, Well, Wells, COLD, HOT, MOVE_PAGE};
 use crate::storage::engine::{Batch, KvEngine, Space};
 use crate::storage::error::StorageResult;
 use crate::storage::keys::{self, meta};
+use tributary_common::sync::{lock, read};
 
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct AgeoutReport {
@@ -20,13 +21,7 @@ impl Wells {
     /// Runs ageout for every well at time `now_ns`.
     pub fn ageout(&self, now_ns: i64) -> StorageResult<AgeoutReport> {
         let mut report = AgeoutReport::default();
-        let wells: Vec<_> = self
-            .wells
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .values()
-            .cloned()
-            .collect();
+        let wells: Vec<_> = read(&self.wells).values().cloned().collect();
         for w in wells {
             self.ageout_well(&w, now_ns.max(0) as u64, &mut report)?;
         }
@@ -36,10 +31,7 @@ impl Wells {
     fn ageout_well(&self, w: &Well, now: u64, report: &mut AgeoutReport) -> StorageResult<()> {
         let cfg = w.config();
         let shard_ns = w.shard_ns();
-        let shards: Vec<(u64, u8)> = w
-            .stats
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
+        let shards: Vec<(u64, u8)> = lock(&w.stats)
             .iter()
             .filter(|(_, s)| s.entries > 0)
             .map(|(k, _)| *k)
@@ -72,7 +64,7 @@ impl Wells {
 
     fn delete_shard(&self, w: &Well, shard: u64, tier: u8) -> StorageResult<()> {
         let (start, end) = (keys::shard_start(w.id, shard), keys::shard_end(w.id, shard));
-        let _writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let _writer = lock(&self.writer);
         if tier == COLD {
             if let Some(cold) = &w.cold {
                 let mut b = Batch::default();
@@ -86,10 +78,7 @@ impl Wells {
         }
         b.delete(Space::Meta, meta::shard_stat(w.id, shard, tier));
         self.main.write(b)?;
-        w.stats
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&(shard, tier));
+        lock(&w.stats).remove(&(shard, tier));
         Ok(())
     }
 
@@ -111,8 +100,8 @@ impl Wells {
             cold.write(to_cold)?;
             // Under the writer lock so a concurrent ingest into this shard cannot interleave
             // its stat update with ours.
-            let _writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
-            let mut stats = w.stats.lock().unwrap_or_else(|p| p.into_inner());
+            let _writer = lock(&self.writer);
+            let mut stats = lock(&w.stats);
             let hot = stats.get(&(shard, HOT)).copied().unwrap_or_default();
             let cold_stat = stats.get(&(shard, COLD)).copied().unwrap_or_default();
             let new_hot = ShardStat {

@@ -19,6 +19,7 @@ pub const HOT: u8 = 0;
 pub const COLD: u8 = 1;
 /// Gravwell's default shard width: 2^17 seconds (about 1.5 days).
 use tributary_common::model::DEFAULT_SHARD_SECS;
+use tributary_common::sync::{lock, read, write};
 const MOVE_PAGE: usize = 4096;
 
 /// Opens the engine for a cold location (RocksDB in the server, memory in tests).
@@ -83,10 +84,7 @@ pub struct Well {
 
 impl Well {
     pub fn config(&self) -> WellConfig {
-        self.config
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        read(&self.config).clone()
     }
 
     pub fn shard_ns(&self) -> u64 {
@@ -100,7 +98,7 @@ impl Well {
     /// Shards with their entry counts, bytes and tier, in shard order.
     pub fn shards(&self) -> Vec<ShardRow> {
         let shard_ns = self.shard_ns();
-        let stats = self.stats.lock().unwrap_or_else(|p| p.into_inner());
+        let stats = lock(&self.stats);
         stats
             .iter()
             .filter(|(_, s)| s.entries > 0)
@@ -118,7 +116,7 @@ impl Well {
 
     /// Total (entries, bytes) across shards and tiers.
     pub fn totals(&self) -> ShardStat {
-        let stats = self.stats.lock().unwrap_or_else(|p| p.into_inner());
+        let stats = lock(&self.stats);
         stats.values().fold(ShardStat::default(), |a, s| ShardStat {
             entries: a.entries + s.entries,
             bytes: a.bytes + s.bytes,
@@ -209,21 +207,11 @@ impl Wells {
     }
 
     pub fn get(&self, name: &str) -> Option<Arc<Well>> {
-        self.wells
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(name)
-            .cloned()
+        read(&self.wells).get(name).cloned()
     }
 
     pub fn names(&self) -> Vec<String> {
-        let mut v: Vec<String> = self
-            .wells
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .keys()
-            .cloned()
-            .collect();
+        let mut v: Vec<String> = read(&self.wells).keys().cloned().collect();
         v.sort();
         v
     }
@@ -235,7 +223,7 @@ impl Wells {
             config.shard_secs = DEFAULT_SHARD_SECS;
         }
         if let Some(w) = self.get(&config.name) {
-            let mut cur = w.config.write().unwrap_or_else(|p| p.into_inner());
+            let mut cur = write(&w.config);
             if cur.shard_secs != config.shard_secs {
                 tracing::warn!(well = %config.name, "shard duration changes apply to new wells only");
                 config.shard_secs = cur.shard_secs;
@@ -256,11 +244,7 @@ impl Wells {
             Some(v) => decode_u64(&v)?,
             None => 0,
         };
-        self.writer
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .seqs
-            .insert(id, next_seq);
+        lock(&self.writer).seqs.insert(id, next_seq);
         let well = Arc::new(Well {
             id,
             shard_ns: config.shard_secs.max(1).saturating_mul(1_000_000_000),
@@ -269,21 +253,13 @@ impl Wells {
             stats: Mutex::new(stats),
             appended: watch::channel(0).0,
         });
-        self.wells
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(config.name, well.clone());
+        write(&self.wells).insert(config.name, well.clone());
         Ok(well)
     }
 
     /// Stops serving a well; with `drop_data` its entries, stats and id are deleted too.
     pub fn close_well(&self, name: &str, drop_data: bool) -> StorageResult<()> {
-        let Some(w) = self
-            .wells
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(name)
-        else {
+        let Some(w) = write(&self.wells).remove(name) else {
             return Ok(());
         };
         if drop_data {
@@ -304,7 +280,7 @@ impl Wells {
     }
 
     fn cold_engine(&self, path: &Path) -> StorageResult<Arc<dyn KvEngine>> {
-        let mut engines = self.cold_engines.lock().unwrap_or_else(|p| p.into_inner());
+        let mut engines = lock(&self.cold_engines);
         if let Some(e) = engines.get(path) {
             return Ok(e.clone());
         }
@@ -321,7 +297,7 @@ impl Wells {
         batch_id: Option<&str>,
         now_ns: i64,
     ) -> StorageResult<WriteOutcome> {
-        let mut st = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let mut st = lock(&self.writer);
         if let Some(id) = batch_id {
             if st.batch_ids.contains_key(id) {
                 return Ok(WriteOutcome::Duplicate);
@@ -374,10 +350,7 @@ impl Wells {
             let Some((well, _)) = touched.iter().find(|(w, _)| w.id == *id) else {
                 continue;
             };
-            let cur = well
-                .stats
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
+            let cur = lock(&well.stats)
                 .get(&(*shard, HOT))
                 .copied()
                 .unwrap_or_default();
@@ -405,10 +378,7 @@ impl Wells {
         }
         drop(st);
         for (well, shard, s) in new_stats {
-            well.stats
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .insert((shard, HOT), s);
+            lock(&well.stats).insert((shard, HOT), s);
         }
         for (well, _) in &touched {
             well.appended.send_modify(|v| *v += 1);
@@ -418,7 +388,7 @@ impl Wells {
 
     /// Forgets batch ids older than `window_ns`, so the dedupe set stays bounded.
     pub fn expire_batch_ids(&self, now_ns: i64, window_ns: i64) -> StorageResult<usize> {
-        let mut st = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let mut st = lock(&self.writer);
         let mut b = Batch::default();
         let mut expired = Vec::new();
         while let Some((ts, _)) = st.order.front() {

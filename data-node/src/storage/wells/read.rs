@@ -9,6 +9,7 @@ use crate::storage::error::{StorageError, StorageResult};
 use crate::storage::keys;
 use crate::storage::keys::successor;
 use std::collections::BTreeMap;
+use tributary_common::sync::lock;
 
 /// A page of raw entries and whether the range has more after it.
 pub struct RawPage {
@@ -94,13 +95,7 @@ impl Wells {
 
     /// The seq the next entry written to `well` gets: everything below it is already stored.
     pub fn next_seq(&self, well: &Well) -> u64 {
-        self.writer
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .seqs
-            .get(&well.id)
-            .copied()
-            .unwrap_or(0)
+        lock(&self.writer).seqs.get(&well.id).copied().unwrap_or(0)
     }
 
     /// Test hook: overwrites the stored value of an entry (in whichever tier holds it) with

@@ -212,3 +212,27 @@ fn entries_seqs_stats_and_batch_ids_survive_reopen() {
     assert_eq!(got.len(), 2);
     assert_eq!(w.totals().entries, 2);
 }
+
+#[test]
+fn the_last_shard_of_a_wide_well_ends_at_the_end_of_time() {
+    let (wells, _) = mem_wells();
+    // Shards of 2^33 s: the shard holding the latest timestamps ends past i64::MAX ns.
+    let mut c = cfg("wide", false);
+    c.shard_secs = 1 << 33;
+    let w = wells.open_well(c).unwrap();
+    let late = u64::try_from(i64::MAX).unwrap() - 1;
+    wells
+        .write(
+            vec![
+                (w.clone(), late, entry(1, "x")),
+                (w.clone(), 5, entry(1, "y")),
+            ],
+            None,
+            0,
+        )
+        .unwrap();
+    let shards = w.shards();
+    assert_eq!(shards.len(), 2);
+    assert!(shards.iter().all(|s| s.end_ns > s.start_ns), "{shards:?}");
+    assert_eq!(shards[1].end_ns, i64::MAX);
+}
