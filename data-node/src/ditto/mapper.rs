@@ -6,6 +6,7 @@ use super::host::DittoHost;
 use super::progress::Pending;
 use crate::storage::codec::EntryValue;
 use crate::storage::keys;
+use crate::storage::wells::RawEntry;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use tributary_proto::v1::{Target, WellEntry};
@@ -52,12 +53,7 @@ impl Mapper {
     /// Decodes and maps the raw entries of a batch (filtering by the pending's seq range and
     /// `sent`). A tag id not known yet reloads the names once per batch, so a tag created
     /// since is found just as a fresh read of the catalogue would find it.
-    pub fn build(
-        &mut self,
-        raw: &[(Vec<u8>, Vec<u8>)],
-        p: &Pending,
-        sent: &BTreeSet<u64>,
-    ) -> Built {
+    pub fn build(&mut self, raw: &[RawEntry], p: &Pending, sent: &BTreeSet<u64>) -> Built {
         let mut b = Built {
             entries: Vec::with_capacity(raw.len()),
             seqs: Vec::with_capacity(raw.len()),

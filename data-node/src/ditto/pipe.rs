@@ -11,7 +11,7 @@ use super::mapper::{Built, Mapper};
 use super::progress::{Pending, Progress};
 use crate::node::ditto_status::{CopySlots, WorkerStats};
 use crate::storage::successor;
-use crate::storage::wells::Well;
+use crate::storage::wells::{RawEntry, Well};
 use std::collections::{BTreeSet, VecDeque};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
@@ -83,7 +83,7 @@ impl<'a> Pager<'a> {
     }
 
     /// The next page (None: the range is done).
-    pub(super) fn next_page(&mut self) -> DittoResult<Option<Vec<(Vec<u8>, Vec<u8>)>>> {
+    pub(super) fn next_page(&mut self) -> DittoResult<Option<Vec<RawEntry>>> {
         if self.done {
             return Ok(None);
         }
@@ -115,7 +115,7 @@ pub(super) fn read_range(
     well: &Well,
     from: &[u8],
     to: &[u8],
-) -> DittoResult<Vec<(Vec<u8>, Vec<u8>)>> {
+) -> DittoResult<Vec<RawEntry>> {
     let mut pager = Pager::new(host, well, from.to_vec(), successor(to));
     let mut raw = Vec::new();
     while let Some(page) = pager.next_page()? {

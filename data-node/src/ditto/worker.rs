@@ -13,7 +13,7 @@ use super::progress::{Pending, Progress};
 use crate::node::ditto_status::CopySlot;
 use crate::storage::keys;
 use crate::storage::successor;
-use crate::storage::wells::Well;
+use crate::storage::wells::{RawEntry, Well};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
@@ -212,7 +212,7 @@ async fn late_pass(
 
 /// Scans `[from, end)` until a batch of late entries (`floor <= seq < hi`, not in `sent`) is
 /// found or the range ends; returns them and where to go on from (None: the range is done).
-type Found = (Vec<(Vec<u8>, Vec<u8>)>, Option<Vec<u8>>);
+type Found = (Vec<RawEntry>, Option<Vec<u8>>);
 
 fn scan_late(
     host: &dyn DittoHost,

@@ -428,7 +428,7 @@ fn load_stats(main: &dyn KvEngine, id: u32) -> StorageResult<BTreeMap<(u64, u8),
 mod ageout;
 pub use ageout::AgeoutReport;
 mod read;
-pub use read::RawPage;
+pub use read::{RawEntry, RawPage};
 
 #[cfg(test)]
 mod tests;

@@ -11,9 +11,12 @@ use crate::storage::keys::successor;
 use std::collections::BTreeMap;
 use tributary_common::sync::lock;
 
+/// An entry as stored: its key and its encoded value.
+pub type RawEntry = (Vec<u8>, Vec<u8>);
+
 /// A page of raw entries and whether the range has more after it.
 pub struct RawPage {
-    pub entries: Vec<(Vec<u8>, Vec<u8>)>,
+    pub entries: Vec<RawEntry>,
     pub more: bool,
 }
 
