@@ -7,17 +7,14 @@
 //!   `partition`, `isolate`, `heal_all`, `set_link`; `wait_leader`, `wait_registered`,
 //!   `wait_stream_served`, `wait_caught_up`, …
 //! * [`net`] — the proxies themselves ([`net::Mode`]: pass, delay, blackhole, cut).
-//! * [`streams`], [`wells`] — calls against one data node's address.
+//! * [`streams`], [`wells`] — calls against one data node's address; [`entities`] — builders.
 
 pub mod cluster;
-pub mod cp_cluster;
-pub mod ditto_pair;
+pub mod entities;
 pub mod net;
-pub mod stream_cluster;
 pub mod streams;
 pub mod wait;
 pub mod wells;
 
 pub use cluster::{Cluster, CLUSTER_SECRET, INGEST_SECRET};
-pub use cp_cluster::CpCluster;
 pub use net::{LinkId, Mode, Server};

@@ -9,8 +9,8 @@ use tonic::transport::Channel;
 use tonic::Code;
 use tributary_proto::v1::{
     catalog_client::CatalogClient, cluster_client::ClusterClient, entity::Kind,
-    streams_client::StreamsClient, DittoStatsReply, Entity, EntityKind, EntityRef, ShardInfo,
-    Stream, StreamInfoReply, StreamMessage, WellEntry,
+    streams_client::StreamsClient, DittoStatsReply, Entity, EntityKind, EntityRef, ListRequest,
+    ShardInfo, Stream, StreamInfoReply, StreamMessage, WellEntry,
 };
 
 /// How long a catalogue write may keep meeting "no leader yet".
@@ -33,6 +33,22 @@ impl Cluster {
             .copied()
             .ok_or_else(|| anyhow!("cluster {}: no member is running", self.name))?;
         self.catalog(id)
+    }
+
+    /// The names of every entity of `kind`, as member `member` lists them.
+    pub async fn names(&self, member: u64, kind: EntityKind) -> Result<Vec<String>> {
+        let r = self
+            .catalog(member)?
+            .list(ListRequest {
+                kind: kind as i32,
+                namespace: String::new(),
+            })
+            .await?
+            .into_inner();
+        Ok(r.entities
+            .iter()
+            .map(tributary_control_plane::catalog::entity::name_of)
+            .collect())
     }
 
     pub fn cluster(&self, member: u64) -> Result<ClusterClient<Channel>> {

@@ -20,6 +20,9 @@ pub enum Mode {
     Pass,
     /// Forwards each chunk this long after it arrived (latency, not a bandwidth cap).
     Delay(Duration),
+    /// At most this many bytes per second each way: a slow link, so a bulk copy is surely
+    /// still going when the test looks.
+    Throttle(u64),
     /// Connections stay open and new ones are accepted, but no byte flows either way: a
     /// silently dead network, which only timeouts and heartbeats notice. Bytes already
     /// taken are held and delivered after a heal, as TCP would retransmit them.
@@ -146,16 +149,15 @@ async fn connection(client: TcpStream, shared: Arc<Shared>) {
     }
 }
 
-/// Waits until the link lets bytes through; `Err` once it is cut.
-async fn open(mode: &mut watch::Receiver<Mode>) -> std::io::Result<Duration> {
+/// Waits until the link lets bytes through and returns how; `Err` once it is cut.
+async fn open(mode: &mut watch::Receiver<Mode>) -> std::io::Result<Mode> {
     let m = *mode
         .wait_for(|m| *m != Mode::Blackhole)
         .await
         .map_err(|_| std::io::Error::other("proxy stopped"))?;
     match m {
         Mode::Cut => Err(std::io::Error::other("link cut")),
-        Mode::Delay(d) => Ok(d),
-        Mode::Pass | Mode::Blackhole => Ok(Duration::ZERO),
+        m => Ok(m),
     }
 }
 
@@ -171,7 +173,7 @@ async fn direction(
     let mut read_mode = mode.clone();
     let reader = async move {
         loop {
-            let delay = open(&mut read_mode).await?;
+            let mode = open(&mut read_mode).await?;
             let mut buf = vec![0u8; CHUNK];
             let n = from.read(&mut buf).await?;
             if n == 0 {
@@ -179,6 +181,16 @@ async fn direction(
             }
             buf.truncate(n);
             shared.bytes.fetch_add(n as u64, Ordering::Relaxed);
+            let delay = match mode {
+                Mode::Delay(d) => d,
+                Mode::Throttle(rate) => {
+                    // Held (and nothing more read) for these bytes' share of a second.
+                    let share = Duration::from_secs_f64(n as f64 / rate.max(1) as f64);
+                    tokio::time::sleep(share).await;
+                    Duration::ZERO
+                }
+                _ => Duration::ZERO,
+            };
             if tx.send((Instant::now() + delay, buf)).await.is_err() {
                 return Ok(());
             }
@@ -276,6 +288,23 @@ mod tests {
         // Both directions are delayed: at least twice the delay, whatever the load.
         assert!(
             t.elapsed() >= Duration::from_millis(400),
+            "{:?}",
+            t.elapsed()
+        );
+    }
+
+    #[tokio::test]
+    async fn throttle_caps_the_rate() {
+        let (echo, _e) = echo_server().await;
+        let p = Proxy::bind(Some(echo)).await.unwrap();
+        p.set_mode(Mode::Throttle(100_000));
+        let mut s = TcpStream::connect(p.addr()).await.unwrap();
+        let t = std::time::Instant::now();
+        let msg = vec![7u8; 50_000];
+        assert!(roundtrip(&mut s, &msg, Duration::from_secs(30)).await);
+        // 50 kB at 100 kB/s, each way: never faster than the cap allows.
+        assert!(
+            t.elapsed() >= Duration::from_millis(500),
             "{:?}",
             t.elapsed()
         );
