@@ -65,7 +65,9 @@ async fn main() -> anyhow::Result<()> {
         admin: running.admin_addr,
         tls: running.tls_addr,
     };
-    tracing::info!(grpc = %bound.grpc, admin = ?bound.admin, tls = ?bound.tls, "serving");
+    let off = |a: Option<std::net::SocketAddr>| a.map_or_else(|| "off".into(), |a| a.to_string());
+    let (admin, tls) = (off(bound.admin), off(bound.tls));
+    tracing::info!(grpc = %bound.grpc, %admin, %tls, "serving");
     if let Some(path) = &flags.addr_file {
         bound.write_atomically(path)?;
     }

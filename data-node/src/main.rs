@@ -87,7 +87,10 @@ async fn main() -> anyhow::Result<()> {
         admin: running.admin_addr,
         tls: None,
     };
-    tracing::info!(grpc = %bound.grpc, admin = ?bound.admin, "serving");
+    let admin = bound
+        .admin
+        .map_or_else(|| "off".to_string(), |a| a.to_string());
+    tracing::info!(grpc = %bound.grpc, %admin, "serving");
     if let Some(path) = &flags.addr_file {
         bound.write_atomically(path)?;
     }

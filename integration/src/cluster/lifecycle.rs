@@ -11,6 +11,8 @@ use tributary_control_plane::{ControlPlaneConfig, Faults};
 use tributary_data_node::DataNodeConfig;
 
 impl Cluster {
+    /// Member `id`'s config: it reaches each initial voter through the link from it to that
+    /// voter (or directly), and lists itself at `listen`.
     pub(super) fn member_config(&self, id: u64, listen: &str) -> Result<ControlPlaneConfig> {
         let solo = self.voters.len() <= 1 && self.voters.contains(&id);
         let mut peers = Vec::new();
@@ -181,9 +183,9 @@ impl Cluster {
         }
     }
 
-    /// Stops a server: SIGKILL for a process, an in-process shutdown otherwise (its Raft
-    /// thread, servers and tasks stop; nothing is flushed that a crash would not). Its
-    /// storage stays; links into it close new connections until it starts again.
+    /// Stops a server: SIGKILL for a process (a crash), an orderly shutdown in-process (its
+    /// Raft thread, servers and tasks stop). Its storage stays; the links into it close new
+    /// connections until it starts again.
     pub async fn kill(&mut self, s: Server) -> Result<()> {
         self.net.set_upstream(s, None);
         match s {
