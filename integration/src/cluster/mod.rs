@@ -4,7 +4,7 @@
 //! kill and restart of any server. Several clusters in one test are several `Cluster`s:
 //! ditto targets and external mirrors name the other cluster's [`Cluster::endpoint`].
 //!
-//! ```ignore
+//! ```text
 //! let mut c = Cluster::builder("a").members(3).data_nodes(2).start().await?;
 //! let leader = c.wait_leader().await?;
 //! c.isolate(Server::Member(leader))?;
