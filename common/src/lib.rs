@@ -1,7 +1,8 @@
 //! What both Tributary servers share: entity names, subjects, config loading, telemetry and
-//! the admin HTTP listener, the gRPC wire conventions, and small runtime helpers (time,
-//! backoff, owned tasks, locks).
+//! the admin HTTP listener, the gRPC wire conventions, the bound-address file, and small
+//! runtime helpers (time, backoff, owned tasks, locks).
 
+pub mod addr_file;
 pub mod backoff;
 pub mod config;
 pub mod duration;

@@ -5,6 +5,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use clap::Parser;
 use serde::Serialize;
 use std::path::PathBuf;
+use tributary_common::addr_file::BoundAddrs;
 use tributary_control_plane::ControlPlaneConfig;
 
 /// A Tributary control-plane member. Every flag is also a TOML key and a
@@ -41,6 +42,11 @@ struct Flags {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     tls_key: Option<String>,
+    /// Once serving, write the bound addresses here as JSON (`{"grpc": …, "admin": …}`,
+    /// written whole by a rename): how a launcher learns the ports of `--listen HOST:0`.
+    #[arg(long, env = "TRIBUTARY_ADDR_FILE")]
+    #[serde(skip)]
+    addr_file: Option<PathBuf>,
     /// TOML config file.
     #[arg(long, env = "TRIBUTARY_CONFIG")]
     #[serde(skip)]
@@ -54,7 +60,17 @@ async fn main() -> anyhow::Result<()> {
     let config: ControlPlaneConfig =
         tributary_common::config::load(flags.config.as_deref(), &flags)?;
     let running = tributary_control_plane::start(config).await?;
-    tracing::info!(addr = %running.addr, "serving");
+    let bound = BoundAddrs {
+        grpc: running.addr,
+        admin: running.admin_addr,
+        tls: running.tls_addr,
+    };
+    let off = |a: Option<std::net::SocketAddr>| a.map_or_else(|| "off".into(), |a| a.to_string());
+    let (admin, tls) = (off(bound.admin), off(bound.tls));
+    tracing::info!(grpc = %bound.grpc, %admin, %tls, "serving");
+    if let Some(path) = &flags.addr_file {
+        bound.write_atomically(path)?;
+    }
     tributary_common::telemetry::shutdown_signal().await;
     running.shutdown().await;
     Ok(())

@@ -1,8 +1,7 @@
 //! `tribctl` as a user runs it: the real binary against a 3-member control plane.
 
 use std::process::Output;
-use std::time::Duration;
-use tributary_integration::CpCluster;
+use tributary_integration::Cluster;
 
 async fn tribctl(server: String, args: &[&str]) -> Output {
     let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
@@ -25,10 +24,14 @@ fn text(b: &[u8]) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn catalogue_commands_tables_json_and_errors() -> anyhow::Result<()> {
-    let c = CpCluster::start(3, |_| {}).await?;
-    c.leader(Duration::from_secs(15)).await?;
+    let c = Cluster::builder("cli")
+        .members(3)
+        .data_nodes(0)
+        .start()
+        .await?;
+    c.wait_leader().await?;
     // The first address is dead: tribctl goes on to the next member.
-    let servers = format!("127.0.0.1:1,{}", c.addrs[&2]);
+    let servers = format!("127.0.0.1:1,{}", c.cp_addr(2)?);
 
     let out = tribctl(
         servers.clone(),

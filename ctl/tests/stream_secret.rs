@@ -2,9 +2,7 @@
 //! the CA file and credentials go into the catalogue, the credentials never come back out.
 
 use std::process::Output;
-use std::time::Duration;
-use tributary_integration::ditto_pair::MiniCluster;
-use tributary_integration::wait;
+use tributary_integration::{wait, Cluster};
 
 async fn tribctl(server: &str, env_secret: Option<&str>, args: &[&str]) -> Output {
     let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
@@ -32,8 +30,11 @@ fn text(b: &[u8]) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stream_calls_carry_the_secret_and_external_credentials_stay_hidden() -> anyhow::Result<()>
 {
-    let c = MiniCluster::start(false, |dn| dn.stream_secrets = vec!["s3cret".into()]).await?;
-    let cp = c.cp_addr.clone();
+    let c = Cluster::builder("a")
+        .tune_data_nodes(|dn| dn.stream_secrets = vec!["s3cret".into()])
+        .start()
+        .await?;
+    let cp = c.cp_addr(1)?;
     let out = tribctl(
         &cp,
         None,
@@ -104,7 +105,7 @@ async fn stream_calls_carry_the_secret_and_external_credentials_stay_hidden() ->
     let out = tribctl(&cp, None, &update[..]).await;
     assert!(out.status.success(), "{}", text(&out.stderr));
     // The mirror worker starts once the data node sees the stream.
-    let shown = wait::until("the mirror block", Duration::from_secs(20), || async {
+    let shown = wait::until("the mirror block", wait::WAIT, || async {
         let out = tribctl(&cp, Some("s3cret"), &["stream", "info", "MX"]).await;
         let shown = text(&out.stdout);
         shown.contains("Mirror Information").then_some(shown)

@@ -5,6 +5,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use serde::Serialize;
 use std::path::PathBuf;
+use tributary_common::addr_file::BoundAddrs;
 use tributary_data_node::DataNodeConfig;
 
 /// A Tributary data node. Every flag is also a TOML key and a `TRIBUTARY_<KEY>` environment
@@ -64,6 +65,11 @@ struct Flags {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     tls_key: Option<String>,
+    /// Once serving, write the bound addresses here as JSON (`{"grpc": …, "admin": …}`,
+    /// written whole by a rename): how a launcher learns the ports of `--listen HOST:0`.
+    #[arg(long, env = "TRIBUTARY_ADDR_FILE")]
+    #[serde(skip)]
+    addr_file: Option<PathBuf>,
     /// TOML config file.
     #[arg(long, env = "TRIBUTARY_CONFIG")]
     #[serde(skip)]
@@ -76,7 +82,18 @@ async fn main() -> anyhow::Result<()> {
     let flags = Flags::parse();
     let config: DataNodeConfig = tributary_common::config::load(flags.config.as_deref(), &flags)?;
     let running = tributary_data_node::start(config).await?;
-    tracing::info!(addr = %running.addr, "serving");
+    let bound = BoundAddrs {
+        grpc: running.addr,
+        admin: running.admin_addr,
+        tls: None,
+    };
+    let admin = bound
+        .admin
+        .map_or_else(|| "off".to_string(), |a| a.to_string());
+    tracing::info!(grpc = %bound.grpc, %admin, "serving");
+    if let Some(path) = &flags.addr_file {
+        bound.write_atomically(path)?;
+    }
     tributary_common::telemetry::shutdown_signal().await;
     running.shutdown().await;
     Ok(())

@@ -1,9 +1,20 @@
-//! Cluster harness for tests and benchmarks: real members on 127.0.0.1 in this process, with
-//! fault injection (drop, delay, partition) on Raft traffic and kill/restart of members.
+//! Cluster harness for tests and benchmarks: named clusters of control-plane members and data
+//! nodes on 127.0.0.1, in this process or as real binaries, every server-to-server link
+//! through one fault layer of TCP proxies (drop, delay, blackhole, partition), typed waits
+//! built on one [`wait::until`], and kill/restart of any server.
+//!
+//! * [`Cluster`] — start with [`Cluster::builder`]; `kill`/`start`/`restart` a [`Server`];
+//!   `partition`, `isolate`, `heal_all`, `set_link`; `wait_leader`, `wait_registered`,
+//!   `wait_stream_served`, `wait_caught_up`, …
+//! * [`net`] — the proxies themselves ([`net::Mode`]: pass, delay, blackhole, cut).
+//! * [`streams`], [`wells`] — calls against one data node's address; [`entities`] — builders.
 
-pub mod cp_cluster;
-pub mod ditto_pair;
-pub mod stream_cluster;
+pub mod cluster;
+pub mod entities;
+pub mod net;
+pub mod streams;
 pub mod wait;
+pub mod wells;
 
-pub use cp_cluster::CpCluster;
+pub use cluster::{Cluster, CLUSTER_SECRET, INGEST_SECRET};
+pub use net::{LinkId, Mode, Server};

@@ -1,9 +1,7 @@
 //! Ditto to a target whose data node speaks TLS: the target names its CA, the entries arrive.
 
-use std::time::Duration;
 use tonic::transport::{Certificate, ClientTlsConfig, Endpoint};
-use tributary_integration::ditto_pair::{MiniCluster, INGEST_SECRET};
-use tributary_integration::wait;
+use tributary_integration::{wait, Cluster, INGEST_SECRET};
 use tributary_proto::v1::{
     entity::Kind, wells_client::WellsClient, Entity, QueryRequest, Target, Well, WellEntry,
 };
@@ -28,15 +26,21 @@ async fn ditto_reaches_an_encrypted_endpoint_with_the_targets_ca() -> anyhow::Re
     std::fs::write(&cert_file, &cert_pem)?;
     std::fs::write(&key_file, &key_pem)?;
 
-    let dst = MiniCluster::start(false, |c| {
-        c.tls_cert = cert_file.display().to_string();
-        c.tls_key = key_file.display().to_string();
-    })
-    .await?;
+    let (cert_path, key_path) = (
+        cert_file.display().to_string(),
+        key_file.display().to_string(),
+    );
+    let dst = Cluster::builder("dst")
+        .tune_data_nodes(move |c| {
+            c.tls_cert = cert_path.clone();
+            c.tls_key = key_path.clone();
+        })
+        .start()
+        .await?;
     dst.create(well("dst", &[])).await?;
-    let src = MiniCluster::start(false, |_| {}).await?;
+    let src = Cluster::builder("src").start().await?;
     src.create(well("src", &[])).await?;
-    src.wait_well("src").await?;
+    src.wait_well_served("src", 1).await?;
     let entries: Vec<WellEntry> = (0..50)
         .map(|i| WellEntry {
             timestamp_ns: 1_700_000_000_000_000_000 + i,
@@ -45,10 +49,11 @@ async fn ditto_reaches_an_encrypted_endpoint_with_the_targets_ca() -> anyhow::Re
             ..Default::default()
         })
         .collect();
-    src.ingest(entries, 10).await?;
+    src.ingest(1, entries, 10).await?;
     let target = Target {
         name: "secure".into(),
-        encrypted_endpoints: vec![dst.dn_addr.clone()],
+        // TLS end to end through the link in front of the node: the proxy only moves bytes.
+        encrypted_endpoints: vec![dst.endpoint(1)?],
         ingest_secret: INGEST_SECRET.into(),
         ca_pem: cert_pem.clone(),
         ..Default::default()
@@ -57,20 +62,17 @@ async fn ditto_reaches_an_encrypted_endpoint_with_the_targets_ca() -> anyhow::Re
         kind: Some(Kind::Target(target)),
     })
     .await?;
-    src.catalog()
-        .await?
-        .update(well("src", &["secure"]))
-        .await?;
+    src.update(well("src", &["secure"])).await?;
 
     // Read the target over TLS too: its listener speaks nothing else.
-    let channel = Endpoint::from_shared(format!("https://{}", dst.dn_addr))?
+    let channel = Endpoint::from_shared(format!("https://{}", dst.data_addr(1)?))?
         .tls_config(
             ClientTlsConfig::new()
                 .domain_name("127.0.0.1")
                 .ca_certificate(Certificate::from_pem(&cert_pem)),
         )?
         .connect_lazy();
-    let got = wait::until("50 entries over TLS", Duration::from_secs(30), || {
+    let got = wait::until("50 entries over TLS", wait::WAIT, || {
         let mut wells = WellsClient::new(channel.clone());
         async move {
             let mut s = wells
@@ -91,7 +93,7 @@ async fn ditto_reaches_an_encrypted_endpoint_with_the_targets_ca() -> anyhow::Re
     .await?;
     assert_eq!(got, 50);
     // A plaintext client is refused by the TLS listener.
-    let plain = tributary_common::grpc::channel(&dst.dn_addr)?;
+    let plain = tributary_common::grpc::channel(&dst.data_addr(1)?)?;
     assert!(WellsClient::new(plain)
         .query(QueryRequest {
             well: "default:dst".into(),

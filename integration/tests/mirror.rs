@@ -3,7 +3,8 @@
 //! and created again, and a mirror of a sourced stream.
 
 use anyhow::Result;
-use tributary_integration::stream_cluster::{caught_up, count, StreamCluster};
+use tributary_integration::streams::{caught_up, count};
+use tributary_integration::Cluster;
 use tributary_proto::v1::{StorageType, Stream, StreamMessage, StreamSource};
 
 fn stream(name: &str, subjects: &[&str], storage: StorageType) -> Stream {
@@ -32,17 +33,17 @@ fn data(m: &StreamMessage) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reference_scenario_orders_returns_archive_report() -> Result<()> {
-    let c = StreamCluster::start(1).await?;
-    c.create(stream("ORDERS", &["ORDERS.>"], StorageType::Memory), 1)
+    let c = Cluster::builder("a").start().await?;
+    c.create_stream(stream("ORDERS", &["ORDERS.>"], StorageType::Memory), 1)
         .await?;
-    c.create(stream("RETURNS", &["RETURNS.>"], StorageType::Memory), 1)
+    c.create_stream(stream("RETURNS", &["RETURNS.>"], StorageType::Memory), 1)
         .await?;
     let mut archive = stream("ARCHIVE", &[], StorageType::File);
     archive.sources = vec![origin("ORDERS"), origin("RETURNS")];
-    c.create(archive, 1).await?;
+    c.create_stream(archive, 1).await?;
     let mut report = stream("REPORT", &[], StorageType::File);
     report.mirror = Some(origin("ARCHIVE"));
-    c.create(report, 1).await?;
+    c.create_stream(report, 1).await?;
 
     c.publish_n(1, "ORDERS.new", "ORDER", 100).await?;
     c.publish_n(1, "RETURNS.new", "RETURN", 100).await?;
@@ -107,8 +108,8 @@ async fn reference_scenario_orders_returns_archive_report() -> Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_mirror_keeps_sequence_numbers_across_origin_deletes() -> Result<()> {
-    let c = StreamCluster::start(1).await?;
-    c.create(stream("O", &["o.>"], StorageType::File), 1)
+    let c = Cluster::builder("a").start().await?;
+    c.create_stream(stream("O", &["o.>"], StorageType::File), 1)
         .await?;
     c.publish_n(1, "o.x", "m", 10).await?;
     let mut del = c.streams(1)?;
@@ -121,7 +122,7 @@ async fn a_mirror_keeps_sequence_numbers_across_origin_deletes() -> Result<()> {
     }
     let mut m = stream("M", &[], StorageType::File);
     m.mirror = Some(origin("O"));
-    c.create(m, 1).await?;
+    c.create_stream(m, 1).await?;
     let i = c
         .wait_info(1, "M", "caught up", |i| caught_up(i) && count(i) == 7)
         .await?;
@@ -142,8 +143,8 @@ async fn a_mirror_keeps_sequence_numbers_across_origin_deletes() -> Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn filters_and_start_positions() -> Result<()> {
-    let c = StreamCluster::start(1).await?;
-    c.create(stream("O", &["o.>"], StorageType::File), 1)
+    let c = Cluster::builder("a").start().await?;
+    c.create_stream(stream("O", &["o.>"], StorageType::File), 1)
         .await?;
     c.publish_n(1, "o.a", "a", 5).await?; // seqs 1..=5
     c.publish_n(1, "o.b", "b", 5).await?; // seqs 6..=10
@@ -161,14 +162,14 @@ async fn filters_and_start_positions() -> Result<()> {
         filter_subject: "o.b".into(),
         ..origin("O")
     });
-    c.create(fm, 1).await?;
+    c.create_stream(fm, 1).await?;
     // A mirror from seq 4, sources from seq 9 and from a time (seq 8's).
     let mut sm = stream("SM", &[], StorageType::File);
     sm.mirror = Some(StreamSource {
         start_seq: 4,
         ..origin("O")
     });
-    c.create(sm, 1).await?;
+    c.create_stream(sm, 1).await?;
     let mut src = stream("SRC", &["own.>"], StorageType::File);
     src.sources = vec![
         StreamSource {
@@ -182,7 +183,7 @@ async fn filters_and_start_positions() -> Result<()> {
             ..origin("O")
         },
     ];
-    c.create(src, 1).await?;
+    c.create_stream(src, 1).await?;
 
     c.wait_info(1, "FM", "5 o.b messages", |i| caught_up(i) && count(i) == 5)
         .await?;
@@ -209,17 +210,17 @@ async fn filters_and_start_positions() -> Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn removed_sources_stop_and_recreated_origins_are_copied_from_their_start() -> Result<()> {
-    let c = StreamCluster::start(1).await?;
-    c.create(stream("A", &["a.>"], StorageType::File), 1)
+    let c = Cluster::builder("a").start().await?;
+    c.create_stream(stream("A", &["a.>"], StorageType::File), 1)
         .await?;
-    c.create(stream("B", &["b.>"], StorageType::File), 1)
+    c.create_stream(stream("B", &["b.>"], StorageType::File), 1)
         .await?;
     let mut agg = stream("AGG", &[], StorageType::File);
     agg.sources = vec![origin("A"), origin("B")];
-    c.create(agg.clone(), 1).await?;
+    c.create_stream(agg.clone(), 1).await?;
     let mut m = stream("MA", &[], StorageType::File);
     m.mirror = Some(origin("A"));
-    c.create(m, 1).await?;
+    c.create_stream(m, 1).await?;
     c.publish_n(1, "a.x", "a", 3).await?;
     c.publish_n(1, "b.x", "b", 3).await?;
     c.wait_info(1, "AGG", "6", |i| caught_up(i) && count(i) == 6)
@@ -227,7 +228,7 @@ async fn removed_sources_stop_and_recreated_origins_are_copied_from_their_start(
 
     // Remove B: its later messages are not copied, A's still are.
     agg.sources = vec![origin("A")];
-    c.update(agg).await?;
+    c.update_stream(agg).await?;
     c.wait_info(1, "AGG", "one source left", |i| i.replication.len() == 1)
         .await?;
     c.publish_n(1, "b.x", "b-late", 2).await?;
@@ -239,8 +240,8 @@ async fn removed_sources_stop_and_recreated_origins_are_copied_from_their_start(
 
     // Delete A and create it again: both the source and the mirror copy the new A from its
     // start (seq 1 again) rather than waiting for seq 5.
-    c.delete("A").await?;
-    c.create(stream("A", &["a.>"], StorageType::File), 1)
+    c.delete_stream("A").await?;
+    c.create_stream(stream("A", &["a.>"], StorageType::File), 1)
         .await?;
     c.publish_n(1, "a.x", "new-a", 2).await?;
     c.wait_info(1, "AGG", "9", |i| caught_up(i) && count(i) == 9)
@@ -262,17 +263,17 @@ async fn removed_sources_stop_and_recreated_origins_are_copied_from_their_start(
 async fn a_mirror_of_a_sourced_stream_on_another_node() -> Result<()> {
     // Origins on node 1, the sourced stream on node 2, its mirror back on node 1: every hop
     // goes over gRPC between data nodes.
-    let c = StreamCluster::start(2).await?;
-    c.create(stream("X", &["x.>"], StorageType::Memory), 1)
+    let c = Cluster::builder("a").data_nodes(2).start().await?;
+    c.create_stream(stream("X", &["x.>"], StorageType::Memory), 1)
         .await?;
-    c.create(stream("Y", &["y.>"], StorageType::File), 1)
+    c.create_stream(stream("Y", &["y.>"], StorageType::File), 1)
         .await?;
     let mut s = stream("XY", &["xy.own"], StorageType::File);
     s.sources = vec![origin("X"), origin("Y")];
-    c.create(s, 2).await?;
+    c.create_stream(s, 2).await?;
     let mut m = stream("XYM", &[], StorageType::File);
     m.mirror = Some(origin("XY"));
-    c.create(m, 1).await?;
+    c.create_stream(m, 1).await?;
     c.publish_n(1, "x.1", "x", 50).await?;
     c.publish_n(1, "y.1", "y", 50).await?;
     c.publish_n(2, "xy.own", "own", 5).await?;

@@ -8,10 +8,8 @@ use tonic::transport::Channel;
 use tonic::{Code, Request, Status};
 use tributary_common::grpc::STREAM_SECRET_HEADER;
 use tributary_common::grpc::{channel, channel_tls};
-use tributary_integration::ditto_pair::MiniCluster;
-use tributary_integration::stream_cluster::file_stream as stream;
-use tributary_integration::stream_cluster::{caught_up, count, StreamCluster};
-use tributary_integration::wait;
+use tributary_integration::streams::{caught_up, count, file_stream as stream};
+use tributary_integration::{wait, Cluster, Server::Member};
 use tributary_proto::v1::{
     catalog_client::CatalogClient, entity::Kind, streams_client::StreamsClient, Entity, EntityKind,
     EntityRef, PublishRequest, Stream, StreamInfoReply, StreamInfoRequest, StreamSource,
@@ -111,23 +109,27 @@ fn pems() -> Result<Pems> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mirror_over_tls_with_credentials_and_recovery_from_bad_ones() -> Result<()> {
     let p = pems()?;
-    let b = MiniCluster::start_with(
-        false,
-        |cp| {
+    let (cert, key) = (p.cert_file.clone(), p.key_file.clone());
+    let (dn_cert, dn_key) = (cert.clone(), key.clone());
+    let b = Cluster::builder("b")
+        .tune_members(move |cp| {
             cp.tls_listen = "127.0.0.1:0".into();
-            cp.tls_cert = p.cert_file.clone();
-            cp.tls_key = p.key_file.clone();
-        },
-        |dn| {
-            dn.tls_cert = p.cert_file.clone();
-            dn.tls_key = p.key_file.clone();
+            cp.tls_cert = cert.clone();
+            cp.tls_key = key.clone();
+        })
+        .tune_data_nodes(move |dn| {
+            dn.tls_cert = dn_cert.clone();
+            dn.tls_key = dn_key.clone();
             dn.stream_secrets = vec![SECRET.into()];
-        },
-    )
-    .await?;
-    let b_tls = b.cp.tls_addr.ok_or_else(|| anyhow!("no TLS listener"))?;
+        })
+        .start()
+        .await?;
+    let b_tls = b
+        .addrs(Member(1))?
+        .tls
+        .ok_or_else(|| anyhow!("no TLS listener"))?;
     b.create(entity(stream("EXT", &["ext.>"]))).await?;
-    let b_dn = channel_tls(&b.dn_addr, Some(&p.cert)).map_err(|e| anyhow!("{e}"))?;
+    let b_dn = channel_tls(&b.data_addr(1)?, Some(&p.cert)).map_err(|e| anyhow!("{e}"))?;
     wait_info(&b_dn, SECRET, "EXT", "served", |_| true).await?;
     // B's streams take only the secret, and say what is wrong without it.
     for (given, why) in [("", "missing"), ("wrong", "bad")] {
@@ -140,8 +142,8 @@ async fn mirror_over_tls_with_credentials_and_recovery_from_bad_ones() -> Result
     }
     publish(&b_dn, SECRET, "ext.in", 100).await?;
 
-    let a = MiniCluster::start(false, |_| {}).await?;
-    let a_dn = channel(&a.dn_addr)?;
+    let a = Cluster::builder("a").start().await?;
+    let a_dn = channel(&a.data_addr(1)?)?;
     let origin = |credentials: &str, ca: &str| StreamSource {
         stream: "EXT".into(),
         external: format!("https://{b_tls}"),
@@ -164,7 +166,7 @@ async fn mirror_over_tls_with_credentials_and_recovery_from_bad_ones() -> Result
     assert_eq!(shown.as_deref(), Some("<redacted>"), "Info hides them");
 
     // An update that echoes the redacted credentials keeps them: more messages arrive.
-    let mut cat = CatalogClient::new(channel(&a.cp_addr)?);
+    let mut cat = CatalogClient::new(channel(&a.cp_addr(1)?)?);
     let stored = |name: &str| EntityRef {
         kind: EntityKind::Stream as i32,
         name: name.into(),
@@ -226,13 +228,13 @@ async fn mirror_over_tls_with_credentials_and_recovery_from_bad_ones() -> Result
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_source_on_another_node_of_the_cluster_takes_the_shared_secret() -> Result<()> {
-    let c = StreamCluster::start_with(
-        2,
-        Box::new(|dn| dn.stream_secrets = vec!["shared".into(), "next".into()]),
-    )
-    .await?;
-    let chs = [channel(&c.addr(1)?)?, channel(&c.addr(2)?)?];
-    let mut cat = c.catalog()?;
+    let c = Cluster::builder("a")
+        .data_nodes(2)
+        .tune_data_nodes(|dn| dn.stream_secrets = vec!["shared".into(), "next".into()])
+        .start()
+        .await?;
+    let chs = [channel(&c.data_addr(1)?)?, channel(&c.data_addr(2)?)?];
+    let mut cat = c.catalog_any()?;
     let mut orig = stream("ORIG", &["orig.>"]);
     orig.owner_node = 1;
     let mut src = stream("SRC", &[]);

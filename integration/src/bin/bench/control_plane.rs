@@ -5,7 +5,7 @@ use hdrhistogram::Histogram;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tributary_integration::CpCluster;
+use tributary_integration::{Cluster, Server::Member};
 use tributary_proto::v1::{entity::Kind, Entity, Well};
 
 fn well(name: &str, hot_secs: u64) -> Entity {
@@ -25,12 +25,19 @@ fn ms(us: u64) -> f64 {
 /// Each client owns one well and updates it in a loop: a write path with validation, Raft
 /// commit on a quorum (fsync'd log) and apply, on loopback.
 pub async fn run(clients: usize, duration: Duration) -> Result<()> {
-    let mut c = CpCluster::start(3, |cfg| cfg.request_timeout_ms = 10_000).await?;
-    let leader = c.leader(Duration::from_secs(10)).await?;
+    // Direct links: the figures measure the servers, not the harness's proxies.
+    let mut c = Cluster::builder("bench")
+        .members(3)
+        .data_nodes(0)
+        .direct()
+        .tune_members(|cfg| cfg.request_timeout_ms = 10_000)
+        .start()
+        .await?;
+    let leader = c.wait_leader().await?;
     println!(
         "3-member control plane on 127.0.0.1, leader {leader}; {clients} clients for {duration:?}"
     );
-    let members = c.ids();
+    let members = c.member_ids();
     for i in 0..clients {
         c.catalog(members[i % members.len()])?
             .create(well(&format!("bench:w{i}"), 0))
@@ -94,7 +101,7 @@ pub async fn run(clients: usize, duration: Duration) -> Result<()> {
         .ok_or_else(|| anyhow!("no survivor"))?;
     let mut cat = c.catalog(survivor)?;
     let t = Instant::now();
-    c.kill(leader).await;
+    c.kill(Member(leader)).await?;
     let mut n = 0u64;
     loop {
         n += 1;

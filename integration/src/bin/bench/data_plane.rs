@@ -5,30 +5,27 @@
 use anyhow::Result;
 use std::sync::Arc;
 use std::time::Instant;
-use tempfile::TempDir;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::metadata::MetadataValue;
 use tributary_common::time::now_ns;
 use tributary_data_node::storage::codec::EntryValue;
 use tributary_data_node::storage::NewMessage;
-use tributary_data_node::{CatalogView, DataNodeConfig, RunningDataNode};
+use tributary_data_node::CatalogView;
+use tributary_integration::{Cluster, INGEST_SECRET};
 use tributary_proto::v1::{
     entity::Kind, ingest_client::IngestClient, streams_client::StreamsClient, Entity, IngestBatch,
     PublishRequest, StorageType, Stream, Well, WellEntry,
 };
 
-const SECRET: &str = "bench";
-
-async fn start_node(dir: &TempDir) -> Result<RunningDataNode> {
-    let config = DataNodeConfig {
-        listen: "127.0.0.1:0".into(),
-        data_dir: dir.path().to_path_buf(),
-        admin_listen: String::new(),
-        ingest_secrets: vec![SECRET.into()],
-        ..Default::default()
-    };
-    let running = tributary_data_node::start(config).await?;
+/// A standalone data node (no control plane, direct links) serving the `bench` well and the
+/// `BENCH` stream from a catalogue set in-process.
+async fn start_node() -> Result<Cluster> {
+    let c = Cluster::builder("bench")
+        .members(0)
+        .direct()
+        .start()
+        .await?;
     let entities = [
         Entity {
             kind: Some(Kind::Well(Well {
@@ -48,10 +45,10 @@ async fn start_node(dir: &TempDir) -> Result<RunningDataNode> {
             })),
         },
     ];
-    running
+    c.data_node(1)?
         .node
         .set_catalog(CatalogView::from_entities(1, entities))?;
-    Ok(running)
+    Ok(c)
 }
 
 fn report(what: &str, n: u64, bytes: u64, secs: f64) -> f64 {
@@ -73,11 +70,10 @@ pub async fn ingest(entries: u64, batch: usize, payload: usize) -> Result<()> {
     let base = now_ns();
 
     // Raw ceiling: the node's well storage, same batches, no gRPC.
-    let dir = tempfile::tempdir()?;
-    let running = start_node(&dir).await?;
-    let well = running.node.owned_well("well", "default:bench")?;
-    let tag = running.node.resolve_tag("bench").await?;
-    let node = running.node.clone();
+    let c = start_node().await?;
+    let node = c.data_node(1)?.node.clone();
+    let well = node.owned_well("well", "default:bench")?;
+    let tag = node.resolve_tag("bench").await?;
     let raw_secs = tokio::task::spawn_blocking({
         let (well, data) = (well.clone(), data.clone());
         move || -> Result<f64> {
@@ -110,19 +106,18 @@ pub async fn ingest(entries: u64, batch: usize, payload: usize) -> Result<()> {
         batches * batch as u64 * payload as u64,
         raw_secs,
     );
-    running.shutdown().await;
+    c.shutdown().await;
 
     // Through gRPC: a fresh node, batches streamed with acks collected as they come.
-    let dir = tempfile::tempdir()?;
-    let running = start_node(&dir).await?;
-    let mut client = IngestClient::new(tributary_common::grpc::channel(&running.addr.to_string())?)
+    let c = start_node().await?;
+    let mut client = IngestClient::new(tributary_common::grpc::channel(&c.data_addr(1)?)?)
         .max_decoding_message_size(64 << 20)
         .max_encoding_message_size(64 << 20);
     let (tx, rx) = mpsc::channel::<IngestBatch>(16);
     let mut req = tonic::Request::new(ReceiverStream::new(rx));
     req.metadata_mut().insert(
         tributary_common::grpc::INGEST_SECRET_HEADER,
-        MetadataValue::from_static(SECRET),
+        MetadataValue::from_static(INGEST_SECRET),
     );
     let t = Instant::now();
     let producer = tokio::spawn(async move {
@@ -162,7 +157,7 @@ pub async fn ingest(entries: u64, batch: usize, payload: usize) -> Result<()> {
         t.elapsed().as_secs_f64(),
     );
     println!("ratio gRPC / raw ceiling: {:.0}%", grpc / raw * 100.0);
-    running.shutdown().await;
+    c.shutdown().await;
     Ok(())
 }
 
@@ -170,9 +165,11 @@ pub async fn publish(messages: u64, payload: usize) -> Result<()> {
     println!("publish: {messages} messages of {payload} B to a file stream, pipelined, one client, loopback");
     let data = bytes::Bytes::from(vec![b'x'; payload]);
 
-    let dir = tempfile::tempdir()?;
-    let running = start_node(&dir).await?;
-    let store = running.node.owned_stream("stream", "default:BENCH")?;
+    let c = start_node().await?;
+    let store = c
+        .data_node(1)?
+        .node
+        .owned_stream("stream", "default:BENCH")?;
     let raw_secs = tokio::task::spawn_blocking({
         let data = data.clone();
         move || -> Result<f64> {
@@ -208,12 +205,10 @@ pub async fn publish(messages: u64, payload: usize) -> Result<()> {
         messages * payload as u64,
         raw_secs,
     );
-    running.shutdown().await;
+    c.shutdown().await;
 
-    let dir = tempfile::tempdir()?;
-    let running = start_node(&dir).await?;
-    let mut client =
-        StreamsClient::new(tributary_common::grpc::channel(&running.addr.to_string())?);
+    let c = start_node().await?;
+    let mut client = StreamsClient::new(tributary_common::grpc::channel(&c.data_addr(1)?)?);
     let (tx, rx) = mpsc::channel::<PublishRequest>(8192);
     let t = Instant::now();
     let producer = tokio::spawn(async move {
@@ -251,6 +246,6 @@ pub async fn publish(messages: u64, payload: usize) -> Result<()> {
         println!("{failed} publishes failed");
     }
     println!("ratio gRPC / raw ceiling: {:.0}%", grpc / raw * 100.0);
-    running.shutdown().await;
+    c.shutdown().await;
     Ok(())
 }

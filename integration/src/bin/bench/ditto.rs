@@ -4,8 +4,7 @@
 
 use anyhow::Result;
 use std::time::{Duration, Instant};
-use tributary_integration::ditto_pair::{MiniCluster, INGEST_SECRET};
-use tributary_integration::wait;
+use tributary_integration::{wait, Cluster, INGEST_SECRET};
 use tributary_proto::v1::{entity::Kind, Entity, Target, Well, WellEntry};
 
 fn well(name: &str, default: bool, targets: &[&str]) -> Entity {
@@ -25,12 +24,13 @@ fn well(name: &str, default: bool, targets: &[&str]) -> Entity {
 }
 
 async fn one(entries: u64, payload: usize, compression: bool) -> Result<()> {
-    let dst = MiniCluster::start(false, |_| {}).await?;
+    // Direct links: the figures measure the servers, not the harness's proxies.
+    let dst = Cluster::builder("dst").direct().start().await?;
     dst.create(well("all", true, &[])).await?;
-    dst.wait_well("all").await?;
-    let src = MiniCluster::start(false, |_| {}).await?;
+    dst.wait_well_served("all", 1).await?;
+    let src = Cluster::builder("src").direct().start().await?;
     src.create(well("src", false, &[])).await?;
-    src.wait_well("src").await?;
+    src.wait_well_served("src", 1).await?;
 
     // Source well: `entries` of `payload` bytes spread over 10 s of timestamps per million.
     let t0 = 1_700_000_000_000_000_000i64;
@@ -47,7 +47,7 @@ async fn one(entries: u64, payload: usize, compression: bool) -> Result<()> {
                 ..Default::default()
             })
             .collect();
-        src.ingest(batch, 1000).await?;
+        src.ingest(1, batch, 1000).await?;
         i += n;
     }
     let ingest_s = started.elapsed().as_secs_f64();
@@ -55,7 +55,7 @@ async fn one(entries: u64, payload: usize, compression: bool) -> Result<()> {
     src.create(Entity {
         kind: Some(Kind::Target(Target {
             name: "dr".into(),
-            cleartext_endpoints: vec![dst.dn_addr.clone()],
+            cleartext_endpoints: vec![dst.endpoint(1)?],
             ingest_secret: INGEST_SECRET.into(),
             enable_compression: compression,
             ..Default::default()
@@ -63,16 +63,13 @@ async fn one(entries: u64, payload: usize, compression: bool) -> Result<()> {
     })
     .await?;
     let started = Instant::now();
-    src.catalog()
-        .await?
-        .update(well("src", false, &["dr"]))
-        .await?;
+    src.update(well("src", false, &["dr"])).await?;
     wait::until(
         "every entry on the target",
         Duration::from_secs(3600),
         || async {
             let n: u64 = dst
-                .shards("all")
+                .shards(1, "all")
                 .await
                 .ok()?
                 .iter()

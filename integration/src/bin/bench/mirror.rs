@@ -8,9 +8,14 @@ use anyhow::{anyhow, Result};
 use hdrhistogram::Histogram;
 use std::time::{Duration, Instant};
 use tokio_stream::StreamExt;
-use tributary_integration::stream_cluster::file_stream as stream;
-use tributary_integration::stream_cluster::{self, StreamCluster};
+use tributary_integration::streams::{self, file_stream as stream};
+use tributary_integration::Cluster;
 use tributary_proto::v1::{PublishRequest, Stream, StreamSource};
+
+/// One member, one data node, direct links (the figures measure the servers, not proxies).
+async fn bench_cluster() -> Result<Cluster> {
+    Cluster::builder("bench").direct().start().await
+}
 
 fn origin(name: &str, filter: &str) -> StreamSource {
     StreamSource {
@@ -61,7 +66,7 @@ async fn fill(addr: &str, subjects: &[&str], n: u64, payload: usize) -> Result<f
 /// Waits until `stream` holds `n` messages; returns the time from `start`.
 async fn until_count(addr: &str, name: &str, n: u64, start: Instant) -> Result<Duration> {
     loop {
-        let i = stream_cluster::info(addr, name).await?;
+        let i = streams::info(addr, name).await?;
         if i.state.is_some_and(|s| s.messages >= n) {
             return Ok(start.elapsed());
         }
@@ -85,7 +90,7 @@ fn line(what: &str, n: u64, payload: usize, t: Duration) {
 /// messages; prints every round and then the median under `what` (the reference figures are
 /// medians of 3 runs).
 async fn median_of<F>(
-    c: &StreamCluster,
+    c: &Cluster,
     addr: &str,
     what: &str,
     (n, payload, rounds): (u64, usize, u32),
@@ -99,7 +104,7 @@ where
         let s = make(r);
         let name = s.name.clone();
         let start = Instant::now();
-        c.create(s, 1).await?;
+        c.create_stream(s, 1).await?;
         let t = until_count(addr, &name, n, start).await?;
         line(&format!("  {what}, round {r}"), n, payload, t);
         times.push(t);
@@ -116,9 +121,9 @@ pub async fn mirror(
     lag_secs: u64,
     lag_rate: u64,
 ) -> Result<()> {
-    let c = StreamCluster::start(1).await?;
-    let addr = c.addr(1)?;
-    c.create(stream("ORDERS", &["ORDERS.>"]), 1).await?;
+    let c = bench_cluster().await?;
+    let addr = c.data_addr(1)?;
+    c.create_stream(stream("ORDERS", &["ORDERS.>"]), 1).await?;
     let rate = fill(&addr, &["ORDERS.a", "ORDERS.b"], messages, payload).await?;
     println!("filled ORDERS with {messages} x {payload} B at {rate:.0} msgs/s");
 
@@ -139,10 +144,11 @@ pub async fn mirror(
 }
 
 pub async fn sources(messages: u64, payload: usize, rounds: u32) -> Result<()> {
-    let c = StreamCluster::start(1).await?;
-    let addr = c.addr(1)?;
-    c.create(stream("ORDERS", &["ORDERS.>"]), 1).await?;
-    c.create(stream("RETURNS", &["RETURNS.>"]), 1).await?;
+    let c = bench_cluster().await?;
+    let addr = c.data_addr(1)?;
+    c.create_stream(stream("ORDERS", &["ORDERS.>"]), 1).await?;
+    c.create_stream(stream("RETURNS", &["RETURNS.>"]), 1)
+        .await?;
     fill(&addr, &["ORDERS.new"], messages, payload).await?;
     fill(&addr, &["RETURNS.new"], messages, payload).await?;
     println!("filled ORDERS and RETURNS with {messages} x {payload} B each");
@@ -196,11 +202,11 @@ async fn publish_until(
 
 /// A mirror of LIVE while one pipelined publisher goes at full speed (or `rate`): lag sampled
 /// every 10 ms.
-async fn lag(c: &StreamCluster, addr: &str, payload: usize, secs: u64, rate: u64) -> Result<()> {
-    c.create(stream("LIVE", &["LIVE.>"]), 1).await?;
+async fn lag(c: &Cluster, addr: &str, payload: usize, secs: u64, rate: u64) -> Result<()> {
+    c.create_stream(stream("LIVE", &["LIVE.>"]), 1).await?;
     let mut m = stream("LIVE_MIRROR", &[]);
     m.mirror = Some(origin("LIVE", ""));
-    c.create(m, 1).await?;
+    c.create_stream(m, 1).await?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let publisher = tokio::spawn({
         let addr = addr.to_string();
@@ -209,8 +215,8 @@ async fn lag(c: &StreamCluster, addr: &str, payload: usize, secs: u64, rate: u64
     let mut h = Histogram::<u64>::new(3)?;
     let end = Instant::now() + Duration::from_secs(secs);
     while Instant::now() < end {
-        let o = stream_cluster::info(addr, "LIVE").await?;
-        let m = stream_cluster::info(addr, "LIVE_MIRROR").await?;
+        let o = streams::info(addr, "LIVE").await?;
+        let m = streams::info(addr, "LIVE_MIRROR").await?;
         let (o, m) = (
             o.state.map_or(0, |s| s.last_seq),
             m.state.map_or(0, |s| s.last_seq),
