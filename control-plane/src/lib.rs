@@ -15,7 +15,6 @@ pub mod raft_store;
 pub mod service;
 
 pub use config::ControlPlaneConfig;
-pub use network::Faults;
 
 use catalog::{Catalogue, CF_CATALOG, CF_CATALOG_META, CF_EVENTS};
 use node::Node;
@@ -112,14 +111,13 @@ pub async fn start(config: ControlPlaneConfig) -> Result<RunningControlPlane, St
                 addr: config.listen.clone(),
                 source,
             })?;
-    start_on(config, listener, Faults::default()).await
+    start_on(config, listener).await
 }
 
-/// Starts a member on an already bound listener, with fault injection (tests).
+/// Starts a member on an already bound listener (tests bind `127.0.0.1:0`).
 pub async fn start_on(
     config: ControlPlaneConfig,
     listener: TcpListener,
-    faults: Faults,
 ) -> Result<RunningControlPlane, StartError> {
     let peer_map = config.peer_map().map_err(StartError::Config)?;
     config.check_tls().map_err(StartError::Config)?;
@@ -152,14 +150,7 @@ pub async fn start_on(
     addrs.insert(config.id, addr.to_string());
     let peers = network::Peers::new(addrs);
     let liveness = liveness::Liveness::new(Duration::from_millis(config.heartbeat_timeout_ms));
-    let node = Node::start(
-        config.node_config(),
-        store,
-        catalogue,
-        peers,
-        faults,
-        liveness,
-    )?;
+    let node = Node::start(config.node_config(), store, catalogue, peers, liveness)?;
 
     let ready = Readiness::default();
     let admin_addr = telemetry::start_admin(&config.admin_listen, ready.clone())

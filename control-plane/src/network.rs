@@ -1,9 +1,8 @@
-//! Raft traffic between members: per-peer senders, peer addresses, and fault injection
-//! (drop, delay, partition) that the test harness turns on.
+//! Raft traffic between members: per-peer senders and peer addresses. (Tests inject faults
+//! on the links themselves, with the harness's proxies.)
 
 use raft::prelude::Message;
-use rand::Rng;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -13,75 +12,6 @@ const REACHABLE_WINDOW: Duration = Duration::from_secs(1);
 use tokio::sync::mpsc;
 use tonic::transport::Channel;
 use tributary_proto::v1::{raft_client::RaftClient, RaftBatch};
-
-/// Rules applied to every message and forwarded request between members.
-#[derive(Debug, Default, Clone)]
-struct Rules {
-    blocked: HashSet<(u64, u64)>,
-    delay: Duration,
-    drop_ratio: f64,
-}
-
-/// Fault injection shared by the members of an in-process cluster; a no-op by default.
-#[derive(Clone, Default)]
-pub struct Faults {
-    rules: Arc<RwLock<Rules>>,
-}
-
-impl Faults {
-    fn rules(&self) -> Rules {
-        self.rules.read().map(|r| r.clone()).unwrap_or_default()
-    }
-
-    fn edit(&self, f: impl FnOnce(&mut Rules)) {
-        if let Ok(mut r) = self.rules.write() {
-            f(&mut r);
-        }
-    }
-
-    /// Cuts every link between a member of `a` and a member of `b`, both ways.
-    pub fn partition(&self, a: &[u64], b: &[u64]) {
-        self.edit(|r| {
-            for x in a {
-                for y in b {
-                    r.blocked.insert((*x, *y));
-                    r.blocked.insert((*y, *x));
-                }
-            }
-        });
-    }
-
-    /// Cuts `node` off from every other member in `all`.
-    pub fn isolate(&self, node: u64, all: &[u64]) {
-        let others: Vec<u64> = all.iter().copied().filter(|x| *x != node).collect();
-        self.partition(&[node], &others);
-    }
-
-    pub fn heal(&self) {
-        self.edit(|r| *r = Rules::default());
-    }
-
-    pub fn set_delay(&self, d: Duration) {
-        self.edit(|r| r.delay = d);
-    }
-
-    /// Drops this share of messages (0.0 – 1.0) at random.
-    pub fn set_drop_ratio(&self, ratio: f64) {
-        self.edit(|r| r.drop_ratio = ratio.clamp(0.0, 1.0));
-    }
-
-    /// Whether a message from `from` to `to` gets through, and after what delay.
-    pub fn pass(&self, from: u64, to: u64) -> Option<Duration> {
-        let r = self.rules();
-        if r.blocked.contains(&(from, to)) {
-            return None;
-        }
-        if r.drop_ratio > 0.0 && rand::rng().random_bool(r.drop_ratio) {
-            return None;
-        }
-        Some(r.delay)
-    }
-}
 
 /// Addresses and lazily connected channels of the other members.
 #[derive(Clone, Default)]
@@ -172,7 +102,6 @@ pub type Reporter = Arc<dyn Fn(SendReport) + Send + Sync>;
 pub struct Transport {
     me: u64,
     peers: Peers,
-    faults: Faults,
     queues: HashMap<u64, mpsc::Sender<Message>>,
     reports: Reporter,
     runtime: tokio::runtime::Handle,
@@ -182,17 +111,10 @@ const QUEUE: usize = 8192;
 const MAX_BATCH: usize = 256;
 
 impl Transport {
-    pub fn new(
-        me: u64,
-        peers: Peers,
-        faults: Faults,
-        reports: Reporter,
-        runtime: tokio::runtime::Handle,
-    ) -> Self {
+    pub fn new(me: u64, peers: Peers, reports: Reporter, runtime: tokio::runtime::Handle) -> Self {
         Self {
             me,
             peers,
-            faults,
             queues: HashMap::new(),
             reports,
             runtime,
@@ -208,7 +130,6 @@ impl Transport {
                     me: self.me,
                     to,
                     peers: self.peers.clone(),
-                    faults: self.faults.clone(),
                     reports: self.reports.clone(),
                 };
                 self.runtime.spawn(sender.run(rx));
@@ -224,7 +145,6 @@ struct PeerSender {
     me: u64,
     to: u64,
     peers: Peers,
-    faults: Faults,
     reports: Reporter,
 }
 
@@ -239,27 +159,19 @@ impl PeerSender {
                 .map(|m| m.get_msg_type() == raft::prelude::MessageType::MsgSnapshot)
                 .collect();
             let has_snapshot = snapshots.iter().any(|s| *s);
-            let ok = match self.faults.pass(self.me, self.to) {
+            let encoded: Vec<_> = msgs
+                .iter()
+                .filter_map(|m| m.write_to_bytes().ok().map(Into::into))
+                .collect();
+            let ok = match self.peers.channel(self.to) {
+                Some(ch) => RaftClient::new(ch)
+                    .send(RaftBatch {
+                        from: self.me,
+                        messages: encoded,
+                    })
+                    .await
+                    .is_ok(),
                 None => false,
-                Some(delay) => {
-                    if !delay.is_zero() {
-                        tokio::time::sleep(delay).await;
-                    }
-                    let encoded: Vec<_> = msgs
-                        .iter()
-                        .filter_map(|m| m.write_to_bytes().ok().map(Into::into))
-                        .collect();
-                    match self.peers.channel(self.to) {
-                        Some(ch) => RaftClient::new(ch)
-                            .send(RaftBatch {
-                                from: self.me,
-                                messages: encoded,
-                            })
-                            .await
-                            .is_ok(),
-                        None => false,
-                    }
-                }
             };
             self.peers.record(self.to, ok);
             if !ok {

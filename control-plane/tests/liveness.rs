@@ -58,7 +58,7 @@ async fn members(n: u64, dir: &std::path::Path) -> Result<Vec<RunningControlPlan
             heartbeat_timeout_ms: HEARTBEAT_TIMEOUT_MS,
             ..Default::default()
         };
-        members.push(tributary_control_plane::start_on(config, l, Default::default()).await?);
+        members.push(tributary_control_plane::start_on(config, l).await?);
     }
     until(
         "a leader every member agrees on",

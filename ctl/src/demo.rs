@@ -40,7 +40,7 @@ pub async fn start_control_plane(
             admin_listen: String::new(),
             ..Default::default()
         };
-        members.push(tributary_control_plane::start_on(config, l, Default::default()).await?);
+        members.push(tributary_control_plane::start_on(config, l).await?);
     }
     let deadline = Instant::now() + Duration::from_secs(10);
     members[0]

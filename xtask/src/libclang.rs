@@ -86,10 +86,12 @@ pub fn ensure() -> Result<(), String> {
     };
     eprintln!("xtask: RocksDB's bindings need {what}, which this machine lacks");
     if !Path::new("/etc/debian_version").exists() {
-        return Err(format!(
-            "this is not Debian: install libclang and clang's headers with your package manager \
-             (e.g. `dnf install clang-devel`, `apk add clang-dev`), or set LIBCLANG_PATH"
-        ));
+        return Err(
+            "this is not Debian: install libclang and clang's headers with your package \
+                    manager (e.g. `dnf install clang-devel`, `apk add clang-dev`), or set \
+                    LIBCLANG_PATH"
+                .into(),
+        );
     }
     let packages = debian_packages();
     if !is_root() {

@@ -47,11 +47,6 @@ impl Node {
         leader: u64,
         cmd: &Command,
     ) -> Result<WriteReply, CatalogError> {
-        if self.faults.pass(self.id, leader).is_none() {
-            return Err(CatalogError::Unavailable(format!(
-                "the link to leader {leader} is cut (fault injection)"
-            )));
-        }
         let ch = self
             .peers
             .channel(leader)

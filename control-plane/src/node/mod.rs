@@ -9,7 +9,7 @@ mod ready_loop;
 use crate::catalog::Catalogue;
 use crate::error::CatalogError;
 use crate::liveness::Liveness;
-use crate::network::{Faults, Peers, SendReport};
+use crate::network::{Peers, SendReport};
 use crate::raft_store::RaftStore;
 use raft::prelude::{ConfChange, Message};
 use std::collections::HashMap;
@@ -76,7 +76,6 @@ pub struct Node {
     state: watch::Receiver<NodeState>,
     pub catalogue: Catalogue,
     pub peers: Peers,
-    pub faults: Faults,
     pub liveness: Liveness,
     store: RaftStore,
     request_timeout: Duration,
@@ -89,7 +88,6 @@ impl Node {
         store: RaftStore,
         catalogue: Catalogue,
         peers: Peers,
-        faults: Faults,
         liveness: Liveness,
     ) -> Result<Self, CatalogError> {
         let (inputs, rx) = std_mpsc::channel();
@@ -99,7 +97,6 @@ impl Node {
             store.clone(),
             catalogue.clone(),
             peers.clone(),
-            faults.clone(),
             inputs.clone(),
             rx,
             state_tx,
@@ -114,7 +111,6 @@ impl Node {
             state,
             catalogue,
             peers,
-            faults,
             liveness,
             store,
             request_timeout: cfg.request_timeout,

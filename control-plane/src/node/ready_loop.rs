@@ -4,7 +4,7 @@
 use super::{Input, NodeConfig, NodeState, PeerProgress};
 use crate::catalog::{apply_command, Catalogue};
 use crate::error::CatalogError;
-use crate::network::{Faults, Peers, SendReport, Transport};
+use crate::network::{Peers, SendReport, Transport};
 use crate::raft_store::RaftStore;
 use prost::Message as _;
 use protobuf::Message as _;
@@ -50,7 +50,6 @@ impl Loop {
         store: RaftStore,
         catalogue: Catalogue,
         peers: Peers,
-        faults: Faults,
         self_tx: Sender<Input>,
         inputs: Receiver<Input>,
         state_tx: watch::Sender<NodeState>,
@@ -76,7 +75,7 @@ impl Loop {
                 let _ = tx.send(Input::Report(r));
             }
         });
-        let transport = Transport::new(cfg.id, peers.clone(), faults, reporter, runtime);
+        let transport = Transport::new(cfg.id, peers.clone(), reporter, runtime);
         Ok(Self {
             id: cfg.id,
             raw,

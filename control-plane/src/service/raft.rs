@@ -18,9 +18,6 @@ pub struct RaftService {
 impl Raft for RaftService {
     async fn send(&self, req: Request<RaftBatch>) -> Result<Response<RaftAck>, Status> {
         let batch = req.into_inner();
-        if self.node.faults.pass(batch.from, self.node.id).is_none() {
-            return Err(CatalogError::Unavailable("link cut by fault injection".into()).into());
-        }
         for raw in batch.messages {
             let m = raft::prelude::Message::parse_from_bytes(&raw)
                 .map_err(|e| CatalogError::invalid("raft message", e.to_string()))?;

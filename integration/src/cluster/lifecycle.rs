@@ -7,7 +7,7 @@ use crate::net::{LinkId, Server};
 use anyhow::{anyhow, bail, Result};
 use tokio::net::TcpListener;
 use tributary_common::addr_file::BoundAddrs;
-use tributary_control_plane::{ControlPlaneConfig, Faults};
+use tributary_control_plane::ControlPlaneConfig;
 use tributary_data_node::DataNodeConfig;
 
 impl Cluster {
@@ -64,7 +64,7 @@ impl Cluster {
                     None => TcpListener::bind("127.0.0.1:0").await?,
                 };
                 let config = self.member_config(id, &l.local_addr()?.to_string())?;
-                let m = tributary_control_plane::start_on(config, l, Faults::default()).await?;
+                let m = tributary_control_plane::start_on(config, l).await?;
                 let addrs = BoundAddrs {
                     grpc: m.addr,
                     admin: m.admin_addr,
