@@ -1,8 +1,10 @@
-//! What both Tributary servers share: entity names, subjects, config loading, telemetry and
+//! What both Tributary servers share: entity names, subjects, config loading, client
+//! authentication, telemetry and
 //! the admin HTTP listener, the gRPC wire conventions, the bound-address file, and small
 //! runtime helpers (time, backoff, owned tasks, locks).
 
 pub mod addr_file;
+pub mod auth;
 pub mod backoff;
 pub mod config;
 pub mod duration;
