@@ -4,10 +4,12 @@
 //! than a fall-through to the next (a client that sent a bad token must hear so).
 
 use super::config::AuthConfig;
+use super::credentials::{Credentials, PRE_AUTHENTICATED_HEADER};
 use super::devops::Devops;
+use super::error::AuthError;
 use super::jwt::{unverified_issuer, Provider, MAX_TOKEN_BYTES};
+use super::principal::{AuthMethod, Principal};
 use super::proxy::ProxyList;
-use super::{AuthError, AuthMethod, Credentials, Principal, PRE_AUTHENTICATED_HEADER};
 use crate::config::ConfigError;
 
 pub struct Authenticator {

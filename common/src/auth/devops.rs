@@ -3,7 +3,8 @@
 //! nothing about which one was wrong.
 
 use super::config::AuthConfig;
-use super::{AuthError, AuthMethod, Principal};
+use super::error::AuthError;
+use super::principal::{AuthMethod, Principal};
 use crate::config::ConfigError;
 use crate::secrets::ct_eq;
 use base64::Engine;

@@ -1,7 +1,7 @@
 //! Gravwell's ingest secrets, kept for its ingesters: a presented secret names the caller
 //! `ingest:NAME` when it equals one of the named secrets.
 
-use super::{AuthMethod, Principal};
+use super::principal::{AuthMethod, Principal};
 use crate::secrets::ct_eq;
 
 /// The principal of an ingester presenting `presented`, when it is one of `named`'s

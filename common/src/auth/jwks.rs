@@ -3,7 +3,7 @@
 //! old — at most once per interval, so a stream of junk `kid`s cannot make us hammer the
 //! issuer — and kept when a refetch fails.
 
-use super::AuthError;
+use super::error::AuthError;
 use crate::sync::{read, write};
 use jsonwebtoken::jwk::{AlgorithmParameters, Jwk, PublicKeyUse};
 use jsonwebtoken::{Algorithm, DecodingKey};

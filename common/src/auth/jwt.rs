@@ -3,9 +3,10 @@
 //! yields.
 
 use super::config::OidcProviderConfig;
+use super::error::AuthError;
 use super::jwks::{parse_jwks_bytes, Family, KeyCache, KeySource, Timing};
 use super::placeholders::Template;
-use super::{AuthError, AuthMethod, Principal};
+use super::principal::{AuthMethod, Principal};
 use crate::config::ConfigError;
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
 use base64::engine::DecodePaddingMode;
@@ -189,10 +190,12 @@ impl Provider {
         let mut validation = Validation::new(alg);
         validation.leeway = self.leeway_secs;
         validation.validate_nbf = true;
-        validation.set_required_spec_claims(&["exp"]);
         if self.audiences.is_empty() {
+            validation.set_required_spec_claims(&["exp"]);
             validation.validate_aud = false;
         } else {
+            // Without `aud` required, jsonwebtoken lets a token with no audience through.
+            validation.set_required_spec_claims(&["exp", "aud"]);
             validation.set_audience(&self.audiences);
         }
         let mut refusal = None;
@@ -307,8 +310,8 @@ fn https_client(ca_file: &str, timeout: Duration) -> Result<reqwest::Client, Str
         .use_rustls_tls()
         .tls_built_in_root_certs(false)
         .https_only(true)
+        // The whole discovery + JWKS fetch runs under the provider's timeout (`KeyCache`).
         .connect_timeout(timeout)
-        .timeout(timeout)
         .redirect(reqwest::redirect::Policy::limited(3));
     for cert in certs {
         builder = builder.add_root_certificate(cert);
