@@ -17,7 +17,9 @@ use serde::{Deserialize, Deserializer, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+/// Secrets are never serialized (a config dump, such as `/devops/config`, shows none) nor
+/// printed by `Debug`.
+#[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct AuthConfig {
     /// OIDC providers by key; the key prefixes every subject a provider's tokens yield
@@ -32,9 +34,11 @@ pub struct AuthConfig {
     /// Basic-auth credentials of the admin (devops) API.
     pub devops_user: String,
     pub devops_user_file: String,
+    #[serde(skip_serializing)]
     pub devops_password: String,
     pub devops_password_file: String,
     /// Bearer token of the admin (devops) API.
+    #[serde(skip_serializing)]
     pub devops_token: String,
     pub devops_token_file: String,
 }
@@ -66,6 +70,32 @@ pub struct OidcProviderConfig {
     pub jwks_min_refresh_interval_ms: u64,
     /// Keys older than this are refetched on next use (a withdrawn key stops working).
     pub jwks_max_age_secs: u64,
+}
+
+impl std::fmt::Debug for AuthConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let hidden = |s: &str| {
+            if s.is_empty() {
+                ""
+            } else {
+                crate::secrets::REDACTED
+            }
+        };
+        f.debug_struct("AuthConfig")
+            .field("oidc", &self.oidc)
+            .field("enable_pre_authentication", &self.enable_pre_authentication)
+            .field(
+                "pre_authentication_proxies",
+                &self.pre_authentication_proxies,
+            )
+            .field("devops_user", &self.devops_user)
+            .field("devops_user_file", &self.devops_user_file)
+            .field("devops_password", &hidden(&self.devops_password))
+            .field("devops_password_file", &self.devops_password_file)
+            .field("devops_token", &hidden(&self.devops_token))
+            .field("devops_token_file", &self.devops_token_file)
+            .finish()
+    }
 }
 
 /// The subject template used when a provider lists none: the `sub` claim.

@@ -208,13 +208,13 @@ impl Provider {
                         kid: kid.unwrap_or("<none>").to_string(),
                     });
                 }
-                Err(e) => return Err(self.refusal(e.kind())),
+                Err(e) => return Err(self.refusal(e.kind(), alg)),
             }
         }
         Err(refusal.unwrap_or_else(|| unsupported("no key verifies it")))
     }
 
-    fn refusal(&self, kind: &ErrorKind) -> AuthError {
+    fn refusal(&self, kind: &ErrorKind, alg: jsonwebtoken::Algorithm) -> AuthError {
         let provider = self.name.clone();
         match kind {
             ErrorKind::ExpiredSignature => AuthError::Expired {
@@ -235,7 +235,7 @@ impl Provider {
             }
             ErrorKind::InvalidAlgorithm => AuthError::UnsupportedAlgorithm {
                 provider,
-                alg: "(header)".into(),
+                alg: format!("{alg:?}"),
                 reason: "it does not fit the key".into(),
             },
             other => AuthError::Malformed(format!("bad token: {other:?}")),

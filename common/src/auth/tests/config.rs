@@ -111,6 +111,14 @@ fn secrets_from_files() {
         assert_eq!(c.devops_token, "tok-123");
         assert!(c.devops_password_file.is_empty());
         assert_eq!(c.clone().with_secret_files().map_err(|e| e.to_string())?, c);
+        let shown = format!(
+            "{c:?} {}",
+            serde_json::to_string(&c).map_err(|e| e.to_string())?
+        );
+        assert!(
+            !shown.contains("foobar") && !shown.contains("tok-123"),
+            "{shown}"
+        );
 
         jail.set_env("TRIBUTARY_DEVOPS_TOKEN", "also");
         let both = load(Some(Path::new("tributary.toml"))).expect_err("both forms accepted");

@@ -191,3 +191,26 @@ async fn devops_user_and_token_on_the_admin_api_only() -> TestResult {
         .contains("devops_password"));
     Ok(())
 }
+
+#[tokio::test]
+async fn one_authenticator_serves_many_tasks() -> TestResult {
+    // As gRPC handlers use it: shared behind an `Arc`, awaited on spawned tasks.
+    let a = std::sync::Arc::new(Authenticator::new(&AuthConfig::default())?);
+    let tasks: Vec<_> = (0..4)
+        .map(|n| {
+            let a = a.clone();
+            tokio::spawn(async move {
+                let c = Credentials {
+                    client_cert_cn: Some(format!("node-{n}")),
+                    ..Credentials::default()
+                };
+                a.authenticate(&c).await
+            })
+        })
+        .collect();
+    for (n, t) in tasks.into_iter().enumerate() {
+        let p = t.await??.ok_or("anonymous")?;
+        assert_eq!(p.subjects, [format!("tls:node-{n}")]);
+    }
+    Ok(())
+}
