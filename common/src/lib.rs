@@ -1,6 +1,6 @@
 //! What both Tributary servers share: entity names, subjects, config loading, telemetry and
 //! the admin HTTP listener, the gRPC wire conventions, the bound-address file, and small
-//! runtime helpers (time, backoff, owned tasks, locks).
+//! runtime helpers (time, backoff, owned tasks, locks); policies and their enforcement.
 
 pub mod addr_file;
 pub mod backoff;
@@ -9,6 +9,7 @@ pub mod duration;
 pub mod grpc;
 pub mod model;
 pub mod names;
+pub mod policy;
 pub mod publish;
 pub mod secrets;
 pub mod subject;
