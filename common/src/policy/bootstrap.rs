@@ -1,8 +1,9 @@
 //! The first policy of a cluster, built from the config's `admin_subjects`: before it exists
 //! nobody could be granted anything, so the servers create it at first start.
 
+use super::entry::{PolicyEntry, ResourceRule, Subject};
 use super::error::PolicyError;
-use super::model::{Policy, PolicyEntry, ResourceRule, Subject};
+use super::model::Policy;
 use super::permission::PermissionSet;
 use super::resource::Resource;
 use super::subject_id;

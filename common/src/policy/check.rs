@@ -1,5 +1,5 @@
 //! Deciding one request: may these subjects do this on that resource? See the module doc of
-//! [`crate::policy`] for the rule; this walks the hierarchy from the resource up and stops at
+//! `policy` for the rule; this walks the hierarchy from the resource up and stops at
 //! the first level where any entry speaks for any of the subjects.
 
 use super::index::{LevelHits, Rule};

@@ -10,7 +10,7 @@ pub enum PolicyError {
     /// A field breaks a rule of the model.
     #[error("{}", at(path, reason))]
     Invalid { path: String, reason: String },
-    /// A field or the whole policy is over one of the limits in [`crate::policy::limits`].
+    /// A field or the whole policy is over one of the limits in [`super::limits`].
     #[error("{}", at(path, &format!("{what} is {actual}, over the limit of {limit} ({name})")))]
     OverLimit {
         path: String,

@@ -2,7 +2,7 @@
 //! flattened because our hierarchy has fixed levels): for each resource the policy names,
 //! its grants and revokes keyed by exact subject, plus the few wildcard subjects to scan.
 
-use super::model::PolicyEntry;
+use super::entry::PolicyEntry;
 use super::permission::{Permission, PermissionSet};
 use super::resource::Resource;
 use super::subject_id::{is_wildcard, wildcard_matches};

@@ -11,9 +11,10 @@
 //! author meant: `imports`, a subject's `expiry` and `announcement`. Ditto's read-only fields
 //! (`_revision`, `_created`, `_modified`, `_metadata`) and an entry's `importable` are ignored.
 
+use super::entry::{PolicyEntry, ResourceRule, Subject};
 use super::error::PolicyError;
 use super::limits::MAX_POLICY_BYTES;
-use super::model::{Policy, PolicyEntry, ResourceRule, Subject};
+use super::model::Policy;
 use super::permission::Permission;
 use super::resource::Resource;
 use crate::names::EntityName;

@@ -54,6 +54,7 @@
 mod bootstrap;
 mod check;
 pub mod creation;
+mod entry;
 mod error;
 mod index;
 pub mod indexed_list;
@@ -67,7 +68,8 @@ pub mod subject_id;
 pub use bootstrap::{bootstrap_policy, BOOTSTRAP_LABEL, BOOTSTRAP_POLICY};
 pub use check::{check, check_resource, permissions_of, Allowed, DecidedBy, Decision};
 pub use creation::{CreationDecision, CreationRule, EntityCreationConfig, EntityType};
+pub use entry::{PolicyEntry, ResourceRule, Subject};
 pub use error::PolicyError;
-pub use model::{Policy, PolicyEntry, ResourceRule, Subject};
+pub use model::Policy;
 pub use permission::{Effect, Permission, PermissionSet};
 pub use resource::{Resource, ResourceError, ResourceType};

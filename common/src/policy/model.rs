@@ -1,6 +1,7 @@
 //! The policy model: validated once when built (from the proto, from Ditto's JSON or in
 //! code), with its enforcement index built at the same time so every check is cheap.
 
+use super::entry::{PolicyEntry, ResourceRule, Subject};
 use super::error::{entry_path, PolicyError};
 use super::index::PolicyIndex;
 use super::limits::{
@@ -14,30 +15,6 @@ use crate::names::EntityName;
 use prost::Message;
 use std::collections::HashSet;
 use tributary_proto::v1 as proto;
-
-/// Who an entry speaks for: an `issuer:subject` id (wildcards `*` and `?` allowed) and
-/// Ditto's free-text `type`, which only describes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Subject {
-    pub id: String,
-    pub kind: String,
-}
-
-/// What an entry grants and revokes on one resource.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ResourceRule {
-    pub resource: Resource,
-    pub grant: PermissionSet,
-    pub revoke: PermissionSet,
-}
-
-/// One labelled entry: its subjects get its grants and revokes on its resources.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PolicyEntry {
-    pub label: String,
-    pub subjects: Vec<Subject>,
-    pub resources: Vec<ResourceRule>,
-}
 
 /// A validated policy. Immutable: build a new one to change it.
 #[derive(Debug, Clone)]

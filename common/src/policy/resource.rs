@@ -1,5 +1,5 @@
 //! Policy resources (`cluster:/`, `TYPE:/`, `namespace:/NS`, `TYPE:/NS:NAME`) and the
-//! hierarchy they inherit along; see the module doc of [`crate::policy`] for the levels.
+//! hierarchy they inherit along; see the module doc of `policy` for the levels.
 
 use crate::names::{validate_part, EntityName};
 use std::fmt;
