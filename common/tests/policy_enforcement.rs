@@ -8,9 +8,11 @@ use tributary_common::policy::{
 
 use Permission::{Admin, Read, Write};
 
-/// A policy from `{"LABEL": {"SUBJECT"|["S1","S2"]: ..}}`-style shorthand: each entry is
-/// (label, subjects, [(resource, grant, revoke)]).
-fn policy(entries: &[(&str, &[&str], &[(&str, &[&str], &[&str])])]) -> Policy {
+/// (resource, grant, revoke) of one entry.
+type Rule<'a> = (&'a str, &'a [&'a str], &'a [&'a str]);
+
+/// A policy in shorthand: each entry is (label, subjects, rules), built through Ditto's JSON.
+fn policy(entries: &[(&str, &[&str], &[Rule])]) -> Policy {
     let mut doc = serde_json::Map::new();
     for (label, subjects, resources) in entries {
         let subjects: serde_json::Map<_, _> = subjects

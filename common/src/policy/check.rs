@@ -6,9 +6,10 @@ use super::index::{LevelHits, Rule};
 use super::model::Policy;
 use super::permission::{Effect, Permission, PermissionSet};
 use super::resource::Resource;
+use serde::Serialize;
 
 /// The answer to one check, with the entry that gave it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Decision {
     pub allowed: bool,
     /// The entry whose grant or revoke decided; `None` when no entry speaks for the subjects
@@ -19,7 +20,7 @@ pub struct Decision {
 }
 
 /// The entry that decided a check.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct DecidedBy {
     pub label: String,
     /// The resource the entry names: the one asked about, or a parent it inherits from.

@@ -44,8 +44,9 @@
 //! # Cost
 //! Building a policy indexes its entries by resource and exact subject (wildcard subjects
 //! go on a short list per resource), so a check is at most three levels of hash lookups,
-//! one per caller subject, independent of the number of entries: about a microsecond (the
-//! test `policy_check_speed` prints the figure).
+//! one per caller subject, independent of the number of entries: for a policy of 100
+//! entries about 0.5 µs in a release build, 3 to 6 µs unoptimised (the test
+//! `policy_check_speed` prints the figures).
 //!
 //! # Entity creation
 //! [`EntityCreationConfig`] holds Ditto's `grant` / `revoke` rules on who may create what

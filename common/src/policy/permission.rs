@@ -118,7 +118,8 @@ impl fmt::Display for PermissionSet {
 }
 
 /// Whether an entry grants or revokes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Effect {
     Grant,
     Revoke,
