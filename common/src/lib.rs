@@ -1,7 +1,7 @@
 //! What both Tributary servers share: entity names, subjects, config loading, client
 //! authentication, telemetry and
 //! the admin HTTP listener, the gRPC wire conventions, the bound-address file, and small
-//! runtime helpers (time, backoff, owned tasks, locks).
+//! runtime helpers (time, backoff, owned tasks, locks); policies and their enforcement.
 
 pub mod addr_file;
 pub mod auth;
@@ -11,6 +11,7 @@ pub mod duration;
 pub mod grpc;
 pub mod model;
 pub mod names;
+pub mod policy;
 pub mod publish;
 pub mod secrets;
 pub mod subject;

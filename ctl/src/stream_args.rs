@@ -358,6 +358,7 @@ impl EntityArgs for PolicyArgs {
                                 })
                             })
                             .collect::<Result<_>>()?,
+                        ..Default::default()
                     })
                 })
                 .collect::<Result<_>>()?;
@@ -376,6 +377,7 @@ impl EntityArgs for PolicyArgs {
                         revoke: revoke.clone(),
                     })
                     .collect(),
+                ..Default::default()
             });
         }
         Ok(())
