@@ -6,6 +6,7 @@
 pub mod addr_file;
 pub mod auth;
 pub mod backoff;
+pub mod certs;
 pub mod config;
 pub mod duration;
 pub mod grpc;
@@ -19,3 +20,4 @@ pub mod sync;
 pub mod task;
 pub mod telemetry;
 pub mod time;
+pub mod tls;

@@ -4,16 +4,23 @@ use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
+use tributary_common::tls::TlsFiles;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
 pub struct ControlPlaneConfig {
     /// This member's Raft id (1, 2, …).
     pub id: u64,
-    /// gRPC address serving clients and peers.
+    /// gRPC address serving clients (Catalog, Cluster): TLS unless `insecure`.
     pub listen: String,
-    /// Initial voters, `1=HOST:PORT,2=HOST:PORT,…`; empty means just this member. A member
-    /// whose id is not listed starts empty and waits to be added (`cluster add-member`).
+    /// gRPC address serving the other members (Raft and member-to-member calls): mutual TLS
+    /// unless `insecure`, and nothing of it is served on `listen`. Empty: `listen`'s host and
+    /// any free port (members learn it from each other's client port).
+    pub peer_listen: String,
+    /// Initial voters, `1=HOST:PORT,2=HOST:PORT,…` naming each member's client address
+    /// (`ID=HOST:PORT/PEER_HOST:PEER_PORT` also names its peer address); empty means just
+    /// this member. A member whose id is not listed starts empty and waits to be added
+    /// (`cluster add-member`).
     pub peers: String,
     pub data_dir: PathBuf,
     /// Admin HTTP (`/metrics`, `/health`, `/ready`); empty disables it.
@@ -26,13 +33,51 @@ pub struct ControlPlaneConfig {
     /// Shared with the data nodes: requests carrying it (`x-tributary-cluster-token`) read
     /// target secrets unredacted, as ditto workers must. Empty: secrets are never revealed.
     pub cluster_secret: String,
-    /// A second gRPC address serving Catalog and Cluster (not Raft) over TLS, for clients
-    /// outside the cluster such as another cluster's mirror workers; empty = none. Members
-    /// keep talking Raft on `listen`.
-    pub tls_listen: String,
-    /// PEM certificate chain and key of the TLS listener.
-    pub tls_cert: String,
-    pub tls_key: String,
+    /// Cleartext on every listener and link (the demo and `tribctl dev`): nothing is
+    /// encrypted and members do not prove who they are to each other.
+    pub insecure: bool,
+    /// This member's certificate and key (a server certificate for both listeners and the
+    /// client certificate it shows its peers) and the cluster CA every peer's must come from.
+    pub tls: TlsFiles,
+    /// Names a connecting peer's certificate must carry (CN or DNS name; `*` and `?`
+    /// wildcards), as etcd's `--peer-cert-allowed-cn`.
+    pub peer_allowed_names: Vec<String>,
+}
+
+/// Where a member is reached: its client address, and its peer address when configured
+/// (else learned by asking the member at its client address). Written `CLIENT[/PEER]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberAddrs {
+    pub client: String,
+    pub peer: Option<String>,
+}
+
+impl MemberAddrs {
+    pub fn parse(s: &str) -> Self {
+        match s.split_once('/') {
+            Some((c, p)) if !p.is_empty() => MemberAddrs {
+                client: c.to_string(),
+                peer: Some(p.to_string()),
+            },
+            Some((c, _)) => MemberAddrs {
+                client: c.to_string(),
+                peer: None,
+            },
+            None => MemberAddrs {
+                client: s.to_string(),
+                peer: None,
+            },
+        }
+    }
+}
+
+impl std::fmt::Display for MemberAddrs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.peer {
+            Some(p) => write!(f, "{}/{p}", self.client),
+            None => f.write_str(&self.client),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -59,9 +104,10 @@ impl Default for ControlPlaneConfig {
             request_timeout_ms: 5_000,
             heartbeat_timeout_ms: 5_000,
             cluster_secret: String::new(),
-            tls_listen: String::new(),
-            tls_cert: String::new(),
-            tls_key: String::new(),
+            insecure: false,
+            peer_listen: String::new(),
+            tls: TlsFiles::default(),
+            peer_allowed_names: vec!["member-*".into()],
         }
     }
 }
@@ -80,12 +126,16 @@ impl Default for RaftSection {
 
 impl ControlPlaneConfig {
     /// The initial voters and their addresses; checks ids, addresses and this member's place.
-    pub fn peer_map(&self) -> Result<HashMap<u64, String>, String> {
+    pub fn peer_map(&self) -> Result<HashMap<u64, MemberAddrs>, String> {
         if self.id == 0 {
             return Err("key `id`: must be 1 or more".into());
         }
         if self.peers.trim().is_empty() {
-            return Ok(HashMap::from([(self.id, self.listen.clone())]));
+            let me = MemberAddrs {
+                client: self.listen.clone(),
+                peer: None,
+            };
+            return Ok(HashMap::from([(self.id, me)]));
         }
         let mut map = HashMap::new();
         for part in self
@@ -100,9 +150,12 @@ impl ControlPlaneConfig {
             let id: u64 = id
                 .parse()
                 .map_err(|_| format!("key `peers`: id {id:?} is not a number"))?;
-            crate::catalog::validate_endpoint("peers", addr)
-                .map_err(|e| format!("key `peers`: {e}"))?;
-            if map.insert(id, addr.to_string()).is_some() {
+            let addrs = MemberAddrs::parse(addr);
+            for a in std::iter::once(&addrs.client).chain(addrs.peer.as_ref()) {
+                crate::catalog::validate_endpoint("peers", a)
+                    .map_err(|e| format!("key `peers`: {e}"))?;
+            }
+            if map.insert(id, addrs).is_some() {
                 return Err(format!("key `peers`: id {id} appears twice"));
             }
         }
@@ -115,16 +168,32 @@ impl ControlPlaneConfig {
         Ok(map)
     }
 
-    /// The TLS listener's keys: all three or none.
+    /// TLS is on unless `insecure`, and then needs this member's certificate and the CA.
     pub fn check_tls(&self) -> Result<(), String> {
-        let set = [&self.tls_listen, &self.tls_cert, &self.tls_key].map(|k| !k.is_empty());
-        if set.iter().any(|s| *s) && !set.iter().all(|s| *s) {
-            return Err(
-                "key `tls_listen`/`tls_cert`/`tls_key`: give all three (address and PEM files) or none"
-                    .into(),
-            );
+        if self.insecure {
+            return Ok(());
+        }
+        if !self.tls.has_identity() {
+            return Err("key `tls.cert_file`/`tls.key_file`: a member speaks TLS unless \
+                        `insecure = true`; give its certificate and key (`tribctl certs` makes \
+                        them)"
+                .into());
+        }
+        if !self.tls.has_ca() {
+            return Err("key `tls.ca_file`: the cluster CA is needed to check the peers' \
+                        certificates"
+                .into());
         }
         Ok(())
+    }
+
+    /// The peer listener's address (see `peer_listen`).
+    pub fn peer_listen_addr(&self) -> String {
+        if !self.peer_listen.is_empty() {
+            return self.peer_listen.clone();
+        }
+        let host = self.listen.rsplit_once(':').map_or("127.0.0.1", |(h, _)| h);
+        format!("{host}:0")
     }
 
     pub fn node_config(&self) -> crate::node::NodeConfig {
@@ -173,13 +242,26 @@ mod tests {
     }
 
     #[test]
-    fn the_tls_listener_needs_its_address_cert_and_key() {
+    fn tls_is_on_unless_insecure_and_needs_a_certificate_and_the_ca() {
         let mut c = ControlPlaneConfig::default();
+        assert!(c.check_tls().expect_err("no cert").contains("tls.cert_file"));
+        c.tls.cert_file = "m.pem".into();
+        c.tls.key_file = "m-key.pem".into();
+        assert!(c.check_tls().expect_err("no ca").contains("tls.ca_file"));
+        c.tls.ca_file = "ca.pem".into();
         assert!(c.check_tls().is_ok());
-        c.tls_listen = "127.0.0.1:7443".into();
-        assert!(c.check_tls().expect_err("no cert").contains("tls_cert"));
-        c.tls_cert = "cert.pem".into();
-        c.tls_key = "key.pem".into();
+        let c = ControlPlaneConfig {
+            insecure: true,
+            ..Default::default()
+        };
         assert!(c.check_tls().is_ok());
+    }
+
+    #[test]
+    fn a_peer_may_name_its_peer_address() {
+        let m = with_peers(1, "1=a:1/a:2,2=b:1,3=c:1").unwrap();
+        assert_eq!(m[&1].peer.as_deref(), Some("a:2"));
+        assert_eq!(m[&2].peer, None);
+        assert!(with_peers(1, "1=a:1/nope,2=b:1,3=c:1").is_err());
     }
 }

@@ -23,6 +23,9 @@ pub enum CatalogError {
         "the catalogue was replaced by a snapshot; list again and watch from the list's revision"
     )]
     Replaced,
+    /// A peer's call refused: its certificate is not a member's, or names another member.
+    #[error("peer refused: {0}")]
+    PeerRefused(String),
     #[error("storage error: {0}")]
     Storage(String),
     /// This member does not lead; `leader` is the leader's address when it is known.
@@ -99,6 +102,7 @@ impl From<CatalogError> for Status {
             CatalogError::FailedPrecondition(_) => Status::failed_precondition(msg),
             CatalogError::Compacted { .. } | CatalogError::Replaced => Status::out_of_range(msg),
             CatalogError::Storage(_) => Status::internal(msg),
+            CatalogError::PeerRefused(_) => Status::permission_denied(msg),
             CatalogError::NotLeader { leader } => not_leader(leader.as_deref()),
             CatalogError::Uncertain(_) => {
                 let mut s = Status::unavailable(msg);

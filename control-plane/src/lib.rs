@@ -24,7 +24,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
+use tonic::service::interceptor::InterceptedService;
 use tributary_common::telemetry::{self, Readiness};
+use tributary_common::{grpc, tls};
 use tributary_proto::v1::{
     catalog_server::CatalogServer, cluster_server::ClusterServer, raft_server::RaftServer,
 };
@@ -52,10 +54,10 @@ pub struct RunningControlPlane {
     pub node: Node,
     pub addr: SocketAddr,
     pub admin_addr: Option<SocketAddr>,
-    /// The bound TLS listener for external clients (`tls_listen`), if configured.
-    pub tls_addr: Option<SocketAddr>,
+    /// The bound peer listener (Raft and member-to-member calls).
+    pub peer_addr: SocketAddr,
     /// One stop signal and task per gRPC listener.
-    servers: Vec<Serving>,
+    servers: Vec<grpc::Serving>,
 }
 
 impl RunningControlPlane {
@@ -114,19 +116,32 @@ pub async fn start(config: ControlPlaneConfig) -> Result<RunningControlPlane, St
     start_on(config, listener).await
 }
 
-/// Starts a member on an already bound listener (tests bind `127.0.0.1:0`).
+/// Starts a member on an already bound client listener (tests bind `127.0.0.1:0`); the peer
+/// listener binds `peer_listen` (by default any free port on the same host).
 pub async fn start_on(
     config: ControlPlaneConfig,
     listener: TcpListener,
 ) -> Result<RunningControlPlane, StartError> {
     let peer_map = config.peer_map().map_err(StartError::Config)?;
     config.check_tls().map_err(StartError::Config)?;
-    let tls = tls_listener(&config).await?;
-    let tls_addr = tls.as_ref().and_then(|(_, l)| l.local_addr().ok());
+    let (client_tls, peer_tls, link_tls) = tls_setup(&config)?;
+    let peer_listen = config.peer_listen_addr();
+    let peer_listener = TcpListener::bind(&peer_listen)
+        .await
+        .map_err(|source| StartError::Listen {
+            addr: peer_listen.clone(),
+            source,
+        })?;
     let addr = listener.local_addr().map_err(|source| StartError::Listen {
         addr: config.listen.clone(),
         source,
     })?;
+    let peer_addr = peer_listener
+        .local_addr()
+        .map_err(|source| StartError::Listen {
+            addr: peer_listen,
+            source,
+        })?;
     let initial_voters: Vec<u64> = if peer_map.contains_key(&config.id) {
         let mut v: Vec<u64> = peer_map.keys().copied().collect();
         v.sort_unstable();
@@ -146,9 +161,17 @@ pub async fn start_on(
         .map_err(|e| StartError::Config(format!("raft storage: {e}")))?;
     // Addresses learned from membership changes win over the flags (they are newer).
     let mut addrs = peer_map;
-    addrs.extend(catalogue.peers()?);
-    addrs.insert(config.id, addr.to_string());
-    let peers = network::Peers::new(addrs);
+    for (id, a) in catalogue.peers()? {
+        addrs.insert(id, config::MemberAddrs::parse(&a));
+    }
+    addrs.insert(
+        config.id,
+        config::MemberAddrs {
+            client: addr.to_string(),
+            peer: Some(peer_addr.to_string()),
+        },
+    );
+    let peers = network::Peers::new(addrs, link_tls);
     let liveness = liveness::Liveness::new(Duration::from_millis(config.heartbeat_timeout_ms));
     let node = Node::start(config.node_config(), store, catalogue, peers, liveness)?;
 
@@ -157,82 +180,103 @@ pub async fn start_on(
         .await
         .map_err(StartError::Config)?;
     let request_timeout = Duration::from_millis(config.request_timeout_ms);
-    let catalog = || {
-        CatalogServer::new(service::CatalogService {
+    let cluster = || {
+        ClusterServer::new(service::ClusterService {
             node: node.clone(),
-            cluster_secret: config.cluster_secret.clone(),
+            peer_addr: peer_addr.to_string(),
         })
     };
-    let cluster = || ClusterServer::new(service::ClusterService { node: node.clone() });
-    let router = tonic::transport::Server::builder()
-        .add_service(catalog())
-        .add_service(cluster())
-        .add_service(
+    let client_router = tonic::transport::Server::builder()
+        .add_service(CatalogServer::new(service::CatalogService {
+            node: node.clone(),
+            cluster_secret: config.cluster_secret.clone(),
+        }))
+        .add_service(cluster());
+    // Raft, and the calls a follower sends on to the leader, are served to members only.
+    let peer_check = PeerNames(Arc::new(config.peer_allowed_names.clone()));
+    let peer_router = tonic::transport::Server::builder()
+        .add_service(InterceptedService::new(
             RaftServer::new(service::RaftService {
                 node: node.clone(),
                 request_timeout,
             })
             .max_decoding_message_size(64 << 20),
-        );
-    let mut servers = vec![serve(router, listener, "gRPC")];
-    if let Some((mut server, tls_listener)) = tls {
-        // Clients outside the cluster read the catalogue over TLS; Raft stays on `listen`.
-        let router = server.add_service(catalog()).add_service(cluster());
-        servers.push(serve(router, tls_listener, "TLS gRPC"));
-    }
+            peer_check.clone(),
+        ))
+        .add_service(InterceptedService::new(cluster(), peer_check));
+    let servers = vec![
+        grpc::serve(client_router, listener, client_tls, "control-plane gRPC"),
+        grpc::serve(peer_router, peer_listener, peer_tls, "control-plane peer gRPC"),
+    ];
     ready.set(true);
-    tracing::info!(id = config.id, %addr, ?tls_addr, "control-plane member started");
+    tracing::info!(id = config.id, %addr, %peer_addr, insecure = config.insecure, "control-plane member started");
     Ok(RunningControlPlane {
         node,
         addr,
+        peer_addr,
         admin_addr,
-        tls_addr,
         servers,
     })
 }
 
-/// The TLS server (identity loaded) and its socket, when `tls_listen` is set; set up before
-/// anything starts so a bad key or address stops nothing half-started.
-async fn tls_listener(
+/// How the two listeners and the links to peers speak: TLS (client certificates optional on
+/// the client listener, required on the peer listener; both reloaded when their files
+/// change) unless `insecure`.
+fn tls_setup(
     config: &ControlPlaneConfig,
-) -> Result<Option<(tonic::transport::Server, TcpListener)>, StartError> {
-    if config.tls_listen.is_empty() {
-        return Ok(None);
+) -> Result<(grpc::Listening, grpc::Listening, network::PeerTls), StartError> {
+    if config.insecure {
+        tracing::warn!("insecure = true: cleartext on every listener and link, peers unauthenticated");
+        return Ok((
+            grpc::Listening::Cleartext,
+            grpc::Listening::Cleartext,
+            network::PeerTls::Cleartext,
+        ));
     }
-    let tls = tributary_common::grpc::server_tls(&config.tls_cert, &config.tls_key)
-        .map_err(StartError::Config)?;
-    let server = tonic::transport::Server::builder()
-        .tls_config(tls)
-        .map_err(|e| StartError::Config(format!("key `tls_cert`/`tls_key`: {e}")))?;
-    let listener = TcpListener::bind(&config.tls_listen)
-        .await
-        .map_err(|source| StartError::Listen {
-            addr: config.tls_listen.clone(),
-            source,
-        })?;
-    Ok(Some((server, listener)))
+    let tls_err = |e: tls::TlsError| StartError::Config(e.to_string());
+    let client = tls::ReloadingServer::new(config.tls.clone(), tls::ClientAuth::Optional)
+        .map_err(tls_err)?
+        .server_config()
+        .map_err(tls_err)?;
+    let peer = tls::ReloadingServer::new(config.tls.clone(), tls::ClientAuth::Required)
+        .map_err(tls_err)?
+        .server_config()
+        .map_err(tls_err)?;
+    Ok((
+        grpc::Listening::Tls(client),
+        grpc::Listening::Tls(peer),
+        network::PeerTls::Mutual(config.tls.clone()),
+    ))
 }
 
-type Serving = (
-    tokio::sync::oneshot::Sender<()>,
-    tokio::task::JoinHandle<()>,
-);
+/// Lets a call through the peer listener only from a member: its certificate (already
+/// checked against the CA) must carry one of the allowed names.
+#[derive(Clone)]
+struct PeerNames(Arc<Vec<String>>);
 
-/// Serves `router` on `listener` until the returned sender fires (or is dropped).
-fn serve(
-    router: tonic::transport::server::Router,
-    listener: TcpListener,
-    what: &'static str,
-) -> Serving {
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let incoming = tributary_common::grpc::incoming(listener);
-    let task = tokio::spawn(async move {
-        let stop = async {
-            let _ = rx.await;
+impl tonic::service::Interceptor for PeerNames {
+    fn call(&mut self, req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        // Cleartext (insecure): nothing to check.
+        let Some(certs) = req.peer_certs() else {
+            return Ok(req);
         };
-        if let Err(e) = router.serve_with_incoming_shutdown(incoming, stop).await {
-            tracing::error!(error = %e, "control-plane {what} server stopped");
+        let names = certs
+            .first()
+            .map(|c| tls::cert_names(c))
+            .unwrap_or_default();
+        let allowed = names
+            .iter()
+            .any(|n| self.0.iter().any(|p| tls::wildcard_match(p, n)));
+        if allowed {
+            Ok(req)
+        } else {
+            metrics::counter!("tributary_peer_calls_refused_total").increment(1);
+            tracing::warn!(?names, "peer call refused: certificate names no allowed peer");
+            Err(error::CatalogError::PeerRefused(format!(
+                "certificate {names:?} names no allowed peer ({:?})",
+                self.0
+            ))
+            .into())
         }
-    });
-    (tx, task)
+    }
 }

@@ -1,90 +1,159 @@
 //! Raft traffic between members: per-peer senders and peer addresses. (Tests inject faults
 //! on the links themselves, with the harness's proxies.)
 
+use crate::config::MemberAddrs;
 use raft::prelude::Message;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
+use tonic::transport::Endpoint;
+use tributary_common::certs;
+use tributary_common::sync::{read, write};
+use tributary_common::tls::{self, TlsFiles};
 
 /// A peer that took a message this recently counts as reachable (the leader sends heartbeats
 /// far more often).
 const REACHABLE_WINDOW: Duration = Duration::from_secs(1);
 use tokio::sync::mpsc;
 use tonic::transport::Channel;
-use tributary_proto::v1::{raft_client::RaftClient, RaftBatch};
+use tributary_proto::v1::{
+    cluster_client::ClusterClient, raft_client::RaftClient, PeerAddressRequest, RaftBatch,
+};
 
-/// Addresses and lazily connected channels of the other members.
+/// How this member links to its peers: TLS with its own certificate, checking that each
+/// peer's certificate names the member it should be (`member-ID`), or cleartext (`insecure`).
+#[derive(Clone, Debug, Default)]
+pub enum PeerTls {
+    #[default]
+    Cleartext,
+    Mutual(TlsFiles),
+}
+
+/// The other members: their client addresses (what clients and leader hints use), their peer
+/// addresses (configured, or learned by asking the member at its client address), and lazily
+/// connected peer channels.
 #[derive(Clone, Default)]
 pub struct Peers {
-    addrs: Arc<RwLock<HashMap<u64, String>>>,
+    addrs: Arc<RwLock<HashMap<u64, MemberAddrs>>>,
+    learned: Arc<RwLock<HashMap<u64, String>>>,
     channels: Arc<RwLock<HashMap<u64, Channel>>>,
+    tls: PeerTls,
     /// Outcome and time of the last send to each peer.
     health: Arc<RwLock<HashMap<u64, (Instant, bool)>>>,
 }
 
 impl Peers {
-    pub fn new(addrs: HashMap<u64, String>) -> Self {
+    pub fn new(addrs: HashMap<u64, MemberAddrs>, tls: PeerTls) -> Self {
         Self {
             addrs: Arc::new(RwLock::new(addrs)),
-            channels: Arc::default(),
-            health: Arc::default(),
+            tls,
+            ..Default::default()
         }
     }
 
     fn record(&self, id: u64, ok: bool) {
-        if let Ok(mut h) = self.health.write() {
-            h.insert(id, (Instant::now(), ok));
-        }
+        write(&self.health).insert(id, (Instant::now(), ok));
     }
 
     /// Whether the last message to `id` got through within the last `REACHABLE_WINDOW`.
     pub fn is_reachable(&self, id: u64) -> bool {
-        self.health
-            .read()
-            .ok()
-            .and_then(|h| h.get(&id).copied())
+        read(&self.health)
+            .get(&id)
+            .copied()
             .is_some_and(|(at, ok)| ok && at.elapsed() < REACHABLE_WINDOW)
     }
 
+    /// Member `id`'s client address.
     pub fn addr(&self, id: u64) -> Option<String> {
-        self.addrs.read().ok()?.get(&id).cloned()
+        read(&self.addrs).get(&id).map(|a| a.client.clone())
     }
 
-    pub fn all(&self) -> HashMap<u64, String> {
-        self.addrs.read().map(|a| a.clone()).unwrap_or_default()
+    pub fn all(&self) -> HashMap<u64, MemberAddrs> {
+        read(&self.addrs).clone()
     }
 
-    pub fn set(&self, id: u64, addr: String) {
-        if let Ok(mut a) = self.addrs.write() {
-            if a.get(&id) != Some(&addr) {
-                a.insert(id, addr);
-                if let Ok(mut c) = self.channels.write() {
-                    c.remove(&id);
-                }
-            }
+    pub fn set(&self, id: u64, addrs: MemberAddrs) {
+        let mut a = write(&self.addrs);
+        if a.get(&id) != Some(&addrs) {
+            a.insert(id, addrs);
+            self.forget(id);
         }
     }
 
     pub fn remove(&self, id: u64) {
-        if let Ok(mut a) = self.addrs.write() {
-            a.remove(&id);
-        }
-        if let Ok(mut c) = self.channels.write() {
-            c.remove(&id);
-        }
+        write(&self.addrs).remove(&id);
+        self.forget(id);
     }
 
-    /// A channel to member `id`, if its address is known.
-    pub fn channel(&self, id: u64) -> Option<Channel> {
-        if let Some(c) = self.channels.read().ok()?.get(&id) {
-            return Some(c.clone());
+    /// Drops the channel and the learned peer address of `id` (after a failure: the member
+    /// may have restarted on another peer port).
+    fn forget(&self, id: u64) {
+        write(&self.channels).remove(&id);
+        write(&self.learned).remove(&id);
+    }
+
+    fn endpoint(&self, id: u64, addr: &str) -> Result<Endpoint, String> {
+        let files = match &self.tls {
+            PeerTls::Cleartext => None,
+            PeerTls::Mutual(f) => Some(f),
+        };
+        // The peer must show the certificate of the member we mean, whatever address it
+        // answers at.
+        tls::endpoint(addr, files, Some(&certs::member_name(id))).map_err(|e| e.to_string())
+    }
+
+    /// Member `id`'s peer address: configured, learned before, or asked of the member at its
+    /// client address now.
+    async fn peer_addr(&self, id: u64) -> Result<String, String> {
+        let addrs = read(&self.addrs)
+            .get(&id)
+            .cloned()
+            .ok_or_else(|| format!("member {id} has no known address"))?;
+        if let Some(p) = addrs.peer {
+            return Ok(p);
         }
-        let addr = self.addr(id)?;
-        let ch = tributary_common::grpc::channel(&addr).ok()?;
-        if let Ok(mut c) = self.channels.write() {
-            c.insert(id, ch.clone());
+        if let Some(p) = read(&self.learned).get(&id) {
+            return Ok(p.clone());
         }
-        Some(ch)
+        let ch = self.endpoint(id, &addrs.client)?.connect_lazy();
+        let ask = ClusterClient::new(ch).peer_address(PeerAddressRequest {});
+        let reply = tokio::time::timeout(Duration::from_secs(2), ask)
+            .await
+            .map_err(|_| format!("member {id} at {}: no answer", addrs.client))?
+            .map_err(|s| format!("member {id} at {}: {}", addrs.client, s.message()))?
+            .into_inner();
+        if reply.id != id {
+            return Err(format!(
+                "{} answers as member {}, not {id}",
+                addrs.client, reply.id
+            ));
+        }
+        // A peer listener on an unspecified host is reached at the client address's host.
+        let peer = match reply.peer_addr.rsplit_once(':') {
+            Some((h, port)) if h == "0.0.0.0" || h == "[::]" => {
+                let host = addrs.client.rsplit_once(':').map_or("", |(h, _)| h);
+                format!("{host}:{port}")
+            }
+            _ => reply.peer_addr,
+        };
+        write(&self.learned).insert(id, peer.clone());
+        Ok(peer)
+    }
+
+    /// A channel to member `id`'s peer listener.
+    pub async fn channel(&self, id: u64) -> Result<Channel, String> {
+        if let Some(c) = read(&self.channels).get(&id) {
+            return Ok(c.clone());
+        }
+        let addr = self.peer_addr(id).await?;
+        let ch = self.endpoint(id, &addr)?.connect_lazy();
+        write(&self.channels).insert(id, ch.clone());
+        Ok(ch)
+    }
+
+    /// After a failed call to `id`: look its peer address up again next time.
+    pub fn failed(&self, id: u64) {
+        self.forget(id);
     }
 }
 
@@ -163,16 +232,22 @@ impl PeerSender {
                 .iter()
                 .filter_map(|m| m.write_to_bytes().ok().map(Into::into))
                 .collect();
-            let ok = match self.peers.channel(self.to) {
-                Some(ch) => RaftClient::new(ch)
+            let ok = match self.peers.channel(self.to).await {
+                Ok(ch) => RaftClient::new(ch)
                     .send(RaftBatch {
                         from: self.me,
                         messages: encoded,
                     })
                     .await
                     .is_ok(),
-                None => false,
+                Err(e) => {
+                    tracing::debug!(to = self.to, error = %e, "no link to peer");
+                    false
+                }
             };
+            if !ok {
+                self.peers.failed(self.to);
+            }
             self.peers.record(self.to, ok);
             if !ok {
                 (self.reports)(SendReport::Unreachable(self.to));

@@ -71,7 +71,11 @@ impl Node {
                         "the new member's HOST:PORT is required",
                     ));
                 }
-                self.change_member(req.id, Some(req.addr)).await?;
+                let addrs = crate::config::MemberAddrs {
+                    client: req.addr,
+                    peer: (!req.peer_addr.is_empty()).then_some(req.peer_addr),
+                };
+                self.change_member(req.id, Some(addrs.to_string())).await?;
                 Ok(MemberReply {
                     members: self.members().await,
                 })
@@ -97,10 +101,15 @@ impl Node {
         let asks = st.voters.iter().map(|id| {
             let id = *id;
             let addr = self.peers.addr(id).unwrap_or_default();
-            let ch = (id != self.id).then(|| self.peers.channel(id)).flatten();
             let local = st.clone();
             let me = self.id;
+            let peers = self.peers.clone();
             async move {
+                let ch = if id == me {
+                    None
+                } else {
+                    peers.channel(id).await.ok()
+                };
                 let mut m = MemberStatus {
                     id,
                     addr,

@@ -37,7 +37,8 @@ impl Node {
         let ch = self
             .peers
             .channel(leader)
-            .ok_or_else(|| no_address(leader))?;
+            .await
+            .map_err(|e| no_link(leader, e))?;
         Ok(Leader::Other(ClusterClient::new(ch)))
     }
 
@@ -50,7 +51,8 @@ impl Node {
         let ch = self
             .peers
             .channel(leader)
-            .ok_or_else(|| no_address(leader))?;
+            .await
+            .map_err(|e| no_link(leader, e))?;
         let req = ForwardRequest {
             command: cmd.encode_to_vec().into(),
         };
@@ -64,6 +66,6 @@ pub(super) fn relayed<T>(r: Result<tonic::Response<T>, tonic::Status>) -> Result
         .map_err(CatalogError::from_status)
 }
 
-fn no_address(leader: u64) -> CatalogError {
-    CatalogError::Unavailable(format!("the address of leader {leader} is unknown"))
+fn no_link(leader: u64, why: String) -> CatalogError {
+    CatalogError::Unavailable(format!("no link to leader {leader}: {why}"))
 }

@@ -31,7 +31,11 @@ impl Node {
                         name: member(),
                     });
                 }
-                crate::catalog::validate_endpoint("addr", a)?;
+                let addrs = crate::config::MemberAddrs::parse(a);
+                crate::catalog::validate_endpoint("addr", &addrs.client)?;
+                if let Some(p) = &addrs.peer {
+                    crate::catalog::validate_endpoint("peer_addr", p)?;
+                }
                 cc.set_change_type(ConfChangeType::AddNode);
                 cc.context = a.clone().into_bytes().into();
                 new_voters.push(id);

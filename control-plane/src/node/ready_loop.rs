@@ -4,6 +4,7 @@
 use super::{Input, NodeConfig, NodeState, PeerProgress};
 use crate::catalog::{apply_command, Catalogue};
 use crate::error::CatalogError;
+use crate::config::MemberAddrs;
 use crate::network::{Peers, SendReport, Transport};
 use crate::raft_store::RaftStore;
 use prost::Message as _;
@@ -253,7 +254,7 @@ impl Loop {
         self.store.apply_snapshot(snap).map_err(raft_err)?;
         for (id, addr) in self.catalogue.peers()? {
             if id != self.id {
-                self.peers.set(id, addr);
+                self.peers.set(id, MemberAddrs::parse(&addr));
             }
         }
         tracing::info!(
@@ -325,7 +326,7 @@ impl Loop {
                     let addr = String::from_utf8_lossy(&cc.context).to_string();
                     peers.insert(cc.node_id, addr.clone());
                     if cc.node_id != self.id {
-                        self.peers.set(cc.node_id, addr);
+                        self.peers.set(cc.node_id, MemberAddrs::parse(&addr));
                     }
                 }
                 ConfChangeType::RemoveNode => {

@@ -3,12 +3,14 @@ use crate::node::Node;
 use tonic::{Request, Response, Status};
 use tributary_proto::v1::cluster_server::Cluster;
 use tributary_proto::v1::{
-    HeartbeatReply, HeartbeatRequest, MemberReply, MemberRequest, RegisterReply, RegisterRequest,
-    StatusReply, StatusRequest,
+    HeartbeatReply, HeartbeatRequest, MemberReply, MemberRequest, PeerAddressReply,
+    PeerAddressRequest, RegisterReply, RegisterRequest, StatusReply, StatusRequest,
 };
 
 pub struct ClusterService {
     pub node: Node,
+    /// Where this member serves its peers, for `PeerAddress`.
+    pub peer_addr: String,
 }
 
 #[tonic::async_trait]
@@ -33,6 +35,16 @@ impl Cluster for ClusterService {
 
     async fn status(&self, _: Request<StatusRequest>) -> Result<Response<StatusReply>, Status> {
         Ok(Response::new(self.node.status().await?))
+    }
+
+    async fn peer_address(
+        &self,
+        _: Request<PeerAddressRequest>,
+    ) -> Result<Response<PeerAddressReply>, Status> {
+        Ok(Response::new(PeerAddressReply {
+            id: self.node.id,
+            peer_addr: self.peer_addr.clone(),
+        }))
     }
 
     async fn add_member(

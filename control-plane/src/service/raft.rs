@@ -17,6 +17,22 @@ pub struct RaftService {
 #[tonic::async_trait]
 impl Raft for RaftService {
     async fn send(&self, req: Request<RaftBatch>) -> Result<Response<RaftAck>, Status> {
+        // Over mutual TLS the certificate says which member is talking: it must be the one
+        // the batch claims to come from.
+        if let Some(certs) = req.peer_certs() {
+            let claimed = req.get_ref().from;
+            let shown = tributary_common::tls::peer_cn(&certs)
+                .and_then(|n| tributary_common::certs::member_id(&n));
+            if shown != Some(claimed) {
+                metrics::counter!("tributary_raft_messages_refused_total", "why" => "identity")
+                    .increment(1);
+                tracing::warn!(claimed, ?shown, "raft batch refused: its sender's certificate names another member");
+                return Err(CatalogError::PeerRefused(format!(
+                    "the batch claims member {claimed}, the certificate shows {shown:?}"
+                ))
+                .into());
+            }
+        }
         let batch = req.into_inner();
         for raw in batch.messages {
             let m = raft::prelude::Message::parse_from_bytes(&raw)
