@@ -2,7 +2,7 @@
 //! both on to the leader). Soft state: a new leader learns it again within one heartbeat
 //! interval. Bounded whoever calls: a heartbeat carries at most `limits.max_heartbeat_*`, and
 //! only registered data nodes are remembered (what belongs to a node no longer registered is
-//! dropped at the next sweep).
+//! dropped at the next sweep). Gauge: `tributary_cp_liveness_nodes`, the nodes it holds.
 
 use crate::catalog::Limits;
 use crate::error::CatalogError;
@@ -84,6 +84,7 @@ impl Liveness {
             beats.retain(|id, _| registered(*id));
             *last = Instant::now();
         }
+        metrics::gauge!("tributary_cp_liveness_nodes").set(beats.len() as f64);
     }
 
     pub fn get(&self, node: u64) -> Option<Beat> {
@@ -118,5 +119,57 @@ impl Liveness {
             .map(Message::encoded_len)
             .sum();
         (beats.len(), bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nodes_no_longer_registered_are_forgotten_at_the_next_sweep() {
+        let live = Liveness::new(Duration::ZERO);
+        let stats = vec![OwnedStats {
+            name: "default:w".into(),
+            ..Default::default()
+        }];
+        live.record(1, true, stats.clone(), |_| true);
+        live.record(2, true, stats.clone(), |_| true);
+        assert_eq!(live.held().0, 2);
+        // Node 1 was deleted from the catalogue: node 2's next beat sweeps it out.
+        live.record(2, true, stats, |id| id == 2);
+        assert_eq!(live.held().0, 1);
+        assert!(live.get(1).is_none() && live.get(2).is_some());
+    }
+
+    #[test]
+    fn a_heartbeat_over_a_limit_names_it() {
+        let limits = Limits {
+            max_heartbeat_stats: 2,
+            max_heartbeat_bytes: 100,
+            ..Limits::default()
+        };
+        let hb = |n: usize, name: &str| HeartbeatRequest {
+            node_id: 1,
+            healthy: true,
+            stats: vec![
+                OwnedStats {
+                    name: name.into(),
+                    ..Default::default()
+                };
+                n
+            ],
+        };
+        let err = check_heartbeat(&hb(3, "a"), &limits).expect_err("entries");
+        assert!(
+            err.to_string().contains("limits.max_heartbeat_stats"),
+            "{err}"
+        );
+        let err = check_heartbeat(&hb(1, &"a".repeat(200)), &limits).expect_err("bytes");
+        assert!(
+            err.to_string().contains("limits.max_heartbeat_bytes"),
+            "{err}"
+        );
+        assert!(check_heartbeat(&hb(2, "a"), &limits).is_ok());
     }
 }

@@ -40,9 +40,10 @@ impl Cursor {
     }
 }
 
-/// One page of events and where the next page starts.
+/// One page of events, their encoded bytes, and where the next page starts.
 pub struct Page {
     pub events: Vec<WatchEvent>,
+    pub bytes: usize,
     pub next: Cursor,
 }
 
@@ -234,6 +235,7 @@ impl Catalogue {
                 // The next page starts at this event.
                 return Ok(Page {
                     events,
+                    bytes,
                     next: Cursor { revision, index },
                 });
             }
@@ -244,7 +246,11 @@ impl Catalogue {
             it.next();
         }
         it.status()?;
-        Ok(Page { events, next })
+        Ok(Page {
+            events,
+            bytes,
+            next,
+        })
     }
 }
 
@@ -262,3 +268,6 @@ fn decode_key(k: &[u8]) -> Result<(u64, u32), CatalogError> {
         u32::from_be_bytes(i.try_into().map_err(|_| bad())?),
     ))
 }
+
+#[cfg(test)]
+mod tests;

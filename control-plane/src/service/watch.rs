@@ -1,7 +1,8 @@
 //! `Catalog.Watch`: the event log from a revision on, then each change as it commits. The
 //! stream reads the log a page (`limits.watch_page_bytes`) at a time, only when the client
 //! has taken the page before (gRPC flow control polls it), so an idle watcher holds one page
-//! at most, and everything it held goes when the client does.
+//! at most, and everything it held goes when the client does. Gauges count them:
+//! `tributary_cp_watchers` and `tributary_cp_watch_held_bytes` (the pages' bytes).
 
 use crate::catalog::{Catalogue, Cursor, Feed};
 use crate::error::CatalogError;
@@ -22,6 +23,8 @@ struct Watcher<F> {
     restores: u64,
     next: Cursor,
     page: VecDeque<WatchEvent>,
+    /// The encoded bytes of the events in `page`.
+    held: usize,
     page_bytes: usize,
     /// What the client may see of an entity (secrets redacted or not).
     shown: F,
@@ -41,17 +44,27 @@ where
     let mut feed = cat.feed();
     let restores = feed.borrow_and_update().restores;
     let first = cat.events_page(Cursor::after(from), restores, page_bytes)?;
+    metrics::gauge!("tributary_cp_watchers").increment(1.0);
+    metrics::gauge!("tributary_cp_watch_held_bytes").increment(first.bytes as f64);
     let w = Watcher {
         cat,
         feed,
         restores,
         next: first.next,
         page: first.events.into(),
+        held: first.bytes,
         page_bytes,
         shown,
         ended: false,
     };
     Ok(Box::pin(futures::stream::unfold(w, Watcher::step)))
+}
+
+impl<F> Drop for Watcher<F> {
+    fn drop(&mut self) {
+        metrics::gauge!("tributary_cp_watchers").decrement(1.0);
+        metrics::gauge!("tributary_cp_watch_held_bytes").decrement(self.held as f64);
+    }
 }
 
 impl<F: Fn(WatchEvent) -> WatchEvent> Watcher<F> {
@@ -61,6 +74,9 @@ impl<F: Fn(WatchEvent) -> WatchEvent> Watcher<F> {
         }
         loop {
             if let Some(e) = self.page.pop_front() {
+                let bytes = prost::Message::encoded_len(&e).min(self.held);
+                self.held -= bytes;
+                metrics::gauge!("tributary_cp_watch_held_bytes").decrement(bytes as f64);
                 let e = (self.shown)(e);
                 return Some((Ok(e), self));
             }
@@ -71,6 +87,8 @@ impl<F: Fn(WatchEvent) -> WatchEvent> Watcher<F> {
                 .events_page(self.next, self.restores, self.page_bytes)
             {
                 Ok(page) if !page.events.is_empty() => {
+                    metrics::gauge!("tributary_cp_watch_held_bytes").increment(page.bytes as f64);
+                    self.held += page.bytes;
                     self.next = page.next;
                     self.page = page.events.into();
                 }
