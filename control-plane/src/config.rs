@@ -196,4 +196,28 @@ mod tests {
         c.tls_key = "key.pem".into();
         assert!(c.check_tls().is_ok());
     }
+
+    #[test]
+    fn the_example_config_loads_and_names_every_limit_with_its_default() {
+        #[derive(Serialize)]
+        struct NoFlags {}
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/control-plane.toml");
+        let c: ControlPlaneConfig =
+            tributary_common::config::load(Some(&path), &NoFlags {}).expect("example config");
+        assert_eq!(c.limits, Limits::default());
+        let text = std::fs::read_to_string(&path).expect("read");
+        let keys = serde_json::to_value(Limits::default()).expect("json");
+        for key in keys.as_object().expect("a table").keys() {
+            assert!(
+                text.contains(&format!("\n{key} = ")),
+                "{key} is not in the example"
+            );
+        }
+        let defaults = RaftSection::default();
+        assert_eq!(
+            (c.raft.snapshot_bytes, c.raft.max_watch_event_bytes),
+            (defaults.snapshot_bytes, defaults.max_watch_event_bytes)
+        );
+    }
 }
