@@ -1,5 +1,6 @@
 //! The control plane's configuration: defaults run one member on loopback with no file.
 
+pub use crate::catalog::Limits;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -33,6 +34,8 @@ pub struct ControlPlaneConfig {
     /// PEM certificate chain and key of the TLS listener.
     pub tls_cert: String,
     pub tls_key: String,
+    /// What one client may make a member hold or do; see [`Limits`].
+    pub limits: Limits,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -45,6 +48,11 @@ pub struct RaftSection {
     pub snapshot_entries: u64,
     /// Catalogue changes kept for `Watch`; older revisions answer "list again".
     pub max_watch_events: u64,
+    /// Compact the log also past this many bytes of applied entries, so big entities
+    /// updated often do not grow the data dir with `snapshot_entries` copies of themselves.
+    pub snapshot_bytes: u64,
+    /// The watch event log also keeps at most this many bytes (the newest revision always).
+    pub max_watch_event_bytes: u64,
 }
 
 impl Default for ControlPlaneConfig {
@@ -62,6 +70,7 @@ impl Default for ControlPlaneConfig {
             tls_listen: String::new(),
             tls_cert: String::new(),
             tls_key: String::new(),
+            limits: Limits::default(),
         }
     }
 }
@@ -74,6 +83,8 @@ impl Default for RaftSection {
             heartbeat_ticks: 2,
             snapshot_entries: 10_000,
             max_watch_events: 100_000,
+            snapshot_bytes: 64 << 20,
+            max_watch_event_bytes: 64 << 20,
         }
     }
 }
@@ -134,7 +145,10 @@ impl ControlPlaneConfig {
             election_ticks: self.raft.election_ticks.max(2),
             heartbeat_ticks: self.raft.heartbeat_ticks.max(1),
             snapshot_entries: self.raft.snapshot_entries,
+            snapshot_bytes: self.raft.snapshot_bytes.max(1),
+            max_watch_event_bytes: self.raft.max_watch_event_bytes.max(1),
             request_timeout: Duration::from_millis(self.request_timeout_ms),
+            limits: self.limits.clone(),
         }
     }
 }
@@ -181,5 +195,29 @@ mod tests {
         c.tls_cert = "cert.pem".into();
         c.tls_key = "key.pem".into();
         assert!(c.check_tls().is_ok());
+    }
+
+    #[test]
+    fn the_example_config_loads_and_names_every_limit_with_its_default() {
+        #[derive(Serialize)]
+        struct NoFlags {}
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/control-plane.toml");
+        let c: ControlPlaneConfig =
+            tributary_common::config::load(Some(&path), &NoFlags {}).expect("example config");
+        assert_eq!(c.limits, Limits::default());
+        let text = std::fs::read_to_string(&path).expect("read");
+        let keys = serde_json::to_value(Limits::default()).expect("json");
+        for key in keys.as_object().expect("a table").keys() {
+            assert!(
+                text.contains(&format!("\n{key} = ")),
+                "{key} is not in the example"
+            );
+        }
+        let defaults = RaftSection::default();
+        assert_eq!(
+            (c.raft.snapshot_bytes, c.raft.max_watch_event_bytes),
+            (defaults.snapshot_bytes, defaults.max_watch_event_bytes)
+        );
     }
 }

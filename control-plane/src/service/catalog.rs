@@ -1,10 +1,7 @@
+use super::watch::WatchStream;
 use crate::catalog::entity::{kind_label, redacted};
 use crate::error::CatalogError;
 use crate::node::Node;
-use futures::Stream;
-use std::pin::Pin;
-use tokio::sync::{broadcast, mpsc};
-use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 use tributary_proto::v1::catalog_server::Catalog;
 use tributary_proto::v1::command::Op;
@@ -60,8 +57,6 @@ fn kind(raw: i32) -> Result<EntityKind, CatalogError> {
     }
 }
 
-type WatchStream = Pin<Box<dyn Stream<Item = Result<WatchEvent, Status>> + Send>>;
-
 #[tonic::async_trait]
 impl Catalog for CatalogService {
     async fn create(&self, req: Request<Entity>) -> Result<Response<WriteReply>, Status> {
@@ -106,7 +101,7 @@ impl Catalog for CatalogService {
         // Revision first: a watcher starting from it may see a change twice, never miss one.
         let revision = cat.revision();
         let entities = cat
-            .list(k, &r.namespace)?
+            .list_within(k, &r.namespace, self.node.limits.max_reply_bytes)?
             .into_iter()
             .map(|e| shown(e, reveal))
             .collect();
@@ -119,96 +114,11 @@ impl Catalog for CatalogService {
         let reveal = self.reveals(&req);
         let from = req.into_inner().from_revision;
         let cat = self.node.catalogue.clone();
-        // Subscribe before reading the log, so nothing falls between the two.
-        let mut live = cat.subscribe();
-        let backlog = cat.events_after(from)?;
-        let (tx, rx) = mpsc::channel(1024);
-        tokio::spawn(async move {
-            let mut cursor = Cursor {
-                log_rev: from,
-                live_rev: 0,
-                live_count: 0,
-            };
-            if !deliver(&tx, backlog, &mut cursor, 0, reveal).await {
-                return;
-            }
-            loop {
-                match live.recv().await {
-                    Ok(e) if e.revision == 0 => {
-                        let _ = tx.send(Err(CatalogError::Replaced.into())).await;
-                        return;
-                    }
-                    Ok(e) if e.revision <= cursor.log_rev => {}
-                    Ok(e) => {
-                        if e.revision == cursor.live_rev {
-                            cursor.live_count += 1;
-                        } else {
-                            cursor.live_rev = e.revision;
-                            cursor.live_count = 1;
-                        }
-                        if !send(&tx, e, reveal).await {
-                            return;
-                        }
-                    }
-                    Err(broadcast::error::RecvError::Lagged(_)) => {
-                        // Fell behind the live feed: catch up from the event log.
-                        let (after, skip) = if cursor.live_rev > cursor.log_rev {
-                            (cursor.live_rev - 1, cursor.live_count)
-                        } else {
-                            (cursor.log_rev, 0)
-                        };
-                        match cat.events_after(after) {
-                            Ok(events) => {
-                                if !deliver(&tx, events, &mut cursor, skip, reveal).await {
-                                    return;
-                                }
-                            }
-                            Err(err) => {
-                                let _ = tx.send(Err(err.into())).await;
-                                return;
-                            }
-                        }
-                    }
-                    Err(broadcast::error::RecvError::Closed) => return,
-                }
-            }
-        });
-        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+        let page_bytes = self.node.limits.watch_page_bytes;
+        let stream = super::watch::watch(cat, from, page_bytes, move |mut e: WatchEvent| {
+            e.entity = e.entity.map(|x| shown(x, reveal));
+            e
+        })?;
+        Ok(Response::new(stream))
     }
-}
-
-/// Where a watcher is: revisions up to `log_rev` were read whole from the event log; the
-/// live feed has delivered `live_count` events of `live_rev`.
-struct Cursor {
-    log_rev: u64,
-    live_rev: u64,
-    live_count: usize,
-}
-
-async fn send(
-    tx: &mpsc::Sender<Result<WatchEvent, Status>>,
-    mut e: WatchEvent,
-    reveal: bool,
-) -> bool {
-    e.entity = e.entity.map(|x| shown(x, reveal));
-    tx.send(Ok(e)).await.is_ok()
-}
-
-/// Sends events read from the log, skipping the first `skip` (already sent live).
-async fn deliver(
-    tx: &mpsc::Sender<Result<WatchEvent, Status>>,
-    events: Vec<WatchEvent>,
-    cursor: &mut Cursor,
-    skip: usize,
-    reveal: bool,
-) -> bool {
-    for (i, e) in events.into_iter().enumerate() {
-        cursor.log_rev = cursor.log_rev.max(e.revision);
-        if i >= skip && !send(tx, e, reveal).await {
-            return false;
-        }
-    }
-    cursor.live_rev = 0;
-    cursor.live_count = 0;
-    true
 }
