@@ -33,6 +33,10 @@ pub struct ControlPlaneConfig {
     /// PEM certificate chain and key of the TLS listener.
     pub tls_cert: String,
     pub tls_key: String,
+    /// Secrets at rest (`[encryption]`, the same section as the data nodes'): the member
+    /// receiving a write seals them before proposing. Give every member and data node the
+    /// same keys.
+    pub encryption: tributary_common::crypto::EncryptionConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -62,6 +66,7 @@ impl Default for ControlPlaneConfig {
             tls_listen: String::new(),
             tls_cert: String::new(),
             tls_key: String::new(),
+            encryption: Default::default(),
         }
     }
 }

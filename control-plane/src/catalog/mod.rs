@@ -6,6 +6,7 @@ pub mod entity;
 mod validate;
 
 pub use apply::{apply_command, Txn};
+pub use validate::credentials_as_written;
 pub use validate::endpoint as validate_endpoint;
 
 /// The canonical name of an entity of `kind` (`ns:name` for namespaced kinds).
