@@ -7,7 +7,6 @@ use anyhow::{anyhow, ensure, Result};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 use tonic::transport::Channel;
 use tonic::{Code, Request};
 use tributary_common::crypto::{Encryption, EncryptionConfig, Key, MigrationConfig};
