@@ -163,7 +163,7 @@ pub async fn start_on(
     let migration = Arc::new(encryption::Migration::new(
         node.clone(),
         secrets.clone(),
-        &config.encryption.migration,
+        config.encryption.migration_entities_per_second,
         config.cluster_secret.clone(),
     ));
     let catalog = || {

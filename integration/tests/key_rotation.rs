@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use tonic::transport::Channel;
 use tonic::{Code, Request};
-use tributary_common::crypto::{Encryption, EncryptionConfig, Key, MigrationConfig};
+use tributary_common::crypto::{Encryption, EncryptionConfig, Key};
 use tributary_common::grpc::CLUSTER_TOKEN_HEADER;
 use tributary_common::secrets::REDACTED;
 use tributary_integration::{wait, Cluster, Server, CLUSTER_SECRET};
@@ -30,9 +30,7 @@ fn keys(key: &str, old: &[&str]) -> EncryptionConfig {
     EncryptionConfig {
         key: key.into(),
         old_keys: old.iter().map(|k| k.to_string()).collect(),
-        migration: MigrationConfig {
-            entities_per_second: 5,
-        },
+        migration_entities_per_second: 5,
         ..Default::default()
     }
 }

@@ -2,7 +2,7 @@
 //! fields, and the migration's pace. Every key is also an environment variable:
 //! `TRIBUTARY_ENCRYPTION__KEY`, `TRIBUTARY_ENCRYPTION__KEY_FILE`,
 //! `TRIBUTARY_ENCRYPTION__OLD_KEYS='[k1,k2]'`, `TRIBUTARY_ENCRYPTION__FIELDS='[/target/ingest_secret]'`,
-//! `TRIBUTARY_ENCRYPTION__MIGRATION__ENTITIES_PER_SECOND`.
+//! `TRIBUTARY_ENCRYPTION__MIGRATION_ENTITIES_PER_SECOND`.
 
 use super::fields::{FieldPointer, DEFAULT_FIELDS};
 use super::keys::{Key, KeyRing};
@@ -22,23 +22,9 @@ pub struct EncryptionConfig {
     pub old_key_files: Vec<String>,
     /// JSON pointers of the fields to seal (see `fields.rs`).
     pub fields: Vec<String>,
-    pub migration: MigrationConfig,
-}
-
-/// How the control plane's migration (`Cluster.MigrateEncryption`) goes.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(default)]
-pub struct MigrationConfig {
-    /// Entities re-sealed per second (each one a catalogue update); 0 = as fast as they apply.
-    pub entities_per_second: u32,
-}
-
-impl Default for MigrationConfig {
-    fn default() -> Self {
-        MigrationConfig {
-            entities_per_second: 10,
-        }
-    }
+    /// The control plane's migration (`Cluster.MigrateEncryption`): entities re-sealed per
+    /// second, each one a catalogue update; 0 = as fast as they apply.
+    pub migration_entities_per_second: u32,
 }
 
 impl Default for EncryptionConfig {
@@ -49,7 +35,7 @@ impl Default for EncryptionConfig {
             old_keys: Vec::new(),
             old_key_files: Vec::new(),
             fields: DEFAULT_FIELDS.iter().map(|f| f.to_string()).collect(),
-            migration: MigrationConfig::default(),
+            migration_entities_per_second: 10,
         }
     }
 }
@@ -64,7 +50,10 @@ impl std::fmt::Debug for EncryptionConfig {
             .field("old_keys", &format!("{} given", self.old_keys.len()))
             .field("old_key_files", &self.old_key_files)
             .field("fields", &self.fields)
-            .field("migration", &self.migration)
+            .field(
+                "migration_entities_per_second",
+                &self.migration_entities_per_second,
+            )
             .finish()
     }
 }
@@ -244,13 +233,13 @@ mod tests {
                 format!("[{},{}]", key_text(6), key_text(7)),
             );
             jail.set_env("TRIBUTARY_ENCRYPTION__FIELDS", "[/target/ingest_secret]");
-            jail.set_env("TRIBUTARY_ENCRYPTION__MIGRATION__ENTITIES_PER_SECOND", "3");
+            jail.set_env("TRIBUTARY_ENCRYPTION__MIGRATION_ENTITIES_PER_SECOND", "3");
             let s: Server = crate::config::load(None, &NoFlags {}).map_err(|e| e.to_string())?;
             let (ring, fields) = s.encryption.parse().map_err(|e| e.to_string())?;
             assert!(ring.current_kid().is_some());
             assert_eq!(ring.old_kids().len(), 2);
             assert_eq!(fields.len(), 1);
-            assert_eq!(s.encryption.migration.entities_per_second, 3);
+            assert_eq!(s.encryption.migration_entities_per_second, 3);
             let shown = format!("{:?}", s.encryption);
             assert!(
                 !shown.contains(&key_text(5)) && !shown.contains(&key_text(6)),

@@ -17,7 +17,7 @@ mod config;
 mod fields;
 mod keys;
 
-pub use config::{EncryptionConfig, EncryptionConfigError, MigrationConfig};
+pub use config::{EncryptionConfig, EncryptionConfigError};
 pub use fields::{FieldError, FieldPointer, DEFAULT_FIELDS};
 pub use keys::{kid_of, CryptoError, Key, KeyRing, SEALED_PREFIX};
 

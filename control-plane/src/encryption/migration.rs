@@ -18,7 +18,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tonic::metadata::{MetadataMap, MetadataValue};
 use tonic::Status;
-use tributary_common::crypto::MigrationConfig;
 use tributary_common::grpc::CLUSTER_TOKEN_HEADER;
 use tributary_common::sync::lock;
 use tributary_common::task::AbortOnDrop;
@@ -101,10 +100,10 @@ impl Migration {
     pub fn new(
         node: Node,
         secrets: Arc<Secrets>,
-        config: &MigrationConfig,
+        entities_per_second: u32,
         cluster_secret: String,
     ) -> Self {
-        let pace = match config.entities_per_second {
+        let pace = match entities_per_second {
             0 => Duration::ZERO,
             n => Duration::from_secs(1) / n,
         };

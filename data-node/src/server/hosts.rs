@@ -187,3 +187,99 @@ impl MirrorHost for NodeHost {
         Some(store.tail(spec))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tributary_common::secrets::REDACTED;
+    use tributary_proto::v1::StreamSource;
+
+    const ONE: &str = "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE";
+    const TWO: &str = "AgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgI";
+
+    fn secrets(key: &str) -> SealedSecrets {
+        SealedSecrets::at_start(&EncryptionConfig {
+            key: key.into(),
+            ..Default::default()
+        })
+        .expect("config")
+    }
+
+    fn sealed(key: &str, e: Entity) -> Entity {
+        let mut e = e;
+        let enc = Encryption::from_config(&EncryptionConfig {
+            key: key.into(),
+            ..Default::default()
+        })
+        .expect("config");
+        enc.seal_entity(&mut e).expect("seal");
+        e
+    }
+
+    fn target() -> Entity {
+        Entity {
+            kind: Some(Kind::Target(Target {
+                name: "default:t".into(),
+                ingest_secret: "hush".into(),
+                ..Default::default()
+            })),
+        }
+    }
+
+    fn stream() -> Entity {
+        Entity {
+            kind: Some(Kind::Stream(Stream {
+                name: "default:m".into(),
+                mirror: Some(StreamSource {
+                    stream: "o".into(),
+                    external: "b:1".into(),
+                    external_credentials: "creds".into(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            })),
+        }
+    }
+
+    fn unwrap_target(e: Entity) -> Target {
+        match e.kind {
+            Some(Kind::Target(t)) => t,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn unwrap_stream(e: Entity) -> Stream {
+        match e.kind {
+            Some(Kind::Stream(s)) => s,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn creds(s: &Stream) -> &str {
+        s.mirror.as_ref().map_or("", |m| &m.external_credentials)
+    }
+
+    #[test]
+    fn workers_get_secrets_opened_with_the_shared_key() {
+        let s = secrets(ONE);
+        let t = s.target(unwrap_target(sealed(ONE, target())));
+        assert_eq!(t.map(|t| t.ingest_secret).as_deref(), Some("hush"));
+        let m = s.stream(unwrap_stream(sealed(ONE, stream())));
+        assert_eq!(creds(&m), "creds");
+        // A value stored before encryption was turned on reads as it is.
+        let plain = s.target(unwrap_target(target()));
+        assert_eq!(plain.map(|t| t.ingest_secret).as_deref(), Some("hush"));
+    }
+
+    #[test]
+    fn a_secret_that_does_not_open_is_withheld() {
+        let s = secrets(TWO);
+        assert!(s.target(unwrap_target(sealed(ONE, target()))).is_none());
+        let m = s.stream(unwrap_stream(sealed(ONE, stream())));
+        assert_eq!(creds(&m), REDACTED, "nothing sealed is sent as a secret");
+        assert_eq!(m.mirror.map(|o| o.stream).as_deref(), Some("o"));
+        // Each failure is logged once, however often a worker asks.
+        s.stream(unwrap_stream(sealed(ONE, stream())));
+        assert_eq!(lock(&s.reported).len(), 2);
+    }
+}
