@@ -83,6 +83,11 @@ impl FieldPointer {
     pub fn as_str(&self) -> &str {
         &self.text
     }
+
+    /// The entity kind it applies to, as its first segment names it.
+    pub fn kind(&self) -> &str {
+        self.kind
+    }
 }
 
 /// RFC 6901: `~1` is `/`, `~0` is `~`.

@@ -28,15 +28,15 @@ use tributary_proto::v1::{
     Command, Entity, EntityKind, KeyUse, MigrateEncryptionReply, MigrateEncryptionRequest, UpdateIf,
 };
 
-/// Kinds whose entities may hold configured fields (a kind with none costs nothing to scan).
-const KINDS: [EntityKind; 7] = [
-    EntityKind::Target,
-    EntityKind::Stream,
-    EntityKind::Well,
-    EntityKind::Policy,
-    EntityKind::Namespace,
-    EntityKind::Tag,
-    EntityKind::DataNode,
+/// Every kind, by the name field pointers start with.
+const KINDS: [(EntityKind, &str); 7] = [
+    (EntityKind::Target, "target"),
+    (EntityKind::Stream, "stream"),
+    (EntityKind::Well, "well"),
+    (EntityKind::Policy, "policy"),
+    (EntityKind::Namespace, "namespace"),
+    (EntityKind::Tag, "tag"),
+    (EntityKind::DataNode, "data_node"),
 ];
 /// How many of the latest failures a report carries.
 const ERRORS_KEPT: usize = 20;
@@ -216,19 +216,26 @@ impl Migration {
             .map_err(CatalogError::from_status)
     }
 
+    /// Every entity of a kind some configured field names, copied out of the catalogue so
+    /// that looking into them holds no lock the apply loop needs.
+    fn with_fields(&self) -> Vec<(EntityKind, Entity)> {
+        let fields = self.secrets.encryption().fields();
+        KINDS
+            .iter()
+            .filter(|(_, name)| fields.iter().any(|f| f.kind() == *name))
+            .flat_map(|(kind, _)| {
+                let list = self.node.catalogue.list(*kind, "").unwrap_or_default();
+                list.into_iter().map(|e| (*kind, e))
+            })
+            .collect()
+    }
+
     /// Every entity with a value not under the current key, in kind and name order.
     fn unsettled(&self) -> Vec<(EntityKind, Entity)> {
         let enc = self.secrets.encryption();
-        let mut out = Vec::new();
-        for kind in KINDS {
-            let _ = self.node.catalogue.visit(kind, |_, e| {
-                if enc.unsettled(e) > 0 {
-                    out.push((kind, e.clone()));
-                }
-                Ok(())
-            });
-        }
-        out
+        let mut all = self.with_fields();
+        all.retain(|(_, e)| enc.unsettled(e) > 0);
+        all
     }
 
     /// Counts what a run would change and tries each re-seal in memory; changes nothing.
@@ -306,12 +313,9 @@ impl Migration {
         let enc = self.secrets.encryption();
         let mut uses = BTreeMap::new();
         let mut remaining = 0;
-        for kind in KINDS {
-            let _ = self.node.catalogue.visit(kind, |_, e| {
-                enc.count_key_uses(e, &mut uses);
-                remaining += u64::from(enc.unsettled(e) > 0);
-                Ok(())
-            });
+        for (_, e) in self.with_fields() {
+            enc.count_key_uses(&e, &mut uses);
+            remaining += u64::from(enc.unsettled(&e) > 0);
         }
         MigrateEncryptionReply {
             phase: p.phase.to_string(),
