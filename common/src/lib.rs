@@ -7,6 +7,7 @@ pub mod addr_file;
 pub mod auth;
 pub mod backoff;
 pub mod config;
+pub mod crypto;
 pub mod duration;
 pub mod grpc;
 pub mod model;

@@ -36,6 +36,10 @@ pub struct ControlPlaneConfig {
     pub tls_key: String,
     /// What one client may make a member hold or do; see [`Limits`].
     pub limits: Limits,
+    /// Secrets at rest (`[encryption]`, the same section as the data nodes'): the member
+    /// receiving a write seals them before proposing. Give every member and data node the
+    /// same keys.
+    pub encryption: tributary_common::crypto::EncryptionConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -71,6 +75,7 @@ impl Default for ControlPlaneConfig {
             tls_cert: String::new(),
             tls_key: String::new(),
             limits: Limits::default(),
+            encryption: Default::default(),
         }
     }
 }

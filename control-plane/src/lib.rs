@@ -7,6 +7,7 @@
 
 pub mod catalog;
 pub mod config;
+pub mod encryption;
 pub mod error;
 pub mod liveness;
 pub mod network;
@@ -121,6 +122,8 @@ pub async fn start_on(
 ) -> Result<RunningControlPlane, StartError> {
     let peer_map = config.peer_map().map_err(StartError::Config)?;
     config.check_tls().map_err(StartError::Config)?;
+    let secrets =
+        Arc::new(encryption::Secrets::at_start(&config.encryption).map_err(StartError::Config)?);
     let tls = tls_listener(&config).await?;
     let tls_addr = tls.as_ref().and_then(|(_, l)| l.local_addr().ok());
     let addr = listener.local_addr().map_err(|source| StartError::Listen {
@@ -157,13 +160,25 @@ pub async fn start_on(
         .await
         .map_err(StartError::Config)?;
     let request_timeout = Duration::from_millis(config.request_timeout_ms);
+    let migration = Arc::new(encryption::Migration::new(
+        node.clone(),
+        secrets.clone(),
+        config.encryption.migration_entities_per_second,
+        config.cluster_secret.clone(),
+    ));
     let catalog = || {
         CatalogServer::new(service::CatalogService {
             node: node.clone(),
             cluster_secret: config.cluster_secret.clone(),
+            secrets: secrets.clone(),
         })
     };
-    let cluster = || ClusterServer::new(service::ClusterService { node: node.clone() });
+    let cluster = || {
+        ClusterServer::new(service::ClusterService {
+            node: node.clone(),
+            migration: migration.clone(),
+        })
+    };
     let router = tonic::transport::Server::builder()
         .add_service(catalog())
         .add_service(cluster())

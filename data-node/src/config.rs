@@ -54,6 +54,10 @@ pub struct DataNodeConfig {
     /// (rustls), as a ditto target's `encrypted_endpoints` expect.
     pub tls_cert: String,
     pub tls_key: String,
+    /// Secrets at rest (`[encryption]`, the same section as the control plane's): the
+    /// catalogue sends target secrets and origin credentials sealed, and the node opens them
+    /// where its workers need them. Give every member and data node the same keys.
+    pub encryption: tributary_common::crypto::EncryptionConfig,
 }
 
 impl Default for DataNodeConfig {
@@ -81,6 +85,7 @@ impl Default for DataNodeConfig {
             ditto_stats_interval_ms: 10_000,
             tls_cert: String::new(),
             tls_key: String::new(),
+            encryption: Default::default(),
         }
     }
 }

@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, HashMap};
 use tributary_proto::v1::command::Op;
 use tributary_proto::v1::{
     entity::Kind, Command, DataNode, Entity, EntityKind, EntityRef, EventType, MoveRequest,
-    Namespace, Stream, Tag, WatchEvent, WriteReply,
+    Namespace, Stream, Tag, UpdateIf, WatchEvent, WriteReply,
 };
 
 /// The changes of one command, not yet written.
@@ -129,6 +129,7 @@ impl<'a> Txn<'a> {
             Some(Op::Delete(r)) => self.delete(r).map(Some),
             Some(Op::Move(m)) => self.move_to(m).map(Some),
             Some(Op::RegisterNode(n)) => self.register(n.clone()).map(Some),
+            Some(Op::UpdateIf(u)) => self.update_if(u).map(Some),
             None => Err(CatalogError::invalid("command", "empty command")),
         }
     }
@@ -186,6 +187,24 @@ impl<'a> Txn<'a> {
         }
         self.put(e.clone());
         Ok(e)
+    }
+
+    /// An update applied only while the stored entity is exactly the one the writer read.
+    fn update_if(&mut self, u: &UpdateIf) -> Result<Entity, CatalogError> {
+        let e = u
+            .entity
+            .as_deref()
+            .cloned()
+            .ok_or_else(|| CatalogError::invalid("entity", "missing"))?;
+        let kind = kind_of(&e);
+        let name = validate::name(kind, &name_of(&e))?;
+        if self.get(kind, &name)?.as_ref() != u.expected.as_deref() {
+            return Err(CatalogError::FailedPrecondition(format!(
+                "{} {name} changed since it was read; read it again",
+                kind_label(kind)
+            )));
+        }
+        self.update(e)
     }
 
     fn delete(&mut self, r: &EntityRef) -> Result<Entity, CatalogError> {

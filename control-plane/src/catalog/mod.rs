@@ -13,6 +13,7 @@ pub use events::{Cursor, Feed, Page};
 pub use limits::Limits;
 pub use subjects::Overlap;
 pub use validate::check_command as check_sizes;
+pub use validate::credentials_as_written;
 pub use validate::endpoint as validate_endpoint;
 
 /// The canonical name of an entity of `kind` (`ns:name` for namespaced kinds).

@@ -368,6 +368,7 @@ fn a_command_over_a_limit_is_refused_naming_the_field_and_the_limit() {
                         label: i.to_string(),
                         subjects: vec![format!("i:{}", "s".repeat(subject_bytes))],
                         resources: vec![],
+                        ..Default::default()
                     })
                     .collect(),
             })),
@@ -410,4 +411,44 @@ fn a_command_over_a_limit_is_refused_naming_the_field_and_the_limit() {
         &limits
     )
     .is_ok());
+}
+
+#[test]
+fn an_update_if_applies_only_to_the_entity_as_read() {
+    use tributary_proto::v1::UpdateIf;
+    let (_d, cat) = open();
+    let target = |secret: &str| Entity {
+        kind: Some(Kind::Target(Target {
+            name: "default:t".into(),
+            cleartext_endpoints: vec!["b:1".into()],
+            ingest_secret: secret.into(),
+            ..Default::default()
+        })),
+    };
+    let cmd = |op| Command {
+        op: Some(op),
+        live_nodes: vec![],
+    };
+    let stored = |cat: &Catalogue| cat.get(EntityKind::Target, "default:t").expect("get");
+    apply(&cat, 1, &cmd(Op::Create(target("one")))).expect("create");
+    let read = stored(&cat).expect("created");
+    // A client's update lands between the read and the conditional write.
+    apply(&cat, 2, &cmd(Op::Update(target("two")))).expect("client update");
+    let stale = UpdateIf {
+        expected: Some(Box::new(read)),
+        entity: Some(Box::new(target("one-resealed"))),
+    };
+    let err = apply(&cat, 3, &cmd(Op::UpdateIf(stale))).expect_err("stale");
+    assert!(matches!(err, CatalogError::FailedPrecondition(_)), "{err}");
+    assert_eq!(
+        stored(&cat),
+        Some(target("two")),
+        "the client's update stays"
+    );
+    let fresh = UpdateIf {
+        expected: stored(&cat).map(Box::new),
+        entity: Some(Box::new(target("two-resealed"))),
+    };
+    apply(&cat, 4, &cmd(Op::UpdateIf(fresh))).expect("fresh");
+    assert_eq!(stored(&cat), Some(target("two-resealed")));
 }

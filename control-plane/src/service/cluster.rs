@@ -1,14 +1,18 @@
+use crate::encryption::Migration;
 use crate::error::CatalogError;
 use crate::node::Node;
+use std::sync::Arc;
 use tonic::{Request, Response, Status};
 use tributary_proto::v1::cluster_server::Cluster;
 use tributary_proto::v1::{
-    HeartbeatReply, HeartbeatRequest, MemberReply, MemberRequest, RegisterReply, RegisterRequest,
-    StatusReply, StatusRequest,
+    HeartbeatReply, HeartbeatRequest, MemberReply, MemberRequest, MigrateEncryptionReply,
+    MigrateEncryptionRequest, RegisterReply, RegisterRequest, StatusReply, StatusRequest,
 };
 
 pub struct ClusterService {
     pub node: Node,
+    /// One per member, shared by every listener's service.
+    pub migration: Arc<Migration>,
 }
 
 #[tonic::async_trait]
@@ -48,6 +52,16 @@ impl Cluster for ClusterService {
     ) -> Result<Response<MemberReply>, Status> {
         Ok(Response::new(
             self.node.remove_member(req.into_inner()).await?,
+        ))
+    }
+
+    async fn migrate_encryption(
+        &self,
+        req: Request<MigrateEncryptionRequest>,
+    ) -> Result<Response<MigrateEncryptionReply>, Status> {
+        self.migration.authorize(req.metadata())?;
+        Ok(Response::new(
+            self.migration.handle(req.into_inner()).await?,
         ))
     }
 }

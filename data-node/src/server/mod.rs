@@ -138,6 +138,7 @@ pub async fn start_on(
     listener: TcpListener,
 ) -> Result<RunningDataNode, StartError> {
     config.validate().map_err(StartError::Config)?;
+    let secrets = hosts::SealedSecrets::at_start(&config.encryption).map_err(StartError::Config)?;
     let addr = listener.local_addr().map_err(|source| StartError::Listen {
         addr: config.listen.clone(),
         source,
@@ -219,6 +220,7 @@ pub async fn start_on(
             secrets: Arc::new(Vec::new()),
             ..ingest
         },
+        secrets,
     });
     let mut background = vec![AbortOnDrop::spawn(maintenance(
         node.clone(),

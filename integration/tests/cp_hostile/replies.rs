@@ -19,6 +19,7 @@ fn policy(name: &str) -> Entity {
                 label: "x".into(),
                 subjects: vec![format!("i:{}", "s".repeat(3900))],
                 resources: vec![],
+                ..Default::default()
             }],
         })),
     }

@@ -16,6 +16,7 @@ fn one_subject_policy(name: &str, bytes: usize) -> Entity {
                 label: "0".into(),
                 subjects: vec![format!("i:{}", "s".repeat(bytes))],
                 resources: vec![],
+                ..Default::default()
             }],
         })),
     }

@@ -20,6 +20,7 @@ pub fn fat_policy(name: &str, v: usize) -> Entity {
                     label: format!("{v}-{i}"),
                     subjects: vec![format!("i:{}", "s".repeat(4000))],
                     resources: vec![],
+                    ..Default::default()
                 })
                 .collect(),
         })),

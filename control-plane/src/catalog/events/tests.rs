@@ -23,6 +23,7 @@ fn policy(v: usize, bytes: usize) -> Entity {
                 label: v.to_string(),
                 subjects: vec![format!("i:{}", "s".repeat(bytes))],
                 resources: vec![],
+                ..Default::default()
             }],
         })),
     }

@@ -16,6 +16,7 @@ pub use deletable::deletable;
 pub use draft::Draft;
 pub use fields::endpoint;
 pub use sizes::check_command;
+pub use stream::credentials_as_written;
 
 use crate::catalog::entity::{is_namespaced, kind_of, name_of};
 use crate::error::CatalogError;

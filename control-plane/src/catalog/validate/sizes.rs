@@ -19,6 +19,8 @@ pub fn check_command(cmd: &Command, limits: &Limits) -> Result<(), CatalogError>
         Some(Op::Delete(r)) => l.text("name", &r.name),
         Some(Op::Move(m)) => l.text("name", &m.name),
         Some(Op::RegisterNode(n)) => l.text("node.addr", &n.addr),
+        // The encryption migration's compare-and-set: the new entity is what gets stored.
+        Some(Op::UpdateIf(u)) => u.entity.as_deref().map_or(Ok(()), |e| l.entity(e)),
         None => Ok(()),
     }
 }

@@ -142,15 +142,30 @@ fn external_access(
             )
         })?;
     }
-    if !o
-        .external_credentials
-        .bytes()
-        .all(|b| (0x20..0x7f).contains(&b))
-    {
+    printable_credentials(&creds_field, &o.external_credentials)
+}
+
+/// Credentials travel as a gRPC header. Checked again on the plaintext before it is sealed
+/// (`credentials_as_written`): a sealed value is always printable.
+fn printable_credentials(field: &str, creds: &str) -> Result<(), CatalogError> {
+    if !creds.bytes().all(|b| (0x20..0x7f).contains(&b)) {
         return Err(invalid(
-            &creds_field,
+            field,
             "must be printable ASCII (they travel as a gRPC header)",
         ));
+    }
+    Ok(())
+}
+
+/// The rules on a stream's origin credentials that only the plaintext shows, checked where a
+/// client's write arrives, before its secrets are sealed.
+pub fn credentials_as_written(s: &Stream) -> Result<(), CatalogError> {
+    let named = s.mirror.iter().map(|o| ("mirror", o));
+    for (field, o) in named.chain(s.sources.iter().map(|o| ("sources", o))) {
+        printable_credentials(
+            &format!("{field}.external_credentials"),
+            &o.external_credentials,
+        )?;
     }
     Ok(())
 }
