@@ -8,6 +8,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let fds = protox::compile(files, ["proto"])?;
     tonic_prost_build::configure()
         .bytes(".tributary.v1")
+        // Two entities inline would make every `Command` op twice the size of an `Entity`.
+        .boxed(".tributary.v1.UpdateIf.expected")
+        .boxed(".tributary.v1.UpdateIf.entity")
         // For `--json` output in tribctl and reports.
         .type_attribute(
             ".tributary.v1",

@@ -7,14 +7,14 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 /// `{"grpc": "127.0.0.1:41234", "admin": "127.0.0.1:41235"}`; `admin` is `null` when the admin
-/// listener is off, `tls` appears only for a control plane with a TLS listener.
+/// listener is off, `peer` appears for a control-plane member (its peer listener).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BoundAddrs {
     pub grpc: SocketAddr,
     #[serde(default)]
     pub admin: Option<SocketAddr>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tls: Option<SocketAddr>,
+    pub peer: Option<SocketAddr>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -83,7 +83,7 @@ mod tests {
         let a = BoundAddrs {
             grpc: "127.0.0.1:4000".parse().unwrap(),
             admin: None,
-            tls: None,
+            peer: None,
         };
         a.write_atomically(&path).unwrap();
         assert_eq!(BoundAddrs::read(&path).unwrap(), Some(a));

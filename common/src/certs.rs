@@ -154,10 +154,12 @@ mod tests {
         let again = Ca::load(&dir.path().join("ca.pem"), &dir.path().join("ca-key.pem")).unwrap();
         for signer in [&ca, &again] {
             let p = signer
-                .sign(&data_node_name(3), &["127.0.0.1".into(), "localhost".into()])
+                .sign(
+                    &data_node_name(3),
+                    &["127.0.0.1".into(), "localhost".into()],
+                )
                 .unwrap();
-            let der = rustls::pki_types::CertificateDer::from_pem_slice(p.cert.as_bytes())
-                .unwrap();
+            let der = rustls::pki_types::CertificateDer::from_pem_slice(p.cert.as_bytes()).unwrap();
             assert_eq!(crate::tls::cert_names(&der)[0], "data-node-3");
         }
         assert_eq!(data_node_id("data-node-12"), Some(12));

@@ -3,9 +3,7 @@
 //! connections.
 
 use tonic::metadata::MetadataValue;
-use tonic::transport::{
-    Certificate, Channel, ClientTlsConfig, Endpoint, Identity, ServerTlsConfig,
-};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 use tonic::Status;
 
 /// Metadata key a non-leader sets on `UNAVAILABLE` so clients can go to the leader.
@@ -132,15 +130,6 @@ pub fn describe(s: &Status) -> String {
         cause = c.source();
     }
     out
-}
-
-/// A server's TLS identity from PEM files; the error names the config key that is wrong.
-pub fn server_tls(cert_path: &str, key_path: &str) -> Result<ServerTlsConfig, String> {
-    let read = |key: &str, path: &str| {
-        std::fs::read(path).map_err(|e| format!("key `{key}`: {path}: {e}"))
-    };
-    let identity = Identity::from_pem(read("tls_cert", cert_path)?, read("tls_key", key_path)?);
-    Ok(ServerTlsConfig::new().identity(identity))
 }
 
 /// A server's accepted connections with Nagle off, as clients have it: a small ack or

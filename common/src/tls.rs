@@ -82,9 +82,7 @@ fn read_key(key: &'static str, path: &Path) -> Result<PrivateKeyDer<'static>, Tl
 pub fn read_roots(path: &Path) -> Result<RootCertStore, TlsError> {
     let mut roots = RootCertStore::empty();
     for c in read_certs("tls.ca_file", path)? {
-        roots
-            .add(c)
-            .map_err(|e| file_err("tls.ca_file", path, e))?;
+        roots.add(c).map_err(|e| file_err("tls.ca_file", path, e))?;
     }
     Ok(roots)
 }
@@ -185,7 +183,9 @@ impl ReloadingServer {
                         tracing::info!(cert = %self.files.cert_file.display(), "TLS certificate reloaded");
                         *crate::sync::write(&self.current) = Arc::new(l);
                     }
-                    Err(e) => tracing::warn!(error = %e, "TLS files changed but do not load; keeping the old ones"),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "TLS files changed but do not load; keeping the old ones")
+                    }
                 }
             }
         }

@@ -1,5 +1,6 @@
 //! The control plane's configuration: defaults run one member on loopback with no file.
 
+pub use crate::catalog::Limits;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -42,6 +43,12 @@ pub struct ControlPlaneConfig {
     /// Names a connecting peer's certificate must carry (CN or DNS name; `*` and `?`
     /// wildcards), as etcd's `--peer-cert-allowed-cn`.
     pub peer_allowed_names: Vec<String>,
+    /// What one client may make a member hold or do; see [`Limits`].
+    pub limits: Limits,
+    /// Secrets at rest (`[encryption]`, the same section as the data nodes'): the member
+    /// receiving a write seals them before proposing. Give every member and data node the
+    /// same keys.
+    pub encryption: tributary_common::crypto::EncryptionConfig,
 }
 
 /// Where a member is reached: its client address, and its peer address when configured
@@ -90,6 +97,11 @@ pub struct RaftSection {
     pub snapshot_entries: u64,
     /// Catalogue changes kept for `Watch`; older revisions answer "list again".
     pub max_watch_events: u64,
+    /// Compact the log also past this many bytes of applied entries, so big entities
+    /// updated often do not grow the data dir with `snapshot_entries` copies of themselves.
+    pub snapshot_bytes: u64,
+    /// The watch event log also keeps at most this many bytes (the newest revision always).
+    pub max_watch_event_bytes: u64,
 }
 
 impl Default for ControlPlaneConfig {
@@ -108,6 +120,8 @@ impl Default for ControlPlaneConfig {
             peer_listen: String::new(),
             tls: TlsFiles::default(),
             peer_allowed_names: vec!["member-*".into()],
+            limits: Limits::default(),
+            encryption: Default::default(),
         }
     }
 }
@@ -120,6 +134,8 @@ impl Default for RaftSection {
             heartbeat_ticks: 2,
             snapshot_entries: 10_000,
             max_watch_events: 100_000,
+            snapshot_bytes: 64 << 20,
+            max_watch_event_bytes: 64 << 20,
         }
     }
 }
@@ -174,15 +190,19 @@ impl ControlPlaneConfig {
             return Ok(());
         }
         if !self.tls.has_identity() {
-            return Err("key `tls.cert_file`/`tls.key_file`: a member speaks TLS unless \
+            return Err(
+                "key `tls.cert_file`/`tls.key_file`: a member speaks TLS unless \
                         `insecure = true`; give its certificate and key (`tribctl certs` makes \
                         them)"
-                .into());
+                    .into(),
+            );
         }
         if !self.tls.has_ca() {
-            return Err("key `tls.ca_file`: the cluster CA is needed to check the peers' \
+            return Err(
+                "key `tls.ca_file`: the cluster CA is needed to check the peers' \
                         certificates"
-                .into());
+                    .into(),
+            );
         }
         Ok(())
     }
@@ -203,7 +223,10 @@ impl ControlPlaneConfig {
             election_ticks: self.raft.election_ticks.max(2),
             heartbeat_ticks: self.raft.heartbeat_ticks.max(1),
             snapshot_entries: self.raft.snapshot_entries,
+            snapshot_bytes: self.raft.snapshot_bytes.max(1),
+            max_watch_event_bytes: self.raft.max_watch_event_bytes.max(1),
             request_timeout: Duration::from_millis(self.request_timeout_ms),
+            limits: self.limits.clone(),
         }
     }
 }
@@ -212,7 +235,7 @@ impl ControlPlaneConfig {
 mod tests {
     use super::*;
 
-    fn with_peers(id: u64, peers: &str) -> Result<HashMap<u64, String>, String> {
+    fn with_peers(id: u64, peers: &str) -> Result<HashMap<u64, MemberAddrs>, String> {
         ControlPlaneConfig {
             id,
             peers: peers.into(),
@@ -244,7 +267,10 @@ mod tests {
     #[test]
     fn tls_is_on_unless_insecure_and_needs_a_certificate_and_the_ca() {
         let mut c = ControlPlaneConfig::default();
-        assert!(c.check_tls().expect_err("no cert").contains("tls.cert_file"));
+        assert!(c
+            .check_tls()
+            .expect_err("no cert")
+            .contains("tls.cert_file"));
         c.tls.cert_file = "m.pem".into();
         c.tls.key_file = "m-key.pem".into();
         assert!(c.check_tls().expect_err("no ca").contains("tls.ca_file"));
@@ -263,5 +289,29 @@ mod tests {
         assert_eq!(m[&1].peer.as_deref(), Some("a:2"));
         assert_eq!(m[&2].peer, None);
         assert!(with_peers(1, "1=a:1/nope,2=b:1,3=c:1").is_err());
+    }
+
+    #[test]
+    fn the_example_config_loads_and_names_every_limit_with_its_default() {
+        #[derive(Serialize)]
+        struct NoFlags {}
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/control-plane.toml");
+        let c: ControlPlaneConfig =
+            tributary_common::config::load(Some(&path), &NoFlags {}).expect("example config");
+        assert_eq!(c.limits, Limits::default());
+        let text = std::fs::read_to_string(&path).expect("read");
+        let keys = serde_json::to_value(Limits::default()).expect("json");
+        for key in keys.as_object().expect("a table").keys() {
+            assert!(
+                text.contains(&format!("\n{key} = ")),
+                "{key} is not in the example"
+            );
+        }
+        let defaults = RaftSection::default();
+        assert_eq!(
+            (c.raft.snapshot_bytes, c.raft.max_watch_event_bytes),
+            (defaults.snapshot_bytes, defaults.max_watch_event_bytes)
+        );
     }
 }

@@ -17,6 +17,9 @@ pub enum CatalogError {
     AlreadyExists { kind: &'static str, name: String },
     #[error("{0}")]
     FailedPrecondition(String),
+    /// Over a capacity limit (`limits.*`), named in the message; the request changed nothing.
+    #[error("{0}")]
+    Exhausted(String),
     #[error("revision {requested} was compacted (oldest watchable: {oldest}); list again and watch from the list's revision")]
     Compacted { requested: u64, oldest: u64 },
     #[error(
@@ -100,6 +103,7 @@ impl From<CatalogError> for Status {
             CatalogError::NotFound { .. } => Status::not_found(msg),
             CatalogError::AlreadyExists { .. } => Status::already_exists(msg),
             CatalogError::FailedPrecondition(_) => Status::failed_precondition(msg),
+            CatalogError::Exhausted(_) => Status::resource_exhausted(msg),
             CatalogError::Compacted { .. } | CatalogError::Replaced => Status::out_of_range(msg),
             CatalogError::Storage(_) => Status::internal(msg),
             CatalogError::PeerRefused(_) => Status::permission_denied(msg),

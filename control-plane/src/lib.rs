@@ -7,6 +7,7 @@
 
 pub mod catalog;
 pub mod config;
+pub mod encryption;
 pub mod error;
 pub mod liveness;
 pub mod network;
@@ -126,12 +127,15 @@ pub async fn start_on(
     config.check_tls().map_err(StartError::Config)?;
     let (client_tls, peer_tls, link_tls) = tls_setup(&config)?;
     let peer_listen = config.peer_listen_addr();
-    let peer_listener = TcpListener::bind(&peer_listen)
-        .await
-        .map_err(|source| StartError::Listen {
-            addr: peer_listen.clone(),
-            source,
-        })?;
+    let peer_listener =
+        TcpListener::bind(&peer_listen)
+            .await
+            .map_err(|source| StartError::Listen {
+                addr: peer_listen.clone(),
+                source,
+            })?;
+    let secrets =
+        Arc::new(encryption::Secrets::at_start(&config.encryption).map_err(StartError::Config)?);
     let addr = listener.local_addr().map_err(|source| StartError::Listen {
         addr: config.listen.clone(),
         source,
@@ -180,16 +184,24 @@ pub async fn start_on(
         .await
         .map_err(StartError::Config)?;
     let request_timeout = Duration::from_millis(config.request_timeout_ms);
+    let migration = Arc::new(encryption::Migration::new(
+        node.clone(),
+        secrets.clone(),
+        config.encryption.migration_entities_per_second,
+        config.cluster_secret.clone(),
+    ));
     let cluster = || {
         ClusterServer::new(service::ClusterService {
             node: node.clone(),
             peer_addr: peer_addr.to_string(),
+            migration: migration.clone(),
         })
     };
     let client_router = tonic::transport::Server::builder()
         .add_service(CatalogServer::new(service::CatalogService {
             node: node.clone(),
             cluster_secret: config.cluster_secret.clone(),
+            secrets: secrets.clone(),
         }))
         .add_service(cluster());
     // Raft, and the calls a follower sends on to the leader, are served to members only.
@@ -206,7 +218,12 @@ pub async fn start_on(
         .add_service(InterceptedService::new(cluster(), peer_check));
     let servers = vec![
         grpc::serve(client_router, listener, client_tls, "control-plane gRPC"),
-        grpc::serve(peer_router, peer_listener, peer_tls, "control-plane peer gRPC"),
+        grpc::serve(
+            peer_router,
+            peer_listener,
+            peer_tls,
+            "control-plane peer gRPC",
+        ),
     ];
     ready.set(true);
     tracing::info!(id = config.id, %addr, %peer_addr, insecure = config.insecure, "control-plane member started");
@@ -226,7 +243,9 @@ fn tls_setup(
     config: &ControlPlaneConfig,
 ) -> Result<(grpc::Listening, grpc::Listening, network::PeerTls), StartError> {
     if config.insecure {
-        tracing::warn!("insecure = true: cleartext on every listener and link, peers unauthenticated");
+        tracing::warn!(
+            "insecure = true: cleartext on every listener and link, peers unauthenticated"
+        );
         return Ok((
             grpc::Listening::Cleartext,
             grpc::Listening::Cleartext,
@@ -271,7 +290,10 @@ impl tonic::service::Interceptor for PeerNames {
             Ok(req)
         } else {
             metrics::counter!("tributary_peer_calls_refused_total").increment(1);
-            tracing::warn!(?names, "peer call refused: certificate names no allowed peer");
+            tracing::warn!(
+                ?names,
+                "peer call refused: certificate names no allowed peer"
+            );
             Err(error::CatalogError::PeerRefused(format!(
                 "certificate {names:?} names no allowed peer ({:?})",
                 self.0

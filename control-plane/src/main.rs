@@ -29,19 +29,18 @@ struct Flags {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     admin_listen: Option<String>,
-    /// Second gRPC address serving Catalog and Cluster over TLS (with --tls-cert, --tls-key)
-    /// for clients outside the cluster, such as another cluster's mirror workers.
+    /// gRPC address serving the other members (Raft; mutual TLS). Default: the --listen host,
+    /// any free port (members find it through each other's client port).
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
-    tls_listen: Option<String>,
-    /// PEM certificate chain of the TLS listener.
+    peer_listen: Option<String>,
+    /// Cleartext everywhere, members unauthenticated (demos and local trials only).
     #[arg(long)]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    tls_cert: Option<String>,
-    /// PEM private key of the TLS listener.
-    #[arg(long)]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    tls_key: Option<String>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    insecure: bool,
+    #[command(flatten)]
+    #[serde(skip_serializing_if = "tributary_common::cli::TlsFlags::is_empty")]
+    tls: tributary_common::cli::TlsFlags,
     /// Once serving, write the bound addresses here as JSON (`{"grpc": …, "admin": …}`,
     /// written whole by a rename): how a launcher learns the ports of `--listen HOST:0`.
     #[arg(long, env = "TRIBUTARY_ADDR_FILE")]
@@ -63,11 +62,10 @@ async fn main() -> anyhow::Result<()> {
     let bound = BoundAddrs {
         grpc: running.addr,
         admin: running.admin_addr,
-        tls: running.tls_addr,
+        peer: Some(running.peer_addr),
     };
-    let off = |a: Option<std::net::SocketAddr>| a.map_or_else(|| "off".into(), |a| a.to_string());
-    let (admin, tls) = (off(bound.admin), off(bound.tls));
-    tracing::info!(grpc = %bound.grpc, %admin, %tls, "serving");
+    let admin = bound.admin.map_or_else(|| "off".into(), |a| a.to_string());
+    tracing::info!(grpc = %bound.grpc, peer = %running.peer_addr, %admin, "serving");
     if let Some(path) = &flags.addr_file {
         bound.write_atomically(path)?;
     }

@@ -116,7 +116,8 @@ impl Peers {
             return Ok(p.clone());
         }
         let ch = self.endpoint(id, &addrs.client)?.connect_lazy();
-        let ask = ClusterClient::new(ch).peer_address(PeerAddressRequest {});
+        let mut client = ClusterClient::new(ch);
+        let ask = client.peer_address(PeerAddressRequest {});
         let reply = tokio::time::timeout(Duration::from_secs(2), ask)
             .await
             .map_err(|_| format!("member {id} at {}: no answer", addrs.client))?

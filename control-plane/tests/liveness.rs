@@ -50,6 +50,7 @@ async fn members(n: u64, dir: &std::path::Path) -> Result<Vec<RunningControlPlan
     for (i, l) in listeners.into_iter().enumerate() {
         let id = i as u64 + 1;
         let config = ControlPlaneConfig {
+            insecure: true,
             id,
             listen: l.local_addr()?.to_string(),
             peers: peers.clone(),
@@ -88,6 +89,7 @@ async fn data_node(
     heartbeat_ms: u64,
 ) -> Result<RunningDataNode> {
     Ok(tributary_data_node::start(DataNodeConfig {
+        insecure: true,
         id: 1,
         listen: "127.0.0.1:0".into(),
         data_dir: dir.join("data-node"),

@@ -26,7 +26,7 @@ fn spawn(id: u64, addr: &str, peers: &str, dir: &std::path::Path) -> Child {
         .args(["--id", &id.to_string(), "--listen", addr, "--peers", peers])
         .arg("--data-dir")
         .arg(dir.join(format!("m{id}")))
-        .args(["--admin-listen", ""])
+        .args(["--admin-listen", "", "--insecure"])
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::null())

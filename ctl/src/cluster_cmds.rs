@@ -28,7 +28,11 @@ pub async fn run(cmd: ClusterCmd, cp: &ControlPlane, json: bool) -> Result<()> {
             print_status(&s);
         }
         ClusterCmd::AddMember { id, addr } => {
-            let req = MemberRequest { id, addr };
+            let req = MemberRequest {
+                id,
+                addr,
+                ..Default::default()
+            };
             let r = cp
                 .cluster(|mut c| {
                     let q = req.clone();
@@ -40,7 +44,7 @@ pub async fn run(cmd: ClusterCmd, cp: &ControlPlane, json: bool) -> Result<()> {
         ClusterCmd::RemoveMember { id } => {
             let req = MemberRequest {
                 id,
-                addr: String::new(),
+                ..Default::default()
             };
             let r = cp
                 .cluster(|mut c| {

@@ -33,6 +33,7 @@ pub async fn start_control_plane(
     for (i, l) in listeners.into_iter().enumerate() {
         let id = i as u64 + 1;
         let config = ControlPlaneConfig {
+            insecure: true,
             id,
             listen: l.local_addr()?.to_string(),
             peers: peers.clone(),
@@ -141,6 +142,7 @@ pub async fn run(json: bool) -> Result<()> {
     let members = start_control_plane(3, dir.path()).await?;
     let addrs: Vec<String> = members.iter().map(|m| m.addr.to_string()).collect();
     let dn = tributary_data_node::start(tributary_data_node::DataNodeConfig {
+        insecure: true,
         listen: "127.0.0.1:0".into(),
         data_dir: dir.path().join("data-node"),
         admin_listen: String::new(),

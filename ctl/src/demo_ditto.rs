@@ -27,6 +27,7 @@ struct Mini {
 async fn mini(label: &str) -> Result<Mini> {
     let dir = tempfile::tempdir()?;
     let cp = tributary_control_plane::start(ControlPlaneConfig {
+        insecure: true,
         listen: "127.0.0.1:0".into(),
         data_dir: dir.path().join("cp"),
         admin_listen: String::new(),
@@ -35,6 +36,7 @@ async fn mini(label: &str) -> Result<Mini> {
     })
     .await?;
     let dn = tributary_data_node::start(DataNodeConfig {
+        insecure: true,
         listen: "127.0.0.1:0".into(),
         data_dir: dir.path().join("dn"),
         admin_listen: String::new(),

@@ -58,7 +58,7 @@ async fn catalogue_commands_tables_json_and_errors() -> anyhow::Result<()> {
             "--hot-duration",
             "1d",
             "--cold-location",
-            "/cold",
+            "cold",
         ],
     )
     .await;

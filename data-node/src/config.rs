@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
+use tributary_common::tls::TlsFiles;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default)]
@@ -50,10 +51,16 @@ pub struct DataNodeConfig {
     pub ditto_max_workers: u64,
     /// How often ditto stats go into the `tributary` tag and the metrics.
     pub ditto_stats_interval_ms: u64,
-    /// PEM certificate chain and key: when both are set the gRPC listener speaks TLS
-    /// (rustls), as a ditto target's `encrypted_endpoints` expect.
-    pub tls_cert: String,
-    pub tls_key: String,
+    /// Cleartext on the listener and every link (the demo and `tribctl dev`): nothing is
+    /// encrypted and nobody proves who they are by certificate.
+    pub insecure: bool,
+    /// This node's certificate (`data-node-ID`, its identity towards the control plane and
+    /// the other data nodes, and the listener's server certificate) and the cluster CA.
+    pub tls: TlsFiles,
+    /// Secrets at rest (`[encryption]`, the same section as the control plane's): the
+    /// catalogue sends target secrets and origin credentials sealed, and the node opens them
+    /// where its workers need them. Give every member and data node the same keys.
+    pub encryption: tributary_common::crypto::EncryptionConfig,
 }
 
 impl Default for DataNodeConfig {
@@ -79,8 +86,9 @@ impl Default for DataNodeConfig {
             cluster_name: String::new(),
             ditto_max_workers: 1,
             ditto_stats_interval_ms: 10_000,
-            tls_cert: String::new(),
-            tls_key: String::new(),
+            insecure: false,
+            tls: TlsFiles::default(),
+            encryption: Default::default(),
         }
     }
 }
@@ -126,8 +134,20 @@ impl DataNodeConfig {
                 "key `ditto_max_workers`/`ditto_stats_interval_ms`: must be more than 0".into(),
             );
         }
-        if self.tls_cert.is_empty() != self.tls_key.is_empty() {
-            return Err("key `tls_cert`/`tls_key`: give both PEM files or neither".into());
+        if !self.insecure && !self.tls.has_identity() {
+            return Err(
+                "key `tls.cert_file`/`tls.key_file`: a data node speaks TLS unless \
+                        `insecure = true`; give its certificate and key (`tribctl certs` makes \
+                        them)"
+                    .into(),
+            );
+        }
+        if !self.insecure && !self.tls.has_ca() {
+            return Err(
+                "key `tls.ca_file`: the cluster CA is needed to check the control \
+                        plane's and the other data nodes' certificates"
+                    .into(),
+            );
         }
         self.control_plane_addrs().map(|_| ())
     }
@@ -138,21 +158,27 @@ mod tests {
     use super::*;
 
     #[test]
-    fn defaults_are_valid_and_bad_keys_are_named() {
-        assert!(DataNodeConfig::default().validate().is_ok());
+    fn defaults_need_tls_or_insecure_and_bad_keys_are_named() {
+        let e = DataNodeConfig::default().validate().unwrap_err();
+        assert!(e.contains("tls.cert_file"), "{e}");
+        let insecure = || DataNodeConfig {
+            insecure: true,
+            ..Default::default()
+        };
+        assert!(insecure().validate().is_ok());
         let c = DataNodeConfig {
             control_plane: "a:1, b:2".into(),
-            ..Default::default()
+            ..insecure()
         };
         assert_eq!(c.control_plane_addrs().unwrap(), vec!["a:1", "b:2"]);
         let c = DataNodeConfig {
             control_plane: "nope".into(),
-            ..Default::default()
+            ..insecure()
         };
         assert!(c.validate().unwrap_err().contains("control_plane"));
         let c = DataNodeConfig {
             id: 0,
-            ..Default::default()
+            ..insecure()
         };
         assert!(c.validate().unwrap_err().contains("`id`"));
     }

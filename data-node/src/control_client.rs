@@ -15,9 +15,10 @@ use std::time::Duration;
 use tonic::transport::Channel;
 use tonic::{Code, Status};
 use tributary_common::backoff::Backoff;
-use tributary_common::grpc::{channel, leader_hint, CLUSTER_TOKEN_HEADER};
+use tributary_common::grpc::{leader_hint, CLUSTER_TOKEN_HEADER};
 use tributary_common::sync::lock;
 use tributary_common::task::AbortOnDrop;
+use tributary_common::tls::{self, TlsFiles};
 use tributary_proto::v1::{
     catalog_client::CatalogClient, cluster_client::ClusterClient, entity::Kind, DataNode, Entity,
     EntityKind, EntityRef, HeartbeatRequest, ListRequest, RegisterRequest, Tag, WatchRequest,
@@ -31,6 +32,8 @@ const TAG_DEADLINE: Duration = Duration::from_secs(5);
 /// The control-plane addresses and which one to call next.
 pub struct Endpoints {
     addrs: Vec<String>,
+    /// The cluster's TLS files (this node's certificate, the CA); None: cleartext.
+    tls: Option<TlsFiles>,
     /// The address to try next: a leader hint, or one of `addrs` (with its index).
     preferred: Mutex<(String, usize)>,
 }
@@ -46,10 +49,11 @@ pub struct ControlClient {
 }
 
 impl Endpoints {
-    pub fn new(addrs: Vec<String>) -> Self {
+    pub fn new(addrs: Vec<String>, tls: Option<TlsFiles>) -> Self {
         let first = addrs.first().cloned().unwrap_or_default();
         Endpoints {
             addrs,
+            tls,
             preferred: Mutex::new((first, 0)),
         }
     }
@@ -61,7 +65,9 @@ impl Endpoints {
 
     fn channel(&self) -> std::result::Result<Channel, Status> {
         let addr = self.current();
-        channel(&addr).map_err(|e| Status::unavailable(format!("control plane {addr}: {e}")))
+        tls::endpoint(&addr, self.tls.as_ref(), None)
+            .map(|e| e.connect_lazy())
+            .map_err(|e| Status::unavailable(format!("control plane {addr}: {e}")))
     }
 
     /// After a failed call: follow the leader hint, or move to the next address.
@@ -320,7 +326,7 @@ mod tests {
 
     #[test]
     fn follows_the_leader_hint_else_rotates() {
-        let e = Endpoints::new(vec!["a:1".into(), "b:1".into()]);
+        let e = Endpoints::new(vec!["a:1".into(), "b:1".into()], None);
         assert_eq!(e.current(), "a:1");
         e.failed(&Status::unavailable("down"));
         assert_eq!(e.current(), "b:1");

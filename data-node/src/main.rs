@@ -58,13 +58,13 @@ struct Flags {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     sync_writes: Option<bool>,
-    /// PEM certificate chain: with --tls-key, the listener speaks TLS.
+    /// Cleartext on the listener and every link (demos and local trials only).
     #[arg(long)]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    tls_cert: Option<String>,
-    #[arg(long)]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    tls_key: Option<String>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    insecure: bool,
+    #[command(flatten)]
+    #[serde(skip_serializing_if = "tributary_common::cli::TlsFlags::is_empty")]
+    tls: tributary_common::cli::TlsFlags,
     /// Once serving, write the bound addresses here as JSON (`{"grpc": …, "admin": …}`,
     /// written whole by a rename): how a launcher learns the ports of `--listen HOST:0`.
     #[arg(long, env = "TRIBUTARY_ADDR_FILE")]
@@ -85,7 +85,7 @@ async fn main() -> anyhow::Result<()> {
     let bound = BoundAddrs {
         grpc: running.addr,
         admin: running.admin_addr,
-        tls: None,
+        peer: None,
     };
     let admin = bound
         .admin

@@ -15,6 +15,7 @@ const S: i64 = 1_000_000_000;
 async fn ingest_then_query_across_an_ageout() {
     let dir = tempfile::tempdir().unwrap();
     let config = DataNodeConfig {
+        insecure: true,
         listen: "127.0.0.1:0".into(),
         data_dir: dir.path().to_path_buf(),
         admin_listen: String::new(),

@@ -79,7 +79,9 @@ async fn query_tags(addr: &str) -> Vec<String> {
 }
 
 fn dn_config(dir: &std::path::Path, cp: &str) -> DataNodeConfig {
+    insecure: true,
     DataNodeConfig {
+        insecure: true,
         listen: "127.0.0.1:0".into(),
         data_dir: dir.to_path_buf(),
         admin_listen: String::new(),
@@ -95,6 +97,7 @@ async fn assignment_tags_and_serving_with_control_plane_down() {
     let cp_dir = tempfile::tempdir().unwrap();
     let dn_dir = tempfile::tempdir().unwrap();
     let cp = tributary_control_plane::start(ControlPlaneConfig {
+        insecure: true,
         listen: "127.0.0.1:0".into(),
         data_dir: cp_dir.path().to_path_buf(),
         admin_listen: String::new(),

@@ -26,6 +26,7 @@ fn spawn(dir: &std::path::Path) -> (Child, String) {
             "",
             "--ingest-secret",
             "k",
+            "--insecure",
         ])
         .arg("--data-dir")
         .arg(dir)

@@ -18,6 +18,7 @@ const SECRET: &str = "s3cret";
 
 async fn start_node(dir: &TempDir) -> RunningDataNode {
     let config = DataNodeConfig {
+        insecure: true,
         listen: "127.0.0.1:0".into(),
         data_dir: dir.path().to_path_buf(),
         admin_listen: String::new(),
@@ -486,6 +487,7 @@ async fn subscribe_from_seq_and_time_with_filter_then_live() {
 async fn an_unreadable_frame_ends_ingest_with_its_reason() {
     let dir = tempfile::tempdir().unwrap();
     let config = DataNodeConfig {
+        insecure: true,
         listen: "127.0.0.1:0".into(),
         data_dir: dir.path().to_path_buf(),
         admin_listen: String::new(),

@@ -8,11 +8,13 @@
 //!   `wait_stream_served`, `wait_caught_up`, …
 //! * [`net`] — the proxies themselves ([`net::Mode`]: pass, delay, blackhole, cut).
 //! * [`streams`], [`wells`] — calls against one data node's address; [`entities`] — builders.
+//! * [`tls`] — each cluster's CA and certificates, and `tls::channel(addr)` for test clients.
 
 pub mod cluster;
 pub mod entities;
 pub mod net;
 pub mod streams;
+pub mod tls;
 pub mod wait;
 pub mod wells;
 

@@ -35,8 +35,7 @@ pub fn caught_up(i: &StreamInfoReply) -> bool {
 }
 
 pub fn client(addr: &str) -> Result<StreamsClient<Channel>> {
-    Ok(StreamsClient::new(tributary_common::grpc::channel(addr)?)
-        .max_decoding_message_size(256 << 20))
+    Ok(StreamsClient::new(crate::tls::channel(addr)?).max_decoding_message_size(256 << 20))
 }
 
 /// Publishes `n` messages `subject` / `prefix i` (i from 1), pipelined, to the node at `addr`.

@@ -165,7 +165,11 @@ async fn members_are_added_and_removed_at_runtime() -> Result<()> {
     let addr = c.start_joiner(4).await?;
     let r = c
         .cluster(1)?
-        .add_member(MemberRequest { id: 4, addr })
+        .add_member(MemberRequest {
+            id: 4,
+            addr,
+            ..Default::default()
+        })
         .await?
         .into_inner();
     assert!(r.members.iter().any(|m| m.id == 4));
@@ -183,7 +187,7 @@ async fn members_are_added_and_removed_at_runtime() -> Result<()> {
     c.cluster(2)?
         .remove_member(MemberRequest {
             id: 4,
-            addr: String::new(),
+            ..Default::default()
         })
         .await?;
     wait::until("member 4 removed", wait::WAIT, || async {
@@ -208,7 +212,7 @@ async fn members_are_added_and_removed_at_runtime() -> Result<()> {
         .cluster(leader)?
         .remove_member(MemberRequest {
             id: others[1],
-            addr: String::new(),
+            ..Default::default()
         })
         .await
         .expect_err("removal leaving no quorum was accepted");

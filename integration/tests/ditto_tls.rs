@@ -1,4 +1,5 @@
-//! Ditto to a target whose data node speaks TLS: the target names its CA, the entries arrive.
+//! Ditto to a target whose data node speaks TLS: the target names its CA, the entries arrive;
+//! a cleartext client gets nowhere.
 
 use tonic::transport::{Certificate, ClientTlsConfig, Endpoint};
 use tributary_integration::{wait, Cluster, INGEST_SECRET};
@@ -19,24 +20,9 @@ fn well(name: &str, targets: &[&str]) -> Entity {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ditto_reaches_an_encrypted_endpoint_with_the_targets_ca() -> anyhow::Result<()> {
-    let cert = rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()])?;
-    let (cert_pem, key_pem) = (cert.cert.pem(), cert.key_pair.serialize_pem());
-    let pems = tempfile::tempdir()?;
-    let (cert_file, key_file) = (pems.path().join("cert.pem"), pems.path().join("key.pem"));
-    std::fs::write(&cert_file, &cert_pem)?;
-    std::fs::write(&key_file, &key_pem)?;
-
-    let (cert_path, key_path) = (
-        cert_file.display().to_string(),
-        key_file.display().to_string(),
-    );
-    let dst = Cluster::builder("dst")
-        .tune_data_nodes(move |c| {
-            c.tls_cert = cert_path.clone();
-            c.tls_key = key_path.clone();
-        })
-        .start()
-        .await?;
+    // Both clusters speak TLS (the harness's default), each with its own CA.
+    let dst = Cluster::builder("dst").start().await?;
+    let cert_pem = dst.ca_pem();
     dst.create(well("dst", &[])).await?;
     let src = Cluster::builder("src").start().await?;
     src.create(well("src", &[])).await?;
@@ -64,7 +50,7 @@ async fn ditto_reaches_an_encrypted_endpoint_with_the_targets_ca() -> anyhow::Re
     .await?;
     src.update(well("src", &["secure"])).await?;
 
-    // Read the target over TLS too: its listener speaks nothing else.
+    // Read the target over TLS too, trusting only its CA: its listener speaks nothing else.
     let channel = Endpoint::from_shared(format!("https://{}", dst.data_addr(1)?))?
         .tls_config(
             ClientTlsConfig::new()

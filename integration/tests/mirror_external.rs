@@ -7,9 +7,9 @@ use std::time::Duration;
 use tonic::transport::Channel;
 use tonic::{Code, Request, Status};
 use tributary_common::grpc::STREAM_SECRET_HEADER;
-use tributary_common::grpc::{channel, channel_tls};
 use tributary_integration::streams::{caught_up, count, file_stream as stream};
-use tributary_integration::{wait, Cluster, Server::Member};
+use tributary_integration::tls::channel;
+use tributary_integration::{wait, Cluster};
 use tributary_proto::v1::{
     catalog_client::CatalogClient, entity::Kind, streams_client::StreamsClient, Entity, EntityKind,
     EntityRef, PublishRequest, Stream, StreamInfoReply, StreamInfoRequest, StreamSource,
@@ -84,52 +84,19 @@ async fn publish(ch: &Channel, secret: &str, subject: &str, n: u64) -> Result<()
     Ok(())
 }
 
-/// A self-signed certificate for 127.0.0.1 and localhost, as PEM text and files.
-struct Pems {
-    cert: String,
-    cert_file: String,
-    key_file: String,
-    _dir: tempfile::TempDir,
-}
-
-fn pems() -> Result<Pems> {
-    let c = rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()])?;
-    let dir = tempfile::tempdir()?;
-    let (cert_file, key_file) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
-    std::fs::write(&cert_file, c.cert.pem())?;
-    std::fs::write(&key_file, c.key_pair.serialize_pem())?;
-    Ok(Pems {
-        cert: c.cert.pem(),
-        cert_file: cert_file.display().to_string(),
-        key_file: key_file.display().to_string(),
-        _dir: dir,
-    })
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mirror_over_tls_with_credentials_and_recovery_from_bad_ones() -> Result<()> {
-    let p = pems()?;
-    let (cert, key) = (p.cert_file.clone(), p.key_file.clone());
-    let (dn_cert, dn_key) = (cert.clone(), key.clone());
+    // B speaks TLS everywhere (the harness's default): its CA is what A trusts.
     let b = Cluster::builder("b")
-        .tune_members(move |cp| {
-            cp.tls_listen = "127.0.0.1:0".into();
-            cp.tls_cert = cert.clone();
-            cp.tls_key = key.clone();
-        })
         .tune_data_nodes(move |dn| {
-            dn.tls_cert = dn_cert.clone();
-            dn.tls_key = dn_key.clone();
             dn.stream_secrets = vec![SECRET.into()];
         })
         .start()
         .await?;
-    let b_tls = b
-        .addrs(Member(1))?
-        .tls
-        .ok_or_else(|| anyhow!("no TLS listener"))?;
+    let b_ca = b.ca_pem();
+    let b_tls = b.cp_addr(1)?;
     b.create(entity(stream("EXT", &["ext.>"]))).await?;
-    let b_dn = channel_tls(&b.data_addr(1)?, Some(&p.cert)).map_err(|e| anyhow!("{e}"))?;
+    let b_dn = channel(&b.data_addr(1)?)?;
     wait_info(&b_dn, SECRET, "EXT", "served", |_| true).await?;
     // B's streams take only the secret, and say what is wrong without it.
     for (given, why) in [("", "missing"), ("wrong", "bad")] {
@@ -152,7 +119,7 @@ async fn mirror_over_tls_with_credentials_and_recovery_from_bad_ones() -> Result
         ..Default::default()
     };
     let mut mx = stream("MX", &[]);
-    mx.mirror = Some(origin(SECRET, &p.cert));
+    mx.mirror = Some(origin(SECRET, &b_ca));
     a.create(entity(mx)).await?;
     let i = wait_info(&a_dn, "", "MX", "100 over TLS", |i| {
         caught_up(i) && count(i) == 100
@@ -184,7 +151,7 @@ async fn mirror_over_tls_with_credentials_and_recovery_from_bad_ones() -> Result
 
     // Wrong credentials: the error names the authentication failure; nothing is copied.
     let mut mw = stream("MW", &[]);
-    mw.mirror = Some(origin("not-the-secret", &p.cert));
+    mw.mirror = Some(origin("not-the-secret", &b_ca));
     a.create(entity(mw)).await?;
     let i = wait_info(&a_dn, "", "MW", "an authentication error", |i| {
         error_of(i).contains("bad stream secret")

@@ -2,7 +2,7 @@
 //! and the writes and watch events it produces, all in one RocksDB batch.
 
 use super::entity::{is_namespaced, key, kind_label, kind_of, name_of, redacted};
-use super::{cf, validate, Catalogue, CF_CATALOG};
+use super::{cf, validate, Catalogue, Overlap, CF_CATALOG};
 use crate::error::CatalogError;
 use prost::Message;
 use rocksdb::WriteBatch;
@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, HashMap};
 use tributary_proto::v1::command::Op;
 use tributary_proto::v1::{
     entity::Kind, Command, DataNode, Entity, EntityKind, EntityRef, EventType, MoveRequest,
-    Namespace, Tag, WatchEvent, WriteReply,
+    Namespace, Stream, Tag, UpdateIf, WatchEvent, WriteReply,
 };
 
 /// The changes of one command, not yet written.
@@ -40,26 +40,6 @@ impl<'a> Txn<'a> {
 
     pub fn exists(&self, kind: EntityKind, name: &str) -> Result<bool, CatalogError> {
         Ok(self.get(kind, name)?.is_some())
-    }
-
-    /// Every entity of a kind as this transaction sees it.
-    pub fn list(&self, kind: EntityKind) -> Result<Vec<Entity>, CatalogError> {
-        let mut by_name: BTreeMap<String, Entity> = self
-            .cat
-            .list(kind, "")?
-            .into_iter()
-            .map(|e| (name_of(&e), e))
-            .collect();
-        for (k, v) in &self.overlay {
-            if k.first() == Some(&(kind as i32 as u8)) {
-                let name = String::from_utf8_lossy(&k[1..]).to_string();
-                match v {
-                    Some(e) => by_name.insert(name, e.clone()),
-                    None => by_name.remove(&name),
-                };
-            }
-        }
-        Ok(by_name.into_values().collect())
     }
 
     /// Calls `f` on every entity of a kind as this transaction sees it, without copying.
@@ -149,6 +129,7 @@ impl<'a> Txn<'a> {
             Some(Op::Delete(r)) => self.delete(r).map(Some),
             Some(Op::Move(m)) => self.move_to(m).map(Some),
             Some(Op::RegisterNode(n)) => self.register(n.clone()).map(Some),
+            Some(Op::UpdateIf(u)) => self.update_if(u).map(Some),
             None => Err(CatalogError::invalid("command", "empty command")),
         }
     }
@@ -208,6 +189,24 @@ impl<'a> Txn<'a> {
         Ok(e)
     }
 
+    /// An update applied only while the stored entity is exactly the one the writer read.
+    fn update_if(&mut self, u: &UpdateIf) -> Result<Entity, CatalogError> {
+        let e = u
+            .entity
+            .as_deref()
+            .cloned()
+            .ok_or_else(|| CatalogError::invalid("entity", "missing"))?;
+        let kind = kind_of(&e);
+        let name = validate::name(kind, &name_of(&e))?;
+        if self.get(kind, &name)?.as_ref() != u.expected.as_deref() {
+            return Err(CatalogError::FailedPrecondition(format!(
+                "{} {name} changed since it was read; read it again",
+                kind_label(kind)
+            )));
+        }
+        self.update(e)
+    }
+
     fn delete(&mut self, r: &EntityRef) -> Result<Entity, CatalogError> {
         let kind = EntityKind::try_from(r.kind)
             .map_err(|_| CatalogError::invalid("kind", format!("unknown kind {}", r.kind)))?;
@@ -262,23 +261,22 @@ impl<'a> Txn<'a> {
         if self.get(EntityKind::DataNode, &n.id.to_string())?.as_ref() != Some(&e) {
             self.put(e.clone());
         }
+        let mut unplaced = Vec::new();
         for kind in [EntityKind::Well, EntityKind::Stream] {
-            for mut owned in self.list(kind)? {
-                let placed = match &mut owned.kind {
-                    Some(Kind::Well(w)) if w.owner_node == 0 => {
-                        w.owner_node = n.id;
-                        true
-                    }
-                    Some(Kind::Stream(s)) if s.owner_node == 0 => {
-                        s.owner_node = n.id;
-                        true
-                    }
-                    _ => false,
-                };
-                if placed {
-                    self.put(owned);
+            self.visit(kind, |e| {
+                if matches!(owner_of(e), Some(0)) {
+                    unplaced.push(e.clone());
                 }
+                Ok(())
+            })?;
+        }
+        for mut owned in unplaced {
+            match &mut owned.kind {
+                Some(Kind::Well(w)) => w.owner_node = n.id,
+                Some(Kind::Stream(s)) => s.owner_node = n.id,
+                _ => continue,
             }
+            self.put(owned);
         }
         Ok(e)
     }
@@ -286,14 +284,13 @@ impl<'a> Txn<'a> {
     /// The least loaded live data node (ties: lowest id); any registered node if none is
     /// live; 0 (unplaced) if none is registered.
     fn place(&self, live: &[u64]) -> Result<u64, CatalogError> {
-        let nodes: Vec<u64> = self
-            .list(EntityKind::DataNode)?
-            .iter()
-            .filter_map(|e| match &e.kind {
-                Some(Kind::DataNode(n)) => Some(n.id),
-                _ => None,
-            })
-            .collect();
+        let mut nodes = Vec::new();
+        self.visit(EntityKind::DataNode, |e| {
+            if let Some(Kind::DataNode(n)) = &e.kind {
+                nodes.push(n.id);
+            }
+            Ok(())
+        })?;
         let live_known: Vec<u64> = nodes
             .iter()
             .copied()
@@ -306,16 +303,12 @@ impl<'a> Txn<'a> {
         };
         let mut load: HashMap<u64, usize> = candidates.iter().map(|id| (*id, 0)).collect();
         for kind in [EntityKind::Well, EntityKind::Stream] {
-            for e in self.list(kind)? {
-                let owner = match &e.kind {
-                    Some(Kind::Well(w)) => w.owner_node,
-                    Some(Kind::Stream(s)) => s.owner_node,
-                    _ => 0,
-                };
-                if let Some(n) = load.get_mut(&owner) {
+            self.visit(kind, |e| {
+                if let Some(n) = owner_of(e).and_then(|o| load.get_mut(&o)) {
                     *n += 1;
                 }
-            }
+                Ok(())
+            })?;
         }
         Ok(load
             .into_iter()
@@ -383,13 +376,70 @@ pub fn apply_command(
     }
 }
 
+/// How many streams a transaction has changed.
+fn stream_prefix_len(overlay: &BTreeMap<Vec<u8>, Option<Entity>>) -> usize {
+    let prefix = vec![EntityKind::Stream as i32 as u8];
+    overlay
+        .range(prefix.clone()..)
+        .take_while(|(k, _)| k.starts_with(&prefix))
+        .count()
+}
+
+/// The first of `subjects` overlapping a subject of `other`, compared one by one.
+fn first_pairwise_overlap(subjects: &[String], other: &Stream) -> Option<Overlap> {
+    subjects.iter().find_map(|mine| {
+        other
+            .subjects
+            .iter()
+            .find(|t| tributary_common::subject::overlap(mine, t))
+            .map(|theirs| Overlap {
+                mine: mine.clone(),
+                theirs: theirs.clone(),
+                stream: other.name.clone(),
+            })
+    })
+}
+
+/// The data node a well or stream is placed on (0: none yet); `None` for other kinds.
+fn owner_of(e: &Entity) -> Option<u64> {
+    match &e.kind {
+        Some(Kind::Well(w)) => Some(w.owner_node),
+        Some(Kind::Stream(s)) => Some(s.owner_node),
+        _ => None,
+    }
+}
+
 impl validate::Draft for Txn<'_> {
+    fn get(&self, kind: EntityKind, name: &str) -> Result<Option<Entity>, CatalogError> {
+        Txn::get(self, kind, name)
+    }
+
     fn exists(&self, kind: EntityKind, name: &str) -> Result<bool, CatalogError> {
         Txn::exists(self, kind, name)
     }
 
-    fn list(&self, kind: EntityKind) -> Result<Vec<Entity>, CatalogError> {
-        Txn::list(self, kind)
+    fn subject_overlap(
+        &self,
+        stream: &str,
+        subjects: &[String],
+    ) -> Result<Option<Overlap>, CatalogError> {
+        // The index holds the stored streams. A command validates one stream and changes no
+        // other's subjects, so this transaction's own changes to streams (owners, when a
+        // node registers) never matter here; should one ever, compare with those directly.
+        let changed = stream_prefix_len(&self.overlay);
+        if changed == 0 {
+            return self.cat.subject_overlap(stream, subjects);
+        }
+        let mut hit = None;
+        Txn::visit(self, EntityKind::Stream, |e| {
+            if let (None, Some(Kind::Stream(o))) = (&hit, &e.kind) {
+                if o.name != stream {
+                    hit = first_pairwise_overlap(subjects, o);
+                }
+            }
+            Ok(())
+        })?;
+        Ok(hit)
     }
 
     fn visit(

@@ -3,9 +3,17 @@
 
 mod apply;
 pub mod entity;
+mod events;
+mod limits;
+mod subjects;
 mod validate;
 
 pub use apply::{apply_command, Txn};
+pub use events::{Cursor, Feed, Page};
+pub use limits::Limits;
+pub use subjects::Overlap;
+pub use validate::check_command as check_sizes;
+pub use validate::credentials_as_written;
 pub use validate::endpoint as validate_endpoint;
 
 /// The canonical name of an entity of `kind` (`ns:name` for namespaced kinds).
@@ -14,14 +22,15 @@ pub fn canonical_name(kind: EntityKind, raw: &str) -> Result<String, CatalogErro
 }
 
 use crate::error::CatalogError;
+use events::event_key;
 use prost::Message;
-use rocksdb::{Direction, IteratorMode, WriteBatch, DB};
+use rocksdb::{IteratorMode, WriteBatch, DB};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
-use tokio::sync::broadcast;
+use subjects::SubjectIndex;
 use tributary_common::sync::{read, write};
-use tributary_proto::v1::{Entity, EntityKind, EventType, WatchEvent};
+use tributary_proto::v1::{entity::Kind, Entity, EntityKind, EventType, WatchEvent};
 
 pub const CF_CATALOG: &str = "catalog";
 pub const CF_CATALOG_META: &str = "catalog_meta";
@@ -57,12 +66,13 @@ struct Inner {
     /// Every entity by storage key: the catalogue is small, and scanning RocksDB on every
     /// validation would step over each superseded version still in the memtable.
     index: RwLock<BTreeMap<Vec<u8>, Entity>>,
+    /// Every stream subject, by token: what makes the overlap check of a new stream cost
+    /// about its own subjects, not every stored one. Only the Raft loop writes it.
+    subjects: RwLock<SubjectIndex>,
     applied: AtomicU64,
     revision: AtomicU64,
     next_tag: AtomicU64,
-    event_floor: AtomicU64,
-    max_events: u64,
-    events: broadcast::Sender<WatchEvent>,
+    events: events::EventLog,
 }
 
 fn u64_at(db: &DB, cf: &rocksdb::ColumnFamily, key: &[u8]) -> Result<u64, CatalogError> {
@@ -87,20 +97,25 @@ impl Catalogue {
                 u64_at(&db, meta, KEY_NEXT_TAG)?,
             )
         };
-        let (events, _) = broadcast::channel(4096);
-        let index = RwLock::new(load_index(&db)?);
+        let events = events::EventLog::open(&db, floor, revision, max_events)?;
+        let index = load_index(&db)?;
+        let subjects = RwLock::new(SubjectIndex::of(index.values()));
         Ok(Self {
             inner: Arc::new(Inner {
-                index,
+                index: RwLock::new(index),
+                subjects,
                 db,
                 applied: AtomicU64::new(applied),
                 revision: AtomicU64::new(revision),
                 next_tag: AtomicU64::new(next_tag),
-                event_floor: AtomicU64::new(floor),
-                max_events: max_events.max(1),
                 events,
             }),
         })
+    }
+
+    /// Bounds the watch event log's bytes (`raft.max_watch_event_bytes`); unbounded until set.
+    pub fn limit_event_log_bytes(&self, max: u64) {
+        self.inner.events.set_max_bytes(max);
     }
 
     pub(crate) fn db(&self) -> &DB {
@@ -136,26 +151,31 @@ impl Catalogue {
     pub(crate) fn committed(&self, index: u64, revision: u64, events: Vec<WatchEvent>) {
         {
             let mut idx = write(&self.inner.index);
+            let mut subjects = write(&self.inner.subjects);
             for e in &events {
                 let key = entity::key(
                     EntityKind::try_from(e.kind).unwrap_or(EntityKind::Unspecified),
                     &e.name,
                 );
-                match (EventType::try_from(e.r#type), &e.entity) {
-                    (Ok(EventType::Put), Some(ent)) => {
-                        idx.insert(key, ent.clone());
-                    }
-                    _ => {
-                        idx.remove(&key);
-                    }
+                let put = match (EventType::try_from(e.r#type), &e.entity) {
+                    (Ok(EventType::Put), Some(ent)) => Some(ent),
+                    _ => None,
+                };
+                let old = match put {
+                    Some(ent) => idx.insert(key, ent.clone()),
+                    None => idx.remove(&key),
+                };
+                if let Some(old) = &old {
+                    subjects.remove(old);
+                }
+                if let Some(ent) = put {
+                    subjects.add(ent);
                 }
             }
         }
         self.inner.revision.store(revision, Ordering::Release);
         self.set_applied(index);
-        for e in events {
-            let _ = self.inner.events.send(e);
-        }
+        self.inner.events.committed(revision);
     }
 
     pub(crate) fn next_tag_id(&self) -> Result<u64, CatalogError> {
@@ -190,31 +210,6 @@ impl Catalogue {
         Ok(())
     }
 
-    /// Appends events at `revision` to the log and trims the oldest past `max_events`.
-    pub(crate) fn put_events(
-        &self,
-        batch: &mut WriteBatch,
-        revision: u64,
-        events: &[WatchEvent],
-    ) -> Result<(), CatalogError> {
-        let ev = cf(&self.inner.db, CF_EVENTS)?;
-        for (i, e) in events.iter().enumerate() {
-            batch.put_cf(ev, event_key(revision, i as u32), e.encode_to_vec());
-        }
-        let floor = self.inner.event_floor.load(Ordering::Acquire);
-        if revision.saturating_sub(floor) > self.inner.max_events {
-            let new_floor = revision - self.inner.max_events;
-            batch.delete_range_cf(ev, event_key(floor + 1, 0), event_key(new_floor + 1, 0));
-            batch.put_cf(
-                cf(&self.inner.db, CF_CATALOG_META)?,
-                KEY_EVENT_FLOOR,
-                new_floor.to_be_bytes(),
-            );
-            self.inner.event_floor.store(new_floor, Ordering::Release);
-        }
-        Ok(())
-    }
-
     pub fn get(&self, kind: EntityKind, name: &str) -> Result<Option<Entity>, CatalogError> {
         let idx = read(&self.inner.index);
         Ok(idx.get(&entity::key(kind, name)).cloned())
@@ -231,6 +226,51 @@ impl Catalogue {
             .filter(|(k, _)| namespace.is_empty() || k[1..].starts_with(ns_prefix.as_bytes()))
             .map(|(_, e)| e.clone())
             .collect())
+    }
+
+    /// Like `list`, but refuses (naming `limits.max_reply_bytes`) once the entities' encoded
+    /// bytes pass `max_bytes`, without having copied more than that.
+    pub fn list_within(
+        &self,
+        kind: EntityKind,
+        namespace: &str,
+        max_bytes: usize,
+    ) -> Result<Vec<Entity>, CatalogError> {
+        let ns_prefix = format!("{namespace}:");
+        let mut out = Vec::new();
+        let mut bytes = 0usize;
+        self.visit(kind, |k, e| {
+            if !namespace.is_empty() && !k[1..].starts_with(ns_prefix.as_bytes()) {
+                return Ok(());
+            }
+            bytes += e.encoded_len();
+            if bytes > max_bytes {
+                let (scope, hint) = if namespace.is_empty() {
+                    (String::new(), "; list one namespace at a time")
+                } else {
+                    (format!(" in namespace {namespace}"), "")
+                };
+                let label = entity::kind_label(kind);
+                let plural = label
+                    .strip_suffix('y')
+                    .map_or_else(|| format!("{label}s"), |stem| format!("{stem}ies"));
+                return Err(CatalogError::Exhausted(format!(
+                    "the {plural}{scope} are more than {max_bytes} bytes, the most one reply carries (`limits.max_reply_bytes`){hint}"
+                )));
+            }
+            out.push(e.clone());
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// How many entities of `kind` there are.
+    pub fn count(&self, kind: EntityKind) -> usize {
+        let prefix = entity::kind_prefix(kind);
+        read(&self.inner.index)
+            .range(prefix.clone()..)
+            .take_while(|(k, _)| k.starts_with(&prefix))
+            .count()
     }
 
     /// Calls `f` with the key and entity of every entity of `kind`, by reference.
@@ -250,33 +290,18 @@ impl Catalogue {
         Ok(())
     }
 
-    /// Events with revision > `from`, oldest first, or `Compacted` if some were trimmed.
-    pub fn events_after(&self, from: u64) -> Result<Vec<WatchEvent>, CatalogError> {
-        let floor = self.inner.event_floor.load(Ordering::Acquire);
-        if from < floor {
-            return Err(CatalogError::Compacted {
-                requested: from,
-                oldest: floor,
-            });
-        }
-        let cf = cf(&self.inner.db, CF_EVENTS)?;
-        let start = event_key(from + 1, 0);
-        let mut out = Vec::new();
-        for item in self
-            .inner
-            .db
-            .iterator_cf(cf, IteratorMode::From(&start, Direction::Forward))
-        {
-            let (_, v) = item?;
-            out.push(
-                WatchEvent::decode(v.as_ref()).map_err(|e| CatalogError::Storage(e.to_string()))?,
-            );
-        }
-        Ok(out)
-    }
-
-    pub fn subscribe(&self) -> broadcast::Receiver<WatchEvent> {
-        self.inner.events.subscribe()
+    /// The first of `subjects` that overlaps a subject of a stored stream other than
+    /// `stream` (whose stored subjects are its own to keep).
+    pub(crate) fn subject_overlap(
+        &self,
+        stream: &str,
+        subjects: &[String],
+    ) -> Result<Option<Overlap>, CatalogError> {
+        let own = match self.get(EntityKind::Stream, stream)?.and_then(|e| e.kind) {
+            Some(Kind::Stream(s)) => s.subjects,
+            _ => Vec::new(),
+        };
+        Ok(read(&self.inner.subjects).first_overlap(stream, subjects, &own))
     }
 
     pub fn peers(&self) -> Result<HashMap<u64, String>, CatalogError> {
@@ -335,6 +360,7 @@ impl Catalogue {
         }
         let ev = cf(db, CF_EVENTS)?;
         batch.delete_range_cf(ev, event_key(0, 0), event_key(u64::MAX, u32::MAX));
+        self.inner.events.restarting(snap.revision);
         let meta = cf(db, CF_CATALOG_META)?;
         batch.put_cf(meta, KEY_REVISION, snap.revision.to_be_bytes());
         batch.put_cf(meta, KEY_EVENT_FLOOR, snap.revision.to_be_bytes());
@@ -345,21 +371,21 @@ impl Catalogue {
         self.put_peers(batch, &snap.peers.into_iter().collect())?;
         self.mark_applied(batch, index);
         self.inner.revision.store(snap.revision, Ordering::Release);
-        self.inner
-            .event_floor
-            .store(snap.revision, Ordering::Release);
         Ok(())
     }
 
     /// After a snapshot replaced the catalogue: watchers cannot be sent the difference, so
-    /// they are told (revision 0) to list again.
+    /// they are told to list again.
     pub fn after_restore(&self, index: u64) {
         match load_index(&self.inner.db) {
-            Ok(fresh) => *write(&self.inner.index) = fresh,
+            Ok(fresh) => {
+                *write(&self.inner.subjects) = SubjectIndex::of(fresh.values());
+                *write(&self.inner.index) = fresh;
+            }
             Err(e) => tracing::error!(error = %e, "reloading the catalogue index after a snapshot"),
         }
         self.set_applied(index);
-        let _ = self.inner.events.send(WatchEvent::default());
+        self.inner.events.restored(self.revision());
     }
 }
 
@@ -381,12 +407,6 @@ pub(crate) fn cf<'a>(db: &'a DB, name: &str) -> Result<&'a rocksdb::ColumnFamily
 
 pub(crate) fn decode_entity(v: &[u8]) -> Result<Entity, CatalogError> {
     Entity::decode(v).map_err(|e| CatalogError::Storage(format!("corrupt entity: {e}")))
-}
-
-fn event_key(revision: u64, i: u32) -> Vec<u8> {
-    let mut k = revision.to_be_bytes().to_vec();
-    k.extend_from_slice(&i.to_be_bytes());
-    k
 }
 
 #[cfg(test)]

@@ -292,3 +292,163 @@ fn a_source_given_twice_is_refused_unless_the_filters_differ() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn locations_are_relative_paths_under_the_data_nodes_root() {
+    let (_d, cat) = open();
+    let well = |name: &str, hot: &str, cold: &str| Command {
+        op: Some(Op::Create(Entity {
+            kind: Some(Kind::Well(Well {
+                name: name.into(),
+                hot_location: hot.into(),
+                cold_location: cold.into(),
+                hot_duration_secs: 60,
+                ..Default::default()
+            })),
+        })),
+        live_nodes: vec![],
+    };
+    let mut i = 0;
+    for (hot, cold, field, why) in [
+        ("", "/tmp/pwned", "cold_location", "absolute"),
+        ("", "../../etc", "cold_location", "\"..\" component"),
+        ("", "cold/../x", "cold_location", "\"..\" component"),
+        ("", "a//b", "cold_location", "empty component"),
+        ("", "a/", "cold_location", "empty component"),
+        ("", "./a", "cold_location", "\".\" component"),
+        ("", ".hidden", "cold_location", "letter or digit"),
+        ("", "a\\b", "cold_location", "contains"),
+        ("", "a\0b", "cold_location", "contains"),
+        ("/var/lib/x", "", "hot_location", "absolute"),
+        ("C:", "", "hot_location", "contains ':'"),
+    ] {
+        i += 1;
+        let err = apply(&cat, i, &well("w", hot, cold)).expect_err(cold);
+        let msg = err.to_string();
+        assert!(
+            matches!(&err, CatalogError::Invalid { field: f, .. } if f == field)
+                && msg.contains(why),
+            "{hot:?} {cold:?}: {msg}"
+        );
+    }
+    assert_eq!(cat.list(EntityKind::Well, "").expect("list"), vec![]);
+    for (k, (hot, cold)) in [("hot", "cold"), ("ssd/hot-1", "archive/2024.q1")]
+        .into_iter()
+        .enumerate()
+    {
+        i += 1;
+        apply(&cat, i, &well(&format!("ok{k}"), hot, cold)).expect(cold);
+    }
+}
+
+#[test]
+fn a_command_over_a_limit_is_refused_naming_the_field_and_the_limit() {
+    use super::{check_sizes, Limits};
+    use tributary_proto::v1::{Policy, PolicyEntry};
+    let limits = Limits::default();
+    let create = |e: Entity| Command {
+        op: Some(Op::Create(e)),
+        live_nodes: vec![],
+    };
+    let stream = |subjects: Vec<String>| {
+        create(Entity {
+            kind: Some(Kind::Stream(Stream {
+                name: "S".into(),
+                subjects,
+                ..Default::default()
+            })),
+        })
+    };
+    let policy = |entries: usize, subject_bytes: usize| {
+        create(Entity {
+            kind: Some(Kind::Policy(Policy {
+                name: "p".into(),
+                entries: (0..entries)
+                    .map(|i| PolicyEntry {
+                        label: i.to_string(),
+                        subjects: vec![format!("i:{}", "s".repeat(subject_bytes))],
+                        resources: vec![],
+                        ..Default::default()
+                    })
+                    .collect(),
+            })),
+        })
+    };
+    let cases = [
+        (
+            stream((0..1001).map(|i| format!("s.{i}")).collect()),
+            "subjects",
+            "limits.max_subjects_per_stream",
+        ),
+        (
+            stream(vec![format!("big.{}", "z".repeat(300))]),
+            "subjects",
+            "limits.max_subject_bytes",
+        ),
+        // The audit's probe: one policy subject of 1 MB.
+        (policy(1, 1 << 20), "policy", "limits.max_entity_bytes"),
+        (policy(100, 4000), "policy", "limits.max_entity_bytes"),
+        (
+            policy(1, 5000),
+            "entries[0].subjects",
+            "limits.max_field_bytes",
+        ),
+        (policy(1001, 1), "entries", "limits.max_list_items"),
+    ];
+    for (cmd, field, limit) in cases {
+        let err = check_sizes(&cmd, &limits).expect_err(limit);
+        let msg = err.to_string();
+        assert!(
+            matches!(&err, CatalogError::Invalid { field: f, .. } if f == field)
+                && msg.contains(limit),
+            "{field}: {msg}"
+        );
+        assert!(msg.len() < 300, "the message quotes too much: {msg}");
+    }
+    assert!(check_sizes(&policy(50, 4000), &limits).is_ok());
+    assert!(check_sizes(
+        &stream((0..1000).map(|i| format!("s.{i}")).collect()),
+        &limits
+    )
+    .is_ok());
+}
+
+#[test]
+fn an_update_if_applies_only_to_the_entity_as_read() {
+    use tributary_proto::v1::UpdateIf;
+    let (_d, cat) = open();
+    let target = |secret: &str| Entity {
+        kind: Some(Kind::Target(Target {
+            name: "default:t".into(),
+            cleartext_endpoints: vec!["b:1".into()],
+            ingest_secret: secret.into(),
+            ..Default::default()
+        })),
+    };
+    let cmd = |op| Command {
+        op: Some(op),
+        live_nodes: vec![],
+    };
+    let stored = |cat: &Catalogue| cat.get(EntityKind::Target, "default:t").expect("get");
+    apply(&cat, 1, &cmd(Op::Create(target("one")))).expect("create");
+    let read = stored(&cat).expect("created");
+    // A client's update lands between the read and the conditional write.
+    apply(&cat, 2, &cmd(Op::Update(target("two")))).expect("client update");
+    let stale = UpdateIf {
+        expected: Some(Box::new(read)),
+        entity: Some(Box::new(target("one-resealed"))),
+    };
+    let err = apply(&cat, 3, &cmd(Op::UpdateIf(stale))).expect_err("stale");
+    assert!(matches!(err, CatalogError::FailedPrecondition(_)), "{err}");
+    assert_eq!(
+        stored(&cat),
+        Some(target("two")),
+        "the client's update stays"
+    );
+    let fresh = UpdateIf {
+        expected: stored(&cat).map(Box::new),
+        entity: Some(Box::new(target("two-resealed"))),
+    };
+    apply(&cat, 4, &cmd(Op::UpdateIf(fresh))).expect("fresh");
+    assert_eq!(stored(&cat), Some(target("two-resealed")));
+}

@@ -6,13 +6,16 @@
 use super::forward::{relayed, Leader};
 use super::Node;
 use crate::error::CatalogError;
+use crate::liveness::check_heartbeat;
+use prost::Message;
+use std::collections::HashMap;
 use std::time::Duration;
 use tributary_proto::v1::command::Op;
 use tributary_proto::v1::raft_client::RaftClient;
 use tributary_proto::v1::{
     entity::Kind, Command, DataNode, DataNodeStatus, EntityKind, HeartbeatReply, HeartbeatRequest,
-    MemberReply, MemberRequest, MemberStatus, NodeStateRequest, RegisterReply, RegisterRequest,
-    StatusReply, StatusRequest,
+    MemberReply, MemberRequest, MemberStatus, NodeStateRequest, OwnedStats, RegisterReply,
+    RegisterRequest, StatusReply, StatusRequest,
 };
 
 /// How long status waits for each member's own view of its Raft state.
@@ -27,29 +30,52 @@ impl Node {
             return relayed(c.register(RegisterRequest { node: Some(node) }).await);
         }
         let id = node.id;
+        let max = self.limits.max_data_nodes;
+        if !self.registered(id) && self.catalogue.count(EntityKind::DataNode) >= max {
+            return Err(CatalogError::Exhausted(format!(
+                "{max} data nodes are registered, the limit (`limits.max_data_nodes`); data node {id} is not"
+            )));
+        }
         let reply = self
             .write(Command {
                 op: Some(Op::RegisterNode(node)),
                 live_nodes: Vec::new(),
             })
             .await?;
-        self.liveness.record(id, true, Vec::new());
+        self.liveness
+            .record(id, true, Vec::new(), |n| self.registered(n));
         tracing::info!(data_node = id, "data node registered");
         Ok(RegisterReply {
             revision: reply.revision,
         })
     }
 
+    /// Records a registered data node's heartbeat, on the leader. An unregistered id is
+    /// `NOT_FOUND` (a data node then registers again), so made-up ids leave nothing behind.
     pub async fn heartbeat(&self, hb: HeartbeatRequest) -> Result<HeartbeatReply, CatalogError> {
+        check_heartbeat(&hb, &self.limits)?;
         match self.leader().await? {
             Leader::Other(mut c) => relayed(c.heartbeat(hb).await),
             Leader::Me => {
-                self.liveness.record(hb.node_id, hb.healthy, hb.stats);
+                if !self.registered(hb.node_id) {
+                    return Err(CatalogError::NotFound {
+                        kind: "data node",
+                        name: hb.node_id.to_string(),
+                    });
+                }
+                self.liveness
+                    .record(hb.node_id, hb.healthy, hb.stats, |n| self.registered(n));
                 Ok(HeartbeatReply {
                     revision: self.catalogue.revision(),
                 })
             }
         }
+    }
+
+    fn registered(&self, id: u64) -> bool {
+        self.catalogue
+            .get(EntityKind::DataNode, &id.to_string())
+            .is_ok_and(|e| e.is_some())
     }
 
     /// The leader's view of members and data nodes; with no leader, this member's own view,
@@ -145,28 +171,47 @@ impl Node {
         let cat = &self.catalogue;
         let mut data_nodes = Vec::new();
         let owned = |kind| -> Result<Vec<(u64, String)>, CatalogError> {
-            Ok(cat
-                .list(kind, "")?
-                .iter()
-                .filter_map(|e| match &e.kind {
-                    Some(Kind::Well(w)) => Some((w.owner_node, w.name.clone())),
-                    Some(Kind::Stream(s)) => Some((s.owner_node, s.name.clone())),
-                    _ => None,
-                })
-                .collect())
+            let mut out = Vec::new();
+            cat.visit(kind, |_, e| {
+                match &e.kind {
+                    Some(Kind::Well(w)) => out.push((w.owner_node, w.name.clone())),
+                    Some(Kind::Stream(s)) => out.push((s.owner_node, s.name.clone())),
+                    _ => {}
+                }
+                Ok(())
+            })?;
+            Ok(out)
         };
         let (wells, streams) = (owned(EntityKind::Well)?, owned(EntityKind::Stream)?);
-        let names_of = |list: &[(u64, String)], id: u64| -> Vec<String> {
-            list.iter()
-                .filter(|(o, _)| *o == id)
-                .map(|(_, n)| n.clone())
-                .collect()
+        let by_owner = |list: Vec<(u64, String)>| {
+            let mut m: HashMap<u64, Vec<String>> = HashMap::new();
+            for (owner, name) in list {
+                m.entry(owner).or_default().push(name);
+            }
+            m
         };
+        let (mut wells, mut streams) = (by_owner(wells), by_owner(streams));
+        // Stats are what a node reports of itself; the reply carries them while it stays
+        // under `limits.max_reply_bytes`, and says so where it leaves them out.
+        let mut budget = self.limits.max_reply_bytes;
         for e in cat.list(EntityKind::DataNode, "")? {
             let Some(Kind::DataNode(n)) = &e.kind else {
                 continue;
             };
             let beat = self.liveness.get(n.id);
+            let mut stats = beat.as_ref().map(|b| b.stats.clone()).unwrap_or_default();
+            let bytes: usize = stats.iter().map(Message::encoded_len).sum();
+            if bytes > budget {
+                stats = vec![OwnedStats {
+                    error: format!(
+                        "{} stats entries ({bytes} bytes) left out: the status reply would exceed `limits.max_reply_bytes`",
+                        stats.len()
+                    ),
+                    ..Default::default()
+                }];
+            } else {
+                budget -= bytes;
+            }
             data_nodes.push(DataNodeStatus {
                 id: n.id,
                 addr: n.addr.clone(),
@@ -176,9 +221,9 @@ impl Node {
                 last_heartbeat_ms_ago: beat
                     .as_ref()
                     .map_or(u64::MAX, |b| b.at.elapsed().as_millis() as u64),
-                wells: names_of(&wells, n.id),
-                streams: names_of(&streams, n.id),
-                stats: beat.map(|b| b.stats).unwrap_or_default(),
+                wells: wells.remove(&n.id).unwrap_or_default(),
+                streams: streams.remove(&n.id).unwrap_or_default(),
+                stats,
             });
         }
         Ok(StatusReply {

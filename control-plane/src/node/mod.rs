@@ -6,7 +6,7 @@ mod forward;
 mod membership;
 mod ready_loop;
 
-use crate::catalog::Catalogue;
+use crate::catalog::{check_sizes, Catalogue, Limits};
 use crate::error::CatalogError;
 use crate::liveness::Liveness;
 use crate::network::{Peers, SendReport};
@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use std::sync::mpsc as std_mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::sync::{oneshot, watch};
+use tokio::sync::{oneshot, watch, Semaphore, SemaphorePermit};
 use tributary_proto::v1::{Command, WriteReply};
 
 /// Raft timing and housekeeping.
@@ -26,10 +26,15 @@ pub struct NodeConfig {
     pub tick: Duration,
     pub election_ticks: usize,
     pub heartbeat_ticks: usize,
-    /// Compact the log (and serve laggards a snapshot) past this many applied entries.
+    /// Compact the log (and serve laggards a snapshot) past this many applied entries…
     pub snapshot_entries: u64,
+    /// …or this many bytes of them.
+    pub snapshot_bytes: u64,
+    /// Bytes of events the watch event log keeps.
+    pub max_watch_event_bytes: u64,
     /// How long a request waits for a leader or for its write to apply.
     pub request_timeout: Duration,
+    pub limits: Limits,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -79,6 +84,9 @@ pub struct Node {
     pub liveness: Liveness,
     store: RaftStore,
     request_timeout: Duration,
+    pub limits: Arc<Limits>,
+    /// Bytes of writes this member may hold for Raft at once (`limits.max_inflight_write_bytes`).
+    inflight: Arc<Semaphore>,
     thread: Arc<Mutex<Option<std::thread::JoinHandle<()>>>>,
 }
 
@@ -90,6 +98,7 @@ impl Node {
         peers: Peers,
         liveness: Liveness,
     ) -> Result<Self, CatalogError> {
+        catalogue.limit_event_log_bytes(cfg.max_watch_event_bytes);
         let (inputs, rx) = std_mpsc::channel();
         let (state_tx, state) = watch::channel(NodeState::default());
         let looper = ready_loop::Loop::new(
@@ -114,6 +123,12 @@ impl Node {
             liveness,
             store,
             request_timeout: cfg.request_timeout,
+            inflight: Arc::new(Semaphore::new(
+                cfg.limits
+                    .max_inflight_write_bytes
+                    .clamp(1, Semaphore::MAX_PERMITS),
+            )),
+            limits: Arc::new(cfg.limits),
             thread: Arc::new(Mutex::new(Some(thread))),
         })
     }
@@ -167,12 +182,14 @@ impl Node {
     /// Applies a catalogue change through the leader, from any member. Waits a bounded time
     /// for a leader; only retries when the write surely was not proposed.
     pub async fn write(&self, cmd: Command) -> Result<WriteReply, CatalogError> {
+        check_sizes(&cmd, &self.limits)?;
         let deadline = Instant::now() + self.request_timeout;
         loop {
             let leader = self.state.borrow().leader;
             let attempt = if leader == self.id {
                 self.propose_local(cmd.clone(), deadline).await
             } else if leader != 0 {
+                let _room = self.room(&cmd, deadline).await?;
                 self.forward(leader, &cmd).await
             } else {
                 Err(CatalogError::NotLeader { leader: None })
@@ -203,6 +220,9 @@ impl Node {
         if !self.is_leader() {
             return Err(self.not_leader());
         }
+        // Again here: a write forwarded by another member was checked against its limits.
+        check_sizes(&cmd, &self.limits)?;
+        let _room = self.room(&cmd, deadline).await?;
         cmd.live_nodes = self.liveness.live();
         let (reply, rx) = oneshot::channel();
         self.send(Input::Propose {
@@ -243,6 +263,25 @@ impl Node {
             }
             let mut st = self.state.clone();
             let _ = tokio::time::timeout(Duration::from_millis(50), st.changed()).await;
+        }
+    }
+
+    /// Waits (until `deadline`) for room to hold `cmd` among the writes in flight here, so
+    /// that many concurrent writes queue in front of Raft within a bounded number of bytes.
+    async fn room(
+        &self,
+        cmd: &Command,
+        deadline: Instant,
+    ) -> Result<SemaphorePermit<'_>, CatalogError> {
+        let max = self.limits.max_inflight_write_bytes;
+        let bytes = prost::Message::encoded_len(cmd).clamp(1, max.clamp(1, u32::MAX as usize));
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, self.inflight.acquire_many(bytes as u32)).await {
+            Ok(Ok(permit)) => Ok(permit),
+            Ok(Err(_)) => Err(CatalogError::Unavailable("member is shutting down".into())),
+            Err(_) => Err(CatalogError::Exhausted(format!(
+                "more than {max} bytes of catalogue writes are waiting on this member (`limits.max_inflight_write_bytes`); retry later"
+            ))),
         }
     }
 

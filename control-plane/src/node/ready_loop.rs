@@ -3,8 +3,8 @@
 
 use super::{Input, NodeConfig, NodeState, PeerProgress};
 use crate::catalog::{apply_command, Catalogue};
-use crate::error::CatalogError;
 use crate::config::MemberAddrs;
+use crate::error::CatalogError;
 use crate::network::{Peers, SendReport, Transport};
 use crate::raft_store::RaftStore;
 use prost::Message as _;
@@ -38,6 +38,21 @@ pub struct Loop {
     waiting_reads: Vec<(u64, oneshot::Sender<Result<(), CatalogError>>)>,
     tick: Duration,
     snapshot_entries: u64,
+    snapshot_bytes: u64,
+    /// Bytes of entries applied since the log was last compacted (since start, after a
+    /// restart: the log then holds at most twice `snapshot_bytes`).
+    applied_bytes: u64,
+}
+
+/// Every column family of the member's database (see `open_db`).
+fn db_column_families() -> [&'static str; 5] {
+    [
+        crate::raft_store::CF_LOG,
+        crate::raft_store::CF_META,
+        crate::catalog::CF_CATALOG,
+        crate::catalog::CF_CATALOG_META,
+        crate::catalog::CF_EVENTS,
+    ]
 }
 
 fn raft_err(e: raft::Error) -> CatalogError {
@@ -92,6 +107,8 @@ impl Loop {
             waiting_reads: Vec::new(),
             tick: cfg.tick,
             snapshot_entries: cfg.snapshot_entries.max(1),
+            snapshot_bytes: cfg.snapshot_bytes.max(1),
+            applied_bytes: 0,
         })
     }
 
@@ -267,6 +284,7 @@ impl Loop {
 
     fn apply(&mut self, entries: Vec<Entry>) -> Result<(), CatalogError> {
         for e in entries {
+            self.applied_bytes += e.data.len() as u64;
             let mut batch = WriteBatch::default();
             match e.get_entry_type() {
                 EntryType::EntryNormal if e.data.is_empty() => {
@@ -346,11 +364,32 @@ impl Loop {
         self.catalogue.db().write(batch).map_err(CatalogError::from)
     }
 
+    /// Compacts the log past `snapshot_entries` entries or `snapshot_bytes` bytes, and has
+    /// RocksDB flush its memtables, so that the write-ahead log holding what was compacted
+    /// away is dropped too: else big entities updated often grow the data dir for long after.
     fn maybe_compact(&mut self) -> Result<(), CatalogError> {
         let applied = self.catalogue.applied_index();
         let first = raft::Storage::first_index(&self.store).map_err(raft_err)?;
-        if applied >= first && applied - first + 1 > self.snapshot_entries {
-            self.store.compact(applied).map_err(raft_err)?;
+        let entries = if applied >= first {
+            applied - first + 1
+        } else {
+            0
+        };
+        if entries == 0
+            || (entries <= self.snapshot_entries && self.applied_bytes <= self.snapshot_bytes)
+        {
+            return Ok(());
+        }
+        self.store.compact(applied).map_err(raft_err)?;
+        self.applied_bytes = 0;
+        let db = self.catalogue.db();
+        let mut flush = rocksdb::FlushOptions::default();
+        // In the background: the Raft loop does not wait for the disk here.
+        flush.set_wait(false);
+        for name in db_column_families() {
+            if let Some(cf) = db.cf_handle(name) {
+                db.flush_cf_opt(cf, &flush)?;
+            }
         }
         Ok(())
     }

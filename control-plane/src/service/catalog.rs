@@ -1,10 +1,9 @@
-use crate::catalog::entity::{kind_label, redacted};
+use super::watch::WatchStream;
+use crate::catalog::entity::kind_label;
+use crate::encryption::Secrets;
 use crate::error::CatalogError;
 use crate::node::Node;
-use futures::Stream;
-use std::pin::Pin;
-use tokio::sync::{broadcast, mpsc};
-use tokio_stream::wrappers::ReceiverStream;
+use std::sync::Arc;
 use tonic::{Request, Response, Status};
 use tributary_proto::v1::catalog_server::Catalog;
 use tributary_proto::v1::command::Op;
@@ -17,36 +16,65 @@ pub struct CatalogService {
     pub node: Node,
     /// See `ControlPlaneConfig::cluster_secret`.
     pub cluster_secret: String,
+    /// Seals what clients write, before it is proposed.
+    pub secrets: Arc<Secrets>,
+}
+
+/// How a caller reads entities.
+#[derive(Clone)]
+enum View {
+    /// As stored, secrets sealed: callers presenting the cluster secret (data nodes).
+    Stored,
+    /// Secrets redacted: everyone else.
+    Clients(Arc<Secrets>),
+}
+
+impl View {
+    fn show(&self, e: Entity) -> Entity {
+        match self {
+            View::Stored => e,
+            View::Clients(secrets) => secrets.for_clients(e),
+        }
+    }
 }
 
 impl CatalogService {
-    /// Whether the caller may read secrets: it presents the (non-empty) cluster secret.
-    fn reveals<T>(&self, req: &Request<T>) -> bool {
+    /// Stored for callers presenting the (non-empty) cluster secret, else as clients read.
+    fn view<T>(&self, req: &Request<T>) -> View {
         let given = req
             .metadata()
             .get(tributary_common::grpc::CLUSTER_TOKEN_HEADER)
             .map(|v| v.as_bytes())
             .unwrap_or_default();
-        !self.cluster_secret.is_empty()
+        if !self.cluster_secret.is_empty()
             && tributary_common::secrets::ct_eq(given, self.cluster_secret.as_bytes())
-    }
-}
-
-fn shown(e: Entity, reveal: bool) -> Entity {
-    if reveal {
-        e
-    } else {
-        redacted(e)
+        {
+            View::Stored
+        } else {
+            View::Clients(self.secrets.clone())
+        }
     }
 }
 
 impl CatalogService {
+    /// A client's create or update, its secrets sealed before anything is proposed.
+    async fn write_sealed(
+        &self,
+        mut e: Entity,
+        op: fn(Entity) -> Op,
+    ) -> Result<Response<WriteReply>, Status> {
+        self.secrets.seal(&mut e)?;
+        self.write(op(e)).await
+    }
+
     async fn write(&self, op: Op) -> Result<Response<WriteReply>, Status> {
         let cmd = Command {
             op: Some(op),
             live_nodes: Vec::new(),
         };
-        Ok(Response::new(self.node.write(cmd).await?))
+        let mut reply = self.node.write(cmd).await?;
+        reply.entity = reply.entity.map(|e| self.secrets.for_clients(e));
+        Ok(Response::new(reply))
     }
 }
 
@@ -60,16 +88,14 @@ fn kind(raw: i32) -> Result<EntityKind, CatalogError> {
     }
 }
 
-type WatchStream = Pin<Box<dyn Stream<Item = Result<WatchEvent, Status>> + Send>>;
-
 #[tonic::async_trait]
 impl Catalog for CatalogService {
     async fn create(&self, req: Request<Entity>) -> Result<Response<WriteReply>, Status> {
-        self.write(Op::Create(req.into_inner())).await
+        self.write_sealed(req.into_inner(), Op::Create).await
     }
 
     async fn update(&self, req: Request<Entity>) -> Result<Response<WriteReply>, Status> {
-        self.write(Op::Update(req.into_inner())).await
+        self.write_sealed(req.into_inner(), Op::Update).await
     }
 
     async fn delete(&self, req: Request<EntityRef>) -> Result<Response<WriteReply>, Status> {
@@ -81,7 +107,7 @@ impl Catalog for CatalogService {
     }
 
     async fn get(&self, req: Request<EntityRef>) -> Result<Response<GetReply>, Status> {
-        let reveal = self.reveals(&req);
+        let view = self.view(&req);
         let r = req.into_inner();
         let k = kind(r.kind)?;
         let name = crate::catalog::canonical_name(k, &r.name)?;
@@ -93,12 +119,12 @@ impl Catalog for CatalogService {
         })?;
         Ok(Response::new(GetReply {
             revision: cat.revision(),
-            entity: Some(shown(entity, reveal)),
+            entity: Some(view.show(entity)),
         }))
     }
 
     async fn list(&self, req: Request<ListRequest>) -> Result<Response<ListReply>, Status> {
-        let reveal = self.reveals(&req);
+        let view = self.view(&req);
         let r = req.into_inner();
         let k = kind(r.kind)?;
         self.node.read_index().await?;
@@ -106,9 +132,9 @@ impl Catalog for CatalogService {
         // Revision first: a watcher starting from it may see a change twice, never miss one.
         let revision = cat.revision();
         let entities = cat
-            .list(k, &r.namespace)?
+            .list_within(k, &r.namespace, self.node.limits.max_reply_bytes)?
             .into_iter()
-            .map(|e| shown(e, reveal))
+            .map(|e| view.show(e))
             .collect();
         Ok(Response::new(ListReply { revision, entities }))
     }
@@ -116,99 +142,14 @@ impl Catalog for CatalogService {
     type WatchStream = WatchStream;
 
     async fn watch(&self, req: Request<WatchRequest>) -> Result<Response<WatchStream>, Status> {
-        let reveal = self.reveals(&req);
+        let view = self.view(&req);
         let from = req.into_inner().from_revision;
         let cat = self.node.catalogue.clone();
-        // Subscribe before reading the log, so nothing falls between the two.
-        let mut live = cat.subscribe();
-        let backlog = cat.events_after(from)?;
-        let (tx, rx) = mpsc::channel(1024);
-        tokio::spawn(async move {
-            let mut cursor = Cursor {
-                log_rev: from,
-                live_rev: 0,
-                live_count: 0,
-            };
-            if !deliver(&tx, backlog, &mut cursor, 0, reveal).await {
-                return;
-            }
-            loop {
-                match live.recv().await {
-                    Ok(e) if e.revision == 0 => {
-                        let _ = tx.send(Err(CatalogError::Replaced.into())).await;
-                        return;
-                    }
-                    Ok(e) if e.revision <= cursor.log_rev => {}
-                    Ok(e) => {
-                        if e.revision == cursor.live_rev {
-                            cursor.live_count += 1;
-                        } else {
-                            cursor.live_rev = e.revision;
-                            cursor.live_count = 1;
-                        }
-                        if !send(&tx, e, reveal).await {
-                            return;
-                        }
-                    }
-                    Err(broadcast::error::RecvError::Lagged(_)) => {
-                        // Fell behind the live feed: catch up from the event log.
-                        let (after, skip) = if cursor.live_rev > cursor.log_rev {
-                            (cursor.live_rev - 1, cursor.live_count)
-                        } else {
-                            (cursor.log_rev, 0)
-                        };
-                        match cat.events_after(after) {
-                            Ok(events) => {
-                                if !deliver(&tx, events, &mut cursor, skip, reveal).await {
-                                    return;
-                                }
-                            }
-                            Err(err) => {
-                                let _ = tx.send(Err(err.into())).await;
-                                return;
-                            }
-                        }
-                    }
-                    Err(broadcast::error::RecvError::Closed) => return,
-                }
-            }
-        });
-        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+        let page_bytes = self.node.limits.watch_page_bytes;
+        let stream = super::watch::watch(cat, from, page_bytes, move |mut e: WatchEvent| {
+            e.entity = e.entity.map(|x| view.show(x));
+            e
+        })?;
+        Ok(Response::new(stream))
     }
-}
-
-/// Where a watcher is: revisions up to `log_rev` were read whole from the event log; the
-/// live feed has delivered `live_count` events of `live_rev`.
-struct Cursor {
-    log_rev: u64,
-    live_rev: u64,
-    live_count: usize,
-}
-
-async fn send(
-    tx: &mpsc::Sender<Result<WatchEvent, Status>>,
-    mut e: WatchEvent,
-    reveal: bool,
-) -> bool {
-    e.entity = e.entity.map(|x| shown(x, reveal));
-    tx.send(Ok(e)).await.is_ok()
-}
-
-/// Sends events read from the log, skipping the first `skip` (already sent live).
-async fn deliver(
-    tx: &mpsc::Sender<Result<WatchEvent, Status>>,
-    events: Vec<WatchEvent>,
-    cursor: &mut Cursor,
-    skip: usize,
-    reveal: bool,
-) -> bool {
-    for (i, e) in events.into_iter().enumerate() {
-        cursor.log_rev = cursor.log_rev.max(e.revision);
-        if i >= skip && !send(tx, e, reveal).await {
-            return false;
-        }
-    }
-    cursor.live_rev = 0;
-    cursor.live_count = 0;
-    true
 }

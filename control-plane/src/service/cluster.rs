@@ -1,16 +1,21 @@
+use crate::encryption::Migration;
 use crate::error::CatalogError;
 use crate::node::Node;
+use std::sync::Arc;
 use tonic::{Request, Response, Status};
 use tributary_proto::v1::cluster_server::Cluster;
 use tributary_proto::v1::{
-    HeartbeatReply, HeartbeatRequest, MemberReply, MemberRequest, PeerAddressReply,
-    PeerAddressRequest, RegisterReply, RegisterRequest, StatusReply, StatusRequest,
+    HeartbeatReply, HeartbeatRequest, MemberReply, MemberRequest, MigrateEncryptionReply,
+    MigrateEncryptionRequest, PeerAddressReply, PeerAddressRequest, RegisterReply, RegisterRequest,
+    StatusReply, StatusRequest,
 };
 
 pub struct ClusterService {
     pub node: Node,
     /// Where this member serves its peers, for `PeerAddress`.
     pub peer_addr: String,
+    /// One per member, shared by every listener's service.
+    pub migration: Arc<Migration>,
 }
 
 #[tonic::async_trait]
@@ -60,6 +65,16 @@ impl Cluster for ClusterService {
     ) -> Result<Response<MemberReply>, Status> {
         Ok(Response::new(
             self.node.remove_member(req.into_inner()).await?,
+        ))
+    }
+
+    async fn migrate_encryption(
+        &self,
+        req: Request<MigrateEncryptionRequest>,
+    ) -> Result<Response<MigrateEncryptionReply>, Status> {
+        self.migration.authorize(req.metadata())?;
+        Ok(Response::new(
+            self.migration.handle(req.into_inner()).await?,
         ))
     }
 }

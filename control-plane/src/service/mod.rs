@@ -4,6 +4,7 @@
 mod catalog;
 mod cluster;
 mod raft;
+mod watch;
 
 pub use catalog::CatalogService;
 pub use cluster::ClusterService;

@@ -26,7 +26,11 @@ impl Raft for RaftService {
             if shown != Some(claimed) {
                 metrics::counter!("tributary_raft_messages_refused_total", "why" => "identity")
                     .increment(1);
-                tracing::warn!(claimed, ?shown, "raft batch refused: its sender's certificate names another member");
+                tracing::warn!(
+                    claimed,
+                    ?shown,
+                    "raft batch refused: its sender's certificate names another member"
+                );
                 return Err(CatalogError::PeerRefused(format!(
                     "the batch claims member {claimed}, the certificate shows {shown:?}"
                 ))

@@ -128,11 +128,12 @@ pub fn spawn(
     board: Arc<ReplicationBoard>,
     control_plane: Vec<String>,
     own_secret: String,
+    tls: Option<tributary_common::tls::TlsFiles>,
 ) -> AbortOnDrop {
     let changes = host.catalog_changes();
     let workers = MirrorWorkers {
         host,
-        resolver: Arc::new(origin::Resolver::new(control_plane, own_secret)),
+        resolver: Arc::new(origin::Resolver::new(control_plane, own_secret, tls)),
         board,
     };
     AbortOnDrop::spawn(supervise(workers, changes, RECONCILE))

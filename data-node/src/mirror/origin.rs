@@ -14,8 +14,10 @@ use futures::stream::BoxStream;
 use futures::StreamExt;
 use std::time::Duration;
 use tonic::transport::Channel;
+use tributary_common::certs;
 use tributary_common::grpc::{describe, endpoint, wants_tls, STREAM_SECRET_HEADER};
 use tributary_common::secrets::REDACTED;
+use tributary_common::tls::{self, TlsFiles};
 use tributary_proto::v1::{
     catalog_client::CatalogClient, entity::Kind, streams_client::StreamsClient, EntityKind,
     EntityRef, StreamSource, SubscribeEvent, SubscribeRequest,
@@ -35,13 +37,24 @@ pub struct Resolver {
     local: Vec<String>,
     /// The stream secret this cluster's data nodes share (empty: none).
     own_secret: String,
+    /// This cluster's TLS files (this node's certificate, the CA); None: cleartext.
+    tls: Option<TlsFiles>,
+}
+
+/// How links to an origin's cluster speak.
+enum Links {
+    Cleartext,
+    /// This cluster: our certificate shown, the peer's checked against our CA and, for a
+    /// data node, pinned to the node the catalogue names (`data-node-ID`).
+    Cluster(TlsFiles),
+    /// Another cluster over TLS, trusting this CA PEM ("" = the enabled roots).
+    External(String),
 }
 
 /// How to reach the cluster an origin lives in.
 struct Route {
     control_plane: Vec<String>,
-    /// `Some(CA PEM)` when the links are TLS ("" = the enabled roots).
-    tls: Option<String>,
+    links: Links,
     /// Sent as the stream secret to the owning data node (empty: nothing sent).
     secret: String,
 }
@@ -61,10 +74,18 @@ pub fn is_tls(origin: &StreamSource) -> bool {
         .any(|a| wants_tls(a, &origin.external_ca_pem))
 }
 
-/// A lazily connecting channel, over TLS when the route says so.
-fn link(addr: &str, tls: Option<&str>) -> Result<Channel, String> {
-    endpoint(addr, tls)
-        .map(|e| e.connect_lazy())
+/// A lazily connecting channel, over TLS when the route says so; `node` names the data node
+/// at `addr` (None: a control-plane member, checked by its address).
+fn link(addr: &str, links: &Links, node: Option<u64>) -> Result<Channel, String> {
+    let ep = match links {
+        Links::Cleartext => endpoint(addr, None).map_err(|e| e.to_string()),
+        Links::External(ca) => endpoint(addr, Some(ca)).map_err(|e| e.to_string()),
+        Links::Cluster(files) => {
+            let pin = node.map(certs::data_node_name);
+            tls::endpoint(addr, Some(files), pin.as_deref()).map_err(|e| e.to_string())
+        }
+    };
+    ep.map(|e| e.connect_lazy())
         .map_err(|e| format!("{addr}: {e}"))
 }
 
@@ -110,8 +131,12 @@ fn from_proto(ev: SubscribeEvent) -> TailEvent {
 }
 
 impl Resolver {
-    pub fn new(local: Vec<String>, own_secret: String) -> Self {
-        Resolver { local, own_secret }
+    pub fn new(local: Vec<String>, own_secret: String, tls: Option<TlsFiles>) -> Self {
+        Resolver {
+            local,
+            own_secret,
+            tls,
+        }
     }
 
     fn external(origin: &StreamSource) -> Result<Route, MirrorError> {
@@ -120,7 +145,10 @@ impl Resolver {
         }
         Ok(Route {
             control_plane: addrs(&origin.external),
-            tls: is_tls(origin).then(|| origin.external_ca_pem.clone()),
+            links: match is_tls(origin) {
+                true => Links::External(origin.external_ca_pem.clone()),
+                false => Links::Cleartext,
+            },
             secret: origin.external_credentials.clone(),
         })
     }
@@ -148,17 +176,19 @@ impl Resolver {
             }
             Route {
                 control_plane: self.local.clone(),
-                tls: None,
+                links: match &self.tls {
+                    Some(f) => Links::Cluster(f.clone()),
+                    None => Links::Cleartext,
+                },
                 secret: self.own_secret.clone(),
             }
         } else {
             Self::external(origin)?
         };
-        let tls = route.tls.as_deref();
-        let addr = locate(&route.control_plane, tls, &req.stream)
+        let (owner, addr) = locate(&route.control_plane, &route.links, &req.stream)
             .await
             .map_err(MirrorError::Locate)?;
-        let ch = link(&addr, tls).map_err(|reason| MirrorError::Link {
+        let ch = link(&addr, &route.links, Some(owner)).map_err(|reason| MirrorError::Link {
             addr: addr.clone(),
             reason,
         })?;
@@ -193,10 +223,10 @@ impl Resolver {
 
 /// The address of the data node owning `stream`, asking each control-plane member in turn
 /// (any member answers catalogue reads).
-async fn locate(cps: &[String], tls: Option<&str>, stream: &str) -> Result<String, String> {
+async fn locate(cps: &[String], links: &Links, stream: &str) -> Result<(u64, String), String> {
     let mut last = String::from("no control-plane address");
     for cp in cps {
-        match locate_at(cp, tls, stream).await {
+        match locate_at(cp, links, stream).await {
             Ok(a) => return Ok(a),
             // A definite answer (no such stream) needs no second opinion.
             Err((true, e)) => return Err(e),
@@ -207,8 +237,8 @@ async fn locate(cps: &[String], tls: Option<&str>, stream: &str) -> Result<Strin
 }
 
 /// `Err((definite, message))`.
-async fn locate_at(cp: &str, tls: Option<&str>, stream: &str) -> Result<String, (bool, String)> {
-    let ch = link(cp, tls).map_err(|e| (false, format!("control plane {e}")))?;
+async fn locate_at(cp: &str, links: &Links, stream: &str) -> Result<(u64, String), (bool, String)> {
+    let ch = link(cp, links, None).map_err(|e| (false, format!("control plane {e}")))?;
     let c = CatalogClient::new(ch);
     let get = |kind: EntityKind, name: String| {
         let mut c = c.clone();
@@ -238,7 +268,7 @@ async fn locate_at(cp: &str, tls: Option<&str>, stream: &str) -> Result<String, 
         ));
     }
     match get(EntityKind::DataNode, owner.to_string()).await? {
-        Some(Kind::DataNode(n)) if !n.addr.is_empty() => Ok(n.addr),
+        Some(Kind::DataNode(n)) if !n.addr.is_empty() => Ok((owner, n.addr)),
         _ => Err((
             true,
             format!("data node {owner} of {stream} is not registered"),

@@ -22,11 +22,12 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tonic::service::interceptor::InterceptedService;
 use tonic::service::Interceptor;
-use tributary_common::grpc::STREAM_SECRET_HEADER;
+use tributary_common::grpc::{self, STREAM_SECRET_HEADER};
 use tributary_common::secrets;
 use tributary_common::task::AbortOnDrop;
 use tributary_common::telemetry::{self, Readiness};
 use tributary_common::time::now_ns;
+use tributary_common::tls;
 use tributary_proto::v1::{
     ditto_server::DittoServer, ingest_server::IngestServer, streams_server::StreamsServer,
     wells_server::WellsServer,
@@ -138,12 +139,17 @@ pub async fn start_on(
     listener: TcpListener,
 ) -> Result<RunningDataNode, StartError> {
     config.validate().map_err(StartError::Config)?;
+    let secrets = hosts::SealedSecrets::at_start(&config.encryption).map_err(StartError::Config)?;
     let addr = listener.local_addr().map_err(|source| StartError::Listen {
         addr: config.listen.clone(),
         source,
     })?;
     let cp_addrs = config.control_plane_addrs().map_err(StartError::Config)?;
-    let endpoints = (!cp_addrs.is_empty()).then(|| Arc::new(Endpoints::new(cp_addrs.clone())));
+    // This node's certificate is its identity on every link of its cluster.
+    let links = (!config.insecure).then(|| config.tls.clone());
+    let listening = listening(&config)?;
+    let endpoints =
+        (!cp_addrs.is_empty()).then(|| Arc::new(Endpoints::new(cp_addrs.clone(), links.clone())));
     let tags = endpoints
         .as_ref()
         .map(|e| TagClient::new(e.clone()) as Arc<dyn TagCreator>);
@@ -170,18 +176,9 @@ pub async fn start_on(
         node: node.clone(),
         replication: replication.clone(),
     };
-    let mut builder = tonic::transport::Server::builder()
+    let router = tonic::transport::Server::builder()
         .initial_stream_window_size(tributary_common::grpc::STREAM_WINDOW)
-        .initial_connection_window_size(tributary_common::grpc::CONNECTION_WINDOW);
-    if !config.tls_cert.is_empty() {
-        builder = builder
-            .tls_config(
-                tributary_common::grpc::server_tls(&config.tls_cert, &config.tls_key)
-                    .map_err(StartError::Config)?,
-            )
-            .map_err(|e| StartError::Config(format!("key `tls_cert`: {e}")))?;
-    }
-    let router = builder
+        .initial_connection_window_size(tributary_common::grpc::CONNECTION_WINDOW)
         .add_service(
             IngestServer::new(ingest.clone())
                 .max_decoding_message_size(max)
@@ -201,16 +198,7 @@ pub async fn start_on(
                 .max_encoding_message_size(max),
             StreamSecrets(Arc::new(config.stream_secrets.clone())),
         ));
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let incoming = tributary_common::grpc::incoming(listener);
-    let server = tokio::spawn(async move {
-        let stop = async {
-            let _ = rx.await;
-        };
-        if let Err(e) = router.serve_with_incoming_shutdown(incoming, stop).await {
-            tracing::error!(error = %e, "data-node gRPC server stopped");
-        }
-    });
+    let (tx, server) = grpc::serve(router, listener, listening, "data-node gRPC");
 
     let host = Arc::new(NodeHost {
         node: node.clone(),
@@ -219,6 +207,7 @@ pub async fn start_on(
             secrets: Arc::new(Vec::new()),
             ..ingest
         },
+        secrets,
     });
     let mut background = vec![AbortOnDrop::spawn(maintenance(
         node.clone(),
@@ -246,6 +235,7 @@ pub async fn start_on(
         replication,
         cp_addrs,
         own_secret,
+        links,
     ));
     if let Some(endpoints) = endpoints {
         let advertise = if config.advertise.is_empty() {
@@ -273,6 +263,19 @@ pub async fn start_on(
         server,
         background,
     })
+}
+
+/// TLS on the listener (client certificates optional: the cluster's other data nodes show
+/// theirs, users bring tokens), reloaded when its files change; cleartext when `insecure`.
+fn listening(config: &DataNodeConfig) -> Result<grpc::Listening, StartError> {
+    if config.insecure {
+        tracing::warn!("insecure = true: cleartext on the listener and every link");
+        return Ok(grpc::Listening::Cleartext);
+    }
+    let cfg = tls::ReloadingServer::new(config.tls.clone(), tls::ClientAuth::Optional)
+        .and_then(|s| s.server_config())
+        .map_err(|e| StartError::Config(e.to_string()))?;
+    Ok(grpc::Listening::Tls(cfg))
 }
 
 async fn maintenance(node: Arc<Node>, every: Duration, batch_id_window_ns: i64) {

@@ -11,8 +11,9 @@ use tributary_control_plane::ControlPlaneConfig;
 use tributary_data_node::DataNodeConfig;
 
 impl Cluster {
-    /// Member `id`'s config: it reaches each initial voter through the link from it to that
-    /// voter (or directly), and lists itself at `listen`.
+    /// Member `id`'s config: each initial voter named by the link in front of its client
+    /// port (what leader hints give out), and reached for Raft through the link from `id` to
+    /// its peer port (or directly, its peer port learned from it); itself at `listen`.
     pub(super) fn member_config(&self, id: u64, listen: &str) -> Result<ControlPlaneConfig> {
         let solo = self.voters.len() <= 1 && self.voters.contains(&id);
         let mut peers = Vec::new();
@@ -22,7 +23,9 @@ impl Cluster {
             } else if self.direct {
                 self.last_addrs(Server::Member(*j))?.grpc.to_string()
             } else {
-                self.net.addr(LinkId::raft(id, *j))?.to_string()
+                let client = self.net.addr(LinkId::into(Server::Member(*j)))?;
+                let peer = self.net.addr(LinkId::raft(id, *j))?;
+                format!("{client}/{peer}")
             };
             peers.push(format!("{j}={a}"));
         }
@@ -34,8 +37,13 @@ impl Cluster {
             admin_listen: String::new(),
             request_timeout_ms: 3_000,
             cluster_secret: CLUSTER_SECRET.into(),
+            insecure: self.tls.is_none(),
+            peer_listen: "127.0.0.1:0".into(),
             ..Default::default()
         };
+        if let Some(t) = &self.tls {
+            config.tls = t.member(id)?;
+        }
         (self.tune_member)(&mut config);
         Ok(config)
     }
@@ -68,7 +76,7 @@ impl Cluster {
                 let addrs = BoundAddrs {
                     grpc: m.addr,
                     admin: m.admin_addr,
-                    tls: m.tls_addr,
+                    peer: Some(m.peer_addr),
                 };
                 (Handle::InProcess(m), addrs)
             }
@@ -85,7 +93,8 @@ impl Cluster {
                 (Handle::Process(p), addrs)
             }
         };
-        self.net.set_upstream(Server::Member(id), Some(addrs.grpc));
+        self.net.set_upstream(Server::Member(id), Some(&addrs));
+        self.register_client(&addrs.grpc.to_string());
         if let Some(slot) = self.members.get_mut(&id) {
             slot.handle = Some(handle);
             slot.addrs = Some(addrs);
@@ -127,8 +136,15 @@ impl Cluster {
             cluster_secret: CLUSTER_SECRET.into(),
             heartbeat_interval_ms: 200,
             ditto_stats_interval_ms: 1_000,
+            insecure: self.tls.is_none(),
             ..Default::default()
         };
+        if let Some(t) = &self.tls {
+            config.tls = t.data_node(k)?;
+        }
+        if !config.advertise.is_empty() {
+            self.register_client(&config.advertise);
+        }
         (self.tune_data_node)(&mut config);
         Ok(config)
     }
@@ -151,7 +167,7 @@ impl Cluster {
                 let addrs = BoundAddrs {
                     grpc: n.addr,
                     admin: n.admin_addr,
-                    tls: None,
+                    peer: None,
                 };
                 (Handle::InProcess(n), addrs)
             }
@@ -167,7 +183,8 @@ impl Cluster {
                 (Handle::Process(p), addrs)
             }
         };
-        self.net.set_upstream(Server::DataNode(k), Some(addrs.grpc));
+        self.net.set_upstream(Server::DataNode(k), Some(&addrs));
+        self.register_client(&addrs.grpc.to_string());
         if let Some(slot) = self.data_nodes.get_mut(&k) {
             slot.handle = Some(handle);
             slot.addrs = Some(addrs);
@@ -234,8 +251,8 @@ impl Cluster {
         self.members.insert(id, Slot::new(run));
         if !self.direct {
             for j in self.voters.clone() {
-                let up = self.members[&j].addrs.as_ref().map(|a| a.grpc);
-                self.net.link(LinkId::raft(id, j), up).await?;
+                let peer = self.members[&j].addrs.as_ref().and_then(|a| a.peer);
+                self.net.link(LinkId::raft(id, j), peer).await?;
             }
         }
         self.start_member(id, None).await?;
@@ -244,7 +261,9 @@ impl Cluster {
             return Ok(grpc.to_string());
         }
         let into = LinkId::into(Server::Member(id));
-        Ok(self.net.link(into, Some(grpc)).await?.to_string())
+        let a = self.net.link(into, Some(grpc)).await?.to_string();
+        self.register_client(&a);
+        Ok(a)
     }
 
     /// Stops every server.

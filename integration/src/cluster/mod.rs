@@ -18,6 +18,7 @@ mod waits;
 pub use process::{binary, toml_of, ServerProcess};
 
 use crate::net::{LinkId, Mode, Net, Server};
+use crate::tls::ClusterTls;
 use anyhow::{anyhow, bail, Result};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -77,11 +78,19 @@ pub struct Builder {
     member_run: Run,
     data_node_run: Run,
     direct: bool,
+    insecure: bool,
     tune_member: MemberTune,
     tune_data_node: DataNodeTune,
 }
 
 impl Builder {
+    /// Cleartext everywhere (`insecure = true`), as the demo and `tribctl dev` run; by
+    /// default every server speaks TLS with certificates from the cluster's own CA.
+    pub fn insecure(mut self) -> Self {
+        self.insecure = true;
+        self
+    }
+
     /// Control-plane voters (1, 3 or 5; 0 for standalone data nodes). Default 1.
     pub fn members(mut self, n: u64) -> Self {
         self.members = n;
@@ -136,9 +145,15 @@ impl Builder {
             bail!("direct links need in-process members: a member process's port is known only once it runs, after its peers needed it");
         }
         let voters: Vec<u64> = (1..=self.members).collect();
+        let dir = tempfile::tempdir()?;
+        let tls = match self.insecure {
+            true => None,
+            false => Some(ClusterTls::new(&dir.path().join("tls"), &self.name)?),
+        };
         let mut c = Cluster {
             name: self.name,
-            dir: tempfile::tempdir()?,
+            tls,
+            dir,
             net: Net::default(),
             direct: self.direct,
             voters: voters.clone(),
@@ -161,9 +176,14 @@ impl Builder {
         if !c.direct {
             for i in &voters {
                 for j in voters.iter().filter(|j| *j != i) {
-                    let up = c.members[j].addrs.as_ref().map(|a| a.grpc);
-                    c.net.link(LinkId::raft(*i, *j), up).await?;
+                    // Upstream set once j runs and its peer listener is known.
+                    c.net.link(LinkId::raft(*i, *j), None).await?;
                 }
+            }
+            for j in &voters {
+                let up = c.members[j].addrs.as_ref().map(|a| a.grpc);
+                let a = c.net.link(LinkId::into(Server::Member(*j)), up).await?;
+                c.register_client(&a.to_string());
             }
         }
         for id in &voters {
@@ -186,13 +206,15 @@ fn bound(grpc: SocketAddr) -> BoundAddrs {
     BoundAddrs {
         grpc,
         admin: None,
-        tls: None,
+        peer: None,
     }
 }
 
 /// One cluster's servers, their storage (a temp dir) and the links between them.
 pub struct Cluster {
     name: String,
+    /// The cluster's CA and certificates; None: cleartext (`insecure`).
+    tls: Option<ClusterTls>,
     dir: TempDir,
     net: Net,
     direct: bool,
@@ -214,6 +236,7 @@ impl Cluster {
             member_run: Run::InProcess,
             data_node_run: Run::InProcess,
             direct: false,
+            insecure: false,
             tune_member: Arc::new(|_| {}),
             tune_data_node: Arc::new(|_| {}),
         }
@@ -221,6 +244,26 @@ impl Cluster {
 
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// The cluster's CA and certificates (None: it runs `insecure`).
+    pub fn tls(&self) -> Option<&ClusterTls> {
+        self.tls.as_ref()
+    }
+
+    /// The CA PEM other clusters trust for this one (empty when insecure).
+    pub fn ca_pem(&self) -> String {
+        self.tls
+            .as_ref()
+            .map_or_else(String::new, |t| t.ca_pem().to_string())
+    }
+
+    /// Test clients of `addr` (a server of this cluster, or a link in front of one) speak
+    /// TLS with the test client's certificate when the cluster does.
+    pub(super) fn register_client(&self, addr: &str) {
+        if let Some(t) = &self.tls {
+            crate::tls::register(addr, &t.client());
+        }
     }
 
     /// Where the servers keep their storage, configs and logs.

@@ -91,7 +91,7 @@ pub async fn spawn(
         addrs: BoundAddrs {
             grpc: ([127, 0, 0, 1], 0).into(),
             admin: None,
-            tls: None,
+            peer: None,
         },
     };
     let found = wait::until(&format!("{name} ({bin}) to serve"), START, || {

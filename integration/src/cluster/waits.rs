@@ -25,7 +25,7 @@ impl Cluster {
                 revision: m.node.catalogue.revision(),
             });
         }
-        let ch = tributary_common::grpc::channel(&self.cp_addr(id)?)?;
+        let ch = crate::tls::channel(&self.cp_addr(id)?)?;
         Ok(RaftClient::new(ch)
             .node_state(NodeStateRequest {})
             .await?

@@ -19,6 +19,7 @@ use anyhow::{anyhow, Result};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
+use tributary_common::addr_file::BoundAddrs;
 use tributary_common::sync::lock;
 
 /// A server of one cluster.
@@ -97,11 +98,20 @@ impl Net {
             .ok_or_else(|| anyhow!("no link {id:?}"))
     }
 
-    /// Points every link into `server` at its new address (`None`: it is down).
-    pub fn set_upstream(&self, server: Server, addr: Option<SocketAddr>) {
+    /// Points every link into `server` at where it serves now (`None`: it is down): a
+    /// member's peer listener for the links from other members, its client listener else.
+    pub fn set_upstream(&self, server: Server, addrs: Option<&BoundAddrs>) {
         for (id, p) in lock(&self.links).iter() {
             if id.to == server {
-                p.set_upstream(addr);
+                let member_to_member = matches!(
+                    (id.from, id.to),
+                    (Some(Server::Member(_)), Server::Member(_))
+                );
+                let up = addrs.map(|a| match (member_to_member, a.peer) {
+                    (true, Some(peer)) => peer,
+                    _ => a.grpc,
+                });
+                p.set_upstream(up);
             }
         }
     }

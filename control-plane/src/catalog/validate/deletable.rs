@@ -3,83 +3,80 @@
 use super::draft::Draft;
 use crate::catalog::entity::{kind_label, name_of};
 use crate::error::CatalogError;
-use tributary_proto::v1::{entity::Kind, EntityKind};
+use tributary_proto::v1::{entity::Kind, Entity, EntityKind};
+
+/// Whether an entity refers to the one being deleted.
+type Uses<'a> = Box<dyn Fn(&Entity) -> bool + 'a>;
 
 /// Whether the entity may be deleted: nothing may still refer to it.
 pub fn deletable(txn: &dyn Draft, kind: EntityKind, name: &str) -> Result<(), CatalogError> {
-    let busy = |by: String| {
-        Err(CatalogError::FailedPrecondition(format!(
-            "{} {name} is still used by {by}",
-            kind_label(kind)
-        )))
-    };
-    let wells = || txn.list(EntityKind::Well);
-    match kind {
-        EntityKind::Target => {
-            for e in wells()? {
-                if let Some(Kind::Well(w)) = &e.kind {
-                    if w.ditto_targets.iter().any(|t| t == name) {
-                        return busy(format!("well {}", w.name));
-                    }
-                }
-            }
-        }
-        EntityKind::Tag => {
-            for e in wells()? {
-                if let Some(Kind::Well(w)) = &e.kind {
-                    if w.tags.iter().any(|t| t == name) {
-                        return busy(format!("well {}", w.name));
-                    }
-                }
-            }
-        }
-        EntityKind::Policy => {
-            for k in [EntityKind::Well, EntityKind::Stream, EntityKind::Target] {
-                for e in txn.list(k)? {
-                    let p = match &e.kind {
-                        Some(Kind::Well(x)) => &x.policy,
-                        Some(Kind::Stream(x)) => &x.policy,
-                        Some(Kind::Target(x)) => &x.policy,
-                        _ => continue,
-                    };
-                    if p == name {
-                        return busy(format!("{} {}", kind_label(k), name_of(&e)));
-                    }
-                }
-            }
-        }
+    let (kinds, uses): (&[EntityKind], Uses<'_>) = match kind {
+        EntityKind::Target => (
+            &[EntityKind::Well],
+            Box::new(
+                |e| matches!(&e.kind, Some(Kind::Well(w)) if w.ditto_targets.iter().any(|t| t == name)),
+            ),
+        ),
+        EntityKind::Tag => (
+            &[EntityKind::Well],
+            Box::new(
+                |e| matches!(&e.kind, Some(Kind::Well(w)) if w.tags.iter().any(|t| t == name)),
+            ),
+        ),
+        EntityKind::Policy => (
+            &[EntityKind::Well, EntityKind::Stream, EntityKind::Target],
+            Box::new(|e| match &e.kind {
+                Some(Kind::Well(x)) => x.policy == name,
+                Some(Kind::Stream(x)) => x.policy == name,
+                Some(Kind::Target(x)) => x.policy == name,
+                _ => false,
+            }),
+        ),
         EntityKind::Namespace => {
-            for k in [
-                EntityKind::Well,
-                EntityKind::Stream,
-                EntityKind::Target,
-                EntityKind::Policy,
-            ] {
-                let prefix = format!("{name}:");
-                if let Some(e) = txn
-                    .list(k)?
-                    .iter()
-                    .find(|e| name_of(e).starts_with(&prefix))
-                {
-                    return busy(format!("{} {}", kind_label(k), name_of(e)));
-                }
-            }
+            let prefix = format!("{name}:");
+            (
+                &[
+                    EntityKind::Well,
+                    EntityKind::Stream,
+                    EntityKind::Target,
+                    EntityKind::Policy,
+                ],
+                Box::new(move |e| name_of(e).starts_with(&prefix)),
+            )
         }
-        EntityKind::DataNode => {
-            for k in [EntityKind::Well, EntityKind::Stream] {
-                for e in txn.list(k)? {
-                    let owner = match &e.kind {
-                        Some(Kind::Well(x)) => x.owner_node,
-                        Some(Kind::Stream(x)) => x.owner_node,
-                        _ => 0,
-                    };
-                    if owner.to_string() == name {
-                        return busy(format!("{} {} (move it first)", kind_label(k), name_of(&e)));
-                    }
-                }
+        EntityKind::DataNode => (
+            &[EntityKind::Well, EntityKind::Stream],
+            Box::new(|e| {
+                let owner = match &e.kind {
+                    Some(Kind::Well(x)) => x.owner_node,
+                    Some(Kind::Stream(x)) => x.owner_node,
+                    _ => 0,
+                };
+                owner.to_string() == name
+            }),
+        ),
+        _ => return Ok(()),
+    };
+    for k in kinds {
+        let mut user = None;
+        txn.visit(*k, &mut |e| {
+            if user.is_none() && uses(e) {
+                user = Some(name_of(e));
             }
+            Ok(())
+        })?;
+        if let Some(by) = user {
+            let hint = if kind == EntityKind::DataNode {
+                " (move it first)"
+            } else {
+                ""
+            };
+            return Err(CatalogError::FailedPrecondition(format!(
+                "{} {name} is still used by {} {by}{hint}",
+                kind_label(kind),
+                kind_label(*k)
+            )));
         }
-        _ => {}
     }
     Ok(())
 }

@@ -1,18 +1,22 @@
 //! The catalogue's rules, checked when a command is applied (so every member decides alike).
 //! Each error names the field that is wrong. Here: names and the per-kind dispatch; each
 //! kind's own rules in its file, the rules for fields several kinds have in `fields.rs`, and
-//! what may be deleted in `deletable.rs`.
+//! what may be deleted in `deletable.rs`. The configured size limits (`sizes.rs`) are the
+//! exception: checked before proposing, as they may differ between members.
 
 mod deletable;
 mod draft;
 mod fields;
 mod policy;
+mod sizes;
 mod stream;
 mod well;
 
 pub use deletable::deletable;
 pub use draft::Draft;
 pub use fields::endpoint;
+pub use sizes::check_command;
+pub use stream::credentials_as_written;
 
 use crate::catalog::entity::{is_namespaced, kind_of, name_of};
 use crate::error::CatalogError;

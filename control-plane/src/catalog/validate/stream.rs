@@ -56,27 +56,15 @@ pub(super) fn stream(
     if s.replicas > 5 {
         return Err(invalid("replicas", "at most 5"));
     }
-    txn.visit(EntityKind::Stream, &mut |other| {
-        let Some(Kind::Stream(o)) = &other.kind else {
-            return Ok(());
-        };
-        if o.name == s.name {
-            return Ok(());
-        }
-        for mine in &s.subjects {
-            if let Some(theirs) = o
-                .subjects
-                .iter()
-                .find(|t| tributary_common::subject::overlap(mine, t))
-            {
-                return Err(invalid(
-                    "subjects",
-                    format!("subject {mine:?} overlaps {theirs:?} of stream {}", o.name),
-                ));
-            }
-        }
-        Ok(())
-    })?;
+    if let Some(o) = txn.subject_overlap(&s.name, &s.subjects)? {
+        return Err(invalid(
+            "subjects",
+            format!(
+                "subject {:?} overlaps {:?} of stream {}",
+                o.mine, o.theirs, o.stream
+            ),
+        ));
+    }
     let mut origins = Vec::new();
     if let Some(m) = &mut s.mirror {
         origins.push(("mirror", m));
@@ -154,15 +142,30 @@ fn external_access(
             )
         })?;
     }
-    if !o
-        .external_credentials
-        .bytes()
-        .all(|b| (0x20..0x7f).contains(&b))
-    {
+    printable_credentials(&creds_field, &o.external_credentials)
+}
+
+/// Credentials travel as a gRPC header. Checked again on the plaintext before it is sealed
+/// (`credentials_as_written`): a sealed value is always printable.
+fn printable_credentials(field: &str, creds: &str) -> Result<(), CatalogError> {
+    if !creds.bytes().all(|b| (0x20..0x7f).contains(&b)) {
         return Err(invalid(
-            &creds_field,
+            field,
             "must be printable ASCII (they travel as a gRPC header)",
         ));
+    }
+    Ok(())
+}
+
+/// The rules on a stream's origin credentials that only the plaintext shows, checked where a
+/// client's write arrives, before its secrets are sealed.
+pub fn credentials_as_written(s: &Stream) -> Result<(), CatalogError> {
+    let named = s.mirror.iter().map(|o| ("mirror", o));
+    for (field, o) in named.chain(s.sources.iter().map(|o| ("sources", o))) {
+        printable_credentials(
+            &format!("{field}.external_credentials"),
+            &o.external_credentials,
+        )?;
     }
     Ok(())
 }
@@ -208,24 +211,10 @@ fn origins_of(s: &Stream) -> Vec<String> {
         .collect()
 }
 
+/// Follows origins from `s` through the stored streams, one stream at a time (never a copy
+/// of them all), looking for `s` itself.
 fn no_cycle(txn: &dyn Draft, s: &Stream) -> Result<(), CatalogError> {
-    if origins_of(s).is_empty() {
-        return Ok(());
-    }
-    let streams = txn.list(EntityKind::Stream)?;
-    let edges = |name: &str| -> Vec<String> {
-        if name == s.name {
-            return origins_of(s);
-        }
-        streams
-            .iter()
-            .find_map(|e| match &e.kind {
-                Some(Kind::Stream(o)) if o.name == name => Some(origins_of(o)),
-                _ => None,
-            })
-            .unwrap_or_default()
-    };
-    let mut stack = edges(&s.name);
+    let mut stack = origins_of(s);
     let mut seen = HashSet::new();
     while let Some(n) = stack.pop() {
         if n == s.name {
@@ -235,7 +224,9 @@ fn no_cycle(txn: &dyn Draft, s: &Stream) -> Result<(), CatalogError> {
             ));
         }
         if seen.insert(n.clone()) {
-            stack.extend(edges(&n));
+            if let Some(Kind::Stream(o)) = txn.get(EntityKind::Stream, &n)?.and_then(|e| e.kind) {
+                stack.extend(origins_of(&o));
+            }
         }
     }
     Ok(())

@@ -2,7 +2,7 @@
 //! (endpoints, the write-only ingest secret).
 
 use super::draft::Draft;
-use super::fields::{endpoint, invalid, policy_ref};
+use super::fields::{endpoint, invalid, location, policy_ref};
 use crate::catalog::entity::REDACTED;
 use crate::error::CatalogError;
 use std::collections::HashSet;
@@ -13,6 +13,8 @@ pub(super) fn well(txn: &mut dyn Draft, w: &mut Well) -> Result<(), CatalogError
     if w.shard_duration_secs == 0 {
         w.shard_duration_secs = tributary_common::model::DEFAULT_SHARD_SECS;
     }
+    location("hot_location", &w.hot_location)?;
+    location("cold_location", &w.cold_location)?;
     if !w.cold_location.is_empty() && w.hot_duration_secs == 0 {
         return Err(invalid(
             "hot_duration",

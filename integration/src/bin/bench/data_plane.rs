@@ -110,7 +110,7 @@ pub async fn ingest(entries: u64, batch: usize, payload: usize) -> Result<()> {
 
     // Through gRPC: a fresh node, batches streamed with acks collected as they come.
     let c = start_node().await?;
-    let mut client = IngestClient::new(tributary_common::grpc::channel(&c.data_addr(1)?)?)
+    let mut client = IngestClient::new(tributary_integration::tls::channel(&c.data_addr(1)?)?)
         .max_decoding_message_size(64 << 20)
         .max_encoding_message_size(64 << 20);
     let (tx, rx) = mpsc::channel::<IngestBatch>(16);
@@ -208,7 +208,7 @@ pub async fn publish(messages: u64, payload: usize) -> Result<()> {
     c.shutdown().await;
 
     let c = start_node().await?;
-    let mut client = StreamsClient::new(tributary_common::grpc::channel(&c.data_addr(1)?)?);
+    let mut client = StreamsClient::new(tributary_integration::tls::channel(&c.data_addr(1)?)?);
     let (tx, rx) = mpsc::channel::<PublishRequest>(8192);
     let t = Instant::now();
     let producer = tokio::spawn(async move {

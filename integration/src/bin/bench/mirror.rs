@@ -45,7 +45,7 @@ async fn publish_all(
 /// Publishes `n` messages pipelined, alternating `subjects`; returns msgs/s.
 async fn fill(addr: &str, subjects: &[&str], n: u64, payload: usize) -> Result<f64> {
     let mut c = tributary_proto::v1::streams_client::StreamsClient::new(
-        tributary_common::grpc::channel(addr)?,
+        tributary_integration::tls::channel(addr)?,
     );
     let data = bytes::Bytes::from(vec![b'x'; payload]);
     let subjects: Vec<String> = subjects.iter().map(|s| s.to_string()).collect();
@@ -171,7 +171,7 @@ async fn publish_until(
     stop: tokio::sync::watch::Receiver<bool>,
 ) -> Result<f64> {
     let mut c = tributary_proto::v1::streams_client::StreamsClient::new(
-        tributary_common::grpc::channel(addr)?,
+        tributary_integration::tls::channel(addr)?,
     );
     let data = bytes::Bytes::from(vec![b'x'; payload]);
     let subject = subject.to_string();

@@ -1,0 +1,142 @@
+//! The event log pages in bounded bytes, trims by revisions and bytes, and tells a watcher
+//! exactly when it missed something.
+
+use super::Cursor;
+use crate::catalog::{apply_command, Catalogue};
+use crate::error::CatalogError;
+use rocksdb::WriteBatch;
+use tributary_proto::v1::command::Op;
+use tributary_proto::v1::{entity::Kind, Command, Entity, Policy, PolicyEntry, WatchEvent};
+
+fn open(max_revisions: u64) -> (tempfile::TempDir, Catalogue) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = crate::open_db(dir.path()).expect("db");
+    (dir, Catalogue::open(db, max_revisions).expect("catalogue"))
+}
+
+/// A policy of about `bytes` bytes, version `v`.
+fn policy(v: usize, bytes: usize) -> Entity {
+    Entity {
+        kind: Some(Kind::Policy(Policy {
+            name: "fat".into(),
+            entries: vec![PolicyEntry {
+                label: v.to_string(),
+                subjects: vec![format!("i:{}", "s".repeat(bytes))],
+                resources: vec![],
+                ..Default::default()
+            }],
+        })),
+    }
+}
+
+fn write(cat: &Catalogue, index: u64, op: Op) {
+    let cmd = Command {
+        op: Some(op),
+        live_nodes: vec![],
+    };
+    let mut batch = WriteBatch::default();
+    let (r, revision, events) = apply_command(cat, index, &cmd, &mut batch);
+    r.expect("apply");
+    cat.db().write(batch).expect("write");
+    cat.committed(index, revision, events);
+}
+
+/// Every event from `from` on, page by page; the largest page's bytes.
+fn read_all(cat: &Catalogue, from: u64, page_bytes: usize) -> (Vec<WatchEvent>, usize) {
+    let (mut all, mut biggest) = (Vec::new(), 0);
+    let mut at = Cursor::after(from);
+    loop {
+        let page = cat.events_page(at, 0, page_bytes).expect("page");
+        if page.events.is_empty() {
+            return (all, biggest);
+        }
+        let bytes = page.events.iter().map(prost::Message::encoded_len).sum();
+        biggest = biggest.max(bytes);
+        at = page.next;
+        all.extend(page.events);
+    }
+}
+
+#[test]
+fn pages_hold_at_most_their_bytes_and_together_every_event_once() {
+    let (_d, cat) = open(1000);
+    write(&cat, 1, Op::Create(policy(0, 10_000)));
+    for v in 1..30 {
+        write(&cat, v as u64 + 1, Op::Update(policy(v, 10_000)));
+    }
+    // Revision 1 has two events (the namespace and the policy), the others one.
+    let (events, biggest) = read_all(&cat, 0, 35_000);
+    let revisions: Vec<u64> = events.iter().map(|e| e.revision).collect();
+    let mut expected = vec![1, 1];
+    expected.extend(2..=30);
+    assert_eq!(revisions, expected);
+    assert!(biggest <= 35_000, "a page held {biggest} bytes");
+    // Pages of one event each, so one ends inside revision 1: still every event once.
+    let first = cat.events_page(Cursor::after(0), 0, 1).expect("page");
+    assert_eq!(first.events.len(), 1);
+    assert_eq!(
+        first.next,
+        Cursor {
+            revision: 1,
+            index: 1
+        }
+    );
+    let (tiny, _) = read_all(&cat, 0, 1);
+    assert_eq!(tiny, events);
+    assert_eq!(read_all(&cat, 1, 1).0.len(), 29);
+    // One event bigger than a page still goes, alone.
+    let page = cat.events_page(Cursor::after(5), 0, 10).expect("page");
+    assert_eq!(page.events.len(), 1);
+}
+
+#[test]
+fn the_log_keeps_its_bytes_and_a_watcher_behind_them_is_told_to_list_again() {
+    let (_d, cat) = open(1000);
+    cat.limit_event_log_bytes(100_000);
+    write(&cat, 1, Op::Create(policy(0, 10_000)));
+    for v in 1..50 {
+        write(&cat, v as u64 + 1, Op::Update(policy(v, 10_000)));
+    }
+    let held = cat.event_log_bytes();
+    assert!(held <= 100_000, "the log holds {held} bytes");
+    let (events, _) = read_all(&cat, cat.inner.events.floor(), 1 << 20);
+    assert_eq!(events.last().map(|e| e.revision), Some(50));
+    assert!(events.len() >= 9, "{} events kept", events.len());
+    let err = cat
+        .events_page(Cursor::after(3), 0, 1 << 20)
+        .err()
+        .expect("compacted");
+    assert!(matches!(err, CatalogError::Compacted { .. }), "{err:?}");
+    // A watcher that has read part of the log when it is trimmed past it hears so too.
+    let floor = cat.inner.events.floor();
+    let page = cat.events_page(Cursor::after(floor), 0, 1).expect("page");
+    for v in 50..70 {
+        write(&cat, v as u64 + 1, Op::Update(policy(v, 10_000)));
+    }
+    let err = cat
+        .events_page(page.next, 0, 1 << 20)
+        .err()
+        .expect("trimmed");
+    assert!(matches!(err, CatalogError::Compacted { .. }), "{err:?}");
+}
+
+#[test]
+fn a_snapshot_replacing_the_catalogue_ends_every_watch() {
+    let (_d, cat) = open(1000);
+    write(&cat, 1, Op::Create(policy(0, 100)));
+    let mut feed = cat.feed();
+    let restores = feed.borrow_and_update().restores;
+    let snapshot = cat.export().expect("export");
+    write(&cat, 2, Op::Update(policy(1, 100)));
+    assert!(feed.has_changed().expect("feed"));
+    let mut batch = WriteBatch::default();
+    cat.restore(&mut batch, &snapshot, 3).expect("restore");
+    cat.db().write(batch).expect("write");
+    cat.after_restore(3);
+    let err = cat
+        .events_page(Cursor::after(1), restores, 1 << 20)
+        .err()
+        .expect("replaced");
+    assert_eq!(err, CatalogError::Replaced);
+    assert_eq!(feed.borrow_and_update().restores, restores + 1);
+}
