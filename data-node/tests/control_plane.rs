@@ -79,7 +79,6 @@ async fn query_tags(addr: &str) -> Vec<String> {
 }
 
 fn dn_config(dir: &std::path::Path, cp: &str) -> DataNodeConfig {
-    insecure: true,
     DataNodeConfig {
         insecure: true,
         listen: "127.0.0.1:0".into(),
