@@ -385,22 +385,6 @@ pub fn client_config(files: &TlsFiles) -> Result<tonic::transport::ClientTlsConf
     Ok(cfg)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn wildcards() {
-        assert!(wildcard_match("member-*", "member-1"));
-        assert!(wildcard_match("member-?", "member-2"));
-        assert!(!wildcard_match("member-?", "member-10"));
-        assert!(wildcard_match("*", ""));
-        assert!(wildcard_match("a*b*c", "axxbyyc"));
-        assert!(!wildcard_match("a*b*c", "axxbyy"));
-        assert!(!wildcard_match("data-node-*", "member-1"));
-    }
-}
-
 /// An endpoint to `addr` (with or without a scheme): cleartext when `files` is `None`, else
 /// TLS trusting the CA in `files` and showing its certificate when it has one. The server's
 /// certificate must be valid for `expect_name` when given (pinning who we mean, e.g.
@@ -431,4 +415,20 @@ pub fn endpoint(
         .initial_connection_window_size(crate::grpc::CONNECTION_WINDOW)
         .tls_config(cfg)
         .map_err(|e| TlsError::Config(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wildcards() {
+        assert!(wildcard_match("member-*", "member-1"));
+        assert!(wildcard_match("member-?", "member-2"));
+        assert!(!wildcard_match("member-?", "member-10"));
+        assert!(wildcard_match("*", ""));
+        assert!(wildcard_match("a*b*c", "axxbyyc"));
+        assert!(!wildcard_match("a*b*c", "axxbyy"));
+        assert!(!wildcard_match("data-node-*", "member-1"));
+    }
 }

@@ -4,8 +4,8 @@
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use tributary_proto::v1::{
-    catalog_client::CatalogClient, entity::Kind, raft_client::RaftClient, Entity, EntityKind,
-    ListRequest, NodeStateRequest, Stream,
+    catalog_client::CatalogClient, cluster_client::ClusterClient, entity::Kind, Entity, EntityKind,
+    ListRequest, PeerAddressRequest, StatusRequest, Stream,
 };
 
 struct Member {
@@ -38,10 +38,17 @@ async fn leader(members: &[Member], deadline: Instant) -> u64 {
     loop {
         for m in members.iter().filter(|m| m.child.is_some()) {
             if let Ok(ch) = tributary_common::grpc::channel(&m.addr) {
-                if let Ok(r) = RaftClient::new(ch).node_state(NodeStateRequest {}).await {
+                // Raft is not served on the client port: ask for the cluster's status.
+                if let Ok(r) = ClusterClient::new(ch).status(StatusRequest {}).await {
                     let r = r.into_inner();
-                    if r.role == "leader" {
-                        return r.id;
+                    // A follower may still name a leader that just died: trust only one that
+                    // answers as leader itself.
+                    let live = r
+                        .members
+                        .iter()
+                        .any(|x| x.id == r.leader && x.role == "leader" && x.reachable);
+                    if r.leader != 0 && live {
+                        return r.leader;
                     }
                 }
             }
@@ -103,8 +110,8 @@ async fn all_up(members: &mut [Member]) -> Result<bool, String> {
             }
         }
         let answered = match tributary_common::grpc::channel(&m.addr) {
-            Ok(ch) => RaftClient::new(ch)
-                .node_state(NodeStateRequest {})
+            Ok(ch) => ClusterClient::new(ch)
+                .peer_address(PeerAddressRequest {})
                 .await
                 .is_ok(),
             Err(_) => false,

@@ -25,6 +25,7 @@ fn text(b: &[u8]) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn catalogue_commands_tables_json_and_errors() -> anyhow::Result<()> {
     let c = Cluster::builder("cli")
+        .insecure()
         .members(3)
         .data_nodes(0)
         .start()

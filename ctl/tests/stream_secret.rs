@@ -31,6 +31,7 @@ fn text(b: &[u8]) -> String {
 async fn stream_calls_carry_the_secret_and_external_credentials_stay_hidden() -> anyhow::Result<()>
 {
     let c = Cluster::builder("a")
+        .insecure()
         .tune_data_nodes(|dn| dn.stream_secrets = vec!["s3cret".into()])
         .start()
         .await?;

@@ -10,7 +10,7 @@ use tributary_proto::v1::{
 };
 
 fn channel(addr: &str) -> Result<tonic::transport::Channel> {
-    Ok(crate::tls::channel(addr)?)
+    crate::tls::channel(addr)
 }
 
 /// Ingests `entries` in batches of `per_batch` with `secret`, and checks every batch's ack.

@@ -76,7 +76,8 @@ async fn cluster(
 
 /// A cluster with a default well `all` served, to receive ditto entries.
 async fn target_cluster(name: &str) -> Result<Cluster> {
-    let c = cluster(name, |_| {}).await?;
+    // Cleartext targets (Gravwell's Cleartext-Targets); ditto over TLS is `ditto_tls.rs`.
+    let c = Cluster::builder(name).insecure().start().await?;
     c.create(well("all", &[], &[], |w| w.default_well = true))
         .await?;
     c.wait_well_served("all", 1).await?;
@@ -96,7 +97,7 @@ async fn wait_count(c: &Cluster, well: &str, n: usize) -> Result<Vec<WellEntry>>
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn start_time_late_entries_and_stats() -> Result<()> {
-    let dst = cluster("dst", |_| {}).await?;
+    let dst = Cluster::builder("dst").insecure().start().await?;
     dst.create(well("dst", &["a", "b"], &[], |_| {})).await?;
     dst.wait_well_served("dst", 1).await?;
     let src = cluster("src", |_| {}).await?;

@@ -39,7 +39,8 @@ async fn count(c: &Cluster) -> usize {
 
 /// One member and one data node, the data node a process when `process`.
 async fn cluster(name: &str, process: bool) -> Result<Cluster> {
-    let b = Cluster::builder(name);
+    // The target takes cleartext (Gravwell's Cleartext-Targets); TLS is `ditto_tls.rs`.
+    let b = Cluster::builder(name).insecure();
     let b = if process { b.data_node_processes() } else { b };
     b.start().await
 }

@@ -78,7 +78,7 @@ fn well(name: &str, tags: &[&str], default: bool, targets: &[&str]) -> Entity {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_ditto_link_cut_mid_transfer_shows_the_error_and_delivers_every_entry_once() -> Result<()>
 {
-    let dst = Cluster::builder("dst").start().await?;
+    let dst = Cluster::builder("dst").insecure().start().await?;
     dst.create(well("all", &[], true, &[])).await?;
     dst.wait_well_served("all", 1).await?;
     let src = Cluster::builder("src").start().await?;

@@ -123,7 +123,12 @@ async fn external_origin_goes_away_shows_the_error_and_recovers() -> Result<()> 
     let a = Cluster::builder("a").start().await?;
     // The other cluster's data node is a real process: killing it cuts every link, and it
     // comes back on another port behind the same link.
-    let mut b = Cluster::builder("b").data_node_processes().start().await?;
+    // B takes cleartext: this is about an origin going away, not TLS (`mirror_external.rs`).
+    let mut b = Cluster::builder("b")
+        .insecure()
+        .data_node_processes()
+        .start()
+        .await?;
     b.create_stream(stream("EXT", &["ext.>"]), 1).await?;
     b.publish_n(1, "ext.in", "e", 100).await?;
 
@@ -180,7 +185,7 @@ async fn external_origin_goes_away_shows_the_error_and_recovers() -> Result<()> 
 /// The first state of ARCHIVE with messages in it, polled on one connection: a same-node copy
 /// is fast, and a poll that connects anew each time can see it only once it is complete.
 async fn copying(addr: &str) -> Result<StreamInfoReply> {
-    let c = StreamsClient::new(tributary_common::grpc::channel(addr)?);
+    let c = StreamsClient::new(tributary_integration::tls::channel(addr)?);
     wait::until("ARCHIVE to start copying", wait::WAIT, || {
         let r = StreamInfoRequest {
             stream: "ARCHIVE".into(),

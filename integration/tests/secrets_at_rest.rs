@@ -131,7 +131,9 @@ async fn publish(addr: &str, n: u64) -> Result<()> {
 async fn no_plaintext_secret_on_disk_while_ditto_and_the_mirror_use_them() -> Result<()> {
     // B: the other cluster, taking A's ditto copy (with its ingest secret) and serving the
     // stream A mirrors (with its stream secret).
+    // B takes cleartext (its TLS is not what this test is about).
     let b = Cluster::builder("b")
+        .insecure()
         .tune_data_nodes(|dn| {
             dn.ingest_secrets = vec![INGEST_PLAIN.into()];
             dn.stream_secrets = vec![STREAM_PLAIN.into()];
@@ -270,6 +272,7 @@ async fn a_bad_key_stops_either_server_at_start_naming_the_key() -> Result<()> {
         listen: "127.0.0.1:0".into(),
         admin_listen: String::new(),
         data_dir: dir.path().join("cp"),
+        insecure: true,
         encryption: EncryptionConfig {
             key: "dG9vLXNob3J0".into(),
             ..Default::default()
@@ -290,6 +293,7 @@ async fn a_bad_key_stops_either_server_at_start_naming_the_key() -> Result<()> {
         listen: "127.0.0.1:0".into(),
         admin_listen: String::new(),
         data_dir: dir.path().join("dn"),
+        insecure: true,
         encryption: EncryptionConfig {
             key: KEY.into(),
             old_keys: vec!["not+base64/url".into()],

@@ -5,8 +5,8 @@ use crate::wait::{self, WAIT};
 use crate::wells;
 use anyhow::Result;
 use tributary_proto::v1::{
-    entity::Kind, raft_client::RaftClient, EntityKind, EntityRef, NodeStateReply, NodeStateRequest,
-    StreamInfoRequest, WellEntry,
+    cluster_client::ClusterClient, entity::Kind, EntityKind, EntityRef, NodeStateReply,
+    StatusRequest, StreamInfoRequest, WellEntry,
 };
 
 impl Cluster {
@@ -25,11 +25,28 @@ impl Cluster {
                 revision: m.node.catalogue.revision(),
             });
         }
+        // A process: Raft is served to members only, so ask the member for the cluster's
+        // status (what it sees as the leader, and that leader's view of it).
         let ch = crate::tls::channel(&self.cp_addr(id)?)?;
-        Ok(RaftClient::new(ch)
-            .node_state(NodeStateRequest {})
+        let s = ClusterClient::new(ch)
+            .status(StatusRequest {})
             .await?
-            .into_inner())
+            .into_inner();
+        let me = s
+            .members
+            .iter()
+            .find(|m| m.id == id)
+            .cloned()
+            .unwrap_or_default();
+        Ok(NodeStateReply {
+            id,
+            role: me.role,
+            term: me.term,
+            commit: me.commit,
+            applied: me.applied,
+            leader: s.leader,
+            revision: s.revision,
+        })
     }
 
     /// The leader every running member agrees on.

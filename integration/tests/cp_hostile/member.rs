@@ -10,8 +10,7 @@ use tonic::transport::Channel;
 use tributary_common::addr_file::BoundAddrs;
 use tributary_integration::{cluster::binary, wait};
 use tributary_proto::v1::{
-    catalog_client::CatalogClient, cluster_client::ClusterClient, raft_client::RaftClient,
-    NodeStateRequest,
+    catalog_client::CatalogClient, cluster_client::ClusterClient, StatusRequest,
 };
 
 pub struct Member {
@@ -37,7 +36,7 @@ impl Member {
         let log = std::fs::File::create(dir.path().join("member.log"))?;
         let mut cmd = Command::new(binary("tributary-control-plane")?);
         cmd.args(["--id", "1", "--listen", "127.0.0.1:0"])
-            .args(["--admin-listen", "127.0.0.1:0"])
+            .args(["--admin-listen", "127.0.0.1:0", "--insecure"])
             .arg("--data-dir")
             .arg(dir.path().join("data"))
             .arg("--addr-file")
@@ -86,10 +85,10 @@ impl Member {
             dir,
         };
         wait::until("the member to lead", wait::WAIT, || {
-            let raft = m.channel().map(RaftClient::new);
+            let cluster = m.cluster();
             async move {
-                let st = raft.ok()?.node_state(NodeStateRequest {}).await.ok()?;
-                (st.into_inner().role == "leader").then_some(())
+                let st = cluster.ok()?.status(StatusRequest {}).await.ok()?;
+                (st.into_inner().leader == 1).then_some(())
             }
         })
         .await?;

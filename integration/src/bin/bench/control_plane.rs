@@ -27,6 +27,7 @@ fn ms(us: u64) -> f64 {
 pub async fn run(clients: usize, duration: Duration) -> Result<()> {
     // Direct links: the figures measure the servers, not the harness's proxies.
     let mut c = Cluster::builder("bench")
+        .insecure()
         .members(3)
         .data_nodes(0)
         .direct()

@@ -22,6 +22,7 @@ use tributary_proto::v1::{
 /// `BENCH` stream from a catalogue set in-process.
 async fn start_node() -> Result<Cluster> {
     let c = Cluster::builder("bench")
+        .insecure()
         .members(0)
         .direct()
         .start()

@@ -25,10 +25,10 @@ fn well(name: &str, default: bool, targets: &[&str]) -> Entity {
 
 async fn one(entries: u64, payload: usize, compression: bool) -> Result<()> {
     // Direct links: the figures measure the servers, not the harness's proxies.
-    let dst = Cluster::builder("dst").direct().start().await?;
+    let dst = Cluster::builder("dst").insecure().direct().start().await?;
     dst.create(well("all", true, &[])).await?;
     dst.wait_well_served("all", 1).await?;
-    let src = Cluster::builder("src").direct().start().await?;
+    let src = Cluster::builder("src").insecure().direct().start().await?;
     src.create(well("src", false, &[])).await?;
     src.wait_well_served("src", 1).await?;
 

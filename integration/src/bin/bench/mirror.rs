@@ -14,7 +14,7 @@ use tributary_proto::v1::{PublishRequest, Stream, StreamSource};
 
 /// One member, one data node, direct links (the figures measure the servers, not proxies).
 async fn bench_cluster() -> Result<Cluster> {
-    Cluster::builder("bench").direct().start().await
+    Cluster::builder("bench").insecure().direct().start().await
 }
 
 fn origin(name: &str, filter: &str) -> StreamSource {
