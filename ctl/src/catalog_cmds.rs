@@ -397,5 +397,3 @@ impl EntityArgs for TargetArgs {
         ]
     }
 }
-
-pub use crate::stream_args::{PolicyArgs, StreamArgs};

@@ -4,7 +4,8 @@
 
 use crate::client::ControlPlane;
 use crate::cluster_cmds::print_status;
-use crate::{output, stream_report};
+use crate::output::{self, step};
+use crate::stream_report;
 use anyhow::{anyhow, Context, Result};
 use std::time::{Duration, Instant};
 use tokio_stream::StreamExt;
@@ -49,10 +50,6 @@ pub async fn start_control_plane(
         .await
         .ok_or_else(|| anyhow!("no leader elected within 10 s"))?;
     Ok(members)
-}
-
-pub fn step(title: &str) {
-    println!("\n== {title}");
 }
 
 fn stream(name: &str, subjects: &[&str], storage: StorageType) -> Stream {

@@ -103,7 +103,7 @@ fn well(name: &str, tags: &[&str], targets: &[&str]) -> Entity {
 }
 
 pub async fn run(json: bool) -> Result<()> {
-    crate::demo::step(
+    output::step(
         "ditto: a second in-process cluster as the target, a well mirrored from a Start-Time",
     );
     let dst = mini("dr-site")
@@ -183,11 +183,11 @@ pub async fn run(json: bool) -> Result<()> {
             .collect();
         output::json(&v)?;
     } else {
-        crate::demo::step("tribctl ditto stats");
+        output::step("tribctl ditto stats");
         println!("{}", ditto_cmds::table(&stats));
-        crate::demo::step("tribctl well shards logs (source: 5 shards)");
+        output::step("tribctl well shards logs (source: 5 shards)");
         println!("{}", well_data::shards_table(&src.shards("logs").await?));
-        crate::demo::step("tribctl well shards logs (target: shards 3-5, whole)");
+        output::step("tribctl well shards logs (target: shards 3-5, whole)");
         println!("{}", well_data::shards_table(&dst.shards("logs").await?));
     }
     for m in [src, dst] {

@@ -13,13 +13,16 @@ mod ditto_cmds;
 mod jetstream_config;
 mod locate;
 mod output;
+mod policy_args;
 mod stream_args;
 mod stream_data;
 mod stream_report;
 mod well_data;
 
-use catalog_cmds::{Crud, PolicyArgs, StreamArgs, TargetArgs, WellArgs};
+use catalog_cmds::{Crud, TargetArgs, WellArgs};
 use clap::{Parser, Subcommand};
+use policy_args::PolicyArgs;
+use stream_args::StreamArgs;
 
 #[derive(Parser)]
 #[command(name = "tribctl", version, about = "Operate a Tributary cluster")]
