@@ -14,6 +14,7 @@ mod jetstream_config;
 mod locate;
 mod output;
 mod policy_args;
+mod start_time;
 mod stream_args;
 mod stream_data;
 mod stream_report;
