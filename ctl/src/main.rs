@@ -19,6 +19,7 @@ mod stream_args;
 mod stream_data;
 mod stream_report;
 mod well_data;
+mod well_ingest;
 
 use catalog_cmds::{Crud, TargetArgs, WellArgs};
 use clap::{Parser, Subcommand};
@@ -87,7 +88,7 @@ enum WellCmd {
     #[command(flatten)]
     Catalog(Box<Crud<WellArgs>>),
     /// Ingest plain or JSON lines from a file or stdin.
-    Ingest(well_data::IngestArgs),
+    Ingest(well_ingest::IngestArgs),
     /// Entries by time range and tags.
     Query(well_data::QueryArgs),
     /// Shards with entry counts, bytes and tier.
@@ -140,7 +141,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.cmd {
         Cmd::Cluster(c) => cluster_cmds::run(c, &cp, cli.json).await,
         Cmd::Well(WellCmd::Catalog(c)) => catalog_cmds::run(*c, &cp, cli.json).await,
-        Cmd::Well(WellCmd::Ingest(a)) => well_data::ingest(a, &cp, cli.json).await,
+        Cmd::Well(WellCmd::Ingest(a)) => well_ingest::ingest(a, &cp, cli.json).await,
         Cmd::Well(WellCmd::Query(a)) => well_data::query(a, &cp, cli.json).await,
         Cmd::Well(WellCmd::Shards { name }) => well_data::shards(name, &cp, cli.json).await,
         Cmd::Target(c) => catalog_cmds::run(c, &cp, cli.json).await,
