@@ -11,6 +11,7 @@ mod demo;
 mod demo_ditto;
 mod ditto_cmds;
 mod jetstream_config;
+mod launcher;
 mod locate;
 mod output;
 mod policy_args;
