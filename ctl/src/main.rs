@@ -9,6 +9,7 @@ mod client;
 mod cluster_cmds;
 mod demo;
 mod demo_ditto;
+mod dev;
 mod ditto_cmds;
 mod jetstream_config;
 mod launcher;
@@ -82,6 +83,9 @@ enum Cmd {
     },
     /// Run the showcase in-process on an embedded default.
     Demo,
+    /// A local cluster of real server processes: up, status, down.
+    #[command(subcommand)]
+    Dev(dev::DevCmd),
 }
 
 #[derive(Subcommand)]
@@ -135,11 +139,13 @@ async fn main() {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    if matches!(cli.cmd, Cmd::Demo) {
-        return demo::run(cli.json).await;
-    }
+    let cmd = match cli.cmd {
+        Cmd::Demo => return demo::run(cli.json).await,
+        Cmd::Dev(d) => return dev::run(d, cli.json).await,
+        other => other,
+    };
     let cp = client::ControlPlane::new(&cli.server)?.with_stream_secret(&cli.stream_secret)?;
-    match cli.cmd {
+    match cmd {
         Cmd::Cluster(c) => cluster_cmds::run(c, &cp, cli.json).await,
         Cmd::Well(WellCmd::Catalog(c)) => catalog_cmds::run(*c, &cp, cli.json).await,
         Cmd::Well(WellCmd::Ingest(a)) => well_ingest::ingest(a, &cp, cli.json).await,
@@ -162,6 +168,6 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::Policy(c) => catalog_cmds::run(c, &cp, cli.json).await,
         Cmd::Ditto(c) => ditto_cmds::run(c, &cp, cli.json).await,
         Cmd::Apply { gravwell } => ditto_cmds::apply_gravwell(&gravwell, &cp, cli.json).await,
-        Cmd::Demo => Ok(()),
+        Cmd::Demo | Cmd::Dev(_) => Ok(()),
     }
 }

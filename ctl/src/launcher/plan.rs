@@ -2,7 +2,7 @@
 //! 127.0.0.1, each with its id, name, addresses and data dir under one directory.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use tributary_control_plane::ControlPlaneConfig;
 use tributary_data_node::DataNodeConfig;
 
@@ -98,7 +98,6 @@ pub struct DataNodePlan {
 
 #[derive(Debug, Clone)]
 pub struct ClusterPlan {
-    pub dir: PathBuf,
     pub members: Vec<MemberPlan>,
     pub data_nodes: Vec<DataNodePlan>,
 }
@@ -159,7 +158,6 @@ impl ClusterPlan {
             })
             .collect();
         Self {
-            dir: dir.to_path_buf(),
             members,
             data_nodes,
         }
