@@ -58,7 +58,8 @@ pub struct StreamArgs {
     /// ORIGIN=TIME: start time (RFC 3339 or unix ns) for an origin.
     #[arg(long = "start-time")]
     start_time: Vec<String>,
-    /// ORIGIN=SUBJECT: filter subject for an origin.
+    /// ORIGIN=SUBJECT: filter subject for an origin (an origin sourced twice: one --filter per
+    /// --source of it, in order; see --source).
     #[arg(long = "filter")]
     filter: Vec<String>,
     /// ORIGIN=HOST:PORT: the origin lives in another cluster (`https://HOST:PORT`: over TLS).

@@ -1,8 +1,8 @@
 //! `tribctl dev down`: stop what `up` recorded (data nodes first, so they do not spend their
 //! last seconds reconnecting to stopped members), and with --purge remove what it left.
 
+use super::args::{duration_arg, DownArgs};
 use super::record::{Record, Role, FILE};
-use super::{duration_arg, DownArgs};
 use crate::launcher::pid::{self, Stopped};
 use crate::output;
 use anyhow::{bail, Context, Result};

@@ -1,8 +1,9 @@
 //! `tribctl dev up`: plan the cluster, check its ports, start the processes, record them, and
 //! wait until it can take work. A start that fails stops what it started.
 
+use super::args::{duration_arg, UpArgs};
 use super::record::{Layout, Process, Record, Role};
-use super::{duration_arg, status, UpArgs};
+use super::status;
 use crate::client::ControlPlane;
 use crate::launcher::pid::{self, Pid};
 use crate::launcher::plan::{ClusterPlan, Ports};
