@@ -17,6 +17,7 @@ pub mod names;
 pub mod policy;
 pub mod publish;
 pub mod secrets;
+pub mod serve;
 pub mod subject;
 pub mod sync;
 pub mod task;

@@ -1,6 +1,7 @@
 //! The control plane's configuration: defaults run one member on loopback with no file.
 
 pub use crate::catalog::Limits;
+pub use crate::network::MemberAddrs;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -49,42 +50,6 @@ pub struct ControlPlaneConfig {
     /// receiving a write seals them before proposing. Give every member and data node the
     /// same keys.
     pub encryption: tributary_common::crypto::EncryptionConfig,
-}
-
-/// Where a member is reached: its client address, and its peer address when configured
-/// (else learned by asking the member at its client address). Written `CLIENT[/PEER]`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MemberAddrs {
-    pub client: String,
-    pub peer: Option<String>,
-}
-
-impl MemberAddrs {
-    pub fn parse(s: &str) -> Self {
-        match s.split_once('/') {
-            Some((c, p)) if !p.is_empty() => MemberAddrs {
-                client: c.to_string(),
-                peer: Some(p.to_string()),
-            },
-            Some((c, _)) => MemberAddrs {
-                client: c.to_string(),
-                peer: None,
-            },
-            None => MemberAddrs {
-                client: s.to_string(),
-                peer: None,
-            },
-        }
-    }
-}
-
-impl std::fmt::Display for MemberAddrs {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match &self.peer {
-            Some(p) => write!(f, "{}/{p}", self.client),
-            None => f.write_str(&self.client),
-        }
-    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

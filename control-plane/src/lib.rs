@@ -27,7 +27,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tonic::service::interceptor::InterceptedService;
 use tributary_common::telemetry::{self, Readiness};
-use tributary_common::{grpc, tls};
+use tributary_common::{serve, tls};
 use tributary_proto::v1::{
     catalog_server::CatalogServer, cluster_server::ClusterServer, raft_server::RaftServer,
 };
@@ -58,7 +58,7 @@ pub struct RunningControlPlane {
     /// The bound peer listener (Raft and member-to-member calls).
     pub peer_addr: SocketAddr,
     /// One stop signal and task per gRPC listener.
-    servers: Vec<grpc::Serving>,
+    servers: Vec<serve::Serving>,
 }
 
 impl RunningControlPlane {
@@ -166,11 +166,11 @@ pub async fn start_on(
     // Addresses learned from membership changes win over the flags (they are newer).
     let mut addrs = peer_map;
     for (id, a) in catalogue.peers()? {
-        addrs.insert(id, config::MemberAddrs::parse(&a));
+        addrs.insert(id, network::MemberAddrs::parse(&a));
     }
     addrs.insert(
         config.id,
-        config::MemberAddrs {
+        network::MemberAddrs {
             client: addr.to_string(),
             peer: Some(peer_addr.to_string()),
         },
@@ -217,8 +217,8 @@ pub async fn start_on(
         ))
         .add_service(InterceptedService::new(cluster(), peer_check));
     let servers = vec![
-        grpc::serve(client_router, listener, client_tls, "control-plane gRPC"),
-        grpc::serve(
+        serve::serve(client_router, listener, client_tls, "control-plane gRPC"),
+        serve::serve(
             peer_router,
             peer_listener,
             peer_tls,
@@ -241,14 +241,14 @@ pub async fn start_on(
 /// change) unless `insecure`.
 fn tls_setup(
     config: &ControlPlaneConfig,
-) -> Result<(grpc::Listening, grpc::Listening, network::PeerTls), StartError> {
+) -> Result<(serve::Listening, serve::Listening, network::PeerTls), StartError> {
     if config.insecure {
         tracing::warn!(
             "insecure = true: cleartext on every listener and link, peers unauthenticated"
         );
         return Ok((
-            grpc::Listening::Cleartext,
-            grpc::Listening::Cleartext,
+            serve::Listening::Cleartext,
+            serve::Listening::Cleartext,
             network::PeerTls::Cleartext,
         ));
     }
@@ -262,8 +262,8 @@ fn tls_setup(
         .server_config()
         .map_err(tls_err)?;
     Ok((
-        grpc::Listening::Tls(client),
-        grpc::Listening::Tls(peer),
+        serve::Listening::Tls(client),
+        serve::Listening::Tls(peer),
         network::PeerTls::Mutual(config.tls.clone()),
     ))
 }

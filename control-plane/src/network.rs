@@ -1,7 +1,6 @@
 //! Raft traffic between members: per-peer senders and peer addresses. (Tests inject faults
 //! on the links themselves, with the harness's proxies.)
 
-use crate::config::MemberAddrs;
 use raft::prelude::Message;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -19,6 +18,42 @@ use tonic::transport::Channel;
 use tributary_proto::v1::{
     cluster_client::ClusterClient, raft_client::RaftClient, PeerAddressRequest, RaftBatch,
 };
+
+/// Where a member is reached: its client address, and its peer address when configured
+/// (else learned by asking the member at its client address). Written `CLIENT[/PEER]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberAddrs {
+    pub client: String,
+    pub peer: Option<String>,
+}
+
+impl MemberAddrs {
+    pub fn parse(s: &str) -> Self {
+        match s.split_once('/') {
+            Some((c, p)) if !p.is_empty() => MemberAddrs {
+                client: c.to_string(),
+                peer: Some(p.to_string()),
+            },
+            Some((c, _)) => MemberAddrs {
+                client: c.to_string(),
+                peer: None,
+            },
+            None => MemberAddrs {
+                client: s.to_string(),
+                peer: None,
+            },
+        }
+    }
+}
+
+impl std::fmt::Display for MemberAddrs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.peer {
+            Some(p) => write!(f, "{}/{p}", self.client),
+            None => f.write_str(&self.client),
+        }
+    }
+}
 
 /// How this member links to its peers: TLS with its own certificate, checking that each
 /// peer's certificate names the member it should be (`member-ID`), or cleartext (`insecure`).

@@ -318,7 +318,8 @@ pub struct TargetArgs {
     /// Ingest secret of the target (write-only: shown redacted).
     #[arg(long)]
     ingest_secret: Option<String>,
-    /// RFC 3339 time or unix ns: shards from the one holding it are sent.
+    /// Shards from the one holding this time are sent: unix seconds (as Gravwell's
+    /// Start-Time), RFC 3339 in UTC, or unix nanoseconds (19 digits); other numbers are refused.
     #[arg(long)]
     start_time: Option<String>,
     #[arg(long)]
@@ -354,7 +355,7 @@ impl EntityArgs for TargetArgs {
         set(&mut t.ingest_secret, &self.ingest_secret);
         if let Some(s) = &self.start_time {
             t.start_time_ns =
-                duration::parse_time_ns(s).map_err(|e| anyhow!("--start-time: {e}"))?;
+                crate::start_time::parse(s).map_err(|e| anyhow!("--start-time: {e}"))?;
         }
         set(
             &mut t.unresolvable_tag_destination,
@@ -370,13 +371,7 @@ impl EntityArgs for TargetArgs {
         Ok(())
     }
     fn header() -> &'static [&'static str] {
-        &[
-            "target",
-            "endpoints",
-            "secret",
-            "start time (ns)",
-            "compression",
-        ]
+        &["target", "endpoints", "secret", "start time", "compression"]
     }
     fn row(e: &Entity) -> Vec<String> {
         let Some(Kind::Target(t)) = &e.kind else {
@@ -392,10 +387,12 @@ impl EntityArgs for TargetArgs {
             t.name.clone(),
             eps.join(","),
             t.ingest_secret.clone(),
-            t.start_time_ns.to_string(),
+            if t.start_time_ns == 0 {
+                "-".into()
+            } else {
+                crate::well_data::rfc3339(t.start_time_ns)
+            },
             t.enable_compression.to_string(),
         ]
     }
 }
-
-pub use crate::stream_args::{PolicyArgs, StreamArgs};

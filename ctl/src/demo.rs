@@ -4,57 +4,17 @@
 
 use crate::client::ControlPlane;
 use crate::cluster_cmds::print_status;
-use crate::{output, stream_report};
+use crate::launcher::in_process;
+use crate::launcher::ready::{self, DataNodes};
+use crate::output::{self, step};
+use crate::stream_report;
 use anyhow::{anyhow, Context, Result};
 use std::time::{Duration, Instant};
 use tokio_stream::StreamExt;
-use tributary_control_plane::{ControlPlaneConfig, RunningControlPlane};
 use tributary_proto::v1::{
     entity::Kind, streams_client::StreamsClient, Entity, PublishRequest, StatusRequest,
     StorageType, Stream, StreamInfoRequest, StreamSource,
 };
-
-/// Starts an in-process control plane of `n` members on 127.0.0.1 under `dir`.
-pub async fn start_control_plane(
-    n: u64,
-    dir: &std::path::Path,
-) -> Result<Vec<RunningControlPlane>> {
-    let mut listeners = Vec::new();
-    for _ in 0..n {
-        listeners.push(tokio::net::TcpListener::bind("127.0.0.1:0").await?);
-    }
-    let peers = listeners
-        .iter()
-        .enumerate()
-        .map(|(i, l)| Ok(format!("{}={}", i + 1, l.local_addr()?)))
-        .collect::<Result<Vec<_>>>()?
-        .join(",");
-    let mut members = Vec::new();
-    for (i, l) in listeners.into_iter().enumerate() {
-        let id = i as u64 + 1;
-        let config = ControlPlaneConfig {
-            insecure: true,
-            id,
-            listen: l.local_addr()?.to_string(),
-            peers: peers.clone(),
-            data_dir: dir.join(format!("cp-{id}")),
-            admin_listen: String::new(),
-            ..Default::default()
-        };
-        members.push(tributary_control_plane::start_on(config, l).await?);
-    }
-    let deadline = Instant::now() + Duration::from_secs(10);
-    members[0]
-        .node
-        .wait_leader(deadline)
-        .await
-        .ok_or_else(|| anyhow!("no leader elected within 10 s"))?;
-    Ok(members)
-}
-
-pub fn step(title: &str) {
-    println!("\n== {title}");
-}
 
 fn stream(name: &str, subjects: &[&str], storage: StorageType) -> Stream {
     Stream {
@@ -139,35 +99,26 @@ async fn wait_served(node: &str, names: &[&str]) -> Result<()> {
 pub async fn run(json: bool) -> Result<()> {
     let dir = tempfile::tempdir().context("creating a temporary directory")?;
     step("starting a 3-member control plane (raft-rs, RocksDB) and a data node on 127.0.0.1");
-    let members = start_control_plane(3, dir.path()).await?;
-    let addrs: Vec<String> = members.iter().map(|m| m.addr.to_string()).collect();
-    let dn = tributary_data_node::start(tributary_data_node::DataNodeConfig {
-        insecure: true,
-        listen: "127.0.0.1:0".into(),
-        data_dir: dir.path().join("data-node"),
-        admin_listen: String::new(),
-        control_plane: addrs.join(","),
-        heartbeat_interval_ms: 200,
-        ..Default::default()
-    })
-    .await?;
-    let node = dn.addr.to_string();
+    let cluster = in_process::start(dir.path(), 3, 1, |_| {}).await?;
+    let addrs: Vec<String> = cluster.members.iter().map(|m| m.addr.to_string()).collect();
+    let node = cluster
+        .data_nodes
+        .first()
+        .map(|d| d.addr.to_string())
+        .ok_or_else(|| anyhow!("the demo cluster has no data node"))?;
     println!("control plane: {}\ndata node 1:   {node}", addrs.join(", "));
-    let cp = ControlPlane::new(&addrs.join(","))?;
+    let cp = ControlPlane::new(&cluster.servers())?;
     // Streams are placed on a registered data node: wait for the registration.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let st = cp
-            .cluster(|mut c| async move { c.status(StatusRequest {}).await })
-            .await?;
-        if !st.data_nodes.is_empty() {
-            break;
-        }
-        if Instant::now() > deadline {
-            return Err(anyhow!("the data node did not register within 10 s"));
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let no_exits = || Ok(());
+    ready::wait(
+        &cp,
+        1,
+        DataNodes::Registered,
+        Duration::from_secs(10),
+        |_| {},
+        no_exits,
+    )
+    .await?;
 
     step("creating ORDERS and RETURNS (memory), ARCHIVE (file, sources both), REPORT (file, mirrors ARCHIVE)");
     create(&cp, stream("ORDERS", &["ORDERS.>"], StorageType::Memory)).await?;
@@ -248,9 +199,6 @@ pub async fn run(json: bool) -> Result<()> {
         print_status(&status);
     }
     crate::demo_ditto::run(json).await?;
-    dn.shutdown().await;
-    for m in members {
-        m.shutdown().await;
-    }
+    cluster.shutdown().await;
     Ok(())
 }

@@ -2,12 +2,13 @@
 //! entries over a few shards and a Start-Time, mirrored; then `ditto stats` and both wells'
 //! shard tables.
 
+use crate::launcher::in_process::{self, InProcessCluster};
 use crate::{ditto_cmds, output, well_data};
 use anyhow::{anyhow, Context, Result};
 use std::time::{Duration, Instant};
 use tonic::metadata::MetadataValue;
-use tributary_control_plane::{ControlPlaneConfig, RunningControlPlane};
-use tributary_data_node::{DataNodeConfig, RunningDataNode};
+use tributary_control_plane::RunningControlPlane;
+use tributary_data_node::RunningDataNode;
 use tributary_proto::v1::{
     catalog_client::CatalogClient, entity::Kind, ingest_client::IngestClient,
     wells_client::WellsClient, Entity, IngestBatch, ShardInfo, ShardsRequest, Target, Well,
@@ -19,37 +20,26 @@ const SHARD_SECS: i64 = 3600;
 const NS: i64 = 1_000_000_000;
 
 struct Mini {
-    cp: RunningControlPlane,
-    dn: RunningDataNode,
+    cluster: InProcessCluster,
     _dir: tempfile::TempDir,
 }
 
+/// One member and one data node that takes `SECRET` for ingest, named `label` in batch ids.
 async fn mini(label: &str) -> Result<Mini> {
     let dir = tempfile::tempdir()?;
-    let cp = tributary_control_plane::start(ControlPlaneConfig {
-        insecure: true,
-        listen: "127.0.0.1:0".into(),
-        data_dir: dir.path().join("cp"),
-        admin_listen: String::new(),
-        cluster_secret: format!("{label}-cluster"),
-        ..Default::default()
+    let cluster = in_process::start(dir.path(), 1, 1, |plan| {
+        plan.set_cluster_secret(&format!("{label}-cluster"));
+        for d in &mut plan.data_nodes {
+            d.config.ingest_secrets = vec![SECRET.into()];
+            d.config.cluster_name = label.into();
+            d.config.ditto_stats_interval_ms = 1_000;
+        }
     })
     .await?;
-    let dn = tributary_data_node::start(DataNodeConfig {
-        insecure: true,
-        listen: "127.0.0.1:0".into(),
-        data_dir: dir.path().join("dn"),
-        admin_listen: String::new(),
-        control_plane: cp.addr.to_string(),
-        ingest_secrets: vec![SECRET.into()],
-        cluster_secret: format!("{label}-cluster"),
-        cluster_name: label.into(),
-        heartbeat_interval_ms: 200,
-        ditto_stats_interval_ms: 1_000,
-        ..Default::default()
-    })
-    .await?;
-    Ok(Mini { cp, dn, _dir: dir })
+    if cluster.members.is_empty() || cluster.data_nodes.is_empty() {
+        return Err(anyhow!("the {label} cluster did not start"));
+    }
+    Ok(Mini { cluster, _dir: dir })
 }
 
 /// Polls `check` every 50 ms until it yields, or fails naming `what`.
@@ -71,8 +61,16 @@ where
 }
 
 impl Mini {
+    fn cp(&self) -> &RunningControlPlane {
+        &self.cluster.members[0]
+    }
+
+    fn dn(&self) -> &RunningDataNode {
+        &self.cluster.data_nodes[0]
+    }
+
     async fn create(&self, e: Entity) -> Result<()> {
-        let c = CatalogClient::connect(format!("http://{}", self.cp.addr)).await?;
+        let c = CatalogClient::connect(format!("http://{}", self.cp().addr)).await?;
         // Placement needs the data node registered: retry briefly.
         until("the catalogue to accept an entity", || {
             let (mut c, e) = (c.clone(), e.clone());
@@ -83,7 +81,7 @@ impl Mini {
     }
 
     async fn shards(&self, well: &str) -> Result<Vec<ShardInfo>> {
-        Ok(WellsClient::connect(format!("http://{}", self.dn.addr))
+        Ok(WellsClient::connect(format!("http://{}", self.dn().addr))
             .await?
             .shards(ShardsRequest { well: well.into() })
             .await?
@@ -105,7 +103,7 @@ fn well(name: &str, tags: &[&str], targets: &[&str]) -> Entity {
 }
 
 pub async fn run(json: bool) -> Result<()> {
-    crate::demo::step(
+    output::step(
         "ditto: a second in-process cluster as the target, a well mirrored from a Start-Time",
     );
     let dst = mini("dr-site")
@@ -117,7 +115,7 @@ pub async fn run(json: bool) -> Result<()> {
     dst.create(well("logs", &["web", "db"], &[])).await?;
     src.create(well("logs", &["web", "db"], &[])).await?;
     until("the source well to open", || {
-        let ok = src.dn.node.well("default:logs").is_some();
+        let ok = src.dn().node.well("default:logs").is_some();
         async move { ok.then_some(()) }
     })
     .await?;
@@ -134,7 +132,7 @@ pub async fn run(json: bool) -> Result<()> {
             })
         })
         .collect();
-    let mut ingest = IngestClient::connect(format!("http://{}", src.dn.addr)).await?;
+    let mut ingest = IngestClient::connect(format!("http://{}", src.dn().addr)).await?;
     let mut req = tonic::Request::new(tokio_stream::iter(vec![IngestBatch {
         seq: 1,
         entries,
@@ -154,7 +152,7 @@ pub async fn run(json: bool) -> Result<()> {
     src.create(Entity {
         kind: Some(Kind::Target(Target {
             name: "dr-site".into(),
-            cleartext_endpoints: vec![dst.dn.addr.to_string()],
+            cleartext_endpoints: vec![dst.dn().addr.to_string()],
             ingest_secret: SECRET.into(),
             start_time_ns: start,
             enable_compression: true,
@@ -163,7 +161,7 @@ pub async fn run(json: bool) -> Result<()> {
     })
     .await?;
     let started = Instant::now();
-    CatalogClient::connect(format!("http://{}", src.cp.addr))
+    CatalogClient::connect(format!("http://{}", src.cp().addr))
         .await?
         .update(well("logs", &["web", "db"], &["dr-site"]))
         .await?;
@@ -185,23 +183,22 @@ pub async fn run(json: bool) -> Result<()> {
             .collect();
         output::json(&v)?;
     } else {
-        crate::demo::step("tribctl ditto stats");
+        output::step("tribctl ditto stats");
         println!("{}", ditto_cmds::table(&stats));
-        crate::demo::step("tribctl well shards logs (source: 5 shards)");
+        output::step("tribctl well shards logs (source: 5 shards)");
         println!("{}", well_data::shards_table(&src.shards("logs").await?));
-        crate::demo::step("tribctl well shards logs (target: shards 3-5, whole)");
+        output::step("tribctl well shards logs (target: shards 3-5, whole)");
         println!("{}", well_data::shards_table(&dst.shards("logs").await?));
     }
     for m in [src, dst] {
-        m.dn.shutdown().await;
-        m.cp.shutdown().await;
+        m.cluster.shutdown().await;
     }
     Ok(())
 }
 
 async fn ditto_stats(m: &Mini) -> Option<Vec<(u64, tributary_proto::v1::DittoWorkerStats)>> {
     let mut c =
-        tributary_proto::v1::ditto_client::DittoClient::connect(format!("http://{}", m.dn.addr))
+        tributary_proto::v1::ditto_client::DittoClient::connect(format!("http://{}", m.dn().addr))
             .await
             .ok()?;
     let w = c
@@ -210,5 +207,5 @@ async fn ditto_stats(m: &Mini) -> Option<Vec<(u64, tributary_proto::v1::DittoWor
         .ok()?
         .into_inner()
         .workers;
-    (!w.is_empty()).then(|| w.into_iter().map(|w| (m.dn.node.id, w)).collect())
+    (!w.is_empty()).then(|| w.into_iter().map(|w| (m.dn().node.id, w)).collect())
 }

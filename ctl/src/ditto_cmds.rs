@@ -125,17 +125,6 @@ fn unquote(v: &str) -> String {
     v.trim().trim_matches('"').to_string()
 }
 
-/// Gravwell's Start-Time: unix seconds, RFC 3339, or RFC 3339 without a zone (taken as UTC).
-fn start_time(v: &str) -> Result<i64, String> {
-    if !v.is_empty() && v.len() <= 11 && v.bytes().all(|b| b.is_ascii_digit()) {
-        return v
-            .parse::<i64>()
-            .map(|s| s.saturating_mul(1_000_000_000))
-            .map_err(|e| e.to_string());
-    }
-    duration::parse_time_ns(v).or_else(|e| duration::parse_time_ns(&format!("{v}Z")).map_err(|_| e))
-}
-
 fn secs(v: &str) -> Result<u64, String> {
     duration::parse(v).map(|d| d.as_secs())
 }
@@ -199,7 +188,7 @@ pub fn parse_gravwell(text: &str) -> GravwellPlan {
                     "encrypted-backend-target" => t.encrypted_endpoints.push(with_port(&v, 4024)),
                     "cleartext-backend-target" => t.cleartext_endpoints.push(with_port(&v, 4023)),
                     "ingest-secret" => t.ingest_secret = v,
-                    "start-time" => match start_time(&v) {
+                    "start-time" => match crate::start_time::parse(&v) {
                         Ok(ns) => t.start_time_ns = ns,
                         Err(e) => bad(e),
                     },
@@ -359,6 +348,5 @@ Log-Level=INFO
         assert_eq!(plan.wells[1].tags, vec!["syslog", "kernel"]);
         assert_eq!(plan.wells[1].cold_duration_secs, 30 * 86_400);
         assert_eq!(plan.ignored.len(), 2, "{:?}", plan.ignored);
-        assert_eq!(start_time("1704067200"), Ok(1_704_067_200_000_000_000));
     }
 }

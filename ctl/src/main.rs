@@ -9,17 +9,24 @@ mod client;
 mod cluster_cmds;
 mod demo;
 mod demo_ditto;
+mod dev;
 mod ditto_cmds;
 mod jetstream_config;
+mod launcher;
 mod locate;
 mod output;
+mod policy_args;
+mod start_time;
 mod stream_args;
 mod stream_data;
 mod stream_report;
 mod well_data;
+mod well_ingest;
 
-use catalog_cmds::{Crud, PolicyArgs, StreamArgs, TargetArgs, WellArgs};
+use catalog_cmds::{Crud, TargetArgs, WellArgs};
 use clap::{Parser, Subcommand};
+use policy_args::PolicyArgs;
+use stream_args::StreamArgs;
 
 #[derive(Parser)]
 #[command(name = "tribctl", version, about = "Operate a Tributary cluster")]
@@ -76,6 +83,9 @@ enum Cmd {
     },
     /// Run the showcase in-process on an embedded default.
     Demo,
+    /// A local cluster of real server processes: up, status, down.
+    #[command(subcommand)]
+    Dev(dev::DevCmd),
 }
 
 #[derive(Subcommand)]
@@ -83,7 +93,7 @@ enum WellCmd {
     #[command(flatten)]
     Catalog(Box<Crud<WellArgs>>),
     /// Ingest plain or JSON lines from a file or stdin.
-    Ingest(well_data::IngestArgs),
+    Ingest(well_ingest::IngestArgs),
     /// Entries by time range and tags.
     Query(well_data::QueryArgs),
     /// Shards with entry counts, bytes and tier.
@@ -129,14 +139,16 @@ async fn main() {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    if matches!(cli.cmd, Cmd::Demo) {
-        return demo::run(cli.json).await;
-    }
+    let cmd = match cli.cmd {
+        Cmd::Demo => return demo::run(cli.json).await,
+        Cmd::Dev(d) => return dev::run(d, cli.json).await,
+        other => other,
+    };
     let cp = client::ControlPlane::new(&cli.server)?.with_stream_secret(&cli.stream_secret)?;
-    match cli.cmd {
+    match cmd {
         Cmd::Cluster(c) => cluster_cmds::run(c, &cp, cli.json).await,
         Cmd::Well(WellCmd::Catalog(c)) => catalog_cmds::run(*c, &cp, cli.json).await,
-        Cmd::Well(WellCmd::Ingest(a)) => well_data::ingest(a, &cp, cli.json).await,
+        Cmd::Well(WellCmd::Ingest(a)) => well_ingest::ingest(a, &cp, cli.json).await,
         Cmd::Well(WellCmd::Query(a)) => well_data::query(a, &cp, cli.json).await,
         Cmd::Well(WellCmd::Shards { name }) => well_data::shards(name, &cp, cli.json).await,
         Cmd::Target(c) => catalog_cmds::run(c, &cp, cli.json).await,
@@ -156,6 +168,6 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::Policy(c) => catalog_cmds::run(c, &cp, cli.json).await,
         Cmd::Ditto(c) => ditto_cmds::run(c, &cp, cli.json).await,
         Cmd::Apply { gravwell } => ditto_cmds::apply_gravwell(&gravwell, &cp, cli.json).await,
-        Cmd::Demo => Ok(()),
+        Cmd::Demo | Cmd::Dev(_) => Ok(()),
     }
 }

@@ -13,6 +13,11 @@ pub fn table(header: &[&str], rows: Vec<Vec<String>>) -> Table {
     t
 }
 
+/// A heading between the parts of a walkthrough (`tribctl demo`).
+pub fn step(title: &str) {
+    println!("\n== {title}");
+}
+
 pub fn json<T: Serialize>(v: &T) -> anyhow::Result<()> {
     println!("{}", serde_json::to_string_pretty(v)?);
     Ok(())

@@ -1,14 +1,12 @@
-//! Stream and policy flags for the catalogue commands.
+//! Stream flags for the catalogue commands.
 
 use crate::catalog_cmds::EntityArgs;
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Args;
-use std::collections::HashMap;
 use tributary_common::duration;
 use tributary_common::names::EntityName;
 use tributary_proto::v1::{
-    entity::Kind, DiscardPolicy, Entity, EntityKind, Permission, Policy, PolicyEntry,
-    PolicyResource, StorageType, Stream, StreamSource,
+    entity::Kind, DiscardPolicy, Entity, EntityKind, StorageType, Stream, StreamSource,
 };
 
 #[derive(Args, Clone, Default)]
@@ -47,7 +45,11 @@ pub struct StreamArgs {
     /// Origin stream to mirror.
     #[arg(long)]
     mirror: Option<String>,
-    /// Origin stream to source from (repeatable).
+    /// Origin stream to source from (repeatable). The per-origin flags below (ORIGIN=VALUE)
+    /// given once apply to every source of that origin; given once per `--source ORIGIN`, they
+    /// go to those sources in order, so `--source O --source O --filter O=O.a --filter O=O.b`
+    /// sources O twice, filtered on O.a and on O.b. Other counts, an ORIGIN that is not a
+    /// source or mirror of the stream, and two identical sources are errors.
     #[arg(long = "source")]
     sources: Vec<String>,
     /// ORIGIN=N: start sequence for an origin.
@@ -56,7 +58,8 @@ pub struct StreamArgs {
     /// ORIGIN=TIME: start time (RFC 3339 or unix ns) for an origin.
     #[arg(long = "start-time")]
     start_time: Vec<String>,
-    /// ORIGIN=SUBJECT: filter subject for an origin.
+    /// ORIGIN=SUBJECT: filter subject for an origin (an origin sourced twice: one --filter per
+    /// --source of it, in order; see --source).
     #[arg(long = "filter")]
     filter: Vec<String>,
     /// ORIGIN=HOST:PORT: the origin lives in another cluster (`https://HOST:PORT`: over TLS).
@@ -75,7 +78,10 @@ pub struct StreamArgs {
     config: Option<std::path::PathBuf>,
 }
 
-fn per_origin(flag: &str, raw: &[String]) -> Result<HashMap<String, String>> {
+/// One per-origin flag's `ORIGIN=VALUE`s, in the order given.
+type OriginValues = Vec<(String, String)>;
+
+fn per_origin(flag: &str, raw: &[String]) -> Result<OriginValues> {
     raw.iter()
         .map(|r| {
             r.split_once('=')
@@ -85,55 +91,120 @@ fn per_origin(flag: &str, raw: &[String]) -> Result<HashMap<String, String>> {
         .collect()
 }
 
-/// The value a per-origin flag gives `stream`: by the name as typed or as the catalogue
-/// spells it (`ORDERS` is `default:ORDERS`).
-fn for_origin(flag: &str, raw: &[String], stream: &str) -> Result<Option<String>> {
-    let canonical = |n: &str| EntityName::canonical(n).unwrap_or_else(|_| n.to_string());
-    let want = canonical(stream);
-    Ok(per_origin(flag, raw)?
-        .into_iter()
-        .find(|(k, _)| k == stream || canonical(k) == want)
-        .map(|(_, v)| v))
+/// An origin's name as the catalogue spells it (`ORDERS` is `default:ORDERS`), so a flag
+/// matches whichever way it is typed.
+fn canonical(name: &str) -> String {
+    EntityName::canonical(name).unwrap_or_else(|_| name.to_string())
+}
+
+/// The value of one per-origin flag for the `nth` (from 0) of the `count` origins named
+/// `origin`: one value goes to all of them, `count` values go to them in order.
+fn pick(
+    flag: &str,
+    values: &[(String, String)],
+    origin: &str,
+    nth: usize,
+    count: usize,
+) -> Result<Option<String>> {
+    let want = canonical(origin);
+    let mine: Vec<&String> = values
+        .iter()
+        .filter(|(k, _)| canonical(k) == want)
+        .map(|(_, v)| v)
+        .collect();
+    match mine.len() {
+        0 => Ok(None),
+        1 => Ok(Some(mine[0].clone())),
+        n if n == count => Ok(Some(mine[nth].clone())),
+        n => bail!(
+            "--{flag}: {n} values for {origin}, which this stream copies from {count} time(s): \
+             give one (for every {origin} origin) or one per --source {origin}, in order"
+        ),
+    }
 }
 
 impl StreamArgs {
-    /// Sets what the per-origin flags say about `o`; the others keep their values, so
-    /// `stream update` can change one origin's credentials alone.
-    fn tune(&self, o: &mut StreamSource) -> Result<()> {
-        let stream = o.stream.clone();
-        if let Some(v) = for_origin("start-seq", &self.start_seq, &stream)? {
-            o.start_seq = v
-                .parse()
-                .map_err(|_| anyhow!("--start-seq {stream}={v}: not a number"))?;
+    /// The per-origin flags, by flag name.
+    fn origin_flags(&self) -> Result<Vec<(&'static str, OriginValues)>> {
+        [
+            ("start-seq", &self.start_seq),
+            ("start-time", &self.start_time),
+            ("filter", &self.filter),
+            ("external", &self.external),
+            ("external-ca", &self.external_ca),
+            ("external-credentials", &self.external_credentials),
+        ]
+        .into_iter()
+        .map(|(flag, raw)| Ok((flag, per_origin(flag, raw)?)))
+        .collect()
+    }
+
+    /// Sets what the per-origin flags say about `origins`; what they leave out keeps its
+    /// value, so `stream update` can change one origin's credentials alone. A flag naming no
+    /// origin of the stream is an error, not ignored.
+    fn tune(&self, origins: Vec<&mut StreamSource>) -> Result<()> {
+        let flags = self.origin_flags()?;
+        let names: Vec<String> = origins.iter().map(|o| canonical(&o.stream)).collect();
+        for (flag, values) in &flags {
+            if let Some((k, v)) = values.iter().find(|(k, _)| !names.contains(&canonical(k))) {
+                let known: Vec<&str> = origins.iter().map(|o| o.stream.as_str()).collect();
+                bail!(
+                    "--{flag} {k}={v}: {k} is not an origin of this stream (origins: {})",
+                    if known.is_empty() {
+                        "none".to_string()
+                    } else {
+                        known.join(", ")
+                    }
+                );
+            }
         }
-        if let Some(v) = for_origin("start-time", &self.start_time, &stream)? {
-            o.start_time_ns =
-                duration::parse_time_ns(&v).map_err(|e| anyhow!("--start-time: {e}"))?;
-        }
-        if let Some(v) = for_origin("filter", &self.filter, &stream)? {
-            o.filter_subject = v;
-        }
-        if let Some(v) = for_origin("external", &self.external, &stream)? {
-            o.external = v;
-        }
-        if let Some(f) = for_origin("external-ca", &self.external_ca, &stream)? {
-            o.external_ca_pem = std::fs::read_to_string(&f)
-                .with_context(|| format!("--external-ca {stream}={f}"))?;
-        }
-        if let Some(v) = for_origin("external-credentials", &self.external_credentials, &stream)? {
-            o.external_credentials = v;
+        for (j, o) in origins.into_iter().enumerate() {
+            let name = &names[j];
+            let nth = names[..j].iter().filter(|n| *n == name).count();
+            let count = names.iter().filter(|n| *n == name).count();
+            let stream = o.stream.clone();
+            let value = |i: usize| pick(flags[i].0, &flags[i].1, &stream, nth, count);
+            if let Some(v) = value(0)? {
+                o.start_seq = v
+                    .parse()
+                    .map_err(|_| anyhow!("--start-seq {stream}={v}: not a number"))?;
+            }
+            if let Some(v) = value(1)? {
+                o.start_time_ns =
+                    duration::parse_time_ns(&v).map_err(|e| anyhow!("--start-time: {e}"))?;
+            }
+            if let Some(v) = value(2)? {
+                o.filter_subject = v;
+            }
+            if let Some(v) = value(3)? {
+                o.external = v;
+            }
+            if let Some(f) = value(4)? {
+                o.external_ca_pem = std::fs::read_to_string(&f)
+                    .with_context(|| format!("--external-ca {stream}={f}"))?;
+            }
+            if let Some(v) = value(5)? {
+                o.external_credentials = v;
+            }
         }
         Ok(())
     }
+}
 
-    fn origin(&self, stream: &str) -> Result<StreamSource> {
-        let mut o = StreamSource {
-            stream: stream.to_string(),
-            ..Default::default()
-        };
-        self.tune(&mut o)?;
-        Ok(o)
+/// Two sources that copy the same messages would store each one twice.
+fn refuse_duplicates(sources: &[StreamSource]) -> Result<()> {
+    for (i, a) in sources.iter().enumerate() {
+        if sources[i + 1..].contains(a) {
+            bail!(
+                "two sources of {} are the same (filter {:?}): give each its own --filter \
+                 (one per --source {}, in order)",
+                a.stream,
+                a.filter_subject,
+                a.stream
+            );
+        }
     }
+    Ok(())
 }
 
 impl EntityArgs for StreamArgs {
@@ -217,22 +288,27 @@ impl EntityArgs for StreamArgs {
         if let Some(v) = &self.policy {
             s.policy = v.clone();
         }
+        let origin = |name: &String| StreamSource {
+            stream: name.clone(),
+            ..Default::default()
+        };
         if let Some(m) = &self.mirror {
-            s.mirror = Some(self.origin(m)?);
+            s.mirror = Some(origin(m));
         }
         if !self.sources.is_empty() {
-            s.sources = self
-                .sources
-                .iter()
-                .map(|x| self.origin(x))
-                .collect::<Result<_>>()?;
-        } else if self.mirror.is_none() {
-            // No new origins: the per-origin flags change the stream's own.
-            for o in s.mirror.iter_mut().chain(s.sources.iter_mut()) {
-                self.tune(o)?;
-            }
+            s.sources = self.sources.iter().map(origin).collect();
         }
-        Ok(())
+        // The per-origin flags go to the origins given now, else to the stream's own.
+        let Stream {
+            mirror, sources, ..
+        } = s;
+        let origins: Vec<&mut StreamSource> = match (&self.mirror, self.sources.is_empty()) {
+            (Some(_), true) => mirror.iter_mut().collect(),
+            (None, false) => sources.iter_mut().collect(),
+            _ => mirror.iter_mut().chain(sources.iter_mut()).collect(),
+        };
+        self.tune(origins)?;
+        refuse_duplicates(&s.sources)
     }
     fn header() -> &'static [&'static str] {
         &["stream", "subjects", "storage", "copies from", "node"]
@@ -265,135 +341,107 @@ impl EntityArgs for StreamArgs {
     }
 }
 
-#[derive(Args, Clone, Default)]
-pub struct PolicyArgs {
-    /// JSON file: `{"entries": [{"label", "subjects": [..], "resources": [{"resource", "grant": ["READ"], "revoke": []}]}]}`.
-    #[arg(long)]
-    file: Option<std::path::PathBuf>,
-    /// One-entry shorthand: `issuer:subject` (repeatable).
-    #[arg(long = "subject")]
-    subjects: Vec<String>,
-    /// One-entry shorthand: resource such as `well:/acme:orders` (repeatable).
-    #[arg(long = "resource")]
-    resources: Vec<String>,
-    /// READ, WRITE, ADMIN (comma-separated).
-    #[arg(long)]
-    grant: Option<String>,
-    #[arg(long)]
-    revoke: Option<String>,
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
 
-/// A policy file as operators write it (permissions by name).
-#[derive(serde::Deserialize)]
-struct PolicyFile {
-    entries: Vec<PolicyFileEntry>,
-}
+    #[derive(Parser)]
+    struct Flags {
+        #[command(flatten)]
+        args: StreamArgs,
+    }
 
-#[derive(serde::Deserialize)]
-struct PolicyFileEntry {
-    #[serde(default)]
-    label: String,
-    #[serde(default)]
-    subjects: Vec<String>,
-    #[serde(default)]
-    resources: Vec<PolicyFileResource>,
-}
-
-#[derive(serde::Deserialize)]
-struct PolicyFileResource {
-    resource: String,
-    #[serde(default)]
-    grant: Vec<String>,
-    #[serde(default)]
-    revoke: Vec<String>,
-}
-
-fn perms(raw: &Option<String>) -> Result<Vec<i32>> {
-    raw.iter()
-        .flat_map(|r| r.split(','))
-        .filter(|p| !p.trim().is_empty())
-        .map(|p| match p.trim().to_ascii_uppercase().as_str() {
-            "READ" => Ok(Permission::Read as i32),
-            "WRITE" => Ok(Permission::Write as i32),
-            "ADMIN" => Ok(Permission::Admin as i32),
-            other => Err(anyhow!("permission {other:?}: want READ, WRITE or ADMIN")),
-        })
-        .collect()
-}
-
-impl EntityArgs for PolicyArgs {
-    const KIND: EntityKind = EntityKind::Policy;
-    fn empty(name: &str) -> Entity {
-        Entity {
-            kind: Some(Kind::Policy(Policy {
-                name: name.into(),
-                ..Default::default()
-            })),
+    fn apply(flags: &str, to: Stream) -> Result<Stream> {
+        let argv = std::iter::once("x").chain(flags.split_whitespace());
+        let args = Flags::try_parse_from(argv)?.args;
+        let mut e = Entity {
+            kind: Some(Kind::Stream(to)),
+        };
+        args.apply(&mut e)?;
+        match e.kind {
+            Some(Kind::Stream(s)) => Ok(s),
+            _ => bail!("not a stream"),
         }
     }
-    fn apply(&self, e: &mut Entity) -> Result<()> {
-        let Some(Kind::Policy(p)) = &mut e.kind else {
-            bail!("not a policy")
-        };
-        if let Some(f) = &self.file {
-            let text =
-                std::fs::read_to_string(f).with_context(|| format!("--file {}", f.display()))?;
-            let parsed: PolicyFile = serde_json::from_str(&text)
-                .with_context(|| format!("--file {}: not a policy", f.display()))?;
-            p.entries = parsed
-                .entries
-                .into_iter()
-                .map(|e| {
-                    Ok(PolicyEntry {
-                        label: e.label,
-                        subjects: e.subjects,
-                        resources: e
-                            .resources
-                            .into_iter()
-                            .map(|r| {
-                                Ok(PolicyResource {
-                                    resource: r.resource,
-                                    grant: perms(&Some(r.grant.join(",")))?,
-                                    revoke: perms(&Some(r.revoke.join(",")))?,
-                                })
-                            })
-                            .collect::<Result<_>>()?,
-                        ..Default::default()
-                    })
-                })
-                .collect::<Result<_>>()?;
-        }
-        if !self.subjects.is_empty() || !self.resources.is_empty() {
-            let (grant, revoke) = (perms(&self.grant)?, perms(&self.revoke)?);
-            p.entries.push(PolicyEntry {
-                label: format!("entry{}", p.entries.len() + 1),
-                subjects: self.subjects.clone(),
-                resources: self
-                    .resources
-                    .iter()
-                    .map(|r| PolicyResource {
-                        resource: r.clone(),
-                        grant: grant.clone(),
-                        revoke: revoke.clone(),
-                    })
-                    .collect(),
-                ..Default::default()
-            });
-        }
+
+    fn filters(s: &Stream) -> Vec<(&str, &str)> {
+        s.sources
+            .iter()
+            .map(|o| (o.stream.as_str(), o.filter_subject.as_str()))
+            .collect()
+    }
+
+    #[test]
+    fn one_origin_sourced_twice_takes_its_filters_in_order() -> Result<()> {
+        let s = apply(
+            "--source ORDERS --source RETURNS --source ORDERS --filter ORDERS=ORDERS.a \
+             --filter default:ORDERS=ORDERS.b --start-seq ORDERS=5",
+            Stream::default(),
+        )?;
+        assert_eq!(
+            filters(&s),
+            [
+                ("ORDERS", "ORDERS.a"),
+                ("RETURNS", ""),
+                ("ORDERS", "ORDERS.b")
+            ]
+        );
+        // Given once, a per-origin flag is for every source of that origin.
+        assert!(s
+            .sources
+            .iter()
+            .filter(|o| o.stream == "ORDERS")
+            .all(|o| o.start_seq == 5));
+        assert_eq!(s.sources[1].start_seq, 0);
         Ok(())
     }
-    fn header() -> &'static [&'static str] {
-        &["policy", "entries", "subjects"]
+
+    #[test]
+    fn ambiguous_origin_flags_are_errors() {
+        let err = |flags: &str| apply(flags, Stream::default()).unwrap_err().to_string();
+        let e = err("--source ORDERS --source ORDERS --filter ORDERS=ORDERS.a");
+        assert!(e.contains("two sources of ORDERS are the same"), "{e}");
+        let e = err(
+            "--source ORDERS --source ORDERS --filter ORDERS=a --filter ORDERS=b --filter ORDERS=c",
+        );
+        assert!(
+            e.contains("--filter: 3 values for ORDERS") && e.contains("2 time(s)"),
+            "{e}"
+        );
+        let e = err("--source ORDERS --filter ORDRES=ORDERS.a");
+        assert!(
+            e.contains("ORDRES is not an origin") && e.contains("ORDERS"),
+            "{e}"
+        );
+        let e = err("--filter ORDERS=ORDERS.a");
+        assert!(e.contains("(origins: none)"), "{e}");
+        let e = err("--source ORDERS --source ORDERS");
+        assert!(e.contains("are the same"), "{e}");
     }
-    fn row(e: &Entity) -> Vec<String> {
-        let Some(Kind::Policy(p)) = &e.kind else {
-            return vec![];
+
+    #[test]
+    fn update_tunes_the_streams_own_origins_in_order() -> Result<()> {
+        let origin = |f: &str| StreamSource {
+            stream: "ORDERS".into(),
+            filter_subject: f.into(),
+            ..Default::default()
         };
-        let subjects: Vec<String> = p.entries.iter().flat_map(|x| x.subjects.clone()).collect();
-        vec![
-            p.name.clone(),
-            p.entries.len().to_string(),
-            subjects.join(","),
-        ]
+        let stored = Stream {
+            sources: vec![origin("ORDERS.a"), origin("ORDERS.b")],
+            ..Default::default()
+        };
+        let s = apply("--external-credentials ORDERS=hush", stored.clone())?;
+        assert_eq!(
+            filters(&s),
+            [("ORDERS", "ORDERS.a"), ("ORDERS", "ORDERS.b")]
+        );
+        assert!(s.sources.iter().all(|o| o.external_credentials == "hush"));
+        let s = apply("--filter ORDERS=ORDERS.c --filter ORDERS=ORDERS.d", stored)?;
+        assert_eq!(
+            filters(&s),
+            [("ORDERS", "ORDERS.c"), ("ORDERS", "ORDERS.d")]
+        );
+        Ok(())
     }
 }

@@ -95,6 +95,77 @@ async fn catalogue_commands_tables_json_and_errors() -> anyhow::Result<()> {
         text(&out.stdout)
     );
 
+    // Gravwell's Start-Time is unix seconds: 2024-01-01T02:10:00Z, not 1.7 s after 1970.
+    let out = tribctl(
+        servers.clone(),
+        &["target", "update", "dr", "--start-time", "1704075000"],
+    )
+    .await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = tribctl(servers.clone(), &["--json", "target", "get", "dr"]).await;
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    assert_eq!(v["entity"]["start_time_ns"], 1_704_075_000_000_000_000i64);
+    let out = tribctl(servers.clone(), &["target", "list"]).await;
+    assert!(
+        text(&out.stdout).contains("2024-01-01T02:10:00"),
+        "{}",
+        text(&out.stdout)
+    );
+    // Milliseconds could be meant as anything: refused, naming the flag, nothing changed.
+    let out = tribctl(
+        servers.clone(),
+        &["target", "update", "dr", "--start-time", "1704075000000"],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("--start-time") && text(&out.stderr).contains("ambiguous"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = tribctl(servers.clone(), &["--json", "target", "get", "dr"]).await;
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    assert_eq!(v["entity"]["start_time_ns"], 1_704_075_000_000_000_000i64);
+
+    // One origin sourced twice, each with its own filter (JetStream allows it).
+    let out = tribctl(
+        servers.clone(),
+        &["stream", "create", "ORDERS", "--subjects", "ORDERS.>"],
+    )
+    .await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let two_filters = [
+        "stream",
+        "create",
+        "SPLIT",
+        "--source",
+        "ORDERS",
+        "--source",
+        "ORDERS",
+        "--filter",
+        "ORDERS=ORDERS.a",
+        "--filter",
+        "ORDERS=ORDERS.b",
+    ];
+    let out = tribctl(servers.clone(), &two_filters).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = tribctl(servers.clone(), &["--json", "stream", "get", "SPLIT"]).await;
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    let filters: Vec<&str> = v["entity"]["sources"]
+        .as_array()
+        .expect("sources[]")
+        .iter()
+        .filter_map(|o| o["filter_subject"].as_str())
+        .collect();
+    assert_eq!(filters, ["ORDERS.a", "ORDERS.b"], "{v}");
+    let out = tribctl(servers.clone(), &two_filters[..9]).await;
+    assert_eq!(out.status.code(), Some(1), "one filter for two sources");
+    assert!(
+        text(&out.stderr).contains("are the same"),
+        "{}",
+        text(&out.stderr)
+    );
+
     let out = tribctl(servers.clone(), &["well", "create", "bad name"]).await;
     assert_eq!(out.status.code(), Some(1));
     assert!(

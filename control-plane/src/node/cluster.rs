@@ -97,7 +97,7 @@ impl Node {
                         "the new member's HOST:PORT is required",
                     ));
                 }
-                let addrs = crate::config::MemberAddrs {
+                let addrs = crate::network::MemberAddrs {
                     client: req.addr,
                     peer: (!req.peer_addr.is_empty()).then_some(req.peer_addr),
                 };

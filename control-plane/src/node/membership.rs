@@ -31,7 +31,7 @@ impl Node {
                         name: member(),
                     });
                 }
-                let addrs = crate::config::MemberAddrs::parse(a);
+                let addrs = crate::network::MemberAddrs::parse(a);
                 crate::catalog::validate_endpoint("addr", &addrs.client)?;
                 if let Some(p) = &addrs.peer {
                     crate::catalog::validate_endpoint("peer_addr", p)?;

@@ -3,8 +3,8 @@
 
 use super::{Input, NodeConfig, NodeState, PeerProgress};
 use crate::catalog::{apply_command, Catalogue};
-use crate::config::MemberAddrs;
 use crate::error::CatalogError;
+use crate::network::MemberAddrs;
 use crate::network::{Peers, SendReport, Transport};
 use crate::raft_store::RaftStore;
 use prost::Message as _;

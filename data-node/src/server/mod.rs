@@ -22,8 +22,9 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tonic::service::interceptor::InterceptedService;
 use tonic::service::Interceptor;
-use tributary_common::grpc::{self, STREAM_SECRET_HEADER};
+use tributary_common::grpc::STREAM_SECRET_HEADER;
 use tributary_common::secrets;
+use tributary_common::serve;
 use tributary_common::task::AbortOnDrop;
 use tributary_common::telemetry::{self, Readiness};
 use tributary_common::time::now_ns;
@@ -198,7 +199,7 @@ pub async fn start_on(
                 .max_encoding_message_size(max),
             StreamSecrets(Arc::new(config.stream_secrets.clone())),
         ));
-    let (tx, server) = grpc::serve(router, listener, listening, "data-node gRPC");
+    let (tx, server) = serve::serve(router, listener, listening, "data-node gRPC");
 
     let host = Arc::new(NodeHost {
         node: node.clone(),
@@ -267,15 +268,15 @@ pub async fn start_on(
 
 /// TLS on the listener (client certificates optional: the cluster's other data nodes show
 /// theirs, users bring tokens), reloaded when its files change; cleartext when `insecure`.
-fn listening(config: &DataNodeConfig) -> Result<grpc::Listening, StartError> {
+fn listening(config: &DataNodeConfig) -> Result<serve::Listening, StartError> {
     if config.insecure {
         tracing::warn!("insecure = true: cleartext on the listener and every link");
-        return Ok(grpc::Listening::Cleartext);
+        return Ok(serve::Listening::Cleartext);
     }
     let cfg = tls::ReloadingServer::new(config.tls.clone(), tls::ClientAuth::Optional)
         .and_then(|s| s.server_config())
         .map_err(|e| StartError::Config(e.to_string()))?;
-    Ok(grpc::Listening::Tls(cfg))
+    Ok(serve::Listening::Tls(cfg))
 }
 
 async fn maintenance(node: Arc<Node>, every: Duration, batch_id_window_ns: i64) {
