@@ -3,6 +3,7 @@
 //! the admin HTTP listener, the gRPC wire conventions, the bound-address file, and small
 //! runtime helpers (time, backoff, owned tasks, locks); policies and their enforcement.
 
+pub mod access;
 pub mod addr_file;
 pub mod auth;
 pub mod backoff;

@@ -44,6 +44,22 @@ pub struct ControlPlaneConfig {
     /// Names a connecting peer's certificate must carry (CN or DNS name; `*` and `?`
     /// wildcards), as etcd's `--peer-cert-allowed-cn`.
     pub peer_allowed_names: Vec<String>,
+    /// How clients authenticate (OIDC providers, pre-authentication, devops credentials):
+    /// the keys sit at the top level (`[oidc.NAME]`, `enable_pre_authentication`, …).
+    #[serde(flatten)]
+    pub auth: tributary_common::auth::AuthConfig,
+    /// Subjects with READ, WRITE and ADMIN on `cluster:/` (on everything), whatever the
+    /// stored policies say: who administers the cluster from its first start.
+    pub admin_subjects: Vec<String>,
+    /// Who may create what (Ditto's `entity-creation`; default: anyone authenticated).
+    pub entity_creation: tributary_common::policy::EntityCreationConfig,
+    /// What a caller with no credentials is taken for; empty (the default): refused. For
+    /// local trials only (`tribctl dev` and the demo set it, and say so).
+    pub anonymous_subjects: Vec<String>,
+    /// The stream secrets the cluster's data nodes take: with one, a caller may find where a
+    /// stream is served (`Catalog.Get` of the stream and of its data node), as another
+    /// cluster's mirror must before it subscribes with the same secret.
+    pub stream_secrets: Vec<String>,
     /// What one client may make a member hold or do; see [`Limits`].
     pub limits: Limits,
     /// Secrets at rest (`[encryption]`, the same section as the data nodes'): the member
@@ -85,6 +101,11 @@ impl Default for ControlPlaneConfig {
             peer_listen: String::new(),
             tls: TlsFiles::default(),
             peer_allowed_names: vec!["member-*".into()],
+            auth: Default::default(),
+            admin_subjects: Vec::new(),
+            entity_creation: Default::default(),
+            anonymous_subjects: Vec::new(),
+            stream_secrets: Vec::new(),
             limits: Limits::default(),
             encryption: Default::default(),
         }

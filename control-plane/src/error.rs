@@ -26,6 +26,12 @@ pub enum CatalogError {
         "the catalogue was replaced by a snapshot; list again and watch from the list's revision"
     )]
     Replaced,
+    /// No credentials, or wrong ones.
+    #[error("{0}")]
+    Unauthenticated(String),
+    /// The caller may not do this; the message names who, what and where.
+    #[error("{0}")]
+    Denied(String),
     /// A peer's call refused: its certificate is not a member's, or names another member.
     #[error("peer refused: {0}")]
     PeerRefused(String),
@@ -106,7 +112,10 @@ impl From<CatalogError> for Status {
             CatalogError::Exhausted(_) => Status::resource_exhausted(msg),
             CatalogError::Compacted { .. } | CatalogError::Replaced => Status::out_of_range(msg),
             CatalogError::Storage(_) => Status::internal(msg),
-            CatalogError::PeerRefused(_) => Status::permission_denied(msg),
+            CatalogError::PeerRefused(_) | CatalogError::Denied(_) => {
+                Status::permission_denied(msg)
+            }
+            CatalogError::Unauthenticated(_) => Status::unauthenticated(msg),
             CatalogError::NotLeader { leader } => not_leader(leader.as_deref()),
             CatalogError::Uncertain(_) => {
                 let mut s = Status::unavailable(msg);

@@ -9,6 +9,7 @@ pub mod catalog;
 pub mod config;
 pub mod encryption;
 pub mod error;
+pub mod guard;
 pub mod liveness;
 pub mod network;
 pub mod node;
@@ -190,20 +191,23 @@ pub async fn start_on(
         config.encryption.migration_entities_per_second,
         config.cluster_secret.clone(),
     ));
-    let cluster = || {
+    let guard = Arc::new(guard(&config, &node)?);
+    let cluster = |peer: bool| {
         ClusterServer::new(service::ClusterService {
             node: node.clone(),
             peer_addr: peer_addr.to_string(),
             migration: migration.clone(),
+            guard: guard.clone(),
+            peer,
         })
     };
     let client_router = tonic::transport::Server::builder()
         .add_service(CatalogServer::new(service::CatalogService {
             node: node.clone(),
-            cluster_secret: config.cluster_secret.clone(),
+            guard: guard.clone(),
             secrets: secrets.clone(),
         }))
-        .add_service(cluster());
+        .add_service(cluster(false));
     // Raft, and the calls a follower sends on to the leader, are served to members only.
     let peer_check = PeerNames(Arc::new(config.peer_allowed_names.clone()));
     let peer_router = tonic::transport::Server::builder()
@@ -215,7 +219,7 @@ pub async fn start_on(
             .max_decoding_message_size(64 << 20),
             peer_check.clone(),
         ))
-        .add_service(InterceptedService::new(cluster(), peer_check));
+        .add_service(InterceptedService::new(cluster(true), peer_check));
     let servers = vec![
         serve::serve(client_router, listener, client_tls, "control-plane gRPC"),
         serve::serve(
@@ -234,6 +238,24 @@ pub async fn start_on(
         admin_addr,
         servers,
     })
+}
+
+/// Who may call what: the authenticator of the config's `auth` keys, `admin_subjects`, the
+/// entity-creation rules, and the catalogue's policies.
+fn guard(config: &ControlPlaneConfig, node: &Node) -> Result<guard::Guard, StartError> {
+    let access = tributary_common::access::Access::from_config(
+        &config.auth,
+        &config.admin_subjects,
+        &config.cluster_secret,
+        &config.anonymous_subjects,
+    )
+    .map_err(StartError::Config)?
+    .with_stream_secrets(&config.stream_secrets);
+    Ok(guard::Guard::new(
+        access,
+        config.entity_creation.clone(),
+        node.catalogue.clone(),
+    ))
 }
 
 /// How the two listeners and the links to peers speak: TLS (client certificates optional on

@@ -51,6 +51,9 @@ async fn members(n: u64, dir: &std::path::Path) -> Result<Vec<RunningControlPlan
         let id = i as u64 + 1;
         let config = ControlPlaneConfig {
             insecure: true,
+            cluster_secret: "test-cluster".into(),
+            anonymous_subjects: vec!["test:anonymous".into()],
+            admin_subjects: vec!["test:anonymous".into()],
             id,
             listen: l.local_addr()?.to_string(),
             peers: peers.clone(),
@@ -90,6 +93,8 @@ async fn data_node(
 ) -> Result<RunningDataNode> {
     Ok(tributary_data_node::start(DataNodeConfig {
         insecure: true,
+        cluster_secret: "test-cluster".into(),
+        anonymous_subjects: vec!["test:anonymous".into()],
         id: 1,
         listen: "127.0.0.1:0".into(),
         data_dir: dir.join("data-node"),

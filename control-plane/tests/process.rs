@@ -27,6 +27,12 @@ fn spawn(id: u64, addr: &str, peers: &str, dir: &std::path::Path) -> Child {
         .arg("--data-dir")
         .arg(dir.join(format!("m{id}")))
         .args(["--admin-listen", "", "--insecure"])
+        .args([
+            "--anonymous-subject",
+            "test:anonymous",
+            "--admin-subject",
+            "test:anonymous",
+        ])
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::null())

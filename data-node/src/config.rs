@@ -57,6 +57,14 @@ pub struct DataNodeConfig {
     /// This node's certificate (`data-node-ID`, its identity towards the control plane and
     /// the other data nodes, and the listener's server certificate) and the cluster CA.
     pub tls: TlsFiles,
+    /// How clients authenticate (OIDC providers, pre-authentication): the same top-level keys
+    /// as the members' (`[oidc.NAME]`, `enable_pre_authentication`, …).
+    #[serde(flatten)]
+    pub auth: tributary_common::auth::AuthConfig,
+    /// Subjects with READ, WRITE and ADMIN on everything (as on the members).
+    pub admin_subjects: Vec<String>,
+    /// What a caller with no credentials is taken for; empty (the default): refused.
+    pub anonymous_subjects: Vec<String>,
     /// Secrets at rest (`[encryption]`, the same section as the control plane's): the
     /// catalogue sends target secrets and origin credentials sealed, and the node opens them
     /// where its workers need them. Give every member and data node the same keys.
@@ -88,6 +96,9 @@ impl Default for DataNodeConfig {
             ditto_stats_interval_ms: 10_000,
             insecure: false,
             tls: TlsFiles::default(),
+            auth: Default::default(),
+            admin_subjects: Vec::new(),
+            anonymous_subjects: Vec::new(),
             encryption: Default::default(),
         }
     }

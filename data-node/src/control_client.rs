@@ -36,6 +36,10 @@ pub struct Endpoints {
     tls: Option<TlsFiles>,
     /// The address to try next: a leader hint, or one of `addrs` (with its index).
     preferred: Mutex<(String, usize)>,
+    /// Sent as `x-tributary-cluster-token` on every call: what says "a data node of this
+    /// cluster" when the links are `insecure` (with TLS the certificate says it), and what
+    /// lets target secrets come back in catalogue reads.
+    cluster_secret: String,
 }
 
 pub struct ControlClient {
@@ -44,18 +48,28 @@ pub struct ControlClient {
     advertise: String,
     capacity: u64,
     heartbeat: Duration,
-    /// Sent as `x-tributary-cluster-token` on catalogue reads so target secrets come back.
-    cluster_secret: String,
 }
 
 impl Endpoints {
-    pub fn new(addrs: Vec<String>, tls: Option<TlsFiles>) -> Self {
+    pub fn new(addrs: Vec<String>, tls: Option<TlsFiles>, cluster_secret: String) -> Self {
         let first = addrs.first().cloned().unwrap_or_default();
         Endpoints {
             addrs,
             tls,
             preferred: Mutex::new((first, 0)),
+            cluster_secret,
         }
+    }
+
+    /// A request carrying the cluster token (when one is configured).
+    fn request<T>(&self, msg: T) -> tonic::Request<T> {
+        let mut req = tonic::Request::new(msg);
+        if !self.cluster_secret.is_empty() {
+            if let Ok(v) = tonic::metadata::MetadataValue::try_from(self.cluster_secret.as_str()) {
+                req.metadata_mut().insert(CLUSTER_TOKEN_HEADER, v);
+            }
+        }
+        req
     }
 
     /// The address the next call goes to.
@@ -91,7 +105,6 @@ impl ControlClient {
         advertise: String,
         capacity: u64,
         heartbeat: Duration,
-        cluster_secret: String,
     ) -> Arc<Self> {
         Arc::new(ControlClient {
             node,
@@ -99,19 +112,7 @@ impl ControlClient {
             advertise,
             capacity,
             heartbeat,
-            cluster_secret,
         })
-    }
-
-    /// A catalogue request carrying the cluster token (when one is configured).
-    fn catalog_request<T>(&self, msg: T) -> tonic::Request<T> {
-        let mut req = tonic::Request::new(msg);
-        if !self.cluster_secret.is_empty() {
-            if let Ok(v) = tonic::metadata::MetadataValue::try_from(self.cluster_secret.as_str()) {
-                req.metadata_mut().insert(CLUSTER_TOKEN_HEADER, v);
-            }
-        }
-        req
     }
 
     /// The heartbeat and catalogue-watch loops.
@@ -130,7 +131,7 @@ impl ControlClient {
             capacity: self.capacity,
         };
         ClusterClient::new(self.endpoints.channel()?)
-            .register(RegisterRequest { node: Some(node) })
+            .register(self.endpoints.request(RegisterRequest { node: Some(node) }))
             .await?;
         Ok(())
     }
@@ -146,7 +147,9 @@ impl ControlClient {
                     stats: self.node.owned_stats(),
                 };
                 match self.endpoints.channel() {
-                    Ok(ch) => ClusterClient::new(ch).heartbeat(req).await.map(|_| ()),
+                    Ok(ch) => ClusterClient::new(ch)
+                        .heartbeat(self.endpoints.request(req))
+                        .await.map(|_| ()),
                     Err(e) => Err(e),
                 }
             } else {
@@ -191,9 +194,10 @@ impl ControlClient {
             EntityKind::Well,
             EntityKind::Stream,
             EntityKind::Target,
+            EntityKind::Policy,
         ] {
             let r = client
-                .list(self.catalog_request(ListRequest {
+                .list(self.endpoints.request(ListRequest {
                     kind: kind as i32,
                     namespace: String::new(),
                 }))
@@ -213,7 +217,7 @@ impl ControlClient {
         let from = view.revision;
         self.node.set_catalog(view).map_err(Status::from)?;
         let mut events = CatalogClient::new(self.endpoints.channel()?)
-            .watch(self.catalog_request(WatchRequest {
+            .watch(self.endpoints.request(WatchRequest {
                 from_revision: from,
             }))
             .await?
@@ -267,14 +271,14 @@ impl TagClient {
                 id: 0,
             })),
         };
-        let created = match client.create(entity).await {
+        let created = match client.create(self.endpoints.request(entity)).await {
             Ok(r) => r.into_inner().entity,
             Err(s) if s.code() == Code::AlreadyExists => {
                 client
-                    .get(EntityRef {
+                    .get(self.endpoints.request(EntityRef {
                         kind: EntityKind::Tag as i32,
                         name: name.to_string(),
-                    })
+                    }))
                     .await?
                     .into_inner()
                     .entity
@@ -326,7 +330,7 @@ mod tests {
 
     #[test]
     fn follows_the_leader_hint_else_rotates() {
-        let e = Endpoints::new(vec!["a:1".into(), "b:1".into()], None);
+        let e = Endpoints::new(vec!["a:1".into(), "b:1".into()], None, String::new());
         assert_eq!(e.current(), "a:1");
         e.failed(&Status::unavailable("down"));
         assert_eq!(e.current(), "b:1");

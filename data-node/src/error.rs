@@ -22,6 +22,9 @@ pub enum Error {
     FailedPrecondition(String),
     #[error("{0}")]
     Unauthenticated(String),
+    /// The caller may not do this; the message names who, what and where.
+    #[error("{0}")]
+    Denied(String),
     /// A limit with discard-new refuses the write.
     #[error("{0}")]
     ResourceExhausted(String),
@@ -44,6 +47,16 @@ impl Error {
         Error::NotFound {
             kind,
             name: name.into(),
+        }
+    }
+}
+
+impl From<tributary_common::access::Refusal> for Error {
+    fn from(r: tributary_common::access::Refusal) -> Self {
+        use tributary_common::access::Refusal;
+        match r {
+            Refusal::Unauthenticated(m) => Error::Unauthenticated(m),
+            r @ Refusal::Denied { .. } => Error::Denied(r.to_string()),
         }
     }
 }
@@ -83,6 +96,7 @@ impl From<Error> for Status {
                 Status::failed_precondition(msg)
             }
             Error::Unauthenticated(_) => Status::unauthenticated(msg),
+            Error::Denied(_) => Status::permission_denied(msg),
             Error::ResourceExhausted(_) => Status::resource_exhausted(msg),
             Error::Unavailable(_) => Status::unavailable(msg),
             Error::Storage(StorageError::Corrupt(_)) => Status::data_loss(msg),

@@ -1,8 +1,11 @@
-//! `Ingest.Write`: batches in, one ack per batch. Each batch is checked whole (secret, entry
-//! shapes and sizes, tags, routing) before one atomic storage write, so a bad entry stores
-//! nothing of its batch and loses nothing acknowledged before it.
+//! `Ingest.Write`: batches in, one ack per batch. Each batch is checked whole (who may write
+//! each well it routes to, entry shapes and sizes, tags, routing) before one atomic storage
+//! write, so a bad entry stores nothing of its batch and loses nothing acknowledged before it.
+//! Who: the ingest secret (Gravwell's ingesters, every well), the cluster's own nodes, or a
+//! caller with WRITE on each well its entries go to.
 
 use crate::error::{Error, Result};
+use crate::gate::{Gate, Pass};
 use crate::node::Node;
 use crate::storage::codec::EntryValue;
 use crate::storage::wells::{Well, WriteOutcome};
@@ -11,7 +14,8 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
-use tributary_common::grpc::INGEST_SECRET_HEADER;
+use tributary_common::access::entity_resource;
+use tributary_common::policy::Permission;
 use tributary_common::time::now_ns;
 use tributary_proto::v1::{ingest_server::Ingest, IngestAck, IngestBatch};
 
@@ -19,8 +23,7 @@ use tributary_proto::v1::{ingest_server::Ingest, IngestAck, IngestBatch};
 #[derive(Clone)]
 pub struct IngestService {
     pub node: Arc<Node>,
-    /// Accepted secrets; empty = ingest is open (single-node dev only).
-    pub secrets: Arc<Vec<String>>,
+    pub gate: Arc<Gate>,
     pub max_entry_bytes: usize,
 }
 
@@ -33,8 +36,9 @@ struct Prepared {
 }
 
 impl IngestService {
-    /// The tag's id (created if new) and the owned well it routes to.
-    async fn route(&self, tag_name: &str, field: &str) -> Result<(u32, Arc<Well>)> {
+    /// The tag's id (created if new) and the owned well it routes to, which `pass` must be
+    /// let write.
+    async fn route(&self, tag_name: &str, field: &str, pass: &Pass) -> Result<(u32, Arc<Well>)> {
         let tag = self
             .node
             .resolve_tag(tag_name)
@@ -43,25 +47,31 @@ impl IngestService {
                 Error::InvalidArgument { reason, .. } => Error::invalid(field, reason),
                 other => other,
             })?;
-        let well_name = self
+        let (well_name, policy) = self
             .node
-            .with_catalog(|c| c.well_for_tag(tag_name).map(|w| w.name.clone()))
+            .with_catalog(|c| {
+                c.well_for_tag(tag_name)
+                    .map(|w| (w.name.clone(), w.policy.clone()))
+            })
             .ok_or_else(|| {
                 Error::FailedPrecondition(format!(
                     "tag {tag_name:?} is routed to no well and there is no default well"
                 ))
             })?;
+        let resource = entity_resource("well", &well_name);
+        self.gate
+            .require(pass, Permission::Write, &resource, &policy)?;
         Ok((tag, self.node.owned_well(field, &well_name)?))
     }
 
-    /// Validates, resolves and stores one batch.
+    /// Validates, resolves and stores one batch of this node's own (its ditto stats).
     pub async fn store(&self, batch: IngestBatch) -> Result<IngestAck> {
-        let prepared = self.prepare(batch).await?;
+        let prepared = self.prepare(batch, &Pass::Node).await?;
         self.commit(prepared).await
     }
 
     /// Checks a batch whole and resolves its tags and wells; stores nothing.
-    async fn prepare(&self, batch: IngestBatch) -> Result<Prepared> {
+    async fn prepare(&self, batch: IngestBatch, pass: &Pass) -> Result<Prepared> {
         let now = now_ns();
         let mut items = Vec::with_capacity(batch.entries.len());
         // Batches usually carry few tags: resolve each once per batch.
@@ -103,7 +113,7 @@ impl IngestService {
             let (tag, well) = match routes.get(tag_name) {
                 Some(r) => r.clone(),
                 None => {
-                    let r = self.route(tag_name, &field("tag")).await?;
+                    let r = self.route(tag_name, &field("tag"), pass).await?;
                     routes.insert(tag_name.to_string(), r.clone());
                     r
                 }
@@ -176,12 +186,7 @@ impl Ingest for IngestService {
         &self,
         req: Request<Streaming<IngestBatch>>,
     ) -> Result<Response<Self::WriteStream>, Status> {
-        tributary_common::secrets::check(
-            &self.secrets,
-            req.metadata(),
-            INGEST_SECRET_HEADER,
-            "ingest secret",
-        )?;
+        let pass = self.gate.ingest(&req).await?;
         let mut inbound = req.into_inner();
         let (tx, rx) = tokio::sync::mpsc::channel(64);
         // Two stages, so batch N+1 is decoded and checked while batch N is written. Acks
@@ -196,7 +201,7 @@ impl Ingest for IngestService {
                 let p = match inbound.message().await {
                     Ok(Some(batch)) => {
                         last_seq = batch.seq;
-                        svc.prepare(batch).await.map_err(Status::from)
+                        svc.prepare(batch, &pass).await.map_err(Status::from)
                     }
                     Ok(None) => return,
                     Err(status) => {

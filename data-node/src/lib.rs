@@ -15,6 +15,7 @@ pub mod control_client;
 pub mod ditto;
 pub mod ditto_stats;
 pub mod error;
+pub mod gate;
 pub mod ingest;
 pub mod mirror;
 pub mod node;

@@ -1,12 +1,17 @@
-//! `Wells.Query` and `Wells.Shards`: reads of a well this node owns.
+//! `Wells.Query` and `Wells.Shards`: reads of a well this node owns. Who: READ on the well
+//! (the cluster's own nodes always).
 
 use crate::error::{Error, Result};
+use crate::gate::Gate;
+use crate::node::catalog::canonical;
 use crate::node::Node;
-use crate::storage::wells::{QuerySpec, COLD};
+use crate::storage::wells::{QuerySpec, Well, COLD};
 use std::sync::Arc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
+use tributary_common::access::entity_resource;
 use tributary_common::grpc::REPLY_BYTES;
+use tributary_common::policy::Permission;
 use tributary_proto::v1::{
     wells_server::Wells, QueryReply, QueryRequest, ShardInfo, ShardsReply, ShardsRequest, WellEntry,
 };
@@ -35,9 +40,28 @@ fn split_by_size(entries: Vec<WellEntry>) -> Vec<Vec<WellEntry>> {
 
 pub struct WellsService {
     pub node: Arc<Node>,
+    pub gate: Arc<Gate>,
 }
 
 impl WellsService {
+    /// The owned well `req` names, if its caller may read it.
+    async fn readable<T>(&self, req: &Request<T>, well: &str) -> Result<Arc<Well>> {
+        let pass = self.gate.other(req).await?;
+        let w = self.node.owned_well("well", well)?;
+        let name = canonical(well);
+        let policy = self
+            .node
+            .with_catalog(|c| c.wells.get(&name).map(|w| w.policy.clone()))
+            .unwrap_or_default();
+        self.gate.require(
+            &pass,
+            Permission::Read,
+            &entity_resource("well", &name),
+            &policy,
+        )?;
+        Ok(w)
+    }
+
     fn spec(&self, req: &QueryRequest) -> Result<QuerySpec> {
         if req.from_ns < 0 || req.to_ns < 0 {
             return Err(Error::invalid(
@@ -74,8 +98,8 @@ impl Wells for WellsService {
         &self,
         req: Request<QueryRequest>,
     ) -> Result<Response<Self::QueryStream>, Status> {
+        let well = self.readable(&req, &req.get_ref().well).await?;
         let req = req.into_inner();
-        let well = self.node.owned_well("well", &req.well)?;
         let spec = self.spec(&req)?;
         let (tx, rx) = tokio::sync::mpsc::channel(4);
         if !req.tags.is_empty() && spec.tags.is_empty() {
@@ -128,7 +152,7 @@ impl Wells for WellsService {
 
     #[tracing::instrument(name = "Wells.Shards", skip_all, fields(well = %req.get_ref().well))]
     async fn shards(&self, req: Request<ShardsRequest>) -> Result<Response<ShardsReply>, Status> {
-        let well = self.node.owned_well("well", &req.get_ref().well)?;
+        let well = self.readable(&req, &req.get_ref().well).await?;
         let shards = well
             .shards()
             .into_iter()

@@ -81,6 +81,7 @@ async fn query_tags(addr: &str) -> Vec<String> {
 fn dn_config(dir: &std::path::Path, cp: &str) -> DataNodeConfig {
     DataNodeConfig {
         insecure: true,
+        cluster_secret: "test-cluster".into(),
         listen: "127.0.0.1:0".into(),
         data_dir: dir.to_path_buf(),
         admin_listen: String::new(),
@@ -97,6 +98,9 @@ async fn assignment_tags_and_serving_with_control_plane_down() {
     let dn_dir = tempfile::tempdir().unwrap();
     let cp = tributary_control_plane::start(ControlPlaneConfig {
         insecure: true,
+        cluster_secret: "test-cluster".into(),
+        anonymous_subjects: vec!["test:anonymous".into()],
+        admin_subjects: vec!["test:anonymous".into()],
         listen: "127.0.0.1:0".into(),
         data_dir: cp_dir.path().to_path_buf(),
         admin_listen: String::new(),

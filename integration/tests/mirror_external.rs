@@ -86,8 +86,10 @@ async fn publish(ch: &Channel, secret: &str, subject: &str, n: u64) -> Result<()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mirror_over_tls_with_credentials_and_recovery_from_bad_ones() -> Result<()> {
-    // B speaks TLS everywhere (the harness's default): its CA is what A trusts.
+    // B speaks TLS everywhere (the harness's default): its CA is what A trusts. Its members
+    // know the stream secret too, so A's mirror can find where EXT is served.
     let b = Cluster::builder("b")
+        .tune_members(move |m| m.stream_secrets = vec![SECRET.into()])
         .tune_data_nodes(move |dn| {
             dn.stream_secrets = vec![SECRET.into()];
         })

@@ -20,8 +20,13 @@ pub enum AuthMethod {
     ClientCertificate,
     /// A named ingest secret (Gravwell's ingesters).
     IngestSecret,
+    /// A stream secret shown to a member (it may locate streams).
+    StreamSecret,
     /// The devops user or token of the admin API.
     Devops,
+    /// No credentials, on a server configured to give anonymous callers subjects
+    /// (`anonymous_subjects`: the demo and `tribctl dev`).
+    Anonymous,
 }
 
 impl fmt::Display for AuthMethod {
@@ -31,7 +36,9 @@ impl fmt::Display for AuthMethod {
             AuthMethod::PreAuthenticated => f.write_str("pre-authentication header"),
             AuthMethod::ClientCertificate => f.write_str("TLS client certificate"),
             AuthMethod::IngestSecret => f.write_str("ingest secret"),
+            AuthMethod::StreamSecret => f.write_str("stream secret"),
             AuthMethod::Devops => f.write_str("devops credentials"),
+            AuthMethod::Anonymous => f.write_str("no credentials (anonymous_subjects)"),
         }
     }
 }

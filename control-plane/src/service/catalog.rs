@@ -1,21 +1,24 @@
 use super::watch::WatchStream;
-use crate::catalog::entity::kind_label;
+use crate::catalog::entity::{kind_label, kind_of, name_of};
 use crate::encryption::Secrets;
 use crate::error::CatalogError;
+use crate::guard::Guard;
 use crate::node::Node;
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
+use tributary_common::access::Caller;
+use tributary_common::policy::Permission;
 use tributary_proto::v1::catalog_server::Catalog;
 use tributary_proto::v1::command::Op;
 use tributary_proto::v1::{
-    Command, Entity, EntityKind, EntityRef, GetReply, ListReply, ListRequest, MoveRequest,
-    WatchEvent, WatchRequest, WriteReply,
+    entity::Kind, Command, Entity, EntityKind, EntityRef, GetReply, ListReply, ListRequest,
+    MoveRequest, WatchEvent, WatchRequest, WriteReply,
 };
 
 pub struct CatalogService {
     pub node: Node,
-    /// See `ControlPlaneConfig::cluster_secret`.
-    pub cluster_secret: String,
+    /// Who may call what (every handler asks it first).
+    pub guard: Arc<Guard>,
     /// Seals what clients write, before it is proposed.
     pub secrets: Arc<Secrets>,
 }
@@ -23,7 +26,7 @@ pub struct CatalogService {
 /// How a caller reads entities.
 #[derive(Clone)]
 enum View {
-    /// As stored, secrets sealed: callers presenting the cluster secret (data nodes).
+    /// As stored, secrets sealed: the cluster's own data nodes.
     Stored,
     /// Secrets redacted: everyone else.
     Clients(Arc<Secrets>),
@@ -39,24 +42,25 @@ impl View {
 }
 
 impl CatalogService {
-    /// Stored for callers presenting the (non-empty) cluster secret, else as clients read.
-    fn view<T>(&self, req: &Request<T>) -> View {
-        let given = req
-            .metadata()
-            .get(tributary_common::grpc::CLUSTER_TOKEN_HEADER)
-            .map(|v| v.as_bytes())
-            .unwrap_or_default();
-        if !self.cluster_secret.is_empty()
-            && tributary_common::secrets::ct_eq(given, self.cluster_secret.as_bytes())
-        {
-            View::Stored
-        } else {
-            View::Clients(self.secrets.clone())
+    fn view(&self, caller: &Caller) -> View {
+        match caller {
+            Caller::DataNode(_) | Caller::Member(_) => View::Stored,
+            _ => View::Clients(self.secrets.clone()),
         }
     }
-}
 
-impl CatalogService {
+    /// The entity as this member has it (what a write is checked against).
+    fn stored(&self, kind: EntityKind, name: &str) -> Result<Entity, CatalogError> {
+        let name = crate::catalog::canonical_name(kind, name)?;
+        self.node
+            .catalogue
+            .get(kind, &name)?
+            .ok_or_else(|| CatalogError::NotFound {
+                kind: kind_label(kind),
+                name,
+            })
+    }
+
     /// A client's create or update, its secrets sealed before anything is proposed.
     async fn write_sealed(
         &self,
@@ -76,6 +80,28 @@ impl CatalogService {
         reply.entity = reply.entity.map(|e| self.secrets.for_clients(e));
         Ok(Response::new(reply))
     }
+
+    /// Creates the default policy an entity created without one gets, then names it.
+    async fn with_default_policy(&self, e: &mut Entity, policy: Entity) -> Result<(), Status> {
+        let name = crate::catalog::entity::name_of(&policy);
+        match self.write(Op::Create(policy)).await {
+            Ok(_) => {}
+            Err(s) if s.code() == tonic::Code::AlreadyExists => {
+                return Err(CatalogError::Denied(format!(
+                    "policy {name} exists and is not yours: name a policy that grants you WRITE"
+                ))
+                .into())
+            }
+            Err(s) => return Err(s),
+        }
+        match &mut e.kind {
+            Some(Kind::Well(w)) => w.policy = name,
+            Some(Kind::Stream(st)) => st.policy = name,
+            Some(Kind::Target(t)) => t.policy = name,
+            _ => {}
+        }
+        Ok(())
+    }
 }
 
 fn kind(raw: i32) -> Result<EntityKind, CatalogError> {
@@ -91,23 +117,50 @@ fn kind(raw: i32) -> Result<EntityKind, CatalogError> {
 #[tonic::async_trait]
 impl Catalog for CatalogService {
     async fn create(&self, req: Request<Entity>) -> Result<Response<WriteReply>, Status> {
-        self.write_sealed(req.into_inner(), Op::Create).await
+        let caller = self.guard.caller(&req).await?;
+        let mut e = req.into_inner();
+        if let Some(policy) = self.guard.may_create(&caller, &e)? {
+            self.with_default_policy(&mut e, policy).await?;
+        }
+        self.write_sealed(e, Op::Create).await
     }
 
     async fn update(&self, req: Request<Entity>) -> Result<Response<WriteReply>, Status> {
-        self.write_sealed(req.into_inner(), Op::Update).await
+        let caller = self.guard.caller(&req).await?;
+        let e = req.into_inner();
+        self.guard
+            .access()
+            .authenticated(&caller, "updating the catalogue")?;
+        let stored = self.stored(kind_of(&e), &name_of(&e))?;
+        self.guard.may_update(&caller, &stored, &e)?;
+        self.write_sealed(e, Op::Update).await
     }
 
     async fn delete(&self, req: Request<EntityRef>) -> Result<Response<WriteReply>, Status> {
-        self.write(Op::Delete(req.into_inner())).await
+        let caller = self.guard.caller(&req).await?;
+        let r = req.into_inner();
+        self.guard
+            .access()
+            .authenticated(&caller, "deleting from the catalogue")?;
+        let stored = self.stored(kind(r.kind)?, &r.name)?;
+        self.guard.may_delete(&caller, &stored)?;
+        self.write(Op::Delete(r)).await
     }
 
     async fn r#move(&self, req: Request<MoveRequest>) -> Result<Response<WriteReply>, Status> {
+        let caller = self.guard.caller(&req).await?;
+        // Placement is the operator's: it decides which machine holds the bytes.
+        self.guard
+            .require(&caller, Permission::Admin, "cluster:/", "")?;
         self.write(Op::Move(req.into_inner())).await
     }
 
     async fn get(&self, req: Request<EntityRef>) -> Result<Response<GetReply>, Status> {
-        let view = self.view(&req);
+        let caller = self.guard.caller(&req).await?;
+        self.guard
+            .access()
+            .authenticated(&caller, "reading the catalogue")?;
+        let view = self.view(&caller);
         let r = req.into_inner();
         let k = kind(r.kind)?;
         let name = crate::catalog::canonical_name(k, &r.name)?;
@@ -117,6 +170,7 @@ impl Catalog for CatalogService {
             kind: kind_label(k),
             name: name.clone(),
         })?;
+        self.guard.may_read(&caller, &entity)?;
         Ok(Response::new(GetReply {
             revision: cat.revision(),
             entity: Some(view.show(entity)),
@@ -124,16 +178,22 @@ impl Catalog for CatalogService {
     }
 
     async fn list(&self, req: Request<ListRequest>) -> Result<Response<ListReply>, Status> {
-        let view = self.view(&req);
+        let caller = self.guard.caller(&req).await?;
+        self.guard
+            .access()
+            .authenticated(&caller, "listing the catalogue")?;
+        let view = self.view(&caller);
         let r = req.into_inner();
         let k = kind(r.kind)?;
         self.node.read_index().await?;
         let cat = &self.node.catalogue;
         // Revision first: a watcher starting from it may see a change twice, never miss one.
         let revision = cat.revision();
+        // What the caller may not read is left out, as if it were not there.
         let entities = cat
             .list_within(k, &r.namespace, self.node.limits.max_reply_bytes)?
             .into_iter()
+            .filter(|e| self.guard.may_read(&caller, e).is_ok())
             .map(|e| view.show(e))
             .collect();
         Ok(Response::new(ListReply { revision, entities }))
@@ -142,7 +202,13 @@ impl Catalog for CatalogService {
     type WatchStream = WatchStream;
 
     async fn watch(&self, req: Request<WatchRequest>) -> Result<Response<WatchStream>, Status> {
-        let view = self.view(&req);
+        let caller = self.guard.caller(&req).await?;
+        // The whole catalogue as it changes: for the cluster's data nodes and its admins.
+        if !caller.is_node() {
+            self.guard
+                .require(&caller, Permission::Read, "cluster:/", "")?;
+        }
+        let view = self.view(&caller);
         let from = req.into_inner().from_revision;
         let cat = self.node.catalogue.clone();
         let page_bytes = self.node.limits.watch_page_bytes;

@@ -96,6 +96,9 @@ pub struct DataNodePlan {
     pub config: DataNodeConfig,
 }
 
+/// What a local cluster takes a caller with no credentials for: its admin.
+pub const LOCAL_ANONYMOUS: &str = "local:anonymous";
+
 #[derive(Debug, Clone)]
 pub struct ClusterPlan {
     pub members: Vec<MemberPlan>,
@@ -125,9 +128,11 @@ impl ClusterPlan {
                 let name = format!("cp-{id}");
                 MemberPlan {
                     config: ControlPlaneConfig {
-                        // A local cluster on loopback: cleartext, as `tribctl dev` and the
-                        // demo say when they start.
+                        // A local cluster on loopback: cleartext, and whoever reaches the
+                        // ports is its admin, as `tribctl dev` and the demo say when they start.
                         insecure: true,
+                        anonymous_subjects: vec![LOCAL_ANONYMOUS.into()],
+                        admin_subjects: vec![LOCAL_ANONYMOUS.into()],
                         id,
                         listen: listen.clone(),
                         peers: peers.clone(),

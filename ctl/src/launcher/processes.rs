@@ -23,6 +23,8 @@ const MEMBER_FLAGS: &[(&str, &str)] = &[
     ("data_dir", "--data-dir"),
     ("admin_listen", "--admin-listen"),
     ("peer_listen", "--peer-listen"),
+    ("admin_subjects", "--admin-subject"),
+    ("anonymous_subjects", "--anonymous-subject"),
 ];
 /// Config keys the data-node binary takes as flags (`data-node/src/main.rs`).
 const DATA_NODE_FLAGS: &[(&str, &str)] = &[

@@ -122,18 +122,25 @@ impl Workers for MirrorWorkers {
 }
 
 /// Starts the supervisor; `control_plane` locates origins owned by other nodes, which take
-/// `own_secret` (this cluster's stream secret; empty: none).
+/// `own_secret` (this cluster's stream secret; empty: none) and, on an `insecure` cluster,
+/// `cluster_token`.
 pub fn spawn(
     host: Arc<dyn MirrorHost>,
     board: Arc<ReplicationBoard>,
     control_plane: Vec<String>,
     own_secret: String,
     tls: Option<tributary_common::tls::TlsFiles>,
+    cluster_token: String,
 ) -> AbortOnDrop {
     let changes = host.catalog_changes();
     let workers = MirrorWorkers {
         host,
-        resolver: Arc::new(origin::Resolver::new(control_plane, own_secret, tls)),
+        resolver: Arc::new(origin::Resolver::new(
+            control_plane,
+            own_secret,
+            tls,
+            cluster_token,
+        )),
         board,
     };
     AbortOnDrop::spawn(supervise(workers, changes, RECONCILE))

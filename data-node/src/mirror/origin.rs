@@ -1,9 +1,11 @@
 //! Opening a subscription on an origin stream, wherever it lives: owned by this node (read
 //! straight from storage through the same code `Streams.Subscribe` runs, minus the network),
-//! on another node of this cluster (sent this node's stream secret, which the cluster shares),
-//! or in another cluster (`external` names that cluster's control plane; TLS with the origin's
-//! CA when it says `https://` or gives one, and its credentials as the stream secret). The
-//! owner is looked up on every attempt, so a moved or restarted origin node is found again.
+//! on another node of this cluster (this node's certificate, or on an `insecure` cluster the
+//! cluster token, and the stream secret the cluster shares), or in another cluster
+//! (`external` names that cluster's control plane; TLS with the origin's CA when it says
+//! `https://` or gives one, and its credentials as the stream secret, shown to its control
+//! plane to locate the stream and to its data node to subscribe). The owner is looked up on
+//! every attempt, so a moved or restarted origin node is found again.
 
 use super::error::MirrorError;
 use super::host::MirrorHost;
@@ -15,7 +17,9 @@ use futures::StreamExt;
 use std::time::Duration;
 use tonic::transport::Channel;
 use tributary_common::certs;
-use tributary_common::grpc::{describe, endpoint, wants_tls, STREAM_SECRET_HEADER};
+use tributary_common::grpc::{
+    describe, endpoint, wants_tls, CLUSTER_TOKEN_HEADER, STREAM_SECRET_HEADER,
+};
 use tributary_common::secrets::REDACTED;
 use tributary_common::tls::{self, TlsFiles};
 use tributary_proto::v1::{
@@ -39,6 +43,8 @@ pub struct Resolver {
     own_secret: String,
     /// This cluster's TLS files (this node's certificate, the CA); None: cleartext.
     tls: Option<TlsFiles>,
+    /// The cluster token, shown to this cluster's servers (empty: none).
+    cluster_token: String,
 }
 
 /// How links to an origin's cluster speak.
@@ -55,8 +61,25 @@ enum Links {
 struct Route {
     control_plane: Vec<String>,
     links: Links,
-    /// Sent as the stream secret to the owning data node (empty: nothing sent).
-    secret: String,
+    /// Metadata every call to that cluster carries (stream secret, cluster token).
+    metadata: Vec<(&'static str, String)>,
+}
+
+impl Route {
+    /// `msg` with the route's metadata; a value that cannot be sent is named.
+    fn request<T>(&self, msg: T, stream: &str) -> Result<tonic::Request<T>, MirrorError> {
+        let mut req = tonic::Request::new(msg);
+        for (k, v) in &self.metadata {
+            if v.is_empty() {
+                continue;
+            }
+            let v = v
+                .parse()
+                .map_err(|_| MirrorError::BadSecret(stream.to_string()))?;
+            req.metadata_mut().insert(*k, v);
+        }
+        Ok(req)
+    }
 }
 
 fn addrs(list: &str) -> Vec<String> {
@@ -131,11 +154,17 @@ fn from_proto(ev: SubscribeEvent) -> TailEvent {
 }
 
 impl Resolver {
-    pub fn new(local: Vec<String>, own_secret: String, tls: Option<TlsFiles>) -> Self {
+    pub fn new(
+        local: Vec<String>,
+        own_secret: String,
+        tls: Option<TlsFiles>,
+        cluster_token: String,
+    ) -> Self {
         Resolver {
             local,
             own_secret,
             tls,
+            cluster_token,
         }
     }
 
@@ -149,7 +178,7 @@ impl Resolver {
                 true => Links::External(origin.external_ca_pem.clone()),
                 false => Links::Cleartext,
             },
-            secret: origin.external_credentials.clone(),
+            metadata: vec![(STREAM_SECRET_HEADER, origin.external_credentials.clone())],
         })
     }
 
@@ -180,12 +209,15 @@ impl Resolver {
                     Some(f) => Links::Cluster(f.clone()),
                     None => Links::Cleartext,
                 },
-                secret: self.own_secret.clone(),
+                metadata: vec![
+                    (STREAM_SECRET_HEADER, self.own_secret.clone()),
+                    (CLUSTER_TOKEN_HEADER, self.cluster_token.clone()),
+                ],
             }
         } else {
             Self::external(origin)?
         };
-        let (owner, addr) = locate(&route.control_plane, &route.links, &req.stream)
+        let (owner, addr) = locate(&route, &req.stream)
             .await
             .map_err(MirrorError::Locate)?;
         let ch = link(&addr, &route.links, Some(owner)).map_err(|reason| MirrorError::Link {
@@ -194,14 +226,7 @@ impl Resolver {
         })?;
         let mut client = StreamsClient::new(ch).max_decoding_message_size(MAX_EVENT_BYTES);
         let stream = req.stream.clone();
-        let mut call = tonic::Request::new(req);
-        if !route.secret.is_empty() {
-            let v = route
-                .secret
-                .parse()
-                .map_err(|_| MirrorError::BadSecret(stream.clone()))?;
-            call.metadata_mut().insert(STREAM_SECRET_HEADER, v);
-        }
+        let call = route.request(req, &stream)?;
         let failed = |reason: String| MirrorError::Subscribe {
             stream: stream.clone(),
             addr: addr.clone(),
@@ -223,10 +248,10 @@ impl Resolver {
 
 /// The address of the data node owning `stream`, asking each control-plane member in turn
 /// (any member answers catalogue reads).
-async fn locate(cps: &[String], links: &Links, stream: &str) -> Result<(u64, String), String> {
+async fn locate(route: &Route, stream: &str) -> Result<(u64, String), String> {
     let mut last = String::from("no control-plane address");
-    for cp in cps {
-        match locate_at(cp, links, stream).await {
+    for cp in &route.control_plane {
+        match locate_at(cp, route, stream).await {
             Ok(a) => return Ok(a),
             // A definite answer (no such stream) needs no second opinion.
             Err((true, e)) => return Err(e),
@@ -237,16 +262,21 @@ async fn locate(cps: &[String], links: &Links, stream: &str) -> Result<(u64, Str
 }
 
 /// `Err((definite, message))`.
-async fn locate_at(cp: &str, links: &Links, stream: &str) -> Result<(u64, String), (bool, String)> {
-    let ch = link(cp, links, None).map_err(|e| (false, format!("control plane {e}")))?;
+async fn locate_at(cp: &str, route: &Route, stream: &str) -> Result<(u64, String), (bool, String)> {
+    let ch = link(cp, &route.links, None).map_err(|e| (false, format!("control plane {e}")))?;
     let c = CatalogClient::new(ch);
     let get = |kind: EntityKind, name: String| {
         let mut c = c.clone();
         async move {
-            let r = EntityRef {
-                kind: kind as i32,
-                name,
-            };
+            let r = route
+                .request(
+                    EntityRef {
+                        kind: kind as i32,
+                        name,
+                    },
+                    stream,
+                )
+                .map_err(|e| (true, e.to_string()))?;
             match tokio::time::timeout(CALL_TIMEOUT, c.get(r)).await {
                 Err(_) => Err((false, format!("control plane {cp}: timed out"))),
                 Ok(Err(s)) if s.code() == tonic::Code::NotFound => {

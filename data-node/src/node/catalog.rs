@@ -6,7 +6,7 @@ use prost::Message;
 use std::collections::BTreeMap;
 use tributary_common::names::EntityName;
 use tributary_proto::v1::{
-    entity::Kind, Entity, EntityKind, EventType, ListReply, Stream, Tag, Target, WatchEvent, Well,
+    entity::Kind, Entity, EntityKind, EventType, ListReply, Stream, Tag, Target, WatchEvent, Well, Policy,
 };
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -19,6 +19,8 @@ pub struct CatalogView {
     pub tags: BTreeMap<String, u32>,
     /// Ditto targets (with their secrets when the node holds the cluster secret).
     pub targets: BTreeMap<String, Target>,
+    /// Policies, by canonical name: what the node decides its RPCs with.
+    pub policies: BTreeMap<String, Policy>,
 }
 
 /// Entity names in canonical `namespace:name` form (a malformed name stays as it is, so it
@@ -56,6 +58,10 @@ impl CatalogView {
                 t.name = canonical(&t.name);
                 self.targets.insert(t.name.clone(), t);
             }
+            Some(Kind::Policy(mut p)) => {
+                p.name = canonical(&p.name);
+                self.policies.insert(p.name.clone(), p);
+            }
             _ => {}
         }
     }
@@ -81,6 +87,9 @@ impl CatalogView {
                 }
                 Ok(EntityKind::Target) => {
                     self.targets.remove(&canonical(&ev.name));
+                }
+                Ok(EntityKind::Policy) => {
+                    self.policies.remove(&canonical(&ev.name));
                 }
                 _ => {}
             },
@@ -121,6 +130,9 @@ impl CatalogView {
         }));
         entities.extend(self.streams.values().map(|s| Entity {
             kind: Some(Kind::Stream(s.clone())),
+        }));
+        entities.extend(self.policies.values().map(|p| Entity {
+            kind: Some(Kind::Policy(p.clone())),
         }));
         entities.extend(self.targets.values().map(|t| Entity {
             kind: Some(Kind::Target(t.clone())),

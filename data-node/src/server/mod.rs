@@ -7,6 +7,7 @@ mod hosts;
 use crate::config::DataNodeConfig;
 use crate::control_client::{ControlClient, Endpoints, TagClient};
 use crate::ditto_stats::DittoStatsService;
+use crate::gate::Gate;
 use crate::ingest::IngestService;
 use crate::node::ditto_status::{CopySlots, DittoBoard};
 use crate::node::replication::ReplicationBoard;
@@ -20,10 +21,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
-use tonic::service::interceptor::InterceptedService;
-use tonic::service::Interceptor;
-use tributary_common::grpc::STREAM_SECRET_HEADER;
-use tributary_common::secrets;
+use tributary_common::access::Access;
 use tributary_common::serve;
 use tributary_common::task::AbortOnDrop;
 use tributary_common::telemetry::{self, Readiness};
@@ -33,22 +31,6 @@ use tributary_proto::v1::{
     ditto_server::DittoServer, ingest_server::IngestServer, streams_server::StreamsServer,
     wells_server::WellsServer,
 };
-
-/// Lets a `Streams` call through only with an accepted stream secret (none configured: all).
-#[derive(Clone)]
-struct StreamSecrets(Arc<Vec<String>>);
-
-impl Interceptor for StreamSecrets {
-    fn call(&mut self, req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
-        secrets::check(
-            &self.0,
-            req.metadata(),
-            STREAM_SECRET_HEADER,
-            "stream secret",
-        )?;
-        Ok(req)
-    }
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -150,14 +132,30 @@ pub async fn start_on(
     let links = (!config.insecure).then(|| config.tls.clone());
     let listening = listening(&config)?;
     let endpoints =
-        (!cp_addrs.is_empty()).then(|| Arc::new(Endpoints::new(cp_addrs.clone(), links.clone())));
+        (!cp_addrs.is_empty()).then(|| {
+            Arc::new(Endpoints::new(
+                cp_addrs.clone(),
+                links.clone(),
+                config.cluster_secret.clone(),
+            ))
+        });
     let tags = endpoints
         .as_ref()
         .map(|e| TagClient::new(e.clone()) as Arc<dyn TagCreator>);
     let node = open_node(&config, tags).await?;
-    if config.ingest_secrets.is_empty() {
-        tracing::warn!("no ingest secret configured: ingest is open to anyone who can connect");
-    }
+    let access = Access::from_config(
+        &config.auth,
+        &config.admin_subjects,
+        &config.cluster_secret,
+        &config.anonymous_subjects,
+    )
+    .map_err(StartError::Config)?;
+    let gate = Arc::new(Gate::new(
+        access,
+        node.clone(),
+        config.ingest_secrets.clone(),
+        config.stream_secrets.clone(),
+    ));
 
     let ready = Readiness::default();
     let admin_addr = telemetry::start_admin(&config.admin_listen, ready.clone())
@@ -167,7 +165,7 @@ pub async fn start_on(
     let max = usize::try_from(config.max_message_bytes).unwrap_or(usize::MAX);
     let ingest = IngestService {
         node: node.clone(),
-        secrets: Arc::new(config.ingest_secrets.clone()),
+        gate: gate.clone(),
         max_entry_bytes: usize::try_from(config.max_entry_bytes).unwrap_or(usize::MAX),
     };
     let replication = Arc::new(ReplicationBoard::default());
@@ -176,6 +174,7 @@ pub async fn start_on(
     let streams = StreamsService {
         node: node.clone(),
         replication: replication.clone(),
+        gate: gate.clone(),
     };
     let router = tonic::transport::Server::builder()
         .initial_stream_window_size(tributary_common::grpc::STREAM_WINDOW)
@@ -186,28 +185,29 @@ pub async fn start_on(
                 .accept_compressed(tonic::codec::CompressionEncoding::Gzip),
         )
         .add_service(DittoServer::new(DittoStatsService {
+            gate: gate.clone(),
             node_id: config.id,
             board: ditto_board.clone(),
             slots: ditto_slots.clone(),
         }))
         .add_service(
-            WellsServer::new(WellsService { node: node.clone() }).max_encoding_message_size(max),
+            WellsServer::new(WellsService {
+                node: node.clone(),
+                gate: gate.clone(),
+            })
+            .max_encoding_message_size(max),
         )
-        .add_service(InterceptedService::new(
+        .add_service(
             StreamsServer::new(streams)
                 .max_decoding_message_size(max)
                 .max_encoding_message_size(max),
-            StreamSecrets(Arc::new(config.stream_secrets.clone())),
-        ));
+        );
     let (tx, server) = serve::serve(router, listener, listening, "data-node gRPC");
 
     let host = Arc::new(NodeHost {
         node: node.clone(),
-        // In-process: the stats entries need no secret.
-        ingest: IngestService {
-            secrets: Arc::new(Vec::new()),
-            ..ingest
-        },
+        // In-process: the stats entries are stored as the node's own (`IngestService::store`).
+        ingest,
         secrets,
     });
     let mut background = vec![AbortOnDrop::spawn(maintenance(
@@ -237,6 +237,7 @@ pub async fn start_on(
         cp_addrs,
         own_secret,
         links,
+        config.cluster_secret.clone(),
     ));
     if let Some(endpoints) = endpoints {
         let advertise = if config.advertise.is_empty() {
@@ -250,7 +251,6 @@ pub async fn start_on(
             advertise,
             config.capacity,
             Duration::from_millis(config.heartbeat_interval_ms),
-            config.cluster_secret.clone(),
         );
         background.extend(client.spawn());
     }

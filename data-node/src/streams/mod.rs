@@ -1,9 +1,12 @@
 //! The `Streams` service: publish (single and pipelined), get, subscribe, info, purge,
-//! delete. Each handler finds the owned stream, calls its store, maps the result.
+//! delete. Each handler finds the owned stream, checks its caller may (a stream secret, a node
+//! of the cluster, or WRITE to publish, purge and delete, READ to get, subscribe and see
+//! info), calls its store, maps the result.
 
 pub mod subscribe;
 
 use crate::error::{Error, Result};
+use crate::gate::{Gate, Pass};
 use crate::node::replication::ReplicationBoard;
 use crate::node::Node;
 use crate::storage::streams::StreamStore;
@@ -12,6 +15,8 @@ use futures::StreamExt;
 use std::sync::Arc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
+use tributary_common::access::entity_resource;
+use tributary_common::policy::Permission;
 use tributary_common::time::now_ns;
 use tributary_proto::v1::{
     streams_server::Streams, DeleteMessageReply, DeleteMessageRequest, GetMessageRequest, PubAck,
@@ -74,11 +79,35 @@ pub struct StreamsService {
     pub node: Arc<Node>,
     /// What this node's mirror and source workers report, for `Info`.
     pub replication: Arc<ReplicationBoard>,
+    pub gate: Arc<Gate>,
 }
 
 impl StreamsService {
-    /// The owned stream taking `subject`.
-    fn stream_for(&self, subject: &str) -> Result<Arc<StreamStore>> {
+    /// Whether `pass` holds `permission` on stream `name`.
+    fn allowed(&self, pass: &Pass, permission: Permission, name: &str) -> Result<()> {
+        let policy = self
+            .node
+            .with_catalog(|c| c.streams.get(name).map(|s| s.policy.clone()))
+            .unwrap_or_default();
+        let resource = entity_resource("stream", name);
+        Ok(self.gate.require(pass, permission, &resource, &policy)?)
+    }
+
+    /// The owned stream `name` (field `stream`), if `pass` holds `permission` on it.
+    async fn owned<T>(
+        &self,
+        req: &Request<T>,
+        permission: Permission,
+        name: &str,
+    ) -> Result<Arc<StreamStore>> {
+        let pass = self.gate.streams(req).await?;
+        let store = self.node.owned_stream("stream", name)?;
+        self.allowed(&pass, permission, &store.name)?;
+        Ok(store)
+    }
+
+    /// The owned stream taking `subject`, if `pass` may publish to it.
+    fn stream_for(&self, subject: &str, pass: &Pass) -> Result<Arc<StreamStore>> {
         tributary_common::subject::validate_literal(subject)
             .map_err(|e| Error::invalid("subject", e.to_string()))?;
         let (name, mirror) = self
@@ -88,6 +117,7 @@ impl StreamsService {
                     .map(|s| (s.name.clone(), s.mirror.is_some()))
             })
             .ok_or_else(|| Error::not_found("stream for subject", subject))?;
+        self.allowed(pass, Permission::Write, &name)?;
         if mirror {
             return Err(Error::FailedPrecondition(format!(
                 "stream {name} is a mirror and takes no publishes"
@@ -97,7 +127,7 @@ impl StreamsService {
     }
 
     /// Publishes in order; runs of requests for the same stream are committed together.
-    pub fn publish_group(&self, reqs: Vec<PublishRequest>) -> Vec<PubAck> {
+    pub fn publish_group(&self, reqs: Vec<PublishRequest>, pass: &Pass) -> Vec<PubAck> {
         let mut acks = Vec::with_capacity(reqs.len());
         let mut run: Vec<(u64, NewMessage, Option<u64>)> = Vec::new();
         let mut run_store: Option<Arc<StreamStore>> = None;
@@ -105,7 +135,7 @@ impl StreamsService {
         let mut run_subject = String::new();
         for req in reqs {
             if run_store.is_none() || req.subject != run_subject {
-                match self.stream_for(&req.subject) {
+                match self.stream_for(&req.subject, pass) {
                     Ok(store) => {
                         if run_store.as_ref().is_some_and(|s| !Arc::ptr_eq(s, &store)) {
                             flush(&mut acks, &mut run, run_store.take());
@@ -130,8 +160,8 @@ impl StreamsService {
         acks
     }
 
-    pub fn publish_one(&self, req: PublishRequest) -> Result<PubAck> {
-        let store = self.stream_for(&req.subject)?;
+    pub fn publish_one(&self, req: PublishRequest, pass: &Pass) -> Result<PubAck> {
+        let store = self.stream_for(&req.subject, pass)?;
         let r = store.publish(
             new_message(req.subject, req.headers, req.data),
             (req.expected_last_seq > 0).then_some(req.expected_last_seq),
@@ -151,7 +181,8 @@ impl StreamsService {
 impl Streams for StreamsService {
     #[tracing::instrument(name = "Streams.Publish", skip_all, fields(subject = %req.get_ref().subject))]
     async fn publish(&self, req: Request<PublishRequest>) -> Result<Response<PubAck>, Status> {
-        Ok(Response::new(self.publish_one(req.into_inner())?))
+        let pass = self.gate.streams(&req).await?;
+        Ok(Response::new(self.publish_one(req.into_inner(), &pass)?))
     }
 
     type PublishStreamStream = ReceiverStream<Result<PubAckBatch, Status>>;
@@ -165,6 +196,7 @@ impl Streams for StreamsService {
         &self,
         req: Request<Streaming<PublishBatch>>,
     ) -> Result<Response<Self::PublishStreamStream>, Status> {
+        let pass = self.gate.streams(&req).await?;
         let mut inbound = req.into_inner();
         let (tx, rx) = tokio::sync::mpsc::channel(64);
         let svc = self.clone();
@@ -182,7 +214,7 @@ impl Streams for StreamsService {
                         None => break,
                     }
                 }
-                let acks = svc.publish_group(reqs);
+                let acks = svc.publish_group(reqs, &pass);
                 if tx.send(Ok(PubAckBatch { acks })).await.is_err() || ended {
                     return;
                 }
@@ -196,8 +228,10 @@ impl Streams for StreamsService {
         &self,
         req: Request<GetMessageRequest>,
     ) -> Result<Response<StreamMessage>, Status> {
+        let store = self
+            .owned(&req, Permission::Read, &req.get_ref().stream)
+            .await?;
         let req = req.into_inner();
-        let store = self.node.owned_stream("stream", &req.stream)?;
         let m = store.get(req.seq)?;
         Ok(Response::new(subscribe::to_proto(req.seq, m)))
     }
@@ -209,8 +243,10 @@ impl Streams for StreamsService {
         &self,
         req: Request<SubscribeRequest>,
     ) -> Result<Response<Self::SubscribeStream>, Status> {
+        let store = self
+            .owned(&req, Permission::Read, &req.get_ref().stream)
+            .await?;
         let req = req.into_inner();
-        let store = self.node.owned_stream("stream", &req.stream)?;
         let spec = subscribe::tail_spec(&req, self.node.incarnation_of(&store))?;
         let tail = store.tail(spec).map_err(Error::from)?;
         Ok(Response::new(Box::pin(tail.map(|r| {
@@ -224,7 +260,9 @@ impl Streams for StreamsService {
         &self,
         req: Request<StreamInfoRequest>,
     ) -> Result<Response<StreamInfoReply>, Status> {
-        let store = self.node.owned_stream("stream", &req.get_ref().stream)?;
+        let store = self
+            .owned(&req, Permission::Read, &req.get_ref().stream)
+            .await?;
         let s = store.state();
         Ok(Response::new(StreamInfoReply {
             config: self.node.stream_config(&store.name),
@@ -244,8 +282,10 @@ impl Streams for StreamsService {
 
     #[tracing::instrument(name = "Streams.Purge", skip_all, fields(stream = %req.get_ref().stream))]
     async fn purge(&self, req: Request<PurgeRequest>) -> Result<Response<PurgeReply>, Status> {
+        let store = self
+            .owned(&req, Permission::Write, &req.get_ref().stream)
+            .await?;
         let req = req.into_inner();
-        let store = self.node.owned_stream("stream", &req.stream)?;
         let subject = if req.subject.is_empty() {
             None
         } else {
@@ -262,8 +302,10 @@ impl Streams for StreamsService {
         &self,
         req: Request<DeleteMessageRequest>,
     ) -> Result<Response<DeleteMessageReply>, Status> {
+        let store = self
+            .owned(&req, Permission::Write, &req.get_ref().stream)
+            .await?;
         let req = req.into_inner();
-        let store = self.node.owned_stream("stream", &req.stream)?;
         store.delete_message(req.seq)?;
         Ok(Response::new(DeleteMessageReply {}))
     }

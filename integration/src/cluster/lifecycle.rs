@@ -2,7 +2,9 @@
 //! harness's defaults, then the test's hook, on every start), in-process or as processes, and
 //! pointing the links into a server at wherever it bound this time.
 
-use super::{process, Cluster, Handle, Run, Slot, CLUSTER_SECRET, INGEST_SECRET};
+use super::{
+    process, Cluster, Handle, Run, Slot, CLUSTER_SECRET, HARNESS_ANONYMOUS, INGEST_SECRET,
+};
 use crate::net::{LinkId, Server};
 use anyhow::{anyhow, bail, Result};
 use tokio::net::TcpListener;
@@ -41,8 +43,17 @@ impl Cluster {
             peer_listen: "127.0.0.1:0".into(),
             ..Default::default()
         };
-        if let Some(t) = &self.tls {
-            config.tls = t.member(id)?;
+        match &self.tls {
+            // The test's client certificate administers the cluster.
+            Some(t) => {
+                config.tls = t.member(id)?;
+                config.admin_subjects = vec![format!("tls:{}", crate::tls::CLIENT_NAME)];
+            }
+            // Cleartext, as `tribctl dev`: whoever reaches the port is the admin.
+            None => {
+                config.anonymous_subjects = vec![HARNESS_ANONYMOUS.into()];
+                config.admin_subjects = vec![HARNESS_ANONYMOUS.into()];
+            }
         }
         (self.tune_member)(&mut config);
         Ok(config)
@@ -139,8 +150,15 @@ impl Cluster {
             insecure: self.tls.is_none(),
             ..Default::default()
         };
-        if let Some(t) = &self.tls {
-            config.tls = t.data_node(k)?;
+        match &self.tls {
+            Some(t) => {
+                config.tls = t.data_node(k)?;
+                config.admin_subjects = vec![format!("tls:{}", crate::tls::CLIENT_NAME)];
+            }
+            None => {
+                config.anonymous_subjects = vec![HARNESS_ANONYMOUS.into()];
+                config.admin_subjects = vec![HARNESS_ANONYMOUS.into()];
+            }
         }
         if !config.advertise.is_empty() {
             self.register_client(&config.advertise);

@@ -34,6 +34,8 @@ use tributary_data_node::{DataNodeConfig, RunningDataNode};
 pub const CLUSTER_SECRET: &str = "cluster-secret";
 /// The ingest secret every data node accepts.
 pub const INGEST_SECRET: &str = "ingest-secret";
+/// What a test client with no credentials is taken for on an `insecure` cluster (an admin).
+pub const HARNESS_ANONYMOUS: &str = "harness:anonymous";
 
 /// Changes a member's config before every start, restarts included (`config.id` says which).
 pub type MemberTune = Arc<dyn Fn(&mut ControlPlaneConfig) + Send + Sync>;
