@@ -8,7 +8,9 @@
 use crate::auth::{AuthConfig, AuthError, Authenticator, Credentials, Principal};
 use crate::certs;
 use crate::policy::{self, Permission, Policy, BOOTSTRAP_POLICY};
-use std::sync::Arc;
+use crate::sync::lock;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use tonic::{Request, Status};
 
 /// Who sent a request.
@@ -85,6 +87,30 @@ pub trait Policies: Send + Sync {
     fn policy(&self, name: &str) -> Option<Arc<Policy>>;
 }
 
+/// Stored policies, each parsed once per stored version (its encoding), for [`Policies`].
+#[derive(Default)]
+pub struct ParsedPolicies(Mutex<HashMap<String, Parsed>>);
+
+/// A stored policy's encoding and what it parsed to.
+type Parsed = (Vec<u8>, Arc<Policy>);
+
+impl ParsedPolicies {
+    /// `stored` parsed, from the cache when unchanged. A stored policy the engine refuses
+    /// (written under older, looser rules) grants nothing.
+    pub fn parse(&self, name: &str, stored: &tributary_proto::v1::Policy) -> Option<Arc<Policy>> {
+        use prost::Message as _;
+        let bytes = stored.encode_to_vec();
+        if let Some((b, parsed)) = lock(&self.0).get(name) {
+            if *b == bytes {
+                return Some(parsed.clone());
+            }
+        }
+        let parsed = Arc::new(Policy::from_proto(stored).ok()?);
+        lock(&self.0).insert(name.to_string(), (bytes, parsed.clone()));
+        Some(parsed)
+    }
+}
+
 /// A server's gate: how it authenticates, and the cluster's policy from its config.
 pub struct Access {
     authenticator: Authenticator,
@@ -113,7 +139,10 @@ impl Access {
         cluster_token: &str,
         anonymous_subjects: &[String],
     ) -> Result<Access, String> {
-        let auth = auth.clone().with_secret_files().map_err(|e| e.to_string())?;
+        let auth = auth
+            .clone()
+            .with_secret_files()
+            .map_err(|e| e.to_string())?;
         let authenticator = Authenticator::new(&auth).map_err(|e| e.to_string())?;
         if !anonymous_subjects.is_empty() {
             tracing::warn!(subjects = ?anonymous_subjects, "anonymous_subjects: callers with no credentials are taken for these subjects");

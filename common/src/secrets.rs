@@ -18,6 +18,15 @@ pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
     diff == 0
 }
 
+/// A fresh random secret, `prefix-` and 32 hex digits from the OS RNG: what a local cluster
+/// (`tribctl dev`, the demo) shares between its members and data nodes. It reads as a string
+/// wherever config is parsed (never a number or boolean).
+pub fn random_token(prefix: &str) -> String {
+    let bytes: [u8; 16] = rand::random();
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!("{prefix}-{hex}")
+}
+
 /// Whether `given` is one of `accepted`, compared with every one without stopping early so
 /// the timing tells nothing.
 pub fn matches_any(accepted: &[String], given: &[u8]) -> bool {

@@ -5,11 +5,10 @@
 use crate::catalog::entity::{kind_label, kind_of, name_of};
 use crate::catalog::Catalogue;
 use crate::error::CatalogError;
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use tonic::Request;
 use tributary_common::access::{
-    entity_resource, Access, Caller, Policies, Refusal, STREAM_SECRET_SUBJECT,
+    entity_resource, Access, Caller, ParsedPolicies, Policies, Refusal, STREAM_SECRET_SUBJECT,
 };
 use tributary_common::auth::AuthMethod;
 use tributary_common::names::EntityName;
@@ -17,7 +16,6 @@ use tributary_common::policy::{
     EntityCreationConfig, EntityType, Permission, Policy, PolicyEntry, Resource, ResourceRule,
     Subject,
 };
-use tributary_common::sync::lock;
 use tributary_proto::v1::{entity::Kind, Entity, EntityKind};
 
 pub struct Guard {
@@ -29,26 +27,16 @@ pub struct Guard {
 /// The catalogue's policies, parsed once per stored version.
 struct StoredPolicies {
     catalogue: Catalogue,
-    parsed: Mutex<HashMap<String, (Vec<u8>, Arc<Policy>)>>,
+    parsed: ParsedPolicies,
 }
 
 impl Policies for StoredPolicies {
     fn policy(&self, name: &str) -> Option<Arc<Policy>> {
-        use prost::Message as _;
         let stored = self.catalogue.get(EntityKind::Policy, name).ok()??;
         let Some(Kind::Policy(p)) = stored.kind else {
             return None;
         };
-        let bytes = p.encode_to_vec();
-        if let Some((b, parsed)) = lock(&self.parsed).get(name) {
-            if *b == bytes {
-                return Some(parsed.clone());
-            }
-        }
-        // A stored policy the engine refuses (older, looser rules) grants nothing.
-        let parsed = Arc::new(Policy::from_proto(&p).ok()?);
-        lock(&self.parsed).insert(name.to_string(), (bytes, parsed.clone()));
-        Some(parsed)
+        self.parsed.parse(name, &p)
     }
 }
 
@@ -99,7 +87,7 @@ impl Guard {
             creation,
             policies: StoredPolicies {
                 catalogue,
-                parsed: Mutex::default(),
+                parsed: ParsedPolicies::default(),
             },
         }
     }

@@ -5,6 +5,7 @@
 //! be) → Raft proposal (`node::ready_loop`) → applied by `catalog::apply_command` in one
 //! RocksDB batch with the applied index → reply with the new revision.
 
+pub mod bootstrap;
 pub mod catalog;
 pub mod config;
 pub mod encryption;
@@ -60,6 +61,8 @@ pub struct RunningControlPlane {
     pub peer_addr: SocketAddr,
     /// One stop signal and task per gRPC listener.
     servers: Vec<serve::Serving>,
+    /// Tasks that end with the member (storing the first policy).
+    _background: Vec<tributary_common::task::AbortOnDrop>,
 }
 
 impl RunningControlPlane {
@@ -229,6 +232,9 @@ pub async fn start_on(
             "control-plane peer gRPC",
         ),
     ];
+    let background = vec![tributary_common::task::AbortOnDrop::spawn(
+        bootstrap::store_admin_policy(node.clone(), config.admin_subjects.clone()),
+    )];
     ready.set(true);
     tracing::info!(id = config.id, %addr, %peer_addr, insecure = config.insecure, "control-plane member started");
     Ok(RunningControlPlane {
@@ -237,6 +243,7 @@ pub async fn start_on(
         peer_addr,
         admin_addr,
         servers,
+        _background: background,
     })
 }
 

@@ -95,6 +95,7 @@ async fn data_node(
         insecure: true,
         cluster_secret: "test-cluster".into(),
         anonymous_subjects: vec!["test:anonymous".into()],
+        admin_subjects: vec!["test:anonymous".into()],
         id: 1,
         listen: "127.0.0.1:0".into(),
         data_dir: dir.join("data-node"),

@@ -32,7 +32,11 @@ async fn stream_calls_carry_the_secret_and_external_credentials_stay_hidden() ->
 {
     let c = Cluster::builder("a")
         .insecure()
-        .tune_data_nodes(|dn| dn.stream_secrets = vec!["s3cret".into()])
+        // The data nodes take no anonymous caller: the stream secret is what lets one in.
+        .tune_data_nodes(|dn| {
+            dn.stream_secrets = vec!["s3cret".into()];
+            dn.anonymous_subjects.clear();
+        })
         .start()
         .await?;
     let cp = c.cp_addr(1)?;

@@ -149,7 +149,8 @@ impl ControlClient {
                 match self.endpoints.channel() {
                     Ok(ch) => ClusterClient::new(ch)
                         .heartbeat(self.endpoints.request(req))
-                        .await.map(|_| ()),
+                        .await
+                        .map(|_| ()),
                     Err(e) => Err(e),
                 }
             } else {

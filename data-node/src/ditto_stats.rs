@@ -22,7 +22,7 @@ impl Ditto for DittoStatsService {
         &self,
         req: Request<DittoStatsRequest>,
     ) -> Result<Response<DittoStatsReply>, Status> {
-        let pass = self.gate.other(&req).await?;
+        let pass = self.gate.other(&req, "Ditto.Stats").await?;
         self.gate
             .require(&pass, Permission::Read, "cluster:/", "")
             .map_err(Status::from)?;

@@ -4,17 +4,14 @@
 //! secret for `Ingest.Write`, a stream secret for `Streams`), or a user whose subjects the
 //! cluster's policy or the entity's own grant the RPC's permission.
 
-use crate::node::Node;
-use prost::Message as _;
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
 use crate::error::{Error, Result};
+use crate::node::Node;
+use std::sync::Arc;
 use tonic::Request;
-use tributary_common::access::{Access, Caller, Policies, Refusal};
+use tributary_common::access::{Access, Caller, ParsedPolicies, Policies, Refusal};
 use tributary_common::grpc::{INGEST_SECRET_HEADER, STREAM_SECRET_HEADER};
 use tributary_common::policy::{Permission, Policy};
 use tributary_common::secrets::matches_any;
-use tributary_common::sync::lock;
 
 /// How a call got in.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,21 +27,13 @@ pub enum Pass {
 /// The policies in the node's catalogue view, parsed once per version.
 struct ViewPolicies {
     node: Arc<Node>,
-    parsed: Mutex<HashMap<String, (Vec<u8>, Arc<Policy>)>>,
+    parsed: ParsedPolicies,
 }
 
 impl Policies for ViewPolicies {
     fn policy(&self, name: &str) -> Option<Arc<Policy>> {
         let p = self.node.with_catalog(|c| c.policies.get(name).cloned())?;
-        let bytes = p.encode_to_vec();
-        if let Some((b, parsed)) = lock(&self.parsed).get(name) {
-            if *b == bytes {
-                return Some(parsed.clone());
-            }
-        }
-        let parsed = Arc::new(Policy::from_proto(&p).ok()?);
-        lock(&self.parsed).insert(name.to_string(), (bytes, parsed.clone()));
-        Some(parsed)
+        self.parsed.parse(name, &p)
     }
 }
 
@@ -66,7 +55,7 @@ impl Gate {
             access,
             policies: ViewPolicies {
                 node,
-                parsed: Mutex::default(),
+                parsed: ParsedPolicies::default(),
             },
             ingest_secrets,
             stream_secrets,
@@ -98,27 +87,45 @@ impl Gate {
                     "missing {what} (metadata {header}), and no other credentials"
                 )))
             }
+            Caller::Anonymous => {
+                self.access.authenticated(&Caller::Anonymous, what)?;
+                Pass::Caller(Caller::Anonymous)
+            }
             other => Pass::Caller(other),
         })
     }
 
     /// `Ingest.Write`: the ingest secret, or credentials the policies will judge per well.
     pub async fn ingest<T>(&self, req: &Request<T>) -> Result<Pass> {
-        self.pass(req, &self.ingest_secrets, INGEST_SECRET_HEADER, "ingest secret")
-            .await
+        self.pass(
+            req,
+            &self.ingest_secrets,
+            INGEST_SECRET_HEADER,
+            "ingest secret",
+        )
+        .await
     }
 
     /// `Streams.*`: a stream secret, or credentials the policies will judge per stream.
     pub async fn streams<T>(&self, req: &Request<T>) -> Result<Pass> {
-        self.pass(req, &self.stream_secrets, STREAM_SECRET_HEADER, "stream secret")
-            .await
+        self.pass(
+            req,
+            &self.stream_secrets,
+            STREAM_SECRET_HEADER,
+            "stream secret",
+        )
+        .await
     }
 
     /// Any other RPC: the caller itself.
-    pub async fn other<T>(&self, req: &Request<T>) -> Result<Pass> {
+    pub async fn other<T>(&self, req: &Request<T>, what: &str) -> Result<Pass> {
         Ok(match self.access.caller(req).await? {
             Caller::DataNode(_) | Caller::Member(_) => Pass::Node,
-            other => Pass::Caller(other),
+            other => {
+                // Every call of a data node needs credentials of some kind.
+                self.access.authenticated(&other, what)?;
+                Pass::Caller(other)
+            }
         })
     }
 

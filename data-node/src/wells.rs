@@ -46,7 +46,7 @@ pub struct WellsService {
 impl WellsService {
     /// The owned well `req` names, if its caller may read it.
     async fn readable<T>(&self, req: &Request<T>, well: &str) -> Result<Arc<Well>> {
-        let pass = self.gate.other(req).await?;
+        let pass = self.gate.other(req, "reading a well").await?;
         let w = self.node.owned_well("well", well)?;
         let name = canonical(well);
         let policy = self

@@ -16,6 +16,8 @@ async fn ingest_then_query_across_an_ageout() {
     let dir = tempfile::tempdir().unwrap();
     let config = DataNodeConfig {
         insecure: true,
+        anonymous_subjects: vec!["test:anonymous".into()],
+        admin_subjects: vec!["test:anonymous".into()],
         listen: "127.0.0.1:0".into(),
         data_dir: dir.path().to_path_buf(),
         admin_listen: String::new(),

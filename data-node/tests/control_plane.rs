@@ -81,6 +81,8 @@ async fn query_tags(addr: &str) -> Vec<String> {
 fn dn_config(dir: &std::path::Path, cp: &str) -> DataNodeConfig {
     DataNodeConfig {
         insecure: true,
+        anonymous_subjects: vec!["test:anonymous".into()],
+        admin_subjects: vec!["test:anonymous".into()],
         cluster_secret: "test-cluster".into(),
         listen: "127.0.0.1:0".into(),
         data_dir: dir.to_path_buf(),

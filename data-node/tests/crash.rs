@@ -27,6 +27,10 @@ fn spawn(dir: &std::path::Path) -> (Child, String) {
             "--ingest-secret",
             "k",
             "--insecure",
+            "--anonymous-subject",
+            "test:anonymous",
+            "--admin-subject",
+            "test:anonymous",
         ])
         .arg("--data-dir")
         .arg(dir)

@@ -19,6 +19,8 @@ const SECRET: &str = "s3cret";
 async fn start_node(dir: &TempDir) -> RunningDataNode {
     let config = DataNodeConfig {
         insecure: true,
+        anonymous_subjects: vec!["test:anonymous".into()],
+        admin_subjects: vec!["test:anonymous".into()],
         listen: "127.0.0.1:0".into(),
         data_dir: dir.path().to_path_buf(),
         admin_listen: String::new(),
@@ -488,6 +490,8 @@ async fn an_unreadable_frame_ends_ingest_with_its_reason() {
     let dir = tempfile::tempdir().unwrap();
     let config = DataNodeConfig {
         insecure: true,
+        anonymous_subjects: vec!["test:anonymous".into()],
+        admin_subjects: vec!["test:anonymous".into()],
         listen: "127.0.0.1:0".into(),
         data_dir: dir.path().to_path_buf(),
         admin_listen: String::new(),

@@ -113,3 +113,16 @@ pub fn channel(addr: &str) -> Result<Channel> {
         .map(|e| e.connect_lazy())
         .map_err(|e| anyhow!("{addr}: {e}"))
 }
+
+/// A channel to `addr` as a stranger: TLS trusting the cluster's CA when it speaks TLS, but
+/// showing no certificate (a client with no credentials of its own).
+pub fn anonymous_channel(addr: &str) -> Result<Channel> {
+    let files = files_for(addr).map(|f| TlsFiles {
+        cert_file: Default::default(),
+        key_file: Default::default(),
+        ca_file: f.ca_file,
+    });
+    tributary_common::tls::endpoint(addr, files.as_ref(), None)
+        .map(|e| e.connect_lazy())
+        .map_err(|e| anyhow!("{addr}: {e}"))
+}

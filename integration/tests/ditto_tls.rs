@@ -1,7 +1,6 @@
 //! Ditto to a target whose data node speaks TLS: the target names its CA, the entries arrive;
 //! a cleartext client gets nowhere.
 
-use tonic::transport::{Certificate, ClientTlsConfig, Endpoint};
 use tributary_integration::{wait, Cluster, INGEST_SECRET};
 use tributary_proto::v1::{
     entity::Kind, wells_client::WellsClient, Entity, QueryRequest, Target, Well, WellEntry,
@@ -50,14 +49,9 @@ async fn ditto_reaches_an_encrypted_endpoint_with_the_targets_ca() -> anyhow::Re
     .await?;
     src.update(well("src", &["secure"])).await?;
 
-    // Read the target over TLS too, trusting only its CA: its listener speaks nothing else.
-    let channel = Endpoint::from_shared(format!("https://{}", dst.data_addr(1)?))?
-        .tls_config(
-            ClientTlsConfig::new()
-                .domain_name("127.0.0.1")
-                .ca_certificate(Certificate::from_pem(&cert_pem)),
-        )?
-        .connect_lazy();
+    // Read the target over TLS too, as its admin (the harness's client certificate): its
+    // listener speaks nothing else.
+    let channel = tributary_integration::tls::channel(&dst.data_addr(1)?)?;
     let got = wait::until("50 entries over TLS", wait::WAIT, || {
         let mut wells = WellsClient::new(channel.clone());
         async move {

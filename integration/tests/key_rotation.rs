@@ -12,7 +12,9 @@ use tonic::{Code, Request};
 use tributary_common::crypto::{Encryption, EncryptionConfig, Key};
 use tributary_common::grpc::CLUSTER_TOKEN_HEADER;
 use tributary_common::secrets::REDACTED;
+use tributary_integration::tls::anonymous_channel;
 use tributary_integration::{wait, Cluster, Server, CLUSTER_SECRET};
+use tributary_proto::v1::cluster_client::ClusterClient;
 use tributary_proto::v1::{
     catalog_client::CatalogClient, entity::Kind, Entity, EntityKind, KeyUse, ListRequest,
     MigrateEncryptionReply, MigrateEncryptionRequest, Stream, StreamSource, Target,
@@ -80,10 +82,8 @@ async fn migrate(
     m: u64,
     req: MigrateEncryptionRequest,
 ) -> Result<MigrateEncryptionReply> {
-    Ok(c.cluster(m)?
-        .migrate_encryption(with_token(req)?)
-        .await?
-        .into_inner())
+    // As the cluster's admin (the harness's client); a data node may not.
+    Ok(c.cluster(m)?.migrate_encryption(req).await?.into_inner())
 }
 
 fn status() -> MigrateEncryptionRequest {
@@ -298,7 +298,9 @@ async fn keys_rotate_and_a_migration_under_load_loses_no_secret() -> Result<()> 
         }]
     );
     assert_eq!((st.phase.as_str(), st.remaining), ("idle", 0));
-    let anonymous = c.cluster(1)?.migrate_encryption(status()).await;
+    let anonymous = ClusterClient::new(anonymous_channel(&c.cp_addr(1)?)?)
+        .migrate_encryption(status())
+        .await;
     assert_eq!(
         anonymous.map(|_| ()).unwrap_err().code(),
         Code::Unauthenticated
@@ -348,9 +350,18 @@ async fn keys_rotate_and_a_migration_under_load_loses_no_secret() -> Result<()> 
     let load = Load::start(&c, expected.clone(), 1)?;
     let run = migrate(&c, follower, MigrateEncryptionRequest::default()).await?;
     assert!(run.active && run.total > 0, "{run:?}");
+    let as_node = c
+        .cluster(follower)?
+        .migrate_encryption(with_token(status())?)
+        .await;
+    assert_eq!(
+        as_node.map(|_| ()).unwrap_err().code(),
+        Code::PermissionDenied,
+        "a data node's token does not administer the cluster"
+    );
     let again = c
         .cluster(follower)?
-        .migrate_encryption(with_token(MigrateEncryptionRequest::default())?)
+        .migrate_encryption(MigrateEncryptionRequest::default())
         .await;
     assert_eq!(
         again.map(|_| ()).unwrap_err().code(),

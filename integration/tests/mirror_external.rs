@@ -8,7 +8,7 @@ use tonic::transport::Channel;
 use tonic::{Code, Request, Status};
 use tributary_common::grpc::STREAM_SECRET_HEADER;
 use tributary_integration::streams::{caught_up, count, file_stream as stream};
-use tributary_integration::tls::channel;
+use tributary_integration::tls::{anonymous_channel, channel};
 use tributary_integration::{wait, Cluster};
 use tributary_proto::v1::{
     catalog_client::CatalogClient, entity::Kind, streams_client::StreamsClient, Entity, EntityKind,
@@ -100,9 +100,11 @@ async fn mirror_over_tls_with_credentials_and_recovery_from_bad_ones() -> Result
     b.create(entity(stream("EXT", &["ext.>"]))).await?;
     let b_dn = channel(&b.data_addr(1)?)?;
     wait_info(&b_dn, SECRET, "EXT", "served", |_| true).await?;
-    // B's streams take only the secret, and say what is wrong without it.
+    // To a caller with no credentials of its own, B's streams take only the secret, and say
+    // what is wrong without it.
+    let stranger = anonymous_channel(&b.data_addr(1)?)?;
     for (given, why) in [("", "missing"), ("wrong", "bad")] {
-        let err = info(&b_dn, given, "EXT").await.expect_err(why);
+        let err = info(&stranger, given, "EXT").await.expect_err(why);
         assert_eq!(err.code(), Code::Unauthenticated, "{err:?}");
         assert!(
             err.message().contains(why) && err.message().contains(STREAM_SECRET_HEADER),

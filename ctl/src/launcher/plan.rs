@@ -154,6 +154,8 @@ impl ClusterPlan {
                 DataNodePlan {
                     config: DataNodeConfig {
                         insecure: true,
+                        anonymous_subjects: vec![LOCAL_ANONYMOUS.into()],
+                        admin_subjects: vec![LOCAL_ANONYMOUS.into()],
                         id,
                         listen: listen.clone(),
                         control_plane: control_plane.clone(),
@@ -166,10 +168,14 @@ impl ClusterPlan {
                 }
             })
             .collect();
-        Self {
+        let mut plan = Self {
             members,
             data_nodes,
-        }
+        };
+        // Cleartext links: the data nodes show this token to the members to be known as the
+        // cluster's own (with TLS their certificates would say it).
+        plan.set_cluster_secret(&tributary_common::secrets::random_token("local"));
+        plan
     }
 
     /// The members' addresses, as `--server` and `TRIBUTARY_SERVER` take them.

@@ -37,6 +37,8 @@ const DATA_NODE_FLAGS: &[(&str, &str)] = &[
     ("ingest_secrets", "--ingest-secret"),
     ("stream_secrets", "--stream-secret"),
     ("sync_writes", "--sync-writes"),
+    ("admin_subjects", "--admin-subject"),
+    ("anonymous_subjects", "--anonymous-subject"),
 ];
 
 pub struct Binaries {
@@ -158,6 +160,12 @@ fn environment(
             }
             Ok(())
         }
+        // A string the config loader can only read back as a string (a secret such as
+        // `local-3f9a…`): the environment keeps it out of `ps`.
+        Value::String(s) if reads_as_string(s) => {
+            env.push((format!("TRIBUTARY_{}", key.to_ascii_uppercase()), s.clone()));
+            Ok(())
+        }
         Value::Number(_) | Value::Bool(_) => {
             env.push((
                 format!("TRIBUTARY_{}", key.to_ascii_uppercase()),
@@ -169,6 +177,14 @@ fn environment(
             "key `{key}` has no flag, and only numbers and booleans are safe in the environment"
         ),
     }
+}
+
+/// Starts with a letter, and only letters, digits and `-`, and is no boolean: no TOML value but
+/// a string.
+fn reads_as_string(s: &str) -> bool {
+    s.starts_with(|c: char| c.is_ascii_alphabetic())
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        && !matches!(s, "true" | "false" | "inf" | "nan")
 }
 
 /// Starts `cmd` detached: its own process group (a Ctrl-C at the terminal does not reach it),
@@ -256,8 +272,14 @@ mod tests {
             at.and_then(|i| cmd.args.get(i + 1)).map(String::as_str),
             Some(plan.servers().as_str())
         );
-        // A string key without a flag is refused, not dropped.
-        plan.set_cluster_secret("s");
+        // A secret without a flag goes by the environment (out of `ps`)...
+        plan.set_cluster_secret("local-00ff");
+        let cmd = member_command(bin, &plan.members[0])?;
+        assert!(cmd
+            .env
+            .contains(&("TRIBUTARY_CLUSTER_SECRET".into(), "local-00ff".into())));
+        // ...but a string key the environment would read as a number is refused, not dropped.
+        plan.set_cluster_secret("007");
         let e = format!("{:#}", member_command(bin, &plan.members[0]).unwrap_err());
         assert!(e.contains("cluster_secret") && e.contains("cp-1"), "{e}");
         Ok(())

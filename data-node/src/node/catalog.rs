@@ -6,7 +6,8 @@ use prost::Message;
 use std::collections::BTreeMap;
 use tributary_common::names::EntityName;
 use tributary_proto::v1::{
-    entity::Kind, Entity, EntityKind, EventType, ListReply, Stream, Tag, Target, WatchEvent, Well, Policy,
+    entity::Kind, Entity, EntityKind, EventType, ListReply, Policy, Stream, Tag, Target,
+    WatchEvent, Well,
 };
 
 #[derive(Debug, Clone, Default, PartialEq)]

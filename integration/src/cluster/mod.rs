@@ -191,6 +191,7 @@ impl Builder {
         for id in &voters {
             c.start_member(*id, listeners.remove(id)).await?;
         }
+        c.wait_first_policy().await?;
         for k in 1..=self.data_nodes {
             c.data_nodes.insert(k, Slot::new(self.data_node_run));
             c.start_data_node(k).await?;

@@ -128,40 +128,9 @@ fn log_tail(path: &Path) -> String {
     format!("log {}:\n{tail}", path.display())
 }
 
-/// A config struct as TOML: top-level keys, then one table per nested section (the servers'
-/// configs have at most one level, e.g. the control plane's `[raft]`).
+/// A config struct as the TOML file the servers read.
 pub fn toml_of(config: &impl Serialize) -> Result<String> {
-    let v = serde_json::to_value(config)?;
-    let obj = v
-        .as_object()
-        .ok_or_else(|| anyhow!("a config must serialize to a table"))?;
-    let mut top = String::new();
-    let mut tables = String::new();
-    for (k, v) in obj {
-        match v {
-            serde_json::Value::Null => {}
-            serde_json::Value::Object(t) => {
-                tables.push_str(&format!("[{k}]\n"));
-                for (k2, v2) in t {
-                    tables.push_str(&toml_line(&format!("{k}.{k2}"), k2, v2)?);
-                }
-            }
-            _ => top.push_str(&toml_line(k, k, v)?),
-        }
-    }
-    Ok(top + &tables)
-}
-
-/// `key = value`: JSON's strings, numbers, booleans and arrays of them are valid TOML.
-fn toml_line(path: &str, key: &str, v: &serde_json::Value) -> Result<String> {
-    let nested = |v: &serde_json::Value| v.is_object() || v.is_null();
-    if nested(v) || v.as_array().is_some_and(|a| a.iter().any(nested)) {
-        if v.is_null() {
-            return Ok(String::new());
-        }
-        bail!("config key {path}: nested tables are not supported");
-    }
-    Ok(format!("{key} = {v}\n"))
+    toml::to_string(config).context("writing a server config as TOML")
 }
 
 #[cfg(test)]
@@ -177,6 +146,11 @@ mod tests {
             ..Default::default()
         };
         c.raft.tick_ms = 7;
+        c.admin_subjects = vec!["tls:admin".into()];
+        c.entity_creation.grant = vec![tributary_common::policy::CreationRule {
+            auth_subjects: vec!["pre:admin".into()],
+            ..Default::default()
+        }];
         let text = toml_of(&c).unwrap();
         let back: tributary_control_plane::ControlPlaneConfig =
             figment::Figment::from(figment::providers::Toml::string(&text))
@@ -185,6 +159,8 @@ mod tests {
         assert_eq!(back.raft.tick_ms, 7);
         assert_eq!(back.cluster_secret, c.cluster_secret);
         assert_eq!(back.peers, c.peers);
+        assert_eq!(back.admin_subjects, c.admin_subjects);
+        assert_eq!(back.entity_creation, c.entity_creation);
         let d = tributary_data_node::DataNodeConfig {
             ingest_secrets: vec!["a".into(), "b".into()],
             ..Default::default()

@@ -69,6 +69,31 @@ impl Cluster {
         .await
     }
 
+    /// Waits until the cluster's first policy (`default:cluster-admin`, stored from the
+    /// members' `admin_subjects` once a leader is elected) is there, when they name admins:
+    /// what a started cluster holds before a test counts revisions.
+    pub async fn wait_first_policy(&self) -> Result<()> {
+        let Some(id) = self.running_members().first().copied() else {
+            return Ok(());
+        };
+        if self
+            .member_config(id, "127.0.0.1:0")?
+            .admin_subjects
+            .is_empty()
+        {
+            return Ok(());
+        }
+        let what = format!("cluster {}: its first policy stored", self.name);
+        wait::until(&what, WAIT, || async {
+            let r = EntityRef {
+                kind: EntityKind::Policy as i32,
+                name: tributary_common::policy::BOOTSTRAP_POLICY.into(),
+            };
+            self.catalog(id).ok()?.get(r).await.ok().map(|_| ())
+        })
+        .await
+    }
+
     /// Waits until every running member has applied at least `index`.
     pub async fn wait_applied(&self, index: u64) -> Result<()> {
         let what = format!("cluster {}: every member applied {index}", self.name);

@@ -1,7 +1,7 @@
 //! `probe_heartbeat.py`: 300 forged heartbeats with 3 MB of stats each, for made-up node ids,
 //! grew a member to 1 GB, never evicted.
 
-use crate::member::{within, Member};
+use crate::member::{as_node, within, Member};
 use anyhow::{ensure, Result};
 use tonic::Code;
 use tributary_proto::v1::{
@@ -27,15 +27,29 @@ async fn forged_heartbeats_are_refused_and_only_registered_nodes_are_remembered(
     let mut cluster = m.cluster()?;
     let start = m.settled_rss_mib().await?;
 
-    // The probe: ~3 MB of stats each, over `limits.max_heartbeat_bytes` (1 MiB).
+    // With no credentials, nobody is a data node: refused before anything is read.
+    let err = cluster
+        .heartbeat(HeartbeatRequest {
+            node_id: 1,
+            healthy: true,
+            stats: stats(1, 10),
+        })
+        .await
+        .expect_err("an anonymous heartbeat");
+    ensure!(
+        matches!(err.code(), Code::Unauthenticated | Code::PermissionDenied),
+        "{err:?}"
+    );
+
+    // The probe, from a data node of the cluster: ~3 MB of stats each, over `limits.max_heartbeat_bytes` (1 MiB).
     let big = stats(3000, 1000);
     for id in 1000..1300 {
         let err = cluster
-            .heartbeat(HeartbeatRequest {
+            .heartbeat(as_node(HeartbeatRequest {
                 node_id: id,
                 healthy: true,
                 stats: big.clone(),
-            })
+            }))
             .await
             .expect_err("a 3 MB heartbeat");
         ensure!(
@@ -48,11 +62,11 @@ async fn forged_heartbeats_are_refused_and_only_registered_nodes_are_remembered(
     let fits = stats(900, 1000);
     for id in 2000..2100 {
         let err = cluster
-            .heartbeat(HeartbeatRequest {
+            .heartbeat(as_node(HeartbeatRequest {
                 node_id: id,
                 healthy: true,
                 stats: fits.clone(),
-            })
+            }))
             .await
             .expect_err("an unregistered node");
         ensure!(err.code() == Code::NotFound, "{err:?}");
@@ -61,21 +75,21 @@ async fn forged_heartbeats_are_refused_and_only_registered_nodes_are_remembered(
 
     // A registered node's heartbeats replace each other: one beat is kept.
     cluster
-        .register(RegisterRequest {
+        .register(as_node(RegisterRequest {
             node: Some(DataNode {
                 id: 7,
                 addr: "127.0.0.1:1".into(),
                 capacity: 1,
             }),
-        })
+        }))
         .await?;
     for _ in 0..100 {
         cluster
-            .heartbeat(HeartbeatRequest {
+            .heartbeat(as_node(HeartbeatRequest {
                 node_id: 7,
                 healthy: true,
                 stats: fits.clone(),
-            })
+            }))
             .await?;
     }
     ensure!(m.metric("tributary_cp_liveness_nodes").await? == 1.0);

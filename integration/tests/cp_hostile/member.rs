@@ -13,6 +13,21 @@ use tributary_proto::v1::{
     catalog_client::CatalogClient, cluster_client::ClusterClient, StatusRequest,
 };
 
+/// What a caller with no credentials is taken for: an admin of the cluster.
+pub const ANONYMOUS: &str = "test:anonymous";
+/// The cluster token (`cluster_secret`): a data node's credentials on an insecure cluster.
+pub const CLUSTER_TOKEN: &str = "hostile-cluster";
+
+/// `msg` as a data node of the cluster sends it.
+pub fn as_node<T>(msg: T) -> tonic::Request<T> {
+    let mut req = tonic::Request::new(msg);
+    req.metadata_mut().insert(
+        tributary_common::grpc::CLUSTER_TOKEN_HEADER,
+        tonic::metadata::MetadataValue::from_static(CLUSTER_TOKEN),
+    );
+    req
+}
+
 pub struct Member {
     child: Child,
     pub addr: String,
@@ -37,6 +52,14 @@ impl Member {
         let mut cmd = Command::new(binary("tributary-control-plane")?);
         cmd.args(["--id", "1", "--listen", "127.0.0.1:0"])
             .args(["--admin-listen", "127.0.0.1:0", "--insecure"])
+            // The attacks come from callers who got in (an admin, a data node of the cluster):
+            // what they can make a member hold is bounded all the same.
+            .args([
+                "--anonymous-subject",
+                ANONYMOUS,
+                "--admin-subject",
+                ANONYMOUS,
+            ])
             .arg("--data-dir")
             .arg(dir.path().join("data"))
             .arg("--addr-file")
@@ -50,6 +73,7 @@ impl Member {
                 cmd.env_remove(k);
             }
         }
+        cmd.env("TRIBUTARY_CLUSTER_SECRET", CLUSTER_TOKEN);
         for (k, v) in env {
             cmd.env(k, v);
         }

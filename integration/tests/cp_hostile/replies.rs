@@ -4,6 +4,7 @@
 
 use anyhow::{ensure, Result};
 use tonic::Code;
+use tributary_integration::cluster::CLUSTER_SECRET;
 use tributary_integration::entities::stream;
 use tributary_integration::Cluster;
 use tributary_proto::v1::{
@@ -17,12 +18,25 @@ fn policy(name: &str) -> Entity {
             name: name.into(),
             entries: vec![PolicyEntry {
                 label: "x".into(),
-                subjects: vec![format!("i:{}", "s".repeat(3900))],
+                // ~3.9 KB: 15 subjects near the longest a policy takes.
+                subjects: (0..15)
+                    .map(|i| format!("i:{i:02}{}", "s".repeat(250)))
+                    .collect(),
                 resources: vec![],
                 ..Default::default()
             }],
         })),
     }
+}
+
+/// `msg` as a data node of the (insecure) harness cluster sends it: with the cluster token.
+fn as_node<T>(msg: T) -> tonic::Request<T> {
+    let mut req = tonic::Request::new(msg);
+    if let Ok(v) = CLUSTER_SECRET.parse() {
+        req.metadata_mut()
+            .insert(tributary_common::grpc::CLUSTER_TOKEN_HEADER, v);
+    }
+    req
 }
 
 fn list(kind: EntityKind, namespace: &str) -> ListRequest {
@@ -89,14 +103,14 @@ async fn list_and_status_replies_stay_within_their_bytes_and_say_so() -> Result<
             capacity: 1,
         };
         cluster
-            .register(RegisterRequest { node: Some(node) })
+            .register(as_node(RegisterRequest { node: Some(node) }))
             .await?;
         cluster
-            .heartbeat(HeartbeatRequest {
+            .heartbeat(as_node(HeartbeatRequest {
                 node_id: id,
                 healthy: true,
                 stats: stats.clone(),
-            })
+            }))
             .await?;
     }
     let status = cluster.status(StatusRequest {}).await?.into_inner();
@@ -117,7 +131,7 @@ async fn list_and_status_replies_stay_within_their_bytes_and_say_so() -> Result<
         capacity: 1,
     };
     let err = cluster
-        .register(RegisterRequest { node: Some(fourth) })
+        .register(as_node(RegisterRequest { node: Some(fourth) }))
         .await
         .expect_err("a fourth node");
     ensure!(
@@ -130,7 +144,7 @@ async fn list_and_status_replies_stay_within_their_bytes_and_say_so() -> Result<
         capacity: 1,
     };
     cluster
-        .register(RegisterRequest { node: Some(again) })
+        .register(as_node(RegisterRequest { node: Some(again) }))
         .await?;
     ensure!(c.member(1)?.node.liveness.held().0 == 3);
     c.shutdown().await;

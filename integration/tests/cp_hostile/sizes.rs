@@ -3,21 +3,32 @@
 //! event log kept 100,000 events whatever their size), and a 3.9 MB entity was accepted.
 
 use crate::member::{within, Member};
-use crate::watch::fat_policy;
+use crate::watch::fat_target;
 use anyhow::{ensure, Result};
 use tonic::Code;
-use tributary_proto::v1::{entity::Kind, Entity, Policy, PolicyEntry, Well};
+use tributary_proto::v1::{entity::Kind, Entity, Target, Well};
 
-fn one_subject_policy(name: &str, bytes: usize) -> Entity {
+/// A target whose CA certificate is `bytes` long (bounded by the entity size only).
+fn big_target(name: &str, bytes: usize) -> Entity {
     Entity {
-        kind: Some(Kind::Policy(Policy {
+        kind: Some(Kind::Target(Target {
             name: name.into(),
-            entries: vec![PolicyEntry {
-                label: "0".into(),
-                subjects: vec![format!("i:{}", "s".repeat(bytes))],
-                resources: vec![],
-                ..Default::default()
-            }],
+            cleartext_endpoints: vec!["127.0.0.1:1".into()],
+            ingest_secret: "s".into(),
+            ca_pem: "A".repeat(bytes),
+            ..Default::default()
+        })),
+    }
+}
+
+/// A target with one endpoint `bytes` long (a text field).
+fn long_endpoint(name: &str, bytes: usize) -> Entity {
+    Entity {
+        kind: Some(Kind::Target(Target {
+            name: name.into(),
+            cleartext_endpoints: vec!["h".repeat(bytes)],
+            ingest_secret: "s".into(),
+            ..Default::default()
         })),
     }
 }
@@ -31,15 +42,24 @@ async fn big_entities_are_refused_and_updates_keep_the_data_dir_bounded() -> Res
     let mut cat = m.catalog()?;
 
     // The probes' entities, refused with the limit named; nothing is stored.
-    for (bytes, limit) in [
-        (1 << 20, "limits.max_entity_bytes"),
-        (3900 << 10, "limits.max_entity_bytes"),
-        (5000, "limits.max_field_bytes"),
+    for (entity, bytes, limit) in [
+        (
+            big_target("default:big", 1 << 20),
+            1 << 20,
+            "limits.max_entity_bytes",
+        ),
+        (
+            big_target("default:big", 3900 << 10),
+            3900 << 10,
+            "limits.max_entity_bytes",
+        ),
+        (
+            long_endpoint("default:big", 5000),
+            5000,
+            "limits.max_field_bytes",
+        ),
     ] {
-        let err = cat
-            .create(one_subject_policy("default:big", bytes))
-            .await
-            .expect_err("too big");
+        let err = cat.create(entity).await.expect_err("too big");
         ensure!(
             err.code() == Code::InvalidArgument && err.message().contains(limit),
             "{bytes} bytes: {err:?}"
@@ -47,7 +67,7 @@ async fn big_entities_are_refused_and_updates_keep_the_data_dir_bounded() -> Res
     }
     // 100 MB is over gRPC's own message limit: refused before any of it is decoded further.
     let err = cat
-        .create(one_subject_policy("default:huge", 100 << 20))
+        .create(big_target("default:huge", 100 << 20))
         .await
         .expect_err("100 MB");
     ensure!(err.code() != Code::Ok, "{err:?}");
@@ -69,16 +89,16 @@ async fn big_entities_are_refused_and_updates_keep_the_data_dir_bounded() -> Res
         "{err:?}"
     );
 
-    // Updates of a 200 KiB policy, 200 MB in all. The Raft log compacts every
+    // Updates of a 200 KiB target, 200 MB in all. The Raft log compacts every
     // `raft.snapshot_bytes` (64 MiB) and RocksDB then flushes, dropping its write-ahead log;
     // the event log keeps `raft.max_watch_event_bytes` (64 MiB). So the data dir saws between
     // ~10-20 MiB and ~3 × 64 MiB (the write-ahead log of the Raft log, catalogue and event
     // writes since the last compaction); before, it grew by all of them (385 MB for 150 MB).
-    cat.create(fat_policy("default:fat", 0)).await?;
+    cat.create(fat_target("default:fat", 0)).await?;
     let start = m.data_mib()?;
     let (mut peak, mut samples) = (start, Vec::new());
     for v in 1..=UPDATES {
-        cat.update(fat_policy("default:fat", v)).await?;
+        cat.update(fat_target("default:fat", v)).await?;
         if v % 50 == 0 {
             let now = m.data_mib()?;
             peak = peak.max(now);

@@ -6,23 +6,23 @@ use anyhow::{anyhow, ensure, Result};
 use std::time::Instant;
 use tributary_integration::wait;
 use tributary_proto::v1::{
-    catalog_client::CatalogClient, entity::Kind, Entity, EntityKind, EntityRef, Policy,
-    PolicyEntry, WatchRequest,
+    catalog_client::CatalogClient, entity::Kind, Entity, EntityKind, EntityRef, Target,
+    WatchRequest,
 };
 
-/// A policy of about 200 KiB (within the default limits), version `v`.
-pub fn fat_policy(name: &str, v: usize) -> Entity {
+/// A target of about 200 KiB (within the default limits: its CA certificate is bounded by
+/// the entity size only), version `v`.
+pub fn fat_target(name: &str, v: usize) -> Entity {
     Entity {
-        kind: Some(Kind::Policy(Policy {
+        kind: Some(Kind::Target(Target {
             name: name.into(),
-            entries: (0..50)
-                .map(|i| PolicyEntry {
-                    label: format!("{v}-{i}"),
-                    subjects: vec![format!("i:{}", "s".repeat(4000))],
-                    resources: vec![],
-                    ..Default::default()
-                })
-                .collect(),
+            cleartext_endpoints: vec!["127.0.0.1:1".into()],
+            ingest_secret: "s".into(),
+            ca_pem: format!(
+                "-----BEGIN CERTIFICATE-----\n{v}{}\n-----END CERTIFICATE-----\n",
+                "A".repeat(200 << 10)
+            ),
+            ..Default::default()
         })),
     }
 }
@@ -35,7 +35,7 @@ const EVENT: f64 = (210 << 10) as f64;
 
 fn fat() -> EntityRef {
     EntityRef {
-        kind: EntityKind::Policy as i32,
+        kind: EntityKind::Target as i32,
         name: "default:fat".into(),
     }
 }
@@ -45,9 +45,9 @@ async fn idle_watchers_from_revision_zero_hold_a_page_each_and_nothing_once_gone
     let _one = crate::serial().await;
     let mut m = Member::start(&[]).await?;
     let mut cat = m.catalog()?;
-    cat.create(fat_policy("default:fat", 0)).await?;
+    cat.create(fat_target("default:fat", 0)).await?;
     for v in 1..=UPDATES {
-        cat.update(fat_policy("default:fat", v)).await?;
+        cat.update(fat_target("default:fat", v)).await?;
     }
     let last = cat.get(fat()).await?.into_inner().revision;
     let log_mib = (UPDATES * 200) >> 10;
@@ -131,7 +131,7 @@ async fn idle_watchers_from_revision_zero_hold_a_page_each_and_nothing_once_gone
             seen = e.revision;
         }
     }
-    cat.update(fat_policy("default:fat", UPDATES + 1)).await?;
+    cat.update(fat_target("default:fat", UPDATES + 1)).await?;
     let live = reader
         .message()
         .await?

@@ -6,7 +6,7 @@ use crate::catalog::{apply_command, Catalogue};
 use crate::error::CatalogError;
 use rocksdb::WriteBatch;
 use tributary_proto::v1::command::Op;
-use tributary_proto::v1::{entity::Kind, Command, Entity, Policy, PolicyEntry, WatchEvent};
+use tributary_proto::v1::{entity::Kind, Command, Entity, Target, WatchEvent};
 
 fn open(max_revisions: u64) -> (tempfile::TempDir, Catalogue) {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -14,17 +14,15 @@ fn open(max_revisions: u64) -> (tempfile::TempDir, Catalogue) {
     (dir, Catalogue::open(db, max_revisions).expect("catalogue"))
 }
 
-/// A policy of about `bytes` bytes, version `v`.
-fn policy(v: usize, bytes: usize) -> Entity {
+/// A target of about `bytes` bytes (its CA certificate), version `v`.
+fn fat(v: usize, bytes: usize) -> Entity {
     Entity {
-        kind: Some(Kind::Policy(Policy {
+        kind: Some(Kind::Target(Target {
             name: "fat".into(),
-            entries: vec![PolicyEntry {
-                label: v.to_string(),
-                subjects: vec![format!("i:{}", "s".repeat(bytes))],
-                resources: vec![],
-                ..Default::default()
-            }],
+            cleartext_endpoints: vec!["127.0.0.1:1".into()],
+            ingest_secret: "s".into(),
+            ca_pem: format!("{v}{}", "s".repeat(bytes)),
+            ..Default::default()
         })),
     }
 }
@@ -60,9 +58,9 @@ fn read_all(cat: &Catalogue, from: u64, page_bytes: usize) -> (Vec<WatchEvent>, 
 #[test]
 fn pages_hold_at_most_their_bytes_and_together_every_event_once() {
     let (_d, cat) = open(1000);
-    write(&cat, 1, Op::Create(policy(0, 10_000)));
+    write(&cat, 1, Op::Create(fat(0, 10_000)));
     for v in 1..30 {
-        write(&cat, v as u64 + 1, Op::Update(policy(v, 10_000)));
+        write(&cat, v as u64 + 1, Op::Update(fat(v, 10_000)));
     }
     // Revision 1 has two events (the namespace and the policy), the others one.
     let (events, biggest) = read_all(&cat, 0, 35_000);
@@ -93,9 +91,9 @@ fn pages_hold_at_most_their_bytes_and_together_every_event_once() {
 fn the_log_keeps_its_bytes_and_a_watcher_behind_them_is_told_to_list_again() {
     let (_d, cat) = open(1000);
     cat.limit_event_log_bytes(100_000);
-    write(&cat, 1, Op::Create(policy(0, 10_000)));
+    write(&cat, 1, Op::Create(fat(0, 10_000)));
     for v in 1..50 {
-        write(&cat, v as u64 + 1, Op::Update(policy(v, 10_000)));
+        write(&cat, v as u64 + 1, Op::Update(fat(v, 10_000)));
     }
     let held = cat.event_log_bytes();
     assert!(held <= 100_000, "the log holds {held} bytes");
@@ -111,7 +109,7 @@ fn the_log_keeps_its_bytes_and_a_watcher_behind_them_is_told_to_list_again() {
     let floor = cat.inner.events.floor();
     let page = cat.events_page(Cursor::after(floor), 0, 1).expect("page");
     for v in 50..70 {
-        write(&cat, v as u64 + 1, Op::Update(policy(v, 10_000)));
+        write(&cat, v as u64 + 1, Op::Update(fat(v, 10_000)));
     }
     let err = cat
         .events_page(page.next, 0, 1 << 20)
@@ -123,11 +121,11 @@ fn the_log_keeps_its_bytes_and_a_watcher_behind_them_is_told_to_list_again() {
 #[test]
 fn a_snapshot_replacing_the_catalogue_ends_every_watch() {
     let (_d, cat) = open(1000);
-    write(&cat, 1, Op::Create(policy(0, 100)));
+    write(&cat, 1, Op::Create(fat(0, 100)));
     let mut feed = cat.feed();
     let restores = feed.borrow_and_update().restores;
     let snapshot = cat.export().expect("export");
-    write(&cat, 2, Op::Update(policy(1, 100)));
+    write(&cat, 2, Op::Update(fat(1, 100)));
     assert!(feed.has_changed().expect("feed"));
     let mut batch = WriteBatch::default();
     cat.restore(&mut batch, &snapshot, 3).expect("restore");

@@ -1,55 +1,31 @@
-//! Policies: who (`issuer:subject`) is granted or revoked what on which resources.
+//! Policies: who (`issuer:subject`) is granted or revoked what on which resources, checked as
+//! every server reads them (`tributary_common::policy`: Eclipse Ditto's model and limits), so
+//! the catalogue never holds a policy that a member or data node could not enforce.
 
 use super::fields::invalid;
 use crate::error::CatalogError;
-use tributary_proto::v1::{Permission, Policy};
+use tributary_proto::v1::Policy;
 
-/// The resource types a policy entry may name.
-const RESOURCE_TYPES: [&str; 6] = [
-    "well:/",
-    "stream:/",
-    "target:/",
-    "policy:/",
-    "cluster:/",
-    "namespace:/",
-];
+/// How much of a field path an error echoes (a path may carry a client's subject id).
+const MAX_ECHOED: usize = 96;
 
 pub(super) fn policy(p: &mut Policy) -> Result<(), CatalogError> {
-    if p.entries.is_empty() {
-        return Err(invalid("entries", "a policy needs at least one entry"));
+    tributary_common::policy::Policy::from_proto(p)
+        .map(|_| ())
+        .map_err(|e| {
+            let path = shortened(e.path());
+            invalid(&path, e.to_string().replace(e.path(), &path))
+        })
+}
+
+/// `text`, cut to [`MAX_ECHOED`] bytes (on a character boundary) with `…` when longer.
+fn shortened(text: &str) -> String {
+    if text.len() <= MAX_ECHOED {
+        return text.to_string();
     }
-    for (i, entry) in p.entries.iter().enumerate() {
-        for subj in &entry.subjects {
-            if !subj.contains(':') {
-                return Err(invalid(
-                    &format!("entries[{i}].subjects"),
-                    format!("{subj:?} is not issuer:subject"),
-                ));
-            }
-        }
-        for r in &entry.resources {
-            if !RESOURCE_TYPES.iter().any(|t| r.resource.starts_with(t)) {
-                return Err(invalid(
-                    &format!("entries[{i}].resources"),
-                    format!(
-                        "{:?} must start with one of {}",
-                        r.resource,
-                        RESOURCE_TYPES.join(", ")
-                    ),
-                ));
-            }
-            for perm in r.grant.iter().chain(r.revoke.iter()) {
-                if !matches!(
-                    Permission::try_from(*perm),
-                    Ok(Permission::Read | Permission::Write | Permission::Admin)
-                ) {
-                    return Err(invalid(
-                        &format!("entries[{i}].resources"),
-                        "permissions are READ, WRITE or ADMIN",
-                    ));
-                }
-            }
-        }
+    let mut end = MAX_ECHOED;
+    while !text.is_char_boundary(end) {
+        end -= 1;
     }
-    Ok(())
+    format!("{}…", &text[..end])
 }
