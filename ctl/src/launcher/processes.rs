@@ -37,6 +37,8 @@ const DATA_NODE_FLAGS: &[(&str, &str)] = &[
     ("ingest_secrets", "--ingest-secret"),
     ("stream_secrets", "--stream-secret"),
     ("sync_writes", "--sync-writes"),
+    ("admin_subjects", "--admin-subject"),
+    ("anonymous_subjects", "--anonymous-subject"),
 ];
 
 pub struct Binaries {
