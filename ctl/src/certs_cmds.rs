@@ -112,7 +112,7 @@ fn init(a: InitArgs, json: bool) -> Result<()> {
     let ca = Ca::new("Tributary cluster CA")?;
     certs::write(&a.dir, CA, &ca.pem).with_context(|| format!("--dir {}", a.dir.display()))?;
     let issued = names.issue(&ca, &a.dir)?;
-    report(&a.dir, &issued, json)
+    report(&a.dir, &issued, true, json)
 }
 
 fn add(a: AddArgs, json: bool) -> Result<()> {
@@ -127,7 +127,7 @@ fn add(a: AddArgs, json: bool) -> Result<()> {
         )
     })?;
     let issued = names.issue(&ca, &a.dir)?;
-    report(&a.dir, &issued, json)
+    report(&a.dir, &issued, false, json)
 }
 
 /// The certificates to make, checked.
@@ -248,7 +248,8 @@ fn absolute(p: &Path) -> PathBuf {
     std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
 }
 
-fn report(dir: &Path, issued: &[Issued], json: bool) -> Result<()> {
+/// Prints what went where; `init` also says how to make its first client the admin.
+fn report(dir: &Path, issued: &[Issued], init: bool, json: bool) -> Result<()> {
     let (ca_cert, ca_key) = (
         absolute(&dir.join("ca.pem")),
         absolute(&dir.join("ca-key.pem")),
@@ -308,10 +309,13 @@ fn report(dir: &Path, issued: &[Issued], json: bool) -> Result<()> {
     }
     let clients: Vec<&Issued> = issued.iter().filter(|i| i.role == Role::Client).collect();
     if let Some(first) = clients.first() {
-        println!(
-            "\nGive the servers --admin-subject {} to make it the cluster's admin. tribctl as {}:",
-            first.subject, first.name
-        );
+        if init {
+            println!(
+                "\nGive the servers --admin-subject {} to make {} the cluster's admin.",
+                first.subject, first.name
+            );
+        }
+        println!("\ntribctl as {}:", first.name);
         println!(
             "  export TRIBUTARY_CA={} TRIBUTARY_CERT={} TRIBUTARY_KEY={}",
             ca_cert.display(),

@@ -80,7 +80,8 @@ impl ConnectArgs {
     /// What a failure report needs to know of the links, without opening them.
     pub fn failure_context(&self) -> crate::failure::Context {
         crate::failure::Context {
-            tls: self.ca.is_some() || self.server.contains("https://"),
+            tls: self.ca.is_some() && !self.server.contains("http://"),
+            cert: self.cert.is_some(),
             credentials: self.cert.is_some() || !self.token.is_empty() || self.token_file.is_some(),
         }
     }

@@ -5,7 +5,11 @@ use tonic::{Code, Status};
 
 /// What tribctl knew about its own links when the command failed.
 pub struct Context {
+    /// Every server named is reached over TLS (a CA given, no `http://` address).
     pub tls: bool,
+    /// A client certificate is shown.
+    pub cert: bool,
+    /// A client certificate or a token is shown.
     pub credentials: bool,
 }
 
@@ -31,6 +35,11 @@ pub fn report(e: &anyhow::Error, ctx: &Context) -> (String, i32) {
 }
 
 fn hint(s: &Status, ctx: &Context) -> Option<&'static str> {
+    let text = tributary_common::grpc::describe(s);
+    let transport = matches!(
+        s.code(),
+        Code::Unavailable | Code::Unknown | Code::Internal | Code::Cancelled
+    ) && (text.contains("transport") || text.contains("connection"));
     match s.code() {
         Code::Unauthenticated if !ctx.credentials => Some(
             "give a client certificate (--cert/--key with --ca, or TRIBUTARY_CERT/TRIBUTARY_KEY) \
@@ -39,9 +48,17 @@ fn hint(s: &Status, ctx: &Context) -> Option<&'static str> {
         Code::PermissionDenied => {
             Some("`tribctl auth whoami` shows the subjects the server took you for")
         }
-        Code::Unavailable | Code::Unknown | Code::Internal if !ctx.tls => Some(
+        _ if transport && text.contains("invalid peer certificate") => Some(
+            "the server's certificate does not check against --ca: is that this cluster's CA, \
+             and is the server's certificate valid for the address used?",
+        ),
+        _ if transport && !ctx.tls => Some(
             "if the servers speak TLS (they do unless started insecure), give the cluster CA \
-             with --ca (or TRIBUTARY_CA) or name them https://HOST:PORT",
+             with --ca (or TRIBUTARY_CA), and no http:// in --server",
+        ),
+        _ if transport && ctx.cert => Some(
+            "a server that refuses a client certificate closes the connection: is --cert signed \
+             by this cluster's CA?",
         ),
         _ => None,
     }

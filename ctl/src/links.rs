@@ -258,7 +258,7 @@ fn check_files(files: &TlsFiles) -> Result<(), LinkError> {
                 files.cert_file.display(),
                 files.key_file.display()
             ),
-            reason,
+            reason: format!("{reason}: TLS cannot use them (is the key the certificate's?)"),
         },
         other => tls_error("https://localhost:1", other),
     })?;

@@ -41,9 +41,22 @@ pub struct Denied;
 
 pub async fn run(cmd: PolicyCmd, cp: &ControlPlane, json: bool) -> Result<()> {
     match cmd {
-        PolicyCmd::Catalog(c) => catalog_cmds::run(*c, cp, json).await,
+        PolicyCmd::Catalog(c) => match *c {
+            Crud::Get { name, seq: None } if !json => show_ditto(&name, cp).await,
+            c => catalog_cmds::run(c, cp, json).await,
+        },
         PolicyCmd::Check(a) => check(a, cp, json).await,
     }
+}
+
+/// `policy get` for people: Ditto's policy JSON, which `policy create|update --file` takes.
+async fn show_ditto(name: &str, cp: &ControlPlane) -> Result<()> {
+    let Some(Kind::Policy(p)) = locate::entity(cp, EntityKind::Policy, name).await?.kind else {
+        bail!("{name} is not a policy");
+    };
+    let policy = Policy::from_proto(&p).map_err(|e| anyhow!("policy {name} as stored: {e}"))?;
+    println!("{}", policy.to_json());
+    Ok(())
 }
 
 async fn check(a: CheckArgs, cp: &ControlPlane, json: bool) -> Result<()> {
