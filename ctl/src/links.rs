@@ -288,6 +288,37 @@ mod tests {
     }
 
     #[test]
+    fn every_call_carries_the_token_and_streams_calls_the_secret() -> anyhow::Result<()> {
+        let links = Links::new(LinkOptions {
+            token: Some(" abc.def.ghi\n".into()),
+            stream_secret: Some("s3cret".into()),
+            ..Default::default()
+        })?;
+        let mut plain = CallAuth {
+            bearer: links.bearer.clone(),
+            stream_secret: None,
+        };
+        let mut streams = CallAuth {
+            bearer: links.bearer.clone(),
+            stream_secret: links.stream_secret.clone(),
+        };
+        let req = plain.call(Request::new(()))?;
+        let auth = req
+            .metadata()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok());
+        assert_eq!(auth, Some("Bearer abc.def.ghi"));
+        assert!(req.metadata().get(STREAM_SECRET_HEADER).is_none());
+        let req = streams.call(Request::new(()))?;
+        let secret = req
+            .metadata()
+            .get(STREAM_SECRET_HEADER)
+            .and_then(|v| v.to_str().ok());
+        assert_eq!(secret, Some("s3cret"));
+        Ok(())
+    }
+
+    #[test]
     fn half_identities_and_bad_files_name_their_flag() {
         let o = |ca: Option<&str>, cert: Option<&str>, key: Option<&str>| LinkOptions {
             ca: ca.map(PathBuf::from),

@@ -3,232 +3,11 @@
 //! tribctl showing `--ca/--cert/--key` to both; a caller without credentials or permission is
 //! refused with a clear message. And policies in Eclipse Ditto's JSON with `policy check`.
 
-use anyhow::{anyhow, ensure, Context, Result};
+mod support;
+
+use anyhow::Result;
 use serde_json::Value;
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::Duration;
-use tributary_common::addr_file::BoundAddrs;
-use tributary_integration::wait;
-
-const TRIBCTL: &str = env!("CARGO_BIN_EXE_tribctl");
-/// How long a server may take to start, or the cluster to do something, on a loaded machine.
-const DEADLINE: Duration = Duration::from_secs(60);
-
-/// A server process, killed (and reaped) however the test ends.
-struct Server {
-    child: Child,
-    addrs: BoundAddrs,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// The server binaries, built beside tribctl.
-fn binary(name: &str) -> Result<PathBuf> {
-    let p = Path::new(TRIBCTL)
-        .parent()
-        .ok_or_else(|| anyhow!("tribctl has no directory"))?
-        .join(name);
-    ensure!(
-        p.is_file(),
-        "{name} is not built beside tribctl: `cargo build -p tributary-control-plane -p \
-         tributary-data-node` first"
-    );
-    Ok(p)
-}
-
-/// Starts `bin` with `args` plus `--addr-file`, and waits until it has bound.
-async fn start(bin: &str, args: &[String], dir: &Path, name: &str) -> Result<Server> {
-    let addr_file = dir.join(format!("{name}.addr.json"));
-    let log_file = dir.join(format!("{name}.log"));
-    let log = std::fs::File::create(&log_file)?;
-    let mut cmd = Command::new(binary(bin)?);
-    cmd.args(args)
-        .arg("--addr-file")
-        .arg(&addr_file)
-        .stdin(Stdio::null())
-        .stdout(log.try_clone()?)
-        .stderr(log);
-    for (k, _) in std::env::vars_os() {
-        if k.to_string_lossy().starts_with("TRIBUTARY_") {
-            cmd.env_remove(k);
-        }
-    }
-    let mut server = Server {
-        child: cmd.spawn().with_context(|| format!("starting {bin}"))?,
-        addrs: BoundAddrs {
-            grpc: ([127, 0, 0, 1], 0).into(),
-            admin: None,
-            peer: None,
-        },
-    };
-    let what = format!("{name} to write {}", addr_file.display());
-    let found = wait::until(&what, DEADLINE, || {
-        let state = match server.child.try_wait() {
-            Ok(Some(status)) => Some(Err(anyhow!("{name} exited: {status}"))),
-            Ok(None) => BoundAddrs::read(&addr_file).map_err(Into::into).transpose(),
-            Err(e) => Some(Err(e.into())),
-        };
-        async move { state }
-    })
-    .await
-    .and_then(|r| r);
-    match found {
-        Ok(a) => {
-            server.addrs = a;
-            Ok(server)
-        }
-        Err(e) => Err(e.context(std::fs::read_to_string(&log_file).unwrap_or_default())),
-    }
-}
-
-/// The TLS flags `tribctl certs init` printed for `name`.
-fn server_tls(pki: &Path, name: &str) -> Vec<String> {
-    let f = |file: String| pki.join(file).display().to_string();
-    vec![
-        "--tls-cert".into(),
-        f(format!("{name}.pem")),
-        "--tls-key".into(),
-        f(format!("{name}-key.pem")),
-        "--tls-ca".into(),
-        f("ca.pem".into()),
-    ]
-}
-
-/// tribctl with exactly `env` of the `TRIBUTARY_*` variables, and `stdin` as its input.
-fn tribctl_sync(args: &[String], env: &[(String, String)], stdin: Option<&str>) -> Output {
-    let mut cmd = Command::new(TRIBCTL);
-    cmd.args(args).env("RUST_BACKTRACE", "0");
-    for (k, _) in std::env::vars_os() {
-        if k.to_string_lossy().starts_with("TRIBUTARY_") {
-            cmd.env_remove(k);
-        }
-    }
-    cmd.envs(env.iter().map(|(k, v)| (k, v)))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().expect("run tribctl");
-    if let Some(mut input) = child.stdin.take() {
-        let _ = input.write_all(stdin.unwrap_or_default().as_bytes());
-    }
-    child.wait_with_output().expect("tribctl output")
-}
-
-/// Who tribctl is: the servers and the credentials, as environment variables.
-#[derive(Clone)]
-struct As(Vec<(String, String)>);
-
-impl As {
-    fn new(server: &str, pki: &Path, client: Option<&str>) -> As {
-        let p = |f: String| pki.join(f).display().to_string();
-        let mut env = vec![
-            ("TRIBUTARY_SERVER".to_string(), server.to_string()),
-            ("TRIBUTARY_CA".into(), p("ca.pem".into())),
-        ];
-        if let Some(c) = client {
-            env.push(("TRIBUTARY_CERT".into(), p(format!("{c}.pem"))));
-            env.push(("TRIBUTARY_KEY".into(), p(format!("{c}-key.pem"))));
-        }
-        As(env)
-    }
-
-    async fn run_with(&self, args: &[&str], stdin: Option<&str>) -> Output {
-        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-        let (env, stdin) = (self.0.clone(), stdin.map(str::to_string));
-        tokio::task::spawn_blocking(move || tribctl_sync(&args, &env, stdin.as_deref()))
-            .await
-            .expect("join")
-    }
-
-    async fn run(&self, args: &[&str]) -> Output {
-        self.run_with(args, None).await
-    }
-
-    /// Runs and requires success; the stdout.
-    async fn ok(&self, args: &[&str]) -> Result<String> {
-        let out = self.run(args).await;
-        ensure!(
-            out.status.success(),
-            "tribctl {args:?} failed: {}{}",
-            text(&out.stderr),
-            text(&out.stdout)
-        );
-        Ok(text(&out.stdout))
-    }
-
-    /// Runs until it succeeds (what the data node learns through its catalogue watch).
-    async fn eventually(&self, args: &[&str], stdin: Option<&str>) -> Result<String> {
-        let last = std::cell::RefCell::new(String::new());
-        let r = wait::until(&format!("tribctl {args:?}"), DEADLINE, || {
-            let (run, last) = (self.run_with(args, stdin), &last);
-            async move {
-                let out = run.await;
-                *last.borrow_mut() = text(&out.stderr);
-                out.status.success().then(|| text(&out.stdout))
-            }
-        })
-        .await;
-        r.with_context(|| format!("last error: {}", last.borrow()))
-    }
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).to_string()
-}
-
-/// `certs init` into `dir/pki`; returns the directory.
-async fn certs(dir: &Path, data_nodes: u64) -> Result<PathBuf> {
-    let pki = dir.join("pki");
-    let dn = data_nodes.to_string();
-    let pki_s = pki.display().to_string();
-    let init = [
-        "certs",
-        "init",
-        "--dir",
-        &pki_s,
-        "--members",
-        "1",
-        "--data-nodes",
-        &dn,
-        "--client",
-        "admin",
-        "--client",
-        "reader",
-    ];
-    let nobody = As(Vec::new());
-    let out = nobody.ok(&init).await?;
-    ensure!(
-        out.contains("--tls-cert"),
-        "no server flags printed:\n{out}"
-    );
-    Ok(pki)
-}
-
-async fn member(dir: &Path, pki: &Path) -> Result<Server> {
-    let mut args: Vec<String> = [
-        "--id",
-        "1",
-        "--listen",
-        "127.0.0.1:0",
-        "--admin-listen",
-        "127.0.0.1:0",
-        "--admin-subject",
-        "tls:admin",
-        "--data-dir",
-    ]
-    .map(String::from)
-    .to_vec();
-    args.push(dir.join("cp1").display().to_string());
-    args.extend(server_tls(pki, "member-1"));
-    start("tributary-control-plane", &args, dir, "cp1").await
-}
+use support::{certs, data_node, member, text, As};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_readme_path_with_certificates() -> Result<()> {
@@ -249,26 +28,9 @@ async fn the_readme_path_with_certificates() -> Result<()> {
         text(&again.stderr)
     );
 
-    let cp = member(dir, &pki).await?;
+    let cp = member(dir, &pki, &[]).await?;
     let server = cp.addrs.grpc.to_string();
-    let mut args: Vec<String> = [
-        "--id",
-        "1",
-        "--listen",
-        "127.0.0.1:0",
-        "--admin-listen",
-        "127.0.0.1:0",
-        "--admin-subject",
-        "tls:admin",
-        "--control-plane",
-        &server,
-        "--data-dir",
-    ]
-    .map(String::from)
-    .to_vec();
-    args.push(dir.join("dn1").display().to_string());
-    args.extend(server_tls(&pki, "data-node-1"));
-    let _dn = start("tributary-data-node", &args, dir, "dn1").await?;
+    let _dn = data_node(dir, &pki, &server, &[]).await?;
 
     let admin = As::new(&server, &pki, Some("admin"));
     admin
@@ -390,7 +152,7 @@ async fn policies_in_dittos_json_and_the_entry_that_decides() -> Result<()> {
     let tmp = tempfile::tempdir()?;
     let dir = tmp.path();
     let pki = certs(dir, 0).await?;
-    let cp = member(dir, &pki).await?;
+    let cp = member(dir, &pki, &[]).await?;
     let server = cp.addrs.grpc.to_string();
     let admin = As::new(&server, &pki, Some("admin"));
     admin.ok(&["cluster", "wait", "--timeout", "60s"]).await?;
