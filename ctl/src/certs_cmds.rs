@@ -311,8 +311,9 @@ fn report(dir: &Path, issued: &[Issued], init: bool, json: bool) -> Result<()> {
     if let Some(first) = clients.first() {
         if init {
             println!(
-                "\nGive the servers --admin-subject {} to make {} the cluster's admin.",
-                first.subject, first.name
+                "\nGive the servers --admin-subject {}: that client then holds READ, WRITE and \
+                 ADMIN on everything.",
+                first.subject
             );
         }
         println!("\ntribctl as {}:", first.name);

@@ -35,7 +35,8 @@ pub struct ConnectArgs {
         global = true,
         env = "TRIBUTARY_TOKEN",
         hide_env_values = true,
-        default_value = ""
+        default_value = "",
+        hide_default_value = true
     )]
     token: String,
     /// A file holding the bearer token (surrounding whitespace ignored).
@@ -47,6 +48,7 @@ pub struct ConnectArgs {
         global = true,
         env = "TRIBUTARY_STREAM_SECRET",
         default_value = "",
+        hide_default_value = true,
         hide_env_values = true
     )]
     stream_secret: String,
