@@ -1,41 +1,27 @@
 //! The control-plane connection: any member will do (followers forward writes), so on a
 //! member that cannot be reached the next one in `--server` is tried.
 
+use crate::links::{AuthChannel, LinkError, Links};
 use anyhow::{anyhow, Result};
 use std::future::Future;
-use tonic::metadata::{Ascii, MetadataValue};
-use tonic::service::interceptor::InterceptedService;
-use tonic::service::Interceptor;
-use tonic::transport::Channel;
 use tonic::{Code, Status};
-use tributary_common::grpc::STREAM_SECRET_HEADER;
 use tributary_proto::v1::{catalog_client::CatalogClient, cluster_client::ClusterClient};
 
 #[derive(Clone)]
 pub struct ControlPlane {
     members: Vec<String>,
-    stream_secret: StreamSecret,
+    links: Links,
 }
-
-/// Puts the stream secret (`--stream-secret`) on every call to a data node's Streams service.
-#[derive(Clone, Default)]
-pub struct StreamSecret(Option<MetadataValue<Ascii>>);
-
-impl Interceptor for StreamSecret {
-    fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, Status> {
-        if let Some(v) = &self.0 {
-            req.metadata_mut().insert(STREAM_SECRET_HEADER, v.clone());
-        }
-        Ok(req)
-    }
-}
-
-/// A data node's channel for its Streams service: every call carries the stream secret.
-pub type StreamsChannel = InterceptedService<Channel, StreamSecret>;
 
 impl ControlPlane {
-    /// `servers`: one or more `HOST:PORT`, comma-separated.
+    /// `servers`: one or more `HOST:PORT`, comma-separated; cleartext, no credentials (the
+    /// local clusters of `tribctl dev` and the demo).
     pub fn new(servers: &str) -> Result<Self> {
+        Self::with_links(servers, Links::default())
+    }
+
+    /// `servers` reached, as every data node they name, through `links`.
+    pub fn with_links(servers: &str, links: Links) -> Result<Self> {
         let members: Vec<String> = servers
             .split(',')
             .map(str::trim)
@@ -47,39 +33,32 @@ impl ControlPlane {
                 "no control-plane address given (--server or TRIBUTARY_SERVER)"
             ));
         }
-        Ok(Self {
-            members,
-            stream_secret: StreamSecret::default(),
-        })
+        Ok(Self { members, links })
     }
 
-    /// Sends `secret` to data nodes on stream calls (empty: nothing).
-    pub fn with_stream_secret(mut self, secret: &str) -> Result<Self> {
-        if !secret.is_empty() {
-            let v = secret
-                .parse()
-                .map_err(|_| anyhow!("--stream-secret: not a valid header value"))?;
-            self.stream_secret = StreamSecret(Some(v));
-        }
-        Ok(self)
+    /// A channel to a data node at `addr` (from the catalogue) with the credentials.
+    pub fn node_channel(&self, addr: &str) -> Result<AuthChannel, LinkError> {
+        self.links.channel(addr)
     }
 
-    /// `ch` (a data node) with the stream secret on every call.
-    pub fn streams_channel(&self, ch: Channel) -> StreamsChannel {
-        InterceptedService::new(ch, self.stream_secret.clone())
+    /// A channel to a data node's Streams service: every call carries the stream secret too.
+    pub fn streams_channel(&self, addr: &str) -> Result<AuthChannel, LinkError> {
+        self.links.streams_channel(addr)
     }
 
     /// Runs `call` against each member in turn until one answers something other than
     /// "cannot connect".
     pub async fn call<T, F, Fut>(&self, call: F) -> Result<T, Status>
     where
-        F: Fn(Channel) -> Fut,
+        F: Fn(AuthChannel) -> Fut,
         Fut: Future<Output = Result<T, Status>>,
     {
         let mut last = Status::unavailable("no control-plane member reachable");
         for m in &self.members {
-            let ch = tributary_common::grpc::channel(m)
-                .map_err(|e| Status::invalid_argument(format!("invalid server {m:?}: {e}")))?;
+            let ch = self
+                .links
+                .channel(m)
+                .map_err(|e| Status::invalid_argument(e.to_string()))?;
             match call(ch).await {
                 Err(s) if s.code() == Code::Unavailable && unreachable(&s) => last = s,
                 other => return other,
@@ -90,7 +69,7 @@ impl ControlPlane {
 
     pub async fn catalog<T, F, Fut>(&self, f: F) -> Result<T, Status>
     where
-        F: Fn(CatalogClient<Channel>) -> Fut,
+        F: Fn(CatalogClient<AuthChannel>) -> Fut,
         Fut: Future<Output = Result<tonic::Response<T>, Status>>,
     {
         self.call(|ch| {
@@ -102,7 +81,7 @@ impl ControlPlane {
 
     pub async fn cluster<T, F, Fut>(&self, f: F) -> Result<T, Status>
     where
-        F: Fn(ClusterClient<Channel>) -> Fut,
+        F: Fn(ClusterClient<AuthChannel>) -> Fut,
         Fut: Future<Output = Result<tonic::Response<T>, Status>>,
     {
         self.call(|ch| {

@@ -1,9 +1,11 @@
 //! `tribctl cluster status|add-member|remove-member`.
 
 use crate::client::ControlPlane;
+use crate::launcher::ready::{self, DataNodes};
 use crate::output;
-use anyhow::Result;
+use anyhow::{anyhow, Result};
 use clap::Subcommand;
+use tributary_common::duration;
 use tributary_proto::v1::{MemberRequest, MemberStatus, StatusReply, StatusRequest};
 
 #[derive(Subcommand)]
@@ -14,6 +16,16 @@ pub enum ClusterCmd {
     AddMember { id: u64, addr: String },
     /// Remove a voter (refused if the rest could not form a quorum).
     RemoveMember { id: u64 },
+    /// Wait until a leader is elected and --data-nodes data nodes are up, then show the
+    /// status (for scripts that start a cluster).
+    Wait {
+        /// How many data nodes must be registered and heartbeating.
+        #[arg(long, default_value_t = 0)]
+        data_nodes: usize,
+        /// Give up after this long (`30s`, `2m`).
+        #[arg(long, default_value = "30s")]
+        timeout: String,
+    },
 }
 
 pub async fn run(cmd: ClusterCmd, cp: &ControlPlane, json: bool) -> Result<()> {
@@ -40,6 +52,17 @@ pub async fn run(cmd: ClusterCmd, cp: &ControlPlane, json: bool) -> Result<()> {
                 })
                 .await?;
             print_members(json, &r.members)?;
+        }
+        ClusterCmd::Wait {
+            data_nodes,
+            timeout,
+        } => {
+            let timeout = duration::parse(&timeout).map_err(|e| anyhow!("--timeout: {e}"))?;
+            let s = ready::wait(cp, data_nodes, DataNodes::Up, timeout, |_| {}, || Ok(())).await?;
+            if json {
+                return output::json(&s);
+            }
+            print_status(&s);
         }
         ClusterCmd::RemoveMember { id } => {
             let req = MemberRequest {

@@ -39,7 +39,7 @@ pub async fn collect(cp: &ControlPlane) -> Result<Vec<(u64, DittoWorkerStats)>> 
         let Some(Kind::DataNode(n)) = e.kind else {
             continue;
         };
-        let ch = tributary_common::grpc::channel(&n.addr)?;
+        let ch = cp.node_channel(&n.addr)?;
         match DittoClient::new(ch).stats(DittoStatsRequest {}).await {
             Ok(r) => out.extend(r.into_inner().workers.into_iter().map(|w| (n.id, w))),
             Err(s) => eprintln!("data node {} ({}): {}", n.id, n.addr, s.message()),

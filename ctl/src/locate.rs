@@ -1,9 +1,9 @@
 //! Users give only a control-plane address: the data node that owns a well or stream is
 //! looked up in the catalogue.
 
-use crate::client::{ControlPlane, StreamsChannel};
+use crate::client::ControlPlane;
+use crate::links::AuthChannel;
 use anyhow::{anyhow, bail, Result};
-use tonic::transport::Channel;
 use tributary_proto::v1::{entity::Kind, Entity, EntityKind, EntityRef, ListRequest, Stream, Well};
 
 pub async fn entity(cp: &ControlPlane, kind: EntityKind, name: &str) -> Result<Entity> {
@@ -27,8 +27,8 @@ pub async fn well(cp: &ControlPlane, name: &str) -> Result<Well> {
     }
 }
 
-/// A channel to data node `id`.
-pub async fn node(cp: &ControlPlane, id: u64, what: &str) -> Result<Channel> {
+/// The address data node `id` registered.
+async fn node_addr(cp: &ControlPlane, id: u64, what: &str) -> Result<String> {
     if id == 0 {
         bail!("{what} is not placed on a data node yet (no data node has registered)");
     }
@@ -39,21 +39,26 @@ pub async fn node(cp: &ControlPlane, id: u64, what: &str) -> Result<Channel> {
         Some(Kind::DataNode(n)) => n.addr,
         _ => bail!("data node {id} of {what} is not registered"),
     };
-    Ok(tributary_common::grpc::channel(&addr)?)
+    Ok(addr)
 }
 
-pub async fn well_node(cp: &ControlPlane, name: &str) -> Result<(Well, Channel)> {
+/// A channel to data node `id`, with tribctl's TLS identity and token.
+pub async fn node(cp: &ControlPlane, id: u64, what: &str) -> Result<AuthChannel> {
+    Ok(cp.node_channel(&node_addr(cp, id, what).await?)?)
+}
+
+pub async fn well_node(cp: &ControlPlane, name: &str) -> Result<(Well, AuthChannel)> {
     let w = well(cp, name).await?;
     let ch = node(cp, w.owner_node, &format!("well {}", w.name)).await?;
     Ok((w, ch))
 }
 
 /// A channel to data node `id` for stream calls (they carry the stream secret).
-pub async fn streams_at(cp: &ControlPlane, id: u64, what: &str) -> Result<StreamsChannel> {
-    Ok(cp.streams_channel(node(cp, id, what).await?))
+pub async fn streams_at(cp: &ControlPlane, id: u64, what: &str) -> Result<AuthChannel> {
+    Ok(cp.streams_channel(&node_addr(cp, id, what).await?)?)
 }
 
-pub async fn stream_node(cp: &ControlPlane, name: &str) -> Result<(Stream, StreamsChannel)> {
+pub async fn stream_node(cp: &ControlPlane, name: &str) -> Result<(Stream, AuthChannel)> {
     let s = match entity(cp, EntityKind::Stream, name).await?.kind {
         Some(Kind::Stream(s)) => s,
         _ => bail!("{name} is not a stream"),
@@ -63,10 +68,7 @@ pub async fn stream_node(cp: &ControlPlane, name: &str) -> Result<(Stream, Strea
 }
 
 /// The stream that takes `subject`, and its node.
-pub async fn stream_for_subject(
-    cp: &ControlPlane,
-    subject: &str,
-) -> Result<(Stream, StreamsChannel)> {
+pub async fn stream_for_subject(cp: &ControlPlane, subject: &str) -> Result<(Stream, AuthChannel)> {
     let req = ListRequest {
         kind: EntityKind::Stream as i32,
         namespace: String::new(),

@@ -4,18 +4,24 @@
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+mod auth_cmds;
 mod catalog_cmds;
+mod certs_cmds;
 mod client;
 mod cluster_cmds;
+mod connect_args;
 mod demo;
 mod demo_ditto;
 mod dev;
 mod ditto_cmds;
+mod failure;
 mod jetstream_config;
 mod launcher;
+mod links;
 mod locate;
 mod output;
 mod policy_args;
+mod policy_cmds;
 mod start_time;
 mod stream_args;
 mod stream_data;
@@ -25,29 +31,13 @@ mod well_ingest;
 
 use catalog_cmds::{Crud, TargetArgs, WellArgs};
 use clap::{Parser, Subcommand};
-use policy_args::PolicyArgs;
 use stream_args::StreamArgs;
 
 #[derive(Parser)]
 #[command(name = "tribctl", version, about = "Operate a Tributary cluster")]
 struct Cli {
-    /// Control-plane member(s), HOST:PORT, comma-separated; any member will do.
-    #[arg(
-        long,
-        global = true,
-        env = "TRIBUTARY_SERVER",
-        default_value = "127.0.0.1:7100"
-    )]
-    server: String,
-    /// Stream secret sent to data nodes on every stream call (x-tributary-stream-secret).
-    #[arg(
-        long,
-        global = true,
-        env = "TRIBUTARY_STREAM_SECRET",
-        default_value = "",
-        hide_env_values = true
-    )]
-    stream_secret: String,
+    #[command(flatten)]
+    connect: connect_args::ConnectArgs,
     /// Print JSON instead of tables.
     #[arg(long, global = true)]
     json: bool,
@@ -69,9 +59,15 @@ enum Cmd {
     /// Streams: sequence-numbered messages, mirrors and sources.
     #[command(subcommand)]
     Stream(StreamCmd),
-    /// Policies: who may do what to which resource.
+    /// Policies: who may do what to which resource (Eclipse Ditto's model and JSON).
     #[command(subcommand)]
-    Policy(Crud<PolicyArgs>),
+    Policy(policy_cmds::PolicyCmd),
+    /// Who the cluster takes you for.
+    #[command(subcommand)]
+    Auth(auth_cmds::AuthCmd),
+    /// A cluster's CA and the certificates of its members, data nodes and clients.
+    #[command(subcommand)]
+    Certs(certs_cmds::CertsCmd),
     /// Ditto (well mirroring into other clusters): worker stats.
     #[command(subcommand)]
     Ditto(ditto_cmds::DittoCmd),
@@ -129,12 +125,13 @@ enum StreamCmd {
 #[tokio::main]
 async fn main() {
     let cli = Cli::parse();
+    let ctx = cli.connect.failure_context();
     if let Err(e) = run(cli).await {
-        match e.downcast_ref::<tonic::Status>() {
-            Some(s) => eprintln!("error: {} ({:?})", s.message(), s.code()),
-            None => eprintln!("error: {e:#}"),
+        let (text, code) = failure::report(&e, &ctx);
+        if !text.is_empty() {
+            eprintln!("{text}");
         }
-        std::process::exit(1);
+        std::process::exit(code);
     }
 }
 
@@ -142,9 +139,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let cmd = match cli.cmd {
         Cmd::Demo => return demo::run(cli.json).await,
         Cmd::Dev(d) => return dev::run(d, cli.json).await,
+        Cmd::Certs(c) => return certs_cmds::run(c, cli.json),
         other => other,
     };
-    let cp = client::ControlPlane::new(&cli.server)?.with_stream_secret(&cli.stream_secret)?;
+    let cp = cli.connect.control_plane()?;
     match cmd {
         Cmd::Cluster(c) => cluster_cmds::run(c, &cp, cli.json).await,
         Cmd::Well(WellCmd::Catalog(c)) => catalog_cmds::run(*c, &cp, cli.json).await,
@@ -165,9 +163,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::Stream(StreamCmd::RmMsg { name, seq }) => {
             stream_data::rm_msg(name, seq, &cp, cli.json).await
         }
-        Cmd::Policy(c) => catalog_cmds::run(c, &cp, cli.json).await,
+        Cmd::Policy(c) => policy_cmds::run(c, &cp, cli.json).await,
+        Cmd::Auth(c) => auth_cmds::run(c, &cp, cli.json).await,
         Cmd::Ditto(c) => ditto_cmds::run(c, &cp, cli.json).await,
         Cmd::Apply { gravwell } => ditto_cmds::apply_gravwell(&gravwell, &cp, cli.json).await,
-        Cmd::Demo | Cmd::Dev(_) => Ok(()),
+        Cmd::Demo | Cmd::Dev(_) | Cmd::Certs(_) => Ok(()),
     }
 }

@@ -3,13 +3,18 @@
 use crate::catalog_cmds::EntityArgs;
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Args;
+use std::path::Path;
 use tributary_proto::v1::{
     entity::Kind, Entity, EntityKind, Permission, Policy, PolicyEntry, PolicyResource,
 };
 
 #[derive(Args, Clone, Default)]
 pub struct PolicyArgs {
-    /// JSON file: `{"entries": [{"label", "subjects": [..], "resources": [{"resource", "grant": ["READ"], "revoke": []}]}]}`.
+    /// Eclipse Ditto's policy JSON: `{"entries": {"LABEL": {"subjects": {"issuer:sub":
+    /// {"type": "…"}}, "resources": {"well:/ns:name": {"grant": ["READ"], "revoke": []}}}}}`
+    /// (`policyId`, if given, must be the policy's name). The older tribctl shape, with
+    /// `entries` a list of `{label, subjects, resources: [{resource, grant, revoke}]}`, is
+    /// still read. The file replaces every entry.
     #[arg(long)]
     file: Option<std::path::PathBuf>,
     /// One-entry shorthand: `issuer:subject` (repeatable).
@@ -25,13 +30,15 @@ pub struct PolicyArgs {
     revoke: Option<String>,
 }
 
-/// A policy file as operators write it (permissions by name).
+/// The older tribctl policy file (entries a list, permissions by name).
 #[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 struct PolicyFile {
     entries: Vec<PolicyFileEntry>,
 }
 
 #[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 struct PolicyFileEntry {
     #[serde(default)]
     label: String,
@@ -42,6 +49,7 @@ struct PolicyFileEntry {
 }
 
 #[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 struct PolicyFileResource {
     resource: String,
     #[serde(default)]
@@ -63,6 +71,43 @@ fn perms(raw: &Option<String>) -> Result<Vec<i32>> {
         .collect()
 }
 
+/// The entries of a policy file for policy `name`: Ditto's JSON (entries an object), else
+/// the older tribctl shape (entries a list).
+fn read_file(path: &Path, name: &str) -> Result<Vec<PolicyEntry>> {
+    let at = || format!("--file {}", path.display());
+    let text = std::fs::read_to_string(path).with_context(at)?;
+    let doc: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("{}: not JSON", at()))?;
+    if doc.get("entries").is_some_and(serde_json::Value::is_array) {
+        let parsed: PolicyFile =
+            serde_json::from_value(doc).with_context(|| format!("{}: not a policy", at()))?;
+        return parsed.entries.into_iter().map(old_entry).collect();
+    }
+    let named = (!name.is_empty()).then_some(name);
+    let policy = tributary_common::policy::Policy::from_json(&text, named)
+        .map_err(|e| anyhow!("{}: not a Ditto policy: {e}", at()))?;
+    Ok(policy.to_proto().entries)
+}
+
+fn old_entry(e: PolicyFileEntry) -> Result<PolicyEntry> {
+    Ok(PolicyEntry {
+        label: e.label,
+        subjects: e.subjects,
+        resources: e
+            .resources
+            .into_iter()
+            .map(|r| {
+                Ok(PolicyResource {
+                    resource: r.resource,
+                    grant: perms(&Some(r.grant.join(",")))?,
+                    revoke: perms(&Some(r.revoke.join(",")))?,
+                })
+            })
+            .collect::<Result<_>>()?,
+        ..Default::default()
+    })
+}
+
 impl EntityArgs for PolicyArgs {
     const KIND: EntityKind = EntityKind::Policy;
     fn empty(name: &str) -> Entity {
@@ -78,32 +123,7 @@ impl EntityArgs for PolicyArgs {
             bail!("not a policy")
         };
         if let Some(f) = &self.file {
-            let text =
-                std::fs::read_to_string(f).with_context(|| format!("--file {}", f.display()))?;
-            let parsed: PolicyFile = serde_json::from_str(&text)
-                .with_context(|| format!("--file {}: not a policy", f.display()))?;
-            p.entries = parsed
-                .entries
-                .into_iter()
-                .map(|e| {
-                    Ok(PolicyEntry {
-                        label: e.label,
-                        subjects: e.subjects,
-                        resources: e
-                            .resources
-                            .into_iter()
-                            .map(|r| {
-                                Ok(PolicyResource {
-                                    resource: r.resource,
-                                    grant: perms(&Some(r.grant.join(",")))?,
-                                    revoke: perms(&Some(r.revoke.join(",")))?,
-                                })
-                            })
-                            .collect::<Result<_>>()?,
-                        ..Default::default()
-                    })
-                })
-                .collect::<Result<_>>()?;
+            p.entries = read_file(f, &p.name)?;
         }
         if !self.subjects.is_empty() || !self.resources.is_empty() {
             let (grant, revoke) = (perms(&self.grant)?, perms(&self.revoke)?);
@@ -122,6 +142,9 @@ impl EntityArgs for PolicyArgs {
                 ..Default::default()
             });
         }
+        // Checked here as the server will, so a mistake is named before anything is sent.
+        tributary_common::policy::Policy::from_proto(p)
+            .map_err(|e| anyhow!("policy {}: {e}", p.name))?;
         Ok(())
     }
     fn header() -> &'static [&'static str] {

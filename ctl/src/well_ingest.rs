@@ -29,9 +29,18 @@ pub struct IngestArgs {
     /// Tag for plain lines (default: the well's first tag).
     #[arg(long)]
     tag: Option<String>,
-    /// The cluster's ingest secret.
-    #[arg(long, env = "TRIBUTARY_INGEST_SECRET", default_value = "")]
+    /// The cluster's ingest secret (Gravwell's shared secret; not needed with a certificate
+    /// or token that may WRITE the well). Shown by `ps`: prefer --secret-file or the env.
+    #[arg(
+        long,
+        env = "TRIBUTARY_INGEST_SECRET",
+        default_value = "",
+        hide_env_values = true
+    )]
     secret: String,
+    /// A file holding the ingest secret (surrounding whitespace ignored).
+    #[arg(long, env = "TRIBUTARY_INGEST_SECRET_FILE")]
+    secret_file: Option<std::path::PathBuf>,
 }
 
 #[derive(serde::Deserialize)]
@@ -147,11 +156,17 @@ pub async fn ingest(args: IngestArgs, cp: &ControlPlane, json: bool) -> Result<(
     };
     let (tx, rx) = mpsc::channel::<IngestBatch>(8);
     let mut req = tonic::Request::new(ReceiverStream::new(rx));
-    req.metadata_mut().insert(
-        tributary_common::grpc::INGEST_SECRET_HEADER,
-        MetadataValue::try_from(args.secret.as_str())
-            .map_err(|_| anyhow!("--secret: not a valid header value"))?,
-    );
+    // Sent only when given: a data node takes an empty one as a wrong secret, and without it
+    // the call is judged by tribctl's certificate or token instead.
+    if let Some(secret) =
+        crate::connect_args::secret("--secret", &args.secret, args.secret_file.as_deref())?
+    {
+        let mut v = MetadataValue::try_from(secret.as_str())
+            .map_err(|_| anyhow!("--secret: not a valid header value"))?;
+        v.set_sensitive(true);
+        req.metadata_mut()
+            .insert(tributary_common::grpc::INGEST_SECRET_HEADER, v);
+    }
     let sent = Arc::new(Sent::default());
     let (reader_sent, reader_bar) = (sent.clone(), bar.clone());
     let reader = tokio::task::spawn_blocking(move || {
