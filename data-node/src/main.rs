@@ -73,14 +73,6 @@ struct Flags {
     #[command(flatten)]
     #[serde(skip_serializing_if = "tributary_common::cli::TlsFlags::is_empty")]
     tls: tributary_common::cli::TlsFlags,
-    /// A subject with READ, WRITE and ADMIN on everything (`issuer:subject`); repeatable.
-    #[arg(long = "admin-subject")]
-    #[serde(rename = "admin_subjects", skip_serializing_if = "Vec::is_empty")]
-    admin_subjects: Vec<String>,
-    /// What a caller with no credentials is taken for (local trials only); repeatable.
-    #[arg(long = "anonymous-subject")]
-    #[serde(rename = "anonymous_subjects", skip_serializing_if = "Vec::is_empty")]
-    anonymous_subjects: Vec<String>,
     /// Once serving, write the bound addresses here as JSON (`{"grpc": …, "admin": …}`,
     /// written whole by a rename): how a launcher learns the ports of `--listen HOST:0`.
     #[arg(long, env = "TRIBUTARY_ADDR_FILE")]
