@@ -2,6 +2,7 @@
 //! payloads in batches; beside each, the raw ceiling (the same writes through the storage
 //! layer, no gRPC) so the ratio shows.
 
+use crate::security::{writer_policy, Bearer, Secure, POLICY};
 use anyhow::Result;
 use std::sync::Arc;
 use std::time::Instant;
@@ -19,20 +20,23 @@ use tributary_proto::v1::{
 };
 
 /// A standalone data node (no control plane, direct links) serving the `bench` well and the
-/// `BENCH` stream from a catalogue set in-process.
-async fn start_node() -> Result<Cluster> {
-    let c = Cluster::builder("bench")
-        .insecure()
-        .members(0)
-        .direct()
-        .start()
-        .await?;
-    let entities = [
+/// `BENCH` stream from a catalogue set in-process: cleartext and open to anyone (`None`), or
+/// speaking TLS and taking the `secure` callers' tokens, judged by the entities' policy.
+pub async fn start_node(secure: Option<&Secure>) -> Result<Cluster> {
+    let builder = Cluster::builder("bench").members(0).direct();
+    let c = match secure {
+        None => builder.insecure(),
+        Some(s) => builder.tune_data_nodes(s.tune_data_node()),
+    }
+    .start()
+    .await?;
+    let mut entities = vec![
         Entity {
             kind: Some(Kind::Well(Well {
                 name: "bench".into(),
                 tags: vec!["bench".into()],
                 owner_node: 1,
+                policy: POLICY.into(),
                 ..Default::default()
             })),
         },
@@ -42,10 +46,14 @@ async fn start_node() -> Result<Cluster> {
                 subjects: vec!["bench.>".into()],
                 storage: StorageType::File as i32,
                 owner_node: 1,
+                policy: POLICY.into(),
                 ..Default::default()
             })),
         },
     ];
+    entities.push(Entity {
+        kind: Some(Kind::Policy(writer_policy()?)),
+    });
     c.data_node(1)?
         .node
         .set_catalog(CatalogView::from_entities(1, entities))?;
@@ -71,7 +79,7 @@ pub async fn ingest(entries: u64, batch: usize, payload: usize) -> Result<()> {
     let base = now_ns();
 
     // Raw ceiling: the node's well storage, same batches, no gRPC.
-    let c = start_node().await?;
+    let c = start_node(None).await?;
     let node = c.data_node(1)?.node.clone();
     let well = node.owned_well("well", "default:bench")?;
     let tag = node.resolve_tag("bench").await?;
@@ -110,16 +118,37 @@ pub async fn ingest(entries: u64, batch: usize, payload: usize) -> Result<()> {
     c.shutdown().await;
 
     // Through gRPC: a fresh node, batches streamed with acks collected as they come.
-    let c = start_node().await?;
-    let mut client = IngestClient::new(tributary_integration::tls::channel(&c.data_addr(1)?)?)
+    let grpc = ingest_over_grpc(None, entries, batch, payload).await?;
+    println!("ratio gRPC / raw ceiling: {:.0}%", grpc / raw * 100.0);
+    Ok(())
+}
+
+/// `Ingest.Write` on a fresh node, one client streaming batches and collecting acks as they
+/// come: with the ingest secret (`secure: None`), or TLS and the writer's token; entries/s.
+pub async fn ingest_over_grpc(
+    secure: Option<&Secure>,
+    entries: u64,
+    batch: usize,
+    payload: usize,
+) -> Result<f64> {
+    let data = bytes::Bytes::from(vec![b'x'; payload]);
+    let batches = entries.div_ceil(batch as u64);
+    let base = now_ns();
+    let c = start_node(secure).await?;
+    let mut client = IngestClient::new(channel(&c, secure)?)
         .max_decoding_message_size(64 << 20)
         .max_encoding_message_size(64 << 20);
     let (tx, rx) = mpsc::channel::<IngestBatch>(16);
     let mut req = tonic::Request::new(ReceiverStream::new(rx));
-    req.metadata_mut().insert(
-        tributary_common::grpc::INGEST_SECRET_HEADER,
-        MetadataValue::from_static(INGEST_SECRET),
-    );
+    match secure {
+        None => {
+            req.metadata_mut().insert(
+                tributary_common::grpc::INGEST_SECRET_HEADER,
+                MetadataValue::from_static(INGEST_SECRET),
+            );
+        }
+        Some(s) => s.authorize(&mut req)?,
+    }
     let t = Instant::now();
     let producer = tokio::spawn(async move {
         for b in 0..batches {
@@ -151,22 +180,31 @@ pub async fn ingest(entries: u64, batch: usize, payload: usize) -> Result<()> {
         stored += a.stored;
     }
     producer.await?;
-    let grpc = report(
+    let rate = report(
         "Ingest.Write over gRPC",
         stored,
         stored * payload as u64,
         t.elapsed().as_secs_f64(),
     );
-    println!("ratio gRPC / raw ceiling: {:.0}%", grpc / raw * 100.0);
     c.shutdown().await;
-    Ok(())
+    Ok(rate)
+}
+
+/// The node's channel: cleartext, or TLS trusting its CA with no client certificate (the
+/// caller is who its token says).
+fn channel(c: &Cluster, secure: Option<&Secure>) -> Result<tonic::transport::Channel> {
+    let addr = c.data_addr(1)?;
+    match secure {
+        None => tributary_integration::tls::channel(&addr),
+        Some(_) => tributary_integration::tls::anonymous_channel(&addr),
+    }
 }
 
 pub async fn publish(messages: u64, payload: usize) -> Result<()> {
     println!("publish: {messages} messages of {payload} B to a file stream, pipelined, one client, loopback");
     let data = bytes::Bytes::from(vec![b'x'; payload]);
 
-    let c = start_node().await?;
+    let c = start_node(None).await?;
     let store = c
         .data_node(1)?
         .node
@@ -208,8 +246,22 @@ pub async fn publish(messages: u64, payload: usize) -> Result<()> {
     );
     c.shutdown().await;
 
-    let c = start_node().await?;
-    let mut client = StreamsClient::new(tributary_integration::tls::channel(&c.data_addr(1)?)?);
+    let grpc = publish_over_grpc(None, messages, payload).await?;
+    println!("ratio gRPC / raw ceiling: {:.0}%", grpc / raw * 100.0);
+    Ok(())
+}
+
+/// Pipelined `Streams.PublishStream` on a fresh node, one client: open (`secure: None`), or
+/// TLS and the writer's token; msgs/s.
+pub async fn publish_over_grpc(
+    secure: Option<&Secure>,
+    messages: u64,
+    payload: usize,
+) -> Result<f64> {
+    let data = bytes::Bytes::from(vec![b'x'; payload]);
+    let c = start_node(secure).await?;
+    let ch = channel(&c, secure)?;
+    let mut client = StreamsClient::with_interceptor(ch, Bearer::of(secure));
     let (tx, rx) = mpsc::channel::<PublishRequest>(8192);
     let t = Instant::now();
     let producer = tokio::spawn(async move {
@@ -237,7 +289,7 @@ pub async fn publish(messages: u64, payload: usize) -> Result<()> {
         }
     }
     producer.await?;
-    let grpc = report(
+    let rate = report(
         "Streams.PublishStream over gRPC",
         ok,
         ok * payload as u64,
@@ -246,7 +298,6 @@ pub async fn publish(messages: u64, payload: usize) -> Result<()> {
     if failed > 0 {
         println!("{failed} publishes failed");
     }
-    println!("ratio gRPC / raw ceiling: {:.0}%", grpc / raw * 100.0);
     c.shutdown().await;
-    Ok(())
+    Ok(rate)
 }

@@ -9,6 +9,7 @@ mod control_plane;
 mod data_plane;
 mod ditto;
 mod mirror;
+mod security;
 
 use anyhow::{anyhow, Result};
 use clap::{Parser, Subcommand};
@@ -71,6 +72,20 @@ enum Cmd {
         #[arg(long, default_value_t = 3)]
         rounds: u32,
     },
+    /// What security costs: catalogue writes/s, publish msgs/s and ingest entries/s on
+    /// insecure servers with no auth, then with TLS, a JWT on every call and policies.
+    Security {
+        #[arg(long, default_value_t = 16)]
+        clients: usize,
+        #[arg(long, default_value = "10s")]
+        duration: String,
+        #[arg(long, default_value_t = 500_000)]
+        messages: u64,
+        #[arg(long, default_value_t = 1_000_000)]
+        entries: u64,
+        #[arg(long, default_value_t = 128)]
+        payload: usize,
+    },
     /// A well's entries mirrored into a second cluster (ditto), compression off and on.
     Ditto {
         #[arg(long, default_value_t = 5_000_000)]
@@ -101,6 +116,16 @@ async fn main() -> Result<()> {
             lag_secs,
             lag_rate,
         } => mirror::mirror(messages, payload, rounds, lag_secs, lag_rate).await,
+        Cmd::Security {
+            clients,
+            duration,
+            messages,
+            entries,
+            payload,
+        } => {
+            let d = tributary_common::duration::parse(&duration).map_err(|e| anyhow!(e))?;
+            security::run(clients, d, messages, entries, payload).await
+        }
         Cmd::Sources {
             messages,
             payload,
