@@ -268,8 +268,13 @@ mod tests {
     fn the_example_config_loads_and_names_every_limit_with_its_default() {
         let path =
             std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/data-node.toml");
-        let c: DataNodeConfig =
-            tributary_common::config::load(Some(&path), &NoFlags {}).expect("example config");
+        // In a jail: another test sets TRIBUTARY_* variables meanwhile.
+        let mut loaded = None;
+        figment::Jail::expect_with(|_| {
+            loaded = Some(tributary_common::config::load(Some(&path), &NoFlags {}));
+            Ok(())
+        });
+        let c: DataNodeConfig = loaded.expect("ran").expect("example config");
         assert_eq!(c.limits, Limits::default());
         assert_eq!(c.grpc, ListenerLimits::default());
         assert_eq!(c.throttling, ThrottlingConfig::default());
