@@ -221,6 +221,8 @@ impl DataNodeConfig {
 }
 
 #[cfg(test)]
+// figment's `Jail` fixes the closure's error type.
+#[allow(clippy::result_large_err)]
 mod tests {
     use super::*;
 
@@ -302,7 +304,6 @@ mod tests {
     }
 
     #[test]
-    #[allow(clippy::result_large_err)]
     fn limits_and_throttling_come_from_the_environment_with_the_key_named() {
         figment::Jail::expect_with(|jail| {
             jail.set_env("TRIBUTARY_THROTTLING__ENABLED", "true");
