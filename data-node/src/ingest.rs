@@ -214,10 +214,16 @@ impl Ingest for IngestService {
                     Ok(None) => return,
                     Err(status) => {
                         tracing::debug!(%status, "ingest stream ended by a bad frame");
+                        // tonic's "too large" names the size, not the setting.
+                        let key = if status.code() == tonic::Code::OutOfRange {
+                            " (max_message_bytes)"
+                        } else {
+                            ""
+                        };
                         Err(Status::new(
                             status.code(),
                             format!(
-                                "the frame after batch seq {last_seq} could not be read: {}",
+                                "the frame after batch seq {last_seq} could not be read: {}{key}",
                                 status.message()
                             ),
                         ))
