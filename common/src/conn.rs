@@ -125,7 +125,8 @@ impl Idle {
                     .increment(1);
                 return true;
             }
-            if self.timer.deadline() != due {
+            // A fired timer stays ready: re-arm it, or this would spin.
+            if self.timer.deadline() != due || self.timer.is_elapsed() {
                 self.timer.as_mut().reset(due);
             }
             if self.timer.as_mut().poll(cx).is_pending() {
