@@ -1,6 +1,5 @@
 //! gRPC conventions shared by every service: the wire constants (metadata keys, message
-//! headers, window sizes), the leader hint, client channels (cleartext or TLS) and accepted
-//! connections.
+//! headers, window sizes), the leader hint and client channels (cleartext or TLS).
 
 use tonic::metadata::MetadataValue;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
@@ -130,10 +129,4 @@ pub fn describe(s: &Status) -> String {
         cause = c.source();
     }
     out
-}
-
-/// A server's accepted connections with Nagle off, as clients have it: a small ack or
-/// event is sent at once instead of waiting for the peer's delayed ACK.
-pub fn incoming(listener: tokio::net::TcpListener) -> tonic::transport::server::TcpIncoming {
-    tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true))
 }

@@ -1,5 +1,7 @@
 //! Serving a gRPC router on a bound listener, cleartext or TLS, until told to stop: the one
-//! server loop of every listener of both servers.
+//! server loop of every listener of both servers, each admitting connections by its limits.
+
+use crate::limits::{LimitedRouter, ListenerLimits};
 
 /// How a listener speaks: cleartext (`insecure`) or TLS with a (reloading) rustls config.
 #[derive(Clone)]
@@ -14,14 +16,17 @@ pub type Serving = (
     tokio::task::JoinHandle<()>,
 );
 
-/// Serves `router` on `listener` until the returned sender fires (or is dropped).
+/// Serves `router` (built by `limits.server()`) on `listener` until the returned sender fires
+/// (or is dropped), admitting connections by `limits`; `what` names it in logs and metrics.
 pub fn serve(
-    router: tonic::transport::server::Router,
+    router: LimitedRouter,
     listener: tokio::net::TcpListener,
     how: Listening,
+    limits: &ListenerLimits,
     what: &'static str,
 ) -> Serving {
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let admission = limits.admission(what);
     let task = tokio::spawn(async move {
         let stop = async {
             let _ = rx.await;
@@ -29,12 +34,15 @@ pub fn serve(
         let r = match how {
             Listening::Cleartext => {
                 router
-                    .serve_with_incoming_shutdown(crate::grpc::incoming(listener), stop)
+                    .serve_with_incoming_shutdown(crate::conn::incoming(listener, admission), stop)
                     .await
             }
             Listening::Tls(cfg) => {
                 router
-                    .serve_with_incoming_shutdown(crate::tls::incoming(listener, cfg), stop)
+                    .serve_with_incoming_shutdown(
+                        crate::tls::incoming(listener, cfg, admission),
+                        stop,
+                    )
                     .await
             }
         };

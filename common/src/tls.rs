@@ -3,6 +3,7 @@
 //! accept loop that handshakes off the accept path, client configs for channels, and the
 //! names a peer's certificate carries (its CN and DNS names, which identities are made of).
 
+use crate::conn::{Admission, Conn};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
@@ -13,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio_rustls::server::TlsStream;
 use tokio_stream::wrappers::ReceiverStream;
 
@@ -277,32 +278,25 @@ impl ClientCertVerifier for ReloadingVerifier {
     }
 }
 
-/// Accepted TLS connections, each handshaken in its own task (a slow or silent client never
-/// holds up the accept loop), Nagle off as on cleartext listeners. Failed handshakes are
-/// logged and dropped.
+/// Accepted TLS connections that `admission` lets in (counted from accept, before the
+/// handshake), each handshaken in its own task (a slow or silent client never holds up the
+/// accept loop), Nagle off as on cleartext listeners. Failed handshakes are logged and dropped.
 pub fn incoming(
     listener: TcpListener,
     config: Arc<rustls::ServerConfig>,
-) -> ReceiverStream<Result<TlsStream<TcpStream>, std::io::Error>> {
+    admission: Admission,
+) -> ReceiverStream<Result<TlsStream<Conn>, std::io::Error>> {
     let (tx, rx) = tokio::sync::mpsc::channel(64);
     let acceptor = tokio_rustls::TlsAcceptor::from(config);
     tokio::spawn(async move {
         loop {
-            let (tcp, peer) = tokio::select! {
-                r = listener.accept() => match r {
-                    Ok(c) => c,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                },
+            let (conn, peer) = tokio::select! {
+                c = crate::conn::accept(&listener, &admission) => c,
                 _ = tx.closed() => return,
             };
-            let _ = tcp.set_nodelay(true);
             let (acceptor, tx) = (acceptor.clone(), tx.clone());
             tokio::spawn(async move {
-                match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(conn)).await {
                     Ok(Ok(tls)) => {
                         let _ = tx.send(Ok(tls)).await;
                     }

@@ -62,6 +62,10 @@ pub struct ControlPlaneConfig {
     pub stream_secrets: Vec<String>,
     /// What one client may make a member hold or do; see [`Limits`].
     pub limits: Limits,
+    /// Each gRPC listener's limits (`[grpc]`, client and peer listener alike; as on the data
+    /// nodes): connections, streams per connection, keepalive, idle and handler timeouts,
+    /// metadata size.
+    pub grpc: tributary_common::limits::ListenerLimits,
     /// Secrets at rest (`[encryption]`, the same section as the data nodes'): the member
     /// receiving a write seals them before proposing. Give every member and data node the
     /// same keys.
@@ -107,6 +111,7 @@ impl Default for ControlPlaneConfig {
             anonymous_subjects: Vec::new(),
             stream_secrets: Vec::new(),
             limits: Limits::default(),
+            grpc: Default::default(),
             encryption: Default::default(),
         }
     }
@@ -292,6 +297,18 @@ mod tests {
             assert!(
                 text.contains(&format!("\n{key} = ")),
                 "{key} is not in the example"
+            );
+        }
+        assert_eq!(c.grpc, Default::default());
+        let grpc = text
+            .split_once("\n[grpc]")
+            .expect("[grpc] in the example")
+            .1;
+        let keys = serde_json::to_value(c.grpc).expect("json");
+        for key in keys.as_object().expect("a table").keys() {
+            assert!(
+                grpc.contains(&format!("\n{key} = ")),
+                "grpc.{key} is not in the example"
             );
         }
         let defaults = RaftSection::default();

@@ -129,6 +129,7 @@ pub async fn start_on(
 ) -> Result<RunningControlPlane, StartError> {
     let peer_map = config.peer_map().map_err(StartError::Config)?;
     config.check_tls().map_err(StartError::Config)?;
+    config.grpc.validate("grpc").map_err(StartError::Config)?;
     let (client_tls, peer_tls, link_tls) = tls_setup(&config)?;
     let peer_listen = config.peer_listen_addr();
     let peer_listener =
@@ -204,7 +205,9 @@ pub async fn start_on(
             peer,
         })
     };
-    let client_router = tonic::transport::Server::builder()
+    let limits = &config.grpc;
+    let client_router = limits
+        .server()
         .add_service(CatalogServer::new(service::CatalogService {
             node: node.clone(),
             guard: guard.clone(),
@@ -213,7 +216,8 @@ pub async fn start_on(
         .add_service(cluster(false));
     // Raft, and the calls a follower sends on to the leader, are served to members only.
     let peer_check = PeerNames(Arc::new(config.peer_allowed_names.clone()));
-    let peer_router = tonic::transport::Server::builder()
+    let peer_router = limits
+        .server()
         .add_service(InterceptedService::new(
             RaftServer::new(service::RaftService {
                 node: node.clone(),
@@ -224,11 +228,18 @@ pub async fn start_on(
         ))
         .add_service(InterceptedService::new(cluster(true), peer_check));
     let servers = vec![
-        serve::serve(client_router, listener, client_tls, "control-plane gRPC"),
+        serve::serve(
+            client_router,
+            listener,
+            client_tls,
+            limits,
+            "control-plane gRPC",
+        ),
         serve::serve(
             peer_router,
             peer_listener,
             peer_tls,
+            limits,
             "control-plane peer gRPC",
         ),
     ];

@@ -3,6 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
+use tributary_common::limits::ListenerLimits;
+use tributary_common::throttle::ThrottlingConfig;
 use tributary_common::tls::TlsFiles;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -69,6 +71,54 @@ pub struct DataNodeConfig {
     /// catalogue sends target secrets and origin credentials sealed, and the node opens them
     /// where its workers need them. Give every member and data node the same keys.
     pub encryption: tributary_common::crypto::EncryptionConfig,
+    /// The gRPC listener's limits (`[grpc]`, as on the members): connections, streams per
+    /// connection, keepalive, idle and handler timeouts, metadata size.
+    pub grpc: ListenerLimits,
+    /// What a published message may carry (`[limits]`); see [`Limits`].
+    pub limits: Limits,
+    /// Per-connection rate limits on `Ingest.Write`, `Streams.Publish`/`PublishStream`,
+    /// `Streams.Subscribe` and `Wells.Query` (`[throttling]`), off by default. The cluster's own
+    /// nodes are never throttled.
+    pub throttling: ThrottlingConfig,
+}
+
+/// The `[limits]` section: what one published message may carry. Over a limit the publish is
+/// `INVALID_ARGUMENT` naming `limits.<key>`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Limits {
+    /// Bytes of a subject published to, or filtered by (subscribe, purge); as the members'
+    /// `limits.max_subject_bytes` for a stream's subjects.
+    pub max_subject_bytes: usize,
+    /// Headers of one published message.
+    pub max_headers: usize,
+    /// Bytes of one published message's headers, names and values together.
+    pub max_header_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_subject_bytes: 256,
+            max_headers: 64,
+            max_header_bytes: 64 << 10,
+        }
+    }
+}
+
+impl Limits {
+    fn validate(&self) -> Result<(), String> {
+        for (key, v) in [
+            ("max_subject_bytes", self.max_subject_bytes),
+            ("max_headers", self.max_headers),
+            ("max_header_bytes", self.max_header_bytes),
+        ] {
+            if v == 0 {
+                return Err(format!("key `limits.{key}`: must be 1 or more"));
+            }
+        }
+        Ok(())
+    }
 }
 
 impl Default for DataNodeConfig {
@@ -100,6 +150,9 @@ impl Default for DataNodeConfig {
             admin_subjects: Vec::new(),
             anonymous_subjects: Vec::new(),
             encryption: Default::default(),
+            grpc: ListenerLimits::default(),
+            limits: Limits::default(),
+            throttling: ThrottlingConfig::default(),
         }
     }
 }
@@ -160,11 +213,16 @@ impl DataNodeConfig {
                     .into(),
             );
         }
+        self.grpc.validate("grpc")?;
+        self.limits.validate()?;
+        self.throttling.validate("throttling")?;
         self.control_plane_addrs().map(|_| ())
     }
 }
 
 #[cfg(test)]
+// figment's `Jail` fixes the closure's error type.
+#[allow(clippy::result_large_err)]
 mod tests {
     use super::*;
 
@@ -192,5 +250,82 @@ mod tests {
             ..insecure()
         };
         assert!(c.validate().unwrap_err().contains("`id`"));
+        let mut c = insecure();
+        c.limits.max_headers = 0;
+        assert!(c.validate().unwrap_err().contains("`limits.max_headers`"));
+        let mut c = insecure();
+        c.grpc.max_connections = 0;
+        assert!(c.validate().unwrap_err().contains("`grpc.max_connections`"));
+        let mut c = insecure();
+        c.throttling.enabled = true;
+        c.throttling.messages = 0;
+        c.throttling.bytes = 0;
+        assert!(c.validate().unwrap_err().contains("`throttling.messages`"));
+    }
+
+    #[derive(Serialize)]
+    struct NoFlags {}
+
+    #[test]
+    fn the_example_config_loads_and_names_every_limit_with_its_default() {
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/data-node.toml");
+        // In a jail: another test sets TRIBUTARY_* variables meanwhile.
+        let mut loaded = None;
+        figment::Jail::expect_with(|_| {
+            loaded = Some(tributary_common::config::load(Some(&path), &NoFlags {}));
+            Ok(())
+        });
+        let c: DataNodeConfig = loaded.expect("ran").expect("example config");
+        assert_eq!(c.limits, Limits::default());
+        assert_eq!(c.grpc, ListenerLimits::default());
+        assert_eq!(c.throttling, ThrottlingConfig::default());
+        let text = std::fs::read_to_string(&path).expect("read");
+        let sections = [
+            ("[grpc]", serde_json::to_value(ListenerLimits::default())),
+            ("[limits]", serde_json::to_value(Limits::default())),
+            (
+                "[throttling]",
+                serde_json::to_value(ThrottlingConfig::default()),
+            ),
+        ];
+        for (section, keys) in sections {
+            let body = text
+                .split_once(section)
+                .map(|(_, rest)| rest.split("\n[").next().unwrap_or(rest))
+                .unwrap_or_else(|| panic!("{section} is not in the example"));
+            for key in keys.expect("json").as_object().expect("a table").keys() {
+                assert!(
+                    body.contains(&format!("\n{key} = ")),
+                    "{section} {key} is not in the example"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn limits_and_throttling_come_from_the_environment_with_the_key_named() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("TRIBUTARY_THROTTLING__ENABLED", "true");
+            jail.set_env("TRIBUTARY_THROTTLING__INTERVAL", "250ms");
+            jail.set_env("TRIBUTARY_GRPC__MAX_CONCURRENT_STREAMS", "8");
+            jail.set_env("TRIBUTARY_GRPC__KEEPALIVE_INTERVAL", "10");
+            jail.set_env("TRIBUTARY_LIMITS__MAX_HEADERS", "3");
+            let c: DataNodeConfig =
+                tributary_common::config::load(None, &NoFlags {}).map_err(|e| e.to_string())?;
+            assert!(c.throttling.enabled);
+            assert_eq!(c.throttling.interval, std::time::Duration::from_millis(250));
+            assert_eq!(c.grpc.max_concurrent_streams, 8);
+            assert_eq!(
+                c.grpc.keepalive_interval,
+                std::time::Duration::from_secs(10)
+            );
+            assert_eq!(c.limits.max_headers, 3);
+            jail.set_env("TRIBUTARY_GRPC__IDLE_TIMEOUT", "soon");
+            let e = tributary_common::config::load::<DataNodeConfig, _>(None, &NoFlags {})
+                .expect_err("bad duration taken");
+            assert!(e.to_string().contains("`grpc.idle_timeout`"), "{e}");
+            Ok(())
+        });
     }
 }

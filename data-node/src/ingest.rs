@@ -9,6 +9,7 @@ use crate::gate::{Gate, Pass};
 use crate::node::Node;
 use crate::storage::codec::EntryValue;
 use crate::storage::wells::{Well, WriteOutcome};
+use prost::Message as _;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -16,6 +17,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 use tributary_common::access::entity_resource;
 use tributary_common::policy::Permission;
+use tributary_common::throttle::Throttle;
 use tributary_common::time::now_ns;
 use tributary_proto::v1::{ingest_server::Ingest, IngestAck, IngestBatch};
 
@@ -25,6 +27,8 @@ pub struct IngestService {
     pub node: Arc<Node>,
     pub gate: Arc<Gate>,
     pub max_entry_bytes: usize,
+    /// Per-connection rate limits (`[throttling]`); `None`: off.
+    pub throttle: Option<Arc<Throttle>>,
 }
 
 /// A batch checked whole, its entries routed to wells, ready for one write.
@@ -187,6 +191,7 @@ impl Ingest for IngestService {
         req: Request<Streaming<IngestBatch>>,
     ) -> Result<Response<Self::WriteStream>, Status> {
         let pass = self.gate.ingest(&req).await?;
+        let budget = crate::throttling::budget(self.throttle.as_ref(), &req, &pass, "Ingest.Write");
         let mut inbound = req.into_inner();
         let (tx, rx) = tokio::sync::mpsc::channel(64);
         // Two stages, so batch N+1 is decoded and checked while batch N is written. Acks
@@ -201,15 +206,24 @@ impl Ingest for IngestService {
                 let p = match inbound.message().await {
                     Ok(Some(batch)) => {
                         last_seq = batch.seq;
+                        // Over its budget, the connection is read no further until it refills:
+                        // HTTP/2 flow control then slows the client.
+                        budget.spend(batch.entries.len(), batch.encoded_len()).await;
                         svc.prepare(batch, &pass).await.map_err(Status::from)
                     }
                     Ok(None) => return,
                     Err(status) => {
                         tracing::debug!(%status, "ingest stream ended by a bad frame");
+                        // tonic's "too large" names the size, not the setting.
+                        let key = if status.code() == tonic::Code::OutOfRange {
+                            " (max_message_bytes)"
+                        } else {
+                            ""
+                        };
                         Err(Status::new(
                             status.code(),
                             format!(
-                                "the frame after batch seq {last_seq} could not be read: {}",
+                                "the frame after batch seq {last_seq} could not be read: {}{key}",
                                 status.message()
                             ),
                         ))

@@ -2,7 +2,8 @@
 //!
 //! * `server` — the composition root: builds everything below and wires it; nothing imports it.
 //! * `ingest`, `wells`, `streams/`, `ditto_stats` — the gRPC services (Ingest, Wells, Streams,
-//!   Ditto.Stats); `control_client` — register, heartbeat, watch the catalogue, create tags.
+//!   Ditto.Stats), with `gate` (who may call) and `throttling` (whose calls are slowed);
+//!   `control_client` — register, heartbeat, watch the catalogue, create tags.
 //! * `ditto/`, `mirror/` — the workers, under one `supervisor` loop, each reaching the node
 //!   through a narrow host trait (implemented in `server`).
 //! * `node/` — what this node owns: its catalogue view, its open wells and streams, and the
@@ -23,6 +24,7 @@ pub mod server;
 pub mod storage;
 pub mod streams;
 pub mod supervisor;
+pub mod throttling;
 pub mod wells;
 
 pub use config::DataNodeConfig;

@@ -2,16 +2,18 @@
 //! (the cluster's own nodes always).
 
 use crate::error::{Error, Result};
-use crate::gate::Gate;
+use crate::gate::{Gate, Pass};
 use crate::node::catalog::canonical;
 use crate::node::Node;
 use crate::storage::wells::{QuerySpec, Well, COLD};
+use prost::Message as _;
 use std::sync::Arc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 use tributary_common::access::entity_resource;
 use tributary_common::grpc::REPLY_BYTES;
 use tributary_common::policy::Permission;
+use tributary_common::throttle::Throttle;
 use tributary_proto::v1::{
     wells_server::Wells, QueryReply, QueryRequest, ShardInfo, ShardsReply, ShardsRequest, WellEntry,
 };
@@ -41,11 +43,13 @@ fn split_by_size(entries: Vec<WellEntry>) -> Vec<Vec<WellEntry>> {
 pub struct WellsService {
     pub node: Arc<Node>,
     pub gate: Arc<Gate>,
+    /// Per-connection rate limits (`[throttling]`) on `Query`; `None`: off.
+    pub throttle: Option<Arc<Throttle>>,
 }
 
 impl WellsService {
-    /// The owned well `req` names, if its caller may read it.
-    async fn readable<T>(&self, req: &Request<T>, well: &str) -> Result<Arc<Well>> {
+    /// The owned well `req` names, if its caller may read it, and how the caller got in.
+    async fn readable<T>(&self, req: &Request<T>, well: &str) -> Result<(Arc<Well>, Pass)> {
         let pass = self.gate.other(req, "reading a well").await?;
         let w = self.node.owned_well("well", well)?;
         let name = canonical(well);
@@ -59,7 +63,7 @@ impl WellsService {
             &entity_resource("well", &name),
             &policy,
         )?;
-        Ok(w)
+        Ok((w, pass))
     }
 
     fn spec(&self, req: &QueryRequest) -> Result<QuerySpec> {
@@ -98,7 +102,8 @@ impl Wells for WellsService {
         &self,
         req: Request<QueryRequest>,
     ) -> Result<Response<Self::QueryStream>, Status> {
-        let well = self.readable(&req, &req.get_ref().well).await?;
+        let (well, pass) = self.readable(&req, &req.get_ref().well).await?;
+        let budget = crate::throttling::budget(self.throttle.as_ref(), &req, &pass, "Wells.Query");
         let req = req.into_inner();
         let spec = self.spec(&req)?;
         let (tx, rx) = tokio::sync::mpsc::channel(4);
@@ -137,7 +142,9 @@ impl Wells for WellsService {
                 left -= entries.len() as u64;
                 // The bounded channel is the flow control: a slow reader parks this task.
                 for entries in split_by_size(entries) {
-                    if tx.send(Ok(QueryReply { entries })).await.is_err() {
+                    let reply = QueryReply { entries };
+                    budget.spend(reply.entries.len(), reply.encoded_len()).await;
+                    if tx.send(Ok(reply)).await.is_err() {
                         return;
                     }
                 }
@@ -152,7 +159,7 @@ impl Wells for WellsService {
 
     #[tracing::instrument(name = "Wells.Shards", skip_all, fields(well = %req.get_ref().well))]
     async fn shards(&self, req: Request<ShardsRequest>) -> Result<Response<ShardsReply>, Status> {
-        let well = self.readable(&req, &req.get_ref().well).await?;
+        let (well, _) = self.readable(&req, &req.get_ref().well).await?;
         let shards = well
             .shards()
             .into_iter()

@@ -13,6 +13,7 @@ use crate::node::ditto_status::{CopySlots, DittoBoard};
 use crate::node::replication::ReplicationBoard;
 use crate::node::{Node, TagCreator};
 use crate::storage::StorageError;
+use crate::streams::limits::PublishLimits;
 use crate::streams::StreamsService;
 use crate::wells::WellsService;
 use hosts::NodeHost;
@@ -161,11 +162,16 @@ pub async fn start_on(
         .await
         .map_err(StartError::Config)?;
 
+    let throttle = config
+        .throttling
+        .build("throttling")
+        .map_err(StartError::Config)?;
     let max = usize::try_from(config.max_message_bytes).unwrap_or(usize::MAX);
     let ingest = IngestService {
         node: node.clone(),
         gate: gate.clone(),
         max_entry_bytes: usize::try_from(config.max_entry_bytes).unwrap_or(usize::MAX),
+        throttle: throttle.clone(),
     };
     let replication = Arc::new(ReplicationBoard::default());
     let ditto_board = Arc::new(DittoBoard::default());
@@ -174,8 +180,16 @@ pub async fn start_on(
         node: node.clone(),
         replication: replication.clone(),
         gate: gate.clone(),
+        limits: PublishLimits {
+            max_subject_bytes: config.limits.max_subject_bytes,
+            max_headers: config.limits.max_headers,
+            max_header_bytes: config.limits.max_header_bytes,
+        },
+        throttle: throttle.clone(),
     };
-    let router = tonic::transport::Server::builder()
+    let router = config
+        .grpc
+        .server()
         .initial_stream_window_size(tributary_common::grpc::STREAM_WINDOW)
         .initial_connection_window_size(tributary_common::grpc::CONNECTION_WINDOW)
         .add_service(
@@ -193,6 +207,7 @@ pub async fn start_on(
             WellsServer::new(WellsService {
                 node: node.clone(),
                 gate: gate.clone(),
+                throttle,
             })
             .max_encoding_message_size(max),
         )
@@ -201,7 +216,7 @@ pub async fn start_on(
                 .max_decoding_message_size(max)
                 .max_encoding_message_size(max),
         );
-    let (tx, server) = serve::serve(router, listener, listening, "data-node gRPC");
+    let (tx, server) = serve::serve(router, listener, listening, &config.grpc, "data-node gRPC");
 
     let host = Arc::new(NodeHost {
         node: node.clone(),

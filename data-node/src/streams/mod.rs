@@ -3,6 +3,7 @@
 //! of the cluster, or WRITE to publish, purge and delete, READ to get, subscribe and see
 //! info), calls its store, maps the result.
 
+pub mod limits;
 pub mod subscribe;
 
 use crate::error::{Error, Result};
@@ -12,11 +13,14 @@ use crate::node::Node;
 use crate::storage::streams::StreamStore;
 use crate::storage::NewMessage;
 use futures::StreamExt;
+use limits::PublishLimits;
+use prost::Message as _;
 use std::sync::Arc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 use tributary_common::access::entity_resource;
 use tributary_common::policy::Permission;
+use tributary_common::throttle::Throttle;
 use tributary_common::time::now_ns;
 use tributary_proto::v1::{
     streams_server::Streams, DeleteMessageReply, DeleteMessageRequest, GetMessageRequest, PubAck,
@@ -80,6 +84,10 @@ pub struct StreamsService {
     /// What this node's mirror and source workers report, for `Info`.
     pub replication: Arc<ReplicationBoard>,
     pub gate: Arc<Gate>,
+    /// What a subject and a message's headers may be (`[limits]`).
+    pub limits: PublishLimits,
+    /// Per-connection rate limits (`[throttling]`) on publishing and delivery; `None`: off.
+    pub throttle: Option<Arc<Throttle>>,
 }
 
 impl StreamsService {
@@ -93,17 +101,27 @@ impl StreamsService {
         Ok(self.gate.require(pass, permission, &resource, &policy)?)
     }
 
-    /// The owned stream `name` (field `stream`), if `pass` holds `permission` on it.
+    /// The owned stream `name` (field `stream`), if the caller holds `permission` on it.
     async fn owned<T>(
         &self,
         req: &Request<T>,
         permission: Permission,
         name: &str,
     ) -> Result<Arc<StreamStore>> {
+        Ok(self.owned_with_pass(req, permission, name).await?.0)
+    }
+
+    /// As [`Self::owned`], with how the caller got in.
+    async fn owned_with_pass<T>(
+        &self,
+        req: &Request<T>,
+        permission: Permission,
+        name: &str,
+    ) -> Result<(Arc<StreamStore>, Pass)> {
         let pass = self.gate.streams(req).await?;
         let store = self.node.owned_stream("stream", name)?;
         self.allowed(&pass, permission, &store.name)?;
-        Ok(store)
+        Ok((store, pass))
     }
 
     /// The owned stream taking `subject`, if `pass` may publish to it.
@@ -134,6 +152,11 @@ impl StreamsService {
         // The subject `run_store` was found for: a pipelined publisher mostly repeats it.
         let mut run_subject = String::new();
         for req in reqs {
+            if let Err(e) = self.limits.message(&req.subject, &req.headers) {
+                flush(&mut acks, &mut run, run_store.take());
+                acks.push(error_ack(req.id, &e));
+                continue;
+            }
             if run_store.is_none() || req.subject != run_subject {
                 match self.stream_for(&req.subject, pass) {
                     Ok(store) => {
@@ -161,6 +184,7 @@ impl StreamsService {
     }
 
     pub fn publish_one(&self, req: PublishRequest, pass: &Pass) -> Result<PubAck> {
+        self.limits.message(&req.subject, &req.headers)?;
         let store = self.stream_for(&req.subject, pass)?;
         let r = store.publish(
             new_message(req.subject, req.headers, req.data),
@@ -182,7 +206,11 @@ impl Streams for StreamsService {
     #[tracing::instrument(name = "Streams.Publish", skip_all, fields(subject = %req.get_ref().subject))]
     async fn publish(&self, req: Request<PublishRequest>) -> Result<Response<PubAck>, Status> {
         let pass = self.gate.streams(&req).await?;
-        Ok(Response::new(self.publish_one(req.into_inner(), &pass)?))
+        let budget =
+            crate::throttling::budget(self.throttle.as_ref(), &req, &pass, "Streams.Publish");
+        let req = req.into_inner();
+        budget.spend(1, req.encoded_len()).await;
+        Ok(Response::new(self.publish_one(req, &pass)?))
     }
 
     type PublishStreamStream = ReceiverStream<Result<PubAckBatch, Status>>;
@@ -197,6 +225,8 @@ impl Streams for StreamsService {
         req: Request<Streaming<PublishBatch>>,
     ) -> Result<Response<Self::PublishStreamStream>, Status> {
         let pass = self.gate.streams(&req).await?;
+        let budget =
+            crate::throttling::budget(self.throttle.as_ref(), &req, &pass, "Streams.PublishStream");
         let mut inbound = req.into_inner();
         let (tx, rx) = tokio::sync::mpsc::channel(64);
         let svc = self.clone();
@@ -214,6 +244,8 @@ impl Streams for StreamsService {
                         None => break,
                     }
                 }
+                let bytes = reqs.iter().map(PublishRequest::encoded_len).sum();
+                budget.spend(reqs.len(), bytes).await;
                 let acks = svc.publish_group(reqs, &pass);
                 if tx.send(Ok(PubAckBatch { acks })).await.is_err() || ended {
                     return;
@@ -243,15 +275,31 @@ impl Streams for StreamsService {
         &self,
         req: Request<SubscribeRequest>,
     ) -> Result<Response<Self::SubscribeStream>, Status> {
-        let store = self
-            .owned(&req, Permission::Read, &req.get_ref().stream)
+        let (store, pass) = self
+            .owned_with_pass(&req, Permission::Read, &req.get_ref().stream)
             .await?;
+        let budget =
+            crate::throttling::budget(self.throttle.as_ref(), &req, &pass, "Streams.Subscribe");
         let req = req.into_inner();
+        self.limits.subject("filter_subject", &req.filter_subject)?;
         let spec = subscribe::tail_spec(&req, self.node.incarnation_of(&store))?;
         let tail = store.tail(spec).map_err(Error::from)?;
-        Ok(Response::new(Box::pin(tail.map(|r| {
+        let events = tail.map(|r| {
             r.map_err(|e| Status::from(Error::from(e)))
                 .and_then(subscribe::event_to_proto)
+        });
+        // Delivery spends the budget: an event goes out once its connection can afford it
+        // (heartbeats are free), and the tail reads no further meanwhile.
+        Ok(Response::new(Box::pin(events.then(move |ev| {
+            let budget = budget.clone();
+            async move {
+                if let Ok(e) = &ev {
+                    if !e.messages.is_empty() {
+                        budget.spend(e.messages.len(), e.encoded_len()).await;
+                    }
+                }
+                ev
+            }
         }))))
     }
 
@@ -289,6 +337,7 @@ impl Streams for StreamsService {
         let subject = if req.subject.is_empty() {
             None
         } else {
+            self.limits.subject("subject", &req.subject)?;
             tributary_common::subject::validate_filter(&req.subject)
                 .map_err(|e| Error::invalid("subject", e.to_string()))?;
             Some(req.subject.as_str())
