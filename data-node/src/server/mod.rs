@@ -131,14 +131,13 @@ pub async fn start_on(
     // This node's certificate is its identity on every link of its cluster.
     let links = (!config.insecure).then(|| config.tls.clone());
     let listening = listening(&config)?;
-    let endpoints =
-        (!cp_addrs.is_empty()).then(|| {
-            Arc::new(Endpoints::new(
-                cp_addrs.clone(),
-                links.clone(),
-                config.cluster_secret.clone(),
-            ))
-        });
+    let endpoints = (!cp_addrs.is_empty()).then(|| {
+        Arc::new(Endpoints::new(
+            cp_addrs.clone(),
+            links.clone(),
+            config.cluster_secret.clone(),
+        ))
+    });
     let tags = endpoints
         .as_ref()
         .map(|e| TagClient::new(e.clone()) as Arc<dyn TagCreator>);
@@ -158,7 +157,8 @@ pub async fn start_on(
     ));
 
     let ready = Readiness::default();
-    let admin_addr = telemetry::start_admin(&config.admin_listen, ready.clone())
+    let admin_tls = (!config.insecure).then_some(&config.tls);
+    let admin_addr = telemetry::start_admin(&config.admin_listen, ready.clone(), admin_tls)
         .await
         .map_err(StartError::Config)?;
 
