@@ -420,3 +420,5 @@ pub(crate) fn decode_entity(v: &[u8]) -> Result<Entity, CatalogError> {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_owner_and_secrets;
