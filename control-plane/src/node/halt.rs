@@ -2,8 +2,6 @@
 //! orderly shutdown (a storage error, a panic), the process serves a catalogue that no longer
 //! changes, so readiness and health must say so (`lib.rs` watches [`Halt`]).
 
-use super::ready_loop::Loop;
-use super::NodeState;
 use tokio::sync::watch;
 
 /// The Raft thread's state.
@@ -16,20 +14,16 @@ pub enum Halt {
     Failed(String),
 }
 
-/// Publishes the member's role as "stopped", leading nothing.
-pub(super) fn stopped(state: &watch::Sender<NodeState>) {
-    state.send_modify(|st| {
-        st.role = "stopped".into();
-        st.leader = 0;
-    });
-}
-
-/// Runs the loop on this thread until it ends, however it ends (a panic included), and says
-/// how it ended.
-pub(super) fn run(looper: Loop, state: watch::Sender<NodeState>, halt: watch::Sender<Halt>) {
-    let id = looper.id();
-    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| looper.run()));
-    let end = match outcome {
+/// Runs the Raft loop (`body`: `Ok` when stopped as asked, else why it stopped) on this
+/// thread until it ends, however it ends — a panic included, after which `after_panic` tells
+/// whoever reads the member's state — and publishes how it ended.
+pub(super) fn run(
+    id: u64,
+    body: impl FnOnce() -> Result<(), String>,
+    after_panic: impl FnOnce(),
+    halt: watch::Sender<Halt>,
+) {
+    let end = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(body)) {
         Ok(Ok(())) => Halt::Stopped,
         Ok(Err(why)) => Halt::Failed(why),
         Err(panic) => {
@@ -39,7 +33,7 @@ pub(super) fn run(looper: Loop, state: watch::Sender<NodeState>, halt: watch::Se
                 .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
                 .unwrap_or_else(|| "unknown panic".into());
             tracing::error!(node = id, panic = %why, "raft loop panicked; this member stops serving Raft");
-            stopped(&state);
+            after_panic();
             Halt::Failed(format!("panicked: {why}"))
         }
     };

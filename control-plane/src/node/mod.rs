@@ -121,7 +121,10 @@ impl Node {
         metrics::gauge!("tributary_cp_raft_running").set(1.0);
         let thread = std::thread::Builder::new()
             .name(format!("raft-{}", cfg.id))
-            .spawn(move || halt::run(looper, state_tx, halt_tx))
+            .spawn(move || {
+                let after_panic = move || ready_loop::publish_stopped(&state_tx);
+                halt::run(cfg.id, move || looper.run(), after_panic, halt_tx)
+            })
             .map_err(|e| CatalogError::Storage(format!("cannot start raft thread: {e}")))?;
         Ok(Self {
             id: cfg.id,

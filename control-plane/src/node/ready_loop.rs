@@ -44,6 +44,14 @@ pub struct Loop {
     applied_bytes: u64,
 }
 
+/// Publishes the member's role as "stopped", leading nothing (the loop has ended).
+pub fn publish_stopped(state: &watch::Sender<NodeState>) {
+    state.send_modify(|st| {
+        st.role = "stopped".into();
+        st.leader = 0;
+    });
+}
+
 /// Every column family of the member's database (see `open_db`).
 fn db_column_families() -> [&'static str; 5] {
     [
@@ -112,10 +120,6 @@ impl Loop {
         })
     }
 
-    pub fn id(&self) -> u64 {
-        self.id
-    }
-
     /// Runs until asked to stop (`Ok`) or until Raft cannot go on (`Err`, why).
     pub fn run(mut self) -> Result<(), String> {
         let mut last_tick = Instant::now();
@@ -157,7 +161,7 @@ impl Loop {
             }
         }
         self.publish_state();
-        super::halt::stopped(&self.state_tx);
+        publish_stopped(&self.state_tx);
         outcome
     }
 
