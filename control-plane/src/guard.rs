@@ -26,10 +26,13 @@ pub struct Guard {
     policies: StoredPolicies,
 }
 
+/// Parsed policies by name, with the encoded bytes they were parsed from.
+type ParsedPolicies = Mutex<HashMap<String, (Vec<u8>, Arc<Policy>)>>;
+
 /// The catalogue's policies, parsed once per stored version.
 struct StoredPolicies {
     catalogue: Catalogue,
-    parsed: Mutex<HashMap<String, (Vec<u8>, Arc<Policy>)>>,
+    parsed: ParsedPolicies,
 }
 
 impl Policies for StoredPolicies {

@@ -4,11 +4,11 @@
 //! secret for `Ingest.Write`, a stream secret for `Streams`), or a user whose subjects the
 //! cluster's policy or the entity's own grant the RPC's permission.
 
+use crate::error::{Error, Result};
 use crate::node::Node;
 use prost::Message as _;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use crate::error::{Error, Result};
 use tonic::Request;
 use tributary_common::access::{Access, Caller, Policies, Refusal};
 use tributary_common::grpc::{INGEST_SECRET_HEADER, STREAM_SECRET_HEADER};
@@ -27,10 +27,13 @@ pub enum Pass {
     Caller(Caller),
 }
 
+/// Parsed policies by name, with the encoded bytes they were parsed from.
+type ParsedPolicies = Mutex<HashMap<String, (Vec<u8>, Arc<Policy>)>>;
+
 /// The policies in the node's catalogue view, parsed once per version.
 struct ViewPolicies {
     node: Arc<Node>,
-    parsed: Mutex<HashMap<String, (Vec<u8>, Arc<Policy>)>>,
+    parsed: ParsedPolicies,
 }
 
 impl Policies for ViewPolicies {
@@ -104,14 +107,24 @@ impl Gate {
 
     /// `Ingest.Write`: the ingest secret, or credentials the policies will judge per well.
     pub async fn ingest<T>(&self, req: &Request<T>) -> Result<Pass> {
-        self.pass(req, &self.ingest_secrets, INGEST_SECRET_HEADER, "ingest secret")
-            .await
+        self.pass(
+            req,
+            &self.ingest_secrets,
+            INGEST_SECRET_HEADER,
+            "ingest secret",
+        )
+        .await
     }
 
     /// `Streams.*`: a stream secret, or credentials the policies will judge per stream.
     pub async fn streams<T>(&self, req: &Request<T>) -> Result<Pass> {
-        self.pass(req, &self.stream_secrets, STREAM_SECRET_HEADER, "stream secret")
-            .await
+        self.pass(
+            req,
+            &self.stream_secrets,
+            STREAM_SECRET_HEADER,
+            "stream secret",
+        )
+        .await
     }
 
     /// Any other RPC: the caller itself.
