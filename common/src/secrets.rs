@@ -27,6 +27,58 @@ pub fn random_token(prefix: &str) -> String {
     format!("{prefix}-{hex}")
 }
 
+/// The `KEY_file` form of secret `key`: the file's content (less its trailing newline) into
+/// `value`, and `file` cleared so a second call changes nothing. Both forms set, an unreadable
+/// or an empty file: an error naming the key and the path. Secrets given as flags show in
+/// `ps`; in files they do not.
+pub fn take_file(value: &mut String, file: &mut String, key: &str) -> Result<(), String> {
+    if file.is_empty() {
+        return Ok(());
+    }
+    if !value.is_empty() {
+        return Err(format!(
+            "keys `{key}` and `{key}_file` are both set: keep one"
+        ));
+    }
+    let read =
+        std::fs::read_to_string(&*file).map_err(|e| format!("key `{key}_file`: {file}: {e}"))?;
+    // A trailing newline is how editors and `echo` end a file, never part of the secret.
+    let secret = read.trim_end_matches(['\n', '\r']);
+    if secret.is_empty() {
+        return Err(format!("key `{key}_file`: {file} is empty"));
+    }
+    *value = secret.to_string();
+    file.clear();
+    Ok(())
+}
+
+/// The `KEY_file` form of a list of secrets: one per line (blank lines and `#` comments
+/// skipped), added to `values`; `file` cleared. An unreadable file or one with no secret: an
+/// error naming the key and the path.
+pub fn take_list_file(
+    values: &mut Vec<String>,
+    file: &mut String,
+    key: &str,
+) -> Result<(), String> {
+    if file.is_empty() {
+        return Ok(());
+    }
+    let read =
+        std::fs::read_to_string(&*file).map_err(|e| format!("key `{key}_file`: {file}: {e}"))?;
+    let before = values.len();
+    values.extend(
+        read.lines()
+            .map(|l| l.trim_end_matches('\r'))
+            .filter(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
+            .map(str::to_string),
+    );
+    if values.len() == before {
+        return Err(format!("key `{key}_file`: {file} holds no secret"));
+    }
+    file.clear();
+    Ok(())
+}
+
 /// Whether `given` is one of `accepted`, compared with every one without stopping early so
 /// the timing tells nothing.
 pub fn matches_any(accepted: &[String], given: &[u8]) -> bool {
@@ -73,6 +125,31 @@ pub fn redact_stream(s: &mut Stream) {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn secrets_come_from_files_without_their_newline_and_lists_one_per_line() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let one = dir.path().join("one");
+        std::fs::write(&one, "s3cret\n").expect("write");
+        let (mut v, mut f) = (String::new(), one.display().to_string());
+        super::take_file(&mut v, &mut f, "cluster_secret").expect("read");
+        assert_eq!((v.as_str(), f.as_str()), ("s3cret", ""));
+        let (mut v, mut f) = ("given".to_string(), one.display().to_string());
+        let e = super::take_file(&mut v, &mut f, "cluster_secret").unwrap_err();
+        assert!(e.contains("cluster_secret_file"), "{e}");
+        let many = dir.path().join("many");
+        std::fs::write(&many, "# rotation\nold\n\nnew\n").expect("write");
+        let (mut v, mut f) = (vec!["flag".to_string()], many.display().to_string());
+        super::take_list_file(&mut v, &mut f, "ingest_secrets").expect("read");
+        assert_eq!(v, ["flag", "old", "new"]);
+        std::fs::write(&many, "# none\n").expect("write");
+        let mut f = many.display().to_string();
+        let e = super::take_list_file(&mut Vec::new(), &mut f, "ingest_secrets").unwrap_err();
+        assert!(
+            e.contains("ingest_secrets_file") && e.contains("no secret"),
+            "{e}"
+        );
+    }
+
     use super::*;
     use tonic::metadata::MetadataValue;
     use tributary_proto::v1::StreamSource;

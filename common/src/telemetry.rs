@@ -1,11 +1,14 @@
 //! Logs (`tracing` with `RUST_LOG`-style filters), Prometheus metrics, and the admin HTTP
-//! listener serving `/metrics`, `/health` and `/ready`.
+//! listener serving `/metrics`, `/health` and `/ready` (over TLS unless the server is
+//! `insecure`).
 
+use crate::tls::{ClientAuth, ReloadingServer, TlsFiles};
 use axum::{extract::State, http::StatusCode, routing::get, Router};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use tracing_subscriber::EnvFilter;
 
 /// Installs the log subscriber once per process; `default_filter` applies when `RUST_LOG`
@@ -33,16 +36,78 @@ pub fn prometheus() -> PrometheusHandle {
         .clone()
 }
 
-/// Readiness a server flips once it can serve.
+/// What the admin listener reports: readiness a server flips once it can serve, a failure
+/// that leaves the process unable to do its work (its Raft thread stopped, say: not ready,
+/// and `/health` fails, so an orchestrator restarts it), and problems that leave the rest
+/// working (an entity that cannot be opened: `/health` lists them and stays up).
 #[derive(Clone, Default)]
-pub struct Readiness(Arc<AtomicBool>);
+pub struct Readiness(Arc<Report>);
+
+#[derive(Default)]
+struct Report {
+    ready: AtomicBool,
+    failed: Mutex<Option<String>>,
+    problems: Mutex<BTreeMap<String, String>>,
+}
 
 impl Readiness {
     pub fn set(&self, ready: bool) {
-        self.0.store(ready, Ordering::Relaxed);
+        self.0.ready.store(ready, Ordering::Relaxed);
     }
+
+    /// Ready, and not failed.
     pub fn get(&self) -> bool {
-        self.0.load(Ordering::Relaxed)
+        self.0.ready.load(Ordering::Relaxed) && self.failure().is_none()
+    }
+
+    /// The process can no longer do its work: `why` is what `/health` and `/ready` say.
+    pub fn fail(&self, why: impl Into<String>) {
+        let why = why.into();
+        tracing::error!(reason = %why, "not ready, unhealthy");
+        *crate::sync::lock(&self.0.failed) = Some(why);
+    }
+
+    pub fn failure(&self) -> Option<String> {
+        crate::sync::lock(&self.0.failed).clone()
+    }
+
+    /// Replaces the problems `/health` lists (what does not work while the rest does), by
+    /// what they concern (`well acme:w`).
+    pub fn set_problems(&self, problems: BTreeMap<String, String>) {
+        *crate::sync::lock(&self.0.problems) = problems;
+    }
+
+    pub fn problems(&self) -> BTreeMap<String, String> {
+        crate::sync::lock(&self.0.problems).clone()
+    }
+
+    /// `/health`: 503 and why when failed; else 200, `ok` or `degraded` with one line per
+    /// problem.
+    fn health(&self) -> (StatusCode, String) {
+        if let Some(why) = self.failure() {
+            return (StatusCode::SERVICE_UNAVAILABLE, format!("failed: {why}\n"));
+        }
+        let problems = self.problems();
+        if problems.is_empty() {
+            return (StatusCode::OK, "ok".into());
+        }
+        let mut body = String::from("degraded\n");
+        for (what, problem) in problems {
+            body.push_str(&format!("{what}: {problem}\n"));
+        }
+        (StatusCode::OK, body)
+    }
+
+    /// `/ready`: 200 once ready, else 503 (saying why when failed).
+    fn readiness(&self) -> (StatusCode, String) {
+        match self.failure() {
+            Some(why) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("not ready: failed: {why}\n"),
+            ),
+            None if self.get() => (StatusCode::OK, "ready".into()),
+            None => (StatusCode::SERVICE_UNAVAILABLE, "not ready".into()),
+        }
     }
 }
 
@@ -60,43 +125,135 @@ pub fn admin_addr(configured: &str) -> Result<SocketAddr, String> {
     Ok(addr)
 }
 
-/// Serves `/metrics`, `/health` and `/ready` on `addr`; returns the bound address.
-pub async fn serve_admin(addr: SocketAddr, ready: Readiness) -> std::io::Result<SocketAddr> {
+/// The admin routes: `/metrics`, `/health`, `/ready`.
+fn admin_router(ready: Readiness) -> Router {
     let handle = prometheus();
-    let app = Router::new()
+    Router::new()
         .route("/metrics", get(move || async move { handle.render() }))
-        .route("/health", get(|| async { "ok" }))
+        .route(
+            "/health",
+            get(|State(r): State<Readiness>| async move { r.health() }),
+        )
         .route(
             "/ready",
-            get(|State(r): State<Readiness>| async move {
-                if r.get() {
-                    (StatusCode::OK, "ready")
-                } else {
-                    (StatusCode::SERVICE_UNAVAILABLE, "not ready")
-                }
-            }),
+            get(|State(r): State<Readiness>| async move { r.readiness() }),
         )
-        .with_state(ready);
-    let listener = tokio::net::TcpListener::bind(addr).await?;
-    let bound = listener.local_addr()?;
+        .with_state(ready)
+}
+
+/// Serves `/metrics`, `/health` and `/ready` on `addr`: over TLS with the server's own
+/// certificate (reloaded when its files change) when `tls` is given, else cleartext; returns
+/// the bound address. Prometheus scrapes it with `scheme: https` and the cluster CA as
+/// `tls_config.ca_file`.
+pub async fn serve_admin(
+    addr: SocketAddr,
+    ready: Readiness,
+    tls: Option<&TlsFiles>,
+) -> Result<SocketAddr, String> {
+    // The TLS material first: a bad file stops the server at start, naming the key.
+    let tls_config = tls.map(admin_tls).transpose()?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| format!("key `admin_listen`: cannot listen on {addr}: {e}"))?;
+    let bound = listener
+        .local_addr()
+        .map_err(|e| format!("key `admin_listen`: {e}"))?;
+    let app = admin_router(ready);
     tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app).await {
+        let served = match tls_config {
+            None => axum::serve(listener, app).await,
+            Some(cfg) => axum::serve(TlsListener::new(listener, cfg, bound), app).await,
+        };
+        if let Err(e) = served {
             tracing::error!(error = %e, "admin listener stopped");
         }
     });
     Ok(bound)
 }
 
-/// Starts the admin listener unless `configured` is empty; the error names the key.
-pub async fn start_admin(configured: &str, ready: Readiness) -> Result<Option<SocketAddr>, String> {
+/// The admin listener's rustls config: the server's certificate, no client certificates,
+/// HTTP/1.1 only (what the admin routes speak).
+fn admin_tls(files: &TlsFiles) -> Result<Arc<rustls::ServerConfig>, String> {
+    let cfg = ReloadingServer::new(files.clone(), ClientAuth::Off)
+        .and_then(|s| s.server_config())
+        .map_err(|e| format!("admin listener TLS: {e}"))?;
+    let mut cfg = (*cfg).clone();
+    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(cfg))
+}
+
+/// Connections the admin listener holds at once, and how long one may stay silent.
+const ADMIN_MAX_CONNECTIONS: usize = 1024;
+const ADMIN_IDLE: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// TLS connections for axum: each handshaken off the accept path (`tls::incoming`).
+struct TlsListener {
+    incoming: tokio_stream::wrappers::ReceiverStream<
+        std::io::Result<tokio_rustls::server::TlsStream<crate::conn::Conn>>,
+    >,
+    addr: SocketAddr,
+}
+
+impl TlsListener {
+    fn new(
+        listener: tokio::net::TcpListener,
+        cfg: Arc<rustls::ServerConfig>,
+        addr: SocketAddr,
+    ) -> Self {
+        TlsListener {
+            // Scrapers and probes: a few connections, none left open for long.
+            incoming: crate::tls::incoming(
+                listener,
+                cfg,
+                crate::conn::Admission::new(ADMIN_MAX_CONNECTIONS, Some(ADMIN_IDLE), "admin"),
+            ),
+            addr,
+        }
+    }
+}
+
+impl axum::serve::Listener for TlsListener {
+    type Io = tokio_rustls::server::TlsStream<crate::conn::Conn>;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        use tokio_stream::StreamExt;
+        loop {
+            match self.incoming.next().await {
+                Some(Ok(tls)) => {
+                    use tonic::transport::server::Connected;
+                    let peer = tls
+                        .get_ref()
+                        .0
+                        .connect_info()
+                        .remote_addr()
+                        .unwrap_or(self.addr);
+                    return (tls, peer);
+                }
+                Some(Err(e)) => tracing::debug!(error = %e, "admin connection failed"),
+                // The accept loop ended: nothing more will come.
+                None => std::future::pending::<()>().await,
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        Ok(self.addr)
+    }
+}
+
+/// Starts the admin listener unless `configured` is empty (TLS when `tls` is given); the
+/// error names the key.
+pub async fn start_admin(
+    configured: &str,
+    ready: Readiness,
+    tls: Option<&TlsFiles>,
+) -> Result<Option<SocketAddr>, String> {
     if configured.is_empty() {
         return Ok(None);
     }
     let addr = admin_addr(configured)?;
-    serve_admin(addr, ready)
-        .await
-        .map(Some)
-        .map_err(|e| format!("key `admin_listen`: cannot listen on {addr}: {e}"))
+    serve_admin(addr, ready, tls).await.map(Some)
 }
 
 /// Resolves on Ctrl-C or SIGTERM: how a server is asked to stop.

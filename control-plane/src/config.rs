@@ -35,6 +35,8 @@ pub struct ControlPlaneConfig {
     /// Shared with the data nodes: requests carrying it (`x-tributary-cluster-token`) read
     /// target secrets unredacted, as ditto workers must. Empty: secrets are never revealed.
     pub cluster_secret: String,
+    /// `cluster_secret` from a file (kept out of `ps` and the environment).
+    pub cluster_secret_file: String,
     /// Cleartext on every listener and link (the demo and `tribctl dev`): nothing is
     /// encrypted and members do not prove who they are to each other.
     pub insecure: bool,
@@ -60,6 +62,8 @@ pub struct ControlPlaneConfig {
     /// stream is served (`Catalog.Get` of the stream and of its data node), as another
     /// cluster's mirror must before it subscribes with the same secret.
     pub stream_secrets: Vec<String>,
+    /// More stream secrets from a file, one per line.
+    pub stream_secrets_file: String,
     /// What one client may make a member hold or do; see [`Limits`].
     pub limits: Limits,
     /// Each gRPC listener's limits (`[grpc]`, client and peer listener alike; as on the data
@@ -101,6 +105,7 @@ impl Default for ControlPlaneConfig {
             request_timeout_ms: 5_000,
             heartbeat_timeout_ms: 5_000,
             cluster_secret: String::new(),
+            cluster_secret_file: String::new(),
             insecure: false,
             peer_listen: String::new(),
             tls: TlsFiles::default(),
@@ -110,6 +115,7 @@ impl Default for ControlPlaneConfig {
             entity_creation: Default::default(),
             anonymous_subjects: Vec::new(),
             stream_secrets: Vec::new(),
+            stream_secrets_file: String::new(),
             limits: Limits::default(),
             grpc: Default::default(),
             encryption: Default::default(),
@@ -176,6 +182,22 @@ impl ControlPlaneConfig {
     }
 
     /// TLS is on unless `insecure`, and then needs this member's certificate and the CA.
+    /// Reads the `*_file` forms of the secrets into their keys; errors name the key.
+    pub fn with_secret_files(mut self) -> Result<Self, String> {
+        use tributary_common::secrets::{take_file, take_list_file};
+        take_file(
+            &mut self.cluster_secret,
+            &mut self.cluster_secret_file,
+            "cluster_secret",
+        )?;
+        take_list_file(
+            &mut self.stream_secrets,
+            &mut self.stream_secrets_file,
+            "stream_secrets",
+        )?;
+        Ok(self)
+    }
+
     pub fn check_tls(&self) -> Result<(), String> {
         if self.insecure {
             return Ok(());

@@ -253,6 +253,48 @@ impl Guard {
         Ok(())
     }
 
+    /// Placement is the control plane's (issue 11: a client-chosen owner pointed a stream at
+    /// a fake node). A create names no `owner_node` unless its caller may place, as
+    /// `Catalog.Move` asks (ADMIN on `cluster:/`); an update gives none or the stored one back
+    /// (clients echo what they read), never another.
+    pub fn may_place(
+        &self,
+        caller: &Caller,
+        new: &Entity,
+        stored: Option<&Entity>,
+    ) -> Result<(), CatalogError> {
+        let owner = |e: &Entity| match &e.kind {
+            Some(Kind::Well(w)) => w.owner_node,
+            Some(Kind::Stream(s)) => s.owner_node,
+            _ => 0,
+        };
+        let given = owner(new);
+        if given == 0 {
+            return Ok(());
+        }
+        match stored {
+            Some(old) if owner(old) == given => Ok(()),
+            Some(old) => Err(CatalogError::invalid(
+                "owner_node",
+                format!(
+                    "an update does not move a {} (stored on data node {}): leave owner_node 0 \
+                     and move it with Catalog.Move (ADMIN on cluster:/)",
+                    kind_label(kind_of(old)),
+                    owner(old)
+                ),
+            )),
+            None => self
+                .require(caller, Permission::Admin, "cluster:/", "")
+                .map_err(|_| {
+                    CatalogError::invalid(
+                        "owner_node",
+                        "placement is the control plane's: leave it 0 (choosing the data \
+                         node takes ADMIN on cluster:/, as Catalog.Move does)",
+                    )
+                }),
+        }
+    }
+
     /// A delete: WRITE on the entity as stored.
     pub fn may_delete(&self, caller: &Caller, stored: &Entity) -> Result<(), CatalogError> {
         if caller.is_node() {

@@ -127,6 +127,7 @@ pub async fn start_on(
     config: ControlPlaneConfig,
     listener: TcpListener,
 ) -> Result<RunningControlPlane, StartError> {
+    let config = config.with_secret_files().map_err(StartError::Config)?;
     let peer_map = config.peer_map().map_err(StartError::Config)?;
     config.check_tls().map_err(StartError::Config)?;
     config.grpc.validate("grpc").map_err(StartError::Config)?;
@@ -185,9 +186,11 @@ pub async fn start_on(
     let node = Node::start(config.node_config(), store, catalogue, peers, liveness)?;
 
     let ready = Readiness::default();
-    let admin_addr = telemetry::start_admin(&config.admin_listen, ready.clone())
+    let admin_tls = (!config.insecure).then_some(&config.tls);
+    let admin_addr = telemetry::start_admin(&config.admin_listen, ready.clone(), admin_tls)
         .await
         .map_err(StartError::Config)?;
+    watch_raft(&node, ready.clone());
     let request_timeout = Duration::from_millis(config.request_timeout_ms);
     let migration = Arc::new(encryption::Migration::new(
         node.clone(),
@@ -256,6 +259,22 @@ pub async fn start_on(
         servers,
         _background: background,
     })
+}
+
+/// A Raft thread that stops on its own takes readiness and health down; one stopped as asked
+/// (shutdown) takes readiness down.
+fn watch_raft(node: &Node, ready: Readiness) {
+    let mut halts = node.halts();
+    tokio::spawn(async move {
+        let end = halts
+            .wait_for(|h| *h != node::Halt::Running)
+            .await
+            .map(|h| h.clone());
+        match end {
+            Ok(node::Halt::Failed(why)) => ready.fail(format!("the Raft loop stopped: {why}")),
+            _ => ready.set(false),
+        }
+    });
 }
 
 /// Who may call what: the authenticator of the config's `auth` keys, `admin_subjects`, the

@@ -103,6 +103,11 @@ impl Peers {
         read(&self.addrs).get(&id).map(|a| a.client.clone())
     }
 
+    /// Whether member `id` has a known address (was among the configured peers or joined).
+    pub fn knows(&self, id: u64) -> bool {
+        read(&self.addrs).contains_key(&id)
+    }
+
     pub fn all(&self) -> HashMap<u64, MemberAddrs> {
         read(&self.addrs).clone()
     }

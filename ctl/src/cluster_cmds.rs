@@ -6,7 +6,7 @@ use crate::output;
 use anyhow::{anyhow, Result};
 use clap::Subcommand;
 use tributary_common::duration;
-use tributary_proto::v1::{MemberRequest, MemberStatus, StatusReply, StatusRequest};
+use tributary_proto::v1::{EntityKind, MemberRequest, MemberStatus, StatusReply, StatusRequest};
 
 #[derive(Subcommand)]
 pub enum ClusterCmd {
@@ -159,4 +159,15 @@ pub fn print_status(s: &StatusReply) {
             rows
         )
     );
+    // What a node owns but cannot serve (an entity it cannot open, say), as it reports it.
+    for d in &s.data_nodes {
+        for st in d.stats.iter().filter(|st| !st.error.is_empty()) {
+            let kind = match EntityKind::try_from(st.kind) {
+                Ok(EntityKind::Well) => "well",
+                Ok(EntityKind::Stream) => "stream",
+                _ => "entity",
+            };
+            println!("data node {}: {kind} {}: {}", d.id, st.name, st.error);
+        }
+    }
 }

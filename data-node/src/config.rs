@@ -22,12 +22,17 @@ pub struct DataNodeConfig {
     pub data_dir: PathBuf,
     /// Admin HTTP (`/metrics`, `/health`, `/ready`); empty disables it.
     pub admin_listen: String,
-    /// Accepted ingest secrets (`--ingest-secret`, repeatable); empty = ingest is open.
+    /// Accepted ingest secrets (`--ingest-secret`, repeatable); empty: `Ingest.Write` takes
+    /// only callers with other credentials (a token, a certificate) and WRITE on the wells.
     pub ingest_secrets: Vec<String>,
+    /// More ingest secrets from a file, one per line (kept out of `ps` and the environment).
+    pub ingest_secrets_file: String,
     /// Accepted stream secrets (`--stream-secret`, repeatable): when any is set, every
     /// `Streams` call must carry one in `x-tributary-stream-secret`. A cluster's data nodes
     /// share them: a mirror worker sends the first to the other nodes of its cluster.
     pub stream_secrets: Vec<String>,
+    /// More stream secrets from a file, one per line.
+    pub stream_secrets_file: String,
     /// Capacity advertised at registration (bytes; 0 = unknown), used for placement.
     pub capacity: u64,
     /// fsync the WAL on every write (power-loss durability). Off, an acked write is in the
@@ -45,6 +50,8 @@ pub struct DataNodeConfig {
     /// Must equal the control plane's `cluster_secret`: with it the catalogue returns target
     /// ingest secrets unredacted, which ditto workers need to reach their targets.
     pub cluster_secret: String,
+    /// `cluster_secret` from a file.
+    pub cluster_secret_file: String,
     /// This cluster's name in ditto batch ids (source cluster, well, target, seq), so two
     /// source clusters mirroring into one target never share ids. Empty = a random id kept
     /// in the node's storage.
@@ -132,7 +139,9 @@ impl Default for DataNodeConfig {
             // 9095 is the control plane's default; the next port lets both run on one host.
             admin_listen: "127.0.0.1:9096".into(),
             ingest_secrets: Vec::new(),
+            ingest_secrets_file: String::new(),
             stream_secrets: Vec::new(),
+            stream_secrets_file: String::new(),
             capacity: 0,
             sync_writes: false,
             max_entry_bytes: 1 << 20,
@@ -141,6 +150,7 @@ impl Default for DataNodeConfig {
             heartbeat_interval_ms: 1_000,
             maintenance_interval_ms: 1_000,
             cluster_secret: String::new(),
+            cluster_secret_file: String::new(),
             cluster_name: String::new(),
             ditto_max_workers: 1,
             ditto_stats_interval_ms: 10_000,
@@ -179,6 +189,27 @@ impl DataNodeConfig {
             }
         }
         Ok(addrs)
+    }
+
+    /// Reads the `*_file` forms of the secrets into their keys; errors name the key.
+    pub fn with_secret_files(mut self) -> Result<Self, String> {
+        use tributary_common::secrets::{take_file, take_list_file};
+        take_list_file(
+            &mut self.ingest_secrets,
+            &mut self.ingest_secrets_file,
+            "ingest_secrets",
+        )?;
+        take_list_file(
+            &mut self.stream_secrets,
+            &mut self.stream_secrets_file,
+            "stream_secrets",
+        )?;
+        take_file(
+            &mut self.cluster_secret,
+            &mut self.cluster_secret_file,
+            "cluster_secret",
+        )?;
+        Ok(self)
     }
 
     pub fn validate(&self) -> Result<(), String> {

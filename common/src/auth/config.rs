@@ -193,24 +193,7 @@ impl AuthConfig {
 }
 
 fn take_file(value: &mut String, file: &mut String, key: &str) -> Result<(), ConfigError> {
-    if file.is_empty() {
-        return Ok(());
-    }
-    if !value.is_empty() {
-        return Err(ConfigError(format!(
-            "keys `{key}` and `{key}_file` are both set: keep one"
-        )));
-    }
-    let read = std::fs::read_to_string(&*file)
-        .map_err(|e| ConfigError(format!("key `{key}_file`: {file}: {e}")))?;
-    // A trailing newline is how editors and `echo` end a file, never part of the secret.
-    let secret = read.trim_end_matches(['\n', '\r']);
-    if secret.is_empty() {
-        return Err(ConfigError(format!("key `{key}_file`: {file} is empty")));
-    }
-    *value = secret.to_string();
-    file.clear();
-    Ok(())
+    crate::secrets::take_file(value, file, key).map_err(ConfigError)
 }
 
 /// A list as an array, as one string, or by index (`{"0": …, "1": …}`, which is what

@@ -153,10 +153,22 @@ impl<'a> Txn<'a> {
         if is_namespaced(kind) {
             self.ensure_namespace(&name)?;
         }
-        match &mut e.kind {
-            Some(Kind::Well(w)) if w.owner_node == 0 => w.owner_node = self.place(live)?,
-            Some(Kind::Stream(s)) if s.owner_node == 0 => s.owner_node = self.place(live)?,
-            _ => {}
+        // Placement is the control plane's; an owner given at create (an operator's, the
+        // service checked) must be a registered data node, as for a move.
+        let owner = match &mut e.kind {
+            Some(Kind::Well(w)) => Some(&mut w.owner_node),
+            Some(Kind::Stream(s)) => Some(&mut s.owner_node),
+            _ => None,
+        };
+        if let Some(owner) = owner {
+            if *owner == 0 {
+                *owner = self.place(live)?;
+            } else if !self.exists(EntityKind::DataNode, &owner.to_string())? {
+                return Err(CatalogError::invalid(
+                    "owner_node",
+                    format!("data node {owner} is not registered"),
+                ));
+            }
         }
         self.put(e.clone());
         Ok(e)
@@ -171,13 +183,10 @@ impl<'a> Txn<'a> {
             name: name.clone(),
         })?;
         validate::entity(self, &mut e, Some(&old))?;
+        // An update never moves: only a move (or placement) changes the owner.
         match (&mut e.kind, &old.kind) {
-            (Some(Kind::Well(w)), Some(Kind::Well(o))) if w.owner_node == 0 => {
-                w.owner_node = o.owner_node
-            }
-            (Some(Kind::Stream(s)), Some(Kind::Stream(o))) if s.owner_node == 0 => {
-                s.owner_node = o.owner_node
-            }
+            (Some(Kind::Well(w)), Some(Kind::Well(o))) => w.owner_node = o.owner_node,
+            (Some(Kind::Stream(s)), Some(Kind::Stream(o))) => s.owner_node = o.owner_node,
             (Some(Kind::Tag(_)), _) => {
                 return Err(CatalogError::FailedPrecondition(
                     "a tag cannot be updated: its id is fixed".into(),

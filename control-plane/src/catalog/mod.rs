@@ -54,6 +54,15 @@ struct SnapshotData {
     peers: BTreeMap<u64, String>,
 }
 
+/// Whether `data` is a catalogue snapshot this member could install: what a peer's snapshot is
+/// checked for before Raft takes it, since a payload that does not decode would stop the Raft
+/// loop on installing it.
+pub fn snapshot_decodes(data: &[u8]) -> Result<(), CatalogError> {
+    SnapshotData::decode(data)
+        .map(|_| ())
+        .map_err(|e| CatalogError::invalid("snapshot", format!("not a catalogue: {e}")))
+}
+
 /// Handle on the catalogue; cheap to clone. Applies happen on the Raft loop only; reads may
 /// come from any task.
 #[derive(Clone)]
@@ -411,3 +420,5 @@ pub(crate) fn decode_entity(v: &[u8]) -> Result<Entity, CatalogError> {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_owner_and_secrets;

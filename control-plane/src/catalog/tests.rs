@@ -10,13 +10,13 @@ use tributary_proto::v1::{
     Well,
 };
 
-fn open() -> (tempfile::TempDir, Catalogue) {
+pub(super) fn open() -> (tempfile::TempDir, Catalogue) {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = crate::open_db(dir.path()).expect("db");
     (dir, Catalogue::open(db, 1000).expect("catalogue"))
 }
 
-fn apply(cat: &Catalogue, index: u64, cmd: &Command) -> Result<u64, CatalogError> {
+pub(super) fn apply(cat: &Catalogue, index: u64, cmd: &Command) -> Result<u64, CatalogError> {
     let mut batch = WriteBatch::default();
     let (r, revision, events) = apply_command(cat, index, cmd, &mut batch);
     cat.db().write(batch).expect("write");

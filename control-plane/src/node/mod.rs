@@ -3,8 +3,12 @@
 
 mod cluster;
 mod forward;
+mod halt;
+pub mod inbound;
 mod membership;
 mod ready_loop;
+
+pub use halt::Halt;
 
 use crate::catalog::{check_sizes, Catalogue, Limits};
 use crate::error::CatalogError;
@@ -71,6 +75,8 @@ pub enum Input {
     },
     Report(SendReport),
     Stop,
+    /// Test hook: the loop panics (what a raft-rs `fatal!` does), see `panic_raft_for_test`.
+    PanicForTest(String),
 }
 
 /// Handle on a running member; cheap to clone.
@@ -79,6 +85,7 @@ pub struct Node {
     pub id: u64,
     inputs: std_mpsc::Sender<Input>,
     state: watch::Receiver<NodeState>,
+    halt: watch::Receiver<Halt>,
     pub catalogue: Catalogue,
     pub peers: Peers,
     pub liveness: Liveness,
@@ -101,6 +108,7 @@ impl Node {
         catalogue.limit_event_log_bytes(cfg.max_watch_event_bytes);
         let (inputs, rx) = std_mpsc::channel();
         let (state_tx, state) = watch::channel(NodeState::default());
+        let (halt_tx, halt) = watch::channel(Halt::Running);
         let looper = ready_loop::Loop::new(
             &cfg,
             store.clone(),
@@ -108,16 +116,21 @@ impl Node {
             peers.clone(),
             inputs.clone(),
             rx,
-            state_tx,
+            state_tx.clone(),
         )?;
+        metrics::gauge!("tributary_cp_raft_running").set(1.0);
         let thread = std::thread::Builder::new()
             .name(format!("raft-{}", cfg.id))
-            .spawn(move || looper.run())
+            .spawn(move || {
+                let after_panic = move || ready_loop::publish_stopped(&state_tx);
+                halt::run(cfg.id, move || looper.run(), after_panic, halt_tx)
+            })
             .map_err(|e| CatalogError::Storage(format!("cannot start raft thread: {e}")))?;
         Ok(Self {
             id: cfg.id,
             inputs,
             state,
+            halt,
             catalogue,
             peers,
             liveness,
@@ -151,9 +164,26 @@ impl Node {
         (leader != 0).then(|| self.peers.addr(leader)).flatten()
     }
 
-    /// Hands a Raft message from a peer to the loop.
-    pub fn step(&self, m: Message) {
+    /// Hands a Raft message from member `batch_from` to the loop, unless it is refused
+    /// (`inbound`: what needs no Raft state is checked here, the rest on the loop).
+    pub fn receive(&self, batch_from: u64, m: Message) -> Result<(), inbound::Refused> {
+        if let Err(refused) = inbound::envelope(self.id, batch_from, &m) {
+            refused.record(m.from);
+            return Err(refused);
+        }
         let _ = self.inputs.send(Input::Raft(Box::new(m)));
+        Ok(())
+    }
+
+    /// Whether the Raft thread runs, stopped as asked, or failed (and why).
+    pub fn halts(&self) -> watch::Receiver<Halt> {
+        self.halt.clone()
+    }
+
+    /// Test hook: makes the Raft thread panic, as a raft-rs `fatal!` would.
+    #[doc(hidden)]
+    pub fn panic_raft_for_test(&self, why: &str) {
+        let _ = self.inputs.send(Input::PanicForTest(why.to_string()));
     }
 
     /// Stops the Raft thread and waits for it (the database closes when the last handle goes).

@@ -44,6 +44,14 @@ pub struct Loop {
     applied_bytes: u64,
 }
 
+/// Publishes the member's role as "stopped", leading nothing (the loop has ended).
+pub fn publish_stopped(state: &watch::Sender<NodeState>) {
+    state.send_modify(|st| {
+        st.role = "stopped".into();
+        st.leader = 0;
+    });
+}
+
 /// Every column family of the member's database (see `open_db`).
 fn db_column_families() -> [&'static str; 5] {
     [
@@ -112,8 +120,10 @@ impl Loop {
         })
     }
 
-    pub fn run(mut self) {
+    /// Runs until asked to stop (`Ok`) or until Raft cannot go on (`Err`, why).
+    pub fn run(mut self) -> Result<(), String> {
         let mut last_tick = Instant::now();
+        let mut outcome = Ok(());
         loop {
             let wait = self.tick.saturating_sub(last_tick.elapsed());
             match self.inputs.recv_timeout(wait) {
@@ -146,20 +156,25 @@ impl Loop {
             if let Err(e) = self.on_ready() {
                 // Raft cannot go on safely after a storage failure: stop this member.
                 tracing::error!(node = self.id, error = %e, "raft loop stopped on a storage error");
+                outcome = Err(format!("storage error: {e}"));
                 break;
             }
         }
         self.publish_state();
-        let mut st = self.state_tx.borrow().clone();
-        st.role = "stopped".into();
-        st.leader = 0;
-        let _ = self.state_tx.send(st);
+        publish_stopped(&self.state_tx);
+        outcome
     }
 
     fn handle(&mut self, input: Input) {
         match input {
             Input::Raft(m) => {
-                let _ = self.raw.step(*m);
+                let peers = &self.peers;
+                match super::inbound::against(&self.raw.raft, |id| peers.knows(id), &m) {
+                    Ok(()) => {
+                        let _ = self.raw.step(*m);
+                    }
+                    Err(refused) => refused.record(m.from),
+                }
             }
             Input::Propose { cmd, reply } => {
                 if self.raw.raft.state != StateRole::Leader {
@@ -179,6 +194,12 @@ impl Loop {
                 }
             }
             Input::ConfChange { cc, reply } => {
+                // On a follower raft-rs would forward it as a `MsgPropose`, which members
+                // refuse from the network (`inbound`).
+                if self.raw.raft.state != StateRole::Leader {
+                    let _ = reply.send(Err(CatalogError::NotLeader { leader: None }));
+                    return;
+                }
                 let id = self.next_id();
                 match self.raw.propose_conf_change(self.ctx(id), cc) {
                     Ok(()) => {
@@ -210,6 +231,7 @@ impl Loop {
                 self.raw.report_snapshot(to, status);
             }
             Input::Stop => {}
+            Input::PanicForTest(why) => panic!("{why}"),
         }
     }
 

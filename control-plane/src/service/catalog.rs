@@ -119,7 +119,9 @@ impl Catalog for CatalogService {
     async fn create(&self, req: Request<Entity>) -> Result<Response<WriteReply>, Status> {
         let caller = self.guard.caller(&req).await?;
         let mut e = req.into_inner();
-        if let Some(policy) = self.guard.may_create(&caller, &e)? {
+        let default_policy = self.guard.may_create(&caller, &e)?;
+        self.guard.may_place(&caller, &e, None)?;
+        if let Some(policy) = default_policy {
             self.with_default_policy(&mut e, policy).await?;
         }
         self.write_sealed(e, Op::Create).await
@@ -133,6 +135,7 @@ impl Catalog for CatalogService {
             .authenticated(&caller, "updating the catalogue")?;
         let stored = self.stored(kind_of(&e), &name_of(&e))?;
         self.guard.may_update(&caller, &stored, &e)?;
+        self.guard.may_place(&caller, &e, Some(&stored))?;
         self.write_sealed(e, Op::Update).await
     }
 

@@ -1,4 +1,5 @@
 use crate::error::CatalogError;
+use crate::node::inbound::Refused;
 use crate::node::Node;
 use prost::Message as _;
 use protobuf::Message as _;
@@ -37,11 +38,20 @@ impl Raft for RaftService {
                 .into());
             }
         }
+        // Each message is checked before Raft sees it; a bad one is dropped (counted and
+        // logged by the node), the rest of the batch goes on.
         let batch = req.into_inner();
         for raw in batch.messages {
-            let m = raft::prelude::Message::parse_from_bytes(&raw)
-                .map_err(|e| CatalogError::invalid("raft message", e.to_string()))?;
-            self.node.step(m);
+            match raft::prelude::Message::parse_from_bytes(&raw) {
+                Ok(m) => {
+                    let _ = self.node.receive(batch.from, m);
+                }
+                Err(e) => Refused {
+                    why: "undecodable",
+                    detail: format!("not a Raft message: {e}"),
+                }
+                .record(batch.from),
+            }
         }
         Ok(Response::new(RaftAck {}))
     }

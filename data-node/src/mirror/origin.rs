@@ -150,6 +150,7 @@ fn from_proto(ev: SubscribeEvent) -> TailEvent {
         }),
         next_seq: ev.next_seq,
         last_seq: ev.last_seq,
+        held: Default::default(),
     }
 }
 

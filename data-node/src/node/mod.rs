@@ -5,6 +5,7 @@
 
 pub mod catalog;
 pub mod ditto_status;
+mod reconcile;
 pub mod replication;
 
 use crate::error::{Error, Result};
@@ -44,6 +45,8 @@ pub struct Node {
     tag_creator: Option<Arc<dyn TagCreator>>,
     // Serialises tag creation so one new tag in many concurrent batches is created once.
     tag_lock: tokio::sync::Mutex<()>,
+    /// What it owns but could not open, and why (`reconcile`).
+    unopened: RwLock<reconcile::Unopened>,
 }
 
 impl Node {
@@ -94,6 +97,7 @@ impl Node {
             catalog_changed: tokio::sync::watch::Sender::new(0),
             tag_creator,
             tag_lock: tokio::sync::Mutex::new(()),
+            unopened: RwLock::default(),
         });
         node.set_catalog(catalog)?;
         Ok(node)
@@ -129,54 +133,6 @@ impl Node {
         let r = self.reconcile(&snapshot);
         self.catalog_changed.send_modify(|n| *n += 1);
         r
-    }
-
-    fn reconcile(&self, view: &CatalogView) -> Result<()> {
-        for w in view.wells.values().filter(|w| w.owner_node == self.id) {
-            self.wells.open_well(well_config(w))?;
-        }
-        // Whatever is gone from the view or owned elsewhere stops being served, but its bytes
-        // stay: a fresh or wiped control plane listing nothing must not erase a node. Only
-        // an explicit delete event drops data (`apply_event`).
-        for name in self.wells.names() {
-            if view
-                .wells
-                .get(&name)
-                .is_none_or(|w| w.owner_node != self.id)
-            {
-                self.wells.close_well(&name, false)?;
-            }
-        }
-        for s in view.streams.values().filter(|s| s.owner_node == self.id) {
-            match self.streams.get(&s.name) {
-                Some(store) => store.set_limits(stream_limits(s)),
-                None => {
-                    let memory = s.storage == StorageType::Memory as i32;
-                    let engine = if memory {
-                        self.memory.clone()
-                    } else {
-                        self.main.clone()
-                    };
-                    let id = self.ids.id_for(&meta::stream_id(&s.name))?;
-                    let store = StreamStore::open(id, s.name.clone(), engine, stream_limits(s))?;
-                    self.streams.insert(Arc::new(store));
-                }
-            }
-        }
-        for store in self.streams.all() {
-            if view
-                .streams
-                .get(&store.name)
-                .is_none_or(|s| s.owner_node != self.id)
-            {
-                if let Some(gone) = self.streams.remove(&store.name) {
-                    // A worker or reader still holding it must not write or wait behind a
-                    // store opened later for the same stream.
-                    gone.close();
-                }
-            }
-        }
-        Ok(())
     }
 
     /// Applies one catalogue watch event. A delete of a well or stream this node owns drops
@@ -233,7 +189,7 @@ impl Node {
             s.expire(now)?;
         }
         self.wells.expire_batch_ids(now, batch_id_window_ns)?;
-        Ok(())
+        self.retry_unopened()
     }
 
     /// An open well (canonical name), if this node serves it.
@@ -255,6 +211,9 @@ impl Node {
         if let Some(w) = self.wells.get(&name) {
             return Ok(w);
         }
+        if let Some(why) = self.unopened_why("well", &name) {
+            return Err(self.cannot_open("well", &name, &why));
+        }
         Err(self.not_here(
             "well",
             &name,
@@ -270,10 +229,20 @@ impl Node {
         if let Some(s) = self.streams.get(&name) {
             return Ok(s);
         }
+        if let Some(why) = self.unopened_why("stream", &name) {
+            return Err(self.cannot_open("stream", &name, &why));
+        }
         Err(self.not_here(
             "stream",
             &name,
             self.with_catalog(|c| c.streams.get(&name).map(|s| s.owner_node)),
+        ))
+    }
+
+    fn cannot_open(&self, kind: &str, name: &str, why: &str) -> Error {
+        Error::FailedPrecondition(format!(
+            "{kind} {name} cannot be opened on data node {}: {why}",
+            self.id
         ))
     }
 
@@ -390,6 +359,7 @@ impl Node {
                 ..Default::default()
             });
         }
+        out.extend(self.unopened_stats());
         out
     }
 

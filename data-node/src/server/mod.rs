@@ -122,6 +122,7 @@ pub async fn start_on(
     config: DataNodeConfig,
     listener: TcpListener,
 ) -> Result<RunningDataNode, StartError> {
+    let config = config.with_secret_files().map_err(StartError::Config)?;
     config.validate().map_err(StartError::Config)?;
     let secrets = hosts::SealedSecrets::at_start(&config.encryption).map_err(StartError::Config)?;
     let addr = listener.local_addr().map_err(|source| StartError::Listen {
@@ -158,7 +159,8 @@ pub async fn start_on(
     ));
 
     let ready = Readiness::default();
-    let admin_addr = telemetry::start_admin(&config.admin_listen, ready.clone())
+    let admin_tls = (!config.insecure).then_some(&config.tls);
+    let admin_addr = telemetry::start_admin(&config.admin_listen, ready.clone(), admin_tls)
         .await
         .map_err(StartError::Config)?;
 
@@ -224,11 +226,14 @@ pub async fn start_on(
         ingest,
         secrets,
     });
-    let mut background = vec![AbortOnDrop::spawn(maintenance(
-        node.clone(),
-        Duration::from_millis(config.maintenance_interval_ms),
-        i64::try_from(config.batch_id_window_ms.saturating_mul(1_000_000)).unwrap_or(i64::MAX),
-    ))];
+    let mut background = vec![
+        AbortOnDrop::spawn(maintenance(
+            node.clone(),
+            Duration::from_millis(config.maintenance_interval_ms),
+            i64::try_from(config.batch_id_window_ms.saturating_mul(1_000_000)).unwrap_or(i64::MAX),
+        )),
+        AbortOnDrop::spawn(report_unopened(node.clone(), ready.clone())),
+    ];
     let source_id =
         crate::ditto::source_id(host.as_ref(), &config.cluster_name).map_err(|source| {
             StartError::Storage {
@@ -291,6 +296,18 @@ fn listening(config: &DataNodeConfig) -> Result<serve::Listening, StartError> {
         .and_then(|s| s.server_config())
         .map_err(|e| StartError::Config(e.to_string()))?;
     Ok(serve::Listening::Tls(cfg))
+}
+
+/// Keeps `/health`'s list of what this node owns but cannot open current (checked again on
+/// every catalogue change and maintenance round).
+async fn report_unopened(node: Arc<Node>, ready: Readiness) {
+    let mut changes = node.catalog_changes();
+    loop {
+        ready.set_problems(node.unopened());
+        if changes.changed().await.is_err() {
+            return;
+        }
+    }
 }
 
 async fn maintenance(node: Arc<Node>, every: Duration, batch_id_window_ns: i64) {

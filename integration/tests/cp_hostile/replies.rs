@@ -158,7 +158,11 @@ async fn writes_beyond_the_in_flight_bytes_wait_their_turn_and_all_land() -> Res
         .members(3)
         .data_nodes(0)
         // One write at a time may wait for Raft on each member.
-        .tune_members(|cfg| cfg.limits.max_inflight_write_bytes = 1)
+        .tune_members(|cfg| {
+            cfg.limits.max_inflight_write_bytes = 1;
+            // Forty writes in single file on a loaded machine: give each time to wait.
+            cfg.request_timeout_ms = 20_000;
+        })
         .start()
         .await?;
     let leader = c.wait_leader().await?;

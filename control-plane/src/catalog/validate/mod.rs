@@ -59,11 +59,11 @@ pub fn entity(
         }
         Some(Kind::Target(t)) => {
             t.name = canonical;
-            let old_secret = match old.and_then(|o| o.kind.as_ref()) {
-                Some(Kind::Target(o)) => Some(o.ingest_secret.clone()),
+            let old = match old.and_then(|o| o.kind.as_ref()) {
+                Some(Kind::Target(o)) => Some(o),
                 _ => None,
             };
-            well::target(txn, t, old_secret)
+            well::target(txn, t, old)
         }
         Some(Kind::Stream(s)) => {
             s.name = canonical;

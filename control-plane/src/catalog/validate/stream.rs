@@ -104,7 +104,7 @@ pub(super) fn stream(
 
 /// The TLS CA and credentials of an origin in another cluster. Credentials are write-only:
 /// an update that echoes the redacted marker keeps those stored for the same origin (same
-/// stream in the same cluster), never hands them to another.
+/// stream in the same cluster, trusted with the same CA), never hands them to another.
 fn external_access(
     field: &str,
     o: &mut StreamSource,
@@ -130,13 +130,18 @@ fn external_access(
         let stored = old
             .into_iter()
             .flat_map(|s| s.mirror.iter().chain(s.sources.iter()))
-            .find(|p| p.stream == o.stream && p.external == o.external)
+            .find(|p| {
+                p.stream == o.stream
+                    && p.external == o.external
+                    && p.external_ca_pem == o.external_ca_pem
+            })
             .map(|p| p.external_credentials.clone());
         o.external_credentials = stored.ok_or_else(|| {
             invalid(
                 &creds_field,
                 format!(
-                    "{}: redacted, and none are stored for this origin",
+                    "{}: redacted, and none are stored for this origin: give the credentials \
+                     again when its external address or CA changes",
                     o.stream
                 ),
             )

@@ -71,7 +71,7 @@ pub(super) fn well(txn: &mut dyn Draft, w: &mut Well) -> Result<(), CatalogError
 pub(super) fn target(
     txn: &mut dyn Draft,
     t: &mut Target,
-    old_secret: Option<String>,
+    old: Option<&Target>,
 ) -> Result<(), CatalogError> {
     if t.encrypted_endpoints.is_empty() && t.cleartext_endpoints.is_empty() {
         return Err(invalid(
@@ -86,8 +86,17 @@ pub(super) fn target(
         endpoint("cleartext_endpoints", e)?;
     }
     if t.ingest_secret.is_empty() || t.ingest_secret == REDACTED {
-        // On update an absent or redacted secret keeps the stored one (secrets are write-only).
-        t.ingest_secret = old_secret.ok_or_else(|| invalid("ingest_secret", "is required"))?;
+        // On update an absent or redacted secret keeps the stored one (secrets are write-only),
+        // but only for the destination it was given for: never carried to other endpoints.
+        let old = old.ok_or_else(|| invalid("ingest_secret", "is required"))?;
+        if !same_destination(t, old) {
+            return Err(invalid(
+                "ingest_secret",
+                "give the ingest secret again when the endpoints or the CA change: the stored \
+                 one is not sent to a new destination",
+            ));
+        }
+        t.ingest_secret = old.ingest_secret.clone();
     }
     if t.start_time_ns < 0 {
         return Err(invalid("start_time", "is before 1970"));
@@ -99,4 +108,15 @@ pub(super) fn target(
         txn.ensure_tag(&d)?;
     }
     policy_ref(txn, "policy", &mut t.policy)
+}
+
+/// Whether an update sends to where the stored target did: the same endpoints (in any
+/// order) trusted with the same CA. Compared as stored: where `[encryption]` seals the
+/// endpoints or the CA, each write seals them anew, so every update counts as a new
+/// destination and gives the secret again.
+fn same_destination(t: &Target, old: &Target) -> bool {
+    let set = |v: &[String]| v.iter().cloned().collect::<HashSet<String>>();
+    set(&t.encrypted_endpoints) == set(&old.encrypted_endpoints)
+        && set(&t.cleartext_endpoints) == set(&old.cleartext_endpoints)
+        && t.ca_pem == old.ca_pem
 }

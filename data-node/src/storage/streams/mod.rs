@@ -309,6 +309,19 @@ impl StreamStore {
         filter: &str,
         max: usize,
     ) -> StreamResult<(Vec<RawMessage>, u64)> {
+        self.read_bounded(from_seq, filter, max, usize::MAX)
+    }
+
+    /// As [`read`](Self::read), stopping too once the messages hold `max_bytes` (at least one
+    /// message is read): what a reader holds in memory is bounded in bytes, not only in count.
+    pub fn read_bounded(
+        &self,
+        from_seq: u64,
+        filter: &str,
+        max: usize,
+        max_bytes: usize,
+    ) -> StreamResult<(Vec<RawMessage>, u64)> {
+        let mut bytes = 0usize;
         let mut out = Vec::new();
         let mut next = from_seq;
         let mut scanned = 0usize;
@@ -328,15 +341,22 @@ impl StreamStore {
                 match MessageValue::decode_head(v) {
                     Ok((_, subject))
                         if !tributary_common::subject::filter_accepts(filter, subject) => {}
-                    Ok((timestamp_ns, subject)) => out.push(RawMessage {
-                        seq,
-                        subject: subject.to_string(),
-                        timestamp_ns,
-                        value: v.to_vec(),
-                    }),
+                    Ok((timestamp_ns, subject)) => {
+                        bytes = bytes.saturating_add(v.len());
+                        out.push(RawMessage {
+                            seq,
+                            subject: subject.to_string(),
+                            timestamp_ns,
+                            value: v.to_vec(),
+                        })
+                    }
                     Err(e) => err = Some(e),
                 }
-                if err.is_some() || out.len() >= max || scanned >= max.saturating_mul(16) {
+                if err.is_some()
+                    || out.len() >= max
+                    || bytes >= max_bytes
+                    || scanned >= max.saturating_mul(16)
+                {
                     Scan::Stop
                 } else {
                     Scan::Continue

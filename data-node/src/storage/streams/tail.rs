@@ -1,12 +1,17 @@
 //! Tailing a stream: messages from a seq, filtered by subject, then live as they are stored.
 //! The one read loop behind `Streams.Subscribe` and a mirror of a stream on the same node.
 //!
-//! The event channel is bounded, so a slow reader parks the loop instead of piling up memory;
-//! a heartbeat with first/last seq goes out every second (readers use it for lag and to tell a
-//! quiet stream from a dead link). Events hold messages as stored, so a local mirror copies
+//! What a reader costs is bounded in bytes: each read takes at most `REPLY_BYTES` (or one
+//! bigger message), and the event channel holds `CHANNEL_EVENTS`, so an idle or slow reader
+//! parks the loop holding at most `(CHANNEL_EVENTS + 1)` reads, whatever its `batch` and
+//! however big the backlog (issue 11: six idle readers of a stream of 20 MB messages each
+//! held their whole backlog). The bytes held count in `tributary_stream_tail_held_bytes`.
+//! A heartbeat with first/last seq goes out every second (readers use it for lag and to tell
+//! a quiet stream from a dead link). Events hold messages as stored, so a local mirror copies
 //! those bytes as they are.
 
 use super::{RawMessage, StreamError, StreamResult, StreamStore};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -50,6 +55,42 @@ pub struct TailEvent {
     /// Everything before it has been sent (or is gone from the stream).
     pub next_seq: u64,
     pub last_seq: u64,
+    /// The bytes of `messages`, counted as held until the reader takes the event.
+    pub held: Held,
+}
+
+static HELD: AtomicUsize = AtomicUsize::new(0);
+
+/// Bytes of messages read for readers and not yet taken by them, counted (process-wide, and
+/// in `tributary_stream_tail_held_bytes`) while this lives.
+#[derive(Debug, Default)]
+pub struct Held(usize);
+
+impl Held {
+    fn new(bytes: usize) -> Self {
+        HELD.fetch_add(bytes, Ordering::Relaxed);
+        metrics::gauge!("tributary_stream_tail_held_bytes").increment(bytes as f64);
+        Held(bytes)
+    }
+
+    /// Moves `bytes` of this count into a new one.
+    fn split(&mut self, bytes: usize) -> Held {
+        let moved = bytes.min(self.0);
+        self.0 -= moved;
+        Held(moved)
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        HELD.fetch_sub(self.0, Ordering::Relaxed);
+        metrics::gauge!("tributary_stream_tail_held_bytes").decrement(self.0 as f64);
+    }
+}
+
+/// Bytes read for readers (every tail of this process) that they have not taken yet.
+pub fn held_bytes() -> usize {
+    HELD.load(Ordering::Relaxed)
 }
 
 pub type Tail = ReceiverStream<StreamResult<TailEvent>>;
@@ -103,13 +144,14 @@ async fn run(store: Arc<StreamStore>, mut next: u64, spec: TailSpec, tx: Sender)
         // still wakes us below.
         changed.mark_unchanged();
         let last_before = store.state().last_seq;
-        let (msgs, mut after) = match store.read(next, &spec.filter, spec.batch) {
-            Ok(r) => r,
-            Err(e) => {
-                let _ = tx.send(Err(e)).await;
-                return;
-            }
-        };
+        let (msgs, mut after) =
+            match store.read_bounded(next, &spec.filter, spec.batch, REPLY_BYTES) {
+                Ok(r) => r,
+                Err(e) => {
+                    let _ = tx.send(Err(e)).await;
+                    return;
+                }
+            };
         if after == next && last_before >= next {
             // Nothing is stored from `next` on, yet the stream went that far: those
             // messages were deleted. Say so, or a mirror would wait for them forever.
@@ -150,6 +192,7 @@ async fn run(store: Arc<StreamStore>, mut next: u64, spec: TailSpec, tx: Sender)
 /// the reader is gone.
 async fn send_messages(store: &StreamStore, tx: &Sender, msgs: Vec<RawMessage>, next: u64) -> bool {
     let last_seq = store.state().last_seq;
+    let mut read = Held::new(msgs.iter().map(|m| m.value.len()).sum());
     let mut event = TailEvent {
         last_seq,
         ..Default::default()
@@ -164,11 +207,9 @@ async fn send_messages(store: &StreamStore, tx: &Sender, msgs: Vec<RawMessage>, 
                 last_seq,
                 ..Default::default()
             };
-            if tx
-                .send(Ok(std::mem::replace(&mut event, rest)))
-                .await
-                .is_err()
-            {
+            let mut full = std::mem::replace(&mut event, rest);
+            full.held = read.split(full.messages.iter().map(|m| m.value.len()).sum());
+            if tx.send(Ok(full)).await.is_err() {
                 return false;
             }
             size = 0;
@@ -177,6 +218,7 @@ async fn send_messages(store: &StreamStore, tx: &Sender, msgs: Vec<RawMessage>, 
         event.messages.push(m);
     }
     event.next_seq = next;
+    event.held = read;
     event.messages.is_empty() || tx.send(Ok(event)).await.is_ok()
 }
 
@@ -193,6 +235,7 @@ async fn send_heartbeat(store: &StreamStore, tx: &Sender, incarnation: u64, next
         // below it is gone from the stream.
         next_seq: next.max(1),
         last_seq: s.last_seq,
+        held: Held::default(),
     };
     tx.send(Ok(event)).await.is_ok()
 }

@@ -1,0 +1,144 @@
+//! Making what the node serves match its catalogue view: open every well and stream it owns,
+//! stop serving the rest. Each entity on its own: one that cannot be opened (a cold location
+//! that is a file, a directory it may not write) is recorded with why, reported (`/health`,
+//! the heartbeat's stats that `cluster status` shows, and the RPCs that name it) and tried
+//! again on the next catalogue change and maintenance round, while the node starts and
+//! serves everything else (issue 11: one such well kept a node from starting at all, even
+//! after the well was deleted, since its saved view still held it).
+
+use super::catalog::CatalogView;
+use super::{stream_limits, well_config, Node};
+use crate::error::Result;
+use crate::storage::keys::meta;
+use crate::storage::streams::StreamStore;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use tributary_common::sync::{read, write};
+use tributary_proto::v1::{EntityKind, OwnedStats, StorageType};
+
+/// What could not be opened, by kind label (`well`, `stream`) and name: why.
+pub(super) type Unopened = BTreeMap<(&'static str, String), String>;
+
+impl Node {
+    pub(super) fn reconcile(&self, view: &CatalogView) -> Result<()> {
+        let mut failed = Unopened::new();
+        for w in view.wells.values().filter(|w| w.owner_node == self.id) {
+            if let Err(e) = self.wells.open_well(well_config(w)) {
+                failed.insert(("well", w.name.clone()), e.to_string());
+            }
+        }
+        // Whatever is gone from the view or owned elsewhere stops being served, but its bytes
+        // stay: a fresh or wiped control plane listing nothing must not erase a node. Only
+        // an explicit delete event drops data (`apply_event`).
+        for name in self.wells.names() {
+            if view
+                .wells
+                .get(&name)
+                .is_none_or(|w| w.owner_node != self.id)
+            {
+                self.wells.close_well(&name, false)?;
+            }
+        }
+        for s in view.streams.values().filter(|s| s.owner_node == self.id) {
+            if let Err(e) = self.open_stream(s) {
+                failed.insert(("stream", s.name.clone()), e.to_string());
+            }
+        }
+        for store in self.streams.all() {
+            if view
+                .streams
+                .get(&store.name)
+                .is_none_or(|s| s.owner_node != self.id)
+            {
+                if let Some(gone) = self.streams.remove(&store.name) {
+                    // A worker or reader still holding it must not write or wait behind a
+                    // store opened later for the same stream.
+                    gone.close();
+                }
+            }
+        }
+        self.record_unopened(failed);
+        Ok(())
+    }
+
+    fn open_stream(&self, s: &tributary_proto::v1::Stream) -> Result<()> {
+        match self.streams.get(&s.name) {
+            Some(store) => store.set_limits(stream_limits(s)),
+            None => {
+                let memory = s.storage == StorageType::Memory as i32;
+                let engine = if memory {
+                    self.memory.clone()
+                } else {
+                    self.main.clone()
+                };
+                let id = self.ids.id_for(&meta::stream_id(&s.name))?;
+                let store = StreamStore::open(id, s.name.clone(), engine, stream_limits(s))?;
+                self.streams.insert(Arc::new(store));
+            }
+        }
+        Ok(())
+    }
+
+    /// Logs what newly fails to open or opens again, and keeps the list.
+    fn record_unopened(&self, now: Unopened) {
+        let mut held = write(&self.unopened);
+        for ((kind, name), why) in &now {
+            if held.get(&(*kind, name.clone())) != Some(why) {
+                tracing::error!(
+                    kind = *kind,
+                    name = %name,
+                    error = %why,
+                    "cannot open; serving everything else, retrying on every catalogue change and maintenance round"
+                );
+            }
+        }
+        for (kind, name) in held.keys() {
+            if !now.contains_key(&(*kind, name.clone())) {
+                tracing::info!(kind = *kind, name = %name, "no longer failing to open");
+            }
+        }
+        metrics::gauge!("tributary_dn_unopened_entities").set(now.len() as f64);
+        *held = now;
+    }
+
+    /// What this node owns but cannot open, as `well NAME` / `stream NAME`: why.
+    pub fn unopened(&self) -> BTreeMap<String, String> {
+        read(&self.unopened)
+            .iter()
+            .map(|((kind, name), why)| (format!("{kind} {name}"), format!("cannot open: {why}")))
+            .collect()
+    }
+
+    /// Why an entity this node owns is not open, if it failed to.
+    pub(super) fn unopened_why(&self, kind: &'static str, name: &str) -> Option<String> {
+        read(&self.unopened).get(&(kind, name.to_string())).cloned()
+    }
+
+    /// Tries what failed to open again (maintenance), without waiting for a catalogue change.
+    pub fn retry_unopened(&self) -> Result<()> {
+        if read(&self.unopened).is_empty() {
+            return Ok(());
+        }
+        let view = self.with_catalog(Clone::clone);
+        self.reconcile(&view)?;
+        self.catalog_changed.send_modify(|n| *n += 1);
+        Ok(())
+    }
+
+    /// The heartbeat's lines for what cannot be opened (`cluster status` shows them).
+    pub(super) fn unopened_stats(&self) -> Vec<OwnedStats> {
+        read(&self.unopened)
+            .iter()
+            .map(|((kind, name), why)| OwnedStats {
+                kind: if *kind == "well" {
+                    EntityKind::Well
+                } else {
+                    EntityKind::Stream
+                } as i32,
+                name: name.clone(),
+                error: format!("cannot open: {why}"),
+                ..Default::default()
+            })
+            .collect()
+    }
+}
