@@ -1,23 +1,11 @@
-//! Logs (`tracing` with `RUST_LOG`-style filters), Prometheus metrics, and the admin HTTP
-//! listener serving `/metrics`, `/health` and `/ready`.
+//! Prometheus metrics, and the admin HTTP listener serving `/metrics`, `/health`, `/ready`
+//! and the devops routes (`crate::devops::http`). Logging is `crate::logging`.
 
 use axum::{extract::State, http::StatusCode, routing::get, Router};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
-use tracing_subscriber::EnvFilter;
-
-/// Installs the log subscriber once per process; `default_filter` applies when `RUST_LOG`
-/// is unset.
-pub fn init_logging(default_filter: &str) {
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_target(false)
-        .try_init();
-}
 
 /// The process-wide Prometheus recorder (installed on first use).
 pub fn prometheus() -> PrometheusHandle {
@@ -60,8 +48,13 @@ pub fn admin_addr(configured: &str) -> Result<SocketAddr, String> {
     Ok(addr)
 }
 
-/// Serves `/metrics`, `/health` and `/ready` on `addr`; returns the bound address.
-pub async fn serve_admin(addr: SocketAddr, ready: Readiness) -> std::io::Result<SocketAddr> {
+/// Serves `/metrics`, `/health`, `/ready` and `routes` (the devops API) on `addr`; returns
+/// the bound address.
+pub async fn serve_admin(
+    addr: SocketAddr,
+    ready: Readiness,
+    routes: Router,
+) -> std::io::Result<SocketAddr> {
     let handle = prometheus();
     let app = Router::new()
         .route("/metrics", get(move || async move { handle.render() }))
@@ -76,9 +69,11 @@ pub async fn serve_admin(addr: SocketAddr, ready: Readiness) -> std::io::Result<
                 }
             }),
         )
-        .with_state(ready);
+        .with_state(ready)
+        .merge(routes);
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let bound = listener.local_addr()?;
+    let app = app.into_make_service_with_connect_info::<SocketAddr>();
     tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {
             tracing::error!(error = %e, "admin listener stopped");
@@ -88,12 +83,16 @@ pub async fn serve_admin(addr: SocketAddr, ready: Readiness) -> std::io::Result<
 }
 
 /// Starts the admin listener unless `configured` is empty; the error names the key.
-pub async fn start_admin(configured: &str, ready: Readiness) -> Result<Option<SocketAddr>, String> {
+pub async fn start_admin(
+    configured: &str,
+    ready: Readiness,
+    routes: Router,
+) -> Result<Option<SocketAddr>, String> {
     if configured.is_empty() {
         return Ok(None);
     }
     let addr = admin_addr(configured)?;
-    serve_admin(addr, ready)
+    serve_admin(addr, ready, routes)
         .await
         .map(Some)
         .map_err(|e| format!("key `admin_listen`: cannot listen on {addr}: {e}"))
