@@ -25,7 +25,7 @@ pub struct ControlPlaneConfig {
     /// (`cluster add-member`).
     pub peers: String,
     pub data_dir: PathBuf,
-    /// Admin HTTP (`/metrics`, `/health`, `/ready`); empty disables it.
+    /// Admin HTTP (`/metrics`, `/health`, `/ready`, `/devops/…`); empty disables it.
     pub admin_listen: String,
     pub raft: RaftSection,
     /// How long a request waits for a leader or for its write to apply.
@@ -66,6 +66,8 @@ pub struct ControlPlaneConfig {
     /// receiving a write seals them before proposing. Give every member and data node the
     /// same keys.
     pub encryption: tributary_common::crypto::EncryptionConfig,
+    /// stdout, log files and levels (`[logging]`, `TRIBUTARY_LOGGING_*`).
+    pub logging: tributary_common::logging::LoggingConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -108,6 +110,7 @@ impl Default for ControlPlaneConfig {
             stream_secrets: Vec::new(),
             limits: Limits::default(),
             encryption: Default::default(),
+            logging: Default::default(),
         }
     }
 }

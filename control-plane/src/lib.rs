@@ -8,6 +8,7 @@
 pub mod bootstrap;
 pub mod catalog;
 pub mod config;
+pub mod devops;
 pub mod encryption;
 pub mod error;
 pub mod guard;
@@ -30,8 +31,11 @@ use tokio::net::TcpListener;
 use tonic::service::interceptor::InterceptedService;
 use tributary_common::telemetry::{self, Readiness};
 use tributary_common::{serve, tls};
+use tributary_common::devops::{grpc::AdminService, Devops, Operators};
+use tributary_common::health::Health;
 use tributary_proto::v1::{
-    catalog_server::CatalogServer, cluster_server::ClusterServer, raft_server::RaftServer,
+    admin_server::AdminServer, catalog_server::CatalogServer, cluster_server::ClusterServer,
+    raft_server::RaftServer,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -184,9 +188,6 @@ pub async fn start_on(
     let node = Node::start(config.node_config(), store, catalogue, peers, liveness)?;
 
     let ready = Readiness::default();
-    let admin_addr = telemetry::start_admin(&config.admin_listen, ready.clone())
-        .await
-        .map_err(StartError::Config)?;
     let request_timeout = Duration::from_millis(config.request_timeout_ms);
     let migration = Arc::new(encryption::Migration::new(
         node.clone(),
@@ -195,6 +196,20 @@ pub async fn start_on(
         config.cluster_secret.clone(),
     ));
     let guard = Arc::new(guard(&config, &node)?);
+    let devops: Arc<dyn Devops> = Arc::new(devops::fanout(&node, &config));
+    let operators: Arc<dyn Operators> = guard.clone();
+    let admin = |peer: bool| {
+        AdminServer::new(AdminService {
+            devops: devops.clone(),
+            operators: operators.clone(),
+            peer,
+        })
+    };
+    let routes = tributary_common::devops::http::routes(devops.clone(), operators.clone());
+    let admin_addr = telemetry::start_admin(&config.admin_listen, ready.clone(), routes)
+        .await
+        .map_err(StartError::Config)?;
+    let health = Health::default();
     let cluster = |peer: bool| {
         ClusterServer::new(service::ClusterService {
             node: node.clone(),
@@ -210,7 +225,9 @@ pub async fn start_on(
             guard: guard.clone(),
             secrets: secrets.clone(),
         }))
-        .add_service(cluster(false));
+        .add_service(cluster(false))
+        .add_service(admin(false));
+    let client_router = health.serve_on(client_router, &devops::all_services(false));
     // Raft, and the calls a follower sends on to the leader, are served to members only.
     let peer_check = PeerNames(Arc::new(config.peer_allowed_names.clone()));
     let peer_router = tonic::transport::Server::builder()
@@ -222,7 +239,9 @@ pub async fn start_on(
             .max_decoding_message_size(64 << 20),
             peer_check.clone(),
         ))
-        .add_service(InterceptedService::new(cluster(true), peer_check));
+        .add_service(InterceptedService::new(cluster(true), peer_check.clone()))
+        .add_service(InterceptedService::new(admin(true), peer_check));
+    let peer_router = health.serve_on(peer_router, &devops::all_services(true));
     let servers = vec![
         serve::serve(client_router, listener, client_tls, "control-plane gRPC"),
         serve::serve(
@@ -232,9 +251,13 @@ pub async fn start_on(
             "control-plane peer gRPC",
         ),
     ];
-    let background = vec![tributary_common::task::AbortOnDrop::spawn(
-        bootstrap::store_admin_policy(node.clone(), config.admin_subjects.clone()),
-    )];
+    let background = vec![
+        tributary_common::task::AbortOnDrop::spawn(bootstrap::store_admin_policy(
+            node.clone(),
+            config.admin_subjects.clone(),
+        )),
+        tributary_common::task::AbortOnDrop::spawn(devops::report_health(node.clone(), health)),
+    ];
     ready.set(true);
     tracing::info!(id = config.id, %addr, %peer_addr, insecure = config.insecure, "control-plane member started");
     Ok(RunningControlPlane {

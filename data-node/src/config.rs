@@ -18,7 +18,7 @@ pub struct DataNodeConfig {
     /// allocated locally and the catalogue view is only what was saved or set in-process).
     pub control_plane: String,
     pub data_dir: PathBuf,
-    /// Admin HTTP (`/metrics`, `/health`, `/ready`); empty disables it.
+    /// Admin HTTP (`/metrics`, `/health`, `/ready`, `/devops/…` for this node); empty disables it.
     pub admin_listen: String,
     /// Accepted ingest secrets (`--ingest-secret`, repeatable); empty = ingest is open.
     pub ingest_secrets: Vec<String>,
@@ -69,6 +69,8 @@ pub struct DataNodeConfig {
     /// catalogue sends target secrets and origin credentials sealed, and the node opens them
     /// where its workers need them. Give every member and data node the same keys.
     pub encryption: tributary_common::crypto::EncryptionConfig,
+    /// stdout, log files and levels (`[logging]`, `TRIBUTARY_LOGGING_*`).
+    pub logging: tributary_common::logging::LoggingConfig,
 }
 
 impl Default for DataNodeConfig {
@@ -100,6 +102,7 @@ impl Default for DataNodeConfig {
             admin_subjects: Vec::new(),
             anonymous_subjects: Vec::new(),
             encryption: Default::default(),
+            logging: Default::default(),
         }
     }
 }

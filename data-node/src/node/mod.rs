@@ -40,6 +40,9 @@ pub struct Node {
     catalog: RwLock<CatalogView>,
     /// Bumped after every catalogue change, so supervisors react at once instead of polling.
     catalog_changed: tokio::sync::watch::Sender<u64>,
+    /// A catalogue view is in hand: saved by an earlier run, or listed from the control
+    /// plane (health says NOT_SERVING until then).
+    catalog_loaded: std::sync::atomic::AtomicBool,
     /// None: standalone (no control plane), tag ids are only ever used on this node.
     tag_creator: Option<Arc<dyn TagCreator>>,
     // Serialises tag creation so one new tag in many concurrent batches is created once.
@@ -78,7 +81,9 @@ impl Node {
         let ids = Arc::new(LocalIds::new(main.clone()));
         let cold: ColdOpener = Box::new(move |p: &Path| cold(&base.join(p)));
         let wells = Wells::open(main.clone(), ids.clone(), cold)?;
-        let catalog = match main.get(Space::Meta, meta::CATALOG)? {
+        let saved = main.get(Space::Meta, meta::CATALOG)?;
+        let loaded = saved.is_some();
+        let catalog = match saved {
             Some(v) => CatalogView::decode(&v)
                 .map_err(|e| StorageError::Corrupt(format!("saved catalogue: {e}")))?,
             None => CatalogView::default(),
@@ -92,6 +97,7 @@ impl Node {
             streams: Streams::default(),
             catalog: RwLock::new(CatalogView::default()),
             catalog_changed: tokio::sync::watch::Sender::new(0),
+            catalog_loaded: std::sync::atomic::AtomicBool::new(loaded),
             tag_creator,
             tag_lock: tokio::sync::Mutex::new(()),
         });
@@ -111,6 +117,19 @@ impl Node {
     /// Wakes on every catalogue change (after the node has reconciled its storage with it).
     pub fn catalog_changes(&self) -> tokio::sync::watch::Receiver<u64> {
         self.catalog_changed.subscribe()
+    }
+
+    /// Whether the node has a catalogue view to work from (see `catalog_loaded`).
+    pub fn catalog_loaded(&self) -> bool {
+        self.catalog_loaded
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// The view is in hand (listed from the control plane, or there is none to wait for).
+    pub fn mark_catalog_loaded(&self) {
+        self.catalog_loaded
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        self.catalog_changed.send_modify(|n| *n += 1);
     }
 
     /// Replaces the view (after a List), persists it and reconciles.

@@ -3,6 +3,7 @@
 //! them together; nothing imports it.
 
 mod hosts;
+mod probes;
 
 use crate::config::DataNodeConfig;
 use crate::control_client::{ControlClient, Endpoints, TagClient};
@@ -157,7 +158,8 @@ pub async fn start_on(
     ));
 
     let ready = Readiness::default();
-    let admin_addr = telemetry::start_admin(&config.admin_listen, ready.clone())
+    let probes = probes::Probes::new(&config, gate.clone());
+    let admin_addr = telemetry::start_admin(&config.admin_listen, ready.clone(), probes.routes())
         .await
         .map_err(StartError::Config)?;
 
@@ -200,7 +202,9 @@ pub async fn start_on(
             StreamsServer::new(streams)
                 .max_decoding_message_size(max)
                 .max_encoding_message_size(max),
-        );
+        )
+        .add_service(probes.admin());
+    let router = probes.health.serve_on(router, &probes::all_services());
     let (tx, server) = serve::serve(router, listener, listening, "data-node gRPC");
 
     let host = Arc::new(NodeHost {
@@ -209,11 +213,18 @@ pub async fn start_on(
         ingest,
         secrets,
     });
-    let mut background = vec![AbortOnDrop::spawn(maintenance(
+    if cp_addrs.is_empty() {
+        // Standalone: there is no catalogue to wait for.
+        node.mark_catalog_loaded();
+    }
+    let mut background = vec![
+        AbortOnDrop::spawn(probes::report_health(node.clone(), probes.health.clone())),
+        AbortOnDrop::spawn(maintenance(
         node.clone(),
         Duration::from_millis(config.maintenance_interval_ms),
         i64::try_from(config.batch_id_window_ms.saturating_mul(1_000_000)).unwrap_or(i64::MAX),
-    ))];
+        )),
+    ];
     let source_id =
         crate::ditto::source_id(host.as_ref(), &config.cluster_name).map_err(|source| {
             StartError::Storage {
