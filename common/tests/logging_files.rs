@@ -31,7 +31,9 @@ fn names(dir: &Path) -> Vec<String> {
 fn try_gunzip(path: &Path) -> Option<String> {
     let mut s = String::new();
     let file = std::fs::File::open(path).ok()?;
-    flate2::read::GzDecoder::new(file).read_to_string(&mut s).ok()?;
+    flate2::read::GzDecoder::new(file)
+        .read_to_string(&mut s)
+        .ok()?;
     Some(s)
 }
 
@@ -64,7 +66,11 @@ fn files_roll_gzip_keep_their_history_and_follow_level_changes() {
         ..Default::default()
     };
     let guard = logging::init(&config, "data-node").expect("logging");
-    assert!(!dir.path().join("dn.log.3.gz").exists(), "{:?}", names(dir.path()));
+    assert!(
+        !dir.path().join("dn.log.3.gz").exists(),
+        "{:?}",
+        names(dir.path())
+    );
 
     let span = tracing::info_span!("rpc", trace_id = "4bf92f3577b34da6", well = "acme:orders");
     let _entered = span.enter();
@@ -84,7 +90,15 @@ fn files_roll_gzip_keep_their_history_and_follow_level_changes() {
     });
     let text = gunzip(&rolled);
     let line: Value = serde_json::from_str(text.lines().next().expect("a line")).expect("JSON");
-    for key in ["@timestamp", "@version", "level", "level_value", "logger_name", "message", "thread_name"] {
+    for key in [
+        "@timestamp",
+        "@version",
+        "level",
+        "level_value",
+        "logger_name",
+        "message",
+        "thread_name",
+    ] {
         assert!(line.get(key).is_some(), "{key} missing: {line}");
     }
     assert_eq!(line["level"], "INFO");
@@ -94,7 +108,9 @@ fn files_roll_gzip_keep_their_history_and_follow_level_changes() {
 
     // ROOT at info: a debug line waits for the level change, then reaches the file.
     assert_eq!(logging::levels().level_of(module_path!()), "info");
-    logging::levels().set(module_path!(), "debug").expect("level");
+    logging::levels()
+        .set(module_path!(), "debug")
+        .expect("level");
     tracing::debug!(marker = "after", "now at debug");
     tracing::trace!(marker = "below threshold", "the file takes debug and up");
     drop(_entered);

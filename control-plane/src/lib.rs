@@ -29,10 +29,10 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tonic::service::interceptor::InterceptedService;
-use tributary_common::telemetry::{self, Readiness};
-use tributary_common::{serve, tls};
 use tributary_common::devops::{grpc::AdminService, Devops, Operators};
 use tributary_common::health::Health;
+use tributary_common::telemetry::{self, Readiness};
+use tributary_common::{serve, tls};
 use tributary_proto::v1::{
     admin_server::AdminServer, catalog_server::CatalogServer, cluster_server::ClusterServer,
     raft_server::RaftServer,

@@ -110,7 +110,8 @@ async fn call(cp: &ControlPlane, scope: &Scope, cmd: &Command) -> Result<Vec<Ins
                         .await
                     }
                     Command::RetrieveConfig { path } => {
-                        c.retrieve_config(RetrieveConfigRequest { scope, path }).await
+                        c.retrieve_config(RetrieveConfigRequest { scope, path })
+                            .await
                     }
                 };
                 r.map(tonic::Response::into_inner)

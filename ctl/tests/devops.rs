@@ -49,7 +49,13 @@ async fn devops_on_a_cluster_started_as_the_readme_says() -> Result<()> {
     let token_file = dir.join("devops-token");
     std::fs::write(&token_file, TOKEN)?;
     let config = dir.join("devops.toml");
-    std::fs::write(&config, format!("devops_token_file = {:?}\n", token_file.display().to_string()))?;
+    std::fs::write(
+        &config,
+        format!(
+            "devops_token_file = {:?}\n",
+            token_file.display().to_string()
+        ),
+    )?;
     let with_config = ["--config".to_string(), config.display().to_string()];
     let cp = member(dir, &pki, &with_config).await?;
     let server = cp.addrs.grpc.to_string();
@@ -63,15 +69,32 @@ async fn devops_on_a_cluster_started_as_the_readme_says() -> Result<()> {
     for want in ["control-plane", "data-node", "ROOT = info"] {
         assert!(table.contains(want), "{want}:\n{table}");
     }
-    let set = ["devops", "logging", "set", "tributary_data_node", "debug", "--service", "data-node"];
+    let set = [
+        "devops",
+        "logging",
+        "set",
+        "tributary_data_node",
+        "debug",
+        "--service",
+        "data-node",
+    ];
     let out = admin.ok(&set).await?;
     assert!(out.contains("tributary_data_node = debug"), "{out}");
     let got: Value = serde_json::from_str(
         &admin
-            .ok(&["--json", "devops", "logging", "get", "--service", "data-node"])
+            .ok(&[
+                "--json",
+                "devops",
+                "logging",
+                "get",
+                "--service",
+                "data-node",
+            ])
             .await?,
     )?;
-    let configs = got["1"]["loggerConfigs"].as_array().context("loggerConfigs")?;
+    let configs = got["1"]["loggerConfigs"]
+        .as_array()
+        .context("loggerConfigs")?;
     assert!(
         configs.contains(&json!({"level": "debug", "logger": "tributary_data_node"})),
         "{got}"
@@ -81,23 +104,46 @@ async fn devops_on_a_cluster_started_as_the_readme_says() -> Result<()> {
             .ok(&["--json", "devops", "config", "--path", "tributary.info"])
             .await?,
     )?;
-    assert_eq!(info["control-plane"]["1"]["config"]["service"]["name"], "control-plane", "{info}");
-    assert_eq!(info["data-node"]["1"]["config"]["version"], env!("CARGO_PKG_VERSION"), "{info}");
-    let bad = admin.run(&["devops", "logging", "set", "ROOT", "loud"]).await;
-    assert!(!bad.status.success() && text(&bad.stderr).contains("loud"), "{}", text(&bad.stderr));
+    assert_eq!(
+        info["control-plane"]["1"]["config"]["service"]["name"], "control-plane",
+        "{info}"
+    );
+    assert_eq!(
+        info["data-node"]["1"]["config"]["version"],
+        env!("CARGO_PKG_VERSION"),
+        "{info}"
+    );
+    let bad = admin
+        .run(&["devops", "logging", "set", "ROOT", "loud"])
+        .await;
+    assert!(
+        !bad.status.success() && text(&bad.stderr).contains("loud"),
+        "{}",
+        text(&bad.stderr)
+    );
 
     // Who may: not a caller without credentials, not a client the policies give nothing;
     // the devops token, with no certificate at all.
     let anon = As::new(&server, &pki, None);
     let out = anon.run(&["devops", "logging", "get"]).await;
     assert!(!out.status.success(), "anonymous got in");
-    assert!(text(&out.stderr).contains("UNAUTHENTICATED"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("UNAUTHENTICATED"),
+        "{}",
+        text(&out.stderr)
+    );
     let reader = As::new(&server, &pki, Some("reader"));
     let out = reader.run(&["devops", "logging", "get"]).await;
-    assert!(text(&out.stderr).contains("PERMISSION_DENIED"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("PERMISSION_DENIED"),
+        "{}",
+        text(&out.stderr)
+    );
     let mut devops = anon.clone();
     devops.0.push(("TRIBUTARY_TOKEN".into(), TOKEN.into()));
-    let out = devops.ok(&["devops", "config", "--path", "tributary.info.service"]).await?;
+    let out = devops
+        .ok(&["devops", "config", "--path", "tributary.info.service"])
+        .await?;
     assert!(out.contains("control-plane"), "{out}");
 
     // The admin listener: the same answers, only with credentials.
@@ -107,7 +153,10 @@ async fn devops_on_a_cluster_started_as_the_readme_says() -> Result<()> {
     let (status, body) = http_get(http, "/devops/config?path=tributary.info", Some(TOKEN)).await?;
     assert_eq!(status, 200, "{body}");
     let v: Value = serde_json::from_str(&body)?;
-    assert_eq!(v["data-node"]["1"]["type"], "common.responses:retrieveConfig", "{v}");
+    assert_eq!(
+        v["data-node"]["1"]["type"], "common.responses:retrieveConfig",
+        "{v}"
+    );
 
     // gRPC health over TLS on both servers.
     let ok = tonic_health::pb::health_check_response::ServingStatus::Serving as i32;
@@ -117,6 +166,9 @@ async fn devops_on_a_cluster_started_as_the_readme_says() -> Result<()> {
     // Default logging: human lines on stdout, no JSON.
     let log = std::fs::read_to_string(dir.join("cp1.log"))?;
     assert!(log.lines().any(|l| l.contains(" INFO ")), "{log}");
-    assert!(!log.lines().any(|l| l.trim_start().starts_with('{')), "{log}");
+    assert!(
+        !log.lines().any(|l| l.trim_start().starts_with('{')),
+        "{log}"
+    );
     Ok(())
 }

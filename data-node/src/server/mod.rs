@@ -220,9 +220,9 @@ pub async fn start_on(
     let mut background = vec![
         AbortOnDrop::spawn(probes::report_health(node.clone(), probes.health.clone())),
         AbortOnDrop::spawn(maintenance(
-        node.clone(),
-        Duration::from_millis(config.maintenance_interval_ms),
-        i64::try_from(config.batch_id_window_ms.saturating_mul(1_000_000)).unwrap_or(i64::MAX),
+            node.clone(),
+            Duration::from_millis(config.maintenance_interval_ms),
+            i64::try_from(config.batch_id_window_ms.saturating_mul(1_000_000)).unwrap_or(i64::MAX),
         )),
     ];
     let source_id =

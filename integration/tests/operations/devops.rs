@@ -29,7 +29,10 @@ async fn any_member_answers_for_the_cluster_and_changes_levels_everywhere() -> R
     let secrets = tempfile::tempdir()?;
     let token_file = secrets.path().join("devops-token");
     std::fs::write(&token_file, TOKEN)?;
-    let (tf, tf2) = (token_file.display().to_string(), token_file.display().to_string());
+    let (tf, tf2) = (
+        token_file.display().to_string(),
+        token_file.display().to_string(),
+    );
     let mut c = Cluster::builder("ops")
         .members(3)
         .data_nodes(2)
@@ -46,7 +49,10 @@ async fn any_member_answers_for_the_cluster_and_changes_levels_everywhere() -> R
         .start()
         .await?;
     c.wait_leader().await?;
-    let admin = c.addrs(Server::Member(2))?.admin.context("member 2 admin")?;
+    let admin = c
+        .addrs(Server::Member(2))?
+        .admin
+        .context("member 2 admin")?;
 
     // Who may call: nobody without credentials, not a wrong token; the devops token may.
     let (status, body) = call(admin, "GET", "/devops/logging", None, None).await?;
@@ -56,11 +62,18 @@ async fn any_member_answers_for_the_cluster_and_changes_levels_everywhere() -> R
 
     let (status, all) = get(admin, "/devops/logging", TOKEN).await?;
     assert_eq!(status, 200, "{all}");
-    for (service, ids) in [("control-plane", vec!["1", "2", "3"]), ("data-node", vec!["1", "2"])] {
+    for (service, ids) in [
+        ("control-plane", vec!["1", "2", "3"]),
+        ("data-node", vec!["1", "2"]),
+    ] {
         for id in ids {
             let a = &all[service][id];
             assert_eq!(a["type"], "devops.responses:retrieveLoggerConfig", "{all}");
-            assert_eq!((a["status"].as_u64(), a["serviceName"].as_str()), (Some(200), Some(service)), "{a}");
+            assert_eq!(
+                (a["status"].as_u64(), a["serviceName"].as_str()),
+                (Some(200), Some(service)),
+                "{a}"
+            );
             assert_eq!(loggers(a)[0], ("ROOT".into(), "info".into()), "{a}");
         }
     }
@@ -70,7 +83,10 @@ async fn any_member_answers_for_the_cluster_and_changes_levels_everywhere() -> R
     let (status, changed) = put(admin, "/devops/logging/data-node", TOKEN, change).await?;
     assert_eq!(status, 200, "{changed}");
     for id in ["1", "2"] {
-        assert_eq!(changed[id]["type"], "devops.responses:changeLogLevel", "{changed}");
+        assert_eq!(
+            changed[id]["type"], "devops.responses:changeLogLevel",
+            "{changed}"
+        );
         assert_eq!(changed[id]["result"], true, "{changed}");
     }
     let (_, dn) = get(admin, "/devops/logging/data-node", TOKEN).await?;
@@ -79,18 +95,25 @@ async fn any_member_answers_for_the_cluster_and_changes_levels_everywhere() -> R
         assert!(loggers(&dn[id]).contains(&want), "{dn}");
     }
     let (_, cp) = get(admin, "/devops/logging/control-plane", TOKEN).await?;
-    assert!(!loggers(&cp["1"]).contains(&want), "members unchanged: {cp}");
+    assert!(
+        !loggers(&cp["1"]).contains(&want),
+        "members unchanged: {cp}"
+    );
     // …and the data nodes log at debug from then on.
     for k in [1, 2] {
         let log = c.dir().join(format!("dn-{k}.log"));
-        wait::until(&format!("a debug line in {}", log.display()), wait::WAIT, || {
-            let text = std::fs::read_to_string(&log).unwrap_or_default();
-            async move {
-                text.lines()
-                    .any(|l| l.contains("DEBUG") && l.contains("tributary_data_node"))
-                    .then_some(())
-            }
-        })
+        wait::until(
+            &format!("a debug line in {}", log.display()),
+            wait::WAIT,
+            || {
+                let text = std::fs::read_to_string(&log).unwrap_or_default();
+                async move {
+                    text.lines()
+                        .any(|l| l.contains("DEBUG") && l.contains("tributary_data_node"))
+                        .then_some(())
+                }
+            },
+        )
         .await?;
     }
 
@@ -100,26 +123,64 @@ async fn any_member_answers_for_the_cluster_and_changes_levels_everywhere() -> R
     let one = &info["control-plane"]["1"];
     assert_eq!(one["type"], "common.responses:retrieveConfig", "{info}");
     assert_eq!(one["config"]["service"]["name"], "control-plane", "{info}");
-    assert_eq!(info["data-node"]["2"]["config"]["service"]["instance-id"], "2", "{info}");
-    let (status, secret) =
-        get(admin, "/devops/config/data-node/1?path=tributary.cluster_secret", TOKEN).await?;
-    assert_eq!((status, &secret["config"]), (200, &json!("<redacted>")), "{secret}");
+    assert_eq!(
+        info["data-node"]["2"]["config"]["service"]["instance-id"], "2",
+        "{info}"
+    );
+    let (status, secret) = get(
+        admin,
+        "/devops/config/data-node/1?path=tributary.cluster_secret",
+        TOKEN,
+    )
+    .await?;
+    assert_eq!(
+        (status, &secret["config"]),
+        (200, &json!("<redacted>")),
+        "{secret}"
+    );
     let (_, whole) = get(admin, "/devops/config", TOKEN).await?;
-    assert!(!whole.to_string().contains(CLUSTER_SECRET), "a secret shows: {whole}");
+    assert!(
+        !whole.to_string().contains(CLUSTER_SECRET),
+        "a secret shows: {whole}"
+    );
     assert!(!whole.to_string().contains(TOKEN), "the devops token shows");
-    assert_eq!(whole["data-node"]["1"]["config"]["tributary"]["id"], 1, "{whole}");
+    assert_eq!(
+        whole["data-node"]["1"]["config"]["tributary"]["id"], 1,
+        "{whole}"
+    );
 
     // Bad input is refused with what was wrong.
     let (status, bad) = get(admin, "/devops/logging/gateway", TOKEN).await?;
-    assert!(status == 400 && bad["message"].as_str().unwrap_or("").contains("gateway"), "{bad}");
+    assert!(
+        status == 400 && bad["message"].as_str().unwrap_or("").contains("gateway"),
+        "{bad}"
+    );
     let loud = json!({"logger": "ROOT", "level": "loud"});
     let (status, bad) = put(admin, "/devops/logging", TOKEN, loud).await?;
-    assert!(status == 400 && bad["message"].as_str().unwrap_or("").contains("loud"), "{bad}");
-    let (status, bad) = get(admin, "/devops/config/control-plane/1?path=tributary.nope", TOKEN).await?;
-    assert!(status == 400 && bad["message"].as_str().unwrap_or("").contains("tributary.nope"), "{bad}");
+    assert!(
+        status == 400 && bad["message"].as_str().unwrap_or("").contains("loud"),
+        "{bad}"
+    );
+    let (status, bad) = get(
+        admin,
+        "/devops/config/control-plane/1?path=tributary.nope",
+        TOKEN,
+    )
+    .await?;
+    assert!(
+        status == 400
+            && bad["message"]
+                .as_str()
+                .unwrap_or("")
+                .contains("tributary.nope"),
+        "{bad}"
+    );
 
     // A data node's own listener answers for itself.
-    let dn_admin = c.addrs(Server::DataNode(1))?.admin.context("data node admin")?;
+    let dn_admin = c
+        .addrs(Server::DataNode(1))?
+        .admin
+        .context("data node admin")?;
     let (status, own) = get(dn_admin, "/devops/logging/data-node/1", TOKEN).await?;
     assert_eq!((status, own["instance"].as_u64()), (200, Some(1)), "{own}");
 
@@ -129,7 +190,10 @@ async fn any_member_answers_for_the_cluster_and_changes_levels_everywhere() -> R
     assert_eq!(status, 200, "{all}");
     let down = &all["data-node"]["2"];
     assert!(matches!(down["status"].as_u64(), Some(503 | 504)), "{all}");
-    assert!(down["message"].as_str().is_some_and(|m| !m.is_empty()), "{down}");
+    assert!(
+        down["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "{down}"
+    );
     assert_eq!(all["data-node"]["1"]["status"], 200, "{all}");
     assert_eq!(all["control-plane"]["3"]["status"], 200, "{all}");
     c.shutdown().await;

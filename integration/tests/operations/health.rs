@@ -91,7 +91,9 @@ async fn health_follows_the_leader_and_the_catalogue() -> Result<()> {
         .map(|l| l.local_addr().map(|a| a.to_string()))
         .collect::<Result<_, _>>()?;
     let mut listeners = listeners.into_iter();
-    let first = listeners.next().ok_or_else(|| anyhow::anyhow!("no listener"))?;
+    let first = listeners
+        .next()
+        .ok_or_else(|| anyhow::anyhow!("no listener"))?;
     // One of three voters: no leader can be elected.
     let m1 = tributary_control_plane::start_on(member(1, &addrs, dir.path()), first).await?;
     let dn = tributary_data_node::start(DataNodeConfig {
@@ -110,21 +112,46 @@ async fn health_follows_the_leader_and_the_catalogue() -> Result<()> {
 
     let (cp, node) = (m1.addr, dn.addr);
     assert_eq!(status(cp, "").await, Some(ServingStatus::NotServing));
-    assert_eq!(status(cp, "tributary.v1.Catalog").await, Some(ServingStatus::NotServing));
-    assert_eq!(status(cp, "tributary.v1.Cluster").await, Some(ServingStatus::Serving));
+    assert_eq!(
+        status(cp, "tributary.v1.Catalog").await,
+        Some(ServingStatus::NotServing)
+    );
+    assert_eq!(
+        status(cp, "tributary.v1.Cluster").await,
+        Some(ServingStatus::Serving)
+    );
     assert_eq!(status(node, "").await, Some(ServingStatus::NotServing));
-    assert_eq!(status(node, "tributary.v1.Streams").await, Some(ServingStatus::NotServing));
+    assert_eq!(
+        status(node, "tributary.v1.Streams").await,
+        Some(ServingStatus::NotServing)
+    );
 
     let on_member = services(cp).await?;
-    for s in ["tributary.v1.Admin", "tributary.v1.Catalog", "tributary.v1.Cluster", "grpc.health.v1.Health"] {
+    for s in [
+        "tributary.v1.Admin",
+        "tributary.v1.Catalog",
+        "tributary.v1.Cluster",
+        "grpc.health.v1.Health",
+    ] {
         assert!(on_member.iter().any(|n| n == s), "{s} not in {on_member:?}");
     }
-    assert!(!on_member.iter().any(|n| n == "tributary.v1.Raft"), "Raft is for peers: {on_member:?}");
+    assert!(
+        !on_member.iter().any(|n| n == "tributary.v1.Raft"),
+        "Raft is for peers: {on_member:?}"
+    );
     let on_node = services(node).await?;
-    for s in ["tributary.v1.Admin", "tributary.v1.Ingest", "tributary.v1.Streams", "tributary.v1.Wells"] {
+    for s in [
+        "tributary.v1.Admin",
+        "tributary.v1.Ingest",
+        "tributary.v1.Streams",
+        "tributary.v1.Wells",
+    ] {
         assert!(on_node.iter().any(|n| n == s), "{s} not in {on_node:?}");
     }
-    assert!(!on_node.iter().any(|n| n == "tributary.v1.Catalog"), "{on_node:?}");
+    assert!(
+        !on_node.iter().any(|n| n == "tributary.v1.Catalog"),
+        "{on_node:?}"
+    );
 
     // The other two voters: a leader, then the data node lists its catalogue.
     let mut rest = Vec::new();
