@@ -40,9 +40,12 @@ pub struct Node {
     catalog: RwLock<CatalogView>,
     /// Bumped after every catalogue change, so supervisors react at once instead of polling.
     catalog_changed: tokio::sync::watch::Sender<u64>,
-    /// A catalogue view is in hand: saved by an earlier run, or listed from the control
-    /// plane (health says NOT_SERVING until then).
-    catalog_loaded: std::sync::atomic::AtomicBool,
+    /// A catalogue view was saved by an earlier run (health says SERVING from the start).
+    catalog_saved: bool,
+    /// Listed from the control plane, and registered with it: a new node serves its cluster
+    /// from then on (health says NOT_SERVING until then).
+    catalog_listed: std::sync::atomic::AtomicBool,
+    registered: std::sync::atomic::AtomicBool,
     /// None: standalone (no control plane), tag ids are only ever used on this node.
     tag_creator: Option<Arc<dyn TagCreator>>,
     // Serialises tag creation so one new tag in many concurrent batches is created once.
@@ -97,7 +100,9 @@ impl Node {
             streams: Streams::default(),
             catalog: RwLock::new(CatalogView::default()),
             catalog_changed: tokio::sync::watch::Sender::new(0),
-            catalog_loaded: std::sync::atomic::AtomicBool::new(loaded),
+            catalog_saved: loaded,
+            catalog_listed: std::sync::atomic::AtomicBool::new(false),
+            registered: std::sync::atomic::AtomicBool::new(false),
             tag_creator,
             tag_lock: tokio::sync::Mutex::new(()),
         });
@@ -119,15 +124,23 @@ impl Node {
         self.catalog_changed.subscribe()
     }
 
-    /// Whether the node has a catalogue view to work from (see `catalog_loaded`).
+    /// Whether the node has a catalogue view to work from: saved by an earlier run, or
+    /// listed from the control plane it has registered with.
     pub fn catalog_loaded(&self) -> bool {
-        self.catalog_loaded
-            .load(std::sync::atomic::Ordering::Relaxed)
+        use std::sync::atomic::Ordering::Relaxed;
+        self.catalog_saved || (self.catalog_listed.load(Relaxed) && self.registered.load(Relaxed))
     }
 
-    /// The view is in hand (listed from the control plane, or there is none to wait for).
-    pub fn mark_catalog_loaded(&self) {
-        self.catalog_loaded
+    /// The view was listed from the control plane (or there is none to wait for).
+    pub fn mark_catalog_listed(&self) {
+        self.catalog_listed
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        self.catalog_changed.send_modify(|n| *n += 1);
+    }
+
+    /// The control plane knows this node (or there is none).
+    pub fn mark_registered(&self) {
+        self.registered
             .store(true, std::sync::atomic::Ordering::Relaxed);
         self.catalog_changed.send_modify(|n| *n += 1);
     }

@@ -215,7 +215,8 @@ pub async fn start_on(
     });
     if cp_addrs.is_empty() {
         // Standalone: there is no catalogue to wait for.
-        node.mark_catalog_loaded();
+        node.mark_catalog_listed();
+        node.mark_registered();
     }
     let mut background = vec![
         AbortOnDrop::spawn(probes::report_health(node.clone(), probes.health.clone())),

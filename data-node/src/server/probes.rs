@@ -1,6 +1,7 @@
 //! The data node's devops and health: it answers devops commands for itself (the Admin
 //! service and the admin listener's `/devops` routes), and its services are `NOT_SERVING`
-//! until it has a catalogue view (saved by an earlier run, or listed from the control plane).
+//! until it has a catalogue view (saved by an earlier run, or listed from the control plane
+//! it has registered with).
 
 use crate::config::DataNodeConfig;
 use crate::gate::Gate;
