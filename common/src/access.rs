@@ -193,6 +193,37 @@ impl Access {
         let cn = req
             .peer_certs()
             .and_then(|certs| crate::tls::peer_cn(&certs));
+        self.resolve(req.metadata(), cn, req.remote_addr(), false)
+            .await
+    }
+
+    /// Who sent a request to the devops API (the `Admin` service): as [`Access::caller`],
+    /// and the devops user (basic auth) or token (bearer) are recognised too.
+    pub async fn devops_caller<T>(&self, req: &Request<T>) -> Result<Caller, Refusal> {
+        let cn = req
+            .peer_certs()
+            .and_then(|certs| crate::tls::peer_cn(&certs));
+        self.resolve(req.metadata(), cn, req.remote_addr(), true)
+            .await
+    }
+
+    /// Who sent a request to the admin HTTP listener's devops routes.
+    pub async fn http_devops_caller(
+        &self,
+        headers: &tonic::codegen::http::HeaderMap,
+        remote_addr: Option<std::net::SocketAddr>,
+    ) -> Result<Caller, Refusal> {
+        let metadata = tonic::metadata::MetadataMap::from_headers(headers.clone());
+        self.resolve(&metadata, None, remote_addr, true).await
+    }
+
+    async fn resolve(
+        &self,
+        metadata: &tonic::metadata::MetadataMap,
+        cn: Option<String>,
+        remote_addr: Option<std::net::SocketAddr>,
+        devops: bool,
+    ) -> Result<Caller, Refusal> {
         if let Some(cn) = &cn {
             if let Some(id) = certs::data_node_id(cn) {
                 return Ok(Caller::DataNode(Some(id)));
@@ -202,7 +233,7 @@ impl Access {
             }
         }
         if !self.cluster_token.is_empty() {
-            if let Some(v) = req.metadata().get(crate::grpc::CLUSTER_TOKEN_HEADER) {
+            if let Some(v) = metadata.get(crate::grpc::CLUSTER_TOKEN_HEADER) {
                 if crate::secrets::ct_eq(v.as_bytes(), self.cluster_token.as_bytes()) {
                     return Ok(Caller::DataNode(None));
                 }
@@ -214,7 +245,7 @@ impl Access {
         }
         if !self.stream_secrets.is_empty() {
             let header = crate::grpc::STREAM_SECRET_HEADER;
-            if let Some(v) = req.metadata().get(header) {
+            if let Some(v) = metadata.get(header) {
                 if crate::secrets::matches_any(&self.stream_secrets, v.as_bytes()) {
                     return Ok(Caller::User(Principal {
                         subjects: vec![STREAM_SECRET_SUBJECT.into()],
@@ -226,8 +257,12 @@ impl Access {
                 )));
             }
         }
-        let creds = Credentials::from_metadata(req.metadata(), cn, req.remote_addr());
-        match self.authenticator.authenticate(&creds).await {
+        let creds = Credentials::from_metadata(metadata, cn, remote_addr);
+        let found = match devops {
+            true => self.authenticator.authenticate_devops(&creds).await,
+            false => self.authenticator.authenticate(&creds).await,
+        };
+        match found {
             Ok(Some(p)) => Ok(Caller::User(p)),
             Ok(None) if !self.anonymous.is_empty() => Ok(Caller::User(Principal {
                 subjects: self.anonymous.clone(),

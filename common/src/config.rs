@@ -29,6 +29,7 @@ where
     }
     fig = fig
         .merge(Env::prefixed("TRIBUTARY_").split("__"))
+        .merge(logging_env())
         .merge(Serialized::defaults(flags));
     fig.extract().map_err(|e| {
         let key = e.path.join(".");
@@ -39,6 +40,15 @@ where
             ConfigError(format!("key `{key}`: {msg}"))
         }
     })
+}
+
+/// Eclipse Ditto's spelling of the `[logging]` keys, `TRIBUTARY_LOGGING_<KEY>`
+/// (`TRIBUTARY_LOGGING_DISABLE_SYSOUT_LOG=true` as `DITTO_LOGGING_DISABLE_SYSOUT_LOG`), beside
+/// the nested `TRIBUTARY_LOGGING__<KEY>` every section has.
+fn logging_env() -> Env {
+    Env::prefixed("TRIBUTARY_LOGGING_")
+        .filter(|k| !k.as_str().starts_with('_'))
+        .map(|k| format!("logging.{k}").into())
 }
 
 #[cfg(test)]
@@ -84,6 +94,30 @@ mod tests {
             };
             let c: Cfg = load(Some(Path::new("c.toml")), &flag).map_err(|e| e.to_string())?;
             assert_eq!(c.listen, "flag:1");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn logging_keys_take_dittos_environment_names() {
+        #[derive(Debug, Default, Serialize, Deserialize)]
+        #[serde(default)]
+        struct WithLogging {
+            logging: crate::logging::LoggingConfig,
+        }
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("TRIBUTARY_LOGGING_DISABLE_SYSOUT_LOG", "true");
+            jail.set_env("TRIBUTARY_LOGGING_MAX_LOG_FILE_HISTORY", "3");
+            jail.set_env("TRIBUTARY_LOGGING__FILE_APPENDER", "true");
+            let c: WithLogging = load(None, &Flags { listen: None }).map_err(|e| e.to_string())?;
+            assert!(c.logging.disable_sysout_log && c.logging.file_appender);
+            assert_eq!(c.logging.max_log_file_history, 3);
+            jail.set_env("TRIBUTARY_LOGGING_MAX_LOG_FILE_HISTORY", "many");
+            let err = load::<WithLogging, _>(None, &Flags { listen: None }).unwrap_err();
+            assert!(
+                err.to_string().contains("logging.max_log_file_history"),
+                "{err}"
+            );
             Ok(())
         });
     }

@@ -1,6 +1,6 @@
 //! What both Tributary servers share: entity names, subjects, config loading, client
-//! authentication, telemetry and
-//! the admin HTTP listener, the gRPC wire conventions, the bound-address file, and small
+//! authentication, logging (files, runtime levels), telemetry and the admin HTTP listener with
+//! the devops API, gRPC health and reflection, the gRPC wire conventions, the bound-address file, and small
 //! runtime helpers (time, backoff, owned tasks, locks); policies and their enforcement.
 
 pub mod access;
@@ -12,9 +12,12 @@ pub mod cli;
 pub mod config;
 pub mod conn;
 pub mod crypto;
+pub mod devops;
 pub mod duration;
 pub mod grpc;
+pub mod health;
 pub mod limits;
+pub mod logging;
 pub mod model;
 pub mod names;
 pub mod policy;

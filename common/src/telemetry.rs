@@ -1,6 +1,6 @@
-//! Logs (`tracing` with `RUST_LOG`-style filters), Prometheus metrics, and the admin HTTP
-//! listener serving `/metrics`, `/health` and `/ready` (over TLS unless the server is
-//! `insecure`).
+//! Prometheus metrics, and the admin HTTP listener serving `/metrics`, `/health`, `/ready`
+//! and the devops routes (`crate::devops::http`), over TLS unless the server is `insecure`.
+//! Logging is `crate::logging`.
 
 use crate::tls::{ClientAuth, ReloadingServer, TlsFiles};
 use axum::{extract::State, http::StatusCode, routing::get, Router};
@@ -9,18 +9,6 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
-use tracing_subscriber::EnvFilter;
-
-/// Installs the log subscriber once per process; `default_filter` applies when `RUST_LOG`
-/// is unset.
-pub fn init_logging(default_filter: &str) {
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_target(false)
-        .try_init();
-}
 
 /// The process-wide Prometheus recorder (installed on first use).
 pub fn prometheus() -> PrometheusHandle {
@@ -125,8 +113,8 @@ pub fn admin_addr(configured: &str) -> Result<SocketAddr, String> {
     Ok(addr)
 }
 
-/// The admin routes: `/metrics`, `/health`, `/ready`.
-fn admin_router(ready: Readiness) -> Router {
+/// The admin routes: `/metrics`, `/health`, `/ready`, and `routes` (the devops API).
+fn admin_router(ready: Readiness, routes: Router) -> Router {
     let handle = prometheus();
     Router::new()
         .route("/metrics", get(move || async move { handle.render() }))
@@ -139,6 +127,7 @@ fn admin_router(ready: Readiness) -> Router {
             get(|State(r): State<Readiness>| async move { r.readiness() }),
         )
         .with_state(ready)
+        .merge(routes)
 }
 
 /// Serves `/metrics`, `/health` and `/ready` on `addr`: over TLS with the server's own
@@ -148,8 +137,9 @@ fn admin_router(ready: Readiness) -> Router {
 pub async fn serve_admin(
     addr: SocketAddr,
     ready: Readiness,
+    routes: Router,
     tls: Option<&TlsFiles>,
-) -> Result<SocketAddr, String> {
+) -> Result<AdminListener, String> {
     // The TLS material first: a bad file stops the server at start, naming the key.
     let tls_config = tls.map(admin_tls).transpose()?;
     let listener = tokio::net::TcpListener::bind(addr)
@@ -158,17 +148,82 @@ pub async fn serve_admin(
     let bound = listener
         .local_addr()
         .map_err(|e| format!("key `admin_listen`: {e}"))?;
-    let app = admin_router(ready);
-    tokio::spawn(async move {
+    let app = admin_router(ready, routes).into_make_service_with_connect_info::<PeerAddr>();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let stopped = async move {
+        let _ = stopped.await;
+    };
+    let task = tokio::spawn(async move {
         let served = match tls_config {
-            None => axum::serve(listener, app).await,
-            Some(cfg) => axum::serve(TlsListener::new(listener, cfg, bound), app).await,
+            None => {
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(stopped)
+                    .await
+            }
+            Some(cfg) => {
+                axum::serve(TlsListener::new(listener, cfg, bound), app)
+                    .with_graceful_shutdown(stopped)
+                    .await
+            }
         };
         if let Err(e) = served {
             tracing::error!(error = %e, "admin listener stopped");
         }
     });
-    Ok(bound)
+    Ok(AdminListener {
+        addr: bound,
+        stop: Some(stop),
+        task,
+    })
+}
+
+/// The admin listener while it serves. Its routes hold the server's state (the devops API
+/// reads the node), so it stops with the server: [`AdminListener::stop`], or when dropped.
+pub struct AdminListener {
+    pub addr: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl AdminListener {
+    /// Stops accepting; requests in flight finish (for at most 5 s), idle connections close.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), &mut self.task).await;
+        self.task.abort();
+    }
+}
+
+impl Drop for AdminListener {
+    fn drop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// Who is on the other end of an admin connection, cleartext or TLS (what the devops routes
+/// check a pre-authentication proxy's address against).
+#[derive(Clone, Copy, Debug)]
+pub struct PeerAddr(pub SocketAddr);
+
+impl
+    axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, tokio::net::TcpListener>>
+    for PeerAddr
+{
+    fn connect_info(stream: axum::serve::IncomingStream<'_, tokio::net::TcpListener>) -> Self {
+        PeerAddr(*stream.remote_addr())
+    }
+}
+
+impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, TlsListener>>
+    for PeerAddr
+{
+    fn connect_info(stream: axum::serve::IncomingStream<'_, TlsListener>) -> Self {
+        PeerAddr(*stream.remote_addr())
+    }
 }
 
 /// The admin listener's rustls config: the server's certificate, no client certificates,
@@ -247,13 +302,14 @@ impl axum::serve::Listener for TlsListener {
 pub async fn start_admin(
     configured: &str,
     ready: Readiness,
+    routes: Router,
     tls: Option<&TlsFiles>,
-) -> Result<Option<SocketAddr>, String> {
+) -> Result<Option<AdminListener>, String> {
     if configured.is_empty() {
         return Ok(None);
     }
     let addr = admin_addr(configured)?;
-    serve_admin(addr, ready, tls).await.map(Some)
+    serve_admin(addr, ready, routes, tls).await.map(Some)
 }
 
 /// Resolves on Ctrl-C or SIGTERM: how a server is asked to stop.

@@ -25,7 +25,7 @@ pub struct ControlPlaneConfig {
     /// (`cluster add-member`).
     pub peers: String,
     pub data_dir: PathBuf,
-    /// Admin HTTP (`/metrics`, `/health`, `/ready`); empty disables it.
+    /// Admin HTTP (`/metrics`, `/health`, `/ready`, `/devops/…`); empty disables it.
     pub admin_listen: String,
     pub raft: RaftSection,
     /// How long a request waits for a leader or for its write to apply.
@@ -74,6 +74,8 @@ pub struct ControlPlaneConfig {
     /// receiving a write seals them before proposing. Give every member and data node the
     /// same keys.
     pub encryption: tributary_common::crypto::EncryptionConfig,
+    /// stdout, log files and levels (`[logging]`, `TRIBUTARY_LOGGING_*`).
+    pub logging: tributary_common::logging::LoggingConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -119,6 +121,7 @@ impl Default for ControlPlaneConfig {
             limits: Limits::default(),
             grpc: Default::default(),
             encryption: Default::default(),
+            logging: Default::default(),
         }
     }
 }

@@ -343,3 +343,15 @@ fn default_policy(e: &Entity, resource: &str, subjects: &[String]) -> Result<Ent
         kind: Some(Kind::Policy(p.to_proto())),
     })
 }
+
+/// Devops calls (the `Admin` service and the admin listener's `/devops` routes): the devops
+/// credentials, `ADMIN` on `cluster:/`, or a member.
+impl tributary_common::devops::Operators for Guard {
+    fn access(&self) -> &Access {
+        &self.access
+    }
+
+    fn may_operate(&self, caller: &Caller) -> Result<(), Refusal> {
+        tributary_common::devops::operator(&self.access, caller, &self.policies)
+    }
+}

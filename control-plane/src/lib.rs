@@ -8,6 +8,7 @@
 pub mod bootstrap;
 pub mod catalog;
 pub mod config;
+pub mod devops;
 pub mod encryption;
 pub mod error;
 pub mod guard;
@@ -28,10 +29,13 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tonic::service::interceptor::InterceptedService;
+use tributary_common::devops::{grpc::AdminService, Devops, Operators};
+use tributary_common::health::Health;
 use tributary_common::telemetry::{self, Readiness};
 use tributary_common::{serve, tls};
 use tributary_proto::v1::{
-    catalog_server::CatalogServer, cluster_server::ClusterServer, raft_server::RaftServer,
+    admin_server::AdminServer, catalog_server::CatalogServer, cluster_server::ClusterServer,
+    raft_server::RaftServer,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -63,13 +67,17 @@ pub struct RunningControlPlane {
     servers: Vec<serve::Serving>,
     /// Tasks that end with the member (storing the first policy).
     _background: Vec<tributary_common::task::AbortOnDrop>,
+    admin: Option<telemetry::AdminListener>,
 }
 
 impl RunningControlPlane {
     /// Stops serving and stops Raft; the data dir can be opened again afterwards.
-    pub async fn shutdown(self) {
+    pub async fn shutdown(mut self) {
+        if let Some(admin) = self.admin.take() {
+            admin.stop().await;
+        }
         let mut tasks = Vec::new();
-        for (tx, task) in self.servers {
+        for (tx, task) in std::mem::take(&mut self.servers) {
             let _ = tx.send(());
             tasks.push(task);
         }
@@ -186,10 +194,6 @@ pub async fn start_on(
     let node = Node::start(config.node_config(), store, catalogue, peers, liveness)?;
 
     let ready = Readiness::default();
-    let admin_tls = (!config.insecure).then_some(&config.tls);
-    let admin_addr = telemetry::start_admin(&config.admin_listen, ready.clone(), admin_tls)
-        .await
-        .map_err(StartError::Config)?;
     watch_raft(&node, ready.clone());
     let request_timeout = Duration::from_millis(config.request_timeout_ms);
     let migration = Arc::new(encryption::Migration::new(
@@ -199,6 +203,23 @@ pub async fn start_on(
         config.cluster_secret.clone(),
     ));
     let guard = Arc::new(guard(&config, &node)?);
+    let devops: Arc<dyn Devops> = Arc::new(devops::fanout(&node, &config));
+    let operators: Arc<dyn Operators> = guard.clone();
+    let admin = |peer: bool| {
+        AdminServer::new(AdminService {
+            devops: devops.clone(),
+            operators: operators.clone(),
+            peer,
+        })
+    };
+    let routes = tributary_common::devops::http::routes(devops.clone(), operators.clone());
+    let admin_tls = (!config.insecure).then_some(&config.tls);
+    let admin_listener =
+        telemetry::start_admin(&config.admin_listen, ready.clone(), routes, admin_tls)
+            .await
+            .map_err(StartError::Config)?;
+    let admin_addr = admin_listener.as_ref().map(|a| a.addr);
+    let health = Health::default();
     let cluster = |peer: bool| {
         ClusterServer::new(service::ClusterService {
             node: node.clone(),
@@ -216,7 +237,9 @@ pub async fn start_on(
             guard: guard.clone(),
             secrets: secrets.clone(),
         }))
-        .add_service(cluster(false));
+        .add_service(cluster(false))
+        .add_service(admin(false));
+    let client_router = health.serve_on(client_router, &devops::all_services(false));
     // Raft, and the calls a follower sends on to the leader, are served to members only.
     let peer_check = PeerNames(Arc::new(config.peer_allowed_names.clone()));
     let peer_router = limits
@@ -229,7 +252,9 @@ pub async fn start_on(
             .max_decoding_message_size(64 << 20),
             peer_check.clone(),
         ))
-        .add_service(InterceptedService::new(cluster(true), peer_check));
+        .add_service(InterceptedService::new(cluster(true), peer_check.clone()))
+        .add_service(InterceptedService::new(admin(true), peer_check));
+    let peer_router = health.serve_on(peer_router, &devops::all_services(true));
     let servers = vec![
         serve::serve(
             client_router,
@@ -246,9 +271,13 @@ pub async fn start_on(
             "control-plane peer gRPC",
         ),
     ];
-    let background = vec![tributary_common::task::AbortOnDrop::spawn(
-        bootstrap::store_admin_policy(node.clone(), config.admin_subjects.clone()),
-    )];
+    let background = vec![
+        tributary_common::task::AbortOnDrop::spawn(bootstrap::store_admin_policy(
+            node.clone(),
+            config.admin_subjects.clone(),
+        )),
+        tributary_common::task::AbortOnDrop::spawn(devops::report_health(node.clone(), health)),
+    ];
     ready.set(true);
     tracing::info!(id = config.id, %addr, %peer_addr, insecure = config.insecure, "control-plane member started");
     Ok(RunningControlPlane {
@@ -258,6 +287,7 @@ pub async fn start_on(
         admin_addr,
         servers,
         _background: background,
+        admin: admin_listener,
     })
 }
 

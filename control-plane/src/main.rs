@@ -62,10 +62,11 @@ struct Flags {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tributary_common::telemetry::init_logging("info");
     let flags = Flags::parse();
     let config: ControlPlaneConfig =
         tributary_common::config::load(flags.config.as_deref(), &flags)?;
+    // Kept to the end: dropping it flushes the log file.
+    let _logs = tributary_common::logging::init(&config.logging, "control-plane")?;
     let running = tributary_control_plane::start(config).await?;
     let bound = BoundAddrs {
         grpc: running.addr,

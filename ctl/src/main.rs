@@ -13,6 +13,7 @@ mod connect_args;
 mod demo;
 mod demo_ditto;
 mod dev;
+mod devops_cmds;
 mod ditto_cmds;
 mod failure;
 mod jetstream_config;
@@ -77,6 +78,9 @@ enum Cmd {
         #[arg(long)]
         gravwell: std::path::PathBuf,
     },
+    /// Eclipse Ditto's devops commands through any member: log levels, config by path.
+    #[command(subcommand)]
+    Devops(devops_cmds::DevopsCmd),
     /// Run the showcase in-process on an embedded default.
     Demo,
     /// A local cluster of real server processes: up, status, down.
@@ -166,6 +170,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::Policy(c) => policy_cmds::run(c, &cp, cli.json).await,
         Cmd::Auth(c) => auth_cmds::run(c, &cp, cli.json).await,
         Cmd::Ditto(c) => ditto_cmds::run(c, &cp, cli.json).await,
+        Cmd::Devops(c) => devops_cmds::run(c, &cp, cli.json).await,
         Cmd::Apply { gravwell } => ditto_cmds::apply_gravwell(&gravwell, &cp, cli.json).await,
         Cmd::Demo | Cmd::Dev(_) | Cmd::Certs(_) => Ok(()),
     }

@@ -235,9 +235,13 @@ async fn policies_in_dittos_json_and_the_entry_that_decides() -> Result<()> {
         text(&out.stderr)
     );
 
-    // The cluster's policy, stored by the members from their admin_subjects, decides.
+    // The cluster's policy, stored by the members from their admin_subjects once a leader is
+    // elected, decides.
     let out = admin
-        .ok(&["policy", "check", "tls:admin", "cluster:/", "ADMIN"])
+        .eventually(
+            &["policy", "check", "tls:admin", "cluster:/", "ADMIN"],
+            None,
+        )
         .await?;
     assert!(out.contains("cluster-admin"), "{out}");
 

@@ -20,7 +20,7 @@ pub struct DataNodeConfig {
     /// allocated locally and the catalogue view is only what was saved or set in-process).
     pub control_plane: String,
     pub data_dir: PathBuf,
-    /// Admin HTTP (`/metrics`, `/health`, `/ready`); empty disables it.
+    /// Admin HTTP (`/metrics`, `/health`, `/ready`, `/devops/…` for this node); empty disables it.
     pub admin_listen: String,
     /// Accepted ingest secrets (`--ingest-secret`, repeatable); empty: `Ingest.Write` takes
     /// only callers with other credentials (a token, a certificate) and WRITE on the wells.
@@ -87,6 +87,8 @@ pub struct DataNodeConfig {
     /// `Streams.Subscribe` and `Wells.Query` (`[throttling]`), off by default. The cluster's own
     /// nodes are never throttled.
     pub throttling: ThrottlingConfig,
+    /// stdout, log files and levels (`[logging]`, `TRIBUTARY_LOGGING_*`).
+    pub logging: tributary_common::logging::LoggingConfig,
 }
 
 /// The `[limits]` section: what one published message may carry. Over a limit the publish is
@@ -163,6 +165,7 @@ impl Default for DataNodeConfig {
             grpc: ListenerLimits::default(),
             limits: Limits::default(),
             throttling: ThrottlingConfig::default(),
+            logging: Default::default(),
         }
     }
 }

@@ -160,6 +160,9 @@ impl ControlClient {
                 Ok(()) => {
                     if !registered {
                         tracing::info!(node = self.node.id, addr = %self.advertise, "registered with the control plane");
+                        self.node.mark_registered();
+                    } else {
+                        tracing::debug!(node = self.node.id, cp = %self.endpoints.current(), "heartbeat acknowledged");
                     }
                     registered = true;
                     attempt = 0;
@@ -217,6 +220,7 @@ impl ControlClient {
         let (view, listed) = self.list().await?;
         let from = view.revision;
         self.node.set_catalog(view).map_err(Status::from)?;
+        self.node.mark_catalog_listed();
         let mut events = CatalogClient::new(self.endpoints.channel()?)
             .watch(self.endpoints.request(WatchRequest {
                 from_revision: from,

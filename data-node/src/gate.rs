@@ -146,3 +146,15 @@ impl Gate {
         }
     }
 }
+
+/// Devops calls (the `Admin` service and the admin listener's `/devops` routes): the devops
+/// credentials, `ADMIN` on `cluster:/`, or a member of the cluster (fanning out).
+impl tributary_common::devops::Operators for Gate {
+    fn access(&self) -> &Access {
+        &self.access
+    }
+
+    fn may_operate(&self, caller: &Caller) -> std::result::Result<(), Refusal> {
+        tributary_common::devops::operator(&self.access, caller, &self.policies)
+    }
+}

@@ -33,7 +33,7 @@ struct Flags {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     data_dir: Option<PathBuf>,
-    /// Admin HTTP (/metrics, /health, /ready); empty disables it.
+    /// Admin HTTP (/metrics, /health, /ready, /devops/…); empty disables it.
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     admin_listen: Option<String>,
@@ -86,9 +86,10 @@ struct Flags {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tributary_common::telemetry::init_logging("info");
     let flags = Flags::parse();
     let config: DataNodeConfig = tributary_common::config::load(flags.config.as_deref(), &flags)?;
+    // Kept to the end: dropping it flushes the log file.
+    let _logs = tributary_common::logging::init(&config.logging, "data-node")?;
     let running = tributary_data_node::start(config).await?;
     let bound = BoundAddrs {
         grpc: running.addr,

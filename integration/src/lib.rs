@@ -9,7 +9,9 @@
 //! * [`net`] — the proxies themselves ([`net::Mode`]: pass, delay, blackhole, cut).
 //! * [`streams`], [`wells`] — calls against one data node's address; [`entities`] — builders.
 //! * [`tls`] — each cluster's CA and certificates, and `tls::channel(addr)` for test clients.
+//! * [`admin_http`] — the admin listener as `curl` reaches it (TLS with the cluster CA).
 
+pub mod admin_http;
 pub mod cluster;
 pub mod entities;
 pub mod net;

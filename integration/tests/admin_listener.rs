@@ -5,9 +5,8 @@
 
 use anyhow::{anyhow, ensure, Result};
 use std::net::SocketAddr;
-use std::sync::Arc;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tributary_control_plane::node::Halt;
+use tributary_integration::admin_http::Admin;
 use tributary_integration::{wait, Cluster, Server};
 
 fn admin(c: &Cluster, s: Server) -> Result<SocketAddr> {
@@ -16,52 +15,19 @@ fn admin(c: &Cluster, s: Server) -> Result<SocketAddr> {
         .ok_or_else(|| anyhow!("{s:?} reported no admin address"))
 }
 
-fn request(path: &str) -> String {
-    format!("GET {path} HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n")
-}
-
 /// Status code and body of a cleartext GET.
 async fn get(addr: SocketAddr, path: &str) -> Result<(u16, String)> {
-    let mut s = tokio::net::TcpStream::connect(addr).await?;
-    s.write_all(request(path).as_bytes()).await?;
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).await?;
-    parse(&raw)
+    Admin { addr, ca_pem: None }.get(path).await
 }
 
 /// Status code and body of a GET over TLS, trusting only `ca_pem`.
 async fn get_tls(addr: SocketAddr, ca_pem: &str, path: &str) -> Result<(u16, String)> {
-    use rustls::pki_types::{pem::PemObject, CertificateDer, ServerName};
-    let mut roots = rustls::RootCertStore::empty();
-    for c in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
-        roots.add(c?)?;
+    Admin {
+        addr,
+        ca_pem: Some(ca_pem),
     }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let cfg = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    let tcp = tokio::net::TcpStream::connect(addr).await?;
-    let name = ServerName::try_from(addr.ip().to_string())?;
-    let mut s = tokio_rustls::TlsConnector::from(Arc::new(cfg))
-        .connect(name, tcp)
-        .await?;
-    s.write_all(request(path).as_bytes()).await?;
-    let mut raw = Vec::new();
-    // A server closing without close_notify is fine once the response is in.
-    let _ = s.read_to_end(&mut raw).await;
-    parse(&raw)
-}
-
-fn parse(raw: &[u8]) -> Result<(u16, String)> {
-    let text = String::from_utf8_lossy(raw);
-    let code = text
-        .strip_prefix("HTTP/1.1 ")
-        .and_then(|r| r.get(..3))
-        .and_then(|c| c.parse().ok())
-        .ok_or_else(|| anyhow!("not an HTTP response: {:?}", text.get(..64)))?;
-    let body = text.split_once("\r\n\r\n").map_or("", |(_, b)| b);
-    Ok((code, body.to_string()))
+    .get(path)
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -3,3 +3,7 @@
 pub mod v1 {
     tonic::include_proto!("tributary.v1");
 }
+
+/// The encoded descriptors of every file in `proto/`, for server reflection.
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/tributary_descriptor.bin"));

@@ -150,6 +150,11 @@ impl Node {
         self.state.borrow().clone()
     }
 
+    /// Wakes on every change of what the Raft loop reports (role, term, leader, …).
+    pub fn state_changes(&self) -> watch::Receiver<NodeState> {
+        self.state.clone()
+    }
+
     /// The first index still in the Raft log (grows as the log is compacted).
     pub fn log_first_index(&self) -> u64 {
         raft::Storage::first_index(&self.store).unwrap_or(0)

@@ -41,6 +41,12 @@ pub struct Node {
     catalog: RwLock<CatalogView>,
     /// Bumped after every catalogue change, so supervisors react at once instead of polling.
     catalog_changed: tokio::sync::watch::Sender<u64>,
+    /// A catalogue view was saved by an earlier run (health says SERVING from the start).
+    catalog_saved: bool,
+    /// Listed from the control plane, and registered with it: a new node serves its cluster
+    /// from then on (health says NOT_SERVING until then).
+    catalog_listed: std::sync::atomic::AtomicBool,
+    registered: std::sync::atomic::AtomicBool,
     /// None: standalone (no control plane), tag ids are only ever used on this node.
     tag_creator: Option<Arc<dyn TagCreator>>,
     // Serialises tag creation so one new tag in many concurrent batches is created once.
@@ -81,7 +87,9 @@ impl Node {
         let ids = Arc::new(LocalIds::new(main.clone()));
         let cold: ColdOpener = Box::new(move |p: &Path| cold(&base.join(p)));
         let wells = Wells::open(main.clone(), ids.clone(), cold)?;
-        let catalog = match main.get(Space::Meta, meta::CATALOG)? {
+        let saved = main.get(Space::Meta, meta::CATALOG)?;
+        let loaded = saved.is_some();
+        let catalog = match saved {
             Some(v) => CatalogView::decode(&v)
                 .map_err(|e| StorageError::Corrupt(format!("saved catalogue: {e}")))?,
             None => CatalogView::default(),
@@ -95,6 +103,9 @@ impl Node {
             streams: Streams::default(),
             catalog: RwLock::new(CatalogView::default()),
             catalog_changed: tokio::sync::watch::Sender::new(0),
+            catalog_saved: loaded,
+            catalog_listed: std::sync::atomic::AtomicBool::new(false),
+            registered: std::sync::atomic::AtomicBool::new(false),
             tag_creator,
             tag_lock: tokio::sync::Mutex::new(()),
             unopened: RwLock::default(),
@@ -115,6 +126,27 @@ impl Node {
     /// Wakes on every catalogue change (after the node has reconciled its storage with it).
     pub fn catalog_changes(&self) -> tokio::sync::watch::Receiver<u64> {
         self.catalog_changed.subscribe()
+    }
+
+    /// Whether the node has a catalogue view to work from: saved by an earlier run, or
+    /// listed from the control plane it has registered with.
+    pub fn catalog_loaded(&self) -> bool {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.catalog_saved || (self.catalog_listed.load(Relaxed) && self.registered.load(Relaxed))
+    }
+
+    /// The view was listed from the control plane (or there is none to wait for).
+    pub fn mark_catalog_listed(&self) {
+        self.catalog_listed
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        self.catalog_changed.send_modify(|n| *n += 1);
+    }
+
+    /// The control plane knows this node (or there is none).
+    pub fn mark_registered(&self) {
+        self.registered
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        self.catalog_changed.send_modify(|n| *n += 1);
     }
 
     /// Replaces the view (after a List), persists it and reconciles.

@@ -3,6 +3,7 @@
 //! them together; nothing imports it.
 
 mod hosts;
+mod probes;
 
 use crate::config::DataNodeConfig;
 use crate::control_client::{ControlClient, Endpoints, TagClient};
@@ -55,12 +56,16 @@ pub struct RunningDataNode {
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     server: JoinHandle<()>,
     background: Vec<AbortOnDrop>,
+    admin: Option<telemetry::AdminListener>,
 }
 
 impl RunningDataNode {
     /// Stops serving and the background tasks. Storage closes when the last reference to the
     /// node goes (open subscriptions end as their clients notice the server is gone).
     pub async fn shutdown(mut self) {
+        if let Some(admin) = self.admin.take() {
+            admin.stop().await;
+        }
         for t in &self.background {
             t.0.abort();
         }
@@ -159,10 +164,17 @@ pub async fn start_on(
     ));
 
     let ready = Readiness::default();
+    let probes = probes::Probes::new(&config, gate.clone());
     let admin_tls = (!config.insecure).then_some(&config.tls);
-    let admin_addr = telemetry::start_admin(&config.admin_listen, ready.clone(), admin_tls)
-        .await
-        .map_err(StartError::Config)?;
+    let admin = telemetry::start_admin(
+        &config.admin_listen,
+        ready.clone(),
+        probes.routes(),
+        admin_tls,
+    )
+    .await
+    .map_err(StartError::Config)?;
+    let admin_addr = admin.as_ref().map(|a| a.addr);
 
     let throttle = config
         .throttling
@@ -217,7 +229,9 @@ pub async fn start_on(
             StreamsServer::new(streams)
                 .max_decoding_message_size(max)
                 .max_encoding_message_size(max),
-        );
+        )
+        .add_service(probes.admin());
+    let router = probes.health.serve_on(router, &probes::all_services());
     let (tx, server) = serve::serve(router, listener, listening, &config.grpc, "data-node gRPC");
 
     let host = Arc::new(NodeHost {
@@ -226,7 +240,13 @@ pub async fn start_on(
         ingest,
         secrets,
     });
+    if cp_addrs.is_empty() {
+        // Standalone: there is no catalogue to wait for.
+        node.mark_catalog_listed();
+        node.mark_registered();
+    }
     let mut background = vec![
+        AbortOnDrop::spawn(probes::report_health(node.clone(), probes.health.clone())),
         AbortOnDrop::spawn(maintenance(
             node.clone(),
             Duration::from_millis(config.maintenance_interval_ms),
@@ -282,6 +302,7 @@ pub async fn start_on(
         shutdown: Some(tx),
         server,
         background,
+        admin,
     })
 }
 

@@ -1,0 +1,115 @@
+//! The member's part in the devops API: who else answers (the other members over the peer
+//! links, the data nodes at the addresses the catalogue holds, each reached with this
+//! member's own identity), and the health it reports (`NOT_SERVING` while there is no leader).
+
+use crate::config::ControlPlaneConfig;
+use crate::node::Node;
+use std::sync::Arc;
+use std::time::Duration;
+use tributary_common::devops::{Directory, Fanout, LocalAdmin, Remote, Scope, Service};
+use tributary_common::health::{service_name, Health};
+use tributary_common::tls::{self, TlsFiles};
+use tributary_proto::v1::{entity::Kind, EntityKind};
+
+pub struct ClusterDirectory {
+    node: Node,
+    /// This member's certificate (None: `insecure`, where the cluster token is shown).
+    tls: Option<TlsFiles>,
+    cluster_token: String,
+}
+
+/// The member's devops: itself and, through it, the cluster.
+pub fn fanout(node: &Node, config: &ControlPlaneConfig) -> Fanout {
+    let directory = ClusterDirectory {
+        node: node.clone(),
+        tls: (!config.insecure).then(|| config.tls.clone()),
+        cluster_token: match config.insecure {
+            true => config.cluster_secret.clone(),
+            false => String::new(),
+        },
+    };
+    Fanout {
+        local: Arc::new(LocalAdmin::new(Service::ControlPlane, config.id, config)),
+        directory: Arc::new(directory),
+        timeout: Duration::from_millis(config.request_timeout_ms.max(100)),
+    }
+}
+
+#[tonic::async_trait]
+impl Directory for ClusterDirectory {
+    async fn others(&self, scope: &Scope) -> Vec<Remote> {
+        let mut out = Vec::new();
+        let mut members: Vec<u64> = self.node.peers.all().into_keys().collect();
+        members.sort_unstable();
+        for id in members.into_iter().filter(|id| *id != self.node.id) {
+            if !scope.includes(Service::ControlPlane, &id.to_string()) {
+                continue;
+            }
+            // The peer listener: members only, the same link Raft uses.
+            out.push(Remote {
+                service: Service::ControlPlane,
+                instance: id.to_string(),
+                channel: self.node.peers.channel(id).await,
+                cluster_token: String::new(),
+            });
+        }
+        let nodes = self
+            .node
+            .catalogue
+            .list(EntityKind::DataNode, "")
+            .unwrap_or_default();
+        for e in nodes {
+            let Some(Kind::DataNode(d)) = e.kind else {
+                continue;
+            };
+            if !scope.includes(Service::DataNode, &d.id.to_string()) {
+                continue;
+            }
+            let name = tributary_common::certs::data_node_name(d.id);
+            let channel = tls::endpoint(&d.addr, self.tls.as_ref(), Some(&name))
+                .map(|e| e.connect_lazy())
+                .map_err(|e| format!("data-node {} at {}: {e}", d.id, d.addr));
+            out.push(Remote {
+                service: Service::DataNode,
+                instance: d.id.to_string(),
+                channel,
+                cluster_token: self.cluster_token.clone(),
+            });
+        }
+        out
+    }
+}
+
+/// The services of the client listener that need a leader to serve.
+pub fn leader_bound() -> Vec<String> {
+    vec![service_name("Catalog")]
+}
+
+/// Every service a member serves (reflection lists them).
+pub fn all_services(peer: bool) -> Vec<String> {
+    let names: &[&str] = match peer {
+        true => &["Raft", "Cluster", "Admin"],
+        false => &["Catalog", "Cluster", "Admin"],
+    };
+    names.iter().map(|n| service_name(n)).collect()
+}
+
+/// Keeps the health statuses current: the catalogue and the overall status serve only while
+/// a leader is known.
+pub async fn report_health(node: Node, health: Health) {
+    for s in ["Cluster", "Raft", "Admin"] {
+        health.set_one(&service_name(s), true).await;
+    }
+    let mut states = node.state_changes();
+    let mut last = None;
+    loop {
+        let has_leader = states.borrow_and_update().leader != 0;
+        if last != Some(has_leader) {
+            health.set(&leader_bound(), has_leader).await;
+            last = Some(has_leader);
+        }
+        if states.changed().await.is_err() {
+            return;
+        }
+    }
+}
