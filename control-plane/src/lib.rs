@@ -10,6 +10,7 @@ pub mod catalog;
 pub mod config;
 pub mod devops;
 pub mod encryption;
+pub mod erasure;
 pub mod error;
 pub mod guard;
 pub mod liveness;
@@ -203,7 +204,12 @@ pub async fn start_on(
         config.cluster_secret.clone(),
     ));
     let guard = Arc::new(guard(&config, &node)?);
-    let devops: Arc<dyn Devops> = Arc::new(devops::fanout(&node, &config));
+    let fanout = devops::fanout(&node, &config);
+    fanout.local.register(
+        tributary_common::devops::Target::Namespaces,
+        Arc::new(erasure::Namespaces::new(node.clone())),
+    );
+    let devops: Arc<dyn Devops> = Arc::new(fanout);
     let operators: Arc<dyn Operators> = guard.clone();
     let admin = |peer: bool| {
         AdminServer::new(AdminService {

@@ -42,6 +42,7 @@ fn injected_command() -> Vec<u8> {
             })),
         })),
         live_nodes: Vec::new(),
+        erasure: false,
     }
     .encode_to_vec()
 }

@@ -2,6 +2,7 @@
 //! same batch as each applied command, and a revision-keyed event log that `Watch` serves.
 
 mod apply;
+pub mod blocked;
 pub mod entity;
 mod events;
 mod limits;

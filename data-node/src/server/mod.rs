@@ -2,7 +2,9 @@
 //! the gRPC services, the workers (with their hosts) and the control-plane client, and wires
 //! them together; nothing imports it.
 
+mod erasure;
 mod hosts;
+mod parts;
 mod probes;
 
 use crate::config::DataNodeConfig;
@@ -261,22 +263,16 @@ pub async fn start_on(
                 source: source.into(),
             }
         })?;
-    background.extend(crate::ditto::spawn(
-        host.clone(),
+    background.extend(supervisors(
+        &probes.local,
+        &config,
+        host,
         source_id,
         ditto_slots,
-        Duration::from_millis(config.ditto_stats_interval_ms),
         ditto_board,
-    ));
-    // Origins on the other nodes of this cluster take this node's stream secret.
-    let own_secret = config.stream_secrets.first().cloned().unwrap_or_default();
-    background.push(crate::mirror::spawn(
-        host,
         replication,
         cp_addrs,
-        own_secret,
         links,
-        config.cluster_secret.clone(),
     ));
     if let Some(endpoints) = endpoints {
         let advertise = if config.advertise.is_empty() {
@@ -345,4 +341,84 @@ async fn maintenance(node: Arc<Node>, every: Duration, batch_id_window_ns: i64) 
             Err(e) => tracing::warn!(error = %e, "maintenance task panicked"),
         }
     }
+}
+
+/// The ditto and mirror supervisors, each a part that piggyback commands restart, stop and
+/// start again (registered with the node's devops).
+#[allow(clippy::too_many_arguments)]
+fn supervisors(
+    local: &tributary_common::devops::LocalAdmin,
+    config: &DataNodeConfig,
+    host: Arc<NodeHost>,
+    source_id: String,
+    slots: Arc<CopySlots>,
+    ditto_board: Arc<DittoBoard>,
+    replication: Arc<ReplicationBoard>,
+    cp_addrs: Vec<String>,
+    links: Option<tls::TlsFiles>,
+) -> Vec<AbortOnDrop> {
+    use tributary_common::devops::Target;
+    use tributary_common::task::Restartable;
+    let stats_every = Duration::from_millis(config.ditto_stats_interval_ms);
+    local.register(
+        Target::Namespaces,
+        Arc::new(erasure::Namespaces {
+            node: host.node.clone(),
+            ditto: ditto_board.clone(),
+            mirror: replication.clone(),
+        }),
+    );
+    let (h, s, b) = (host.clone(), slots.clone(), ditto_board.clone());
+    let cleared = ditto_board.clone();
+    let (ditto, ditto_task) = Restartable::start(
+        move || {
+            crate::ditto::spawn(
+                h.clone(),
+                source_id.clone(),
+                s.clone(),
+                stats_every,
+                b.clone(),
+            )
+        },
+        move || cleared.clear(),
+    );
+    local.register(
+        Target::DittoSupervisor,
+        Arc::new(parts::Supervisor {
+            target: Target::DittoSupervisor,
+            part: ditto,
+            report: Box::new(parts::DittoReport {
+                board: ditto_board,
+                slots,
+                stats_every,
+            }),
+        }),
+    );
+    // Origins on the other nodes of this cluster take this node's stream secret.
+    let own_secret = config.stream_secrets.first().cloned().unwrap_or_default();
+    let cluster_token = config.cluster_secret.clone();
+    let board = replication.clone();
+    let cleared = replication.clone();
+    let (mirror, mirror_task) = Restartable::start(
+        move || {
+            vec![crate::mirror::spawn(
+                host.clone(),
+                board.clone(),
+                cp_addrs.clone(),
+                own_secret.clone(),
+                links.clone(),
+                cluster_token.clone(),
+            )]
+        },
+        move || cleared.set(Default::default()),
+    );
+    local.register(
+        Target::MirrorSupervisor,
+        Arc::new(parts::Supervisor {
+            target: Target::MirrorSupervisor,
+            part: mirror,
+            report: Box::new(parts::MirrorReport { board: replication }),
+        }),
+    );
+    vec![ditto_task, mirror_task]
 }

@@ -31,6 +31,7 @@ fn write(cat: &Catalogue, index: u64, op: Op) {
     let cmd = Command {
         op: Some(op),
         live_nodes: vec![],
+        erasure: false,
     };
     let mut batch = WriteBatch::default();
     let (r, revision, events) = apply_command(cat, index, &cmd, &mut batch);
