@@ -98,6 +98,7 @@ async fn forged_raft_messages_are_dropped_counted_and_harmless() -> Result<()> {
     c.create(Entity {
         kind: Some(Kind::Namespace(Namespace {
             name: "before".into(),
+            ..Default::default()
         })),
     })
     .await?;
@@ -225,6 +226,7 @@ async fn forged_raft_messages_are_dropped_counted_and_harmless() -> Result<()> {
     c.create(Entity {
         kind: Some(Kind::Namespace(Namespace {
             name: "after".into(),
+            ..Default::default()
         })),
     })
     .await?;
@@ -270,6 +272,7 @@ async fn a_member_being_added_still_joins() -> Result<()> {
     c.create(Entity {
         kind: Some(Kind::Namespace(Namespace {
             name: "joined".into(),
+            ..Default::default()
         })),
     })
     .await?;
