@@ -285,7 +285,7 @@ fn unknown(target: Target, ty: &str) -> DevopsError {
 pub type PiggyReply = Result<Map<String, Value>, DevopsError>;
 
 /// A part of a process that takes piggyback commands (registered with the process's
-/// [`super::LocalAdmin`]).
+/// `LocalAdmin`).
 #[tonic::async_trait]
 pub trait PiggybackHandler: Send + Sync {
     /// Once, on the process a request enters, before it goes to every process in scope (a

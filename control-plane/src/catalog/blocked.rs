@@ -3,7 +3,6 @@
 //! a write is applied, so a write proposed before the block and applied after it is refused
 //! too; its flags are set by the devops namespace commands only, never by a client's write.
 
-use super::apply::Txn;
 use super::entity::{is_namespaced, kind_of, name_of};
 use super::validate;
 use crate::error::CatalogError;
@@ -27,40 +26,12 @@ pub fn refusal(ns: &str) -> CatalogError {
     CatalogError::FailedPrecondition(format!("namespace {ns} is blocked"))
 }
 
-impl super::Catalogue {
-    /// The stored namespace record, if any.
-    pub fn namespace(&self, ns: &str) -> Result<Option<Namespace>, CatalogError> {
-        Ok(
-            match self.get(EntityKind::Namespace, ns)?.and_then(|e| e.kind) {
-                Some(Kind::Namespace(n)) => Some(n),
-                _ => None,
-            },
-        )
-    }
-
-    /// Refuses a read of an entity of `kind` named `name` (canonical) in a blocked namespace.
-    pub fn check_not_blocked(&self, kind: EntityKind, name: &str) -> Result<(), CatalogError> {
-        if kind == EntityKind::Namespace {
-            return Ok(());
-        }
-        match namespace_of(kind, name) {
-            Some(ns) if self.namespace(&ns)?.is_some_and(|n| n.blocked) => Err(refusal(&ns)),
-            _ => Ok(()),
-        }
-    }
-}
-
-fn stored_namespace(txn: &Txn<'_>, ns: &str) -> Result<Option<Namespace>, CatalogError> {
-    Ok(
-        match txn.get(EntityKind::Namespace, ns)?.and_then(|e| e.kind) {
-            Some(Kind::Namespace(n)) => Some(n),
-            _ => None,
-        },
-    )
-}
-
-/// Refuses a client's write in a blocked namespace, or one that sets a namespace's flags.
-pub fn check(txn: &Txn<'_>, cmd: &Command) -> Result<(), CatalogError> {
+/// Refuses a client's write in a blocked namespace, or one that sets a namespace's flags;
+/// `stored` reads a namespace's record as the write would see it.
+pub fn check(
+    cmd: &Command,
+    stored: impl Fn(&str) -> Result<Option<Namespace>, CatalogError>,
+) -> Result<(), CatalogError> {
     if cmd.erasure {
         return Ok(());
     }
@@ -85,7 +56,7 @@ pub fn check(txn: &Txn<'_>, cmd: &Command) -> Result<(), CatalogError> {
     let Some(ns) = namespace_of(kind, &name) else {
         return Ok(());
     };
-    let stored = stored_namespace(txn, &ns)?;
+    let stored = stored(&ns)?;
     if stored.as_ref().is_some_and(|n| n.blocked || n.shut_down) {
         return Err(refusal(&ns));
     }
