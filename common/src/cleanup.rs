@@ -25,7 +25,7 @@ use tokio::sync::watch;
 #[serde(default, deny_unknown_fields)]
 pub struct CleanupConfig {
     pub enabled: bool,
-    /// What is younger than this is kept (records that carry a time).
+    /// A record goes only once it has been stale this long.
     #[serde(with = "crate::duration::human")]
     pub history_retention: Duration,
     /// The rest after a whole pass, before the next starts.

@@ -380,6 +380,44 @@ impl Node {
         self.main.write(b)
     }
 
+    /// Up to `limit` meta keys under `prefix` after `after` (a whole key), in order.
+    pub fn meta_keys_after(
+        &self,
+        prefix: &[u8],
+        after: &[u8],
+        limit: usize,
+    ) -> StorageResult<Vec<Vec<u8>>> {
+        let start = crate::storage::successor(after).max(prefix.to_vec());
+        let mut out = Vec::new();
+        self.main.scan(
+            Space::Meta,
+            &start,
+            &crate::storage::prefix_end(prefix),
+            false,
+            &mut |k, _| {
+                out.push(k.to_vec());
+                match out.len() < limit {
+                    true => crate::storage::Scan::Continue,
+                    false => crate::storage::Scan::Stop,
+                }
+            },
+        )?;
+        Ok(out)
+    }
+
+    pub fn delete_meta(&self, keys: Vec<Vec<u8>>) -> StorageResult<()> {
+        let mut b = Batch::default();
+        for k in keys {
+            b.delete(Space::Meta, k);
+        }
+        self.main.write(b)
+    }
+
+    /// Every stream this node serves.
+    pub fn open_streams(&self) -> Vec<Arc<StreamStore>> {
+        self.streams.all()
+    }
+
     /// What this node holds of each well and stream it serves, for the heartbeat.
     pub fn owned_stats(&self) -> Vec<OwnedStats> {
         let mut out = Vec::new();

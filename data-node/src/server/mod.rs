@@ -263,6 +263,7 @@ pub async fn start_on(
                 source: source.into(),
             }
         })?;
+    background.push(cleanup(&probes.local, &config, node.clone()));
     background.extend(supervisors(
         &probes.local,
         &config,
@@ -421,4 +422,20 @@ fn supervisors(
         }),
     );
     vec![ditto_task, mirror_task]
+}
+
+/// The background cleanup coordinator, registered with the node's devops.
+fn cleanup(
+    local: &tributary_common::devops::LocalAdmin,
+    config: &DataNodeConfig,
+    node: Arc<Node>,
+) -> AbortOnDrop {
+    let cleaner = Arc::new(crate::cleanup::NodeCleaner::new(node));
+    let (coordinator, task) =
+        tributary_common::cleanup::Coordinator::start(config.cleanup.clone(), cleaner);
+    local.register(
+        tributary_common::devops::Target::PersistenceCleanup,
+        coordinator,
+    );
+    task
 }
