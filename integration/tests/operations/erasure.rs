@@ -1,8 +1,9 @@
 //! Namespace erasure as Eclipse Ditto's four piggyback commands, on real processes, while a
 //! publish and an ingest load run into the namespace and another namespace keeps serving:
-//! block refuses them everywhere, shutdown stops the namespace's mirror, purge deletes its
-//! entities and data, unblock lets it start empty. Afterwards no RocksDB of any member or
-//! data node holds a key of it (read as RocksDB secondaries of the running servers).
+//! block refuses them everywhere, shutdown stops the namespace's mirror and lets its
+//! subscribers go, purge deletes its entities and data, unblock lets it start empty.
+//! Afterwards no RocksDB of any member or data node holds a key of it (read as RocksDB
+//! secondaries of the running servers).
 
 use super::http::call;
 use super::piggyback::TOKEN;
@@ -188,6 +189,28 @@ async fn erasing_a_namespace_under_load_leaves_nothing_of_it() -> Result<()> {
     }
     assert!(ids.iter().all(|i| !i.is_empty()), "{ids:?}");
 
+    // A reader of acme's stream, tailing it.
+    let mut reader = tributary_integration::streams::client(&c.data_addr(1)?)?
+        .subscribe(tributary_proto::v1::SubscribeRequest {
+            stream: "acme:ORDERS".into(),
+            start_seq: 1,
+            batch: 16,
+            ..Default::default()
+        })
+        .await?
+        .into_inner();
+    let reading = tokio::spawn(async move {
+        use tokio_stream::StreamExt;
+        let mut got = 0usize;
+        while let Some(ev) = reader.next().await {
+            match ev {
+                Ok(ev) => got += ev.messages.len(),
+                Err(e) => return (got, e.message().to_string()),
+            }
+        }
+        (got, "ended".to_string())
+    });
+
     // Loads into acme (until refused) and into other (all along).
     let dn1 = c.data_addr(1)?;
     let (publish_load, ingest_load) = {
@@ -272,6 +295,9 @@ async fn erasing_a_namespace_under_load_leaves_nothing_of_it() -> Result<()> {
                         "reason": {"type": "purge-namespace", "details": "acme"}}),
     )
     .await?;
+    // The reader of acme's stream is let go.
+    let (got, end) = tokio::time::timeout(wait::WAIT, reading).await??;
+    assert!(got >= 50, "the reader read {got} messages before: {end}");
     // 3. purge: every resource type of the namespace, successful.
     let purged = step(
         &admin,
