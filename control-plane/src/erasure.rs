@@ -1,7 +1,8 @@
 //! Namespace erasure on a member, as Eclipse Ditto's four piggyback commands to
 //! `/system/distributedPubSubMediator`: the member a command enters writes it into the
 //! catalogue (`prepare`), so it reaches every member and data node by replication; then every
-//! process answers once its own view has it (`answer`), so the reply means all have it.
+//! process answers once its own view has it (`answer`; a member after a ReadIndex, a data node
+//! once its watch brought it), so the reply means all have it.
 //!
 //! * **block**: the namespace's `blocked` flag; every write of its entities is refused when
 //!   applied, every read by the services, on members and data nodes alike.
@@ -18,7 +19,6 @@ use crate::node::Node;
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
 use std::time::Duration;
-use tokio::time::Instant;
 use tributary_common::devops::{DevopsError, PiggyCommand, PiggyReply, PiggybackHandler};
 use tributary_common::sync::lock;
 use tributary_proto::v1::command::Op;
@@ -122,29 +122,16 @@ impl Namespaces {
         out
     }
 
-    /// Waits until this member's catalogue satisfies `done` (it follows the leader's).
-    async fn until(
-        &self,
-        what: &str,
-        timeout: Duration,
-        done: impl Fn(&Namespaces) -> bool,
-    ) -> Result<(), DevopsError> {
-        let deadline = Instant::now() + timeout;
-        let mut feed = self.node.catalogue.feed();
-        loop {
-            feed.borrow_and_update();
-            if done(self) {
-                return Ok(());
-            }
-            match tokio::time::timeout_at(deadline, feed.changed()).await {
-                Ok(Ok(())) => {}
-                Ok(Err(_)) | Err(_) => {
-                    return Err(DevopsError::Timeout(format!(
-                        "member {}: {what} not seen within {timeout:?}",
-                        self.node.id
-                    )))
-                }
-            }
+    /// Once this member has applied everything committed (ReadIndex), whether `done` holds:
+    /// the command was written before, so a member that has it answers.
+    async fn has(&self, what: &str, done: impl Fn(&Namespaces) -> bool) -> Result<(), DevopsError> {
+        self.node.read_index().await.map_err(devops)?;
+        match done(self) {
+            true => Ok(()),
+            false => Err(DevopsError::Precondition(format!(
+                "member {}: {what} is not so in its catalogue",
+                self.node.id
+            ))),
         }
     }
 
@@ -209,46 +196,46 @@ impl PiggybackHandler for Namespaces {
         }
     }
 
-    async fn answer(&self, cmd: &PiggyCommand, timeout: Duration) -> PiggyReply {
+    async fn answer(&self, cmd: &PiggyCommand, _timeout: Duration) -> PiggyReply {
         match cmd {
             PiggyCommand::BlockNamespace { namespace: ns } => {
-                self.until(&format!("namespace {ns} blocked"), timeout, |s| {
-                    s.flags(ns).0
-                })
-                .await?;
+                self.has(&format!("namespace {ns} blocked"), |s| s.flags(ns).0)
+                    .await?;
                 Ok(reply(ns, "namespaces"))
             }
             PiggyCommand::ShutdownNamespace { namespace: ns } => {
-                self.until(&format!("namespace {ns} shut down"), timeout, |s| {
-                    s.flags(ns).1
-                })
-                .await?;
+                self.has(&format!("namespace {ns} shut down"), |s| s.flags(ns).1)
+                    .await?;
                 Ok(reply(ns, "namespaces"))
             }
             PiggyCommand::PurgeNamespace { namespace: ns } => {
-                // The member that purged knows what failed; the others wait for it to apply.
+                self.node.read_index().await.map_err(devops)?;
+                // The member that purged lists what it deleted; every member what is left.
                 let types = lock(&self.purged).remove(ns).unwrap_or_default();
-                let failed = types
-                    .values()
-                    .any(|v| v["successful"].as_bool() == Some(false));
-                if !failed {
-                    self.until(&format!("namespace {ns} empty"), timeout, |s| {
-                        s.holds_nothing(ns)
+                let left: Vec<String> = PURGED
+                    .iter()
+                    .flat_map(|k| self.entities(*k, ns))
+                    .map(|e| {
+                        format!(
+                            "{} {}",
+                            kind_label(crate::catalog::entity::kind_of(&e)),
+                            name_of(&e)
+                        )
                     })
-                    .await?;
-                }
+                    .collect();
                 let mut m = reply(ns, "catalogue");
-                m.insert("successful".into(), (!failed).into());
+                m.insert("successful".into(), left.is_empty().into());
+                if !left.is_empty() {
+                    m.insert("left".into(), json!(left));
+                }
                 if !types.is_empty() {
                     m.insert("resourceTypes".into(), Value::Object(types));
                 }
                 Ok(m)
             }
             PiggyCommand::UnblockNamespace { namespace: ns } => {
-                self.until(&format!("namespace {ns} unblocked"), timeout, |s| {
-                    !s.flags(ns).0
-                })
-                .await?;
+                self.has(&format!("namespace {ns} unblocked"), |s| !s.flags(ns).0)
+                    .await?;
                 Ok(reply(ns, "namespaces"))
             }
             other => Err(DevopsError::BadRequest(format!(
