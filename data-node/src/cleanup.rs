@@ -4,8 +4,10 @@
 //! 1. `ditto-progress:WELL|TARGET`: a ditto worker's progress whose well is gone from the
 //!    catalogue or no longer names the target (a target removed from a well, a well deleted
 //!    on another node); a well that only moved keeps it;
-//! 2. `source-progress:STREAM`: the progress a stream this node serves keeps for mirrors or
-//!    sources it no longer has.
+//! 2. `source-progress:STREAM`: the progress a stream this node serves keeps for sources it
+//!    no longer has;
+//! 3. `deleted-range:…`: ranges deleted with a dropped well or stream (or a purged
+//!    namespace), compacted so their records and range tombstones stop taking room.
 //!
 //! Nothing is cleaned before the node has its catalogue view, and what the view names is
 //! live and kept. A stale record goes once it has been seen stale for `history_retention`
@@ -23,6 +25,7 @@ use tributary_common::sync::lock;
 
 const DITTO: &str = "ditto-progress:";
 const SOURCES: &str = "source-progress:";
+const RANGES: &str = "deleted-range:";
 const PROGRESS_PREFIX: &[u8] = b"ditto/progress/";
 
 pub struct NodeCleaner {
@@ -149,18 +152,59 @@ impl NodeCleaner {
     }
 }
 
+impl NodeCleaner {
+    fn ranges_step(&self, from: &str, c: &CleanupConfig) -> Result<Option<Cleaned>, String> {
+        let after = hex_decode(from);
+        let marks = self
+            .node
+            .compaction_marks(&after, c.writes_per_credit as usize)
+            .map_err(|e| e.to_string())?;
+        let Some(last) = marks.last() else {
+            return Ok(None);
+        };
+        let id = format!("{RANGES}{}", hex_encode(last));
+        for m in &marks {
+            self.node.compact_marked(m).map_err(|e| e.to_string())?;
+        }
+        Ok(Some(Cleaned {
+            id,
+            removed: vec![("deleted_ranges", marks.len() as u64)],
+        }))
+    }
+}
+
+fn hex_encode(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// A mark key back from its id (what does not decode starts from the beginning).
+fn hex_decode(s: &str) -> Vec<u8> {
+    (0..s.len() / 2)
+        .map_while(|i| u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok())
+        .collect()
+}
+
 impl Cleaner for NodeCleaner {
     fn clean_step(&self, after: &str, c: &CleanupConfig) -> Result<Option<Cleaned>, String> {
         if !self.node.catalog_loaded() {
             return Err("the catalogue view is not loaded yet: nothing is cleaned before".into());
         }
+        if let Some(from) = after.strip_prefix(RANGES) {
+            return self.ranges_step(from, c);
+        }
         if let Some(from) = after.strip_prefix(SOURCES) {
-            return self.sources_step(from, c);
+            return match self.sources_step(from, c)? {
+                Some(done) => Ok(Some(done)),
+                None => self.ranges_step("", c),
+            };
         }
         let from = after.strip_prefix(DITTO).unwrap_or("");
-        match self.ditto_step(from, c)? {
+        if let Some(done) = self.ditto_step(from, c)? {
+            return Ok(Some(done));
+        }
+        match self.sources_step("", c)? {
             Some(done) => Ok(Some(done)),
-            None => self.sources_step("", c),
+            None => self.ranges_step("", c),
         }
     }
 }

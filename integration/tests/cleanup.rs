@@ -2,8 +2,9 @@
 //! coordinator throttles on is process-wide). Under an ingest load whose writes are slower
 //! than `timer-threshold` no credit is issued and nothing is cleaned; once the load stops the
 //! coordinator catches up: the progress of a removed ditto target, of a deleted well and of a
-//! removed source goes, while every live progress record and all data stay. The
-//! coordinator is driven by piggyback commands through a member.
+//! removed source goes, the range of a dropped stream is compacted, while every live
+//! progress record and all data stay. The coordinator is driven by piggyback commands
+//! through a member.
 
 use anyhow::{Context, Result};
 use serde_json::{json, Value};
@@ -73,7 +74,7 @@ async fn cleanup_waits_for_quiet_writes_then_removes_only_stale_progress() -> Re
             d.admin_listen = "127.0.0.1:0".into();
             d.auth.devops_token_file = tf2.clone();
             d.cleanup.enabled = false;
-            d.cleanup.interval = std::time::Duration::from_millis(100);
+            d.cleanup.interval = std::time::Duration::from_millis(200);
             d.cleanup.credits_per_batch = 1;
             d.cleanup.reads_per_query = 1;
         })
@@ -152,22 +153,53 @@ async fn cleanup_waits_for_quiet_writes_then_removes_only_stale_progress() -> Re
     };
     assert_eq!(origins(&store).len(), 2, "{:?}", origins(&store));
 
+    // A stream dropped with its messages: its range is marked for compaction.
+    let gone = Stream {
+        name: "GONE".into(),
+        subjects: vec!["GONE.>".into()],
+        storage: file,
+        ..Default::default()
+    };
+    c.create_stream(gone, 1).await?;
+    c.publish_n(1, "GONE.x", "m", 10).await?;
+    c.delete_stream("GONE").await?;
+    wait::until("GONE dropped", wait::WAIT, || async {
+        node.stream("default:GONE").is_none().then_some(())
+    })
+    .await?;
+    assert_eq!(
+        node.compaction_marks(&[], 10)?.len(),
+        1,
+        "the dropped range is marked"
+    );
+
     // An ingest load whose writes are slower than the threshold: no credits.
     let addr = c.data_addr(1)?;
-    let load = tokio::spawn(async move {
-        loop {
-            let r = tributary_integration::wells::ingest(
-                &addr,
-                tributary_integration::cluster::INGEST_SECRET,
-                entries(200),
-                200,
-            )
-            .await;
-            if let Err(e) = r {
-                return e.to_string();
-            }
-        }
-    });
+    let batches = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let loaders: Vec<_> = (0..2)
+        .map(|_| {
+            let (addr, batches) = (addr.clone(), batches.clone());
+            tokio::spawn(async move {
+                loop {
+                    let r = tributary_integration::wells::ingest(
+                        &addr,
+                        tributary_integration::cluster::INGEST_SECRET,
+                        entries(200),
+                        100,
+                    )
+                    .await;
+                    if let Err(e) = r {
+                        return e.to_string();
+                    }
+                    batches.fetch_add(2, std::sync::atomic::Ordering::SeqCst);
+                }
+            })
+        })
+        .collect();
+    wait::until("the load writing", wait::WAIT, || async {
+        (batches.load(std::sync::atomic::Ordering::SeqCst) >= 4).then_some(())
+    })
+    .await?;
     let on = json!({"type": "common.commands:modifyConfig",
                     "config": {"enabled": true, "timer-threshold": "1us", "quiet-period": "100ms"}});
     let changed = piggyback(&admin, on).await?;
@@ -183,7 +215,9 @@ async fn cleanup_waits_for_quiet_writes_then_removes_only_stale_progress() -> Re
     for k in &stale {
         assert!(node.get_meta(k)?.is_some(), "cleaned under load");
     }
-    load.abort();
+    for l in &loaders {
+        l.abort();
+    }
 
     // The load stops: it catches up, one record per credit, and keeps what is live.
     let h = wait::until("a whole pass", wait::WAIT, || async {
@@ -193,7 +227,11 @@ async fn cleanup_waits_for_quiet_writes_then_removes_only_stale_progress() -> Re
             .filter(|h| h["passes"].as_u64() >= Some(1))
     })
     .await?;
-    assert!(h["removed"].as_u64() >= Some(3), "{h}");
+    assert!(h["removed"].as_u64() >= Some(4), "{h}");
+    assert!(
+        node.compaction_marks(&[], 10)?.is_empty(),
+        "the dropped range was compacted"
+    );
     for k in &stale {
         assert!(node.get_meta(k)?.is_none(), "stale progress left: {h}");
     }

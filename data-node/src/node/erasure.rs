@@ -64,6 +64,11 @@ impl Node {
         };
         for (key, id) in names(meta::well_id)? {
             b.delete_range(Space::Wells, keys::well_start(id), keys::well_end(id));
+            b.put(
+                Space::Meta,
+                meta::compaction(Space::Wells.name(), &keys::well_start(id)),
+                keys::well_end(id),
+            );
             let sp = meta::shard_stat_prefix(id);
             b.delete_range(Space::Meta, sp.clone(), keys::prefix_end(&sp));
             b.delete(Space::Meta, meta::well_seq(id));
@@ -80,6 +85,11 @@ impl Node {
                 );
                 engine.write(s)?;
             }
+            b.put(
+                Space::Meta,
+                meta::compaction(Space::Streams.name(), &keys::stream_key(id, 0, &[])),
+                keys::stream_end(id),
+            );
             b.delete(Space::Meta, key);
             done.streams += 1;
         }

@@ -4,6 +4,7 @@
 //! reach storage through the narrow methods here, never through its engines.
 
 pub mod catalog;
+mod compaction;
 pub mod ditto_status;
 pub mod erasure;
 mod reconcile;
@@ -179,11 +180,20 @@ impl Node {
             if ev.kind == EntityKind::Stream as i32 {
                 if let Some(store) = self.streams.remove(&name) {
                     store.destroy()?;
+                    self.mark_for_compaction(store.id)?;
                     self.ids.forget(&meta::stream_id(&name))?;
                 }
             }
         }
         self.update_catalog(|c| c.apply(ev))
+    }
+
+    /// A dropped stream's range of the node's RocksDB, for background cleanup to compact.
+    pub(crate) fn mark_for_compaction(&self, stream: u32) -> Result<()> {
+        let start = crate::storage::keys::stream_key(stream, 0, &[]);
+        let end = crate::storage::keys::stream_end(stream);
+        self.put_meta(&meta::compaction(Space::Streams.name(), &start), end)?;
+        Ok(())
     }
 
     /// The id of `tag`, creating it in the cluster (or locally with no control plane).

@@ -141,6 +141,12 @@ impl KvEngine for RocksEngine {
         r
     }
 
+    fn compact_range(&self, space: Space, start: &[u8], end: &[u8]) -> StorageResult<()> {
+        self.db
+            .compact_range_cf(self.cf(space)?, Some(start), Some(end));
+        Ok(())
+    }
+
     fn scan(
         &self,
         space: Space,
