@@ -22,7 +22,7 @@ use tributary_proto::v1::{
     entity::Kind, EntityKind, StorageType, Stream, StreamSource, Well, WellEntry,
 };
 
-const MEDIATOR: &str = "/system/distributedPubSubMediator";
+pub const MEDIATOR: &str = "/system/distributedPubSubMediator";
 
 fn entries(tag: &str, n: usize) -> Vec<WellEntry> {
     (0..n)
@@ -44,7 +44,7 @@ fn well(name: &str, tag: &str, owner: u64) -> tributary_proto::v1::Entity {
     }))
 }
 
-fn stream(name: &str, subjects: &[&str]) -> Stream {
+pub fn stream(name: &str, subjects: &[&str]) -> Stream {
     Stream {
         name: name.into(),
         subjects: subjects.iter().map(|s| s.to_string()).collect(),

@@ -8,3 +8,4 @@ mod erasure;
 mod health;
 mod http;
 mod piggyback;
+mod purge;
