@@ -264,13 +264,26 @@ pub async fn start_on(
             }
         })?;
     background.push(cleanup(&probes.local, &config, node.clone()));
-    background.extend(supervisors(
+    probes.local.register(
+        tributary_common::devops::Target::Namespaces,
+        Arc::new(erasure::Namespaces {
+            node: node.clone(),
+            ditto: ditto_board.clone(),
+            mirror: replication.clone(),
+        }),
+    );
+    background.push(ditto_supervisor(
         &probes.local,
         &config,
-        host,
+        host.clone(),
         source_id,
         ditto_slots,
         ditto_board,
+    ));
+    background.push(mirror_supervisor(
+        &probes.local,
+        &config,
+        host,
         replication,
         cp_addrs,
         links,
@@ -344,37 +357,23 @@ async fn maintenance(node: Arc<Node>, every: Duration, batch_id_window_ns: i64) 
     }
 }
 
-/// The ditto and mirror supervisors, each a part that piggyback commands restart, stop and
-/// start again (registered with the node's devops).
-#[allow(clippy::too_many_arguments)]
-fn supervisors(
+/// The ditto supervisor as a part piggyback commands restart, stop and start again
+/// (registered with the node's devops).
+fn ditto_supervisor(
     local: &tributary_common::devops::LocalAdmin,
     config: &DataNodeConfig,
     host: Arc<NodeHost>,
     source_id: String,
     slots: Arc<CopySlots>,
-    ditto_board: Arc<DittoBoard>,
-    replication: Arc<ReplicationBoard>,
-    cp_addrs: Vec<String>,
-    links: Option<tls::TlsFiles>,
-) -> Vec<AbortOnDrop> {
+    board: Arc<DittoBoard>,
+) -> AbortOnDrop {
     use tributary_common::devops::Target;
-    use tributary_common::task::Restartable;
     let stats_every = Duration::from_millis(config.ditto_stats_interval_ms);
-    local.register(
-        Target::Namespaces,
-        Arc::new(erasure::Namespaces {
-            node: host.node.clone(),
-            ditto: ditto_board.clone(),
-            mirror: replication.clone(),
-        }),
-    );
-    let (h, s, b) = (host.clone(), slots.clone(), ditto_board.clone());
-    let cleared = ditto_board.clone();
-    let (ditto, ditto_task) = Restartable::start(
+    let (s, b, cleared) = (slots.clone(), board.clone(), board.clone());
+    let (part, task) = tributary_common::task::Restartable::start(
         move || {
             crate::ditto::spawn(
-                h.clone(),
+                host.clone(),
                 source_id.clone(),
                 s.clone(),
                 stats_every,
@@ -383,28 +382,41 @@ fn supervisors(
         },
         move || cleared.clear(),
     );
+    let report = Box::new(parts::DittoReport {
+        board,
+        slots,
+        stats_every,
+    });
     local.register(
         Target::DittoSupervisor,
         Arc::new(parts::Supervisor {
             target: Target::DittoSupervisor,
-            part: ditto,
-            report: Box::new(parts::DittoReport {
-                board: ditto_board,
-                slots,
-                stats_every,
-            }),
+            part,
+            report,
         }),
     );
+    task
+}
+
+/// The mirror supervisor, likewise.
+fn mirror_supervisor(
+    local: &tributary_common::devops::LocalAdmin,
+    config: &DataNodeConfig,
+    host: Arc<NodeHost>,
+    board: Arc<ReplicationBoard>,
+    cp_addrs: Vec<String>,
+    links: Option<tls::TlsFiles>,
+) -> AbortOnDrop {
+    use tributary_common::devops::Target;
     // Origins on the other nodes of this cluster take this node's stream secret.
     let own_secret = config.stream_secrets.first().cloned().unwrap_or_default();
     let cluster_token = config.cluster_secret.clone();
-    let board = replication.clone();
-    let cleared = replication.clone();
-    let (mirror, mirror_task) = Restartable::start(
+    let (b, cleared) = (board.clone(), board.clone());
+    let (part, task) = tributary_common::task::Restartable::start(
         move || {
             vec![crate::mirror::spawn(
                 host.clone(),
-                board.clone(),
+                b.clone(),
                 cp_addrs.clone(),
                 own_secret.clone(),
                 links.clone(),
@@ -417,11 +429,11 @@ fn supervisors(
         Target::MirrorSupervisor,
         Arc::new(parts::Supervisor {
             target: Target::MirrorSupervisor,
-            part: mirror,
-            report: Box::new(parts::MirrorReport { board: replication }),
+            part,
+            report: Box::new(parts::MirrorReport { board }),
         }),
     );
-    vec![ditto_task, mirror_task]
+    task
 }
 
 /// The background cleanup coordinator, registered with the node's devops.
