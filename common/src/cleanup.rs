@@ -6,8 +6,8 @@
 //! whole pass it rests `quiet-period`. The piggyback target `/user/persistenceCleanup` reads
 //! its health and config and changes the config (`last-pid` sets where the next step starts).
 //!
-//! Storage writes report their latency with [`record_write`]; the coordinator takes the
-//! interval's maximum.
+//! Storage writes report their latency with [`record_write`]; each coordinator takes the
+//! interval's maximum of every write of its process.
 
 use crate::devops::piggyback::{config_reply, health_info};
 use crate::devops::{DevopsError, PiggyCommand, PiggyReply, PiggybackHandler};
@@ -15,7 +15,7 @@ use crate::sync::lock;
 use crate::task::AbortOnDrop;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::watch;
@@ -132,17 +132,34 @@ impl CleanupConfig {
     }
 }
 
-static SLOWEST_WRITE_MICROS: AtomicU64 = AtomicU64::new(0);
+/// The slowest write per coordinator since it last looked (a process may run more than one,
+/// in-process clusters do): each takes a slot; writes raise every slot taken.
+const SLOTS: usize = 8;
+static SLOWEST_WRITE_MICROS: [AtomicU64; SLOTS] = [const { AtomicU64::new(0) }; SLOTS];
+static SLOTS_TAKEN: AtomicUsize = AtomicUsize::new(0);
 
 /// A storage write of this process took `d` (the coordinator throttles on the slowest).
 pub fn record_write(d: Duration) {
     let us = u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
-    SLOWEST_WRITE_MICROS.fetch_max(us, Ordering::Relaxed);
+    let taken = SLOTS_TAKEN.load(Ordering::Relaxed).min(SLOTS);
+    for slot in &SLOWEST_WRITE_MICROS[..taken] {
+        slot.fetch_max(us, Ordering::Relaxed);
+    }
 }
 
-/// The slowest write since the last call.
-fn take_slowest_write() -> Duration {
-    Duration::from_micros(SLOWEST_WRITE_MICROS.swap(0, Ordering::Relaxed))
+/// A coordinator's view of the slowest write (more than `SLOTS` coordinators share slots).
+struct WriteGauge(usize);
+
+impl WriteGauge {
+    fn new() -> Self {
+        let i = SLOTS_TAKEN.fetch_add(1, Ordering::Relaxed) % SLOTS;
+        WriteGauge(i)
+    }
+
+    /// The slowest write since the last call.
+    fn take(&self) -> Duration {
+        Duration::from_micros(SLOWEST_WRITE_MICROS[self.0].swap(0, Ordering::Relaxed))
+    }
 }
 
 /// One step of cleaning.
@@ -210,6 +227,7 @@ impl Coordinator {
 
     async fn run(self: Arc<Self>) {
         let mut changes = self.config.subscribe();
+        let gauge = WriteGauge::new();
         loop {
             let config = self.config.borrow().clone();
             if !config.enabled {
@@ -220,7 +238,7 @@ impl Coordinator {
             if self.rest(&mut changes, config.interval).await {
                 continue;
             }
-            let slowest = take_slowest_write();
+            let slowest = gauge.take();
             if slowest > config.timer_threshold {
                 let mut s = lock(&self.status);
                 s.state = "THROTTLED";

@@ -262,3 +262,81 @@ async fn cleanup_waits_for_quiet_writes_then_removes_only_stale_progress() -> Re
     c.shutdown().await;
     Ok(())
 }
+
+/// A member trims its watch-event log's revisions older than `history_retention`: a watcher
+/// from before them is told to list again, a current one goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_trims_watch_history_older_than_its_retention() -> Result<()> {
+    let secrets = tempfile::tempdir()?;
+    let token_file = secrets.path().join("devops-token");
+    std::fs::write(&token_file, TOKEN)?;
+    let tf = token_file.display().to_string();
+    let c = Cluster::builder("history")
+        .members(1)
+        .data_nodes(1)
+        .tune_members(move |m| {
+            m.admin_listen = "127.0.0.1:0".into();
+            m.auth.devops_token_file = tf.clone();
+            m.cleanup.history_retention = std::time::Duration::from_secs(1);
+            m.cleanup.interval = std::time::Duration::from_millis(100);
+            m.cleanup.quiet_period = std::time::Duration::from_millis(100);
+            m.cleanup.timer_threshold = std::time::Duration::from_secs(10);
+        })
+        .start()
+        .await?;
+    c.wait_leader().await?;
+    let ca = c.ca_pem();
+    let admin = Admin {
+        addr: c.addrs(Server::Member(1))?.admin.context("member admin")?,
+        ca_pem: Some(&ca),
+    };
+    for i in 0..5 {
+        c.create(tributary_integration::entities::stream(
+            &format!("H{i}"),
+            &[&format!("H{i}.>")],
+        ))
+        .await?;
+    }
+    let body = json!({"targetActorSelection": CLEANUP, "headers": {"aggregate": false},
+                      "piggybackCommand": {"type": "status.commands:retrieveHealth"}});
+    let h = wait::until("old watch history trimmed", wait::WAIT, || async {
+        let (status, v) = admin
+            .json(
+                "POST",
+                "/devops/piggyback/control-plane/1",
+                Some(TOKEN),
+                Some(&body),
+            )
+            .await
+            .ok()?;
+        let info = v["statusInfo"]["details"][0]["INFO"].clone();
+        (status == 200 && info["removed"].as_u64() >= Some(5)).then_some(info)
+    })
+    .await?;
+    assert_eq!(h["error"], "", "{h}");
+    let watched = c
+        .catalog(1)?
+        .watch(tributary_proto::v1::WatchRequest { from_revision: 1 })
+        .await;
+    let first = match watched {
+        Ok(s) => {
+            use tokio_stream::StreamExt;
+            s.into_inner().next().await.transpose().map(|_| ())
+        }
+        Err(e) => Err(e),
+    };
+    let e = first.expect_err("watching from a trimmed revision");
+    assert_eq!(e.code(), tonic::Code::OutOfRange, "{e:?}");
+    // The data node, watching all along, still follows: a new stream is served.
+    c.create_stream(
+        Stream {
+            name: "LATE".into(),
+            subjects: vec!["LATE.>".into()],
+            ..Default::default()
+        },
+        1,
+    )
+    .await?;
+    c.shutdown().await;
+    Ok(())
+}

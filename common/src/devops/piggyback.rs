@@ -7,7 +7,7 @@
 //! |---|---|---|
 //! | `/user/dittoSupervisor` | data nodes | retrieveHealth, retrieveConfig, modifyConfig, shutdown (restart) |
 //! | `/user/mirrorSupervisor` | data nodes | the same |
-//! | `/user/persistenceCleanup` | data nodes | the same (`modifyConfig` takes every knob and `last-pid`) |
+//! | `/user/persistenceCleanup` | every process | the same (`modifyConfig` takes every knob and `last-pid`) |
 //! | `/system/distributedPubSubMediator` | every process | block, shutdown (`reason.type` `purge-namespace`), purge, unblock a namespace |
 
 use super::{DevopsError, Service};
@@ -62,11 +62,8 @@ impl Target {
     /// The services whose processes run this part.
     pub fn services(self) -> &'static [Service] {
         match self {
-            // Members clean nothing in the background yet (their logs are bounded as written).
-            Target::DittoSupervisor | Target::MirrorSupervisor | Target::PersistenceCleanup => {
-                &[Service::DataNode]
-            }
-            Target::Namespaces => &Service::ALL,
+            Target::DittoSupervisor | Target::MirrorSupervisor => &[Service::DataNode],
+            Target::PersistenceCleanup | Target::Namespaces => &Service::ALL,
         }
     }
 }
