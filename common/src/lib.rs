@@ -8,6 +8,7 @@ pub mod addr_file;
 pub mod auth;
 pub mod backoff;
 pub mod certs;
+pub mod cleanup;
 pub mod cli;
 pub mod config;
 pub mod conn;

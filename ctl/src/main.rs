@@ -20,6 +20,7 @@ mod jetstream_config;
 mod launcher;
 mod links;
 mod locate;
+mod namespace_cmds;
 mod output;
 mod policy_args;
 mod policy_cmds;
@@ -78,9 +79,13 @@ enum Cmd {
         #[arg(long)]
         gravwell: std::path::PathBuf,
     },
-    /// Eclipse Ditto's devops commands through any member: log levels, config by path.
+    /// Eclipse Ditto's devops commands through any member: log levels, config by path,
+    /// piggyback commands.
     #[command(subcommand)]
     Devops(devops_cmds::DevopsCmd),
+    /// Namespace erasure as Eclipse Ditto's: block, shutdown, purge, unblock (or erase: all).
+    #[command(subcommand)]
+    Namespace(namespace_cmds::NamespaceCmd),
     /// Run the showcase in-process on an embedded default.
     Demo,
     /// A local cluster of real server processes: up, status, down.
@@ -171,6 +176,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::Auth(c) => auth_cmds::run(c, &cp, cli.json).await,
         Cmd::Ditto(c) => ditto_cmds::run(c, &cp, cli.json).await,
         Cmd::Devops(c) => devops_cmds::run(c, &cp, cli.json).await,
+        Cmd::Namespace(c) => namespace_cmds::run(c, &cp, cli.json).await,
         Cmd::Apply { gravwell } => ditto_cmds::apply_gravwell(&gravwell, &cp, cli.json).await,
         Cmd::Demo | Cmd::Dev(_) | Cmd::Certs(_) => Ok(()),
     }

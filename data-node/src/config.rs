@@ -89,6 +89,9 @@ pub struct DataNodeConfig {
     pub throttling: ThrottlingConfig,
     /// stdout, log files and levels (`[logging]`, `TRIBUTARY_LOGGING_*`).
     pub logging: tributary_common::logging::LoggingConfig,
+    /// Background cleanup with Eclipse Ditto's knobs (`[cleanup]`, `TRIBUTARY_CLEANUP__*`):
+    /// progress of removed ditto targets and mirror/source origins.
+    pub cleanup: tributary_common::cleanup::CleanupConfig,
 }
 
 /// The `[limits]` section: what one published message may carry. Over a limit the publish is
@@ -166,6 +169,7 @@ impl Default for DataNodeConfig {
             limits: Limits::default(),
             throttling: ThrottlingConfig::default(),
             logging: Default::default(),
+            cleanup: Default::default(),
         }
     }
 }
@@ -250,6 +254,7 @@ impl DataNodeConfig {
         self.grpc.validate("grpc")?;
         self.limits.validate()?;
         self.throttling.validate("throttling")?;
+        self.cleanup.validate("cleanup")?;
         self.control_plane_addrs().map(|_| ())
     }
 }
@@ -314,6 +319,10 @@ mod tests {
         assert_eq!(c.limits, Limits::default());
         assert_eq!(c.grpc, ListenerLimits::default());
         assert_eq!(c.throttling, ThrottlingConfig::default());
+        assert_eq!(
+            c.cleanup,
+            tributary_common::cleanup::CleanupConfig::default()
+        );
         let text = std::fs::read_to_string(&path).expect("read");
         let sections = [
             ("[grpc]", serde_json::to_value(ListenerLimits::default())),
@@ -321,6 +330,10 @@ mod tests {
             (
                 "[throttling]",
                 serde_json::to_value(ThrottlingConfig::default()),
+            ),
+            (
+                "[cleanup]",
+                serde_json::to_value(tributary_common::cleanup::CleanupConfig::default()),
             ),
         ];
         for (section, keys) in sections {

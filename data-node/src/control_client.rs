@@ -199,6 +199,7 @@ impl ControlClient {
             EntityKind::Stream,
             EntityKind::Target,
             EntityKind::Policy,
+            EntityKind::Namespace,
         ] {
             let r = client
                 .list(self.endpoints.request(ListRequest {

@@ -11,6 +11,7 @@
 //! * `storage/` — the storage trait, its RocksDB and memory engines, wells and streams; it
 //!   knows no gRPC and has its own errors.
 
+pub mod cleanup;
 pub mod config;
 pub mod control_client;
 pub mod ditto;

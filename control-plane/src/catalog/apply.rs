@@ -114,6 +114,7 @@ impl<'a> Txn<'a> {
                 self.put(Entity {
                     kind: Some(Kind::Namespace(Namespace {
                         name: ns.to_string(),
+                        ..Default::default()
                     })),
                 });
             }
@@ -123,6 +124,14 @@ impl<'a> Txn<'a> {
 
     /// Applies `cmd`, returning the entity the client should see.
     pub fn apply(&mut self, cmd: &Command) -> Result<Option<Entity>, CatalogError> {
+        super::blocked::check(cmd, |ns| {
+            Ok(
+                match self.get(EntityKind::Namespace, ns)?.and_then(|e| e.kind) {
+                    Some(Kind::Namespace(n)) => Some(n),
+                    _ => None,
+                },
+            )
+        })?;
         match &cmd.op {
             Some(Op::Create(e)) => self.create(e.clone(), &cmd.live_nodes).map(Some),
             Some(Op::Update(e)) => self.update(e.clone()).map(Some),

@@ -11,6 +11,7 @@ fn cmd(op: Op) -> Command {
     Command {
         op: Some(op),
         live_nodes: vec![],
+        erasure: false,
     }
 }
 

@@ -6,7 +6,7 @@ use prost::Message;
 use std::collections::BTreeMap;
 use tributary_common::names::EntityName;
 use tributary_proto::v1::{
-    entity::Kind, Entity, EntityKind, EventType, ListReply, Policy, Stream, Tag, Target,
+    entity::Kind, Entity, EntityKind, EventType, ListReply, Namespace, Policy, Stream, Tag, Target,
     WatchEvent, Well,
 };
 
@@ -22,6 +22,13 @@ pub struct CatalogView {
     pub targets: BTreeMap<String, Target>,
     /// Policies, by canonical name: what the node decides its RPCs with.
     pub policies: BTreeMap<String, Policy>,
+    /// Namespaces with their erasure flags (blocked, shut down).
+    pub namespaces: BTreeMap<String, Namespace>,
+}
+
+/// The namespace of a canonical `namespace:name`.
+pub fn namespace_of(name: &str) -> &str {
+    name.split_once(':').map_or("default", |(ns, _)| ns)
 }
 
 /// Entity names in canonical `namespace:name` form (a malformed name stays as it is, so it
@@ -63,8 +70,21 @@ impl CatalogView {
                 p.name = canonical(&p.name);
                 self.policies.insert(p.name.clone(), p);
             }
+            Some(Kind::Namespace(n)) => {
+                self.namespaces.insert(n.name.clone(), n);
+            }
             _ => {}
         }
+    }
+
+    /// Whether requests for entities of `ns` are refused (erasure, step 1).
+    pub fn blocked(&self, ns: &str) -> bool {
+        self.namespaces.get(ns).is_some_and(|n| n.blocked)
+    }
+
+    /// Whether no worker of `ns` may run (erasure, step 2).
+    pub fn shut_down(&self, ns: &str) -> bool {
+        self.namespaces.get(ns).is_some_and(|n| n.shut_down)
     }
 
     /// Applies one watch event; the revision only moves forward.
@@ -91,6 +111,9 @@ impl CatalogView {
                 }
                 Ok(EntityKind::Policy) => {
                     self.policies.remove(&canonical(&ev.name));
+                }
+                Ok(EntityKind::Namespace) => {
+                    self.namespaces.remove(&ev.name);
                 }
                 _ => {}
             },
@@ -137,6 +160,9 @@ impl CatalogView {
         }));
         entities.extend(self.targets.values().map(|t| Entity {
             kind: Some(Kind::Target(t.clone())),
+        }));
+        entities.extend(self.namespaces.values().map(|n| Entity {
+            kind: Some(Kind::Namespace(n.clone())),
         }));
         entities.extend(self.tags.iter().map(|(n, id)| Entity {
             kind: Some(Kind::Tag(Tag {

@@ -4,7 +4,9 @@
 //! reach storage through the narrow methods here, never through its engines.
 
 pub mod catalog;
+mod compaction;
 pub mod ditto_status;
+pub mod erasure;
 mod reconcile;
 pub mod replication;
 
@@ -178,11 +180,20 @@ impl Node {
             if ev.kind == EntityKind::Stream as i32 {
                 if let Some(store) = self.streams.remove(&name) {
                     store.destroy()?;
+                    self.mark_for_compaction(store.id)?;
                     self.ids.forget(&meta::stream_id(&name))?;
                 }
             }
         }
         self.update_catalog(|c| c.apply(ev))
+    }
+
+    /// A dropped stream's range of the node's RocksDB, for background cleanup to compact.
+    pub(crate) fn mark_for_compaction(&self, stream: u32) -> Result<()> {
+        let start = crate::storage::keys::stream_key(stream, 0, &[]);
+        let end = crate::storage::keys::stream_end(stream);
+        self.put_meta(&meta::compaction(Space::Streams.name(), &start), end)?;
+        Ok(())
     }
 
     /// The id of `tag`, creating it in the cluster (or locally with no control plane).
@@ -240,6 +251,7 @@ impl Node {
             return Err(Error::invalid(field, "is empty"));
         }
         let name = canonical(name);
+        self.refuse_blocked(&name)?;
         if let Some(w) = self.wells.get(&name) {
             return Ok(w);
         }
@@ -258,6 +270,7 @@ impl Node {
             return Err(Error::invalid(field, "is empty"));
         }
         let name = canonical(name);
+        self.refuse_blocked(&name)?;
         if let Some(s) = self.streams.get(&name) {
             return Ok(s);
         }
@@ -269,6 +282,17 @@ impl Node {
             &name,
             self.with_catalog(|c| c.streams.get(&name).map(|s| s.owner_node)),
         ))
+    }
+
+    /// Every request for an entity of a blocked namespace is refused (erasure, step 1).
+    fn refuse_blocked(&self, name: &str) -> Result<()> {
+        let ns = catalog::namespace_of(name);
+        match self.with_catalog(|c| c.blocked(ns)) {
+            true => Err(Error::FailedPrecondition(format!(
+                "namespace {ns} is blocked"
+            ))),
+            false => Ok(()),
+        }
     }
 
     fn cannot_open(&self, kind: &str, name: &str, why: &str) -> Error {
@@ -366,6 +390,44 @@ impl Node {
         self.main.write(b)
     }
 
+    /// Up to `limit` meta keys under `prefix` after `after` (a whole key), in order.
+    pub fn meta_keys_after(
+        &self,
+        prefix: &[u8],
+        after: &[u8],
+        limit: usize,
+    ) -> StorageResult<Vec<Vec<u8>>> {
+        let start = crate::storage::successor(after).max(prefix.to_vec());
+        let mut out = Vec::new();
+        self.main.scan(
+            Space::Meta,
+            &start,
+            &crate::storage::prefix_end(prefix),
+            false,
+            &mut |k, _| {
+                out.push(k.to_vec());
+                match out.len() < limit {
+                    true => crate::storage::Scan::Continue,
+                    false => crate::storage::Scan::Stop,
+                }
+            },
+        )?;
+        Ok(out)
+    }
+
+    pub fn delete_meta(&self, keys: Vec<Vec<u8>>) -> StorageResult<()> {
+        let mut b = Batch::default();
+        for k in keys {
+            b.delete(Space::Meta, k);
+        }
+        self.main.write(b)
+    }
+
+    /// Every stream this node serves.
+    pub fn open_streams(&self) -> Vec<Arc<StreamStore>> {
+        self.streams.all()
+    }
+
     /// What this node holds of each well and stream it serves, for the heartbeat.
     pub fn owned_stats(&self) -> Vec<OwnedStats> {
         let mut out = Vec::new();
@@ -433,71 +495,4 @@ pub fn stream_limits(s: &Stream) -> StreamLimits {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::storage::codec::EntryValue;
-    use tributary_proto::v1::{entity::Kind, Entity};
-
-    fn view(owner: u64) -> CatalogView {
-        CatalogView::from_entities(
-            1,
-            [Entity {
-                kind: Some(Kind::Well(Well {
-                    name: "w".into(),
-                    default_well: true,
-                    owner_node: owner,
-                    ..Default::default()
-                })),
-            }],
-        )
-    }
-
-    #[tokio::test]
-    async fn only_an_explicit_delete_drops_a_wells_data() {
-        let main: Arc<dyn KvEngine> = Arc::new(MemoryEngine::new());
-        let node = Node::with_engine(
-            1,
-            main,
-            Box::new(|_| Err(crate::storage::StorageError::Engine("no cold".into()))),
-            PathBuf::new(),
-            None,
-        )
-        .unwrap();
-        node.set_catalog(view(1)).unwrap();
-        let tag = node.resolve_tag("t").await.unwrap();
-        let w = node.owned_well("well", "w").unwrap();
-        let value = EntryValue {
-            tag,
-            source: None,
-            data: bytes::Bytes::from_static(b"x"),
-            values: Default::default(),
-        };
-        node.write_entries(vec![(w, 1, value)], None, 0).unwrap();
-
-        // An empty listing (a wiped control plane) or a move closes the well but keeps it.
-        node.set_catalog(CatalogView::default()).unwrap();
-        assert!(node.well("default:w").is_none());
-        node.set_catalog(view(2)).unwrap();
-        assert!(matches!(
-            node.owned_well("well", "w"),
-            Err(Error::FailedPrecondition(_))
-        ));
-        node.set_catalog(view(1)).unwrap();
-        assert_eq!(node.owned_well("well", "w").unwrap().totals().entries, 1);
-
-        node.apply_event(WatchEvent {
-            revision: 2,
-            r#type: EventType::Delete as i32,
-            kind: EntityKind::Well as i32,
-            name: "default:w".into(),
-            entity: None,
-        })
-        .unwrap();
-        assert!(matches!(
-            node.owned_well("well", "w"),
-            Err(Error::NotFound { .. })
-        ));
-        node.set_catalog(view(1)).unwrap();
-        assert_eq!(node.owned_well("well", "w").unwrap().totals().entries, 0);
-    }
-}
+mod tests;

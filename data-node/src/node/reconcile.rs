@@ -22,7 +22,16 @@ pub(super) type Unopened = BTreeMap<(&'static str, String), String>;
 impl Node {
     pub(super) fn reconcile(&self, view: &CatalogView) -> Result<()> {
         let mut failed = Unopened::new();
-        for w in view.wells.values().filter(|w| w.owner_node == self.id) {
+        // What this node serves: what it owns, but nothing of a namespace shut down for its
+        // erasure (its readers stop; a purge then drops its data by its ids).
+        let serves = |name: &str, owner: u64| {
+            owner == self.id && !view.shut_down(super::catalog::namespace_of(name))
+        };
+        for w in view
+            .wells
+            .values()
+            .filter(|w| serves(&w.name, w.owner_node))
+        {
             if let Err(e) = self.wells.open_well(well_config(w)) {
                 failed.insert(("well", w.name.clone()), e.to_string());
             }
@@ -34,12 +43,16 @@ impl Node {
             if view
                 .wells
                 .get(&name)
-                .is_none_or(|w| w.owner_node != self.id)
+                .is_none_or(|w| !serves(&w.name, w.owner_node))
             {
                 self.wells.close_well(&name, false)?;
             }
         }
-        for s in view.streams.values().filter(|s| s.owner_node == self.id) {
+        for s in view
+            .streams
+            .values()
+            .filter(|s| serves(&s.name, s.owner_node))
+        {
             if let Err(e) = self.open_stream(s) {
                 failed.insert(("stream", s.name.clone()), e.to_string());
             }
@@ -48,7 +61,7 @@ impl Node {
             if view
                 .streams
                 .get(&store.name)
-                .is_none_or(|s| s.owner_node != self.id)
+                .is_none_or(|s| !serves(&s.name, s.owner_node))
             {
                 if let Some(gone) = self.streams.remove(&store.name) {
                     // A worker or reader still holding it must not write or wait behind a

@@ -6,7 +6,7 @@
 use crate::ditto::host::DittoHost;
 use crate::ingest::IngestService;
 use crate::mirror::host::MirrorHost;
-use crate::node::catalog::canonical;
+use crate::node::catalog::{canonical, namespace_of};
 use crate::node::Node;
 use crate::storage::streams::tail::{Tail, TailSpec};
 use crate::storage::streams::{StreamResult, StreamStore};
@@ -104,13 +104,15 @@ impl DittoHost for NodeHost {
     fn wanted(&self) -> Vec<(String, String)> {
         let me = self.node.id;
         self.node.with_catalog(|c| {
+            // A namespace being erased runs no worker, as the well or as the target.
             c.wells
                 .values()
-                .filter(|w| w.owner_node == me)
+                .filter(|w| w.owner_node == me && !c.shut_down(namespace_of(&w.name)))
                 .flat_map(|w| {
                     w.ditto_targets
                         .iter()
                         .map(|t| (w.name.clone(), canonical(t)))
+                        .filter(|(_, t)| !c.shut_down(namespace_of(t)))
                 })
                 .collect()
         })
@@ -166,7 +168,7 @@ impl MirrorHost for NodeHost {
         let sealed: Vec<Stream> = self.node.with_catalog(|c| {
             c.streams
                 .values()
-                .filter(|s| s.owner_node == me)
+                .filter(|s| s.owner_node == me && !c.shut_down(namespace_of(&s.name)))
                 .cloned()
                 .collect()
         });

@@ -2,7 +2,9 @@
 //! the gRPC services, the workers (with their hosts) and the control-plane client, and wires
 //! them together; nothing imports it.
 
+mod erasure;
 mod hosts;
+mod parts;
 mod probes;
 
 use crate::config::DataNodeConfig;
@@ -261,22 +263,30 @@ pub async fn start_on(
                 source: source.into(),
             }
         })?;
-    background.extend(crate::ditto::spawn(
+    background.push(cleanup(&probes.local, &config, node.clone()));
+    probes.local.register(
+        tributary_common::devops::Target::Namespaces,
+        Arc::new(erasure::Namespaces {
+            node: node.clone(),
+            ditto: ditto_board.clone(),
+            mirror: replication.clone(),
+        }),
+    );
+    background.push(ditto_supervisor(
+        &probes.local,
+        &config,
         host.clone(),
         source_id,
         ditto_slots,
-        Duration::from_millis(config.ditto_stats_interval_ms),
         ditto_board,
     ));
-    // Origins on the other nodes of this cluster take this node's stream secret.
-    let own_secret = config.stream_secrets.first().cloned().unwrap_or_default();
-    background.push(crate::mirror::spawn(
+    background.push(mirror_supervisor(
+        &probes.local,
+        &config,
         host,
         replication,
         cp_addrs,
-        own_secret,
         links,
-        config.cluster_secret.clone(),
     ));
     if let Some(endpoints) = endpoints {
         let advertise = if config.advertise.is_empty() {
@@ -345,4 +355,99 @@ async fn maintenance(node: Arc<Node>, every: Duration, batch_id_window_ns: i64) 
             Err(e) => tracing::warn!(error = %e, "maintenance task panicked"),
         }
     }
+}
+
+/// The ditto supervisor as a part piggyback commands restart, stop and start again
+/// (registered with the node's devops).
+fn ditto_supervisor(
+    local: &tributary_common::devops::LocalAdmin,
+    config: &DataNodeConfig,
+    host: Arc<NodeHost>,
+    source_id: String,
+    slots: Arc<CopySlots>,
+    board: Arc<DittoBoard>,
+) -> AbortOnDrop {
+    use tributary_common::devops::Target;
+    let stats_every = Duration::from_millis(config.ditto_stats_interval_ms);
+    let (s, b, cleared) = (slots.clone(), board.clone(), board.clone());
+    let (part, task) = tributary_common::task::Restartable::start(
+        move || {
+            crate::ditto::spawn(
+                host.clone(),
+                source_id.clone(),
+                s.clone(),
+                stats_every,
+                b.clone(),
+            )
+        },
+        move || cleared.clear(),
+    );
+    let report = Box::new(parts::DittoReport {
+        board,
+        slots,
+        stats_every,
+    });
+    local.register(
+        Target::DittoSupervisor,
+        Arc::new(parts::Supervisor {
+            target: Target::DittoSupervisor,
+            part,
+            report,
+        }),
+    );
+    task
+}
+
+/// The mirror supervisor, likewise.
+fn mirror_supervisor(
+    local: &tributary_common::devops::LocalAdmin,
+    config: &DataNodeConfig,
+    host: Arc<NodeHost>,
+    board: Arc<ReplicationBoard>,
+    cp_addrs: Vec<String>,
+    links: Option<tls::TlsFiles>,
+) -> AbortOnDrop {
+    use tributary_common::devops::Target;
+    // Origins on the other nodes of this cluster take this node's stream secret.
+    let own_secret = config.stream_secrets.first().cloned().unwrap_or_default();
+    let cluster_token = config.cluster_secret.clone();
+    let (b, cleared) = (board.clone(), board.clone());
+    let (part, task) = tributary_common::task::Restartable::start(
+        move || {
+            vec![crate::mirror::spawn(
+                host.clone(),
+                b.clone(),
+                cp_addrs.clone(),
+                own_secret.clone(),
+                links.clone(),
+                cluster_token.clone(),
+            )]
+        },
+        move || cleared.set(Default::default()),
+    );
+    local.register(
+        Target::MirrorSupervisor,
+        Arc::new(parts::Supervisor {
+            target: Target::MirrorSupervisor,
+            part,
+            report: Box::new(parts::MirrorReport { board }),
+        }),
+    );
+    task
+}
+
+/// The background cleanup coordinator, registered with the node's devops.
+fn cleanup(
+    local: &tributary_common::devops::LocalAdmin,
+    config: &DataNodeConfig,
+    node: Arc<Node>,
+) -> AbortOnDrop {
+    let cleaner = Arc::new(crate::cleanup::NodeCleaner::new(node));
+    let (coordinator, task) =
+        tributary_common::cleanup::Coordinator::start(config.cleanup.clone(), cleaner);
+    local.register(
+        tributary_common::devops::Target::PersistenceCleanup,
+        coordinator,
+    );
+    task
 }

@@ -120,6 +120,13 @@ pub trait KvEngine: Send + Sync + 'static {
         visit: &mut dyn FnMut(&[u8], &[u8]) -> Scan,
     ) -> StorageResult<()>;
 
+    /// Rewrites `[start, end)` of `space` so that what was deleted there (a range delete of a
+    /// dropped well or stream) no longer takes room or slows reads. Engines that remove as
+    /// they delete have nothing to do.
+    fn compact_range(&self, _space: Space, _start: &[u8], _end: &[u8]) -> StorageResult<()> {
+        Ok(())
+    }
+
     /// The first (or last, when `reverse`) key-value pair in `[start, end)`.
     fn first(
         &self,

@@ -10,14 +10,14 @@ use std::pin::Pin;
 use std::time::Duration;
 use tonic::{Code, Status};
 use tributary_proto::v1::{
-    catalog_client::CatalogClient, cluster_client::ClusterClient, ditto_client::DittoClient,
-    entity::Kind, ingest_client::IngestClient, raft_client::RaftClient,
+    admin_client::AdminClient, catalog_client::CatalogClient, cluster_client::ClusterClient,
+    ditto_client::DittoClient, entity::Kind, ingest_client::IngestClient, raft_client::RaftClient,
     streams_client::StreamsClient, wells_client::WellsClient, DataNode, DeleteMessageRequest,
     DittoStatsRequest, Entity, EntityKind, EntityRef, ForwardRequest, GetMessageRequest,
     HeartbeatRequest, IngestBatch, ListRequest, MemberRequest, MigrateEncryptionRequest,
-    MoveRequest, NodeStateRequest, PeerAddressRequest, PublishBatch, PublishRequest, PurgeRequest,
-    RaftBatch, RegisterRequest, ShardsRequest, StatusRequest, StreamInfoRequest, SubscribeRequest,
-    WatchRequest, Well, WellEntry, WhoAmIRequest,
+    MoveRequest, NodeStateRequest, PeerAddressRequest, PiggybackRequest, PublishBatch,
+    PublishRequest, PurgeRequest, RaftBatch, RegisterRequest, ShardsRequest, StatusRequest,
+    StreamInfoRequest, SubscribeRequest, WatchRequest, Well, WellEntry, WhoAmIRequest,
 };
 
 /// What a call came back with.
@@ -436,4 +436,33 @@ pub const RPCS: &[Rpc] = &[
         let r = DittoStatsRequest {};
         done(DittoClient::new(w.dn.clone()).stats(w.request(c, r)).await)
     }),
+    // Part of the devops API: the devops credentials or ADMIN on `cluster:/`.
+    rpc!("Admin.Piggyback", GUARDED, Caller::Root, |w, c| {
+        done(
+            AdminClient::new(w.cp.clone())
+                .piggyback(w.request(c, health()))
+                .await,
+        )
+    }),
+    rpc!(
+        "Admin.Piggyback (data node)",
+        GUARDED,
+        Caller::Root,
+        |w, c| {
+            done(
+                AdminClient::new(w.dn.clone())
+                    .piggyback(w.request(c, health()))
+                    .await,
+            )
+        }
+    ),
 ];
+
+/// The mirror supervisors' health, as a piggyback command.
+fn health() -> PiggybackRequest {
+    PiggybackRequest {
+        target_actor_selection: "/user/mirrorSupervisor".into(),
+        piggyback_command_json: r#"{"type": "status.commands:retrieveHealth"}"#.into(),
+        ..Default::default()
+    }
+}

@@ -57,6 +57,31 @@ impl StreamStore {
         keys::stream_key(self.id, STREAM_SOURCE_PROGRESS, source_key.as_bytes())
     }
 
+    /// Every source this stream holds progress for (background cleanup reads them).
+    pub fn source_progress_keys(&self) -> StorageResult<Vec<String>> {
+        let start = keys::stream_key(self.id, STREAM_SOURCE_PROGRESS, &[]);
+        let end = keys::stream_key(self.id, STREAM_SOURCE_PROGRESS + 1, &[]);
+        let mut out = Vec::new();
+        self.engine
+            .scan(Space::Streams, &start, &end, false, &mut |k, _| {
+                out.push(String::from_utf8_lossy(&k[start.len()..]).into_owned());
+                crate::storage::Scan::Continue
+            })?;
+        Ok(out)
+    }
+
+    /// Forgets the progress of sources no longer copied (background cleanup), under the
+    /// stream's lock so no copy of this store writes meanwhile.
+    pub fn forget_source_progress(&self, source_keys: &[String]) -> StreamResult<()> {
+        let _st = self.lock_open()?;
+        let mut batch = Batch::default();
+        for k in source_keys {
+            batch.delete(Space::Streams, self.progress_key(k));
+        }
+        self.engine.write(batch)?;
+        Ok(())
+    }
+
     pub fn source_progress(&self, source_key: &str) -> StorageResult<Option<SourceProgress>> {
         let Some(v) = self
             .engine
