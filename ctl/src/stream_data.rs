@@ -170,10 +170,21 @@ pub async fn info(name: String, cp: &ControlPlane, json: bool) -> Result<()> {
         .await?
         .into_inner();
     if json {
-        return output::json(&r);
+        // The cluster block in JetStream's ClusterInfo shape.
+        let mut v = serde_json::to_value(&r)?;
+        if let (Some(obj), Some(c)) = (v.as_object_mut(), &r.cluster) {
+            obj.insert(
+                "cluster".into(),
+                serde_json::to_value(crate::stream_cluster::to_jetstream(c))?,
+            );
+        }
+        return output::json(&v);
     }
     if let Some(c) = &r.config {
         println!("Configuration:\n{}", output::fields(c)?);
+    }
+    if let Some(c) = &r.cluster {
+        crate::stream_cluster::print_block(c);
     }
     if let Some(st) = &r.state {
         println!("State:\n{}", output::fields(st)?);

@@ -151,11 +151,12 @@ pub async fn gather(cp: &ControlPlane) -> Result<Report> {
                 ""
             }
             .into(),
-            cluster: format!("node-{}", s.owner_node),
+            cluster: crate::stream_cluster::column(s, None),
             ..Default::default()
         };
         match info {
             Ok(i) => {
+                row.cluster = crate::stream_cluster::column(s, i.cluster.as_ref());
                 if let Some(st) = i.state {
                     row.consumers = st.subscribers;
                     row.messages = st.messages;

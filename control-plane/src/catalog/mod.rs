@@ -5,6 +5,7 @@ mod apply;
 pub mod entity;
 mod events;
 mod limits;
+mod placement;
 mod subjects;
 mod validate;
 
@@ -422,3 +423,5 @@ pub(crate) fn decode_entity(v: &[u8]) -> Result<Entity, CatalogError> {
 mod tests;
 #[cfg(test)]
 mod tests_owner_and_secrets;
+#[cfg(test)]
+mod tests_placement;

@@ -6,7 +6,7 @@ use prost::Message;
 use std::collections::BTreeMap;
 use tributary_common::names::EntityName;
 use tributary_proto::v1::{
-    entity::Kind, Entity, EntityKind, EventType, ListReply, Policy, Stream, Tag, Target,
+    entity::Kind, DataNode, Entity, EntityKind, EventType, ListReply, Policy, Stream, Tag, Target,
     WatchEvent, Well,
 };
 
@@ -22,6 +22,8 @@ pub struct CatalogView {
     pub targets: BTreeMap<String, Target>,
     /// Policies, by canonical name: what the node decides its RPCs with.
     pub policies: BTreeMap<String, Policy>,
+    /// The cluster's data nodes by id: where a replicated stream's peers are reached.
+    pub data_nodes: BTreeMap<u64, DataNode>,
 }
 
 /// Entity names in canonical `namespace:name` form (a malformed name stays as it is, so it
@@ -63,6 +65,9 @@ impl CatalogView {
                 p.name = canonical(&p.name);
                 self.policies.insert(p.name.clone(), p);
             }
+            Some(Kind::DataNode(n)) => {
+                self.data_nodes.insert(n.id, n);
+            }
             _ => {}
         }
     }
@@ -91,6 +96,11 @@ impl CatalogView {
                 }
                 Ok(EntityKind::Policy) => {
                     self.policies.remove(&canonical(&ev.name));
+                }
+                Ok(EntityKind::DataNode) => {
+                    if let Ok(id) = ev.name.parse::<u64>() {
+                        self.data_nodes.remove(&id);
+                    }
                 }
                 _ => {}
             },
@@ -137,6 +147,9 @@ impl CatalogView {
         }));
         entities.extend(self.targets.values().map(|t| Entity {
             kind: Some(Kind::Target(t.clone())),
+        }));
+        entities.extend(self.data_nodes.values().map(|n| Entity {
+            kind: Some(Kind::DataNode(n.clone())),
         }));
         entities.extend(self.tags.iter().map(|(n, id)| Entity {
             kind: Some(Kind::Tag(Tag {

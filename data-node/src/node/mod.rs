@@ -9,6 +9,7 @@ mod reconcile;
 pub mod replication;
 
 use crate::error::{Error, Result};
+use crate::group::Groups;
 use crate::storage::keys::meta;
 use crate::storage::streams::{StreamLimits, StreamStore, Streams};
 use crate::storage::wells::{
@@ -53,6 +54,8 @@ pub struct Node {
     tag_lock: tokio::sync::Mutex<()>,
     /// What it owns but could not open, and why (`reconcile`).
     unopened: RwLock<reconcile::Unopened>,
+    /// The Raft groups of the replicated streams it holds a replica of (once started).
+    groups: OnceLock<Groups>,
 }
 
 impl Node {
@@ -109,9 +112,44 @@ impl Node {
             tag_creator,
             tag_lock: tokio::sync::Mutex::new(()),
             unopened: RwLock::default(),
+            groups: OnceLock::new(),
         });
         node.set_catalog(catalog)?;
         Ok(node)
+    }
+
+    /// Starts the groups of replicated streams (their ready loop on its own thread) and opens
+    /// those this node holds a replica of; their messages to other nodes come out of the
+    /// returned receiver.
+    pub fn start_groups(
+        &self,
+        timing: crate::group::Timing,
+    ) -> Result<tokio::sync::mpsc::UnboundedReceiver<crate::group::Outbound>> {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let groups = Groups::start(self.id, self.main.clone(), timing, tx);
+        if self.groups.set(groups).is_err() {
+            return Err(Error::FailedPrecondition(
+                "the stream groups were started already".into(),
+            ));
+        }
+        let view = self.with_catalog(Clone::clone);
+        self.reconcile(&view)?;
+        Ok(rx)
+    }
+
+    /// The groups of replicated streams (None until started).
+    pub fn groups(&self) -> Option<&Groups> {
+        self.groups.get()
+    }
+
+    /// A replicated stream's group id and replica nodes (None: one replica, or not known).
+    pub fn replicated(&self, name: &str) -> Option<(u64, Vec<u64>)> {
+        self.with_catalog(|c| {
+            c.streams
+                .get(name)
+                .filter(|s| !s.replica_nodes.is_empty())
+                .map(|s| (s.group_id, s.replica_nodes.clone()))
+        })
     }
 
     /// Reads the catalogue view without copying it.
@@ -176,6 +214,10 @@ impl Node {
                 self.wells.close_well(&name, true)?;
             }
             if ev.kind == EntityKind::Stream as i32 {
+                let group = self.replicated(&name).map(|(g, _)| g);
+                if let (Some(g), Some(groups)) = (group, self.groups()) {
+                    groups.close(g, true);
+                }
                 if let Some(store) = self.streams.remove(&name) {
                     store.destroy()?;
                     self.ids.forget(&meta::stream_id(&name))?;
@@ -218,7 +260,20 @@ impl Node {
             );
         }
         for s in self.streams.all() {
-            s.expire(now)?;
+            match self.replicated(&s.name) {
+                // Expiry of a replicated stream goes through its log, from its leader, and
+                // only when something is due (idle groups stay quiet).
+                Some((group, _)) => {
+                    if let Some(groups) = self.groups() {
+                        if groups.leader(group) == Some(self.id) && s.expiry_due(now) {
+                            groups.propose_quietly(group, crate::group::op::Op::Expire(now));
+                        }
+                    }
+                }
+                None => {
+                    s.expire(now)?;
+                }
+            }
         }
         self.wells.expire_batch_ids(now, batch_id_window_ns)?;
         self.retry_unopened()
@@ -303,7 +358,12 @@ impl Node {
     /// a stream that moves to another node starts empty there, so a new value means a new
     /// stream. A memory stream keeps its local id across a restart but not its messages, so it
     /// is a new stream every time the process starts.
+    /// A replicated stream's incarnation is its group's id, the same on every replica, so a
+    /// mirror following it through a change of leader sees the same stream.
     pub fn incarnation_of(&self, store: &StreamStore) -> u64 {
+        if let Some((group, _)) = self.replicated(&store.name) {
+            return group;
+        }
         static BOOT: OnceLock<u64> = OnceLock::new();
         let base = (self.id << 32) | u64::from(store.id);
         let memory = self.with_catalog(|c| {

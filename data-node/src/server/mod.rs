@@ -13,6 +13,8 @@ use crate::ingest::IngestService;
 use crate::node::ditto_status::{CopySlots, DittoBoard};
 use crate::node::replication::ReplicationBoard;
 use crate::node::{Node, TagCreator};
+use crate::peers::Peers;
+use crate::raft_link::StreamGroupsService;
 use crate::storage::StorageError;
 use crate::streams::limits::PublishLimits;
 use crate::streams::StreamsService;
@@ -30,7 +32,8 @@ use tributary_common::telemetry::{self, Readiness};
 use tributary_common::time::now_ns;
 use tributary_common::tls;
 use tributary_proto::v1::{
-    ditto_server::DittoServer, ingest_server::IngestServer, streams_server::StreamsServer,
+    ditto_server::DittoServer, ingest_server::IngestServer,
+    stream_groups_server::StreamGroupsServer, streams_server::StreamsServer,
     wells_server::WellsServer,
 };
 
@@ -149,6 +152,17 @@ pub async fn start_on(
         .as_ref()
         .map(|e| TagClient::new(e.clone()) as Arc<dyn TagCreator>);
     let node = open_node(&config, tags).await?;
+    let outbox = node
+        .start_groups(crate::group::Timing {
+            tick: Duration::from_millis(config.replication.tick_ms),
+            election_ticks: config.replication.election_ticks,
+            heartbeat_ticks: config.replication.heartbeat_ticks,
+        })
+        .map_err(|source| StartError::Storage {
+            path: config.data_dir.display().to_string(),
+            source,
+        })?;
+    let peers = Peers::new(node.clone(), links.clone(), config.cluster_secret.clone());
     let access = Access::from_config(
         &config.auth,
         &config.admin_subjects,
@@ -200,7 +214,12 @@ pub async fn start_on(
             max_header_bytes: config.limits.max_header_bytes,
         },
         throttle: throttle.clone(),
+        peers: peers.clone(),
     };
+    let groups = node
+        .groups()
+        .cloned()
+        .ok_or_else(|| StartError::Config("the stream groups did not start".into()))?;
     let router = config
         .grpc
         .server()
@@ -230,6 +249,13 @@ pub async fn start_on(
                 .max_decoding_message_size(max)
                 .max_encoding_message_size(max),
         )
+        .add_service(
+            StreamGroupsServer::new(StreamGroupsService {
+                groups,
+                gate: gate.clone(),
+            })
+            .max_decoding_message_size(256 << 20),
+        )
         .add_service(probes.admin());
     let router = probes.health.serve_on(router, &probes::all_services());
     let (tx, server) = serve::serve(router, listener, listening, &config.grpc, "data-node gRPC");
@@ -253,6 +279,7 @@ pub async fn start_on(
             i64::try_from(config.batch_id_window_ms.saturating_mul(1_000_000)).unwrap_or(i64::MAX),
         )),
         AbortOnDrop::spawn(report_unopened(node.clone(), ready.clone())),
+        crate::raft_link::spawn_outbound(config.id, peers, outbox),
     ];
     let source_id =
         crate::ditto::source_id(host.as_ref(), &config.cluster_name).map_err(|source| {
@@ -289,6 +316,7 @@ pub async fn start_on(
             endpoints,
             advertise,
             config.capacity,
+            config.tags.clone(),
             Duration::from_millis(config.heartbeat_interval_ms),
         );
         background.extend(client.spawn());
