@@ -86,6 +86,7 @@ fn from_peers(t: MessageType) -> bool {
 /// the member that sent the batch (whose certificate the service checked) and goes to this
 /// one, it is of a kind peers send, and a snapshot is one this member could install.
 /// `snapshot_payload` says whether a snapshot's data is one this receiver could install.
+/// Leadership transfer (`MsgTimeoutNow`) is refused here: see [`envelope_with_transfer`].
 pub fn envelope(
     me: u64,
     batch_from: u64,
@@ -113,6 +114,29 @@ pub fn envelope(
     }
     if t == MessageType::MsgSnapshot {
         snapshot(me, m, snapshot_payload)?;
+    }
+    Ok(())
+}
+
+/// As [`envelope`], and a leader's `MsgTimeoutNow` (leadership transfer) is taken too, for
+/// Raft groups that hand leadership over; [`against`] then takes it only from the leader.
+pub fn envelope_with_transfer(
+    me: u64,
+    batch_from: u64,
+    m: &Message,
+    snapshot_payload: impl Fn(&[u8]) -> Result<(), String>,
+) -> Result<(), Refused> {
+    if m.get_msg_type() != MessageType::MsgTimeoutNow {
+        return envelope(me, batch_from, m, snapshot_payload);
+    }
+    if m.from == 0 || m.from == me || m.from != batch_from || m.to != me {
+        return Err(Refused::new(
+            "from",
+            format!(
+                "transfer from {} to {} in a batch from {batch_from} (to {me})",
+                m.from, m.to
+            ),
+        ));
     }
     Ok(())
 }
@@ -195,6 +219,13 @@ pub fn against<T: raft::Storage>(
     let log = &raft.raft_log;
     let last = log.last_index();
     match m.get_msg_type() {
+        MessageType::MsgTimeoutNow if m.from != raft.leader_id => Err(Refused::new(
+            "transfer",
+            format!(
+                "leadership handed over by {}, which does not lead (leader: {})",
+                m.from, raft.leader_id
+            ),
+        )),
         MessageType::MsgHeartbeat if m.commit > last => Err(Refused::new(
             "commit",
             format!(
@@ -297,6 +328,19 @@ mod tests {
         ] {
             assert_eq!(why(&msg(t, 2, 1), 2), Err("type"), "{t:?}");
         }
+    }
+
+    #[test]
+    fn a_leadership_transfer_is_taken_only_where_asked_for() {
+        let now = msg(MessageType::MsgTimeoutNow, 2, 1);
+        assert!(envelope(1, 2, &now, any).is_err());
+        assert_eq!(envelope_with_transfer(1, 2, &now, any), Ok(()));
+        assert!(
+            envelope_with_transfer(1, 3, &now, any).is_err(),
+            "another's batch"
+        );
+        let propose = msg(MessageType::MsgPropose, 2, 1);
+        assert!(envelope_with_transfer(1, 2, &propose, any).is_err());
     }
 
     #[test]
@@ -440,6 +484,16 @@ mod state_tests {
         let mut ack = msg(MessageType::MsgAppendResponse, 3);
         ack.index = 1 << 40;
         assert_eq!(why(&raw, &ack), Err("index"));
+    }
+
+    #[test]
+    fn a_transfer_is_taken_from_the_leader_only() {
+        let mut raw = member();
+        raw.raft.leader_id = 2;
+        let mut now = msg(MessageType::MsgTimeoutNow, 3);
+        assert_eq!(why(&raw, &now), Err("transfer"));
+        now.from = 2;
+        assert_eq!(why(&raw, &now), Ok(()));
     }
 
     #[test]

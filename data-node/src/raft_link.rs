@@ -16,7 +16,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tonic::{Request, Response, Status};
 use tributary_common::access::Caller;
-use tributary_common::raft_inputs::{envelope, Refused};
+use tributary_common::raft_inputs::{envelope_with_transfer, Refused};
 use tributary_common::task::AbortOnDrop;
 use tributary_proto::v1::{
     stream_groups_client::StreamGroupsClient, stream_groups_server::StreamGroups, GroupBatch,
@@ -146,7 +146,7 @@ impl StreamGroups for StreamGroupsService {
                 }
             };
             let no_snapshots = |_: &[u8]| Err("stream groups take no snapshots yet".to_string());
-            if let Err(r) = envelope(me, from, &m, no_snapshots) {
+            if let Err(r) = envelope_with_transfer(me, from, &m, no_snapshots) {
                 r.record(from);
                 continue;
             }
