@@ -1,0 +1,197 @@
+//! Replicated streams under faults: a replica cut off (the harness's link faults) falls
+//! behind while the other two take writes, and catches up once healed; a stream of 5 with two
+//! nodes down keeps taking writes; forged or misaddressed Raft traffic between data nodes is
+//! dropped with the node and the stream unharmed.
+
+use anyhow::{anyhow, bail, Result};
+use protobuf::Message as _;
+use std::sync::Arc;
+use tonic::Code;
+use tributary_data_node::storage::streams::{RawMessage, StreamStore};
+use tributary_integration::net::Mode;
+use tributary_integration::{streams, wait, Cluster, Server};
+use tributary_proto::v1::{
+    entity::Kind, stream_groups_client::StreamGroupsClient, Entity, EntityKind, EntityRef,
+    GroupBatch, GroupMessage, Stream,
+};
+
+const STREAM: &str = "default:ORDERS";
+
+fn orders(replicas: u32) -> Entity {
+    Entity {
+        kind: Some(Kind::Stream(Stream {
+            replicas,
+            ..streams::file_stream("ORDERS", &["ORDERS.>"])
+        })),
+    }
+}
+
+/// The leader's node, once every node's answer names one.
+async fn leader(c: &Cluster, ask: u64) -> Result<u64> {
+    let i = c
+        .wait_info(ask, STREAM, "a leader", |i| {
+            i.cluster.as_ref().is_some_and(|c| !c.leader.is_empty())
+        })
+        .await?;
+    i.cluster
+        .and_then(|c| c.leader.strip_prefix("node-").and_then(|n| n.parse().ok()))
+        .ok_or_else(|| anyhow!("no leader named"))
+}
+
+fn store(c: &Cluster, k: u64) -> Result<Arc<StreamStore>> {
+    c.data_node(k)?
+        .node
+        .stream(STREAM)
+        .ok_or_else(|| anyhow!("data node {k} holds no replica"))
+}
+
+async fn replica_at(c: &Cluster, k: u64, last: u64) -> Result<Vec<RawMessage>> {
+    let s = store(c, k)?;
+    wait::until(
+        &format!("data node {k} at seq {last}"),
+        wait::WAIT,
+        || async { (s.state().last_seq == last).then_some(()) },
+    )
+    .await?;
+    Ok(s.read(1, "", usize::MAX)?.0)
+}
+
+async fn stream_entity(c: &Cluster) -> Result<Stream> {
+    let e = c
+        .catalog_any()?
+        .get(EntityRef {
+            kind: EntityKind::Stream as i32,
+            name: STREAM.into(),
+        })
+        .await?
+        .into_inner()
+        .entity;
+    match e.and_then(|e| e.kind) {
+        Some(Kind::Stream(s)) => Ok(s),
+        other => bail!("{other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cut_off_replica_falls_behind_and_catches_up() -> Result<()> {
+    let c = Cluster::builder("r3cut")
+        .members(1)
+        .data_nodes(3)
+        .start()
+        .await?;
+    c.create(orders(3)).await?;
+    let l = leader(&c, 1).await?;
+    let victim = (1..=3).find(|k| *k != l).unwrap_or(1);
+    c.publish_n(l, "ORDERS.a", "before", 50).await?;
+    replica_at(&c, victim, 50).await?;
+
+    // Nothing reaches the victim: the other two are a quorum and go on.
+    c.set_links_into(Server::DataNode(victim), Mode::Cut)?;
+    c.publish_n(l, "ORDERS.a", "while cut", 200).await?;
+    assert_eq!(store(&c, victim)?.state().last_seq, 50);
+    c.wait_info(l, STREAM, "the victim reported behind", |i| {
+        i.cluster.as_ref().is_some_and(|cl| {
+            cl.replicas
+                .iter()
+                .any(|r| r.name == format!("node-{victim}") && !r.current && r.lag > 0)
+        })
+    })
+    .await?;
+
+    c.heal_all()?;
+    let want = replica_at(&c, l, 250).await?;
+    for k in 1..=3 {
+        assert_eq!(replica_at(&c, k, 250).await?, want, "data node {k}");
+    }
+    c.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_replicas_take_writes_with_two_nodes_down() -> Result<()> {
+    let mut c = Cluster::builder("r5")
+        .members(1)
+        .data_nodes(5)
+        .start()
+        .await?;
+    c.create(orders(5)).await?;
+    let l = leader(&c, 1).await?;
+    let down: Vec<u64> = (1..=5).filter(|k| *k != l).take(2).collect();
+    for k in &down {
+        c.kill(Server::DataNode(*k)).await?;
+    }
+    c.publish_n(l, "ORDERS.a", "two down", 100).await?;
+    for k in &down {
+        c.start(Server::DataNode(*k)).await?;
+    }
+    let want = replica_at(&c, l, 100).await?;
+    for k in 1..=5 {
+        assert_eq!(replica_at(&c, k, 100).await?, want, "data node {k}");
+    }
+    c.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_raft_traffic_is_dropped_and_the_stream_goes_on() -> Result<()> {
+    let c = Cluster::builder("r3forge")
+        .members(1)
+        .data_nodes(3)
+        .start()
+        .await?;
+    c.create(orders(3)).await?;
+    let l = leader(&c, 1).await?;
+    c.publish_n(l, "ORDERS.a", "before", 20).await?;
+    let group = stream_entity(&c).await?.group_id;
+    let target = (1..=3).find(|k| *k != l).unwrap_or(1);
+    let other = (1..=3).find(|k| *k != l && *k != target).unwrap_or(1);
+    // Data node `other`'s own certificate: a node of the cluster, as itself.
+    let tls = c.tls().ok_or_else(|| anyhow!("the cluster runs TLS"))?;
+    let files = tls.data_node(other)?;
+    let ch = tributary_common::tls::endpoint(
+        &c.data_addr(target)?,
+        Some(&files),
+        Some(&format!("data-node-{target}")),
+    )?
+    .connect()
+    .await?;
+    let mut client = StreamGroupsClient::new(ch);
+
+    // Posing as another node.
+    let posing = client
+        .send(GroupBatch {
+            from_node: l,
+            messages: vec![],
+        })
+        .await
+        .expect_err("posing as the leader");
+    assert_eq!(posing.code(), Code::PermissionDenied, "{posing:?}");
+
+    // A heartbeat committing far past the log (raft-rs panics on it), junk, an unknown group.
+    let mut beat = raft::prelude::Message::default();
+    beat.set_msg_type(raft::prelude::MessageType::MsgHeartbeat);
+    (beat.from, beat.to, beat.commit) = (other, target, 1_000_000);
+    let term = c.info(l, STREAM).await?.cluster.map_or(1, |cl| cl.term);
+    beat.term = term;
+    let forged = |group: u64, message: Vec<u8>| GroupMessage {
+        group,
+        message: message.into(),
+    };
+    client
+        .send(GroupBatch {
+            from_node: other,
+            messages: vec![
+                forged(group, beat.write_to_bytes()?),
+                forged(group, vec![0xff; 64]),
+                forged(group + 1_000, beat.write_to_bytes()?),
+            ],
+        })
+        .await?;
+
+    // The node, its replica and the group are unharmed.
+    c.publish_n(target, "ORDERS.a", "after", 30).await?;
+    let want = replica_at(&c, l, 50).await?;
+    assert_eq!(replica_at(&c, target, 50).await?, want);
+    c.shutdown().await;
+    Ok(())
+}
