@@ -195,3 +195,94 @@ async fn forged_raft_traffic_is_dropped_and_the_stream_goes_on() -> Result<()> {
     c.shutdown().await;
     Ok(())
 }
+
+/// 100 streams of 3 replicas on 3 nodes (100 groups sharing each node's ready loop and links):
+/// when the node leading some of them goes, each of those has a new leader again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hundred_groups_elect_again_when_a_node_goes() -> Result<()> {
+    const N: usize = 100;
+    let mut c = Cluster::builder("r3many")
+        .members(1)
+        .data_nodes(3)
+        .start()
+        .await?;
+    let names: Vec<String> = (0..N).map(|i| format!("S{i}")).collect();
+    for n in &names {
+        c.create(Entity {
+            kind: Some(Kind::Stream(Stream {
+                replicas: 3,
+                ..streams::file_stream(n, &[&format!("{n}.>")])
+            })),
+        })
+        .await?;
+    }
+    // Every stream's leader, as node 1 answers (forwarding where it does not lead).
+    let leaders = |c: &Cluster, avoid: u64| {
+        let names = names.clone();
+        let addr = c.data_addr(if avoid == 1 { 2 } else { 1 });
+        async move {
+            let addr = addr.ok()?;
+            let mut out = Vec::new();
+            for n in &names {
+                let i = streams::info(&addr, n).await.ok()?;
+                let l = i.cluster?.leader;
+                if l.is_empty() || l == format!("node-{avoid}") {
+                    return None;
+                }
+                out.push(l);
+            }
+            Some(out)
+        }
+    };
+    let before = wait::until("a leader for every stream", wait::WAIT, || leaders(&c, 0)).await?;
+    let led = |node: u64| {
+        before
+            .iter()
+            .filter(|l| **l == format!("node-{node}"))
+            .count()
+    };
+    let victim = (1..=3).max_by_key(|k| led(*k)).unwrap_or(1);
+    let lost = led(victim);
+    // The groups' ids, to ask the surviving nodes' own view (no round trips while timing).
+    let mut groups = Vec::new();
+    for n in &names {
+        let e = c
+            .catalog_any()?
+            .get(EntityRef {
+                kind: EntityKind::Stream as i32,
+                name: n.clone(),
+            })
+            .await?
+            .into_inner()
+            .entity;
+        if let Some(Kind::Stream(s)) = e.and_then(|e| e.kind) {
+            groups.push(s.group_id);
+        }
+    }
+    assert_eq!(groups.len(), N);
+    let t = std::time::Instant::now();
+    c.kill(Server::DataNode(victim)).await?;
+    let survivors: Vec<u64> = (1..=3).filter(|k| *k != victim).collect();
+    wait::until("a new leader for every stream", wait::WAIT, || {
+        let all = survivors.iter().all(|k| {
+            c.data_node(*k).is_ok_and(|n| {
+                n.node.groups().is_some_and(|g| {
+                    groups
+                        .iter()
+                        .all(|id| g.leader(*id).is_some_and(|l| l != victim))
+                })
+            })
+        });
+        async move { all.then_some(()) }
+    })
+    .await?;
+    let elected = t.elapsed();
+    println!("{N} groups: data node {victim} led {lost}; all led again {elected:?} after it went");
+    // And they serve: a publish to every stream through a survivor.
+    for n in &names {
+        c.publish_n(survivors[0], &format!("{n}.x"), "after", 1)
+            .await?;
+    }
+    c.shutdown().await;
+    Ok(())
+}
