@@ -346,6 +346,15 @@ mod tests {
         c.throttling.messages = 0;
         c.throttling.bytes = 0;
         assert!(c.validate().unwrap_err().contains("`throttling.messages`"));
+        let mut c = insecure();
+        c.replication.election_ticks = c.replication.heartbeat_ticks;
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .contains("`replication.election_ticks`"));
+        let mut c = insecure();
+        c.tags = vec!["az:\n1".into()];
+        assert!(c.validate().unwrap_err().contains("`tags`"));
     }
 
     #[derive(Serialize)]
@@ -365,6 +374,7 @@ mod tests {
         assert_eq!(c.limits, Limits::default());
         assert_eq!(c.grpc, ListenerLimits::default());
         assert_eq!(c.throttling, ThrottlingConfig::default());
+        assert_eq!(c.replication, ReplicationConfig::default());
         let text = std::fs::read_to_string(&path).expect("read");
         let sections = [
             ("[grpc]", serde_json::to_value(ListenerLimits::default())),

@@ -389,3 +389,39 @@ async fn info_of_a_stream_of_one_replica_names_its_node() -> Result<()> {
     c.shutdown().await;
     Ok(())
 }
+
+/// A changed limit reaches every replica through the log (the leader puts it there), so
+/// every replica trims alike.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_changed_limit_applies_alike_on_every_replica() -> Result<()> {
+    let c = Cluster::builder("r3lim")
+        .members(1)
+        .data_nodes(3)
+        .start()
+        .await?;
+    c.create(orders(3)).await?;
+    let leader = leader_id(&cluster_info(&c, 1).await?)?;
+    c.publish_n(leader, "ORDERS.a", "before", 20).await?;
+    replicas_at(&c, 20).await?;
+    let Some(Kind::Stream(mut s)) = orders(3).kind else {
+        bail!("not a stream")
+    };
+    s.max_msgs = 5;
+    c.update_stream(s).await?;
+    for k in 1..=3 {
+        let st = store(&c, k)?;
+        wait::until(
+            &format!("data node {k} under max_msgs 5"),
+            wait::WAIT,
+            || async { (st.limits().max_msgs == 5).then_some(()) },
+        )
+        .await?;
+    }
+    c.publish_n(leader, "ORDERS.a", "after", 1).await?;
+    let copies = replicas_at(&c, 21).await?;
+    assert_eq!(copies[0].len(), 5);
+    assert!(copies.iter().all(|m| *m == copies[0]));
+    assert_eq!(copies[0][0].seq, 17);
+    c.shutdown().await;
+    Ok(())
+}
