@@ -286,3 +286,52 @@ async fn a_hundred_groups_elect_again_when_a_node_goes() -> Result<()> {
     c.shutdown().await;
     Ok(())
 }
+
+/// A stream of one replica mirroring a replicated one follows it through whichever node
+/// leads it: the origin's leader goes, the mirror goes on from the new one, with the same
+/// seqs and no gap.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mirror_follows_a_replicated_origin_across_a_change_of_leader() -> Result<()> {
+    let mut c = Cluster::builder("r3mirror")
+        .members(1)
+        .data_nodes(4)
+        .start()
+        .await?;
+    c.create(orders(3)).await?;
+    let l = leader(&c, 1).await?;
+    let origin = stream_entity(&c).await?;
+    // The mirror on the node holding no replica, so it reads over the network.
+    let home = (1..=4)
+        .find(|k| !origin.replica_nodes.contains(k))
+        .ok_or_else(|| anyhow!("no node outside {:?}", origin.replica_nodes))?;
+    let mut copy = streams::file_stream("COPY", &[]);
+    copy.mirror = Some(tributary_proto::v1::StreamSource {
+        stream: "ORDERS".into(),
+        ..Default::default()
+    });
+    c.create_stream(copy, home).await?;
+    c.publish_n(l, "ORDERS.a", "before", 100).await?;
+    c.wait_info(home, "COPY", "100 copied", |i| {
+        streams::count(&i) == 100 && streams::caught_up(i)
+    })
+    .await?;
+    c.kill(Server::DataNode(l)).await?;
+    let survivor = origin
+        .replica_nodes
+        .iter()
+        .copied()
+        .find(|k| *k != l)
+        .unwrap_or(1);
+    let nl = leader(&c, survivor).await?;
+    assert_ne!(nl, l);
+    c.publish_n(nl, "ORDERS.a", "after", 50).await?;
+    c.wait_info(home, "COPY", "150 copied", |i| {
+        streams::count(&i) == 150 && streams::caught_up(i)
+    })
+    .await?;
+    let copied = c.messages(home, "default:COPY").await?;
+    let seqs: Vec<u64> = copied.iter().map(|m| m.seq).collect();
+    assert_eq!(seqs, (1..=150).collect::<Vec<_>>());
+    c.shutdown().await;
+    Ok(())
+}

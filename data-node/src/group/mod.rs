@@ -93,6 +93,8 @@ enum Input {
         group: u64,
         reply: oneshot::Sender<Result<u64, GroupError>>,
     },
+    /// The node stops: the loop ends (its groups go silent, as if the node were gone).
+    Stop,
 }
 
 /// The handle on this node's groups; cheap to clone.
@@ -191,6 +193,12 @@ impl Groups {
         let (tx, rx) = oneshot::channel();
         self.send(Input::Status { group, reply: tx }).ok()?;
         rx.await.ok().flatten()
+    }
+
+    /// Stops the ready loop for good (the node shuts down): nothing is led here any more.
+    pub fn stop(&self) {
+        write(&self.leaders).clear();
+        let _ = self.send(Input::Stop);
     }
 
     /// Hands leadership to the most current other replica; returns which.

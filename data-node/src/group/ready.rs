@@ -104,10 +104,14 @@ impl Loop {
         loop {
             let wait = next_tick.saturating_duration_since(Instant::now());
             match rx.recv_timeout(wait) {
+                Ok(Input::Stop) => return,
                 Ok(input) => {
                     self.handle(input);
                     // Whatever else already arrived joins this round (and its one write).
                     for input in rx.try_iter().take(4096) {
+                        if matches!(input, Input::Stop) {
+                            return;
+                        }
                         self.handle(input);
                     }
                 }
@@ -152,6 +156,7 @@ impl Loop {
             Input::TransferLeader { group, reply } => {
                 let _ = reply.send(self.transfer(group));
             }
+            Input::Stop => {}
         }
     }
 

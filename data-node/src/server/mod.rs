@@ -66,6 +66,10 @@ impl RunningDataNode {
     /// Stops serving and the background tasks. Storage closes when the last reference to the
     /// node goes (open subscriptions end as their clients notice the server is gone).
     pub async fn shutdown(mut self) {
+        // Its stream groups go silent first, as a node that is gone does.
+        if let Some(groups) = self.node.groups() {
+            groups.stop();
+        }
         if let Some(admin) = self.admin.take() {
             admin.stop().await;
         }

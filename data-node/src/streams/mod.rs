@@ -366,13 +366,18 @@ impl Streams for StreamsService {
         let req = req.into_inner();
         self.limits.subject("filter_subject", &req.filter_subject)?;
         let events: Self::SubscribeStream = match self.route(&name, forwards).await? {
-            Route::Local(store) | Route::Leader(store, _) => {
+            Route::Local(store) => {
                 let spec = subscribe::tail_spec(&req, self.node.incarnation_of(&store))?;
                 let tail = store.tail(spec).map_err(Error::from)?;
                 Box::pin(tail.map(|r| {
                     r.map_err(|e| Status::from(Error::from(e)))
                         .and_then(subscribe::event_to_proto)
                 }))
+            }
+            Route::Leader(store, group) => {
+                let spec = subscribe::tail_spec(&req, self.node.incarnation_of(&store))?;
+                let tail = store.tail(spec).map_err(Error::from)?;
+                self.while_leading(&name, group, tail)
             }
             Route::Forward(to) => Box::pin(
                 self.peer(to)?

@@ -13,7 +13,7 @@ use std::time::Duration;
 use tonic::transport::Channel;
 use tributary_proto::v1::{
     streams_client::StreamsClient, ClusterInfo, ClusterReplica, PubAck, PublishBatch,
-    PublishRequest,
+    PublishRequest, SubscribeEvent,
 };
 
 /// How long a call waits for a replicated stream to have a leader (an election takes 0.5–1 s
@@ -73,6 +73,36 @@ impl StreamsService {
                 None => tokio::time::sleep(Duration::from_millis(20)).await,
             }
         }
+    }
+
+    /// A subscription served by this node as the group's leader, for as long as it leads: a
+    /// replica that no longer leads receives no more, so its subscriber is told to subscribe
+    /// again (through whichever node leads now) rather than wait on a copy that stopped.
+    pub(super) fn while_leading(
+        &self,
+        name: &str,
+        group: u64,
+        tail: crate::storage::streams::tail::Tail,
+    ) -> futures::stream::BoxStream<'static, Result<SubscribeEvent, tonic::Status>> {
+        use futures::StreamExt;
+        let groups = self.node.groups().cloned();
+        let (me, name) = (self.node.id, name.to_string());
+        Box::pin(
+            tail.map(move |r| {
+                if groups.as_ref().and_then(|g| g.leader(group)) != Some(me) {
+                    return Err(tonic::Status::unavailable(format!(
+                        "data node {me} no longer leads stream {name}: subscribe again"
+                    )));
+                }
+                r.map_err(|e| tonic::Status::from(Error::from(e)))
+                    .and_then(super::subscribe::event_to_proto)
+            })
+            .scan(false, |ended, ev| {
+                let out = (!*ended).then_some(ev);
+                *ended = out.as_ref().is_some_and(Result::is_err);
+                futures::future::ready(out)
+            }),
+        )
     }
 
     /// A Streams client of data node `to`.
