@@ -107,16 +107,25 @@ pub struct Groups {
 }
 
 impl Groups {
-    /// Starts the ready loop on its own thread. Messages for other nodes go to `outbox`.
+    /// Starts the ready loop on its own thread. Messages for other nodes go to `outbox`;
+    /// `on_leader_change` is called when a group's leader changes.
     pub fn start(
         me: u64,
         engine: Arc<dyn KvEngine>,
         timing: Timing,
         outbox: tokio::sync::mpsc::UnboundedSender<Outbound>,
+        on_leader_change: Box<dyn Fn() + Send>,
     ) -> Groups {
         let (tx, rx) = mpsc::channel();
         let leaders = Arc::new(RwLock::new(HashMap::new()));
-        let lp = ready::Loop::new(me, engine, timing, outbox, leaders.clone());
+        let lp = ready::Loop::new(
+            me,
+            engine,
+            timing,
+            outbox,
+            leaders.clone(),
+            on_leader_change,
+        );
         let spawned = std::thread::Builder::new()
             .name(format!("stream-groups-{me}"))
             .spawn(move || lp.run(rx));

@@ -5,7 +5,10 @@
 //! expected last seq) and holds the same messages at the same seqs.
 
 use crate::storage::codec::{Reader, Writer};
-use crate::storage::streams::{PubResult, StreamLimits, StreamResult, StreamStore};
+use crate::storage::streams::replicate::{Appended, SourceProgress};
+use crate::storage::streams::{
+    PubResult, RawMessage, StreamError, StreamLimits, StreamResult, StreamStore,
+};
 use crate::storage::{NewMessage, StorageError};
 
 const PUBLISH: u8 = 1;
@@ -13,6 +16,9 @@ const PURGE: u8 = 2;
 const DELETE: u8 = 3;
 const EXPIRE: u8 = 4;
 const LIMITS: u8 = 5;
+const SOURCED: u8 = 6;
+const MIRRORED: u8 = 7;
+const RESET_MIRROR: u8 = 8;
 
 #[derive(Debug, Clone)]
 pub enum Op {
@@ -26,6 +32,25 @@ pub enum Op {
     /// The stream's limits from its catalogue config: a change reaches every replica at the
     /// same point of the log, so no replica applies a publish under other limits.
     Limits(StreamLimits),
+    /// A source worker's copy (on the leader): messages appended with the stream's next seqs
+    /// and the origin progress, applied only while the progress is still `expect` — a worker
+    /// that started from a stale view (a leader not yet caught up) is refused, never doubles.
+    Sourced {
+        key: String,
+        expect: Option<SourceProgress>,
+        msgs: Vec<RawMessage>,
+        progress: SourceProgress,
+    },
+    /// A mirror worker's copy: messages at the origin's seqs after `after`, the last seq moved
+    /// to `through`; applied only while the stream's last seq is still `after`.
+    Mirrored {
+        after: u64,
+        msgs: Vec<RawMessage>,
+        through: u64,
+        incarnation: u64,
+    },
+    /// A mirror of a new origin starts over.
+    ResetMirror,
 }
 
 /// What applying an operation did, for the client that asked.
@@ -36,6 +61,36 @@ pub enum Outcome {
     Deleted(StreamResult<()>),
     /// Expiry and limits: nobody waits for them.
     Expired,
+    /// What a mirror or source worker's copy stored.
+    Copied(StreamResult<Appended>),
+}
+
+fn put_raw(w: &mut Writer, msgs: &[RawMessage]) {
+    w.u32(msgs.len() as u32);
+    for m in msgs {
+        w.u64(m.seq)
+            .bytes(m.subject.as_bytes())
+            .i64(m.timestamp_ns)
+            .bytes(&m.value);
+    }
+}
+
+fn get_raw(r: &mut Reader<'_>, len: usize) -> Result<Vec<RawMessage>, StorageError> {
+    let n = r.u32()? as usize;
+    // Each message takes at least 24 bytes: a count past that is corrupt.
+    if n > len / 24 + 1 {
+        return Err(StorageError::Corrupt("stream group entry count".into()));
+    }
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        out.push(RawMessage {
+            seq: r.u64()?,
+            subject: r.string()?,
+            timestamp_ns: r.i64()?,
+            value: r.bytes()?.to_vec(),
+        });
+    }
+    Ok(out)
 }
 
 impl Op {
@@ -77,6 +132,33 @@ impl Op {
                     .u64(l.max_msgs_per_subject)
                     .u64(l.duplicate_window_ns)
                     .u8(flags);
+            }
+            Op::Sourced {
+                key,
+                expect,
+                msgs,
+                progress,
+            } => {
+                w.u8(SOURCED).bytes(key.as_bytes());
+                match expect {
+                    Some(p) => w.u8(1).u64(p.next_seq).u64(p.incarnation),
+                    None => w.u8(0),
+                };
+                put_raw(&mut w, msgs);
+                w.u64(progress.next_seq).u64(progress.incarnation);
+            }
+            Op::Mirrored {
+                after,
+                msgs,
+                through,
+                incarnation,
+            } => {
+                w.u8(MIRRORED).u64(*after);
+                put_raw(&mut w, msgs);
+                w.u64(*through).u64(*incarnation);
+            }
+            Op::ResetMirror => {
+                w.u8(RESET_MIRROR);
             }
         }
         w.0
@@ -133,6 +215,38 @@ impl Op {
                     deny_purge: flags & 4 != 0,
                 })
             }
+            SOURCED => {
+                let key = r.string()?;
+                let expect = match r.u8()? {
+                    0 => None,
+                    _ => Some(SourceProgress {
+                        next_seq: r.u64()?,
+                        incarnation: r.u64()?,
+                    }),
+                };
+                let msgs = get_raw(&mut r, buf.len())?;
+                let progress = SourceProgress {
+                    next_seq: r.u64()?,
+                    incarnation: r.u64()?,
+                };
+                Op::Sourced {
+                    key,
+                    expect,
+                    msgs,
+                    progress,
+                }
+            }
+            MIRRORED => {
+                let after = r.u64()?;
+                let msgs = get_raw(&mut r, buf.len())?;
+                Op::Mirrored {
+                    after,
+                    msgs,
+                    through: r.u64()?,
+                    incarnation: r.u64()?,
+                }
+            }
+            RESET_MIRROR => Op::ResetMirror,
             other => {
                 return Err(StorageError::Corrupt(format!(
                     "stream group entry of kind {other}"
@@ -158,6 +272,34 @@ impl Op {
                 store.set_limits(l);
                 Outcome::Expired
             }
+            Op::Sourced {
+                key,
+                expect,
+                msgs,
+                progress,
+            } => Outcome::Copied(match store.source_progress(&key) {
+                Ok(now) if now == expect => store.append_sourced(msgs, &key, progress),
+                Ok(now) => Err(StreamError::Refused(format!(
+                    "stream {}: the source's progress is {now:?}, not {expect:?}: resume from it",
+                    store.name
+                ))),
+                Err(e) => Err(e.into()),
+            }),
+            Op::Mirrored {
+                after,
+                msgs,
+                through,
+                incarnation,
+            } => Outcome::Copied(match store.state().last_seq {
+                last if last == after => store
+                    .prepare_mirrored(msgs, after)
+                    .and_then(|p| store.commit_mirrored(p, through, incarnation)),
+                last => Err(StreamError::Refused(format!(
+                    "stream {} is at seq {last}, not {after}: resume from it",
+                    store.name
+                ))),
+            }),
+            Op::ResetMirror => Outcome::Copied(store.reset_mirror().map(|()| Appended::default())),
         }
     }
 }
@@ -186,6 +328,30 @@ mod tests {
                 discard_new: true,
                 ..Default::default()
             }),
+            Op::Sourced {
+                key: "|O|".into(),
+                expect: Some(SourceProgress {
+                    next_seq: 3,
+                    incarnation: 9,
+                }),
+                msgs: vec![RawMessage {
+                    seq: 3,
+                    subject: "O.a".into(),
+                    timestamp_ns: 5,
+                    value: vec![1, 2, 3],
+                }],
+                progress: SourceProgress {
+                    next_seq: 4,
+                    incarnation: 9,
+                },
+            },
+            Op::Mirrored {
+                after: 2,
+                msgs: vec![],
+                through: 7,
+                incarnation: 1,
+            },
+            Op::ResetMirror,
         ];
         for op in ops {
             let back = Op::decode(&op.encode()).expect("decodes");

@@ -62,6 +62,7 @@ pub(super) struct Loop {
     pending: HashMap<u64, Pending>,
     next_proposal: u64,
     logger: slog::Logger,
+    on_leader_change: Box<dyn Fn() + Send>,
 }
 
 fn context(me: u64, proposal: u64) -> Vec<u8> {
@@ -84,6 +85,7 @@ impl Loop {
         timing: Timing,
         outbox: tokio::sync::mpsc::UnboundedSender<Outbound>,
         leaders: Arc<RwLock<HashMap<u64, (u64, u64)>>>,
+        on_leader_change: Box<dyn Fn() + Send>,
     ) -> Loop {
         Loop {
             me,
@@ -95,6 +97,7 @@ impl Loop {
             pending: HashMap::new(),
             next_proposal: 1,
             logger: slog::Logger::root(slog::Discard, slog::o!()),
+            on_leader_change,
         }
     }
 
@@ -433,6 +436,7 @@ impl Loop {
     fn process_ready(&mut self) -> Result<(), crate::storage::StorageError> {
         let mut batch = Batch::default();
         let mut readies = Vec::new();
+        let mut leader_changed = false;
         for (id, g) in self.groups.iter_mut() {
             if !g.raw.has_ready() {
                 continue;
@@ -446,7 +450,8 @@ impl Loop {
                 } else if leader != self.me {
                     g.leader_since = None;
                 }
-                write(&self.leaders).insert(*id, (leader, g.raw.raft.term));
+                let before = write(&self.leaders).insert(*id, (leader, g.raw.raft.term));
+                leader_changed |= before.map(|(l, _)| l) != Some(leader);
             }
             for m in rd.take_messages() {
                 let _ = self.outbox.send((m.to, *id, m));
@@ -461,6 +466,9 @@ impl Loop {
                     return Err(crate::storage::StorageError::Engine(e.to_string()));
                 }
             }
+        }
+        if leader_changed {
+            (self.on_leader_change)();
         }
         if readies.is_empty() {
             return Ok(());

@@ -32,6 +32,8 @@ pub struct Spec {
     pub mirror: bool,
     /// The origin, with its name canonical.
     pub origin: StreamSource,
+    /// The destination is replicated: copies go through its group's log.
+    pub replicated: bool,
 }
 
 impl Spec {
@@ -79,6 +81,7 @@ impl Workers for MirrorWorkers {
                     dest: dest.clone(),
                     mirror: true,
                     origin: named(m),
+                    replicated: !s.replica_nodes.is_empty(),
                 });
             }
             for src in &s.sources {
@@ -86,6 +89,7 @@ impl Workers for MirrorWorkers {
                     dest: dest.clone(),
                     mirror: false,
                     origin: named(src),
+                    replicated: !s.replica_nodes.is_empty(),
                 });
             }
         }

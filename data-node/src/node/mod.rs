@@ -41,7 +41,9 @@ pub struct Node {
     streams: Streams,
     catalog: RwLock<CatalogView>,
     /// Bumped after every catalogue change, so supervisors react at once instead of polling.
-    catalog_changed: tokio::sync::watch::Sender<u64>,
+    /// Bumped too when this node starts or stops leading a replicated stream (its mirror and
+    /// source workers run on its leader).
+    catalog_changed: Arc<tokio::sync::watch::Sender<u64>>,
     /// A catalogue view was saved by an earlier run (health says SERVING from the start).
     catalog_saved: bool,
     /// Listed from the control plane, and registered with it: a new node serves its cluster
@@ -105,7 +107,7 @@ impl Node {
             wells,
             streams: Streams::default(),
             catalog: RwLock::new(CatalogView::default()),
-            catalog_changed: tokio::sync::watch::Sender::new(0),
+            catalog_changed: Arc::new(tokio::sync::watch::Sender::new(0)),
             catalog_saved: loaded,
             catalog_listed: std::sync::atomic::AtomicBool::new(false),
             registered: std::sync::atomic::AtomicBool::new(false),
@@ -126,7 +128,9 @@ impl Node {
         timing: crate::group::Timing,
     ) -> Result<tokio::sync::mpsc::UnboundedReceiver<crate::group::Outbound>> {
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-        let groups = Groups::start(self.id, self.main.clone(), timing, tx);
+        let changed = self.catalog_changed.clone();
+        let on_leader_change = Box::new(move || changed.send_modify(|n| *n += 1));
+        let groups = Groups::start(self.id, self.main.clone(), timing, tx, on_leader_change);
         if self.groups.set(groups).is_err() {
             return Err(Error::FailedPrecondition(
                 "the stream groups were started already".into(),

@@ -74,12 +74,6 @@ pub(super) fn stream(
                 "memory streams are not replicated yet: use storage file, or replicas 1",
             ));
         }
-        if s.mirror.is_some() || !s.sources.is_empty() {
-            return Err(invalid(
-                "replicas",
-                "a replicated stream cannot have a mirror or sources yet: use replicas 1",
-            ));
-        }
     }
     if let Some(p) = &s.placement {
         for t in p.tags.iter().chain(std::iter::once(&p.unique_tag)) {
