@@ -312,7 +312,7 @@ async fn a_mirror_follows_a_replicated_origin_across_a_change_of_leader() -> Res
     c.create_stream(copy, home).await?;
     c.publish_n(l, "ORDERS.a", "before", 100).await?;
     c.wait_info(home, "COPY", "100 copied", |i| {
-        streams::count(&i) == 100 && streams::caught_up(i)
+        streams::count(i) == 100 && streams::caught_up(i)
     })
     .await?;
     c.kill(Server::DataNode(l)).await?;
@@ -326,7 +326,7 @@ async fn a_mirror_follows_a_replicated_origin_across_a_change_of_leader() -> Res
     assert_ne!(nl, l);
     c.publish_n(nl, "ORDERS.a", "after", 50).await?;
     c.wait_info(home, "COPY", "150 copied", |i| {
-        streams::count(&i) == 150 && streams::caught_up(i)
+        streams::count(i) == 150 && streams::caught_up(i)
     })
     .await?;
     let copied = c.messages(home, "default:COPY").await?;

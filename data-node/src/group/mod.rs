@@ -11,6 +11,8 @@
 pub mod log;
 pub mod op;
 mod ready;
+#[cfg(test)]
+mod tests;
 
 use crate::storage::streams::{StreamLimits, StreamStore};
 use crate::storage::KvEngine;
@@ -104,6 +106,8 @@ pub struct Groups {
     tx: mpsc::Sender<Input>,
     /// Group → (leader, term), updated when a group's leader changes: what routing reads.
     leaders: Arc<RwLock<HashMap<u64, (u64, u64)>>>,
+    /// Why the ready loop stopped on its own (a log write failed, a panic): `/health` fails.
+    failure: tokio::sync::watch::Receiver<Option<String>>,
 }
 
 impl Groups {
@@ -126,13 +130,45 @@ impl Groups {
             leaders.clone(),
             on_leader_change,
         );
+        let (failed, failure) = tokio::sync::watch::channel(None);
+        let stopped = leaders.clone();
         let spawned = std::thread::Builder::new()
             .name(format!("stream-groups-{me}"))
-            .spawn(move || lp.run(rx));
+            .spawn(move || {
+                let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| lp.run(rx)));
+                let why = match run {
+                    Ok(Ok(())) => return,
+                    Ok(Err(why)) => why,
+                    Err(panic) => format!(
+                        "the replication loop panicked: {}",
+                        panic
+                            .downcast_ref::<String>()
+                            .map(String::as_str)
+                            .or_else(|| panic.downcast_ref::<&str>().copied())
+                            .unwrap_or("(no message)")
+                    ),
+                };
+                tracing::error!(error = %why, "replication stopped");
+                metrics::gauge!("tributary_dn_replication_running").set(0.0);
+                write(&stopped).clear();
+                failed.send_replace(Some(why));
+            });
+        let groups = Groups {
+            me,
+            tx,
+            leaders,
+            failure,
+        };
         if let Err(e) = spawned {
             tracing::error!(error = %e, "cannot start the replication thread");
         }
-        Groups { me, tx, leaders }
+        metrics::gauge!("tributary_dn_replication_running").set(1.0);
+        groups
+    }
+
+    /// Changes to `Some(why)` if the ready loop stops on its own.
+    pub fn failure(&self) -> tokio::sync::watch::Receiver<Option<String>> {
+        self.failure.clone()
     }
 
     pub fn node_id(&self) -> u64 {

@@ -101,25 +101,27 @@ impl Loop {
         }
     }
 
-    pub(super) fn run(mut self, rx: Receiver<Input>) {
+    /// Runs until stopped (`Ok`) or until the log cannot be written (`Err`: Raft state in
+    /// memory would be ahead of the disk, so the groups cannot go on).
+    pub(super) fn run(mut self, rx: Receiver<Input>) -> Result<(), String> {
         let mut next_tick = Instant::now() + self.timing.tick;
         let mut next_housekeeping = Instant::now() + HOUSEKEEPING;
         loop {
             let wait = next_tick.saturating_duration_since(Instant::now());
             match rx.recv_timeout(wait) {
-                Ok(Input::Stop) => return,
+                Ok(Input::Stop) => return Ok(()),
                 Ok(input) => {
                     self.handle(input);
                     // Whatever else already arrived joins this round (and its one write).
                     for input in rx.try_iter().take(4096) {
                         if matches!(input, Input::Stop) {
-                            return;
+                            return Ok(());
                         }
                         self.handle(input);
                     }
                 }
                 Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => return,
+                Err(RecvTimeoutError::Disconnected) => return Ok(()),
             }
             let now = Instant::now();
             if now >= next_tick {
@@ -133,11 +135,8 @@ impl Loop {
                 next_housekeeping = now + HOUSEKEEPING;
             }
             if let Err(e) = self.process_ready() {
-                // The engine refused a write: nothing of this round is stored or sent, and
-                // Raft state in memory is ahead of the disk, so the groups cannot go on.
-                tracing::error!(error = %e, "replication stopped: the log could not be written");
-                metrics::gauge!("tributary_dn_replication_running").set(0.0);
-                return;
+                // The engine refused a write: nothing of this round is stored or sent.
+                return Err(format!("the replication log could not be written: {e}"));
             }
         }
     }

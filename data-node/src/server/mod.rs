@@ -224,6 +224,7 @@ pub async fn start_on(
         .groups()
         .cloned()
         .ok_or_else(|| StartError::Config("the stream groups did not start".into()))?;
+    let groups_failure = groups.failure();
     let router = config
         .grpc
         .server()
@@ -283,6 +284,7 @@ pub async fn start_on(
             i64::try_from(config.batch_id_window_ms.saturating_mul(1_000_000)).unwrap_or(i64::MAX),
         )),
         AbortOnDrop::spawn(report_unopened(node.clone(), ready.clone())),
+        AbortOnDrop::spawn(report_replication_failure(groups_failure, ready.clone())),
         crate::raft_link::spawn_outbound(config.id, peers, outbox),
     ];
     let source_id =
@@ -358,6 +360,23 @@ async fn report_unopened(node: Arc<Node>, ready: Readiness) {
     loop {
         ready.set_problems(node.unopened());
         if changes.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// A replication loop that stops on its own (its log cannot be written, a panic) fails
+/// `/health` and `/ready`, so an orchestrator restarts the node.
+async fn report_replication_failure(
+    mut failure: tokio::sync::watch::Receiver<Option<String>>,
+    ready: Readiness,
+) {
+    loop {
+        if let Some(why) = failure.borrow_and_update().clone() {
+            ready.fail(why);
+            return;
+        }
+        if failure.changed().await.is_err() {
             return;
         }
     }

@@ -67,13 +67,11 @@ pub(super) fn stream(
         }
         n => return Err(invalid("replicas", format!("{n}: use 1, 3 or 5"))),
     }
-    if s.replicas > 1 {
-        if s.storage == tributary_proto::v1::StorageType::Memory as i32 {
-            return Err(invalid(
-                "replicas",
-                "memory streams are not replicated yet: use storage file, or replicas 1",
-            ));
-        }
+    if s.replicas > 1 && s.storage == tributary_proto::v1::StorageType::Memory as i32 {
+        return Err(invalid(
+            "replicas",
+            "memory streams are not replicated yet: use storage file, or replicas 1",
+        ));
     }
     if let Some(p) = &s.placement {
         for t in p.tags.iter().chain(std::iter::once(&p.unique_tag)) {
