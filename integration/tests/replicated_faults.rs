@@ -335,3 +335,67 @@ async fn a_mirror_follows_a_replicated_origin_across_a_change_of_leader() -> Res
     c.shutdown().await;
     Ok(())
 }
+
+/// A subscriber on a node that forwards to the leader sees one unbroken stream across a
+/// change of leader: every message once, in order, no gap.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forwarded_subscription_survives_a_change_of_leader() -> Result<()> {
+    use tokio_stream::StreamExt;
+    let mut c = Cluster::builder("r3sub")
+        .members(1)
+        .data_nodes(4)
+        .start()
+        .await?;
+    c.create(orders(3)).await?;
+    let l = leader(&c, 1).await?;
+    let s = stream_entity(&c).await?;
+    let outside = (1..=4)
+        .find(|k| !s.replica_nodes.contains(k))
+        .ok_or_else(|| anyhow!("no node outside {:?}", s.replica_nodes))?;
+    let mut sub = streams::client(&c.data_addr(outside)?)?
+        .subscribe(tributary_proto::v1::SubscribeRequest {
+            stream: STREAM.into(),
+            start_seq: 1,
+            ..Default::default()
+        })
+        .await?
+        .into_inner();
+    let got = Arc::new(std::sync::Mutex::new(Vec::<u64>::new()));
+    let reader = {
+        let got = got.clone();
+        tokio::spawn(async move {
+            while let Some(ev) = sub.next().await {
+                let ev = ev?;
+                got.lock()
+                    .expect("lock")
+                    .extend(ev.messages.iter().map(|m| m.seq));
+            }
+            anyhow::Ok(())
+        })
+    };
+    let have = |n: usize| {
+        let got = got.clone();
+        move || {
+            let ok = got.lock().map(|g| g.len() >= n).unwrap_or(false);
+            async move { ok.then_some(()) }
+        }
+    };
+    c.publish_n(l, "ORDERS.a", "before", 100).await?;
+    wait::until("100 delivered", wait::WAIT, have(100)).await?;
+    c.kill(Server::DataNode(l)).await?;
+    let survivor = s
+        .replica_nodes
+        .iter()
+        .copied()
+        .find(|k| *k != l)
+        .unwrap_or(1);
+    let nl = leader(&c, survivor).await?;
+    c.publish_n(nl, "ORDERS.a", "after", 100).await?;
+    wait::until("200 delivered", wait::WAIT, have(200)).await?;
+    assert!(!reader.is_finished(), "the subscription ended");
+    let seqs = got.lock().map_err(|_| anyhow!("lock"))?.clone();
+    assert_eq!(seqs, (1..=200).collect::<Vec<_>>());
+    reader.abort();
+    c.shutdown().await;
+    Ok(())
+}

@@ -5,6 +5,7 @@
 //! replicated, or forwarded to its leader), calls its store, maps the result.
 
 pub mod limits;
+mod resume;
 mod route;
 pub mod subscribe;
 
@@ -379,12 +380,10 @@ impl Streams for StreamsService {
                 let tail = store.tail(spec).map_err(Error::from)?;
                 self.while_leading(&name, group, tail)
             }
-            Route::Forward(to) => Box::pin(
-                self.peer(to)?
-                    .subscribe(self.peers.request(req, forwards + 1))
-                    .await?
-                    .into_inner(),
-            ),
+            Route::Forward(to) => {
+                let first = self.forwarded_subscribe(to, req.clone(), forwards).await?;
+                resume::Resuming::new(self.clone(), name, req, forwards, first).stream()
+            }
         };
         // Delivery spends the budget: an event goes out once its connection can afford it
         // (heartbeats are free), and the tail reads no further meanwhile.

@@ -52,7 +52,11 @@ impl StreamsService {
             Ok(Route::Forward(to))
         };
         if !replicas.contains(&me) {
-            let to = replicas.first().copied().unwrap_or_default();
+            // Any replica forwards to the leader; one at random gets a retry past one down.
+            let to = replicas
+                .get(rand::random::<u64>() as usize % replicas.len().max(1))
+                .copied()
+                .unwrap_or_default();
             return forward(to);
         }
         let store = self.node.owned_stream("stream", name)?;
@@ -103,6 +107,25 @@ impl StreamsService {
                 futures::future::ready(out)
             }),
         )
+    }
+
+    /// A subscription opened on data node `to` (the leader, or a replica that forwards).
+    pub(super) async fn forwarded_subscribe(
+        &self,
+        to: u64,
+        req: tributary_proto::v1::SubscribeRequest,
+        forwards: u32,
+    ) -> Result<
+        futures::stream::BoxStream<'static, Result<SubscribeEvent, tonic::Status>>,
+        tonic::Status,
+    > {
+        use futures::StreamExt;
+        let events = self
+            .peer(to)?
+            .subscribe(self.peers.request(req, forwards + 1))
+            .await?
+            .into_inner();
+        Ok(events.boxed())
     }
 
     /// A Streams client of data node `to`.
