@@ -124,7 +124,7 @@ pub async fn gather(cp: &ControlPlane) -> Result<Report> {
     // One Info per stream, all at once: a report of many streams should not take a round
     // trip each, and one down node must not hold the rest back.
     let infos = futures::future::join_all(streams.iter().map(|s| async move {
-        let ch = locate::streams_at(cp, s.owner_node, &format!("stream {}", s.name)).await?;
+        let ch = locate::stream_channel(cp, s).await?;
         let r = StreamsClient::new(ch)
             .info(StreamInfoRequest {
                 stream: s.name.clone(),

@@ -109,6 +109,28 @@ async fn a_stream_of_three_replicas_through_tribctl() -> Result<()> {
     );
     let report = admin.ok(&["--json", "stream", "report"]).await?;
     ensure!(report.contains(&format!("{new_leader}*")), "{report}");
+
+    // Node 1 (the stream's owner_node, where tribctl went first) goes: tribctl reaches the
+    // stream through another replica, which forwards to whichever node leads.
+    drop(nodes.remove(0));
+    let js = admin
+        .eventually(&["--json", "stream", "info", "ORDERS"], None)
+        .await?;
+    let js: Value = serde_json::from_str(&js)?;
+    ensure!(js["cluster"]["leader"] != "node-1", "{js}");
+    admin
+        .ok(&[
+            "stream",
+            "publish",
+            "ORDERS.new",
+            "late {{Count}}",
+            "--count",
+            "10",
+        ])
+        .await?;
+    let js: Value =
+        serde_json::from_str(&admin.ok(&["--json", "stream", "info", "ORDERS"]).await?)?;
+    ensure!(js["state"]["messages"] == 110, "{js}");
     drop(nodes);
     Ok(())
 }
