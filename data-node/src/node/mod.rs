@@ -6,6 +6,7 @@
 pub mod catalog;
 pub mod ditto_status;
 mod reconcile;
+mod replicas;
 pub mod replication;
 
 use crate::error::{Error, Result};
@@ -120,42 +121,6 @@ impl Node {
         Ok(node)
     }
 
-    /// Starts the groups of replicated streams (their ready loop on its own thread) and opens
-    /// those this node holds a replica of; their messages to other nodes come out of the
-    /// returned receiver.
-    pub fn start_groups(
-        &self,
-        timing: crate::group::Timing,
-    ) -> Result<tokio::sync::mpsc::UnboundedReceiver<crate::group::Outbound>> {
-        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-        let changed = self.catalog_changed.clone();
-        let on_leader_change = Box::new(move || changed.send_modify(|n| *n += 1));
-        let groups = Groups::start(self.id, self.main.clone(), timing, tx, on_leader_change);
-        if self.groups.set(groups).is_err() {
-            return Err(Error::FailedPrecondition(
-                "the stream groups were started already".into(),
-            ));
-        }
-        let view = self.with_catalog(Clone::clone);
-        self.reconcile(&view)?;
-        Ok(rx)
-    }
-
-    /// The groups of replicated streams (None until started).
-    pub fn groups(&self) -> Option<&Groups> {
-        self.groups.get()
-    }
-
-    /// A replicated stream's group id and replica nodes (None: one replica, or not known).
-    pub fn replicated(&self, name: &str) -> Option<(u64, Vec<u64>)> {
-        self.with_catalog(|c| {
-            c.streams
-                .get(name)
-                .filter(|s| !s.replica_nodes.is_empty())
-                .map(|s| (s.group_id, s.replica_nodes.clone()))
-        })
-    }
-
     /// Reads the catalogue view without copying it.
     pub fn with_catalog<R>(&self, f: impl FnOnce(&CatalogView) -> R) -> R {
         f(&read(&self.catalog))
@@ -218,10 +183,7 @@ impl Node {
                 self.wells.close_well(&name, true)?;
             }
             if ev.kind == EntityKind::Stream as i32 {
-                let group = self.replicated(&name).map(|(g, _)| g);
-                if let (Some(g), Some(groups)) = (group, self.groups()) {
-                    groups.close(g, true);
-                }
+                self.drop_group(&name);
                 if let Some(store) = self.streams.remove(&name) {
                     store.destroy()?;
                     self.ids.forget(&meta::stream_id(&name))?;
@@ -264,20 +226,7 @@ impl Node {
             );
         }
         for s in self.streams.all() {
-            match self.replicated(&s.name) {
-                // Expiry of a replicated stream goes through its log, from its leader, and
-                // only when something is due (idle groups stay quiet).
-                Some((group, _)) => {
-                    if let Some(groups) = self.groups() {
-                        if groups.leader(group) == Some(self.id) && s.expiry_due(now) {
-                            groups.propose_quietly(group, crate::group::op::Op::Expire(now));
-                        }
-                    }
-                }
-                None => {
-                    s.expire(now)?;
-                }
-            }
+            self.expire_stream(&s, now)?;
         }
         self.wells.expire_batch_ids(now, batch_id_window_ns)?;
         self.retry_unopened()
@@ -497,71 +446,4 @@ pub fn stream_limits(s: &Stream) -> StreamLimits {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::storage::codec::EntryValue;
-    use tributary_proto::v1::{entity::Kind, Entity};
-
-    fn view(owner: u64) -> CatalogView {
-        CatalogView::from_entities(
-            1,
-            [Entity {
-                kind: Some(Kind::Well(Well {
-                    name: "w".into(),
-                    default_well: true,
-                    owner_node: owner,
-                    ..Default::default()
-                })),
-            }],
-        )
-    }
-
-    #[tokio::test]
-    async fn only_an_explicit_delete_drops_a_wells_data() {
-        let main: Arc<dyn KvEngine> = Arc::new(MemoryEngine::new());
-        let node = Node::with_engine(
-            1,
-            main,
-            Box::new(|_| Err(crate::storage::StorageError::Engine("no cold".into()))),
-            PathBuf::new(),
-            None,
-        )
-        .unwrap();
-        node.set_catalog(view(1)).unwrap();
-        let tag = node.resolve_tag("t").await.unwrap();
-        let w = node.owned_well("well", "w").unwrap();
-        let value = EntryValue {
-            tag,
-            source: None,
-            data: bytes::Bytes::from_static(b"x"),
-            values: Default::default(),
-        };
-        node.write_entries(vec![(w, 1, value)], None, 0).unwrap();
-
-        // An empty listing (a wiped control plane) or a move closes the well but keeps it.
-        node.set_catalog(CatalogView::default()).unwrap();
-        assert!(node.well("default:w").is_none());
-        node.set_catalog(view(2)).unwrap();
-        assert!(matches!(
-            node.owned_well("well", "w"),
-            Err(Error::FailedPrecondition(_))
-        ));
-        node.set_catalog(view(1)).unwrap();
-        assert_eq!(node.owned_well("well", "w").unwrap().totals().entries, 1);
-
-        node.apply_event(WatchEvent {
-            revision: 2,
-            r#type: EventType::Delete as i32,
-            kind: EntityKind::Well as i32,
-            name: "default:w".into(),
-            entity: None,
-        })
-        .unwrap();
-        assert!(matches!(
-            node.owned_well("well", "w"),
-            Err(Error::NotFound { .. })
-        ));
-        node.set_catalog(view(1)).unwrap();
-        assert_eq!(node.owned_well("well", "w").unwrap().totals().entries, 0);
-    }
-}
+mod tests;

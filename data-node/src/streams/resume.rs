@@ -4,7 +4,7 @@
 //! event passed on — no gap, no duplicate. The subscriber sees one unbroken stream.
 
 use super::route::Route;
-use super::StreamsService;
+use super::service::StreamsService;
 use futures::stream::BoxStream;
 use futures::StreamExt;
 use std::time::Duration;

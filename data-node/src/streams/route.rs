@@ -3,7 +3,7 @@
 //! call is forwarded (after this node authorized it) to the leader, or from a node holding no
 //! replica to one that does. Writes on the leader go through the group's log.
 
-use super::StreamsService;
+use super::service::StreamsService;
 use crate::error::{Error, Result};
 use crate::group::op::{Op, Outcome};
 use crate::peers::MAX_FORWARDS;
