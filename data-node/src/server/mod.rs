@@ -284,7 +284,11 @@ pub async fn start_on(
             i64::try_from(config.batch_id_window_ms.saturating_mul(1_000_000)).unwrap_or(i64::MAX),
         )),
         AbortOnDrop::spawn(report_unopened(node.clone(), ready.clone())),
-        AbortOnDrop::spawn(report_replication_failure(groups_failure, ready.clone())),
+        AbortOnDrop::spawn(report_replication_failure(
+            groups_failure,
+            ready.clone(),
+            probes.health.clone(),
+        )),
         crate::raft_link::spawn_outbound(config.id, peers, outbox),
     ];
     let source_id =
@@ -366,14 +370,18 @@ async fn report_unopened(node: Arc<Node>, ready: Readiness) {
 }
 
 /// A replication loop that stops on its own (its log cannot be written, a panic) fails
-/// `/health` and `/ready`, so an orchestrator restarts the node.
+/// `/health` and `/ready` and turns gRPC health `NOT_SERVING`, so an orchestrator restarts
+/// the node.
 async fn report_replication_failure(
     mut failure: tokio::sync::watch::Receiver<Option<String>>,
     ready: Readiness,
+    health: tributary_common::health::Health,
 ) {
     loop {
-        if let Some(why) = failure.borrow_and_update().clone() {
+        let why = failure.borrow_and_update().clone();
+        if let Some(why) = why {
             ready.fail(why);
+            health.set(&probes::all_services(), false).await;
             return;
         }
         if failure.changed().await.is_err() {
