@@ -126,6 +126,11 @@ async fn a_replicated_stream_is_the_same_on_every_replica() -> Result<()> {
     assert!(copies.iter().all(|m| *m == copies[0]), "replicas differ");
     let seqs: Vec<u64> = copies[0].iter().map(|m| m.seq).collect();
     assert_eq!(seqs, (1..=301).collect::<Vec<_>>());
+    // Pipelined frames reach the log in the order they were sent.
+    for (i, m) in copies[0].iter().take(300).enumerate() {
+        let want = format!("via {} {}", i / 100 + 1, i % 100 + 1);
+        assert_eq!(m.decode()?.data, want.as_bytes(), "seq {}", m.seq);
+    }
 
     // Every node answers Info with the leader's view, and the leader sees both followers.
     for k in 1..=3 {

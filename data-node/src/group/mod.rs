@@ -39,6 +39,9 @@ pub enum GroupError {
     Stopped,
 }
 
+/// The answer to a submitted proposal, once applied.
+pub type Submitted = oneshot::Receiver<Result<Outcome, GroupError>>;
+
 /// A message to another data node: (to, group, message).
 pub type Outbound = (u64, u64, Message);
 
@@ -216,13 +219,21 @@ impl Groups {
 
     /// Proposes `op` on this node, which must lead the group; resolves once it is applied.
     pub async fn propose(&self, group: u64, op: Op) -> Result<Outcome, GroupError> {
+        self.submit(group, op)?
+            .await
+            .map_err(|_| GroupError::Stopped)?
+    }
+
+    /// Proposes `op` now (proposals enter the log in the order they are submitted); the
+    /// receiver answers once it is applied. What a pipelining publisher awaits later.
+    pub fn submit(&self, group: u64, op: Op) -> Result<Submitted, GroupError> {
         let (tx, rx) = oneshot::channel();
         self.send(Input::Propose {
             group,
             op,
             reply: Some(tx),
         })?;
-        rx.await.map_err(|_| GroupError::Stopped)?
+        Ok(rx)
     }
 
     /// Proposes `op` if this node leads the group, not waiting for it.

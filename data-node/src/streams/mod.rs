@@ -34,6 +34,9 @@ use tributary_proto::v1::{
 
 /// Most publishes committed in one write by `PublishStream`.
 const PUBLISH_GROUP: usize = 512;
+/// Frames of one `PublishStream` submitted to a replicated stream's group and awaiting their
+/// acks at once: the group commits them in one round trip rather than one each.
+const PIPELINE: usize = 8;
 
 impl StreamsService {
     /// Whether `pass` holds `permission` on stream `name`.
@@ -100,6 +103,18 @@ impl Streams for StreamsService {
         let forwards = peers::forwards(&req);
         let mut inbound = req.into_inner();
         let (tx, rx) = tokio::sync::mpsc::channel(64);
+        // Frames are committed (or submitted to their stream's group) in order as they come,
+        // up to PIPELINE of them awaiting their acks; the acks go back in order.
+        let (submitted_tx, mut submitted) =
+            tokio::sync::mpsc::channel::<publish::Submitted>(PIPELINE);
+        tokio::spawn(tracing::Instrument::in_current_span(async move {
+            while let Some(s) = submitted.recv().await {
+                let acks = s.acks().await;
+                if tx.send(Ok(PubAckBatch { acks })).await.is_err() {
+                    return;
+                }
+            }
+        }));
         let svc = self.clone();
         tokio::spawn(tracing::Instrument::in_current_span(async move {
             while let Ok(Some(first)) = inbound.message().await {
@@ -117,8 +132,8 @@ impl Streams for StreamsService {
                 }
                 let bytes = reqs.iter().map(PublishRequest::encoded_len).sum();
                 budget.spend(reqs.len(), bytes).await;
-                let acks = svc.publish_group(reqs, &pass, forwards).await;
-                if tx.send(Ok(PubAckBatch { acks })).await.is_err() || ended {
+                let s = svc.submit_group(reqs, &pass, forwards).await;
+                if submitted_tx.send(s).await.is_err() || ended {
                     return;
                 }
             }

@@ -6,6 +6,7 @@ use super::route::Route;
 use super::service::StreamsService;
 use crate::error::{Error, Result};
 use crate::gate::Pass;
+use crate::group::op::{Op, Outcome};
 use crate::storage::streams::StreamStore;
 use crate::storage::NewMessage;
 use tonic::Status;
@@ -69,6 +70,45 @@ fn push_acks(
     }
 }
 
+/// A frame's acks: some known, some waiting on their group.
+pub struct Submitted(Vec<Part>);
+
+enum Part {
+    Done(Vec<PubAck>),
+    Proposed {
+        stream: String,
+        ids: Vec<u64>,
+        rx: crate::group::Submitted,
+    },
+}
+
+impl Submitted {
+    /// Every ack, in the order of the requests.
+    pub async fn acks(self) -> Vec<PubAck> {
+        let mut out = Vec::new();
+        for part in self.0 {
+            match part {
+                Part::Done(acks) => out.extend(acks),
+                Part::Proposed { stream, ids, rx } => match rx.await {
+                    Ok(Ok(Outcome::Published(results))) => {
+                        push_acks(&mut out, &stream, ids, results)
+                    }
+                    Ok(Ok(_)) => out.extend(
+                        ids.into_iter()
+                            .map(|id| error_ack(id, &"unexpected outcome of a publish")),
+                    ),
+                    Ok(Err(e)) => out.extend(ids.into_iter().map(|id| error_ack(id, &e))),
+                    Err(_) => out.extend(
+                        ids.into_iter()
+                            .map(|id| error_ack(id, &crate::group::GroupError::Stopped)),
+                    ),
+                },
+            }
+        }
+        out
+    }
+}
+
 impl StreamsService {
     /// The stream taking `subject`, if `pass` may publish to it: its canonical name.
     fn stream_for(&self, subject: &str, pass: &Pass) -> Result<String> {
@@ -90,10 +130,11 @@ impl StreamsService {
         Ok(name)
     }
 
-    /// Commits (or forwards) a run of publishes to stream `name` and appends their acks.
+    /// Commits (or forwards) a run of publishes to stream `name`; a replicated stream's run
+    /// led here is only submitted to its group, its acks come once it is applied.
     async fn flush(
         &self,
-        acks: &mut Vec<PubAck>,
+        acks: &mut Submitted,
         run: &mut Vec<PublishRequest>,
         name: &str,
         forwards: u32,
@@ -102,29 +143,48 @@ impl StreamsService {
             return;
         }
         let run = std::mem::take(run);
-        match self.route(name, forwards).await {
-            Err(e) => acks.extend(run.iter().map(|r| error_ack(r.id, &e))),
-            Ok(Route::Local(store)) => flush_local(acks, run, &store),
+        let done = match self.route(name, forwards).await {
+            Err(e) => run.iter().map(|r| error_ack(r.id, &e)).collect(),
+            Ok(Route::Local(store)) => {
+                let mut out = Vec::with_capacity(run.len());
+                flush_local(&mut out, run, &store);
+                out
+            }
             Ok(Route::Leader(store, group)) => {
                 let (ids, msgs): (Vec<u64>, Vec<_>) =
                     run.into_iter().map(|r| (r.id, to_new(r))).unzip();
-                match self.publish_replicated(group, msgs).await {
-                    Ok(results) => push_acks(acks, &store.name, ids, results),
-                    Err(e) => acks.extend(ids.into_iter().map(|id| error_ack(id, &e))),
+                let submitted = self
+                    .node
+                    .groups()
+                    .ok_or(crate::group::GroupError::Stopped)
+                    .and_then(|g| g.submit(group, Op::Publish(msgs)));
+                match submitted {
+                    Ok(rx) => {
+                        acks.0.push(Part::Proposed {
+                            stream: store.name.clone(),
+                            ids,
+                            rx,
+                        });
+                        return;
+                    }
+                    Err(e) => ids.into_iter().map(|id| error_ack(id, &e)).collect(),
                 }
             }
-            Ok(Route::Forward(to)) => acks.extend(self.forward_publishes(to, run, forwards).await),
-        }
+            Ok(Route::Forward(to)) => self.forward_publishes(to, run, forwards).await,
+        };
+        acks.0.push(Part::Done(done));
     }
 
-    /// Publishes in order; runs of requests for the same stream are committed together.
-    pub async fn publish_group(
+    /// Publishes in order; runs of requests for the same stream are committed together. The
+    /// runs are committed (or submitted to their group) before this returns, in order; the
+    /// acks are [`Submitted::acks`].
+    pub async fn submit_group(
         &self,
         reqs: Vec<PublishRequest>,
         pass: &Pass,
         forwards: u32,
-    ) -> Vec<PubAck> {
-        let mut acks = Vec::with_capacity(reqs.len());
+    ) -> Submitted {
+        let mut acks = Submitted(Vec::new());
         let mut run: Vec<PublishRequest> = Vec::new();
         let mut run_stream = String::new();
         // The subject `run_stream` was found for: a pipelined publisher mostly repeats it.
@@ -132,7 +192,7 @@ impl StreamsService {
         for req in reqs {
             if let Err(e) = self.limits.message(&req.subject, &req.headers) {
                 self.flush(&mut acks, &mut run, &run_stream, forwards).await;
-                acks.push(error_ack(req.id, &e));
+                acks.0.push(Part::Done(vec![error_ack(req.id, &e)]));
                 continue;
             }
             if run.is_empty() || req.subject != run_subject {
@@ -146,7 +206,7 @@ impl StreamsService {
                     }
                     Err(e) => {
                         self.flush(&mut acks, &mut run, &run_stream, forwards).await;
-                        acks.push(error_ack(req.id, &e));
+                        acks.0.push(Part::Done(vec![error_ack(req.id, &e)]));
                         continue;
                     }
                 }
