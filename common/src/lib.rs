@@ -23,6 +23,7 @@ pub mod model;
 pub mod names;
 pub mod policy;
 pub mod publish;
+pub mod raft_inputs;
 pub mod secrets;
 pub mod serve;
 pub mod subject;

@@ -26,6 +26,7 @@ mod policy_args;
 mod policy_cmds;
 mod start_time;
 mod stream_args;
+mod stream_cluster;
 mod stream_data;
 mod stream_report;
 mod well_data;
@@ -129,6 +130,9 @@ enum StreamCmd {
     },
     /// Delete one message.
     RmMsg { name: String, seq: u64 },
+    /// A replicated stream's leader hands leadership to its most current replica (as
+    /// `nats stream cluster step-down`).
+    StepDown { name: String },
 }
 
 #[tokio::main]
@@ -171,6 +175,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Cmd::Stream(StreamCmd::RmMsg { name, seq }) => {
             stream_data::rm_msg(name, seq, &cp, cli.json).await
+        }
+        Cmd::Stream(StreamCmd::StepDown { name }) => {
+            stream_cluster::step_down(name, &cp, cli.json).await
         }
         Cmd::Policy(c) => policy_cmds::run(c, &cp, cli.json).await,
         Cmd::Auth(c) => auth_cmds::run(c, &cp, cli.json).await,

@@ -6,6 +6,7 @@ pub mod blocked;
 pub mod entity;
 mod events;
 mod limits;
+mod placement;
 mod subjects;
 mod validate;
 
@@ -450,3 +451,5 @@ mod tests;
 mod tests_blocked;
 #[cfg(test)]
 mod tests_owner_and_secrets;
+#[cfg(test)]
+mod tests_placement;

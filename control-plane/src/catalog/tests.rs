@@ -76,7 +76,8 @@ fn arb_command() -> impl Strategy<Value = Command> {
         (1u64..3).prop_map(|id| Op::RegisterNode(DataNode {
             id,
             addr: format!("127.0.0.1:{id}"),
-            capacity: 1
+            capacity: 1,
+            tags: vec![],
         })),
     ];
     (op, prop::collection::vec(1u64..3, 0..2)).prop_map(|(op, live)| Command {
@@ -138,6 +139,7 @@ fn placement_prefers_the_least_loaded_live_node() {
                 id,
                 addr: format!("h:{id}"),
                 capacity: 1,
+                tags: vec![],
             })),
             live_nodes: vec![],
             erasure: false,

@@ -41,6 +41,7 @@ fn a_blocked_namespace_takes_only_the_erasures_writes() {
         id: 1,
         addr: "127.0.0.1:1".into(),
         capacity: 1,
+        tags: Vec::new(),
     });
     apply(&cat, 1, &cmd(register, false)).expect("node");
     apply(&cat, 2, &cmd(Op::Create(well("acme:orders")), false)).expect("well");

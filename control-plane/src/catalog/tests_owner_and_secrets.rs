@@ -20,6 +20,7 @@ fn register(cat: &Catalogue, index: u64, id: u64) {
         id,
         addr: format!("h:{id}"),
         capacity: 1,
+        tags: vec![],
     };
     apply(cat, index, &cmd(Op::RegisterNode(node))).expect("register");
 }

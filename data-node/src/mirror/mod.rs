@@ -32,6 +32,8 @@ pub struct Spec {
     pub mirror: bool,
     /// The origin, with its name canonical.
     pub origin: StreamSource,
+    /// The destination is replicated: copies go through its group's log.
+    pub replicated: bool,
 }
 
 impl Spec {
@@ -56,12 +58,14 @@ pub fn specs(s: &Stream) -> Vec<Spec> {
         o
     };
     let dest = canonical(&s.name);
+    let replicated = !s.replica_nodes.is_empty();
     let mut out = Vec::new();
     if let Some(m) = &s.mirror {
         out.push(Spec {
             dest: dest.clone(),
             mirror: true,
             origin: named(m),
+            replicated,
         });
     }
     for src in &s.sources {
@@ -69,6 +73,7 @@ pub fn specs(s: &Stream) -> Vec<Spec> {
             dest: dest.clone(),
             mirror: false,
             origin: named(src),
+            replicated,
         });
     }
     out

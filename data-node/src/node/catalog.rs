@@ -6,8 +6,8 @@ use prost::Message;
 use std::collections::BTreeMap;
 use tributary_common::names::EntityName;
 use tributary_proto::v1::{
-    entity::Kind, Entity, EntityKind, EventType, ListReply, Namespace, Policy, Stream, Tag, Target,
-    WatchEvent, Well,
+    entity::Kind, DataNode, Entity, EntityKind, EventType, ListReply, Namespace, Policy, Stream,
+    Tag, Target, WatchEvent, Well,
 };
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -24,6 +24,8 @@ pub struct CatalogView {
     pub policies: BTreeMap<String, Policy>,
     /// Namespaces with their erasure flags (blocked, shut down).
     pub namespaces: BTreeMap<String, Namespace>,
+    /// The cluster's data nodes by id: where a replicated stream's peers are reached.
+    pub data_nodes: BTreeMap<u64, DataNode>,
 }
 
 /// The namespace of a canonical `namespace:name`.
@@ -73,6 +75,9 @@ impl CatalogView {
             Some(Kind::Namespace(n)) => {
                 self.namespaces.insert(n.name.clone(), n);
             }
+            Some(Kind::DataNode(n)) => {
+                self.data_nodes.insert(n.id, n);
+            }
             _ => {}
         }
     }
@@ -114,6 +119,11 @@ impl CatalogView {
                 }
                 Ok(EntityKind::Namespace) => {
                     self.namespaces.remove(&ev.name);
+                }
+                Ok(EntityKind::DataNode) => {
+                    if let Ok(id) = ev.name.parse::<u64>() {
+                        self.data_nodes.remove(&id);
+                    }
                 }
                 _ => {}
             },
@@ -163,6 +173,9 @@ impl CatalogView {
         }));
         entities.extend(self.namespaces.values().map(|n| Entity {
             kind: Some(Kind::Namespace(n.clone())),
+        }));
+        entities.extend(self.data_nodes.values().map(|n| Entity {
+            kind: Some(Kind::DataNode(n.clone())),
         }));
         entities.extend(self.tags.iter().map(|(n, id)| Entity {
             kind: Some(Kind::Tag(Tag {

@@ -8,9 +8,11 @@ mod compaction;
 pub mod ditto_status;
 pub mod erasure;
 mod reconcile;
+mod replicas;
 pub mod replication;
 
 use crate::error::{Error, Result};
+use crate::group::Groups;
 use crate::storage::keys::meta;
 use crate::storage::streams::{StreamLimits, StreamStore, Streams};
 use crate::storage::wells::{
@@ -42,7 +44,9 @@ pub struct Node {
     streams: Streams,
     catalog: RwLock<CatalogView>,
     /// Bumped after every catalogue change, so supervisors react at once instead of polling.
-    catalog_changed: tokio::sync::watch::Sender<u64>,
+    /// Bumped too when this node starts or stops leading a replicated stream (its mirror and
+    /// source workers run on its leader).
+    catalog_changed: Arc<tokio::sync::watch::Sender<u64>>,
     /// A catalogue view was saved by an earlier run (health says SERVING from the start).
     catalog_saved: bool,
     /// Listed from the control plane, and registered with it: a new node serves its cluster
@@ -55,6 +59,8 @@ pub struct Node {
     tag_lock: tokio::sync::Mutex<()>,
     /// What it owns but could not open, and why (`reconcile`).
     unopened: RwLock<reconcile::Unopened>,
+    /// The Raft groups of the replicated streams it holds a replica of (once started).
+    groups: OnceLock<Groups>,
 }
 
 impl Node {
@@ -104,13 +110,14 @@ impl Node {
             wells,
             streams: Streams::default(),
             catalog: RwLock::new(CatalogView::default()),
-            catalog_changed: tokio::sync::watch::Sender::new(0),
+            catalog_changed: Arc::new(tokio::sync::watch::Sender::new(0)),
             catalog_saved: loaded,
             catalog_listed: std::sync::atomic::AtomicBool::new(false),
             registered: std::sync::atomic::AtomicBool::new(false),
             tag_creator,
             tag_lock: tokio::sync::Mutex::new(()),
             unopened: RwLock::default(),
+            groups: OnceLock::new(),
         });
         node.set_catalog(catalog)?;
         Ok(node)
@@ -178,6 +185,7 @@ impl Node {
                 self.wells.close_well(&name, true)?;
             }
             if ev.kind == EntityKind::Stream as i32 {
+                self.drop_group(&name);
                 if let Some(store) = self.streams.remove(&name) {
                     store.destroy()?;
                     self.mark_for_compaction(store.id)?;
@@ -229,7 +237,7 @@ impl Node {
             );
         }
         for s in self.streams.all() {
-            s.expire(now)?;
+            self.expire_stream(&s, now)?;
         }
         self.wells.expire_batch_ids(now, batch_id_window_ns)?;
         self.retry_unopened()
@@ -327,7 +335,12 @@ impl Node {
     /// a stream that moves to another node starts empty there, so a new value means a new
     /// stream. A memory stream keeps its local id across a restart but not its messages, so it
     /// is a new stream every time the process starts.
+    /// A replicated stream's incarnation is its group's id, the same on every replica, so a
+    /// mirror following it through a change of leader sees the same stream.
     pub fn incarnation_of(&self, store: &StreamStore) -> u64 {
+        if let Some((group, _)) = self.replicated(&store.name) {
+            return group;
+        }
         static BOOT: OnceLock<u64> = OnceLock::new();
         let base = (self.id << 32) | u64::from(store.id);
         let memory = self.with_catalog(|c| {

@@ -1,4 +1,4 @@
-//! The node's storage follows its catalogue view.
+//! What the node serves follows its catalogue view; only an explicit delete drops data.
 
 use super::*;
 use crate::storage::codec::EntryValue;

@@ -15,6 +15,8 @@ use crate::ingest::IngestService;
 use crate::node::ditto_status::{CopySlots, DittoBoard};
 use crate::node::replication::ReplicationBoard;
 use crate::node::{Node, TagCreator};
+use crate::peers::Peers;
+use crate::raft_link::StreamGroupsService;
 use crate::storage::StorageError;
 use crate::streams::limits::PublishLimits;
 use crate::streams::StreamsService;
@@ -32,7 +34,8 @@ use tributary_common::telemetry::{self, Readiness};
 use tributary_common::time::now_ns;
 use tributary_common::tls;
 use tributary_proto::v1::{
-    ditto_server::DittoServer, ingest_server::IngestServer, streams_server::StreamsServer,
+    ditto_server::DittoServer, ingest_server::IngestServer,
+    stream_groups_server::StreamGroupsServer, streams_server::StreamsServer,
     wells_server::WellsServer,
 };
 
@@ -65,6 +68,10 @@ impl RunningDataNode {
     /// Stops serving and the background tasks. Storage closes when the last reference to the
     /// node goes (open subscriptions end as their clients notice the server is gone).
     pub async fn shutdown(mut self) {
+        // Its stream groups go silent first, as a node that is gone does.
+        if let Some(groups) = self.node.groups() {
+            groups.stop();
+        }
         if let Some(admin) = self.admin.take() {
             admin.stop().await;
         }
@@ -151,6 +158,17 @@ pub async fn start_on(
         .as_ref()
         .map(|e| TagClient::new(e.clone()) as Arc<dyn TagCreator>);
     let node = open_node(&config, tags).await?;
+    let outbox = node
+        .start_groups(crate::group::Timing {
+            tick: Duration::from_millis(config.replication.tick_ms),
+            election_ticks: config.replication.election_ticks,
+            heartbeat_ticks: config.replication.heartbeat_ticks,
+        })
+        .map_err(|source| StartError::Storage {
+            path: config.data_dir.display().to_string(),
+            source,
+        })?;
+    let peers = Peers::new(node.clone(), links.clone(), config.cluster_secret.clone());
     let access = Access::from_config(
         &config.auth,
         &config.admin_subjects,
@@ -202,7 +220,13 @@ pub async fn start_on(
             max_header_bytes: config.limits.max_header_bytes,
         },
         throttle: throttle.clone(),
+        peers: peers.clone(),
     };
+    let groups = node
+        .groups()
+        .cloned()
+        .ok_or_else(|| StartError::Config("the stream groups did not start".into()))?;
+    let groups_failure = groups.failure();
     let router = config
         .grpc
         .server()
@@ -232,6 +256,13 @@ pub async fn start_on(
                 .max_decoding_message_size(max)
                 .max_encoding_message_size(max),
         )
+        .add_service(
+            StreamGroupsServer::new(StreamGroupsService {
+                groups,
+                gate: gate.clone(),
+            })
+            .max_decoding_message_size(256 << 20),
+        )
         .add_service(probes.admin());
     let router = probes.health.serve_on(router, &probes::all_services());
     let (tx, server) = serve::serve(router, listener, listening, &config.grpc, "data-node gRPC");
@@ -255,6 +286,12 @@ pub async fn start_on(
             i64::try_from(config.batch_id_window_ms.saturating_mul(1_000_000)).unwrap_or(i64::MAX),
         )),
         AbortOnDrop::spawn(report_unopened(node.clone(), ready.clone())),
+        AbortOnDrop::spawn(report_replication_failure(
+            groups_failure,
+            ready.clone(),
+            probes.health.clone(),
+        )),
+        crate::raft_link::spawn_outbound(config.id, peers, outbox),
     ];
     let source_id =
         crate::ditto::source_id(host.as_ref(), &config.cluster_name).map_err(|source| {
@@ -299,6 +336,7 @@ pub async fn start_on(
             endpoints,
             advertise,
             config.capacity,
+            config.tags.clone(),
             Duration::from_millis(config.heartbeat_interval_ms),
         );
         background.extend(client.spawn());
@@ -336,6 +374,27 @@ async fn report_unopened(node: Arc<Node>, ready: Readiness) {
     loop {
         ready.set_problems(node.unopened());
         if changes.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// A replication loop that stops on its own (its log cannot be written, a panic) fails
+/// `/health` and `/ready` and turns gRPC health `NOT_SERVING`, so an orchestrator restarts
+/// the node.
+async fn report_replication_failure(
+    mut failure: tokio::sync::watch::Receiver<Option<String>>,
+    ready: Readiness,
+    health: tributary_common::health::Health,
+) {
+    loop {
+        let why = failure.borrow_and_update().clone();
+        if let Some(why) = why {
+            ready.fail(why);
+            health.set(&probes::all_services(), false).await;
+            return;
+        }
+        if failure.changed().await.is_err() {
             return;
         }
     }

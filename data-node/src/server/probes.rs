@@ -14,7 +14,7 @@ use tributary_proto::v1::admin_server::AdminServer;
 
 /// The services that wait for the catalogue.
 fn catalogue_bound() -> Vec<String> {
-    ["Ingest", "Wells", "Streams", "Ditto"]
+    ["Ingest", "Wells", "Streams", "StreamGroups", "Ditto"]
         .iter()
         .map(|n| service_name(n))
         .collect()

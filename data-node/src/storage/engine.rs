@@ -12,16 +12,19 @@ pub enum Space {
     Streams,
     /// Node bookkeeping: local ids, sequence counters, shard stats, batch ids, catalogue copy.
     Meta,
+    /// The Raft logs and hard states of the replicated streams' groups (`group::log`).
+    Raft,
 }
 
 impl Space {
-    pub const ALL: [Space; 3] = [Space::Wells, Space::Streams, Space::Meta];
+    pub const ALL: [Space; 4] = [Space::Wells, Space::Streams, Space::Meta, Space::Raft];
 
     pub fn name(self) -> &'static str {
         match self {
             Space::Wells => "wells",
             Space::Streams => "streams",
             Space::Meta => "meta",
+            Space::Raft => "raft",
         }
     }
 }

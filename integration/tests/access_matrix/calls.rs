@@ -12,11 +12,12 @@ use tonic::{Code, Status};
 use tributary_proto::v1::{
     admin_client::AdminClient, catalog_client::CatalogClient, cluster_client::ClusterClient,
     ditto_client::DittoClient, entity::Kind, ingest_client::IngestClient, raft_client::RaftClient,
-    streams_client::StreamsClient, wells_client::WellsClient, DataNode, DeleteMessageRequest,
-    DittoStatsRequest, Entity, EntityKind, EntityRef, ForwardRequest, GetMessageRequest,
-    HeartbeatRequest, IngestBatch, ListRequest, MemberRequest, MigrateEncryptionRequest,
-    MoveRequest, NodeStateRequest, PeerAddressRequest, PiggybackRequest, PublishBatch,
-    PublishRequest, PurgeRequest, RaftBatch, RegisterRequest, ShardsRequest, StatusRequest,
+    stream_groups_client::StreamGroupsClient, streams_client::StreamsClient,
+    wells_client::WellsClient, DataNode, DeleteMessageRequest, DittoStatsRequest, Entity,
+    EntityKind, EntityRef, ForwardRequest, GetMessageRequest, GroupBatch, HeartbeatRequest,
+    IngestBatch, ListRequest, MemberRequest, MigrateEncryptionRequest, MoveRequest,
+    NodeStateRequest, PeerAddressRequest, PiggybackRequest, PublishBatch, PublishRequest,
+    PurgeRequest, RaftBatch, RegisterRequest, ShardsRequest, StatusRequest, StepDownRequest,
     StreamInfoRequest, SubscribeRequest, WatchRequest, Well, WellEntry, WhoAmIRequest,
 };
 
@@ -63,6 +64,8 @@ const GUARDED: [Expect; 6] = [U, U, U, U, D, O];
 const PUBLIC: [Expect; 6] = [O, O, O, O, O, O];
 /// Only the cluster's data nodes: no user is one.
 const NODES_ONLY: [Expect; 6] = [U, U, U, U, D, D];
+/// As GUARDED, but the permitted call fails for its own reason (past the gate).
+const GUARDED_PAST: [Expect; 6] = [U, U, U, U, D, Past];
 /// Not on the client port at all.
 const PEERS_ONLY: [Expect; 6] = [X, X, X, X, X, X];
 
@@ -193,6 +196,7 @@ pub const RPCS: &[Rpc] = &[
             id: 77,
             addr: "127.0.0.1:1".into(),
             capacity: 1,
+            tags: vec![],
         };
         let r = RegisterRequest { node: Some(node) };
         done(
@@ -429,6 +433,28 @@ pub const RPCS: &[Rpc] = &[
         done(
             StreamsClient::new(w.dn.clone())
                 .purge(w.request(c, r))
+                .await,
+        )
+    }),
+    // acme:S has one replica: a permitted caller gets FAILED_PRECONDITION (nothing to hand).
+    rpc!("Streams.StepDown", GUARDED_PAST, Caller::Alice, |w, c| {
+        let r = StepDownRequest {
+            stream: "acme:S".into(),
+        };
+        done(
+            StreamsClient::new(w.dn.clone())
+                .step_down(w.request(c, r))
+                .await,
+        )
+    }),
+    rpc!("StreamGroups.Send", NODES_ONLY, Caller::Root, |w, c| {
+        let r = GroupBatch {
+            from_node: 2,
+            messages: vec![],
+        };
+        done(
+            StreamGroupsClient::new(w.dn.clone())
+                .send(w.request(c, r))
                 .await,
         )
     }),

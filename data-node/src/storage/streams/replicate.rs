@@ -189,7 +189,7 @@ impl StreamStore {
         more.put(
             Space::Streams,
             state_key(self.id),
-            state_value(through, last_ts),
+            state_value(through, last_ts, st.group_index),
         );
         let mut w = Writer::default();
         w.u64(incarnation);
@@ -243,7 +243,7 @@ impl StreamStore {
             batch.put(
                 Space::Streams,
                 state_key(self.id),
-                state_value(last_seq, last_ts),
+                state_value(last_seq, last_ts, st.group_index),
             );
         }
         let mut w = Writer::default();
@@ -275,7 +275,11 @@ impl StreamStore {
             Space::Streams,
             keys::stream_key(self.id, STREAM_MIRROR_ORIGIN, &[]),
         );
-        b.put(Space::Streams, state_key(self.id), state_value(0, 0));
+        b.put(
+            Space::Streams,
+            state_key(self.id),
+            state_value(0, 0, st.group_index),
+        );
         self.engine.write(b)?;
         st.msgs = 0;
         st.bytes = 0;
