@@ -312,3 +312,38 @@ async fn target_secrets_are_shown_only_to_holders_of_the_cluster_secret() -> Res
     c.shutdown().await;
     Ok(())
 }
+
+/// A client that creates through a follower and at once updates and deletes through the same
+/// follower finds what it wrote, even while that follower hears the leader late.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_finds_the_entity_it_just_created_through_the_leader() -> Result<()> {
+    let c = control_plane(3, |_| {}).await?;
+    let leader = c.wait_leader().await?;
+    let follower = c
+        .member_ids()
+        .into_iter()
+        .find(|&m| m != leader)
+        .unwrap_or(1);
+    // Appends reach this follower late; the third member acknowledges in time.
+    c.set_link(
+        tributary_integration::LinkId::raft(leader, follower),
+        tributary_integration::Mode::Delay(std::time::Duration::from_millis(300)),
+    )?;
+    let mut cat = c.catalog(follower)?;
+    for i in 0..3 {
+        let name = format!("acme:fresh{i}");
+        cat.create(well(&name, &["x"])).await?;
+        let mut changed = well(&name, &["x"]);
+        if let Some(Kind::Well(w)) = &mut changed.kind {
+            w.hot_duration_secs = 7200;
+        }
+        cat.update(changed).await?;
+        cat.delete(EntityRef {
+            kind: EntityKind::Well as i32,
+            name,
+        })
+        .await?;
+    }
+    c.shutdown().await;
+    Ok(())
+}

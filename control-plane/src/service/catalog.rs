@@ -50,8 +50,15 @@ impl CatalogService {
     }
 
     /// The entity as this member has it (what a write is checked against).
-    fn stored(&self, kind: EntityKind, name: &str) -> Result<Entity, CatalogError> {
+    /// The entity a write names, as stored. A member that has not yet applied a write it
+    /// acknowledged (a create forwarded to the leader, then an update through the same
+    /// member) confirms with the leader before it says not found: a client reads its writes.
+    async fn stored(&self, kind: EntityKind, name: &str) -> Result<Entity, CatalogError> {
         let name = crate::catalog::canonical_name(kind, name)?;
+        if let Some(e) = self.node.catalogue.get(kind, &name)? {
+            return Ok(e);
+        }
+        self.node.read_index().await?;
         self.node
             .catalogue
             .get(kind, &name)?
@@ -134,7 +141,7 @@ impl Catalog for CatalogService {
         self.guard
             .access()
             .authenticated(&caller, "updating the catalogue")?;
-        let stored = self.stored(kind_of(&e), &name_of(&e))?;
+        let stored = self.stored(kind_of(&e), &name_of(&e)).await?;
         self.guard.may_update(&caller, &stored, &e)?;
         self.guard.may_place(&caller, &e, Some(&stored))?;
         self.write_sealed(e, Op::Update).await
@@ -146,7 +153,7 @@ impl Catalog for CatalogService {
         self.guard
             .access()
             .authenticated(&caller, "deleting from the catalogue")?;
-        let stored = self.stored(kind(r.kind)?, &r.name)?;
+        let stored = self.stored(kind(r.kind)?, &r.name).await?;
         self.guard.may_delete(&caller, &stored)?;
         self.write(Op::Delete(r)).await
     }
