@@ -1,5 +1,5 @@
 //! Prometheus metrics, and the admin HTTP listener serving `/metrics`, `/health`, `/ready`
-//! and the devops routes (`crate::devops::http`), over TLS unless the server is `insecure`.
+//! and the devops routes, over TLS unless the server is `insecure`.
 //! Logging is `crate::logging`.
 
 use crate::tls::{ClientAuth, ReloadingServer, TlsFiles};
