@@ -135,7 +135,7 @@ impl ComposeCluster {
 
     /// The container of `service` (running or not).
     pub fn container(&self, service: &str) -> Result<String> {
-        let id = self.compose(&["ps", "-q", service])?;
+        let id = self.compose(&["ps", "-a", "-q", service])?;
         let id = id.trim();
         if id.is_empty() {
             bail!("{}: no container for {service}", self.project);

@@ -248,6 +248,7 @@ async fn a_member_cut_off_refuses_writes_and_rejoins() -> Result<()> {
         // The cut-off member, asked on its own listener, refuses: it is a minority of one.
         let refused = c.tribctl_inside(&service, &["well", "create", "from-the-minority"]);
         let err = refused.err().context("a write taken by a member cut off")?;
+        println!("the member cut off refused: {err}");
         ensure!(
             err.to_string().to_lowercase().contains("unavailable"),
             "the refusal says why: {err}"
