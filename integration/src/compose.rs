@@ -56,6 +56,8 @@ pub struct ComposeCluster {
     /// `TRIBUTARY_PORT_PREFIX`: members at 127.0.0.1:{prefix}10N, data nodes {prefix}20N.
     prefix: u16,
     client_dir: tempfile::TempDir,
+    /// More variables for the compose file (`TRIBUTARY_INGEST_SECRETS`, …).
+    vars: Vec<(String, String)>,
 }
 
 impl ComposeCluster {
@@ -68,6 +70,7 @@ impl ComposeCluster {
             project: project.to_string(),
             prefix,
             client_dir: tempfile::tempdir()?,
+            vars: Vec::new(),
         };
         c.compose(&["down", "-v", "--remove-orphans"])?;
         let files = c.client_files();
@@ -78,6 +81,12 @@ impl ComposeCluster {
             crate::tls::register(c.data_node_addr(i), &files);
         }
         Ok(c)
+    }
+
+    /// Sets a variable of the compose file for every later command (before `up`).
+    pub fn with_var(mut self, key: &str, value: &str) -> Self {
+        self.vars.push((key.to_string(), value.to_string()));
+        self
     }
 
     pub fn project(&self) -> &str {
@@ -112,7 +121,8 @@ impl ComposeCluster {
             .env("TRIBUTARY_IMAGE", &self.env.image)
             .env("TRIBUTARY_PROMETHEUS_IMAGE", &self.env.prometheus_image)
             .env("TRIBUTARY_PORT_PREFIX", self.prefix.to_string())
-            .env("TRIBUTARY_CLIENT_DIR", self.client_dir.path());
+            .env("TRIBUTARY_CLIENT_DIR", self.client_dir.path())
+            .envs(self.vars.iter().map(|(k, v)| (k, v)));
         cmd
     }
 

@@ -318,3 +318,57 @@ async fn a_rolling_restart_under_publish_load_keeps_every_acked_message_once() -
     })
     .await
 }
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs Docker and the images: scripts/container-tests.sh runs it"]
+async fn ditto_copies_a_well_into_a_second_compose_cluster() -> Result<()> {
+    let env = Env::from_env()?;
+    // The target cluster's data nodes are also reached from the source cluster's network as
+    // remote-data-node-N, a name their certificates carry too.
+    let remote: Vec<String> = DATA_NODES
+        .iter()
+        .map(|i| format!("remote-data-node-{i}"))
+        .collect();
+    let dst = ComposeCluster::new(&env, "tribdst", 3)?
+        .with_var("TRIBUTARY_INGEST_SECRETS", "[\"ditto-secret\"]")
+        .with_var("TRIBUTARY_CERT_HOSTS", &remote.join(","));
+    let src = ComposeCluster::new(&env, "tribsrc", 2)?;
+    dst.up().await.with_context(|| dst.logs())?;
+    src.up().await.with_context(|| src.logs())?;
+    let run = async {
+        for (i, name) in DATA_NODES.iter().zip(&remote) {
+            let container = dst.container(&format!("data-node-{i}"))?;
+            dst.docker(&["network", "connect", "--alias", name, &src.network(), &container])?;
+        }
+        dst.tribctl(&["well", "create", "acme:orders", "--tags", "orders"])?;
+        let node = owner(&dst, "well", "acme:orders")?;
+        let ca = dst.client_files().ca_file.display().to_string();
+        src.tribctl(&[
+            "target",
+            "create",
+            "dst",
+            "--encrypted-endpoint",
+            &format!("remote-data-node-{node}:7200"),
+            "--ingest-secret",
+            "ditto-secret",
+            "--ca-file",
+            &ca,
+            "--start-time",
+            "2026-01-01T00:00:00Z",
+        ])?;
+        src.tribctl(&["well", "create", "acme:orders", "--tags", "orders", "--ditto-target", "dst"])?;
+        let lines: String = (1..=100).map(|i| format!("order {i}\n")).collect();
+        src.tribctl_stdin(&["well", "ingest", "acme:orders"], &lines)?;
+        wait::until("100 entries in the target cluster", Duration::from_secs(90), || async {
+            let out = dst
+                .tribctl(&["well", "query", "acme:orders", "--from", "2026-01-01T00:00:00Z"])
+                .ok()?;
+            // Table cells: `│ order 7 │`.
+            let got = (1..=100).filter(|i| out.contains(&format!(" order {i} "))).count();
+            (got == 100).then_some(())
+        })
+        .await
+    };
+    run.await
+        .with_context(|| format!("{}\n{}", src.logs(), dst.logs()))
+}
