@@ -358,8 +358,14 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn resolve_entries_are_checked_and_map_a_server_to_another_address() -> anyhow::Result<()> {
-        for bad in ["data-node-1:7200", "data-node-1=127.0.0.1:7201", "a:1=b", "=b:2"] {
+    async fn resolve_entries_are_checked_and_map_a_server_to_another_address() -> anyhow::Result<()>
+    {
+        for bad in [
+            "data-node-1:7200",
+            "data-node-1=127.0.0.1:7201",
+            "a:1=b",
+            "=b:2",
+        ] {
             let e = Links::new(LinkOptions {
                 resolve: vec![bad.into()],
                 ..Default::default()

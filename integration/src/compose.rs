@@ -247,12 +247,16 @@ impl ComposeCluster {
     /// `/health`).
     pub async fn wait_healthy(&self, service: &str) -> Result<()> {
         let id = self.container(service)?;
-        wait::until(&format!("{service} healthy"), Duration::from_secs(90), || async {
-            let s = self
-                .docker(&["inspect", "-f", "{{.State.Health.Status}}", &id])
-                .ok()?;
-            (s.trim() == "healthy").then_some(())
-        })
+        wait::until(
+            &format!("{service} healthy"),
+            Duration::from_secs(90),
+            || async {
+                let s = self
+                    .docker(&["inspect", "-f", "{{.State.Health.Status}}", &id])
+                    .ok()?;
+                (s.trim() == "healthy").then_some(())
+            },
+        )
         .await
     }
 

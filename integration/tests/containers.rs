@@ -113,10 +113,11 @@ where
 #[ignore = "needs Docker and the images: scripts/container-tests.sh runs it"]
 async fn compose_cluster_runs_the_reference_scenario_from_the_host() -> Result<()> {
     with_cluster("tribref", 2, |c| async move {
-        for s in ["member-1", "member-2", "member-3"]
-            .into_iter()
-            .chain(["data-node-1", "data-node-2", "data-node-3"])
-        {
+        for s in ["member-1", "member-2", "member-3"].into_iter().chain([
+            "data-node-1",
+            "data-node-2",
+            "data-node-3",
+        ]) {
             c.wait_healthy(s).await?;
             let uid = c.docker(&["exec", &c.container(s)?, "id", "-u"])?;
             ensure!(uid.trim() == "10001", "{s} runs as uid {uid}");
@@ -132,7 +133,13 @@ async fn compose_cluster_runs_the_reference_scenario_from_the_host() -> Result<(
             "36h",
         ])?;
         c.tribctl_stdin(&["well", "ingest", "acme:orders"], "hello\nworld\n")?;
-        let q = c.tribctl(&["well", "query", "acme:orders", "--from", "2026-01-01T00:00:00Z"])?;
+        let q = c.tribctl(&[
+            "well",
+            "query",
+            "acme:orders",
+            "--from",
+            "2026-01-01T00:00:00Z",
+        ])?;
         ensure!(q.contains("hello") && q.contains("world"), "query: {q}");
         c.tribctl(&[
             "stream",
@@ -153,23 +160,38 @@ async fn compose_cluster_runs_the_reference_scenario_from_the_host() -> Result<(
             "--count",
             "100",
         ])?;
-        let sub = c.tribctl(&["stream", "sub", "ORDERS", "--start-seq", "90", "--count", "11"])?;
-        ensure!(sub.contains("ORDER 90") && sub.contains("ORDER 100"), "sub: {sub}");
+        let sub = c.tribctl(&[
+            "stream",
+            "sub",
+            "ORDERS",
+            "--start-seq",
+            "90",
+            "--count",
+            "11",
+        ])?;
+        ensure!(
+            sub.contains("ORDER 90") && sub.contains("ORDER 100"),
+            "sub: {sub}"
+        );
         let info = c.tribctl_json(&["stream", "info", "ORDERS"])?;
         ensure!(find_u64(&info, "messages") == Some(100), "info: {info}");
 
         // Prometheus scrapes all six servers over TLS.
         let url = format!("http://{}/api/v1/targets", c.prometheus_addr());
-        wait::until("Prometheus scraping 6 targets", Duration::from_secs(60), || {
-            let url = url.clone();
-            async move {
-                let text = reqwest::get(&url).await.ok()?.text().await.ok()?;
-                let body: serde_json::Value = serde_json::from_str(&text).ok()?;
-                let targets = body["data"]["activeTargets"].as_array()?;
-                let up = targets.iter().filter(|t| t["health"] == "up").count();
-                (up == 6).then_some(())
-            }
-        })
+        wait::until(
+            "Prometheus scraping 6 targets",
+            Duration::from_secs(60),
+            || {
+                let url = url.clone();
+                async move {
+                    let text = reqwest::get(&url).await.ok()?.text().await.ok()?;
+                    let body: serde_json::Value = serde_json::from_str(&text).ok()?;
+                    let targets = body["data"]["activeTargets"].as_array()?;
+                    let up = targets.iter().filter(|t| t["health"] == "up").count();
+                    (up == 6).then_some(())
+                }
+            },
+        )
         .await
     })
     .await
@@ -198,7 +220,11 @@ async fn killing_the_leader_and_a_data_node_loses_nothing_acknowledged() -> Resu
             stop.clone(),
         ));
         wait::until("some acks", Duration::from_secs(30), || async {
-            (streams::info(&addr, "KILL").await.ok().map(|i| streams::count(&i))? >= 50)
+            (streams::info(&addr, "KILL")
+                .await
+                .ok()
+                .map(|i| streams::count(&i))?
+                >= 50)
                 .then_some(())
         })
         .await?;
@@ -209,21 +235,31 @@ async fn killing_the_leader_and_a_data_node_loses_nothing_acknowledged() -> Resu
         c.docker(&["kill", &c.container(&member)?])?;
         c.docker(&["kill", &c.container(&data_node)?])?;
         // The other two members elect a leader and take catalogue writes.
-        wait::until("a catalogue write without the old leader", wait::WAIT, || async {
-            c.tribctl(&["well", "create", "after-kill"]).ok()
-        })
+        wait::until(
+            "a catalogue write without the old leader",
+            wait::WAIT,
+            || async { c.tribctl(&["well", "create", "after-kill"]).ok() },
+        )
         .await?;
         let new_leader = c.leader()?;
-        ensure!(new_leader != leader && new_leader != 0, "leader {new_leader}");
+        ensure!(
+            new_leader != leader && new_leader != 0,
+            "leader {new_leader}"
+        );
         // The killed ones come back (as an operator or the restart policy brings them).
         c.docker(&["start", &c.container(&member)?])?;
         c.docker(&["start", &c.container(&data_node)?])?;
         c.wait_healthy(&data_node).await?;
         c.wait_writable().await?;
         // Writes to the stream resume: the publisher, retrying, gets acks again.
-        let resumed_from = streams::info(&addr, "KILL").await.map(|i| streams::count(&i))?;
+        let resumed_from = streams::info(&addr, "KILL")
+            .await
+            .map(|i| streams::count(&i))?;
         wait::until("publishes resumed", Duration::from_secs(60), || async {
-            (streams::info(&addr, "KILL").await.ok().map(|i| streams::count(&i))?
+            (streams::info(&addr, "KILL")
+                .await
+                .ok()
+                .map(|i| streams::count(&i))?
                 >= resumed_from + 50)
                 .then_some(())
         })
@@ -299,16 +335,26 @@ async fn a_rolling_restart_under_publish_load_keeps_every_acked_message_once() -
             .into_iter()
             .chain(DATA_NODES.map(|i| format!("data-node-{i}")));
         for s in services {
-            let before = streams::info(&addr, "ROLL").await.map(|i| streams::count(&i)).unwrap_or(0);
+            let before = streams::info(&addr, "ROLL")
+                .await
+                .map(|i| streams::count(&i))
+                .unwrap_or(0);
             c.docker(&["restart", "-t", "20", &c.container(&s)?])?;
             c.wait_healthy(&s).await?;
             c.wait_writable().await?;
             // The load goes on before the next one goes down.
-            wait::until(&format!("publishes after restarting {s}"), Duration::from_secs(60), || async {
-                (streams::info(&addr, "ROLL").await.ok().map(|i| streams::count(&i))?
-                    >= before + 20)
-                    .then_some(())
-            })
+            wait::until(
+                &format!("publishes after restarting {s}"),
+                Duration::from_secs(60),
+                || async {
+                    (streams::info(&addr, "ROLL")
+                        .await
+                        .ok()
+                        .map(|i| streams::count(&i))?
+                        >= before + 20)
+                        .then_some(())
+                },
+            )
             .await?;
         }
         stop.store(true, Ordering::Relaxed);
@@ -338,7 +384,14 @@ async fn ditto_copies_a_well_into_a_second_compose_cluster() -> Result<()> {
     let run = async {
         for (i, name) in DATA_NODES.iter().zip(&remote) {
             let container = dst.container(&format!("data-node-{i}"))?;
-            dst.docker(&["network", "connect", "--alias", name, &src.network(), &container])?;
+            dst.docker(&[
+                "network",
+                "connect",
+                "--alias",
+                name,
+                &src.network(),
+                &container,
+            ])?;
         }
         dst.tribctl(&["well", "create", "acme:orders", "--tags", "orders"])?;
         let node = owner(&dst, "well", "acme:orders")?;
@@ -356,17 +409,37 @@ async fn ditto_copies_a_well_into_a_second_compose_cluster() -> Result<()> {
             "--start-time",
             "2026-01-01T00:00:00Z",
         ])?;
-        src.tribctl(&["well", "create", "acme:orders", "--tags", "orders", "--ditto-target", "dst"])?;
+        src.tribctl(&[
+            "well",
+            "create",
+            "acme:orders",
+            "--tags",
+            "orders",
+            "--ditto-target",
+            "dst",
+        ])?;
         let lines: String = (1..=100).map(|i| format!("order {i}\n")).collect();
         src.tribctl_stdin(&["well", "ingest", "acme:orders"], &lines)?;
-        wait::until("100 entries in the target cluster", Duration::from_secs(90), || async {
-            let out = dst
-                .tribctl(&["well", "query", "acme:orders", "--from", "2026-01-01T00:00:00Z"])
-                .ok()?;
-            // Table cells: `│ order 7 │`.
-            let got = (1..=100).filter(|i| out.contains(&format!(" order {i} "))).count();
-            (got == 100).then_some(())
-        })
+        wait::until(
+            "100 entries in the target cluster",
+            Duration::from_secs(90),
+            || async {
+                let out = dst
+                    .tribctl(&[
+                        "well",
+                        "query",
+                        "acme:orders",
+                        "--from",
+                        "2026-01-01T00:00:00Z",
+                    ])
+                    .ok()?;
+                // Table cells: `│ order 7 │`.
+                let got = (1..=100)
+                    .filter(|i| out.contains(&format!(" order {i} ")))
+                    .count();
+                (got == 100).then_some(())
+            },
+        )
         .await
     };
     run.await

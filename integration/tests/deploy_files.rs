@@ -81,10 +81,16 @@ fn manifests() -> Result<Manifests> {
         .map(|e| e.map(|e| e.path()))
         .collect::<Result<_, _>>()?;
     files.sort();
-    for path in files.iter().filter(|p| p.extension().is_some_and(|e| e == "yaml")) {
+    for path in files
+        .iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+    {
         for doc in documents(path)? {
             let kind = doc["kind"].as_str().unwrap_or_default().to_string();
-            let name = doc["metadata"]["name"].as_str().unwrap_or_default().to_string();
+            let name = doc["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
             let what = format!("{} {kind} {name}", path.display());
             match kind.as_str() {
                 "Service" => {
@@ -144,7 +150,10 @@ fn kubernetes_manifests_follow_the_schema_and_refer_to_what_exists() -> Result<(
             .as_ref()
             .and_then(|m| m.labels.clone())
             .unwrap_or_default();
-        ensure!(matches(&selector, &labels), "{name}: selector misses the pods");
+        ensure!(
+            matches(&selector, &labels),
+            "{name}: selector misses the pods"
+        );
         ensure!(
             headless
                 .selector
@@ -173,8 +182,14 @@ fn kubernetes_manifests_follow_the_schema_and_refer_to_what_exists() -> Result<(
                     .and_then(|p| p.http_get.as_ref())
                     .and_then(|h| h.path.clone())
             };
-            ensure!(path(&c.readiness_probe).as_deref() == Some("/ready"), "{name}: readiness");
-            ensure!(path(&c.liveness_probe).as_deref() == Some("/health"), "{name}: liveness");
+            ensure!(
+                path(&c.readiness_probe).as_deref() == Some("/ready"),
+                "{name}: readiness"
+            );
+            ensure!(
+                path(&c.liveness_probe).as_deref() == Some("/health"),
+                "{name}: liveness"
+            );
             for from in c.env_from.iter().flatten() {
                 let cm = from.config_map_ref.as_ref().map(|r| r.name.clone());
                 ensure!(
@@ -183,16 +198,24 @@ fn kubernetes_manifests_follow_the_schema_and_refer_to_what_exists() -> Result<(
                 );
             }
             let sc = c.security_context.as_ref().context("securityContext")?;
-            ensure!(sc.allow_privilege_escalation == Some(false), "{name}: privilege escalation");
+            ensure!(
+                sc.allow_privilege_escalation == Some(false),
+                "{name}: privilege escalation"
+            );
         }
         for v in pod.volumes.iter().flatten() {
             if let Some(s) = &v.secret {
                 let secret = s.secret_name.clone().unwrap_or_default();
-                ensure!(m.secrets.contains_key(&secret), "{name}: Secret {secret} is not described");
+                ensure!(
+                    m.secrets.contains_key(&secret),
+                    "{name}: Secret {secret} is not described"
+                );
             }
         }
         ensure!(
-            spec.volume_claim_templates.as_ref().is_some_and(|v| !v.is_empty()),
+            spec.volume_claim_templates
+                .as_ref()
+                .is_some_and(|v| !v.is_empty()),
             "{name}: no PersistentVolumeClaim template"
         );
         ensure!(
@@ -215,7 +238,10 @@ fn the_schema_check_catches_a_misplaced_field() {
         "spec": {"clusterIp": "None"}
     });
     let err = typed::<Service>(&doc, "svc").err().map(|e| e.to_string());
-    assert!(err.is_some_and(|e| e.contains("clusterIp")), "a typo passed");
+    assert!(
+        err.is_some_and(|e| e.contains("clusterIp")),
+        "a typo passed"
+    );
 }
 
 #[test]
@@ -234,7 +260,8 @@ fn compose_runs_every_server_with_its_volume_and_prometheus_scrapes_them_all() -
         let svc = services.get(s).with_context(|| format!("no service {s}"))?;
         let vols = svc["volumes"].as_array().context("volumes")?;
         ensure!(
-            vols.iter().any(|v| v.as_str() == Some(&format!("{s}:/var/lib/tributary"))),
+            vols.iter()
+                .any(|v| v.as_str() == Some(&format!("{s}:/var/lib/tributary"))),
             "{s}: no volume of its own"
         );
         ensure!(
@@ -243,7 +270,10 @@ fn compose_runs_every_server_with_its_volume_and_prometheus_scrapes_them_all() -
                 .is_some_and(|f| f.ends_with(&format!("/{s}.pem"))),
             "{s}: not its own certificate"
         );
-        ensure!(scrape.contains(&format!("\"{s}:9095\"")), "Prometheus misses {s}");
+        ensure!(
+            scrape.contains(&format!("\"{s}:9095\"")),
+            "Prometheus misses {s}"
+        );
     }
     ensure!(services.contains_key("certs") && services.contains_key("prometheus"));
     ensure!(
@@ -256,7 +286,10 @@ fn compose_runs_every_server_with_its_volume_and_prometheus_scrapes_them_all() -
 #[test]
 fn systemd_units_are_hardened() -> Result<()> {
     let dir = deploy().join("systemd");
-    for unit in ["tributary-control-plane.service", "tributary-data-node.service"] {
+    for unit in [
+        "tributary-control-plane.service",
+        "tributary-data-node.service",
+    ] {
         let text = std::fs::read_to_string(dir.join(unit))?;
         let value = |key: &str| {
             text.lines()
@@ -264,14 +297,20 @@ fn systemd_units_are_hardened() -> Result<()> {
                 .map(str::to_string)
                 .ok_or_else(|| anyhow!("{unit}: no {key}"))
         };
-        ensure!(value("NoNewPrivileges")? == "yes", "{unit}: NoNewPrivileges");
+        ensure!(
+            value("NoNewPrivileges")? == "yes",
+            "{unit}: NoNewPrivileges"
+        );
         ensure!(value("ProtectSystem")? == "strict", "{unit}: ProtectSystem");
         let state = value("StateDirectory")?;
         ensure!(
             value("ReadWritePaths")? == format!("/var/lib/{state}"),
             "{unit}: ReadWritePaths is not its data directory"
         );
-        ensure!(value("LimitNOFILE")?.parse::<u64>()? >= 65536, "{unit}: LimitNOFILE");
+        ensure!(
+            value("LimitNOFILE")?.parse::<u64>()? >= 65536,
+            "{unit}: LimitNOFILE"
+        );
         ensure!(value("User")? == "tributary", "{unit}: runs as root");
         verify_with_systemd(unit, &text)?;
     }
@@ -281,7 +320,10 @@ fn systemd_units_are_hardened() -> Result<()> {
 /// `systemd-analyze verify`, where installed, on a copy whose ExecStart names a binary that
 /// exists here (the real one is installed only on the target host).
 fn verify_with_systemd(unit: &str, text: &str) -> Result<()> {
-    let Ok(out) = std::process::Command::new("systemd-analyze").arg("--version").output() else {
+    let Ok(out) = std::process::Command::new("systemd-analyze")
+        .arg("--version")
+        .output()
+    else {
         println!("systemd-analyze is not installed: {unit} checked by its keys only");
         return Ok(());
     };
@@ -302,7 +344,10 @@ fn verify_with_systemd(unit: &str, text: &str) -> Result<()> {
         .arg(&path)
         .output()?;
     let stderr = String::from_utf8_lossy(&out.stderr);
-    ensure!(out.status.success() && stderr.trim().is_empty(), "{unit}: {stderr}");
+    ensure!(
+        out.status.success() && stderr.trim().is_empty(),
+        "{unit}: {stderr}"
+    );
     Ok(())
 }
 
@@ -314,7 +359,10 @@ fn the_dockerfile_has_its_stages_a_user_a_volume_and_a_healthcheck() -> Result<(
         .filter_map(|l| l.strip_prefix("FROM "))
         .filter_map(|l| l.split(" AS ").nth(1))
         .collect();
-    ensure!(stages == ["runtime-base", "prebuilt", "build", "runtime"], "{stages:?}");
+    ensure!(
+        stages == ["runtime-base", "prebuilt", "build", "runtime"],
+        "{stages:?}"
+    );
     for want in [
         "ARG BASE_IMAGE=",
         "USER tributary",
