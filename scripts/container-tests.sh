@@ -5,6 +5,10 @@
 #
 #   scripts/container-tests.sh [TEST-NAME-FILTER]
 #
+# TRIBUTARY_CONTAINER_PROFILE=release (the default) builds release binaries for the image;
+# `debug` takes the debug ones that `cargo test --workspace` built already (what .ci/run does, so
+# a cold CI machine compiles RocksDB once, not twice; the servers are slower but the tests wait
+# on conditions, not on time).
 # Images: the base from Debian's packages (scripts/docker-base-image.sh, cached), then
 # deploy/Dockerfile's `prebuilt` target with the release binaries built here (no second RocksDB
 # build inside Docker), and Prometheus from Debian's package. Compose: `docker compose` (v2,
@@ -39,9 +43,14 @@ if ! docker buildx version >/dev/null 2>&1; then
   export DOCKER_BUILDKIT=0
 fi
 
-echo "== release binaries"
-cargo build --release --bins -p tributary-control-plane -p tributary-data-node -p tributary-ctl
-bin="$CARGO_TARGET_DIR/release"
+profile="${TRIBUTARY_CONTAINER_PROFILE:-release}"
+echo "== $profile binaries"
+case "$profile" in
+  release) cargo build --release --bins -p tributary-control-plane -p tributary-data-node -p tributary-ctl ;;
+  debug) cargo build --bins -p tributary-control-plane -p tributary-data-node -p tributary-ctl ;;
+  *) echo "TRIBUTARY_CONTAINER_PROFILE: release or debug, not $profile" >&2; exit 1 ;;
+esac
+bin="$CARGO_TARGET_DIR/$profile"
 
 echo "== images"
 base=$(scripts/docker-base-image.sh | tail -n 1)
