@@ -62,7 +62,7 @@ cp deploy/docker/healthcheck.sh "$ctx/deploy/docker/"
 docker build -q -f deploy/Dockerfile --target prebuilt --build-arg "BASE_IMAGE=$base" \
   -t tributary:test "$ctx" >/dev/null
 docker build -q --build-arg "BASE_IMAGE=$base" -t tributary-prometheus:test \
-  deploy/compose/prometheus >/dev/null
+  deploy/prometheus >/dev/null
 echo "images ready after $(( $(date +%s) - t0 )) s"
 
 echo "== compose files ($compose)"

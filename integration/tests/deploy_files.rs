@@ -255,7 +255,7 @@ fn compose_runs_every_server_with_its_volume_and_prometheus_scrapes_them_all() -
         .map(|i| format!("member-{i}"))
         .chain((1..=3).map(|i| format!("data-node-{i}")))
         .collect();
-    let scrape = std::fs::read_to_string(dir.join("prometheus/prometheus.yml"))?;
+    let scrape = std::fs::read_to_string(deploy().join("prometheus/prometheus.yml"))?;
     for s in &servers {
         let svc = services.get(s).with_context(|| format!("no service {s}"))?;
         let vols = svc["volumes"].as_array().context("volumes")?;
