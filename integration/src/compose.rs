@@ -170,7 +170,11 @@ impl ComposeCluster {
     /// Waits until a catalogue write succeeds and all data nodes are up.
     pub async fn wait_writable(&self) -> Result<()> {
         self.tribctl(&["cluster", "wait", "--data-nodes", "3", "--timeout", "90s"])?;
-        let probe = format!("probe{}", std::process::id());
+        // A new name each time: a member still catching up may show an older probe of the
+        // same name, deleted since.
+        static PROBES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = PROBES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let probe = format!("probe{}x{n}", std::process::id());
         wait::until("a catalogue write", Duration::from_secs(60), || async {
             self.tribctl(&["well", "create", &format!("default:{probe}")])
                 .ok()
