@@ -41,6 +41,7 @@ pub async fn store_admin_policy(node: Node, admin_subjects: Vec<String>) {
                 kind: Some(Kind::Policy(policy.to_proto())),
             })),
             live_nodes: Vec::new(),
+            erasure: false,
         };
         match node.write(cmd).await {
             Ok(_) => {

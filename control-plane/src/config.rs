@@ -76,6 +76,18 @@ pub struct ControlPlaneConfig {
     pub encryption: tributary_common::crypto::EncryptionConfig,
     /// stdout, log files and levels (`[logging]`, `TRIBUTARY_LOGGING_*`).
     pub logging: tributary_common::logging::LoggingConfig,
+    /// Background cleanup with Eclipse Ditto's knobs (`[cleanup]`, `TRIBUTARY_CLEANUP__*`): the
+    /// watch-event log's revisions older than `history_retention` (default 1 h: a watcher
+    /// away longer lists again).
+    pub cleanup: tributary_common::cleanup::CleanupConfig,
+}
+
+/// A member's cleanup defaults: Ditto's, keeping an hour of watch history.
+pub fn member_cleanup() -> tributary_common::cleanup::CleanupConfig {
+    tributary_common::cleanup::CleanupConfig {
+        history_retention: std::time::Duration::from_secs(3600),
+        ..Default::default()
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -122,6 +134,7 @@ impl Default for ControlPlaneConfig {
             grpc: Default::default(),
             encryption: Default::default(),
             logging: Default::default(),
+            cleanup: member_cleanup(),
         }
     }
 }
@@ -325,6 +338,15 @@ mod tests {
             );
         }
         assert_eq!(c.grpc, Default::default());
+        assert_eq!(c.cleanup, member_cleanup());
+        let cleanup = text.split_once("\n[cleanup]").expect("[cleanup]").1;
+        let keys = serde_json::to_value(member_cleanup()).expect("json");
+        for key in keys.as_object().expect("a table").keys() {
+            assert!(
+                cleanup.contains(&format!("\n{key} = ")),
+                "cleanup.{key} is not in the example"
+            );
+        }
         let grpc = text
             .split_once("\n[grpc]")
             .expect("[grpc] in the example")

@@ -3,7 +3,7 @@
 //! member's own identity), and the health it reports (`NOT_SERVING` while there is no leader).
 
 use crate::config::ControlPlaneConfig;
-use crate::node::Node;
+use crate::node::{Halt, Node};
 use std::sync::Arc;
 use std::time::Duration;
 use tributary_common::devops::{Directory, Fanout, LocalAdmin, Remote, Scope, Service};
@@ -95,21 +95,33 @@ pub fn all_services(peer: bool) -> Vec<String> {
 }
 
 /// Keeps the health statuses current: the catalogue and the overall status serve only while
-/// a leader is known.
+/// a leader is known; once the Raft loop has stopped (a panic, a storage error) nothing this
+/// member serves is healthy, as `/ready` and `/health` say too.
 pub async fn report_health(node: Node, health: Health) {
     for s in ["Cluster", "Raft", "Admin"] {
         health.set_one(&service_name(s), true).await;
     }
     let mut states = node.state_changes();
+    let mut halts = node.halts();
     let mut last = None;
     loop {
+        if *halts.borrow_and_update() != Halt::Running {
+            break;
+        }
         let has_leader = states.borrow_and_update().leader != 0;
         if last != Some(has_leader) {
             health.set(&leader_bound(), has_leader).await;
             last = Some(has_leader);
         }
-        if states.changed().await.is_err() {
-            return;
+        let changed = tokio::select! {
+            r = states.changed() => r,
+            r = halts.changed() => r,
+        };
+        if changed.is_err() {
+            break;
         }
     }
+    let mut every = all_services(false);
+    every.extend(all_services(true));
+    health.set(&every, false).await;
 }

@@ -7,9 +7,11 @@
 
 pub mod bootstrap;
 pub mod catalog;
+pub mod cleanup;
 pub mod config;
 pub mod devops;
 pub mod encryption;
+pub mod erasure;
 pub mod error;
 pub mod guard;
 pub mod liveness;
@@ -139,6 +141,10 @@ pub async fn start_on(
     let peer_map = config.peer_map().map_err(StartError::Config)?;
     config.check_tls().map_err(StartError::Config)?;
     config.grpc.validate("grpc").map_err(StartError::Config)?;
+    config
+        .cleanup
+        .validate("cleanup")
+        .map_err(StartError::Config)?;
     let (client_tls, peer_tls, link_tls) = tls_setup(&config)?;
     let peer_listen = config.peer_listen_addr();
     let peer_listener =
@@ -203,7 +209,20 @@ pub async fn start_on(
         config.cluster_secret.clone(),
     ));
     let guard = Arc::new(guard(&config, &node)?);
-    let devops: Arc<dyn Devops> = Arc::new(devops::fanout(&node, &config));
+    let fanout = devops::fanout(&node, &config);
+    fanout.local.register(
+        tributary_common::devops::Target::Namespaces,
+        Arc::new(erasure::Namespaces::new(node.clone())),
+    );
+    let (coordinator, cleanup_task) = tributary_common::cleanup::Coordinator::start(
+        config.cleanup.clone(),
+        Arc::new(cleanup::MemberCleaner { node: node.clone() }),
+    );
+    fanout.local.register(
+        tributary_common::devops::Target::PersistenceCleanup,
+        coordinator,
+    );
+    let devops: Arc<dyn Devops> = Arc::new(fanout);
     let operators: Arc<dyn Operators> = guard.clone();
     let admin = |peer: bool| {
         AdminServer::new(AdminService {
@@ -277,6 +296,7 @@ pub async fn start_on(
             config.admin_subjects.clone(),
         )),
         tributary_common::task::AbortOnDrop::spawn(devops::report_health(node.clone(), health)),
+        cleanup_task,
     ];
     ready.set(true);
     tracing::info!(id = config.id, %addr, %peer_addr, insecure = config.insecure, "control-plane member started");

@@ -185,7 +185,10 @@ impl RaftStore {
                 hs.write_to_bytes().map_err(store_err)?,
             );
         }
+        let started = std::time::Instant::now();
         self.db.write_opt(batch, &synced()).map_err(store_err)?;
+        // Background cleanup gives no credits while the log's writes are slow.
+        tributary_common::cleanup::record_write(started.elapsed());
         let mut c = self.cache();
         if let Some(last) = entries.last() {
             c.last_index = last.index;

@@ -1,13 +1,16 @@
-//! `tribctl devops logging get|set`, `tribctl devops config`: Eclipse Ditto's devops commands
+//! `tribctl devops logging get|set`, `tribctl devops config`, `tribctl devops piggyback`:
+//! Eclipse Ditto's devops commands
 //! through the `Admin` gRPC service of any member (the one `--server` names first that
 //! answers), which asks the other members and the data nodes and gathers their answers.
-//! `--json` prints what `/devops/logging` and `/devops/config` answer over HTTP.
+//! `--json` prints what `/devops/logging`, `/devops/config` and `/devops/piggyback` answer over
+//! HTTP.
 
 use crate::client::ControlPlane;
 use crate::output;
 use anyhow::{anyhow, Result};
 use clap::Subcommand;
-use tributary_common::devops::{shape, Command, Scope};
+use std::path::PathBuf;
+use tributary_common::devops::{shape, Command, Piggyback, Scope};
 use tributary_proto::v1::admin_client::AdminClient;
 use tributary_proto::v1::{
     ChangeLogLevelRequest, InstanceAnswer, RetrieveConfigRequest, RetrieveLoggerConfigRequest,
@@ -26,6 +29,21 @@ pub enum DevopsCmd {
         /// A dotted path (`tributary.raft.tick_ms`); empty: the whole config.
         #[arg(long, default_value = "")]
         path: String,
+    },
+    /// A piggyback command as Eclipse Ditto's devops API takes it, from a JSON file:
+    /// {"targetActorSelection": "/user/dittoSupervisor", "headers": {"aggregate": true},
+    /// "piggybackCommand": {"type": "status.commands:retrieveHealth"}}. Targets:
+    /// /user/dittoSupervisor, /user/mirrorSupervisor, /user/persistenceCleanup,
+    /// /system/distributedPubSubMediator (namespaces).
+    Piggyback {
+        /// The request as JSON ("-": standard input).
+        #[arg(long)]
+        file: PathBuf,
+        #[command(flatten)]
+        at: Target,
+        /// How long each process may take (Ditto's ?timeout=).
+        #[arg(long, default_value = "10s")]
+        timeout: String,
     },
 }
 
@@ -64,9 +82,20 @@ pub async fn run(cmd: DevopsCmd, cp: &ControlPlane, json: bool) -> Result<()> {
             (at, Command::ChangeLogLevel { logger, level })
         }
         DevopsCmd::Config { at, path } => (at, Command::RetrieveConfig { path }),
+        DevopsCmd::Piggyback { file, at, timeout } => {
+            let body = match file.as_os_str() == "-" {
+                true => std::io::read_to_string(std::io::stdin())?.into_bytes(),
+                false => std::fs::read(&file)
+                    .map_err(|e| anyhow!("cannot read {}: {e}", file.display()))?,
+            };
+            let p = Piggyback::from_body(&body, Some(&timeout))
+                .map_err(|e| anyhow!("{}: {e}", file.display()))?;
+            (at, Command::Piggyback(p))
+        }
     };
     let scope = Scope::parse(at.service.as_deref(), at.instance.as_deref())?;
     command.validate()?;
+    command.check_scope(&scope)?;
     let answers = call(cp, &scope, &command).await?;
     if json {
         output::json(&shape::response(&command, &scope, &answers).1)?;
@@ -89,7 +118,11 @@ pub async fn run(cmd: DevopsCmd, cp: &ControlPlane, json: bool) -> Result<()> {
     }
 }
 
-async fn call(cp: &ControlPlane, scope: &Scope, cmd: &Command) -> Result<Vec<InstanceAnswer>> {
+pub(crate) async fn call(
+    cp: &ControlPlane,
+    scope: &Scope,
+    cmd: &Command,
+) -> Result<Vec<InstanceAnswer>> {
     let scope = Some(scope.to_proto());
     let reply = cp
         .call(|ch| {
@@ -112,6 +145,9 @@ async fn call(cp: &ControlPlane, scope: &Scope, cmd: &Command) -> Result<Vec<Ins
                     Command::RetrieveConfig { path } => {
                         c.retrieve_config(RetrieveConfigRequest { scope, path })
                             .await
+                    }
+                    Command::Piggyback(p) => {
+                        c.piggyback(p.to_proto(scope.unwrap_or_default())).await
                     }
                 };
                 r.map(tonic::Response::into_inner)
@@ -151,13 +187,19 @@ fn print(cmd: &Command, answers: &[InstanceAnswer]) -> Result<()> {
                     serde_json::from_str(&a.config_json).unwrap_or(serde_json::Value::Null);
                 rows.push([who.to_vec(), vec![serde_json::to_string_pretty(&v)?]].concat());
             }
+            Command::Piggyback(_) => {
+                let v: serde_json::Value =
+                    serde_json::from_str(&a.response_json).unwrap_or(serde_json::Value::Null);
+                rows.push([who.to_vec(), vec![serde_json::to_string_pretty(&v)?]].concat());
+            }
         }
     }
     let last = match cmd {
-        Command::RetrieveLoggerConfig => "loggers",
-        Command::ChangeLogLevel { .. } => "changed",
-        Command::RetrieveConfig { .. } => "config",
+        Command::RetrieveLoggerConfig => "loggers".to_string(),
+        Command::ChangeLogLevel { .. } => "changed".to_string(),
+        Command::RetrieveConfig { .. } => "config".to_string(),
+        Command::Piggyback(p) => p.response_type(),
     };
-    println!("{}", output::table(&["service", "instance", last], rows));
+    println!("{}", output::table(&["service", "instance", &last], rows));
     Ok(())
 }

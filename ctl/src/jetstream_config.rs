@@ -43,11 +43,21 @@ struct JsStream {
     discard: Option<String>,
     duplicate_window: Option<i64>,
     num_replicas: Option<u32>,
+    placement: Option<JsPlacement>,
     deny_delete: Option<bool>,
     deny_purge: Option<bool>,
     allow_rollup_hdrs: Option<bool>,
     mirror: Option<JsSource>,
     sources: Vec<JsSource>,
+}
+
+/// JetStream's `placement` (its `cluster` has no meaning inside one Tributary cluster);
+/// `unique_tag` is a server setting in NATS and a stream's here.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct JsPlacement {
+    tags: Vec<String>,
+    unique_tag: String,
 }
 
 fn source(s: JsSource) -> Result<StreamSource> {
@@ -117,6 +127,12 @@ pub fn apply(path: &Path, s: &mut Stream) -> Result<()> {
     s.max_age_ms = js.max_age.map_or(s.max_age_ms, ns_to_ms);
     s.duplicate_window_ms = js.duplicate_window.map_or(s.duplicate_window_ms, ns_to_ms);
     s.replicas = js.num_replicas.unwrap_or(s.replicas);
+    if let Some(p) = js.placement {
+        s.placement = Some(tributary_proto::v1::Placement {
+            tags: p.tags,
+            unique_tag: p.unique_tag,
+        });
+    }
     s.deny_delete = js.deny_delete.unwrap_or(s.deny_delete);
     s.deny_purge = js.deny_purge.unwrap_or(s.deny_purge);
     s.allow_rollup = js.allow_rollup_hdrs.unwrap_or(s.allow_rollup);

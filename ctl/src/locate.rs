@@ -58,12 +58,52 @@ pub async fn streams_at(cp: &ControlPlane, id: u64, what: &str) -> Result<AuthCh
     Ok(cp.streams_channel(&node_addr(cp, id, what).await?)?)
 }
 
+/// A channel for calls to stream `s`: its node; for a replicated stream the first of its
+/// replicas (from a random one on) that takes a connection — any forwards to the leader, so
+/// one replica down does not keep tribctl from the stream.
+pub async fn stream_channel(cp: &ControlPlane, s: &Stream) -> Result<AuthChannel> {
+    let what = format!("stream {}", s.name);
+    if s.replica_nodes.is_empty() {
+        return streams_at(cp, s.owner_node, &what).await;
+    }
+    let n = s.replica_nodes.len();
+    let from = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos() as usize);
+    let mut last = anyhow!("{what} has no replica");
+    for i in 0..n {
+        let id = s.replica_nodes[(from + i) % n];
+        let addr = match node_addr(cp, id, &what).await {
+            Ok(a) => a,
+            Err(e) => {
+                last = e;
+                continue;
+            }
+        };
+        let hostport = addr
+            .trim_start_matches("http://")
+            .trim_start_matches("https://")
+            .to_string();
+        let probe = tokio::time::timeout(
+            std::time::Duration::from_secs(1),
+            tokio::net::TcpStream::connect(hostport),
+        )
+        .await;
+        match probe {
+            Ok(Ok(_)) => return Ok(cp.streams_channel(&addr)?),
+            Ok(Err(e)) => last = anyhow!("data node {id} at {addr}: {e}"),
+            Err(_) => last = anyhow!("data node {id} at {addr}: no answer within 1s"),
+        }
+    }
+    Err(last.context(format!("no replica of {what} is reachable")))
+}
+
 pub async fn stream_node(cp: &ControlPlane, name: &str) -> Result<(Stream, AuthChannel)> {
     let s = match entity(cp, EntityKind::Stream, name).await?.kind {
         Some(Kind::Stream(s)) => s,
         _ => bail!("{name} is not a stream"),
     };
-    let ch = streams_at(cp, s.owner_node, &format!("stream {}", s.name)).await?;
+    let ch = stream_channel(cp, &s).await?;
     Ok((s, ch))
 }
 
@@ -92,6 +132,6 @@ pub async fn stream_for_subject(cp: &ControlPlane, subject: &str) -> Result<(Str
                 .any(|f| tributary_common::subject::matches(f, subject))
         })
         .ok_or_else(|| anyhow!("no stream takes subject {subject:?}"))?;
-    let ch = streams_at(cp, s.owner_node, &format!("stream {}", s.name)).await?;
+    let ch = stream_channel(cp, &s).await?;
     Ok((s, ch))
 }

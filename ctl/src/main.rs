@@ -20,11 +20,13 @@ mod jetstream_config;
 mod launcher;
 mod links;
 mod locate;
+mod namespace_cmds;
 mod output;
 mod policy_args;
 mod policy_cmds;
 mod start_time;
 mod stream_args;
+mod stream_cluster;
 mod stream_data;
 mod stream_report;
 mod well_data;
@@ -78,9 +80,13 @@ enum Cmd {
         #[arg(long)]
         gravwell: std::path::PathBuf,
     },
-    /// Eclipse Ditto's devops commands through any member: log levels, config by path.
+    /// Eclipse Ditto's devops commands through any member: log levels, config by path,
+    /// piggyback commands.
     #[command(subcommand)]
     Devops(devops_cmds::DevopsCmd),
+    /// Namespace erasure as Eclipse Ditto's: block, shutdown, purge, unblock (or erase: all).
+    #[command(subcommand)]
+    Namespace(namespace_cmds::NamespaceCmd),
     /// Run the showcase in-process on an embedded default.
     Demo,
     /// A local cluster of real server processes: up, status, down.
@@ -124,6 +130,9 @@ enum StreamCmd {
     },
     /// Delete one message.
     RmMsg { name: String, seq: u64 },
+    /// A replicated stream's leader hands leadership to its most current replica (as
+    /// `nats stream cluster step-down`).
+    StepDown { name: String },
 }
 
 #[tokio::main]
@@ -167,10 +176,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::Stream(StreamCmd::RmMsg { name, seq }) => {
             stream_data::rm_msg(name, seq, &cp, cli.json).await
         }
+        Cmd::Stream(StreamCmd::StepDown { name }) => {
+            stream_cluster::step_down(name, &cp, cli.json).await
+        }
         Cmd::Policy(c) => policy_cmds::run(c, &cp, cli.json).await,
         Cmd::Auth(c) => auth_cmds::run(c, &cp, cli.json).await,
         Cmd::Ditto(c) => ditto_cmds::run(c, &cp, cli.json).await,
         Cmd::Devops(c) => devops_cmds::run(c, &cp, cli.json).await,
+        Cmd::Namespace(c) => namespace_cmds::run(c, &cp, cli.json).await,
         Cmd::Apply { gravwell } => ditto_cmds::apply_gravwell(&gravwell, &cp, cli.json).await,
         Cmd::Demo | Cmd::Dev(_) | Cmd::Certs(_) => Ok(()),
     }

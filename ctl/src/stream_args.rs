@@ -40,8 +40,15 @@ pub struct StreamArgs {
     deny_purge: Option<bool>,
     #[arg(long, num_args = 0..=1, default_missing_value = "true")]
     allow_rollup: Option<bool>,
+    /// 1, 3 or 5: a replicated stream is a Raft group of that many data nodes.
     #[arg(long)]
     replicas: Option<u32>,
+    /// Placement tag every replica's data node must carry (repeatable), as `nats --tag`.
+    #[arg(long = "tag")]
+    placement_tags: Vec<String>,
+    /// Tag prefix whose values must all differ across the replicas' nodes (e.g. `az:`).
+    #[arg(long)]
+    unique_tag: Option<String>,
     /// Origin stream to mirror.
     #[arg(long)]
     mirror: Option<String>,
@@ -284,6 +291,15 @@ impl EntityArgs for StreamArgs {
         }
         if let Some(v) = self.replicas {
             s.replicas = v;
+        }
+        if !self.placement_tags.is_empty() || self.unique_tag.is_some() {
+            let p = s.placement.get_or_insert_with(Default::default);
+            if !self.placement_tags.is_empty() {
+                p.tags.clone_from(&self.placement_tags);
+            }
+            if let Some(u) = &self.unique_tag {
+                p.unique_tag.clone_from(u);
+            }
         }
         if let Some(v) = &self.policy {
             s.policy = v.clone();

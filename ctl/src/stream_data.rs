@@ -137,7 +137,7 @@ pub async fn get(name: String, seq: u64, cp: &ControlPlane, json: bool) -> Resul
 pub async fn sub(a: SubArgs, cp: &ControlPlane, json: bool) -> Result<()> {
     let (s, ch) = locate::stream_node(cp, &a.name).await?;
     let req = SubscribeRequest {
-        stream: s.name,
+        stream: s.name.clone(),
         start_seq: a.start_seq.unwrap_or(0),
         start_time_ns: a
             .start_time
@@ -149,18 +149,57 @@ pub async fn sub(a: SubArgs, cp: &ControlPlane, json: bool) -> Result<()> {
         filter_subject: a.filter.unwrap_or_default(),
         batch: 0,
     };
-    let mut events = StreamsClient::new(ch).subscribe(req).await?.into_inner();
+    let replicated = !s.replica_nodes.is_empty();
+    let (mut ch, mut req) = (ch, req);
     let mut seen = 0u64;
-    while let Some(ev) = events.message().await? {
-        for m in &ev.messages {
-            print_msg(m, json);
-            seen += 1;
-            if a.count.is_some_and(|c| seen >= c) {
-                return Ok(());
+    // A replicated stream's subscription that ends unavailable (its leader went) is opened
+    // again through a replica that answers, after the last message shown.
+    let mut next = 0u64;
+    let mut gone_since: Option<std::time::Instant> = None;
+    loop {
+        let r = async {
+            let mut events = StreamsClient::new(ch.clone())
+                .subscribe(req.clone())
+                .await?
+                .into_inner();
+            while let Some(ev) = events.message().await? {
+                gone_since = None;
+                next = next.max(ev.next_seq);
+                for m in &ev.messages {
+                    next = next.max(m.seq + 1);
+                    print_msg(m, json);
+                    seen += 1;
+                    if a.count.is_some_and(|c| seen >= c) {
+                        return Ok(true);
+                    }
+                }
+            }
+            Ok::<_, tonic::Status>(false)
+        }
+        .await;
+        match r {
+            Ok(true) => return Ok(()),
+            Ok(false) if !replicated => return Ok(()),
+            Err(e) if !replicated || e.code() != tonic::Code::Unavailable => return Err(e.into()),
+            Ok(false) | Err(_) => {
+                let since = *gone_since.get_or_insert_with(std::time::Instant::now);
+                if since.elapsed() > std::time::Duration::from_secs(15) {
+                    return Err(anyhow!(
+                        "stream {}: no leader to follow for 15s",
+                        req.stream
+                    ));
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                if let Ok((_, c)) = locate::stream_node(cp, &req.stream).await {
+                    ch = c;
+                }
+                if next > 0 {
+                    req.start_seq = next;
+                    req.start_time_ns = 0;
+                }
             }
         }
     }
-    Ok(())
 }
 
 pub async fn info(name: String, cp: &ControlPlane, json: bool) -> Result<()> {
@@ -170,10 +209,21 @@ pub async fn info(name: String, cp: &ControlPlane, json: bool) -> Result<()> {
         .await?
         .into_inner();
     if json {
-        return output::json(&r);
+        // The cluster block in JetStream's ClusterInfo shape.
+        let mut v = serde_json::to_value(&r)?;
+        if let (Some(obj), Some(c)) = (v.as_object_mut(), &r.cluster) {
+            obj.insert(
+                "cluster".into(),
+                serde_json::to_value(crate::stream_cluster::to_jetstream(c))?,
+            );
+        }
+        return output::json(&v);
     }
     if let Some(c) = &r.config {
         println!("Configuration:\n{}", output::fields(c)?);
+    }
+    if let Some(c) = &r.cluster {
+        crate::stream_cluster::print_block(c);
     }
     if let Some(st) = &r.state {
         println!("State:\n{}", output::fields(st)?);

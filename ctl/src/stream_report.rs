@@ -124,7 +124,7 @@ pub async fn gather(cp: &ControlPlane) -> Result<Report> {
     // One Info per stream, all at once: a report of many streams should not take a round
     // trip each, and one down node must not hold the rest back.
     let infos = futures::future::join_all(streams.iter().map(|s| async move {
-        let ch = locate::streams_at(cp, s.owner_node, &format!("stream {}", s.name)).await?;
+        let ch = locate::stream_channel(cp, s).await?;
         let r = StreamsClient::new(ch)
             .info(StreamInfoRequest {
                 stream: s.name.clone(),
@@ -151,11 +151,12 @@ pub async fn gather(cp: &ControlPlane) -> Result<Report> {
                 ""
             }
             .into(),
-            cluster: format!("node-{}", s.owner_node),
+            cluster: crate::stream_cluster::column(s, None),
             ..Default::default()
         };
         match info {
             Ok(i) => {
+                row.cluster = crate::stream_cluster::column(s, i.cluster.as_ref());
                 if let Some(st) = i.state {
                     row.consumers = st.subscribers;
                     row.messages = st.messages;

@@ -35,6 +35,11 @@ pub struct DataNodeConfig {
     pub stream_secrets_file: String,
     /// Capacity advertised at registration (bytes; 0 = unknown), used for placement.
     pub capacity: u64,
+    /// Placement tags advertised at registration (`az:eu-1`, `ssd`): a stream's
+    /// `placement.tags` and `unique_tag` choose its replicas' nodes by them.
+    pub tags: Vec<String>,
+    /// The Raft groups of replicated streams on this node (`[replication]`).
+    pub replication: ReplicationConfig,
     /// fsync the WAL on every write (power-loss durability). Off, an acked write is in the
     /// WAL in the page cache: it survives a process crash (`kill -9`), not a power cut.
     pub sync_writes: bool,
@@ -89,6 +94,45 @@ pub struct DataNodeConfig {
     pub throttling: ThrottlingConfig,
     /// stdout, log files and levels (`[logging]`, `TRIBUTARY_LOGGING_*`).
     pub logging: tributary_common::logging::LoggingConfig,
+    /// Background cleanup with Eclipse Ditto's knobs (`[cleanup]`, `TRIBUTARY_CLEANUP__*`):
+    /// progress of removed ditto targets and mirror/source origins.
+    pub cleanup: tributary_common::cleanup::CleanupConfig,
+}
+
+/// The `[replication]` section: timing of the Raft groups of replicated streams. A follower
+/// that hears nothing from its leader for `election_ticks` ticks (randomised up to twice
+/// that) campaigns: 50 ms × 10 puts a new leader in place 0.5–1 s after the old one dies
+/// (NATS waits 4–9 s).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ReplicationConfig {
+    pub tick_ms: u64,
+    pub election_ticks: usize,
+    pub heartbeat_ticks: usize,
+}
+
+impl Default for ReplicationConfig {
+    fn default() -> Self {
+        Self {
+            tick_ms: 50,
+            election_ticks: 10,
+            heartbeat_ticks: 2,
+        }
+    }
+}
+
+impl ReplicationConfig {
+    fn validate(&self) -> Result<(), String> {
+        if self.tick_ms == 0 {
+            return Err("key `replication.tick_ms`: must be 1 or more".into());
+        }
+        if self.heartbeat_ticks == 0 || self.election_ticks <= self.heartbeat_ticks {
+            return Err("key `replication.election_ticks`: must be more than \
+                        `replication.heartbeat_ticks`, which must be 1 or more"
+                .into());
+        }
+        Ok(())
+    }
 }
 
 /// The `[limits]` section: what one published message may carry. Over a limit the publish is
@@ -145,6 +189,8 @@ impl Default for DataNodeConfig {
             stream_secrets: Vec::new(),
             stream_secrets_file: String::new(),
             capacity: 0,
+            tags: Vec::new(),
+            replication: ReplicationConfig::default(),
             sync_writes: false,
             max_entry_bytes: 1 << 20,
             max_message_bytes: 64 << 20,
@@ -166,6 +212,7 @@ impl Default for DataNodeConfig {
             limits: Limits::default(),
             throttling: ThrottlingConfig::default(),
             logging: Default::default(),
+            cleanup: Default::default(),
         }
     }
 }
@@ -249,7 +296,16 @@ impl DataNodeConfig {
         }
         self.grpc.validate("grpc")?;
         self.limits.validate()?;
+        self.replication.validate()?;
+        for t in &self.tags {
+            if t.is_empty() || t.len() > 255 || t.chars().any(char::is_control) {
+                return Err(format!(
+                    "key `tags`: {t:?} must be 1 to 255 bytes with no control characters"
+                ));
+            }
+        }
         self.throttling.validate("throttling")?;
+        self.cleanup.validate("cleanup")?;
         self.control_plane_addrs().map(|_| ())
     }
 }
@@ -295,6 +351,15 @@ mod tests {
         c.throttling.messages = 0;
         c.throttling.bytes = 0;
         assert!(c.validate().unwrap_err().contains("`throttling.messages`"));
+        let mut c = insecure();
+        c.replication.election_ticks = c.replication.heartbeat_ticks;
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .contains("`replication.election_ticks`"));
+        let mut c = insecure();
+        c.tags = vec!["az:\n1".into()];
+        assert!(c.validate().unwrap_err().contains("`tags`"));
     }
 
     #[derive(Serialize)]
@@ -314,6 +379,11 @@ mod tests {
         assert_eq!(c.limits, Limits::default());
         assert_eq!(c.grpc, ListenerLimits::default());
         assert_eq!(c.throttling, ThrottlingConfig::default());
+        assert_eq!(
+            c.cleanup,
+            tributary_common::cleanup::CleanupConfig::default()
+        );
+        assert_eq!(c.replication, ReplicationConfig::default());
         let text = std::fs::read_to_string(&path).expect("read");
         let sections = [
             ("[grpc]", serde_json::to_value(ListenerLimits::default())),
@@ -321,6 +391,10 @@ mod tests {
             (
                 "[throttling]",
                 serde_json::to_value(ThrottlingConfig::default()),
+            ),
+            (
+                "[cleanup]",
+                serde_json::to_value(tributary_common::cleanup::CleanupConfig::default()),
             ),
         ];
         for (section, keys) in sections {

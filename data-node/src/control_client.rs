@@ -47,6 +47,8 @@ pub struct ControlClient {
     endpoints: Arc<Endpoints>,
     advertise: String,
     capacity: u64,
+    /// Placement tags registered with the node.
+    tags: Vec<String>,
     heartbeat: Duration,
 }
 
@@ -104,6 +106,7 @@ impl ControlClient {
         endpoints: Arc<Endpoints>,
         advertise: String,
         capacity: u64,
+        tags: Vec<String>,
         heartbeat: Duration,
     ) -> Arc<Self> {
         Arc::new(ControlClient {
@@ -111,6 +114,7 @@ impl ControlClient {
             endpoints,
             advertise,
             capacity,
+            tags,
             heartbeat,
         })
     }
@@ -129,6 +133,7 @@ impl ControlClient {
             id: self.node.id,
             addr: self.advertise.clone(),
             capacity: self.capacity,
+            tags: self.tags.clone(),
         };
         ClusterClient::new(self.endpoints.channel()?)
             .register(self.endpoints.request(RegisterRequest { node: Some(node) }))
@@ -199,6 +204,8 @@ impl ControlClient {
             EntityKind::Stream,
             EntityKind::Target,
             EntityKind::Policy,
+            EntityKind::Namespace,
+            EntityKind::DataNode,
         ] {
             let r = client
                 .list(self.endpoints.request(ListRequest {

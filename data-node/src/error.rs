@@ -80,6 +80,14 @@ impl From<StreamError> for Error {
     }
 }
 
+impl From<crate::group::GroupError> for Error {
+    fn from(e: crate::group::GroupError) -> Self {
+        // Each is worth a retry: a leader is elected, the replica opens, the outcome is
+        // settled by publishing again with the same Msg-Id.
+        Error::Unavailable(e.to_string())
+    }
+}
+
 impl From<StreamError> for Status {
     fn from(e: StreamError) -> Self {
         Error::from(e).into()

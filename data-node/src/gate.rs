@@ -117,6 +117,11 @@ impl Gate {
         .await
     }
 
+    /// Who sent `req`, by its credentials alone (for RPCs only the cluster's nodes call).
+    pub async fn caller<T>(&self, req: &Request<T>) -> Result<Caller> {
+        Ok(self.access.caller(req).await?)
+    }
+
     /// Any other RPC: the caller itself.
     pub async fn other<T>(&self, req: &Request<T>, what: &str) -> Result<Pass> {
         Ok(match self.access.caller(req).await? {

@@ -54,6 +54,11 @@ struct Flags {
     )]
     #[serde(rename = "stream_secrets", skip_serializing_if = "Vec::is_empty")]
     stream_secrets: Vec<String>,
+    /// A placement tag of this node (`az:eu-1`, `ssd`); repeatable. Streams' placement tags
+    /// and unique_tag choose their replicas' nodes by them.
+    #[arg(long = "tag", value_delimiter = ',')]
+    #[serde(rename = "tags", skip_serializing_if = "Vec::is_empty")]
+    tags: Vec<String>,
     /// fsync the WAL on every write (survive power loss, not only process crashes).
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -5,6 +5,8 @@
 
 use anyhow::{anyhow, ensure, Result};
 use std::net::SocketAddr;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::{health_client::HealthClient, HealthCheckRequest};
 use tributary_control_plane::node::Halt;
 use tributary_integration::admin_http::Admin;
 use tributary_integration::{wait, Cluster, Server};
@@ -98,6 +100,25 @@ async fn a_member_whose_raft_thread_stops_is_neither_ready_nor_healthy() -> Resu
         c.member_state(1).await?.role == "stopped",
         "the member still reports a role"
     );
+    // gRPC health says so too, for the member as a whole and for its catalogue.
+    let grpc = c.cp_addr(1)?;
+    for service in ["", "tributary.v1.Catalog"] {
+        wait::until(
+            &format!("gRPC health of {service:?} to be NOT_SERVING"),
+            wait::WAIT,
+            || async {
+                let ch = tributary_integration::tls::channel(&grpc).ok()?;
+                let r = HealthClient::new(ch)
+                    .check(HealthCheckRequest {
+                        service: service.into(),
+                    })
+                    .await
+                    .ok()?;
+                (r.into_inner().status == ServingStatus::NotServing as i32).then_some(())
+            },
+        )
+        .await?;
+    }
     c.shutdown().await;
     Ok(())
 }

@@ -50,6 +50,7 @@ async fn impostors_strangers_and_membership_changes_are_refused_and_quorum_holds
         id: 1,
         addr: "127.0.0.1:9".into(),
         capacity: 1_000_000,
+        tags: vec![],
     };
     let err = impostor
         .clone()

@@ -42,6 +42,7 @@ fn injected_command() -> Vec<u8> {
             })),
         })),
         live_nodes: Vec::new(),
+        erasure: false,
     }
     .encode_to_vec()
 }
@@ -97,6 +98,7 @@ async fn forged_raft_messages_are_dropped_counted_and_harmless() -> Result<()> {
     c.create(Entity {
         kind: Some(Kind::Namespace(Namespace {
             name: "before".into(),
+            ..Default::default()
         })),
     })
     .await?;
@@ -224,6 +226,7 @@ async fn forged_raft_messages_are_dropped_counted_and_harmless() -> Result<()> {
     c.create(Entity {
         kind: Some(Kind::Namespace(Namespace {
             name: "after".into(),
+            ..Default::default()
         })),
     })
     .await?;
@@ -269,6 +272,7 @@ async fn a_member_being_added_still_joins() -> Result<()> {
     c.create(Entity {
         kind: Some(Kind::Namespace(Namespace {
             name: "joined".into(),
+            ..Default::default()
         })),
     })
     .await?;

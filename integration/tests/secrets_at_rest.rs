@@ -213,6 +213,7 @@ async fn no_plaintext_secret_on_disk_while_ditto_and_the_mirror_use_them() -> Re
     for i in 0..6 {
         a.create(entity(Kind::Namespace(tributary_proto::v1::Namespace {
             name: format!("fill{i}"),
+            ..Default::default()
         })))
         .await?;
     }

@@ -45,11 +45,22 @@ impl Devops for Fanout {
         cmd: &Command,
     ) -> Result<Vec<InstanceAnswer>, DevopsError> {
         cmd.validate()?;
-        let me = scope
-            .includes(self.local.service(), &self.local.instance())
-            .then(|| self.local.answer(cmd));
+        cmd.check_scope(scope)?;
+        let services = cmd.services();
+        let mine = scope.includes(self.local.service(), &self.local.instance())
+            && services.contains(&self.local.service());
+        if !scope.local {
+            self.local.prepare(cmd).await?;
+        }
+        let timeout = cmd.timeout().unwrap_or(self.timeout);
+        let me = async {
+            match mine {
+                true => Some(self.local.answer(cmd).await),
+                false => None,
+            }
+        };
         if scope.local {
-            return me.map(|a| vec![a]).ok_or_else(|| {
+            return me.await.map(|a| vec![a]).ok_or_else(|| {
                 DevopsError::NotFound(format!(
                     "{} {} is not {}",
                     self.local.service().name(),
@@ -59,9 +70,13 @@ impl Devops for Fanout {
             });
         }
         let remotes = self.directory.others(scope).await;
-        let asks = remotes.into_iter().map(|r| ask(r, cmd, self.timeout));
+        let asks = remotes
+            .into_iter()
+            .filter(|r| services.contains(&r.service))
+            .map(|r| ask(r, cmd, timeout));
+        let (me, others) = futures::future::join(me, futures::future::join_all(asks)).await;
         let mut answers: Vec<InstanceAnswer> = me.into_iter().collect();
-        answers.extend(futures::future::join_all(asks).await);
+        answers.extend(others);
         if answers.is_empty() {
             return Err(DevopsError::NotFound(format!(
                 "no instance of {} is known to this cluster",
@@ -142,10 +157,24 @@ async fn ask(r: Remote, cmd: &Command, timeout: Duration) -> InstanceAnswer {
                     ))
                     .await
             }
+            Command::Piggyback(p) => {
+                client
+                    .piggyback(with_token(
+                        p.to_proto(scope.clone()),
+                        timeout + Duration::from_millis(500),
+                        token,
+                    ))
+                    .await
+            }
         }
     };
     let what = format!("{} {}", r.service.name(), r.instance);
-    match tokio::time::timeout(timeout, call).await {
+    // The remote's own deadline for its part comes first, so its 504 names what it waited for.
+    let patience = match cmd {
+        Command::Piggyback(_) => timeout + Duration::from_secs(1),
+        _ => timeout,
+    };
+    match tokio::time::timeout(patience, call).await {
         Err(_) => failed(504, format!("{what} did not answer within {timeout:?}")),
         Ok(Err(s)) => {
             let status = match s.code() {
@@ -154,6 +183,7 @@ async fn ask(r: Remote, cmd: &Command, timeout: Duration) -> InstanceAnswer {
                 tonic::Code::NotFound => 404,
                 tonic::Code::Unauthenticated => 401,
                 tonic::Code::PermissionDenied => 403,
+                tonic::Code::FailedPrecondition => 409,
                 _ => 503,
             };
             failed(status, format!("{what}: {}", crate::grpc::describe(&s)))

@@ -4,13 +4,14 @@
 //! GET /devops/logging[/{service}[/{instance}]]
 //! PUT /devops/logging[/{service}[/{instance}]]   {"logger": "tributary_data_node", "level": "debug"}
 //! GET /devops/config[/{service}[/{instance}]]?path=tributary.info
+//! POST /devops/piggyback[/{service}[/{instance}]]?timeout=10s   {"targetActorSelection": …}
 //! ```
 //!
 //! One handler reads the route (`/devops/{what}/{service}/{instance}`), lets the caller in,
-//! and hands a [`Command`] to the server's [`Devops`]; Ditto's piggyback commands will be one
-//! more `what`.
+//! and hands a [`Command`] to the server's [`Devops`]. Piggyback takes `PUT` too, as Ditto's
+//! namespace examples send it.
 
-use super::{shape, Command, Devops, DevopsError, Operators, Scope};
+use super::{shape, Command, Devops, DevopsError, Operators, Piggyback, Scope};
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
@@ -111,7 +112,7 @@ async fn serve(
         [what, s, i] => (*what, Some(*s), Some(*i)),
         _ => {
             return Err(DevopsError::NotFound(format!(
-                "no devops route {}: /devops/logging or /devops/config, then [/SERVICE[/INSTANCE]]",
+                "no devops route {}: /devops/logging, /devops/config or /devops/piggyback, then [/SERVICE[/INSTANCE]]",
                 uri.path()
             ))
             .into())
@@ -134,14 +135,19 @@ async fn serve(
             path: query(uri, "path").unwrap_or("").to_string(),
         },
         ("config", _) => return Err(Failure::Method("GET")),
+        ("piggyback", &Method::POST | &Method::PUT) => {
+            Command::Piggyback(Piggyback::from_body(body, query(uri, "timeout"))?)
+        }
+        ("piggyback", _) => return Err(Failure::Method("POST, PUT")),
         (other, _) => {
             return Err(DevopsError::NotFound(format!(
-                "no devops route /devops/{other}: logging or config"
+                "no devops route /devops/{other}: logging, config or piggyback"
             ))
             .into())
         }
     };
     let scope = Scope::parse(service, instance)?;
+    cmd.check_scope(&scope)?;
     let answers = r.devops.execute(&scope, &cmd).await?;
     Ok(shape::response(&cmd, &scope, &answers))
 }

@@ -1,9 +1,14 @@
 //! One process's own devops answers: its log levels (the process-wide table, changed through
-//! the reload layer) and its effective config at a path.
+//! the reload layer), its effective config at a path, and its parts' answers to piggyback
+//! commands (each part registers its handler once it runs).
 
-use super::{config_view, Command, Service};
+use super::piggyback::{PiggybackHandler, Target};
+use super::{config_view, Command, DevopsError, Service};
+use crate::sync::{read, write};
 use serde::Serialize;
 use serde_json::Value;
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
 use tributary_proto::v1::{InstanceAnswer, LoggerConfig};
 
 pub struct LocalAdmin {
@@ -12,6 +17,8 @@ pub struct LocalAdmin {
     /// The redacted config tree, made once at start (the config does not change while the
     /// process runs; log levels are read live).
     tree: Value,
+    /// The parts that take piggyback commands, as they start.
+    handlers: RwLock<HashMap<Target, Arc<dyn PiggybackHandler>>>,
 }
 
 impl LocalAdmin {
@@ -25,6 +32,38 @@ impl LocalAdmin {
             service,
             instance,
             tree,
+            handlers: RwLock::new(HashMap::new()),
+        }
+    }
+
+    /// Registers the part that answers piggyback commands for `target` on this process.
+    pub fn register(&self, target: Target, handler: Arc<dyn PiggybackHandler>) {
+        write(&self.handlers).insert(target, handler);
+    }
+
+    fn handler(&self, target: Target) -> Result<Arc<dyn PiggybackHandler>, DevopsError> {
+        read(&self.handlers).get(&target).cloned().ok_or_else(|| {
+            DevopsError::Unavailable(format!(
+                "{} does not run on {} {} (yet)",
+                target.selection(),
+                self.service.name(),
+                self.instance
+            ))
+        })
+    }
+
+    /// What the process a request enters does once before it is fanned out.
+    pub async fn prepare(&self, cmd: &Command) -> Result<(), DevopsError> {
+        match cmd {
+            Command::Piggyback(p) => {
+                // A part this process does not run has nothing to prepare here.
+                let handler = read(&self.handlers).get(&p.target).cloned();
+                match handler {
+                    Some(h) => h.prepare(&p.command, p.timeout).await,
+                    None => Ok(()),
+                }
+            }
+            _ => Ok(()),
         }
     }
 
@@ -48,7 +87,7 @@ impl LocalAdmin {
     }
 
     /// This process's answer to `cmd` (checked by the caller).
-    pub fn answer(&self, cmd: &Command) -> InstanceAnswer {
+    pub async fn answer(&self, cmd: &Command) -> InstanceAnswer {
         let mut a = LocalAdmin::blank(self.service, &self.instance, 200, String::new());
         let levels = crate::logging::levels();
         match cmd {
@@ -73,6 +112,30 @@ impl LocalAdmin {
                     a.error = e;
                 }
             },
+            Command::Piggyback(p) => {
+                let reply = match self.handler(p.target) {
+                    Ok(h) => {
+                        let what = format!("{} {}", self.service.name(), self.instance);
+                        match tokio::time::timeout(p.timeout, h.answer(&p.command, p.timeout)).await
+                        {
+                            Ok(r) => r,
+                            Err(_) => Err(DevopsError::Timeout(format!(
+                                "{} on {what} did not finish within {:?}",
+                                p.target.selection(),
+                                p.timeout
+                            ))),
+                        }
+                    }
+                    Err(e) => Err(e),
+                };
+                match reply {
+                    Ok(fields) => a.response_json = Value::Object(fields).to_string(),
+                    Err(e) => {
+                        a.status = u32::from(e.http_status());
+                        a.error = e.to_string();
+                    }
+                }
+            }
         }
         a
     }

@@ -11,17 +11,21 @@
 //!   [`Operators`] let the caller in (the devops user or token, `ADMIN` on `cluster:/`, or the
 //!   cluster's own members).
 //!
-//! Piggyback commands will be one more [`Command`] and one more route in [`http::routes`].
+//! * [`piggyback`]: Ditto's piggyback commands to the parts of a process (supervisors,
+//!   background cleanup, namespaces), each answered by the [`PiggybackHandler`] the process
+//!   registered for it.
 
 pub mod config_view;
 mod fanout;
 pub mod grpc;
 pub mod http;
 pub mod local;
+pub mod piggyback;
 pub mod shape;
 
 pub use fanout::{Directory, Fanout, Remote};
 pub use local::LocalAdmin;
+pub use piggyback::{PiggyCommand, PiggyReply, Piggyback, PiggybackHandler, Target};
 
 use crate::access::{Access, Caller, Refusal};
 use crate::auth::AuthMethod;
@@ -141,6 +145,8 @@ pub enum Command {
     RetrieveConfig {
         path: String,
     },
+    /// A command for one part of each process (checked when parsed).
+    Piggyback(Piggyback),
 }
 
 impl Command {
@@ -152,15 +158,53 @@ impl Command {
                 .and_then(|_| crate::logging::parse_level(level).map(|_| ()))
                 .map_err(|e| DevopsError::BadRequest(e.to_string())),
             Command::RetrieveConfig { path } => config_view::check_path(path),
+            Command::Piggyback(_) => Ok(()),
         }
     }
 
     /// Ditto's type of the response.
-    pub fn response_type(&self) -> &'static str {
+    pub fn response_type(&self) -> String {
         match self {
-            Command::RetrieveLoggerConfig => "devops.responses:retrieveLoggerConfig",
-            Command::ChangeLogLevel { .. } => "devops.responses:changeLogLevel",
-            Command::RetrieveConfig { .. } => "common.responses:retrieveConfig",
+            Command::RetrieveLoggerConfig => "devops.responses:retrieveLoggerConfig".into(),
+            Command::ChangeLogLevel { .. } => "devops.responses:changeLogLevel".into(),
+            Command::RetrieveConfig { .. } => "common.responses:retrieveConfig".into(),
+            Command::Piggyback(p) => p.response_type(),
+        }
+    }
+
+    /// The services whose processes take the command.
+    pub fn services(&self) -> &'static [Service] {
+        match self {
+            Command::Piggyback(p) => p.target.services(),
+            _ => &Service::ALL,
+        }
+    }
+
+    /// How long each process may take, when the command says (else the server's default).
+    pub fn timeout(&self) -> Option<std::time::Duration> {
+        match self {
+            Command::Piggyback(p) => Some(p.timeout),
+            _ => None,
+        }
+    }
+
+    /// Refuses a scope naming a service that does not run the command's part.
+    pub fn check_scope(&self, scope: &Scope) -> Result<(), DevopsError> {
+        match (self, scope.service) {
+            (Command::Piggyback(p), Some(s)) if !p.target.services().contains(&s) => {
+                Err(DevopsError::BadRequest(format!(
+                    "{} runs on {} only, not on {}",
+                    p.target.selection(),
+                    p.target
+                        .services()
+                        .iter()
+                        .map(|s| s.name())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    s.name()
+                )))
+            }
+            _ => Ok(()),
         }
     }
 }
@@ -172,6 +216,15 @@ pub enum DevopsError {
     BadRequest(String),
     #[error("{0}")]
     NotFound(String),
+    /// The state does not allow it (purging a namespace that is not blocked).
+    #[error("{0}")]
+    Precondition(String),
+    /// The part cannot answer now (not running on this process, no leader).
+    #[error("{0}")]
+    Unavailable(String),
+    /// The part did not finish within the request's timeout.
+    #[error("{0}")]
+    Timeout(String),
     #[error(transparent)]
     Refused(#[from] Refusal),
 }
@@ -182,6 +235,9 @@ impl DevopsError {
         match self {
             DevopsError::BadRequest(_) => 400,
             DevopsError::NotFound(_) => 404,
+            DevopsError::Precondition(_) => 409,
+            DevopsError::Unavailable(_) => 503,
+            DevopsError::Timeout(_) => 504,
             DevopsError::Refused(Refusal::Unauthenticated(_)) => 401,
             DevopsError::Refused(Refusal::Denied { .. }) => 403,
         }
@@ -193,6 +249,9 @@ impl From<DevopsError> for tonic::Status {
         match e {
             DevopsError::BadRequest(m) => tonic::Status::invalid_argument(m),
             DevopsError::NotFound(m) => tonic::Status::not_found(m),
+            DevopsError::Precondition(m) => tonic::Status::failed_precondition(m),
+            DevopsError::Unavailable(m) => tonic::Status::unavailable(m),
+            DevopsError::Timeout(m) => tonic::Status::deadline_exceeded(m),
             DevopsError::Refused(r) => r.into(),
         }
     }
@@ -219,7 +278,10 @@ impl Devops for LocalOnly {
         cmd: &Command,
     ) -> Result<Vec<InstanceAnswer>, DevopsError> {
         cmd.validate()?;
-        if !scope.includes(self.0.service(), &self.0.instance()) {
+        cmd.check_scope(scope)?;
+        if !scope.includes(self.0.service(), &self.0.instance())
+            || !cmd.services().contains(&self.0.service())
+        {
             return Err(DevopsError::NotFound(format!(
                 "{} {} answers for itself only, not for {}: ask a control-plane member for the cluster",
                 self.0.service().name(),
@@ -227,7 +289,10 @@ impl Devops for LocalOnly {
                 scope.describe()
             )));
         }
-        Ok(vec![self.0.answer(cmd)])
+        if !scope.local {
+            self.0.prepare(cmd).await?;
+        }
+        Ok(vec![self.0.answer(cmd).await])
     }
 }
 

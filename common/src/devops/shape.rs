@@ -1,7 +1,9 @@
 //! Answers as Eclipse Ditto's devops JSON: `{service: {instance: answer}}` for the whole
 //! cluster, `{instance: answer}` for one service, the answer alone for one instance. An
 //! answer is `{type, status, serviceName, instance, …}` with `loggerConfigs`, `result` or
-//! `config`; a failed one has `error` and `message` instead.
+//! `config`, or a piggyback response's own fields (`statusInfo`, `config`, `namespace`, …);
+//! a failed one has `error` and `message` instead. A piggyback with `headers.aggregate`
+//! false answers with one response: the first that failed, else the first.
 
 use super::{Command, Scope};
 use serde_json::{json, Map, Value};
@@ -13,6 +15,7 @@ fn error_code(status: u32) -> &'static str {
         401 => "devops:unauthenticated",
         403 => "devops:forbidden",
         404 => "devops:not.found",
+        409 => "devops:precondition.failed",
         504 => "devops:instance.timeout",
         _ => "devops:instance.unavailable",
     }
@@ -50,6 +53,13 @@ pub fn answer(cmd: &Command, a: &InstanceAnswer) -> Value {
             let config = serde_json::from_str(&a.config_json).unwrap_or(Value::Null);
             o.insert("config".into(), config);
         }
+        Command::Piggyback(_) => {
+            if let Ok(Value::Object(fields)) = serde_json::from_str(&a.response_json) {
+                for (k, v) in fields {
+                    o.entry(k).or_insert(v);
+                }
+            }
+        }
     }
     Value::Object(o)
 }
@@ -57,6 +67,16 @@ pub fn answer(cmd: &Command, a: &InstanceAnswer) -> Value {
 /// The whole response and its HTTP status: 200 when aggregated (each answer carries its
 /// own), the answer's own status for one instance.
 pub fn response(cmd: &Command, scope: &Scope, answers: &[InstanceAnswer]) -> (u16, Value) {
+    let single = match cmd {
+        Command::Piggyback(p) => !p.aggregate,
+        _ => false,
+    };
+    if single {
+        if let Some(a) = answers.iter().find(|a| a.status != 200).or(answers.first()) {
+            let status = u16::try_from(a.status).unwrap_or(500);
+            return (status, answer(cmd, a));
+        }
+    }
     if scope.instance.is_some() {
         if let Some(a) = answers.first() {
             let status = u16::try_from(a.status).unwrap_or(500);

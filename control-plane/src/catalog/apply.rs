@@ -2,11 +2,11 @@
 //! and the writes and watch events it produces, all in one RocksDB batch.
 
 use super::entity::{is_namespaced, key, kind_label, kind_of, name_of, redacted};
-use super::{cf, validate, Catalogue, Overlap, CF_CATALOG};
+use super::{cf, placement, validate, Catalogue, Overlap, CF_CATALOG};
 use crate::error::CatalogError;
 use prost::Message;
 use rocksdb::WriteBatch;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use tributary_proto::v1::command::Op;
 use tributary_proto::v1::{
     entity::Kind, Command, DataNode, Entity, EntityKind, EntityRef, EventType, MoveRequest,
@@ -114,6 +114,7 @@ impl<'a> Txn<'a> {
                 self.put(Entity {
                     kind: Some(Kind::Namespace(Namespace {
                         name: ns.to_string(),
+                        ..Default::default()
                     })),
                 });
             }
@@ -123,6 +124,14 @@ impl<'a> Txn<'a> {
 
     /// Applies `cmd`, returning the entity the client should see.
     pub fn apply(&mut self, cmd: &Command) -> Result<Option<Entity>, CatalogError> {
+        super::blocked::check(cmd, |ns| {
+            Ok(
+                match self.get(EntityKind::Namespace, ns)?.and_then(|e| e.kind) {
+                    Some(Kind::Namespace(n)) => Some(n),
+                    _ => None,
+                },
+            )
+        })?;
         match &cmd.op {
             Some(Op::Create(e)) => self.create(e.clone(), &cmd.live_nodes).map(Some),
             Some(Op::Update(e)) => self.update(e.clone()).map(Some),
@@ -155,14 +164,33 @@ impl<'a> Txn<'a> {
         }
         // Placement is the control plane's; an owner given at create (an operator's, the
         // service checked) must be a registered data node, as for a move.
+        if let Some(Kind::Stream(s)) = &mut e.kind {
+            if s.replicas > 1 {
+                if s.owner_node != 0 {
+                    return Err(CatalogError::invalid(
+                        "owner_node",
+                        "a replicated stream is placed by the control plane: leave it 0",
+                    ));
+                }
+                s.replica_nodes =
+                    placement::place_replicas(self, live, s.replicas, s.placement.as_ref())?;
+                s.owner_node = s.replica_nodes[0];
+                // The revision this create will commit as: unique, so a stream created again
+                // under the same name is a new group.
+                s.group_id = self.cat.revision() + 1;
+            } else {
+                s.replica_nodes.clear();
+                s.group_id = 0;
+            }
+        }
         let owner = match &mut e.kind {
             Some(Kind::Well(w)) => Some(&mut w.owner_node),
-            Some(Kind::Stream(s)) => Some(&mut s.owner_node),
+            Some(Kind::Stream(s)) if s.replicas <= 1 => Some(&mut s.owner_node),
             _ => None,
         };
         if let Some(owner) = owner {
             if *owner == 0 {
-                *owner = self.place(live)?;
+                *owner = placement::place_one(self, live)?;
             } else if !self.exists(EntityKind::DataNode, &owner.to_string())? {
                 return Err(CatalogError::invalid(
                     "owner_node",
@@ -186,7 +214,22 @@ impl<'a> Txn<'a> {
         // An update never moves: only a move (or placement) changes the owner.
         match (&mut e.kind, &old.kind) {
             (Some(Kind::Well(w)), Some(Kind::Well(o))) => w.owner_node = o.owner_node,
-            (Some(Kind::Stream(s)), Some(Kind::Stream(o))) => s.owner_node = o.owner_node,
+            (Some(Kind::Stream(s)), Some(Kind::Stream(o))) => {
+                if s.replicas != o.replicas {
+                    return Err(CatalogError::invalid(
+                        "replicas",
+                        format!(
+                            "stream {name} has {} replicas; changing the replicas of a live \
+                             stream is not supported yet (create a new stream and mirror it)",
+                            o.replicas
+                        ),
+                    ));
+                }
+                s.owner_node = o.owner_node;
+                s.replica_nodes.clone_from(&o.replica_nodes);
+                s.group_id = o.group_id;
+                s.placement.clone_from(&o.placement);
+            }
             (Some(Kind::Tag(_)), _) => {
                 return Err(CatalogError::FailedPrecondition(
                     "a tag cannot be updated: its id is fixed".into(),
@@ -244,6 +287,13 @@ impl<'a> Txn<'a> {
         })?;
         match &mut e.kind {
             Some(Kind::Well(w)) => w.owner_node = m.node_id,
+            Some(Kind::Stream(s)) if !s.replica_nodes.is_empty() => {
+                return Err(CatalogError::FailedPrecondition(format!(
+                    "stream {name} is replicated on data nodes {:?}: moving a replica is not \
+                     supported yet",
+                    s.replica_nodes
+                )))
+            }
             Some(Kind::Stream(s)) => s.owner_node = m.node_id,
             _ => {
                 return Err(CatalogError::invalid(
@@ -263,6 +313,16 @@ impl<'a> Txn<'a> {
         }
         if n.addr.is_empty() {
             return Err(CatalogError::invalid("node.addr", "is empty"));
+        }
+        if n.tags.len() > 64
+            || n.tags
+                .iter()
+                .any(|t| t.is_empty() || t.len() > 255 || t.chars().any(char::is_control))
+        {
+            return Err(CatalogError::invalid(
+                "node.tags",
+                "at most 64 tags of 1 to 255 bytes with no control characters",
+            ));
         }
         let e = Entity {
             kind: Some(Kind::DataNode(n.clone())),
@@ -288,42 +348,6 @@ impl<'a> Txn<'a> {
             self.put(owned);
         }
         Ok(e)
-    }
-
-    /// The least loaded live data node (ties: lowest id); any registered node if none is
-    /// live; 0 (unplaced) if none is registered.
-    fn place(&self, live: &[u64]) -> Result<u64, CatalogError> {
-        let mut nodes = Vec::new();
-        self.visit(EntityKind::DataNode, |e| {
-            if let Some(Kind::DataNode(n)) = &e.kind {
-                nodes.push(n.id);
-            }
-            Ok(())
-        })?;
-        let live_known: Vec<u64> = nodes
-            .iter()
-            .copied()
-            .filter(|id| live.contains(id))
-            .collect();
-        let candidates = if live_known.is_empty() {
-            nodes
-        } else {
-            live_known
-        };
-        let mut load: HashMap<u64, usize> = candidates.iter().map(|id| (*id, 0)).collect();
-        for kind in [EntityKind::Well, EntityKind::Stream] {
-            self.visit(kind, |e| {
-                if let Some(n) = owner_of(e).and_then(|o| load.get_mut(&o)) {
-                    *n += 1;
-                }
-                Ok(())
-            })?;
-        }
-        Ok(load
-            .into_iter()
-            .min_by_key(|(id, n)| (*n, *id))
-            .map(|(id, _)| id)
-            .unwrap_or(0))
     }
 
     /// Writes the changes into `batch`; returns the new revision and the events to publish.

@@ -10,6 +10,7 @@ use rocksdb::{WriteBatch, DB};
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
+use std::time::Instant;
 use tokio::sync::watch;
 use tributary_common::sync::lock;
 use tributary_proto::v1::WatchEvent;
@@ -56,6 +57,9 @@ pub(super) struct EventLog {
     max_revisions: u64,
     max_bytes: AtomicU64,
     feed: watch::Sender<Feed>,
+    /// When revisions were committed here, oldest first (what was stored before this process
+    /// started counts as committed at its start): background cleanup trims by age.
+    times: Mutex<VecDeque<(u64, Instant)>>,
 }
 
 #[derive(Default)]
@@ -106,6 +110,7 @@ impl EventLog {
                 restores: 0,
             })
             .0,
+            times: Mutex::new(VecDeque::from([(revision, Instant::now())])),
         })
     }
 
@@ -119,6 +124,16 @@ impl EventLog {
 
     /// Tells watchers that `revision` is committed.
     pub(super) fn committed(&self, revision: u64) {
+        {
+            let mut times = lock(&self.times);
+            if times.back().is_none_or(|(r, _)| *r < revision) {
+                times.push_back((revision, Instant::now()));
+            }
+            // The log never holds more revisions than that (`put_events`).
+            while times.len() as u64 > self.max_revisions + 1 {
+                times.pop_front();
+            }
+        }
         self.feed.send_if_modified(|f| {
             let changed = f.revision != revision;
             f.revision = revision;
@@ -131,6 +146,7 @@ impl EventLog {
     /// sees the new restore count too.
     pub(super) fn restarting(&self, revision: u64) {
         *lock(&self.sizes) = Sizes::default();
+        *lock(&self.times) = VecDeque::from([(revision, Instant::now())]);
         self.floor.store(revision, Ordering::Release);
         self.restores.fetch_add(1, Ordering::AcqRel);
     }
@@ -189,6 +205,65 @@ impl Catalogue {
             log.floor.store(new_floor, Ordering::Release);
         }
         Ok(())
+    }
+
+    /// Trims up to `max` of the oldest revisions committed before `before` (the newest revision
+    /// always stays), in a write of its own: background cleanup's history retention. Runs on
+    /// the Raft loop, between applies, as `put_events` does. Returns the new floor and how many
+    /// revisions went.
+    pub(crate) fn trim_events_before(
+        &self,
+        before: Instant,
+        max: usize,
+    ) -> Result<(u64, u64), CatalogError> {
+        let log = &self.inner.events;
+        let db = &self.inner.db;
+        let through = {
+            let times = lock(&log.times);
+            times
+                .iter()
+                .take(times.len().saturating_sub(1))
+                .take_while(|(_, t)| *t < before)
+                .last()
+                .map(|(r, _)| *r)
+        };
+        let floor = log.floor();
+        let Some(through) = through.filter(|t| *t > floor) else {
+            return Ok((floor, 0));
+        };
+        let mut sizes = lock(&log.sizes);
+        let mut new_floor = floor;
+        let mut trimmed = 0u64;
+        while sizes.revisions.len() > 1 && (trimmed as usize) < max {
+            match sizes.revisions.front().copied() {
+                Some((r, bytes)) if r <= through => {
+                    sizes.bytes -= bytes;
+                    new_floor = new_floor.max(r);
+                    sizes.revisions.pop_front();
+                    trimmed += 1;
+                }
+                _ => break,
+            }
+        }
+        if new_floor == floor {
+            return Ok((floor, 0));
+        }
+        let mut batch = WriteBatch::default();
+        batch.delete_range_cf(
+            cf(db, CF_EVENTS)?,
+            event_key(floor + 1, 0),
+            event_key(new_floor + 1, 0),
+        );
+        batch.put_cf(
+            cf(db, CF_CATALOG_META)?,
+            KEY_EVENT_FLOOR,
+            new_floor.to_be_bytes(),
+        );
+        // Raised before the write, as `put_events` does.
+        log.floor.store(new_floor, Ordering::Release);
+        db.write(batch)?;
+        lock(&log.times).retain(|(r, _)| *r > new_floor);
+        Ok((new_floor, trimmed))
     }
 
     /// The revision feed, for watchers to wait on.

@@ -2,9 +2,11 @@
 //! same batch as each applied command, and a revision-keyed event log that `Watch` serves.
 
 mod apply;
+pub mod blocked;
 pub mod entity;
 mod events;
 mod limits;
+mod placement;
 mod subjects;
 mod validate;
 
@@ -30,7 +32,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use subjects::SubjectIndex;
 use tributary_common::sync::{read, write};
-use tributary_proto::v1::{entity::Kind, Entity, EntityKind, EventType, WatchEvent};
+use tributary_proto::v1::{entity::Kind, Entity, EntityKind, EventType, Namespace, WatchEvent};
 
 pub const CF_CATALOG: &str = "catalog";
 pub const CF_CATALOG_META: &str = "catalog_meta";
@@ -398,6 +400,31 @@ impl Catalogue {
     }
 }
 
+impl Catalogue {
+    /// The stored namespace record, if any.
+    pub fn namespace(&self, ns: &str) -> Result<Option<Namespace>, CatalogError> {
+        Ok(
+            match self.get(EntityKind::Namespace, ns)?.and_then(|e| e.kind) {
+                Some(Kind::Namespace(n)) => Some(n),
+                _ => None,
+            },
+        )
+    }
+
+    /// Refuses a read of an entity of `kind` named `name` (canonical) in a blocked namespace.
+    pub fn check_not_blocked(&self, kind: EntityKind, name: &str) -> Result<(), CatalogError> {
+        if kind == EntityKind::Namespace {
+            return Ok(());
+        }
+        match blocked::namespace_of(kind, name) {
+            Some(ns) if self.namespace(&ns)?.is_some_and(|n| n.blocked) => {
+                Err(blocked::refusal(&ns))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
 /// Every stored entity by key (one scan, at open and after a snapshot).
 fn load_index(db: &DB) -> Result<BTreeMap<Vec<u8>, Entity>, CatalogError> {
     let cf = cf(db, CF_CATALOG)?;
@@ -421,4 +448,8 @@ pub(crate) fn decode_entity(v: &[u8]) -> Result<Entity, CatalogError> {
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_blocked;
+#[cfg(test)]
 mod tests_owner_and_secrets;
+#[cfg(test)]
+mod tests_placement;

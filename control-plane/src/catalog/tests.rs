@@ -76,12 +76,14 @@ fn arb_command() -> impl Strategy<Value = Command> {
         (1u64..3).prop_map(|id| Op::RegisterNode(DataNode {
             id,
             addr: format!("127.0.0.1:{id}"),
-            capacity: 1
+            capacity: 1,
+            tags: vec![],
         })),
     ];
     (op, prop::collection::vec(1u64..3, 0..2)).prop_map(|(op, live)| Command {
         op: Some(op),
         live_nodes: live,
+        erasure: false,
     })
 }
 
@@ -116,7 +118,7 @@ proptest! {
     fn names_are_accepted_exactly_when_valid(ns in "[a-z0-9:_ -]{0,6}", n in "[A-Za-z0-9._/-]{0,6}") {
         let raw = if ns.is_empty() { n.clone() } else { format!("{ns}:{n}") };
         let (_d, cat) = open();
-        let cmd = Command { op: Some(Op::Create(Entity { kind: Some(Kind::Well(Well { name: raw.clone(), ..Default::default() })) })), live_nodes: vec![] };
+        let cmd = Command { op: Some(Op::Create(Entity { kind: Some(Kind::Well(Well { name: raw.clone(), ..Default::default() })) })), live_nodes: vec![], erasure: false };
         let valid = tributary_common::names::EntityName::parse(&raw).is_ok();
         let r = apply(&cat, 1, &cmd);
         prop_assert_eq!(r.is_ok(), valid, "{:?} -> {:?}", raw, r);
@@ -137,8 +139,10 @@ fn placement_prefers_the_least_loaded_live_node() {
                 id,
                 addr: format!("h:{id}"),
                 capacity: 1,
+                tags: vec![],
             })),
             live_nodes: vec![],
+            erasure: false,
         });
     }
     let create = |n: &str, live: Vec<u64>| Command {
@@ -149,6 +153,7 @@ fn placement_prefers_the_least_loaded_live_node() {
             })),
         })),
         live_nodes: live,
+        erasure: false,
     };
     run(create("a", vec![1, 2]));
     run(create("b", vec![1, 2]));
@@ -182,6 +187,7 @@ fn external_credentials_are_write_only() {
             })),
         })),
         live_nodes: vec![],
+        erasure: false,
     };
     let stored = |cat: &Catalogue| match cat
         .get(EntityKind::Stream, "default:MX")
@@ -240,6 +246,7 @@ fn a_source_given_twice_is_refused_unless_the_filters_differ() {
             })),
         })),
         live_nodes: vec![],
+        erasure: false,
     };
     let source = |stream: &str, filter: &str| StreamSource {
         stream: stream.into(),
@@ -307,6 +314,7 @@ fn locations_are_relative_paths_under_the_data_nodes_root() {
             })),
         })),
         live_nodes: vec![],
+        erasure: false,
     };
     let mut i = 0;
     for (hot, cold, field, why) in [
@@ -349,6 +357,7 @@ fn a_command_over_a_limit_is_refused_naming_the_field_and_the_limit() {
     let create = |e: Entity| Command {
         op: Some(Op::Create(e)),
         live_nodes: vec![],
+        erasure: false,
     };
     let stream = |subjects: Vec<String>| {
         create(Entity {
@@ -428,6 +437,7 @@ fn an_update_if_applies_only_to_the_entity_as_read() {
     let cmd = |op| Command {
         op: Some(op),
         live_nodes: vec![],
+        erasure: false,
     };
     let stored = |cat: &Catalogue| cat.get(EntityKind::Target, "default:t").expect("get");
     apply(&cat, 1, &cmd(Op::Create(target("one")))).expect("create");

@@ -11,6 +11,7 @@ fn cmd(op: Op) -> Command {
     Command {
         op: Some(op),
         live_nodes: vec![],
+        erasure: false,
     }
 }
 
@@ -19,6 +20,7 @@ fn register(cat: &Catalogue, index: u64, id: u64) {
         id,
         addr: format!("h:{id}"),
         capacity: 1,
+        tags: vec![],
     };
     apply(cat, index, &cmd(Op::RegisterNode(node))).expect("register");
 }

@@ -434,6 +434,7 @@ impl Run {
                     entity: Some(Box::new(next)),
                 })),
                 live_nodes: Vec::new(),
+                erasure: false,
             };
             match self.node.write(cmd).await {
                 Ok(_) => return Outcome::Done,

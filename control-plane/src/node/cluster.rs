@@ -40,6 +40,7 @@ impl Node {
             .write(Command {
                 op: Some(Op::RegisterNode(node)),
                 live_nodes: Vec::new(),
+                erasure: false,
             })
             .await?;
         self.liveness

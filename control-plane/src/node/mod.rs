@@ -74,6 +74,12 @@ pub enum Input {
         reply: oneshot::Sender<Result<(), CatalogError>>,
     },
     Report(SendReport),
+    /// Background cleanup: trim the watch-event log's revisions committed before `before`.
+    TrimEvents {
+        before: std::time::Instant,
+        max: usize,
+        reply: oneshot::Sender<Result<(u64, u64), CatalogError>>,
+    },
     Stop,
     /// Test hook: the loop panics (what a raft-rs `fatal!` does), see `panic_raft_for_test`.
     PanicForTest(String),
@@ -328,6 +334,20 @@ impl Node {
     }
 
     /// Hands a request to the Raft loop.
+    /// Trims the watch-event log's revisions committed before `before` (at most `max`), on the
+    /// Raft loop between applies; the new floor and how many went. Blocks: call it from a
+    /// blocking thread (background cleanup does).
+    pub fn trim_events_blocking(
+        &self,
+        before: std::time::Instant,
+        max: usize,
+    ) -> Result<(u64, u64), CatalogError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Input::TrimEvents { before, max, reply })?;
+        futures::executor::block_on(rx)
+            .map_err(|_| CatalogError::Unavailable("member is shutting down".into()))?
+    }
+
     fn send(&self, input: Input) -> Result<(), CatalogError> {
         self.inputs
             .send(input)

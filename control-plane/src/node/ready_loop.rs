@@ -230,6 +230,9 @@ impl Loop {
                 };
                 self.raw.report_snapshot(to, status);
             }
+            Input::TrimEvents { before, max, reply } => {
+                let _ = reply.send(self.catalogue.trim_events_before(before, max));
+            }
             Input::Stop => {}
             Input::PanicForTest(why) => panic!("{why}"),
         }

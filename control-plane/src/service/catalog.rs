@@ -75,6 +75,7 @@ impl CatalogService {
         let cmd = Command {
             op: Some(op),
             live_nodes: Vec::new(),
+            erasure: false,
         };
         let mut reply = self.node.write(cmd).await?;
         reply.entity = reply.entity.map(|e| self.secrets.for_clients(e));
@@ -169,6 +170,7 @@ impl Catalog for CatalogService {
         let name = crate::catalog::canonical_name(k, &r.name)?;
         self.node.read_index().await?;
         let cat = &self.node.catalogue;
+        cat.check_not_blocked(k, &name)?;
         let entity = cat.get(k, &name)?.ok_or_else(|| CatalogError::NotFound {
             kind: kind_label(k),
             name: name.clone(),

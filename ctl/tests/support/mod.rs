@@ -234,9 +234,22 @@ pub async fn member(dir: &Path, pki: &Path, extra: &[String]) -> Result<Server> 
 
 /// Data node 1 of the member at `server`, as the README starts it, on port 0.
 pub async fn data_node(dir: &Path, pki: &Path, server: &str, extra: &[String]) -> Result<Server> {
+    data_node_k(dir, pki, server, 1, extra).await
+}
+
+/// Data node `k` of the member at `server`, as the README starts it, on port 0.
+#[allow(dead_code)] // Not every test binary starts several.
+pub async fn data_node_k(
+    dir: &Path,
+    pki: &Path,
+    server: &str,
+    k: u64,
+    extra: &[String],
+) -> Result<Server> {
+    let id = k.to_string();
     let mut args: Vec<String> = [
         "--id",
-        "1",
+        &id,
         "--listen",
         "127.0.0.1:0",
         "--admin-listen",
@@ -249,8 +262,8 @@ pub async fn data_node(dir: &Path, pki: &Path, server: &str, extra: &[String]) -
     ]
     .map(String::from)
     .to_vec();
-    args.push(dir.join("dn1").display().to_string());
-    args.extend(server_tls(pki, "data-node-1"));
+    args.push(dir.join(format!("dn{k}")).display().to_string());
+    args.extend(server_tls(pki, &format!("data-node-{k}")));
     args.extend(extra.iter().cloned());
-    start("tributary-data-node", &args, dir, "dn1").await
+    start("tributary-data-node", &args, dir, &format!("dn{k}")).await
 }

@@ -19,7 +19,7 @@ use host::MirrorHost;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tributary_common::task::AbortOnDrop;
-use tributary_proto::v1::StreamSource;
+use tributary_proto::v1::{Stream, StreamSource};
 
 /// How often the supervisor compares the catalogue with its workers when nothing changed.
 const RECONCILE: Duration = Duration::from_millis(100);
@@ -32,6 +32,8 @@ pub struct Spec {
     pub mirror: bool,
     /// The origin, with its name canonical.
     pub origin: StreamSource,
+    /// The destination is replicated: copies go through its group's log.
+    pub replicated: bool,
 }
 
 impl Spec {
@@ -43,6 +45,38 @@ impl Spec {
             self.origin.external, self.origin.stream, self.origin.filter_subject
         )
     }
+}
+
+/// What a stream copies: its mirror, then its sources in order, with canonical names.
+pub fn specs(s: &Stream) -> Vec<Spec> {
+    let named = |o: &StreamSource| {
+        let mut o = o.clone();
+        // External names are the other cluster's business: leave them as given.
+        if o.external.is_empty() {
+            o.stream = canonical(&o.stream);
+        }
+        o
+    };
+    let dest = canonical(&s.name);
+    let replicated = !s.replica_nodes.is_empty();
+    let mut out = Vec::new();
+    if let Some(m) = &s.mirror {
+        out.push(Spec {
+            dest: dest.clone(),
+            mirror: true,
+            origin: named(m),
+            replicated,
+        });
+    }
+    for src in &s.sources {
+        out.push(Spec {
+            dest: dest.clone(),
+            mirror: false,
+            origin: named(src),
+            replicated,
+        });
+    }
+    out
 }
 
 /// A running worker and the status it posts.
@@ -63,33 +97,7 @@ impl Workers for MirrorWorkers {
 
     /// Every origin of every stream this node owns: the mirror, then the sources in order.
     fn wanted(&mut self) -> Vec<Spec> {
-        let mut out = Vec::new();
-        for s in self.host.owned_streams() {
-            let named = |o: &StreamSource| {
-                let mut o = o.clone();
-                // External names are the other cluster's business: leave them as given.
-                if o.external.is_empty() {
-                    o.stream = canonical(&o.stream);
-                }
-                o
-            };
-            let dest = canonical(&s.name);
-            if let Some(m) = &s.mirror {
-                out.push(Spec {
-                    dest: dest.clone(),
-                    mirror: true,
-                    origin: named(m),
-                });
-            }
-            for src in &s.sources {
-                out.push(Spec {
-                    dest: dest.clone(),
-                    mirror: false,
-                    origin: named(src),
-                });
-            }
-        }
-        out
+        self.host.owned_streams().iter().flat_map(specs).collect()
     }
 
     fn start(&mut self, spec: &Spec) -> Running {

@@ -247,7 +247,8 @@ impl Resolver {
     }
 }
 
-/// The address of the data node owning `stream`, asking each control-plane member in turn
+/// The address of the data node owning `stream` (for a replicated one, one of its replicas),
+/// asking each control-plane member in turn
 /// (any member answers catalogue reads).
 async fn locate(route: &Route, stream: &str) -> Result<(u64, String), String> {
     let mut last = String::from("no control-plane address");
@@ -289,6 +290,11 @@ async fn locate_at(cp: &str, route: &Route, stream: &str) -> Result<(u64, String
         }
     };
     let owner = match get(EntityKind::Stream, stream.to_string()).await? {
+        // Any replica of a replicated origin forwards to its leader: one picked at random on
+        // each attempt gets past a replica that is down.
+        Some(Kind::Stream(s)) if !s.replica_nodes.is_empty() => {
+            s.replica_nodes[rand::random::<u64>() as usize % s.replica_nodes.len()]
+        }
         Some(Kind::Stream(s)) => s.owner_node,
         _ => return Err((true, format!("{stream} is not a stream"))),
     };

@@ -11,11 +11,12 @@ use super::error::MirrorError;
 use super::host::MirrorHost;
 use super::origin::{Feed, Resolver};
 use super::Spec;
+use crate::group::op::{Op, Outcome};
 use crate::node::replication::CopyStatus;
 use crate::storage::codec::MessageValue;
-use crate::storage::streams::replicate::{PreparedMirror, SourceProgress};
+use crate::storage::streams::replicate::{Appended, PreparedMirror, SourceProgress};
 use crate::storage::streams::tail::{TailEvent, TailHeartbeat};
-use crate::storage::streams::{RawMessage, StreamError, StreamStore};
+use crate::storage::streams::{RawMessage, StreamError, StreamResult, StreamStore};
 use futures::StreamExt;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -112,6 +113,12 @@ struct Ready {
 
 enum Write {
     Mirror(PreparedMirror),
+    /// A replicated destination's mirror copy: the origin's messages above `after`, for the
+    /// group's log (every replica prepares its own write).
+    MirrorRaw {
+        msgs: Vec<RawMessage>,
+        after: u64,
+    },
     /// With their origin headers already spliced in.
     Source(Vec<RawMessage>),
 }
@@ -148,7 +155,14 @@ fn prepare(
 ) -> Result<Ready, MirrorError> {
     let through_next = ev.messages.last().map_or(0, |m| m.seq + 1).max(ev.next_seq);
     let empty = ev.messages.is_empty();
-    let write = if spec.mirror {
+    let write = if spec.mirror && spec.replicated {
+        let w = Write::MirrorRaw {
+            msgs: ev.messages,
+            after: *after,
+        };
+        *after = (*after).max(through_next.saturating_sub(1));
+        w
+    } else if spec.mirror {
         let p = dest
             .prepare_mirrored(ev.messages, *after)
             .map_err(|e| stored_into(spec, e))?;
@@ -200,13 +214,13 @@ async fn copy(
             // which starts it empty). Start over from its configured start.
             if known != 0 && hb.incarnation != known {
                 tracing::info!(dest = %spec.dest, origin = %spec.origin.stream, "origin was re-created; copying it from its start");
-                forget_origin(spec, &dest)?;
+                forget_origin(host, spec, &dest).await?;
                 return Ok(());
             }
             known = hb.incarnation;
         }
         let last_seq = r.last_seq;
-        store(spec, &dest, r, known, &mut next)?;
+        store(host, spec, &dest, r, known, &mut next).await?;
         let lag = last_seq.saturating_sub(next.saturating_sub(1));
         let mut s = lock(status);
         s.lag = lag;
@@ -215,8 +229,10 @@ async fn copy(
     }
 }
 
-/// Writes one event's messages and the progress it vouches for, in one write.
-fn store(
+/// Writes one event's messages and the progress it vouches for, in one write (through the
+/// group's log when the destination is replicated).
+async fn store(
+    host: &dyn MirrorHost,
     spec: &Spec,
     dest: &StreamStore,
     r: Ready,
@@ -229,22 +245,39 @@ fn store(
     }
     let appended = match r.write {
         Write::Mirror(p) => dest.commit_mirrored(p, through_next.saturating_sub(1), incarnation),
+        Write::MirrorRaw { msgs, after } => {
+            let op = Op::Mirrored {
+                after,
+                msgs,
+                through: through_next.saturating_sub(1),
+                incarnation,
+            };
+            copied(host.propose_copy(&spec.dest, op).await?)
+        }
         Write::Source(msgs) => {
-            if r.empty && through_next <= *next {
+            let now = dest
+                .source_progress(&spec.progress_key())
+                .map_err(|e| stored_into(spec, StreamError::Storage(e)))?;
+            if r.empty && through_next <= *next && now.is_some_and(|p| p.incarnation == incarnation)
+            {
                 // Nothing new to record; a heartbeat only confirms the link.
-                if dest
-                    .source_progress(&spec.progress_key())
-                    .map_err(|e| stored_into(spec, StreamError::Storage(e)))?
-                    .is_some_and(|p| p.incarnation == incarnation)
-                {
-                    return Ok(());
-                }
+                return Ok(());
             }
             let progress = SourceProgress {
                 next_seq: through_next.max(*next),
                 incarnation,
             };
-            dest.append_sourced(msgs, &spec.progress_key(), progress)
+            if spec.replicated {
+                let op = Op::Sourced {
+                    key: spec.progress_key(),
+                    expect: now,
+                    msgs,
+                    progress,
+                };
+                copied(host.propose_copy(&spec.dest, op).await?)
+            } else {
+                dest.append_sourced(msgs, &spec.progress_key(), progress)
+            }
         }
     }
     .map_err(|e| stored_into(spec, e))?;
@@ -253,6 +286,14 @@ fn store(
     }
     *next = through_next.max(*next);
     Ok(())
+}
+
+/// What a copy through the group's log stored.
+fn copied(o: Outcome) -> StreamResult<Appended> {
+    match o {
+        Outcome::Copied(r) => r,
+        _ => Err(StreamError::Refused("unexpected outcome of a copy".into())),
+    }
 }
 
 /// A sourced message as the destination stores it: with headers naming where it came from.
@@ -272,12 +313,29 @@ fn sourced(m: RawMessage, origin: &str) -> Result<RawMessage, MirrorError> {
 }
 
 /// Drops what ties the destination to the old origin, so the next attempt starts fresh.
-fn forget_origin(spec: &Spec, dest: &StreamStore) -> Result<(), MirrorError> {
-    let r = if spec.mirror {
-        dest.reset_mirror()
-    } else {
-        dest.append_sourced(Vec::new(), &spec.progress_key(), SourceProgress::default())
-            .map(|_| ())
+async fn forget_origin(
+    host: &dyn MirrorHost,
+    spec: &Spec,
+    dest: &StreamStore,
+) -> Result<(), MirrorError> {
+    let r = match (spec.replicated, spec.mirror) {
+        (true, true) => copied(host.propose_copy(&spec.dest, Op::ResetMirror).await?).map(|_| ()),
+        (true, false) => {
+            let expect = dest
+                .source_progress(&spec.progress_key())
+                .map_err(|e| stored_into(spec, StreamError::Storage(e)))?;
+            let op = Op::Sourced {
+                key: spec.progress_key(),
+                expect,
+                msgs: Vec::new(),
+                progress: SourceProgress::default(),
+            };
+            copied(host.propose_copy(&spec.dest, op).await?).map(|_| ())
+        }
+        (false, true) => dest.reset_mirror(),
+        (false, false) => dest
+            .append_sourced(Vec::new(), &spec.progress_key(), SourceProgress::default())
+            .map(|_| ()),
     };
     r.map_err(|e| stored_into(spec, e))
 }

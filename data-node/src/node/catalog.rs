@@ -6,8 +6,8 @@ use prost::Message;
 use std::collections::BTreeMap;
 use tributary_common::names::EntityName;
 use tributary_proto::v1::{
-    entity::Kind, Entity, EntityKind, EventType, ListReply, Policy, Stream, Tag, Target,
-    WatchEvent, Well,
+    entity::Kind, DataNode, Entity, EntityKind, EventType, ListReply, Namespace, Policy, Stream,
+    Tag, Target, WatchEvent, Well,
 };
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -22,6 +22,15 @@ pub struct CatalogView {
     pub targets: BTreeMap<String, Target>,
     /// Policies, by canonical name: what the node decides its RPCs with.
     pub policies: BTreeMap<String, Policy>,
+    /// Namespaces with their erasure flags (blocked, shut down).
+    pub namespaces: BTreeMap<String, Namespace>,
+    /// The cluster's data nodes by id: where a replicated stream's peers are reached.
+    pub data_nodes: BTreeMap<u64, DataNode>,
+}
+
+/// The namespace of a canonical `namespace:name`.
+pub fn namespace_of(name: &str) -> &str {
+    name.split_once(':').map_or("default", |(ns, _)| ns)
 }
 
 /// Entity names in canonical `namespace:name` form (a malformed name stays as it is, so it
@@ -63,8 +72,24 @@ impl CatalogView {
                 p.name = canonical(&p.name);
                 self.policies.insert(p.name.clone(), p);
             }
+            Some(Kind::Namespace(n)) => {
+                self.namespaces.insert(n.name.clone(), n);
+            }
+            Some(Kind::DataNode(n)) => {
+                self.data_nodes.insert(n.id, n);
+            }
             _ => {}
         }
+    }
+
+    /// Whether requests for entities of `ns` are refused (erasure, step 1).
+    pub fn blocked(&self, ns: &str) -> bool {
+        self.namespaces.get(ns).is_some_and(|n| n.blocked)
+    }
+
+    /// Whether no worker of `ns` may run (erasure, step 2).
+    pub fn shut_down(&self, ns: &str) -> bool {
+        self.namespaces.get(ns).is_some_and(|n| n.shut_down)
     }
 
     /// Applies one watch event; the revision only moves forward.
@@ -91,6 +116,14 @@ impl CatalogView {
                 }
                 Ok(EntityKind::Policy) => {
                     self.policies.remove(&canonical(&ev.name));
+                }
+                Ok(EntityKind::Namespace) => {
+                    self.namespaces.remove(&ev.name);
+                }
+                Ok(EntityKind::DataNode) => {
+                    if let Ok(id) = ev.name.parse::<u64>() {
+                        self.data_nodes.remove(&id);
+                    }
                 }
                 _ => {}
             },
@@ -137,6 +170,12 @@ impl CatalogView {
         }));
         entities.extend(self.targets.values().map(|t| Entity {
             kind: Some(Kind::Target(t.clone())),
+        }));
+        entities.extend(self.namespaces.values().map(|n| Entity {
+            kind: Some(Kind::Namespace(n.clone())),
+        }));
+        entities.extend(self.data_nodes.values().map(|n| Entity {
+            kind: Some(Kind::DataNode(n.clone())),
         }));
         entities.extend(self.tags.iter().map(|(n, id)| Entity {
             kind: Some(Kind::Tag(Tag {

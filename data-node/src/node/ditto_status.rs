@@ -69,6 +69,12 @@ impl DittoBoard {
         lock(&self.rates).remove(&(well.to_string(), target.to_string()));
     }
 
+    /// Forgets every worker (their supervisor stopped).
+    pub fn clear(&self) {
+        lock(&self.workers).clear();
+        lock(&self.rates).clear();
+    }
+
     /// The worker's bytes per second over the last stats interval.
     pub fn set_rate(&self, well: &str, target: &str, bps: f64) {
         lock(&self.rates).insert((well.to_string(), target.to_string()), bps);

@@ -4,11 +4,15 @@
 //! reach storage through the narrow methods here, never through its engines.
 
 pub mod catalog;
+mod compaction;
 pub mod ditto_status;
+pub mod erasure;
 mod reconcile;
+mod replicas;
 pub mod replication;
 
 use crate::error::{Error, Result};
+use crate::group::Groups;
 use crate::storage::keys::meta;
 use crate::storage::streams::{StreamLimits, StreamStore, Streams};
 use crate::storage::wells::{
@@ -40,7 +44,9 @@ pub struct Node {
     streams: Streams,
     catalog: RwLock<CatalogView>,
     /// Bumped after every catalogue change, so supervisors react at once instead of polling.
-    catalog_changed: tokio::sync::watch::Sender<u64>,
+    /// Bumped too when this node starts or stops leading a replicated stream (its mirror and
+    /// source workers run on its leader).
+    catalog_changed: Arc<tokio::sync::watch::Sender<u64>>,
     /// A catalogue view was saved by an earlier run (health says SERVING from the start).
     catalog_saved: bool,
     /// Listed from the control plane, and registered with it: a new node serves its cluster
@@ -53,6 +59,8 @@ pub struct Node {
     tag_lock: tokio::sync::Mutex<()>,
     /// What it owns but could not open, and why (`reconcile`).
     unopened: RwLock<reconcile::Unopened>,
+    /// The Raft groups of the replicated streams it holds a replica of (once started).
+    groups: OnceLock<Groups>,
 }
 
 impl Node {
@@ -102,13 +110,14 @@ impl Node {
             wells,
             streams: Streams::default(),
             catalog: RwLock::new(CatalogView::default()),
-            catalog_changed: tokio::sync::watch::Sender::new(0),
+            catalog_changed: Arc::new(tokio::sync::watch::Sender::new(0)),
             catalog_saved: loaded,
             catalog_listed: std::sync::atomic::AtomicBool::new(false),
             registered: std::sync::atomic::AtomicBool::new(false),
             tag_creator,
             tag_lock: tokio::sync::Mutex::new(()),
             unopened: RwLock::default(),
+            groups: OnceLock::new(),
         });
         node.set_catalog(catalog)?;
         Ok(node)
@@ -176,13 +185,23 @@ impl Node {
                 self.wells.close_well(&name, true)?;
             }
             if ev.kind == EntityKind::Stream as i32 {
+                self.drop_group(&name);
                 if let Some(store) = self.streams.remove(&name) {
                     store.destroy()?;
+                    self.mark_for_compaction(store.id)?;
                     self.ids.forget(&meta::stream_id(&name))?;
                 }
             }
         }
         self.update_catalog(|c| c.apply(ev))
+    }
+
+    /// A dropped stream's range of the node's RocksDB, for background cleanup to compact.
+    pub(crate) fn mark_for_compaction(&self, stream: u32) -> Result<()> {
+        let start = crate::storage::keys::stream_key(stream, 0, &[]);
+        let end = crate::storage::keys::stream_end(stream);
+        self.put_meta(&meta::compaction(Space::Streams.name(), &start), end)?;
+        Ok(())
     }
 
     /// The id of `tag`, creating it in the cluster (or locally with no control plane).
@@ -218,7 +237,7 @@ impl Node {
             );
         }
         for s in self.streams.all() {
-            s.expire(now)?;
+            self.expire_stream(&s, now)?;
         }
         self.wells.expire_batch_ids(now, batch_id_window_ns)?;
         self.retry_unopened()
@@ -240,6 +259,7 @@ impl Node {
             return Err(Error::invalid(field, "is empty"));
         }
         let name = canonical(name);
+        self.refuse_blocked(&name)?;
         if let Some(w) = self.wells.get(&name) {
             return Ok(w);
         }
@@ -258,6 +278,7 @@ impl Node {
             return Err(Error::invalid(field, "is empty"));
         }
         let name = canonical(name);
+        self.refuse_blocked(&name)?;
         if let Some(s) = self.streams.get(&name) {
             return Ok(s);
         }
@@ -269,6 +290,17 @@ impl Node {
             &name,
             self.with_catalog(|c| c.streams.get(&name).map(|s| s.owner_node)),
         ))
+    }
+
+    /// Every request for an entity of a blocked namespace is refused (erasure, step 1).
+    fn refuse_blocked(&self, name: &str) -> Result<()> {
+        let ns = catalog::namespace_of(name);
+        match self.with_catalog(|c| c.blocked(ns)) {
+            true => Err(Error::FailedPrecondition(format!(
+                "namespace {ns} is blocked"
+            ))),
+            false => Ok(()),
+        }
     }
 
     fn cannot_open(&self, kind: &str, name: &str, why: &str) -> Error {
@@ -303,7 +335,12 @@ impl Node {
     /// a stream that moves to another node starts empty there, so a new value means a new
     /// stream. A memory stream keeps its local id across a restart but not its messages, so it
     /// is a new stream every time the process starts.
+    /// A replicated stream's incarnation is its group's id, the same on every replica, so a
+    /// mirror following it through a change of leader sees the same stream.
     pub fn incarnation_of(&self, store: &StreamStore) -> u64 {
+        if let Some((group, _)) = self.replicated(&store.name) {
+            return group;
+        }
         static BOOT: OnceLock<u64> = OnceLock::new();
         let base = (self.id << 32) | u64::from(store.id);
         let memory = self.with_catalog(|c| {
@@ -364,6 +401,44 @@ impl Node {
         let mut b = Batch::default();
         b.put(Space::Meta, key.to_vec(), value);
         self.main.write(b)
+    }
+
+    /// Up to `limit` meta keys under `prefix` after `after` (a whole key), in order.
+    pub fn meta_keys_after(
+        &self,
+        prefix: &[u8],
+        after: &[u8],
+        limit: usize,
+    ) -> StorageResult<Vec<Vec<u8>>> {
+        let start = crate::storage::successor(after).max(prefix.to_vec());
+        let mut out = Vec::new();
+        self.main.scan(
+            Space::Meta,
+            &start,
+            &crate::storage::prefix_end(prefix),
+            false,
+            &mut |k, _| {
+                out.push(k.to_vec());
+                match out.len() < limit {
+                    true => crate::storage::Scan::Continue,
+                    false => crate::storage::Scan::Stop,
+                }
+            },
+        )?;
+        Ok(out)
+    }
+
+    pub fn delete_meta(&self, keys: Vec<Vec<u8>>) -> StorageResult<()> {
+        let mut b = Batch::default();
+        for k in keys {
+            b.delete(Space::Meta, k);
+        }
+        self.main.write(b)
+    }
+
+    /// Every stream this node serves.
+    pub fn open_streams(&self) -> Vec<Arc<StreamStore>> {
+        self.streams.all()
     }
 
     /// What this node holds of each well and stream it serves, for the heartbeat.
@@ -433,71 +508,4 @@ pub fn stream_limits(s: &Stream) -> StreamLimits {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::storage::codec::EntryValue;
-    use tributary_proto::v1::{entity::Kind, Entity};
-
-    fn view(owner: u64) -> CatalogView {
-        CatalogView::from_entities(
-            1,
-            [Entity {
-                kind: Some(Kind::Well(Well {
-                    name: "w".into(),
-                    default_well: true,
-                    owner_node: owner,
-                    ..Default::default()
-                })),
-            }],
-        )
-    }
-
-    #[tokio::test]
-    async fn only_an_explicit_delete_drops_a_wells_data() {
-        let main: Arc<dyn KvEngine> = Arc::new(MemoryEngine::new());
-        let node = Node::with_engine(
-            1,
-            main,
-            Box::new(|_| Err(crate::storage::StorageError::Engine("no cold".into()))),
-            PathBuf::new(),
-            None,
-        )
-        .unwrap();
-        node.set_catalog(view(1)).unwrap();
-        let tag = node.resolve_tag("t").await.unwrap();
-        let w = node.owned_well("well", "w").unwrap();
-        let value = EntryValue {
-            tag,
-            source: None,
-            data: bytes::Bytes::from_static(b"x"),
-            values: Default::default(),
-        };
-        node.write_entries(vec![(w, 1, value)], None, 0).unwrap();
-
-        // An empty listing (a wiped control plane) or a move closes the well but keeps it.
-        node.set_catalog(CatalogView::default()).unwrap();
-        assert!(node.well("default:w").is_none());
-        node.set_catalog(view(2)).unwrap();
-        assert!(matches!(
-            node.owned_well("well", "w"),
-            Err(Error::FailedPrecondition(_))
-        ));
-        node.set_catalog(view(1)).unwrap();
-        assert_eq!(node.owned_well("well", "w").unwrap().totals().entries, 1);
-
-        node.apply_event(WatchEvent {
-            revision: 2,
-            r#type: EventType::Delete as i32,
-            kind: EntityKind::Well as i32,
-            name: "default:w".into(),
-            entity: None,
-        })
-        .unwrap();
-        assert!(matches!(
-            node.owned_well("well", "w"),
-            Err(Error::NotFound { .. })
-        ));
-        node.set_catalog(view(1)).unwrap();
-        assert_eq!(node.owned_well("well", "w").unwrap().totals().entries, 0);
-    }
-}
+mod tests;

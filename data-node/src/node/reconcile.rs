@@ -16,13 +16,35 @@ use std::sync::Arc;
 use tributary_common::sync::{read, write};
 use tributary_proto::v1::{EntityKind, OwnedStats, StorageType};
 
+/// Whether this node holds `s`: its owner, or one of its replicas.
+pub(super) fn holds(s: &tributary_proto::v1::Stream, node: u64) -> bool {
+    if s.replica_nodes.is_empty() {
+        s.owner_node == node
+    } else {
+        s.replica_nodes.contains(&node)
+    }
+}
+
 /// What could not be opened, by kind label (`well`, `stream`) and name: why.
 pub(super) type Unopened = BTreeMap<(&'static str, String), String>;
 
 impl Node {
     pub(super) fn reconcile(&self, view: &CatalogView) -> Result<()> {
         let mut failed = Unopened::new();
-        for w in view.wells.values().filter(|w| w.owner_node == self.id) {
+        // What this node serves: what it owns, but nothing of a namespace shut down for its
+        // erasure (its readers stop; a purge then drops its data by its ids).
+        let serves = |name: &str, owner: u64| {
+            owner == self.id && !view.shut_down(super::catalog::namespace_of(name))
+        };
+        // A stream is served by each of its replicas (its owner when it has none).
+        let serves_stream = |s: &tributary_proto::v1::Stream| {
+            holds(s, self.id) && !view.shut_down(super::catalog::namespace_of(&s.name))
+        };
+        for w in view
+            .wells
+            .values()
+            .filter(|w| serves(&w.name, w.owner_node))
+        {
             if let Err(e) = self.wells.open_well(well_config(w)) {
                 failed.insert(("well", w.name.clone()), e.to_string());
             }
@@ -34,22 +56,24 @@ impl Node {
             if view
                 .wells
                 .get(&name)
-                .is_none_or(|w| w.owner_node != self.id)
+                .is_none_or(|w| !serves(&w.name, w.owner_node))
             {
                 self.wells.close_well(&name, false)?;
             }
         }
-        for s in view.streams.values().filter(|s| s.owner_node == self.id) {
+        for s in view.streams.values().filter(|s| serves_stream(s)) {
             if let Err(e) = self.open_stream(s) {
                 failed.insert(("stream", s.name.clone()), e.to_string());
             }
         }
         for store in self.streams.all() {
-            if view
-                .streams
-                .get(&store.name)
-                .is_none_or(|s| s.owner_node != self.id)
-            {
+            let held = view.streams.get(&store.name);
+            if held.is_none_or(|s| !serves_stream(s)) {
+                if let (Some(s), Some(groups)) = (held, self.groups()) {
+                    if s.group_id != 0 {
+                        groups.close(s.group_id, false);
+                    }
+                }
                 if let Some(gone) = self.streams.remove(&store.name) {
                     // A worker or reader still holding it must not write or wait behind a
                     // store opened later for the same stream.
@@ -62,8 +86,15 @@ impl Node {
     }
 
     fn open_stream(&self, s: &tributary_proto::v1::Stream) -> Result<()> {
-        match self.streams.get(&s.name) {
-            Some(store) => store.set_limits(stream_limits(s)),
+        let replicated = !s.replica_nodes.is_empty();
+        let store = match self.streams.get(&s.name) {
+            // A replicated stream's limits change through its log (the leader puts them
+            // there), so every replica applies each publish under the same limits.
+            Some(store) if replicated => store,
+            Some(store) => {
+                store.set_limits(stream_limits(s));
+                return Ok(());
+            }
             None => {
                 let memory = s.storage == StorageType::Memory as i32;
                 let engine = if memory {
@@ -72,9 +103,18 @@ impl Node {
                     self.main.clone()
                 };
                 let id = self.ids.id_for(&meta::stream_id(&s.name))?;
-                let store = StreamStore::open(id, s.name.clone(), engine, stream_limits(s))?;
-                self.streams.insert(Arc::new(store));
+                let store = Arc::new(StreamStore::open(
+                    id,
+                    s.name.clone(),
+                    engine,
+                    stream_limits(s),
+                )?);
+                self.streams.insert(store.clone());
+                store
             }
+        };
+        if let (true, Some(groups)) = (replicated, self.groups()) {
+            groups.open(s.group_id, store, s.replica_nodes.clone(), stream_limits(s));
         }
         Ok(())
     }

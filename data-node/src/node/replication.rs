@@ -61,6 +61,18 @@ impl ReplicationBoard {
             .collect()
     }
 
+    /// Every destination stream with its report, in name order.
+    pub fn all(&self) -> Vec<(String, Vec<ReplicationInfo>)> {
+        let dests: Vec<String> = lock(&self.lines).keys().cloned().collect();
+        dests
+            .into_iter()
+            .map(|d| {
+                let r = self.report(&d);
+                (d, r)
+            })
+            .collect()
+    }
+
     /// Replaces every line (after the workers changed).
     pub fn set(&self, all: Lines) {
         *lock(&self.lines) = all;

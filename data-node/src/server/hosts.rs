@@ -4,9 +4,10 @@
 //! where a worker reads its target or its stream's origins.
 
 use crate::ditto::host::DittoHost;
+use crate::group::op::{Op, Outcome};
 use crate::ingest::IngestService;
 use crate::mirror::host::MirrorHost;
-use crate::node::catalog::canonical;
+use crate::node::catalog::{canonical, namespace_of};
 use crate::node::Node;
 use crate::storage::streams::tail::{Tail, TailSpec};
 use crate::storage::streams::{StreamResult, StreamStore};
@@ -104,13 +105,15 @@ impl DittoHost for NodeHost {
     fn wanted(&self) -> Vec<(String, String)> {
         let me = self.node.id;
         self.node.with_catalog(|c| {
+            // A namespace being erased runs no worker, as the well or as the target.
             c.wells
                 .values()
-                .filter(|w| w.owner_node == me)
+                .filter(|w| w.owner_node == me && !c.shut_down(namespace_of(&w.name)))
                 .flat_map(|w| {
                     w.ditto_targets
                         .iter()
                         .map(|t| (w.name.clone(), canonical(t)))
+                        .filter(|(_, t)| !c.shut_down(namespace_of(t)))
                 })
                 .collect()
         })
@@ -163,10 +166,22 @@ impl DittoHost for NodeHost {
 impl MirrorHost for NodeHost {
     fn owned_streams(&self) -> Vec<Stream> {
         let me = self.node.id;
+        let leads = |s: &Stream| {
+            self.node
+                .groups()
+                .is_some_and(|g| g.leader(s.group_id) == Some(me))
+        };
         let sealed: Vec<Stream> = self.node.with_catalog(|c| {
             c.streams
                 .values()
-                .filter(|s| s.owner_node == me)
+                .filter(|s| {
+                    let mine = if s.replica_nodes.is_empty() {
+                        s.owner_node == me
+                    } else {
+                        leads(s)
+                    };
+                    mine && !c.shut_down(namespace_of(&s.name))
+                })
                 .cloned()
                 .collect()
         });
@@ -185,6 +200,18 @@ impl MirrorHost for NodeHost {
         let store = self.node.stream(stream)?;
         spec.incarnation = self.node.incarnation_of(&store);
         Some(store.tail(spec))
+    }
+
+    fn propose_copy<'a>(&'a self, dest: &'a str, op: Op) -> BoxFuture<'a, crate::Result<Outcome>> {
+        Box::pin(async move {
+            let (group, _) = self.node.replicated(dest).ok_or_else(|| {
+                crate::Error::FailedPrecondition(format!("stream {dest} is not replicated"))
+            })?;
+            let groups = self.node.groups().ok_or_else(|| {
+                crate::Error::Unavailable("the replication of this node is not started".into())
+            })?;
+            Ok(groups.propose(group, op).await?)
+        })
     }
 }
 

@@ -2,7 +2,9 @@
 //! the gRPC services, the workers (with their hosts) and the control-plane client, and wires
 //! them together; nothing imports it.
 
+mod erasure;
 mod hosts;
+mod parts;
 mod probes;
 
 use crate::config::DataNodeConfig;
@@ -13,6 +15,8 @@ use crate::ingest::IngestService;
 use crate::node::ditto_status::{CopySlots, DittoBoard};
 use crate::node::replication::ReplicationBoard;
 use crate::node::{Node, TagCreator};
+use crate::peers::Peers;
+use crate::raft_link::StreamGroupsService;
 use crate::storage::StorageError;
 use crate::streams::limits::PublishLimits;
 use crate::streams::StreamsService;
@@ -30,7 +34,8 @@ use tributary_common::telemetry::{self, Readiness};
 use tributary_common::time::now_ns;
 use tributary_common::tls;
 use tributary_proto::v1::{
-    ditto_server::DittoServer, ingest_server::IngestServer, streams_server::StreamsServer,
+    ditto_server::DittoServer, ingest_server::IngestServer,
+    stream_groups_server::StreamGroupsServer, streams_server::StreamsServer,
     wells_server::WellsServer,
 };
 
@@ -63,6 +68,10 @@ impl RunningDataNode {
     /// Stops serving and the background tasks. Storage closes when the last reference to the
     /// node goes (open subscriptions end as their clients notice the server is gone).
     pub async fn shutdown(mut self) {
+        // Its stream groups go silent first, as a node that is gone does.
+        if let Some(groups) = self.node.groups() {
+            groups.stop();
+        }
         if let Some(admin) = self.admin.take() {
             admin.stop().await;
         }
@@ -149,6 +158,17 @@ pub async fn start_on(
         .as_ref()
         .map(|e| TagClient::new(e.clone()) as Arc<dyn TagCreator>);
     let node = open_node(&config, tags).await?;
+    let outbox = node
+        .start_groups(crate::group::Timing {
+            tick: Duration::from_millis(config.replication.tick_ms),
+            election_ticks: config.replication.election_ticks,
+            heartbeat_ticks: config.replication.heartbeat_ticks,
+        })
+        .map_err(|source| StartError::Storage {
+            path: config.data_dir.display().to_string(),
+            source,
+        })?;
+    let peers = Peers::new(node.clone(), links.clone(), config.cluster_secret.clone());
     let access = Access::from_config(
         &config.auth,
         &config.admin_subjects,
@@ -200,7 +220,13 @@ pub async fn start_on(
             max_header_bytes: config.limits.max_header_bytes,
         },
         throttle: throttle.clone(),
+        peers: peers.clone(),
     };
+    let groups = node
+        .groups()
+        .cloned()
+        .ok_or_else(|| StartError::Config("the stream groups did not start".into()))?;
+    let groups_failure = groups.failure();
     let router = config
         .grpc
         .server()
@@ -230,6 +256,13 @@ pub async fn start_on(
                 .max_decoding_message_size(max)
                 .max_encoding_message_size(max),
         )
+        .add_service(
+            StreamGroupsServer::new(StreamGroupsService {
+                groups,
+                gate: gate.clone(),
+            })
+            .max_decoding_message_size(256 << 20),
+        )
         .add_service(probes.admin());
     let router = probes.health.serve_on(router, &probes::all_services());
     let (tx, server) = serve::serve(router, listener, listening, &config.grpc, "data-node gRPC");
@@ -253,6 +286,12 @@ pub async fn start_on(
             i64::try_from(config.batch_id_window_ms.saturating_mul(1_000_000)).unwrap_or(i64::MAX),
         )),
         AbortOnDrop::spawn(report_unopened(node.clone(), ready.clone())),
+        AbortOnDrop::spawn(report_replication_failure(
+            groups_failure,
+            ready.clone(),
+            probes.health.clone(),
+        )),
+        crate::raft_link::spawn_outbound(config.id, peers, outbox),
     ];
     let source_id =
         crate::ditto::source_id(host.as_ref(), &config.cluster_name).map_err(|source| {
@@ -261,22 +300,30 @@ pub async fn start_on(
                 source: source.into(),
             }
         })?;
-    background.extend(crate::ditto::spawn(
+    background.push(cleanup(&probes.local, &config, node.clone()));
+    probes.local.register(
+        tributary_common::devops::Target::Namespaces,
+        Arc::new(erasure::Namespaces {
+            node: node.clone(),
+            ditto: ditto_board.clone(),
+            mirror: replication.clone(),
+        }),
+    );
+    background.push(ditto_supervisor(
+        &probes.local,
+        &config,
         host.clone(),
         source_id,
         ditto_slots,
-        Duration::from_millis(config.ditto_stats_interval_ms),
         ditto_board,
     ));
-    // Origins on the other nodes of this cluster take this node's stream secret.
-    let own_secret = config.stream_secrets.first().cloned().unwrap_or_default();
-    background.push(crate::mirror::spawn(
+    background.push(mirror_supervisor(
+        &probes.local,
+        &config,
         host,
         replication,
         cp_addrs,
-        own_secret,
         links,
-        config.cluster_secret.clone(),
     ));
     if let Some(endpoints) = endpoints {
         let advertise = if config.advertise.is_empty() {
@@ -289,6 +336,7 @@ pub async fn start_on(
             endpoints,
             advertise,
             config.capacity,
+            config.tags.clone(),
             Duration::from_millis(config.heartbeat_interval_ms),
         );
         background.extend(client.spawn());
@@ -331,6 +379,27 @@ async fn report_unopened(node: Arc<Node>, ready: Readiness) {
     }
 }
 
+/// A replication loop that stops on its own (its log cannot be written, a panic) fails
+/// `/health` and `/ready` and turns gRPC health `NOT_SERVING`, so an orchestrator restarts
+/// the node.
+async fn report_replication_failure(
+    mut failure: tokio::sync::watch::Receiver<Option<String>>,
+    ready: Readiness,
+    health: tributary_common::health::Health,
+) {
+    loop {
+        let why = failure.borrow_and_update().clone();
+        if let Some(why) = why {
+            ready.fail(why);
+            health.set(&probes::all_services(), false).await;
+            return;
+        }
+        if failure.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
 async fn maintenance(node: Arc<Node>, every: Duration, batch_id_window_ns: i64) {
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -345,4 +414,99 @@ async fn maintenance(node: Arc<Node>, every: Duration, batch_id_window_ns: i64) 
             Err(e) => tracing::warn!(error = %e, "maintenance task panicked"),
         }
     }
+}
+
+/// The ditto supervisor as a part piggyback commands restart, stop and start again
+/// (registered with the node's devops).
+fn ditto_supervisor(
+    local: &tributary_common::devops::LocalAdmin,
+    config: &DataNodeConfig,
+    host: Arc<NodeHost>,
+    source_id: String,
+    slots: Arc<CopySlots>,
+    board: Arc<DittoBoard>,
+) -> AbortOnDrop {
+    use tributary_common::devops::Target;
+    let stats_every = Duration::from_millis(config.ditto_stats_interval_ms);
+    let (s, b, cleared) = (slots.clone(), board.clone(), board.clone());
+    let (part, task) = tributary_common::task::Restartable::start(
+        move || {
+            crate::ditto::spawn(
+                host.clone(),
+                source_id.clone(),
+                s.clone(),
+                stats_every,
+                b.clone(),
+            )
+        },
+        move || cleared.clear(),
+    );
+    let report = Box::new(parts::DittoReport {
+        board,
+        slots,
+        stats_every,
+    });
+    local.register(
+        Target::DittoSupervisor,
+        Arc::new(parts::Supervisor {
+            target: Target::DittoSupervisor,
+            part,
+            report,
+        }),
+    );
+    task
+}
+
+/// The mirror supervisor, likewise.
+fn mirror_supervisor(
+    local: &tributary_common::devops::LocalAdmin,
+    config: &DataNodeConfig,
+    host: Arc<NodeHost>,
+    board: Arc<ReplicationBoard>,
+    cp_addrs: Vec<String>,
+    links: Option<tls::TlsFiles>,
+) -> AbortOnDrop {
+    use tributary_common::devops::Target;
+    // Origins on the other nodes of this cluster take this node's stream secret.
+    let own_secret = config.stream_secrets.first().cloned().unwrap_or_default();
+    let cluster_token = config.cluster_secret.clone();
+    let (b, cleared) = (board.clone(), board.clone());
+    let (part, task) = tributary_common::task::Restartable::start(
+        move || {
+            vec![crate::mirror::spawn(
+                host.clone(),
+                b.clone(),
+                cp_addrs.clone(),
+                own_secret.clone(),
+                links.clone(),
+                cluster_token.clone(),
+            )]
+        },
+        move || cleared.set(Default::default()),
+    );
+    local.register(
+        Target::MirrorSupervisor,
+        Arc::new(parts::Supervisor {
+            target: Target::MirrorSupervisor,
+            part,
+            report: Box::new(parts::MirrorReport { board }),
+        }),
+    );
+    task
+}
+
+/// The background cleanup coordinator, registered with the node's devops.
+fn cleanup(
+    local: &tributary_common::devops::LocalAdmin,
+    config: &DataNodeConfig,
+    node: Arc<Node>,
+) -> AbortOnDrop {
+    let cleaner = Arc::new(crate::cleanup::NodeCleaner::new(node));
+    let (coordinator, task) =
+        tributary_common::cleanup::Coordinator::start(config.cleanup.clone(), cleaner);
+    local.register(
+        tributary_common::devops::Target::PersistenceCleanup,
+        coordinator,
+    );
+    task
 }

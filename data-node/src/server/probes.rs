@@ -14,7 +14,7 @@ use tributary_proto::v1::admin_server::AdminServer;
 
 /// The services that wait for the catalogue.
 fn catalogue_bound() -> Vec<String> {
-    ["Ingest", "Wells", "Streams", "Ditto"]
+    ["Ingest", "Wells", "Streams", "StreamGroups", "Ditto"]
         .iter()
         .map(|n| service_name(n))
         .collect()
@@ -28,6 +28,8 @@ pub fn all_services() -> Vec<String> {
 }
 
 pub struct Probes {
+    /// This node's own devops answers; its parts register their piggyback handlers here.
+    pub local: Arc<LocalAdmin>,
     pub devops: Arc<dyn Devops>,
     pub operators: Arc<dyn Operators>,
     pub health: Health,
@@ -37,6 +39,7 @@ impl Probes {
     pub fn new(config: &DataNodeConfig, gate: Arc<Gate>) -> Probes {
         let local = Arc::new(LocalAdmin::new(Service::DataNode, config.id, config));
         Probes {
+            local: local.clone(),
             devops: Arc::new(LocalOnly(local)),
             operators: gate,
             health: Health::default(),

@@ -12,16 +12,19 @@ pub enum Space {
     Streams,
     /// Node bookkeeping: local ids, sequence counters, shard stats, batch ids, catalogue copy.
     Meta,
+    /// The Raft logs and hard states of the replicated streams' groups (`group::log`).
+    Raft,
 }
 
 impl Space {
-    pub const ALL: [Space; 3] = [Space::Wells, Space::Streams, Space::Meta];
+    pub const ALL: [Space; 4] = [Space::Wells, Space::Streams, Space::Meta, Space::Raft];
 
     pub fn name(self) -> &'static str {
         match self {
             Space::Wells => "wells",
             Space::Streams => "streams",
             Space::Meta => "meta",
+            Space::Raft => "raft",
         }
     }
 }
@@ -119,6 +122,13 @@ pub trait KvEngine: Send + Sync + 'static {
         reverse: bool,
         visit: &mut dyn FnMut(&[u8], &[u8]) -> Scan,
     ) -> StorageResult<()>;
+
+    /// Rewrites `[start, end)` of `space` so that what was deleted there (a range delete of a
+    /// dropped well or stream) no longer takes room or slows reads. Engines that remove as
+    /// they delete have nothing to do.
+    fn compact_range(&self, _space: Space, _start: &[u8], _end: &[u8]) -> StorageResult<()> {
+        Ok(())
+    }
 
     /// The first (or last, when `reverse`) key-value pair in `[start, end)`.
     fn first(

@@ -128,6 +128,12 @@ pub mod meta {
         ]
         .concat()
     }
+    pub const COMPACT_PREFIX: &[u8] = b"compact/";
+    /// `compact/[space]/[start]` → end: a range deleted with its data, for background cleanup
+    /// to compact.
+    pub fn compaction(space: &str, start: &[u8]) -> Vec<u8> {
+        [COMPACT_PREFIX, space.as_bytes(), b"/", start].concat()
+    }
     pub const BATCH_PREFIX: &[u8] = b"batch/";
     pub fn batch_id(id: &str) -> Vec<u8> {
         [BATCH_PREFIX, id.as_bytes()].concat()

@@ -1,94 +1,42 @@
 //! The `Streams` service: publish (single and pipelined), get, subscribe, info, purge,
-//! delete. Each handler finds the owned stream, checks its caller may (a stream secret, a node
-//! of the cluster, or WRITE to publish, purge and delete, READ to get, subscribe and see
-//! info), calls its store, maps the result.
+//! delete, step-down. Each handler checks its caller may (a stream secret, a node of the
+//! cluster, or WRITE to publish, purge, delete and step down, READ to get, subscribe and see
+//! info), finds where the stream is served (`route`: here, through its group's log when
+//! replicated, or forwarded to its leader), calls its store, maps the result.
 
 pub mod limits;
+mod publish;
+mod resume;
+mod route;
+mod service;
 pub mod subscribe;
 
+pub use service::StreamsService;
+
 use crate::error::{Error, Result};
-use crate::gate::{Gate, Pass};
-use crate::node::replication::ReplicationBoard;
-use crate::node::Node;
-use crate::storage::streams::StreamStore;
-use crate::storage::NewMessage;
+use crate::gate::Pass;
+use crate::group::op::{Op, Outcome};
+use crate::node::catalog::canonical;
+use crate::peers;
 use futures::StreamExt;
-use limits::PublishLimits;
 use prost::Message as _;
-use std::sync::Arc;
+use route::Route;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 use tributary_common::access::entity_resource;
 use tributary_common::policy::Permission;
-use tributary_common::throttle::Throttle;
-use tributary_common::time::now_ns;
 use tributary_proto::v1::{
     streams_server::Streams, DeleteMessageReply, DeleteMessageRequest, GetMessageRequest, PubAck,
-    PubAckBatch, PublishBatch, PublishRequest, PurgeReply, PurgeRequest, StreamInfoReply,
-    StreamInfoRequest, StreamMessage, StreamState, SubscribeEvent, SubscribeRequest,
+    PubAckBatch, PublishBatch, PublishRequest, PurgeReply, PurgeRequest, StepDownReply,
+    StepDownRequest, StreamInfoReply, StreamInfoRequest, StreamMessage, StreamState,
+    SubscribeEvent, SubscribeRequest,
 };
 
 /// Most publishes committed in one write by `PublishStream`.
 const PUBLISH_GROUP: usize = 512;
-
-fn new_message(
-    subject: String,
-    headers: std::collections::HashMap<String, String>,
-    data: bytes::Bytes,
-) -> NewMessage {
-    NewMessage {
-        subject,
-        headers: headers.into_iter().collect(),
-        data,
-        timestamp_ns: now_ns(),
-    }
-}
-
-fn error_ack(id: u64, e: &impl std::fmt::Display) -> PubAck {
-    PubAck {
-        id,
-        error: e.to_string(),
-        ..Default::default()
-    }
-}
-
-/// Commits the pending run of publishes to one stream and appends their acks.
-fn flush(
-    acks: &mut Vec<PubAck>,
-    run: &mut Vec<(u64, NewMessage, Option<u64>)>,
-    store: Option<Arc<StreamStore>>,
-) {
-    let Some(store) = store else { return };
-    let (ids, msgs): (Vec<u64>, Vec<(NewMessage, Option<u64>)>) =
-        run.drain(..).map(|(id, m, e)| (id, (m, e))).unzip();
-    let results = store.publish_batch(msgs);
-    metrics::counter!("tributary_stream_published_total")
-        .increment(results.iter().filter(|r| r.is_ok()).count() as u64);
-    for (id, r) in ids.into_iter().zip(results) {
-        acks.push(match r {
-            Ok(r) => PubAck {
-                stream: store.name.clone(),
-                seq: r.seq,
-                duplicate: r.duplicate,
-                id,
-                error: String::new(),
-            },
-            Err(e) => error_ack(id, &e),
-        });
-    }
-}
-
-#[derive(Clone)]
-pub struct StreamsService {
-    pub node: Arc<Node>,
-    /// What this node's mirror and source workers report, for `Info`.
-    pub replication: Arc<ReplicationBoard>,
-    pub gate: Arc<Gate>,
-    /// What a subject and a message's headers may be (`[limits]`).
-    pub limits: PublishLimits,
-    /// Per-connection rate limits (`[throttling]`) on publishing and delivery; `None`: off.
-    pub throttle: Option<Arc<Throttle>>,
-}
+/// Frames of one `PublishStream` submitted to a replicated stream's group and awaiting their
+/// acks at once: the group commits them in one round trip rather than one each.
+const PIPELINE: usize = 8;
 
 impl StreamsService {
     /// Whether `pass` holds `permission` on stream `name`.
@@ -101,103 +49,27 @@ impl StreamsService {
         Ok(self.gate.require(pass, permission, &resource, &policy)?)
     }
 
-    /// The owned stream `name` (field `stream`), if the caller holds `permission` on it.
-    async fn owned<T>(
+    /// The caller's pass and the stream's canonical name, if the stream exists and the caller
+    /// holds `permission` on it.
+    async fn authorize<T>(
         &self,
         req: &Request<T>,
         permission: Permission,
         name: &str,
-    ) -> Result<Arc<StreamStore>> {
-        Ok(self.owned_with_pass(req, permission, name).await?.0)
-    }
-
-    /// As [`Self::owned`], with how the caller got in.
-    async fn owned_with_pass<T>(
-        &self,
-        req: &Request<T>,
-        permission: Permission,
-        name: &str,
-    ) -> Result<(Arc<StreamStore>, Pass)> {
+    ) -> Result<(Pass, String)> {
         let pass = self.gate.streams(req).await?;
-        let store = self.node.owned_stream("stream", name)?;
-        self.allowed(&pass, permission, &store.name)?;
-        Ok((store, pass))
-    }
-
-    /// The owned stream taking `subject`, if `pass` may publish to it.
-    fn stream_for(&self, subject: &str, pass: &Pass) -> Result<Arc<StreamStore>> {
-        tributary_common::subject::validate_literal(subject)
-            .map_err(|e| Error::invalid("subject", e.to_string()))?;
-        let (name, mirror) = self
-            .node
-            .with_catalog(|c| {
-                c.stream_for_subject(subject)
-                    .map(|s| (s.name.clone(), s.mirror.is_some()))
-            })
-            .ok_or_else(|| Error::not_found("stream for subject", subject))?;
-        self.allowed(pass, Permission::Write, &name)?;
-        if mirror {
-            return Err(Error::FailedPrecondition(format!(
-                "stream {name} is a mirror and takes no publishes"
-            )));
+        if name.is_empty() {
+            return Err(Error::invalid("stream", "is empty"));
         }
-        self.node.owned_stream("subject", &name)
-    }
-
-    /// Publishes in order; runs of requests for the same stream are committed together.
-    pub fn publish_group(&self, reqs: Vec<PublishRequest>, pass: &Pass) -> Vec<PubAck> {
-        let mut acks = Vec::with_capacity(reqs.len());
-        let mut run: Vec<(u64, NewMessage, Option<u64>)> = Vec::new();
-        let mut run_store: Option<Arc<StreamStore>> = None;
-        // The subject `run_store` was found for: a pipelined publisher mostly repeats it.
-        let mut run_subject = String::new();
-        for req in reqs {
-            if let Err(e) = self.limits.message(&req.subject, &req.headers) {
-                flush(&mut acks, &mut run, run_store.take());
-                acks.push(error_ack(req.id, &e));
-                continue;
-            }
-            if run_store.is_none() || req.subject != run_subject {
-                match self.stream_for(&req.subject, pass) {
-                    Ok(store) => {
-                        if run_store.as_ref().is_some_and(|s| !Arc::ptr_eq(s, &store)) {
-                            flush(&mut acks, &mut run, run_store.take());
-                        }
-                        run_store = Some(store);
-                        run_subject.clone_from(&req.subject);
-                    }
-                    Err(e) => {
-                        flush(&mut acks, &mut run, run_store.take());
-                        acks.push(error_ack(req.id, &e));
-                        continue;
-                    }
-                }
-            }
-            run.push((
-                req.id,
-                new_message(req.subject, req.headers, req.data),
-                (req.expected_last_seq > 0).then_some(req.expected_last_seq),
-            ));
+        let name = canonical(name);
+        let known = self.node.with_catalog(|c| c.streams.contains_key(&name))
+            || self.node.stream(&name).is_some();
+        if !known {
+            // The node's own answer (not placed, cannot be opened, not found).
+            self.node.owned_stream("stream", &name)?;
         }
-        flush(&mut acks, &mut run, run_store);
-        acks
-    }
-
-    pub fn publish_one(&self, req: PublishRequest, pass: &Pass) -> Result<PubAck> {
-        self.limits.message(&req.subject, &req.headers)?;
-        let store = self.stream_for(&req.subject, pass)?;
-        let r = store.publish(
-            new_message(req.subject, req.headers, req.data),
-            (req.expected_last_seq > 0).then_some(req.expected_last_seq),
-        )?;
-        metrics::counter!("tributary_stream_published_total").increment(1);
-        Ok(PubAck {
-            stream: store.name.clone(),
-            seq: r.seq,
-            duplicate: r.duplicate,
-            id: req.id,
-            error: String::new(),
-        })
+        self.allowed(&pass, permission, &name)?;
+        Ok((pass, name))
     }
 }
 
@@ -208,9 +80,10 @@ impl Streams for StreamsService {
         let pass = self.gate.streams(&req).await?;
         let budget =
             crate::throttling::budget(self.throttle.as_ref(), &req, &pass, "Streams.Publish");
+        let forwards = peers::forwards(&req);
         let req = req.into_inner();
         budget.spend(1, req.encoded_len()).await;
-        Ok(Response::new(self.publish_one(req, &pass)?))
+        Ok(Response::new(self.publish_one(req, &pass, forwards).await?))
     }
 
     type PublishStreamStream = ReceiverStream<Result<PubAckBatch, Status>>;
@@ -227,8 +100,21 @@ impl Streams for StreamsService {
         let pass = self.gate.streams(&req).await?;
         let budget =
             crate::throttling::budget(self.throttle.as_ref(), &req, &pass, "Streams.PublishStream");
+        let forwards = peers::forwards(&req);
         let mut inbound = req.into_inner();
         let (tx, rx) = tokio::sync::mpsc::channel(64);
+        // Frames are committed (or submitted to their stream's group) in order as they come,
+        // up to PIPELINE of them awaiting their acks; the acks go back in order.
+        let (submitted_tx, mut submitted) =
+            tokio::sync::mpsc::channel::<publish::Submitted>(PIPELINE);
+        tokio::spawn(tracing::Instrument::in_current_span(async move {
+            while let Some(s) = submitted.recv().await {
+                let acks = s.acks().await;
+                if tx.send(Ok(PubAckBatch { acks })).await.is_err() {
+                    return;
+                }
+            }
+        }));
         let svc = self.clone();
         tokio::spawn(tracing::Instrument::in_current_span(async move {
             while let Ok(Some(first)) = inbound.message().await {
@@ -246,8 +132,8 @@ impl Streams for StreamsService {
                 }
                 let bytes = reqs.iter().map(PublishRequest::encoded_len).sum();
                 budget.spend(reqs.len(), bytes).await;
-                let acks = svc.publish_group(reqs, &pass);
-                if tx.send(Ok(PubAckBatch { acks })).await.is_err() || ended {
+                let s = svc.submit_group(reqs, &pass, forwards).await;
+                if submitted_tx.send(s).await.is_err() || ended {
                     return;
                 }
             }
@@ -260,12 +146,22 @@ impl Streams for StreamsService {
         &self,
         req: Request<GetMessageRequest>,
     ) -> Result<Response<StreamMessage>, Status> {
-        let store = self
-            .owned(&req, Permission::Read, &req.get_ref().stream)
+        let (_, name) = self
+            .authorize(&req, Permission::Read, &req.get_ref().stream)
             .await?;
+        let forwards = peers::forwards(&req);
         let req = req.into_inner();
-        let m = store.get(req.seq)?;
-        Ok(Response::new(subscribe::to_proto(req.seq, m)))
+        match self.route(&name, forwards).await? {
+            Route::Local(store) | Route::Leader(store, _) => {
+                let m = store.get(req.seq)?;
+                Ok(Response::new(subscribe::to_proto(req.seq, m)))
+            }
+            Route::Forward(to) => {
+                self.peer(to)?
+                    .get(self.peers.request(req, forwards + 1))
+                    .await
+            }
+        }
     }
 
     type SubscribeStream = futures::stream::BoxStream<'static, Result<SubscribeEvent, Status>>;
@@ -275,19 +171,33 @@ impl Streams for StreamsService {
         &self,
         req: Request<SubscribeRequest>,
     ) -> Result<Response<Self::SubscribeStream>, Status> {
-        let (store, pass) = self
-            .owned_with_pass(&req, Permission::Read, &req.get_ref().stream)
+        let (pass, name) = self
+            .authorize(&req, Permission::Read, &req.get_ref().stream)
             .await?;
         let budget =
             crate::throttling::budget(self.throttle.as_ref(), &req, &pass, "Streams.Subscribe");
+        let forwards = peers::forwards(&req);
         let req = req.into_inner();
         self.limits.subject("filter_subject", &req.filter_subject)?;
-        let spec = subscribe::tail_spec(&req, self.node.incarnation_of(&store))?;
-        let tail = store.tail(spec).map_err(Error::from)?;
-        let events = tail.map(|r| {
-            r.map_err(|e| Status::from(Error::from(e)))
-                .and_then(subscribe::event_to_proto)
-        });
+        let events: Self::SubscribeStream = match self.route(&name, forwards).await? {
+            Route::Local(store) => {
+                let spec = subscribe::tail_spec(&req, self.node.incarnation_of(&store))?;
+                let tail = store.tail(spec).map_err(Error::from)?;
+                Box::pin(tail.map(|r| {
+                    r.map_err(|e| Status::from(Error::from(e)))
+                        .and_then(subscribe::event_to_proto)
+                }))
+            }
+            Route::Leader(store, group) => {
+                let spec = subscribe::tail_spec(&req, self.node.incarnation_of(&store))?;
+                let tail = store.tail(spec).map_err(Error::from)?;
+                self.while_leading(&name, group, tail)
+            }
+            Route::Forward(to) => {
+                let first = self.forwarded_subscribe(to, req.clone(), forwards).await?;
+                resume::Resuming::new(self.clone(), name, req, forwards, first).stream()
+            }
+        };
         // Delivery spends the budget: an event goes out once its connection can afford it
         // (heartbeats are free), and the tail reads no further meanwhile.
         Ok(Response::new(Box::pin(events.then(move |ev| {
@@ -308,9 +218,20 @@ impl Streams for StreamsService {
         &self,
         req: Request<StreamInfoRequest>,
     ) -> Result<Response<StreamInfoReply>, Status> {
-        let store = self
-            .owned(&req, Permission::Read, &req.get_ref().stream)
+        let (_, name) = self
+            .authorize(&req, Permission::Read, &req.get_ref().stream)
             .await?;
+        let forwards = peers::forwards(&req);
+        let route = self.route(&name, forwards).await?;
+        let store = match &route {
+            Route::Local(store) | Route::Leader(store, _) => store.clone(),
+            Route::Forward(to) => {
+                return self
+                    .peer(*to)?
+                    .info(self.peers.request(req.into_inner(), forwards + 1))
+                    .await
+            }
+        };
         let s = store.state();
         Ok(Response::new(StreamInfoReply {
             config: self.node.stream_config(&store.name),
@@ -325,14 +246,16 @@ impl Streams for StreamsService {
                 subscribers: s.subscribers,
             }),
             replication: self.replication.report(&store.name),
+            cluster: self.cluster_info(&route).await,
         }))
     }
 
     #[tracing::instrument(name = "Streams.Purge", skip_all, fields(stream = %req.get_ref().stream))]
     async fn purge(&self, req: Request<PurgeRequest>) -> Result<Response<PurgeReply>, Status> {
-        let store = self
-            .owned(&req, Permission::Write, &req.get_ref().stream)
+        let (_, name) = self
+            .authorize(&req, Permission::Write, &req.get_ref().stream)
             .await?;
+        let forwards = peers::forwards(&req);
         let req = req.into_inner();
         let subject = if req.subject.is_empty() {
             None
@@ -340,9 +263,21 @@ impl Streams for StreamsService {
             self.limits.subject("subject", &req.subject)?;
             tributary_common::subject::validate_filter(&req.subject)
                 .map_err(|e| Error::invalid("subject", e.to_string()))?;
-            Some(req.subject.as_str())
+            Some(req.subject.clone())
         };
-        let purged = store.purge(subject)?;
+        let purged = match self.route(&name, forwards).await? {
+            Route::Local(store) => store.purge(subject.as_deref())?,
+            Route::Leader(_, group) => match self.propose(group, Op::Purge(subject)).await? {
+                Outcome::Purged(r) => r?,
+                _ => return Err(Status::internal("unexpected outcome of a purge")),
+            },
+            Route::Forward(to) => {
+                return self
+                    .peer(to)?
+                    .purge(self.peers.request(req, forwards + 1))
+                    .await
+            }
+        };
         Ok(Response::new(PurgeReply { purged }))
     }
 
@@ -351,11 +286,49 @@ impl Streams for StreamsService {
         &self,
         req: Request<DeleteMessageRequest>,
     ) -> Result<Response<DeleteMessageReply>, Status> {
-        let store = self
-            .owned(&req, Permission::Write, &req.get_ref().stream)
+        let (_, name) = self
+            .authorize(&req, Permission::Write, &req.get_ref().stream)
             .await?;
+        let forwards = peers::forwards(&req);
         let req = req.into_inner();
-        store.delete_message(req.seq)?;
+        match self.route(&name, forwards).await? {
+            Route::Local(store) => store.delete_message(req.seq)?,
+            Route::Leader(_, group) => match self.propose(group, Op::Delete(req.seq)).await? {
+                Outcome::Deleted(r) => r?,
+                _ => return Err(Status::internal("unexpected outcome of a delete")),
+            },
+            Route::Forward(to) => {
+                return self
+                    .peer(to)?
+                    .delete_message(self.peers.request(req, forwards + 1))
+                    .await
+            }
+        }
         Ok(Response::new(DeleteMessageReply {}))
+    }
+
+    #[tracing::instrument(name = "Streams.StepDown", skip_all, fields(stream = %req.get_ref().stream))]
+    async fn step_down(
+        &self,
+        req: Request<StepDownRequest>,
+    ) -> Result<Response<StepDownReply>, Status> {
+        let (_, name) = self
+            .authorize(&req, Permission::Write, &req.get_ref().stream)
+            .await?;
+        let forwards = peers::forwards(&req);
+        match self.route(&name, forwards).await? {
+            Route::Local(_) => Err(Error::FailedPrecondition(format!(
+                "stream {name} has one replica: there is no leadership to hand over"
+            ))
+            .into()),
+            Route::Leader(_, group) => Ok(Response::new(StepDownReply {
+                leader: route::node_name(self.step_down_group(&name, group).await?),
+            })),
+            Route::Forward(to) => {
+                self.peer(to)?
+                    .step_down(self.peers.request(req.into_inner(), forwards + 1))
+                    .await
+            }
+        }
     }
 }

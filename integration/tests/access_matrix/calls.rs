@@ -10,14 +10,15 @@ use std::pin::Pin;
 use std::time::Duration;
 use tonic::{Code, Status};
 use tributary_proto::v1::{
-    catalog_client::CatalogClient, cluster_client::ClusterClient, ditto_client::DittoClient,
-    entity::Kind, ingest_client::IngestClient, raft_client::RaftClient,
-    streams_client::StreamsClient, wells_client::WellsClient, DataNode, DeleteMessageRequest,
-    DittoStatsRequest, Entity, EntityKind, EntityRef, ForwardRequest, GetMessageRequest,
-    HeartbeatRequest, IngestBatch, ListRequest, MemberRequest, MigrateEncryptionRequest,
-    MoveRequest, NodeStateRequest, PeerAddressRequest, PublishBatch, PublishRequest, PurgeRequest,
-    RaftBatch, RegisterRequest, ShardsRequest, StatusRequest, StreamInfoRequest, SubscribeRequest,
-    WatchRequest, Well, WellEntry, WhoAmIRequest,
+    admin_client::AdminClient, catalog_client::CatalogClient, cluster_client::ClusterClient,
+    ditto_client::DittoClient, entity::Kind, ingest_client::IngestClient, raft_client::RaftClient,
+    stream_groups_client::StreamGroupsClient, streams_client::StreamsClient,
+    wells_client::WellsClient, DataNode, DeleteMessageRequest, DittoStatsRequest, Entity,
+    EntityKind, EntityRef, ForwardRequest, GetMessageRequest, GroupBatch, HeartbeatRequest,
+    IngestBatch, ListRequest, MemberRequest, MigrateEncryptionRequest, MoveRequest,
+    NodeStateRequest, PeerAddressRequest, PiggybackRequest, PublishBatch, PublishRequest,
+    PurgeRequest, RaftBatch, RegisterRequest, ShardsRequest, StatusRequest, StepDownRequest,
+    StreamInfoRequest, SubscribeRequest, WatchRequest, Well, WellEntry, WhoAmIRequest,
 };
 
 /// What a call came back with.
@@ -63,6 +64,8 @@ const GUARDED: [Expect; 6] = [U, U, U, U, D, O];
 const PUBLIC: [Expect; 6] = [O, O, O, O, O, O];
 /// Only the cluster's data nodes: no user is one.
 const NODES_ONLY: [Expect; 6] = [U, U, U, U, D, D];
+/// As GUARDED, but the permitted call fails for its own reason (past the gate).
+const GUARDED_PAST: [Expect; 6] = [U, U, U, U, D, Past];
 /// Not on the client port at all.
 const PEERS_ONLY: [Expect; 6] = [X, X, X, X, X, X];
 
@@ -193,6 +196,7 @@ pub const RPCS: &[Rpc] = &[
             id: 77,
             addr: "127.0.0.1:1".into(),
             capacity: 1,
+            tags: vec![],
         };
         let r = RegisterRequest { node: Some(node) };
         done(
@@ -432,8 +436,59 @@ pub const RPCS: &[Rpc] = &[
                 .await,
         )
     }),
+    // acme:S has one replica: a permitted caller gets FAILED_PRECONDITION (nothing to hand).
+    rpc!("Streams.StepDown", GUARDED_PAST, Caller::Alice, |w, c| {
+        let r = StepDownRequest {
+            stream: "acme:S".into(),
+        };
+        done(
+            StreamsClient::new(w.dn.clone())
+                .step_down(w.request(c, r))
+                .await,
+        )
+    }),
+    rpc!("StreamGroups.Send", NODES_ONLY, Caller::Root, |w, c| {
+        let r = GroupBatch {
+            from_node: 2,
+            messages: vec![],
+        };
+        done(
+            StreamGroupsClient::new(w.dn.clone())
+                .send(w.request(c, r))
+                .await,
+        )
+    }),
     rpc!("Ditto.Stats", GUARDED, Caller::Root, |w, c| {
         let r = DittoStatsRequest {};
         done(DittoClient::new(w.dn.clone()).stats(w.request(c, r)).await)
     }),
+    // Part of the devops API: the devops credentials or ADMIN on `cluster:/`.
+    rpc!("Admin.Piggyback", GUARDED, Caller::Root, |w, c| {
+        done(
+            AdminClient::new(w.cp.clone())
+                .piggyback(w.request(c, health()))
+                .await,
+        )
+    }),
+    rpc!(
+        "Admin.Piggyback (data node)",
+        GUARDED,
+        Caller::Root,
+        |w, c| {
+            done(
+                AdminClient::new(w.dn.clone())
+                    .piggyback(w.request(c, health()))
+                    .await,
+            )
+        }
+    ),
 ];
+
+/// The mirror supervisors' health, as a piggyback command.
+fn health() -> PiggybackRequest {
+    PiggybackRequest {
+        target_actor_selection: "/user/mirrorSupervisor".into(),
+        piggyback_command_json: r#"{"type": "status.commands:retrieveHealth"}"#.into(),
+        ..Default::default()
+    }
+}

@@ -80,6 +80,7 @@ async fn forged_heartbeats_are_refused_and_only_registered_nodes_are_remembered(
                 id: 7,
                 addr: "127.0.0.1:1".into(),
                 capacity: 1,
+                tags: vec![],
             }),
         }))
         .await?;

@@ -101,6 +101,7 @@ async fn list_and_status_replies_stay_within_their_bytes_and_say_so() -> Result<
             id,
             addr: format!("127.0.0.1:{id}"),
             capacity: 1,
+            tags: vec![],
         };
         cluster
             .register(as_node(RegisterRequest { node: Some(node) }))
@@ -129,6 +130,7 @@ async fn list_and_status_replies_stay_within_their_bytes_and_say_so() -> Result<
         id: 4,
         addr: "127.0.0.1:4".into(),
         capacity: 1,
+        tags: vec![],
     };
     let err = cluster
         .register(as_node(RegisterRequest { node: Some(fourth) }))
@@ -142,6 +144,7 @@ async fn list_and_status_replies_stay_within_their_bytes_and_say_so() -> Result<
         id: 2,
         addr: "127.0.0.1:2".into(),
         capacity: 1,
+        tags: vec![],
     };
     cluster
         .register(as_node(RegisterRequest { node: Some(again) }))

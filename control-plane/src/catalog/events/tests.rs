@@ -31,6 +31,7 @@ fn write(cat: &Catalogue, index: u64, op: Op) {
     let cmd = Command {
         op: Some(op),
         live_nodes: vec![],
+        erasure: false,
     };
     let mut batch = WriteBatch::default();
     let (r, revision, events) = apply_command(cat, index, &cmd, &mut batch);
@@ -137,4 +138,29 @@ fn a_snapshot_replacing_the_catalogue_ends_every_watch() {
         .expect("replaced");
     assert_eq!(err, CatalogError::Replaced);
     assert_eq!(feed.borrow_and_update().restores, restores + 1);
+}
+
+#[test]
+fn history_retention_trims_the_oldest_revisions_and_keeps_the_newest() {
+    let (_d, cat) = open(1000);
+    write(&cat, 1, Op::Create(fat(0, 10)));
+    let later = std::time::Instant::now() + std::time::Duration::from_secs(3600);
+    for v in 1..10 {
+        write(&cat, v as u64 + 1, Op::Update(fat(v, 10)));
+    }
+    // Nothing committed before an hour ago.
+    let past = std::time::Instant::now() - std::time::Duration::from_secs(3600);
+    assert_eq!(cat.trim_events_before(past, 100).expect("trim").1, 0);
+    // Two at a time, oldest first; the newest revision always stays.
+    assert_eq!(cat.trim_events_before(later, 2).expect("trim"), (2, 2));
+    assert!(matches!(
+        cat.events_page(Cursor::after(0), 0, 1 << 20),
+        Err(CatalogError::Compacted { oldest: 2, .. })
+    ));
+    let (events, _) = read_all(&cat, 2, 1 << 20);
+    assert_eq!(events.first().map(|e| e.revision), Some(3));
+    assert_eq!(cat.trim_events_before(later, 100).expect("trim"), (9, 7));
+    assert_eq!(cat.trim_events_before(later, 100).expect("trim").1, 0);
+    let (events, _) = read_all(&cat, 9, 1 << 20);
+    assert_eq!(events.iter().map(|e| e.revision).collect::<Vec<_>>(), [10]);
 }

@@ -53,8 +53,35 @@ pub(super) fn stream(
     if s.replicas == 0 {
         s.replicas = 1;
     }
-    if s.replicas > 5 {
-        return Err(invalid("replicas", "at most 5"));
+    match s.replicas {
+        1 | 3 | 5 => {}
+        2 | 4 => {
+            return Err(invalid(
+                "replicas",
+                format!(
+                    "{} replicas are refused: an even count survives no more failures than one \
+                     fewer (2 loses its quorum when one node fails); use 1, 3 or 5",
+                    s.replicas
+                ),
+            ))
+        }
+        n => return Err(invalid("replicas", format!("{n}: use 1, 3 or 5"))),
+    }
+    if s.replicas > 1 && s.storage == tributary_proto::v1::StorageType::Memory as i32 {
+        return Err(invalid(
+            "replicas",
+            "memory streams are not replicated yet: use storage file, or replicas 1",
+        ));
+    }
+    if let Some(p) = &s.placement {
+        for t in p.tags.iter().chain(std::iter::once(&p.unique_tag)) {
+            if t.len() > 255 || t.chars().any(char::is_control) {
+                return Err(invalid(
+                    "placement",
+                    format!("tag {t:?} is over 255 bytes or holds control characters"),
+                ));
+            }
+        }
     }
     if let Some(o) = txn.subject_overlap(&s.name, &s.subjects)? {
         return Err(invalid(

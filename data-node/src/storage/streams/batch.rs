@@ -132,7 +132,7 @@ impl StreamStore {
         batch.put(
             Space::Streams,
             state_key(self.id),
-            state_value(last_seq, last_ts),
+            state_value(last_seq, last_ts, st.group_index),
         );
         if let Err(e) = self.engine.write(batch) {
             // Nothing of the batch is stored: every message sequenced in it failed.

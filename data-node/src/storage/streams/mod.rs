@@ -3,8 +3,9 @@
 //! storage types share one implementation and one behaviour.
 //!
 //! Persisted per stream: messages (`m`+seq), Msg-Id dedupe records (`d`+id) and a state
-//! record (`s`: last seq and time, which must survive a purge). Counts, bytes and the
-//! per-subject index are rebuilt from the messages at open.
+//! record (`s`: last seq and time, which must survive a purge, and for a replicated stream
+//! the Raft index of the last publish stored, see [`StreamStore::set_group_index`]). Counts,
+//! bytes and the per-subject index are rebuilt from the messages at open.
 
 mod batch;
 mod error;
@@ -90,6 +91,9 @@ struct Inner {
     /// Msg-Id → (seq, time stored); `dedupe_order` is oldest first for expiry.
     dedupe: HashMap<String, (u64, i64)>,
     dedupe_order: VecDeque<(i64, String)>,
+    /// Replicated streams: the Raft index of the entry being applied, written with every
+    /// publish's state record (0 for a stream of one replica).
+    group_index: u64,
 }
 
 pub struct StreamStore {
@@ -141,12 +145,15 @@ impl StreamStore {
         engine: Arc<dyn KvEngine>,
         limits: StreamLimits,
     ) -> StorageResult<Self> {
-        let (last_seq, last_ts) = match engine.get(Space::Streams, &state_key(id))? {
+        let (last_seq, last_ts, group_index) = match engine.get(Space::Streams, &state_key(id))? {
             Some(v) => {
                 let mut r = Reader::new(&v, "stream state");
-                (r.u64()?, r.i64()?)
+                let (seq, ts) = (r.u64()?, r.i64()?);
+                // Written by earlier releases without it.
+                let index = if v.len() >= 24 { r.u64()? } else { 0 };
+                (seq, ts, index)
             }
-            None => (0, 0),
+            None => (0, 0, 0),
         };
         let mut inner = Inner {
             first_seq: last_seq + 1,
@@ -158,6 +165,7 @@ impl StreamStore {
             subjects: HashMap::new(),
             dedupe: HashMap::new(),
             dedupe_order: VecDeque::new(),
+            group_index,
         };
         let mut err = None;
         engine.scan(
@@ -229,6 +237,20 @@ impl StreamStore {
 
     pub fn set_limits(&self, limits: StreamLimits) {
         *write(&self.limits) = limits;
+    }
+
+    /// Replicated streams: the Raft index of the entry about to be applied. Every publish
+    /// stores it in the state record of its own write, so after a crash the group resumes
+    /// applying right after the last publish stored, never storing one twice. The other
+    /// operations (purge, delete, expiry) store no index: applied again they change nothing
+    /// more, and an entry refused is refused again, the state being the same.
+    pub fn set_group_index(&self, index: u64) {
+        self.lock().group_index = index;
+    }
+
+    /// The Raft index of the last publish stored (0: none, or a stream of one replica).
+    pub fn group_index(&self) -> u64 {
+        self.lock().group_index
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -465,9 +487,9 @@ fn state_key(id: u32) -> Vec<u8> {
     keys::stream_key(id, STREAM_STATE, &[])
 }
 
-fn state_value(last_seq: u64, last_ts: i64) -> Vec<u8> {
+fn state_value(last_seq: u64, last_ts: i64, group_index: u64) -> Vec<u8> {
     let mut w = Writer::default();
-    w.u64(last_seq).i64(last_ts);
+    w.u64(last_seq).i64(last_ts).u64(group_index);
     w.0
 }
 

@@ -57,6 +57,31 @@ impl StreamStore {
         keys::stream_key(self.id, STREAM_SOURCE_PROGRESS, source_key.as_bytes())
     }
 
+    /// Every source this stream holds progress for (background cleanup reads them).
+    pub fn source_progress_keys(&self) -> StorageResult<Vec<String>> {
+        let start = keys::stream_key(self.id, STREAM_SOURCE_PROGRESS, &[]);
+        let end = keys::stream_key(self.id, STREAM_SOURCE_PROGRESS + 1, &[]);
+        let mut out = Vec::new();
+        self.engine
+            .scan(Space::Streams, &start, &end, false, &mut |k, _| {
+                out.push(String::from_utf8_lossy(&k[start.len()..]).into_owned());
+                crate::storage::Scan::Continue
+            })?;
+        Ok(out)
+    }
+
+    /// Forgets the progress of sources no longer copied (background cleanup), under the
+    /// stream's lock so no copy of this store writes meanwhile.
+    pub fn forget_source_progress(&self, source_keys: &[String]) -> StreamResult<()> {
+        let _st = self.lock_open()?;
+        let mut batch = Batch::default();
+        for k in source_keys {
+            batch.delete(Space::Streams, self.progress_key(k));
+        }
+        self.engine.write(batch)?;
+        Ok(())
+    }
+
     pub fn source_progress(&self, source_key: &str) -> StorageResult<Option<SourceProgress>> {
         let Some(v) = self
             .engine
@@ -164,7 +189,7 @@ impl StreamStore {
         more.put(
             Space::Streams,
             state_key(self.id),
-            state_value(through, last_ts),
+            state_value(through, last_ts, st.group_index),
         );
         let mut w = Writer::default();
         w.u64(incarnation);
@@ -218,7 +243,7 @@ impl StreamStore {
             batch.put(
                 Space::Streams,
                 state_key(self.id),
-                state_value(last_seq, last_ts),
+                state_value(last_seq, last_ts, st.group_index),
             );
         }
         let mut w = Writer::default();
@@ -250,7 +275,11 @@ impl StreamStore {
             Space::Streams,
             keys::stream_key(self.id, STREAM_MIRROR_ORIGIN, &[]),
         );
-        b.put(Space::Streams, state_key(self.id), state_value(0, 0));
+        b.put(
+            Space::Streams,
+            state_key(self.id),
+            state_value(0, 0, st.group_index),
+        );
         self.engine.write(b)?;
         st.msgs = 0;
         st.bytes = 0;

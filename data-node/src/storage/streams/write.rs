@@ -150,7 +150,11 @@ impl StreamStore {
             batch.delete(Space::Streams, keys::msg_key(self.id, *s));
         }
         batch.put(Space::Streams, keys::msg_key(self.id, seq), value);
-        batch.put(Space::Streams, state_key(self.id), state_value(seq, now));
+        batch.put(
+            Space::Streams,
+            state_key(self.id),
+            state_value(seq, now, st.group_index),
+        );
         if let Some(id) = &msg_id {
             let mut w = Writer::default();
             w.u64(seq).i64(now);
@@ -328,6 +332,21 @@ impl StreamStore {
         drop(st);
         self.notify(last);
         Ok(doomed.len() as u64)
+    }
+
+    /// Whether [`expire`](Self::expire) at `now_ns` would drop anything.
+    pub fn expiry_due(&self, now_ns: i64) -> bool {
+        let limits = self.limits();
+        let st = self.lock();
+        let aged = limits.max_age_ns > 0
+            && st.msgs > 0
+            && st.first_ts
+                < now_ns.saturating_sub(i64::try_from(limits.max_age_ns).unwrap_or(i64::MAX));
+        let forgotten = st
+            .dedupe_order
+            .front()
+            .is_some_and(|(ts, _)| *ts <= now_ns.saturating_sub(limits.dup_window()));
+        aged || forgotten
     }
 
     /// Drops messages older than `max_age` and Msg-Ids older than the duplicate window.

@@ -265,6 +265,11 @@ impl Wells {
         if drop_data {
             let mut b = Batch::default();
             b.delete_range(Space::Wells, keys::well_start(w.id), keys::well_end(w.id));
+            b.put(
+                Space::Meta,
+                meta::compaction(Space::Wells.name(), &keys::well_start(w.id)),
+                keys::well_end(w.id),
+            );
             let sp = meta::shard_stat_prefix(w.id);
             b.delete_range(Space::Meta, sp.clone(), keys::prefix_end(&sp));
             b.delete(Space::Meta, meta::well_seq(w.id));

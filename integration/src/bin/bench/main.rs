@@ -9,6 +9,7 @@ mod control_plane;
 mod data_plane;
 mod ditto;
 mod mirror;
+mod replicated;
 mod security;
 
 use anyhow::{anyhow, Result};
@@ -38,12 +39,15 @@ enum Cmd {
         #[arg(long, default_value_t = 128)]
         payload: usize,
     },
-    /// Pipelined publish msgs/s and MB/s to a file stream beside the storage ceiling.
+    /// Pipelined publish msgs/s and MB/s to a file stream beside the storage ceiling; with
+    /// `--replicas 3` (or 5), R1 beside the replicated stream on 3 data nodes, and failover.
     Publish {
         #[arg(long, default_value_t = 1_000_000)]
         messages: u64,
         #[arg(long, default_value_t = 128)]
         payload: usize,
+        #[arg(long, default_value_t = 1)]
+        replicas: u32,
     },
     /// A stream mirrored (plain and filtered) until complete, and mirror lag under load.
     Mirror {
@@ -108,7 +112,16 @@ async fn main() -> Result<()> {
             batch,
             payload,
         } => data_plane::ingest(entries, batch, payload).await,
-        Cmd::Publish { messages, payload } => data_plane::publish(messages, payload).await,
+        Cmd::Publish {
+            messages,
+            payload,
+            replicas: 1,
+        } => data_plane::publish(messages, payload).await,
+        Cmd::Publish {
+            messages,
+            payload,
+            replicas,
+        } => replicated::publish(messages, payload, replicas).await,
         Cmd::Mirror {
             messages,
             payload,
