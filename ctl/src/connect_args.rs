@@ -60,6 +60,17 @@ pub struct ConnectArgs {
         value_name = "FILE"
     )]
     stream_secret_file: Option<PathBuf>,
+    /// Reach the server named HOST:PORT (in --server or the catalogue) at ADDR:PORT, as
+    /// curl's --resolve: a cluster whose servers know each other by names the host cannot
+    /// reach (the compose cluster's published ports). Its certificate must still name HOST.
+    #[arg(
+        long,
+        global = true,
+        env = "TRIBUTARY_RESOLVE",
+        value_delimiter = ',',
+        value_name = "HOST:PORT=ADDR:PORT"
+    )]
+    resolve: Vec<String>,
 }
 
 impl ConnectArgs {
@@ -75,6 +86,7 @@ impl ConnectArgs {
                 &self.stream_secret,
                 self.stream_secret_file.as_deref(),
             )?,
+            resolve: self.resolve.clone(),
         })?;
         ControlPlane::with_links(&self.server, links)
     }

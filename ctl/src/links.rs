@@ -37,6 +37,8 @@ pub enum LinkError {
     Address { addr: String, reason: String },
     #[error("{what}: {reason}")]
     Secret { what: &'static str, reason: String },
+    #[error("--resolve {entry:?}: want HOST:PORT=ADDR:PORT (the address a server is named by, and where to reach it)")]
+    Resolve { entry: String },
 }
 
 /// The credentials tribctl shows, as given on its command line.
@@ -49,6 +51,9 @@ pub struct LinkOptions {
     pub token: Option<String>,
     /// Sent to data nodes on `Streams` calls (`x-tributary-stream-secret`).
     pub stream_secret: Option<String>,
+    /// `HOST:PORT=ADDR:PORT`: reach the server named `HOST:PORT` (by `--server` or the
+    /// catalogue) at `ADDR:PORT`, as curl's `--resolve`; its certificate must still name HOST.
+    pub resolve: Vec<String>,
 }
 
 /// Puts the caller's metadata on every call: the bearer token always, the stream secret on
@@ -81,6 +86,8 @@ pub struct Links {
     files: Option<TlsFiles>,
     bearer: Option<MetadataValue<Ascii>>,
     stream_secret: Option<MetadataValue<Ascii>>,
+    /// `--resolve`: server address (HOST:PORT) → where to connect (ADDR:PORT).
+    resolve: Vec<(String, String)>,
 }
 
 impl Links {
@@ -119,10 +126,16 @@ impl Links {
                 v.set_sensitive(true);
                 v
             });
+        let resolve = o
+            .resolve
+            .iter()
+            .map(|e| parse_resolve(e))
+            .collect::<Result<_, _>>()?;
         Ok(Links {
             files,
             bearer,
             stream_secret,
+            resolve,
         })
     }
 
@@ -177,12 +190,38 @@ impl Links {
                 })
             }
         };
-        let ep = tls::endpoint(addr, files, None).map_err(|e| tls_error(addr, e))?;
+        // Under --resolve, connect to the address given for this one, and still expect the
+        // certificate of the host it names.
+        let (connect, expect_name) = match self.resolve.iter().find(|(from, _)| from == hostport) {
+            Some((_, to)) => (to.as_str(), hostport.rsplit_once(':').map(|(h, _)| h)),
+            None => (hostport, None),
+        };
+        let connect = match files {
+            Some(_) => format!("https://{connect}"),
+            None => format!("http://{connect}"),
+        };
+        let ep = tls::endpoint(&connect, files, expect_name).map_err(|e| tls_error(addr, e))?;
         let auth = CallAuth {
             bearer: self.bearer.clone(),
             stream_secret,
         };
         Ok(InterceptedService::new(ep.connect_lazy(), auth))
+    }
+}
+
+/// One `--resolve` entry, `HOST:PORT=ADDR:PORT`.
+fn parse_resolve(entry: &str) -> Result<(String, String), LinkError> {
+    let is_hostport = |s: &str| {
+        s.rsplit_once(':')
+            .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok())
+    };
+    match entry.trim().split_once('=') {
+        Some((from, to)) if is_hostport(from) && is_hostport(to) => {
+            Ok((from.to_string(), to.to_string()))
+        }
+        _ => Err(LinkError::Resolve {
+            entry: entry.to_string(),
+        }),
     }
 }
 
@@ -315,6 +354,37 @@ mod tests {
             .get(STREAM_SECRET_HEADER)
             .and_then(|v| v.to_str().ok());
         assert_eq!(secret, Some("s3cret"));
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn resolve_entries_are_checked_and_map_a_server_to_another_address() -> anyhow::Result<()>
+    {
+        for bad in [
+            "data-node-1:7200",
+            "data-node-1=127.0.0.1:7201",
+            "a:1=b",
+            "=b:2",
+        ] {
+            let e = Links::new(LinkOptions {
+                resolve: vec![bad.into()],
+                ..Default::default()
+            })
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+            assert!(e.contains("--resolve") && e.contains(bad), "{bad}: {e}");
+        }
+        let links = Links::new(LinkOptions {
+            resolve: vec!["data-node-1:7200=127.0.0.1:7201".into()],
+            ..Default::default()
+        })?;
+        assert_eq!(
+            links.resolve,
+            vec![("data-node-1:7200".to_string(), "127.0.0.1:7201".to_string())]
+        );
+        links.channel("data-node-1:7200")?;
+        links.channel("http://data-node-2:7200")?;
         Ok(())
     }
 

@@ -10,9 +10,12 @@
 //! * [`streams`], [`wells`] — calls against one data node's address; [`entities`] — builders.
 //! * [`tls`] — each cluster's CA and certificates, and `tls::channel(addr)` for test clients.
 //! * [`admin_http`] — the admin listener as `curl` reaches it (TLS with the cluster CA).
+//! * [`compose`] — the compose cluster of `deploy/compose` in real containers, driven from the
+//!   host (`scripts/container-tests.sh`).
 
 pub mod admin_http;
 pub mod cluster;
+pub mod compose;
 pub mod entities;
 pub mod net;
 pub mod streams;
