@@ -111,6 +111,37 @@ pub struct Groups {
     leaders: Arc<RwLock<HashMap<u64, (u64, u64)>>>,
     /// Why the ready loop stopped on its own (a log write failed, a panic): `/health` fails.
     failure: tokio::sync::watch::Receiver<Option<String>>,
+    /// The ready loop's thread, joined by [`Groups::stop`] or when the last handle goes, so
+    /// the engine it holds closes before the node is gone (never during process exit).
+    thread: Arc<LoopThread>,
+}
+
+struct LoopThread {
+    tx: mpsc::Sender<Input>,
+    handle: std::sync::Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+impl LoopThread {
+    /// Stops the loop and waits for it (unless called from the loop itself).
+    fn stop_and_join(&self) {
+        let _ = self.tx.send(Input::Stop);
+        let handle = self
+            .handle
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        if let Some(h) = handle {
+            if h.thread().id() != std::thread::current().id() {
+                let _ = h.join();
+            }
+        }
+    }
+}
+
+impl Drop for LoopThread {
+    fn drop(&mut self) {
+        self.stop_and_join();
+    }
 }
 
 impl Groups {
@@ -156,15 +187,24 @@ impl Groups {
                 write(&stopped).clear();
                 failed.send_replace(Some(why));
             });
+        let thread = match spawned {
+            Ok(handle) => Some(handle),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot start the replication thread");
+                None
+            }
+        };
+        let thread = Arc::new(LoopThread {
+            tx: tx.clone(),
+            handle: std::sync::Mutex::new(thread),
+        });
         let groups = Groups {
             me,
             tx,
             leaders,
             failure,
+            thread,
         };
-        if let Err(e) = spawned {
-            tracing::error!(error = %e, "cannot start the replication thread");
-        }
         metrics::gauge!("tributary_dn_replication_running").set(1.0);
         groups
     }
@@ -252,9 +292,11 @@ impl Groups {
     }
 
     /// Stops the ready loop for good (the node shuts down): nothing is led here any more.
+    /// Waits for the loop to finish the round it is in, so its last write is done before the
+    /// node's storage closes (unless called from the loop itself, which then ends on return).
     pub fn stop(&self) {
         write(&self.leaders).clear();
-        let _ = self.send(Input::Stop);
+        self.thread.stop_and_join();
     }
 
     /// Hands leadership to the most current other replica; returns which.
