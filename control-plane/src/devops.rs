@@ -89,7 +89,7 @@ pub fn leader_bound() -> Vec<String> {
 pub fn all_services(peer: bool) -> Vec<String> {
     let names: &[&str] = match peer {
         true => &["Raft", "Cluster", "Admin"],
-        false => &["Catalog", "Cluster", "Admin"],
+        false => &["Raft", "Catalog", "Cluster", "Admin"],
     };
     names.iter().map(|n| service_name(n)).collect()
 }

@@ -249,8 +249,17 @@ pub async fn start_on(
         })
     };
     let limits = &config.grpc;
+    let raft = |peer: bool| {
+        RaftServer::new(service::RaftService {
+            node: node.clone(),
+            request_timeout,
+            peer,
+        })
+        .max_decoding_message_size(64 << 20)
+    };
     let client_router = limits
         .server()
+        .add_service(raft(false))
         .add_service(CatalogServer::new(service::CatalogService {
             node: node.clone(),
             guard: guard.clone(),
@@ -263,14 +272,7 @@ pub async fn start_on(
     let peer_check = PeerNames(Arc::new(config.peer_allowed_names.clone()));
     let peer_router = limits
         .server()
-        .add_service(InterceptedService::new(
-            RaftServer::new(service::RaftService {
-                node: node.clone(),
-                request_timeout,
-            })
-            .max_decoding_message_size(64 << 20),
-            peer_check.clone(),
-        ))
+        .add_service(InterceptedService::new(raft(true), peer_check.clone()))
         .add_service(InterceptedService::new(cluster(true), peer_check.clone()))
         .add_service(InterceptedService::new(admin(true), peer_check));
     let peer_router = health.serve_on(peer_router, &devops::all_services(true));

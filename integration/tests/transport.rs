@@ -12,7 +12,8 @@ use tributary_common::certs::{self, Ca};
 use tributary_common::tls::{self, TlsFiles};
 use tributary_integration::{wait, Cluster, Server};
 use tributary_proto::v1::{
-    catalog_client::CatalogClient, raft_client::RaftClient, EntityKind, ListRequest, RaftBatch,
+    catalog_client::CatalogClient, raft_client::RaftClient, EntityKind, ListRequest,
+    NodeStateRequest, RaftBatch,
 };
 
 fn peer_channel(addr: &str, files: &TlsFiles, name: &str) -> Result<tonic::transport::Channel> {
@@ -51,11 +52,21 @@ async fn only_members_reach_raft_and_only_on_the_peer_port() -> Result<()> {
         .ok_or_else(|| anyhow!("no peer address"))?
         .to_string();
 
-    // The client port: TLS, but no Raft at all.
-    let raft = RaftClient::new(tributary_integration::tls::channel(&client)?)
+    // The client port: TLS, and no Raft message taken, even from the cluster's admin; the
+    // refusal says where Raft is served. The Raft state is readable, as Cluster.Status is.
+    let mut on_client_port = RaftClient::new(tributary_integration::tls::channel(&client)?);
+    let refused = on_client_port
         .send(RaftBatch::default())
-        .await;
-    assert_eq!(raft.map(|_| ()).unwrap_err().code(), Code::Unimplemented);
+        .await
+        .map(|_| ())
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::PermissionDenied);
+    assert!(refused.message().contains("peer listener"), "{refused:?}");
+    let state = on_client_port
+        .node_state(NodeStateRequest {})
+        .await?
+        .into_inner();
+    assert_eq!(state.id, 1);
 
     // The peer port: a member of this cluster says who it is; anyone else is refused.
     assert_eq!(send_as(&peer, &tls.member(2)?, 2).await, Code::Ok);

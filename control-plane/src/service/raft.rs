@@ -10,14 +10,35 @@ use tributary_proto::v1::{
     Command, ForwardRequest, NodeStateReply, NodeStateRequest, RaftAck, RaftBatch, WriteReply,
 };
 
+/// Raft between members. On the peer listener (mutual TLS) it takes messages and forwards;
+/// on the client port only `NodeState` answers (the Raft state anyone may read, as etcd's
+/// endpoint status), and `Send`/`Forward` are refused, naming where they are served.
 pub struct RaftService {
     pub node: Node,
     pub request_timeout: Duration,
+    /// Served on the peer listener.
+    pub peer: bool,
+}
+
+impl RaftService {
+    fn peers_only(&self, rpc: &str) -> Result<(), Status> {
+        if self.peer {
+            return Ok(());
+        }
+        metrics::counter!("tributary_raft_messages_refused_total", "why" => "client_port")
+            .increment(1);
+        Err(CatalogError::PeerRefused(format!(
+            "Raft.{rpc} is served to members on the peer listener (mutual TLS), not on the \
+             client port"
+        ))
+        .into())
+    }
 }
 
 #[tonic::async_trait]
 impl Raft for RaftService {
     async fn send(&self, req: Request<RaftBatch>) -> Result<Response<RaftAck>, Status> {
+        self.peers_only("Send")?;
         // Over mutual TLS the certificate says which member is talking: it must be the one
         // the batch claims to come from.
         if let Some(certs) = req.peer_certs() {
@@ -57,6 +78,7 @@ impl Raft for RaftService {
     }
 
     async fn forward(&self, req: Request<ForwardRequest>) -> Result<Response<WriteReply>, Status> {
+        self.peers_only("Forward")?;
         let cmd = Command::decode(req.into_inner().command.as_ref())
             .map_err(|e| CatalogError::invalid("command", e.to_string()))?;
         let deadline = Instant::now() + self.request_timeout;

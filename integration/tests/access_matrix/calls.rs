@@ -66,8 +66,8 @@ const PUBLIC: [Expect; 6] = [O, O, O, O, O, O];
 const NODES_ONLY: [Expect; 6] = [U, U, U, U, D, D];
 /// As GUARDED, but the permitted call fails for its own reason (past the gate).
 const GUARDED_PAST: [Expect; 6] = [U, U, U, U, D, Past];
-/// Not on the client port at all.
-const PEERS_ONLY: [Expect; 6] = [X, X, X, X, X, X];
+/// Refused on the client port to everyone, naming the peer listener.
+const PEERS_ONLY: [Expect; 6] = [Peer, Peer, Peer, Peer, Peer, Peer];
 
 macro_rules! rpc {
     ($name:expr, $expect:expr, $who:expr, |$w:ident, $c:ident| $body:expr) => {
@@ -310,7 +310,7 @@ pub const RPCS: &[Rpc] = &[
     ),
     rpc!(
         "Raft.NodeState (client port)",
-        PEERS_ONLY,
+        PUBLIC,
         Caller::Root,
         |w, c| {
             let r = NodeStateRequest {};
