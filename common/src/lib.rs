@@ -33,3 +33,4 @@ pub mod telemetry;
 pub mod throttle;
 pub mod time;
 pub mod tls;
+pub mod wait;

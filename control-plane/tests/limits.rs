@@ -3,8 +3,7 @@
 //! `max_concurrent_streams` on one connection wait while other connections are served.
 
 use anyhow::{anyhow, Result};
-use std::future::Future;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tonic::transport::{Channel, Endpoint};
 use tributary_control_plane::{ControlPlaneConfig, RunningControlPlane};
 use tributary_proto::v1::{
@@ -14,22 +13,7 @@ use tributary_proto::v1::{
 
 const WAIT: Duration = Duration::from_secs(15);
 
-async fn until<T, F, Fut>(what: &str, mut check: F) -> Result<T>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + WAIT;
-    loop {
-        if let Some(v) = check().await {
-            return Ok(v);
-        }
-        if Instant::now() >= deadline {
-            return Err(anyhow!("timed out after {WAIT:?} waiting for {what}"));
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
+use tributary_common::wait::until;
 
 /// One insecure member (a credential-less client is admin), elected.
 async fn member(
@@ -48,7 +32,7 @@ async fn member(
     };
     tune(&mut config);
     let m = tributary_control_plane::start_on(config, l).await?;
-    until("a leader", || {
+    until("a leader", WAIT, || {
         let led = m.node.state().leader != 0;
         async move { led.then_some(()) }
     })
@@ -97,9 +81,11 @@ async fn connections_beyond_max_connections_are_refused_and_the_member_stays_up(
         .await?;
     status(held[1].clone()).await?;
     held.pop();
-    until("a new connection is served once one closed", || async {
-        status(connect(&m).await.ok()?).await.ok()
-    })
+    until(
+        "a new connection is served once one closed",
+        WAIT,
+        || async { status(connect(&m).await.ok()?).await.ok() },
+    )
     .await?;
     m.shutdown().await;
     Ok(())

@@ -3,8 +3,7 @@
 //! shows the serving node up with a recent heartbeat.
 
 use anyhow::{anyhow, Result};
-use std::future::Future;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tributary_control_plane::{ControlPlaneConfig, RunningControlPlane};
 use tributary_data_node::{DataNodeConfig, RunningDataNode};
 use tributary_proto::v1::{
@@ -17,22 +16,7 @@ use tributary_proto::v1::{
 const HEARTBEAT_TIMEOUT_MS: u64 = 30_000;
 
 /// Polls `check` until it yields a value, or fails naming `what` after `timeout`.
-async fn until<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> Result<T>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = check().await {
-            return Ok(v);
-        }
-        if Instant::now() >= deadline {
-            return Err(anyhow!("timed out after {timeout:?} waiting for {what}"));
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
+use tributary_common::wait::until;
 
 /// `n` voters on 127.0.0.1, with an elected leader.
 async fn members(n: u64, dir: &std::path::Path) -> Result<Vec<RunningControlPlane>> {

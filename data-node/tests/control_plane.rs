@@ -14,22 +14,14 @@ use tributary_proto::v1::{
 };
 
 /// Polls `check` until it yields a value or the deadline passes.
-async fn wait_for<T, F, Fut>(what: &str, mut check: F) -> T
+async fn wait_for<T, F, Fut>(what: &str, check: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
 {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    tributary_common::wait::until(what, Duration::from_secs(30), check)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
 async fn ingest_one(addr: &str, tag: &str, data: &str) -> Result<u64, tonic::Status> {

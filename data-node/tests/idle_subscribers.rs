@@ -32,10 +32,9 @@ fn rss_mib() -> usize {
 }
 
 async fn until(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
+    let check = || std::future::ready(f().then_some(()));
+    if let Err(e) = tributary_common::wait::until(what, Duration::from_secs(30), check).await {
+        panic!("{e}");
     }
 }
 

@@ -88,16 +88,11 @@ async fn http(addr: SocketAddr, path: &str) -> (u16, String) {
 
 async fn until<T, F: std::future::Future<Output = Option<T>>>(
     what: &str,
-    mut f: impl FnMut() -> F,
+    f: impl FnMut() -> F,
 ) -> T {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    tributary_common::wait::until(what, Duration::from_secs(30), f)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
 async fn shards(n: &RunningDataNode, well: &str) -> Result<usize, tonic::Status> {

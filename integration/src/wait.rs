@@ -1,26 +1,10 @@
-//! Waiting for a condition with a deadline (never sleep-and-hope).
+//! Waiting for a condition with a deadline (never sleep-and-hope): `common`'s, and the
+//! harness's deadline.
 
-use std::future::Future;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+pub use tributary_common::wait::{until, TimedOut};
 
 /// The deadline for what a cluster does on its own (elections, registration, copies): seconds
 /// normally, more on a loaded 2-core machine.
 pub const WAIT: Duration = Duration::from_secs(30);
-
-/// Polls `check` until it returns `Some`, or fails naming `what` after `timeout`.
-pub async fn until<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> anyhow::Result<T>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = check().await {
-            return Ok(v);
-        }
-        if Instant::now() >= deadline {
-            anyhow::bail!("timed out after {timeout:?} waiting for {what}");
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}

@@ -58,20 +58,12 @@ pub async fn connect(node: &RunningDataNode) -> Result<Channel, tonic::transport
 }
 
 /// Polls `check` until it yields a value or `within` passes (then panics naming `what`).
-pub async fn eventually<T, F, Fut>(what: &str, within: Duration, mut check: F) -> T
+pub async fn eventually<T, F, Fut>(what: &str, within: Duration, check: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
 {
-    let deadline = tokio::time::Instant::now() + within;
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "not within {within:?}: {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    tributary_common::wait::until(what, within, check)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
 }
