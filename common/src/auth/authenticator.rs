@@ -10,6 +10,7 @@ use super::error::AuthError;
 use super::jwt::{unverified_issuer, Provider, MAX_TOKEN_BYTES};
 use super::principal::{AuthMethod, Principal};
 use super::proxy::ProxyList;
+use super::verified::VerifiedTokens;
 use crate::config::ConfigError;
 
 pub struct Authenticator {
@@ -17,6 +18,7 @@ pub struct Authenticator {
     pre_authentication: bool,
     proxies: ProxyList,
     devops: Devops,
+    verified: VerifiedTokens,
 }
 
 impl std::fmt::Debug for Authenticator {
@@ -68,6 +70,7 @@ impl Authenticator {
             pre_authentication: config.enable_pre_authentication,
             proxies,
             devops: Devops::from_config(&config)?,
+            verified: VerifiedTokens::default(),
         })
     }
 
@@ -160,12 +163,21 @@ impl Authenticator {
                 "the bearer token is longer than {MAX_TOKEN_BYTES} bytes"
             )));
         }
+        if let Some(p) = self.verified.get(token) {
+            return Ok(p);
+        }
         let header = jsonwebtoken::decode_header(token)
             .map_err(|e| AuthError::Malformed(format!("not a JWT: {e}")))?;
         let iss = unverified_issuer(token)?;
         for provider in &self.providers {
             if let Some(cache) = provider.keys_for_issuer(&iss) {
-                return provider.verify(token, &header, cache).await;
+                let generation = cache.fresh_generation();
+                let (principal, expires_at) = provider.verify(token, &header, cache).await?;
+                if let Some(g) = generation {
+                    self.verified
+                        .insert(token, &principal, cache, g, expires_at);
+                }
+                return Ok(principal);
             }
         }
         Err(AuthError::UnknownIssuer { issuer: iss })

@@ -118,6 +118,14 @@ impl KeyCache {
         read(&self.set).clone()
     }
 
+    /// The generation of the keys, while they are fetched and younger than their max age
+    /// (what a token verified against them may be trusted on).
+    pub fn fresh_generation(&self) -> Option<u64> {
+        let set = self.current();
+        let at = set.fetched?;
+        (at.elapsed() < self.max_age).then_some(set.generation)
+    }
+
     /// The keys a token with this `kid` may be signed with (every key when it names none):
     /// from the cache, else after one refetch. Errors: the `kid` is still unknown, or the
     /// keys could not be fetched and none is cached for it.

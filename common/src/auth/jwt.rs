@@ -154,13 +154,13 @@ impl Provider {
     }
 
     /// Checks a token of this provider (its `iss` already matched to `cache`) and resolves
-    /// its subjects.
+    /// its subjects; also the unix second from which it is expired (`exp` plus leeway).
     pub async fn verify(
         &self,
         token: &str,
         header: &Header,
         cache: &KeyCache,
-    ) -> Result<Principal, AuthError> {
+    ) -> Result<(Principal, u64), AuthError> {
         let alg = header.alg;
         let unsupported = |reason: &str| AuthError::UnsupportedAlgorithm {
             provider: self.name.clone(),
@@ -201,7 +201,11 @@ impl Provider {
         let mut refusal = None;
         for key in fitting {
             match jsonwebtoken::decode::<Value>(token, &key.decoding, &validation) {
-                Ok(data) => return self.principal(&data.claims),
+                Ok(data) => {
+                    let exp = data.claims.get("exp").and_then(Value::as_u64);
+                    let until = exp.map_or(0, |e| e.saturating_add(self.leeway_secs));
+                    return Ok((self.principal(&data.claims)?, until));
+                }
                 Err(e) if *e.kind() == ErrorKind::InvalidSignature => {
                     refusal = Some(AuthError::BadSignature {
                         provider: self.name.clone(),

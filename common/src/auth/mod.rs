@@ -22,6 +22,7 @@ mod proxy;
 pub mod test_issuer;
 #[cfg(test)]
 mod tests;
+mod verified;
 
 pub use authenticator::Authenticator;
 pub use config::AuthConfig;

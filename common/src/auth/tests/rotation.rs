@@ -187,3 +187,26 @@ async fn an_unreachable_issuer_on_first_use_is_unavailable_not_unauthenticated()
     }
     Ok(())
 }
+
+#[tokio::test]
+async fn a_token_checked_before_is_refused_once_it_expires() -> TestResult {
+    let s = Setup::new().await?;
+    let kid = s.issuer.add_key(KeyKind::Es256)?;
+    let a = s.authenticator(OidcProviderConfig {
+        leeway_secs: 0,
+        ..s.provider()
+    })?;
+    let token = s
+        .issuer
+        .sign(&kid, &s.issuer.claims("alice", "tributary", 2))?;
+    // Accepted, and again (the second from the verified tokens), then refused once expired.
+    assert!(check(&a, &token).await.is_ok());
+    assert!(check(&a, &token).await.is_ok());
+    let (a, token) = (&a, &token);
+    let err = until("the token to expire", DEADLINE, || async move {
+        check(a, token).await.err()
+    })
+    .await?;
+    assert!(matches!(err, AuthError::Expired { .. }), "{err:?}");
+    Ok(())
+}
