@@ -40,8 +40,8 @@ fn canonical(name: &str) -> String {
 pub enum Role {
     /// A stream of another cluster that a mirror or source copies from.
     Origin,
-    Well,
     Stream,
+    Well,
     /// A ditto target: another cluster's ingest endpoints.
     Target,
 }

@@ -112,21 +112,46 @@ const STYLE: &str = "<style>\
 .edge .error{fill:#c0392b}\
 </style>";
 
-pub fn render(t: &Topology) -> String {
+/// Where each vertex goes: its column, and in the column the rows in order of the mean row
+/// of what feeds it (so edges cross less), then by role and name.
+fn place(t: &Topology) -> (HashMap<&str, (i64, i64)>, HashMap<i64, i64>) {
     let col = columns(t);
-    let mut order: Vec<&Vertex> = t.vertices.iter().collect();
-    order.sort_by(|a, b| {
-        let (ca, cb) = (col[a.id.as_str()], col[b.id.as_str()]);
-        (ca, a.role, &a.id).cmp(&(cb, b.role, &b.id))
-    });
     let mut at: HashMap<&str, (i64, i64)> = HashMap::new();
     let mut rows: HashMap<i64, i64> = HashMap::new();
-    for v in &order {
-        let c = col[v.id.as_str()];
-        let r = rows.entry(c).or_insert(0);
-        at.insert(&v.id, (MARGIN + c * COL_W, MARGIN + *r * ROW_H));
-        *r += 1;
+    let last = col.values().copied().max().unwrap_or(0);
+    for c in 0..=last {
+        let mut here: Vec<(f64, &Vertex)> = t
+            .vertices
+            .iter()
+            .filter(|v| col[v.id.as_str()] == c)
+            .map(|v| {
+                let fed: Vec<i64> = t
+                    .edges
+                    .iter()
+                    .filter(|e| e.to == v.id)
+                    .filter_map(|e| at.get(e.from.as_str()).map(|p| p.1))
+                    .collect();
+                let mean = match fed.is_empty() {
+                    true => f64::MAX,
+                    false => fed.iter().sum::<i64>() as f64 / fed.len() as f64,
+                };
+                (mean, v)
+            })
+            .collect();
+        here.sort_by(|(ma, a), (mb, b)| {
+            ma.total_cmp(mb)
+                .then_with(|| (a.role, &a.id).cmp(&(b.role, &b.id)))
+        });
+        for (row, (_, v)) in here.iter().enumerate() {
+            at.insert(&v.id, (MARGIN + c * COL_W, MARGIN + row as i64 * ROW_H));
+        }
+        rows.insert(c, here.len() as i64);
     }
+    (at, rows)
+}
+
+pub fn render(t: &Topology) -> String {
+    let (at, rows) = place(t);
     let cols = rows.keys().copied().max().map_or(0, |c| c + 1);
     let height = rows.values().copied().max().unwrap_or(0).max(1) * ROW_H + 2 * MARGIN;
     let width = (cols.max(1) - 1) * COL_W + BOX_W + 2 * MARGIN;
@@ -181,7 +206,7 @@ pub fn render(t: &Topology) -> String {
         }
         out.push_str("</g>\n");
     }
-    for v in &order {
+    for v in &t.vertices {
         let (x, y) = at[v.id.as_str()];
         vertex(&mut out, v, x, y);
     }
