@@ -112,11 +112,14 @@ const STYLE: &str = "<style>\
 .edge .error{fill:#c0392b}\
 </style>";
 
+/// Each vertex's top-left corner, by id.
+type Positions<'a> = HashMap<&'a str, (i64, i64)>;
+
 /// Where each vertex goes: its column, and in the column the rows in order of the mean row
 /// of what feeds it (so edges cross less), then by role and name.
-fn place(t: &Topology) -> (HashMap<&str, (i64, i64)>, HashMap<i64, i64>) {
+fn place(t: &Topology) -> (Positions<'_>, HashMap<i64, i64>) {
     let col = columns(t);
-    let mut at: HashMap<&str, (i64, i64)> = HashMap::new();
+    let mut at: Positions = HashMap::new();
     let mut rows: HashMap<i64, i64> = HashMap::new();
     let last = col.values().copied().max().unwrap_or(0);
     for c in 0..=last {
