@@ -14,8 +14,8 @@ const BOX_H: i64 = 46;
 const COL_W: i64 = 340;
 const ROW_H: i64 = 84;
 const MARGIN: i64 = 24;
-/// Longer error texts are cut in the picture (the `<title>` tooltip has them whole).
-const MAX_ERROR_CHARS: usize = 60;
+/// Longer error texts are cut to fit between two columns (the `<title>` tooltip has them whole).
+const MAX_ERROR_CHARS: usize = 26;
 
 /// `&`, `<`, `>`, `"` and `'` as entities (text and attribute values alike).
 pub fn escape(s: &str) -> String {
