@@ -308,3 +308,50 @@ const SCRIPT: &str = r#"<script>
 })();
 </script>
 "#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_page_renders_members_nodes_and_the_graph_with_text_escaped() {
+        let v = StatusView {
+            leader: 2,
+            term: 7,
+            members: vec![MemberRow {
+                id: 2,
+                role: "leader".into(),
+                term: 7,
+                reachable: true,
+            }],
+            data_nodes: vec![
+                DataNodeRow {
+                    id: 1,
+                    up: true,
+                    heartbeat_ms_ago: Some(120),
+                },
+                DataNodeRow {
+                    id: 2,
+                    up: false,
+                    heartbeat_ms_ago: None,
+                },
+            ],
+            cluster_error: String::new(),
+            topology: Topology::default(),
+            topology_error: "data node 3: <refused>".into(),
+        };
+        let page = html(&v);
+        assert!(page.contains("<td>2</td><td>leader</td><td>7</td><td>yes</td>"));
+        assert!(page.contains("<td>1</td><td>up</td><td>120 ms ago</td>"));
+        assert!(page.contains("<td>2</td><td>down</td><td>never</td>"));
+        assert!(page.contains("data node 3: &lt;refused&gt;"));
+        assert!(page.contains(r#"<div id="topology"><svg"#));
+        assert!(page.contains("setInterval(refresh, 3000)"));
+        let json = serde_json::to_value(&v).expect("json");
+        assert_eq!(
+            json["data_nodes"][1]["heartbeat_ms_ago"],
+            serde_json::Value::Null
+        );
+        assert!(json["vertices"].is_array() && json["edges"].is_array());
+    }
+}
