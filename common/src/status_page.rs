@@ -127,12 +127,17 @@ pub fn routes(source: Arc<dyn StatusSource>, operators: Arc<dyn Operators>) -> R
 
 /// The caller's credentials, then READ on `cluster:/`; a refusal as plain text.
 async fn let_in(p: &Page, headers: &HeaderMap, remote: PeerAddr) -> Result<(), Response> {
-    let refused = |r: crate::access::Refusal| {
-        let code = match r {
-            crate::access::Refusal::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
-            crate::access::Refusal::Denied { .. } => StatusCode::FORBIDDEN,
-        };
-        (code, format!("{r}\n")).into_response()
+    let refused = |r: crate::access::Refusal| match r {
+        // A browser asks for the devops user and password (basic auth) on this.
+        crate::access::Refusal::Unauthenticated(_) => (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, r#"Basic realm="tributary""#)],
+            format!("{r}\n"),
+        )
+            .into_response(),
+        crate::access::Refusal::Denied { .. } => {
+            (StatusCode::FORBIDDEN, format!("{r}\n")).into_response()
+        }
     };
     let caller = p
         .operators
