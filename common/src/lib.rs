@@ -1,7 +1,8 @@
 //! What both Tributary servers share: entity names, subjects, config loading, client
 //! authentication, logging (files, runtime levels), telemetry and the admin HTTP listener with
 //! the devops API, gRPC health and reflection, the gRPC wire conventions, the bound-address file, and small
-//! runtime helpers (time, backoff, owned tasks, locks); policies and their enforcement.
+//! runtime helpers (time, backoff, owned tasks, locks); policies and their enforcement; the topology
+//! (what copies what, with live lag) and a member's status page.
 
 pub mod access;
 pub mod addr_file;
@@ -26,6 +27,7 @@ pub mod publish;
 pub mod raft_inputs;
 pub mod secrets;
 pub mod serve;
+pub mod status_page;
 pub mod subject;
 pub mod sync;
 pub mod task;
@@ -33,4 +35,5 @@ pub mod telemetry;
 pub mod throttle;
 pub mod time;
 pub mod tls;
+pub mod topology;
 pub mod wait;

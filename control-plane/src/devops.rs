@@ -6,10 +6,11 @@ use crate::config::ControlPlaneConfig;
 use crate::node::{Halt, Node};
 use std::sync::Arc;
 use std::time::Duration;
+use tonic::transport::Channel;
 use tributary_common::devops::{Directory, Fanout, LocalAdmin, Remote, Scope, Service};
 use tributary_common::health::{service_name, Health};
 use tributary_common::tls::{self, TlsFiles};
-use tributary_proto::v1::{entity::Kind, EntityKind};
+use tributary_proto::v1::{entity::Kind, DataNode, EntityKind};
 
 pub struct ClusterDirectory {
     node: Node,
@@ -20,13 +21,11 @@ pub struct ClusterDirectory {
 
 /// The member's devops: itself and, through it, the cluster.
 pub fn fanout(node: &Node, config: &ControlPlaneConfig) -> Fanout {
+    let (tls, cluster_token) = identity(config);
     let directory = ClusterDirectory {
         node: node.clone(),
-        tls: (!config.insecure).then(|| config.tls.clone()),
-        cluster_token: match config.insecure {
-            true => config.cluster_secret.clone(),
-            false => String::new(),
-        },
+        tls,
+        cluster_token,
     };
     Fanout {
         local: Arc::new(LocalAdmin::new(Service::ControlPlane, config.id, config)),
@@ -65,19 +64,33 @@ impl Directory for ClusterDirectory {
             if !scope.includes(Service::DataNode, &d.id.to_string()) {
                 continue;
             }
-            let name = tributary_common::certs::data_node_name(d.id);
-            let channel = tls::endpoint(&d.addr, self.tls.as_ref(), Some(&name))
-                .map(|e| e.connect_lazy())
-                .map_err(|e| format!("data-node {} at {}: {e}", d.id, d.addr));
             out.push(Remote {
                 service: Service::DataNode,
                 instance: d.id.to_string(),
-                channel,
+                channel: data_node_channel(&d, self.tls.as_ref()),
                 cluster_token: self.cluster_token.clone(),
             });
         }
         out
     }
+}
+
+/// How this member shows itself to data nodes: its certificate, or (`insecure`) no TLS and
+/// the cluster token.
+pub fn identity(config: &ControlPlaneConfig) -> (Option<TlsFiles>, String) {
+    match config.insecure {
+        true => (None, config.cluster_secret.clone()),
+        false => (Some(config.tls.clone()), String::new()),
+    }
+}
+
+/// A channel to data node `d` at its catalogue address, as this member (its certificate, the
+/// data node's name expected on the other end), or cleartext when `insecure`.
+pub fn data_node_channel(d: &DataNode, tls: Option<&TlsFiles>) -> Result<Channel, String> {
+    let name = tributary_common::certs::data_node_name(d.id);
+    tls::endpoint(&d.addr, tls, Some(&name))
+        .map(|e| e.connect_lazy())
+        .map_err(|e| format!("data-node {} at {}: {e}", d.id, d.addr))
 }
 
 /// The services of the client listener that need a leader to serve.

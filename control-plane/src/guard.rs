@@ -354,4 +354,8 @@ impl tributary_common::devops::Operators for Guard {
     fn may_operate(&self, caller: &Caller) -> Result<(), Refusal> {
         tributary_common::devops::operator(&self.access, caller, &self.policies)
     }
+
+    fn may_view(&self, caller: &Caller) -> Result<(), Refusal> {
+        tributary_common::devops::viewer(&self.access, caller, &self.policies)
+    }
 }

@@ -19,6 +19,7 @@ pub mod network;
 pub mod node;
 pub mod raft_store;
 pub mod service;
+pub mod status;
 
 pub use config::ControlPlaneConfig;
 
@@ -231,7 +232,17 @@ pub async fn start_on(
             peer,
         })
     };
-    let routes = tributary_common::devops::http::routes(devops.clone(), operators.clone());
+    let (member_tls, cluster_token) = devops::identity(&config);
+    let status: Arc<dyn tributary_common::status_page::StatusSource> =
+        Arc::new(status::MemberView {
+            node: node.clone(),
+            tls: member_tls,
+            cluster_token,
+            timeout: request_timeout,
+        });
+    let routes = tributary_common::devops::http::routes(devops.clone(), operators.clone()).merge(
+        tributary_common::status_page::routes(status, operators.clone()),
+    );
     let admin_tls = (!config.insecure).then_some(&config.tls);
     let admin_listener =
         telemetry::start_admin(&config.admin_listen, ready.clone(), routes, admin_tls)

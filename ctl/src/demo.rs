@@ -161,7 +161,7 @@ pub async fn run(json: bool) -> Result<()> {
             && r.replication.len() == 3
             && r.replication
                 .iter()
-                .all(|x| x.lag == 0 && x.active_ms.is_some());
+                .all(|x| x.lag == Some(0) && x.active_ms.is_some());
         if done {
             break r;
         }

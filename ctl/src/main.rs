@@ -29,6 +29,7 @@ mod stream_args;
 mod stream_cluster;
 mod stream_data;
 mod stream_report;
+mod topology_cmd;
 mod well_data;
 mod well_ingest;
 
@@ -74,6 +75,13 @@ enum Cmd {
     /// Ditto (well mirroring into other clusters): worker stats.
     #[command(subcommand)]
     Ditto(ditto_cmds::DittoCmd),
+    /// Every well with its ditto targets and every stream with its mirror and sources: one
+    /// graph, each edge with its live lag and last error.
+    Topology {
+        /// Also write the graph as Graphviz to this file (`dot -Tsvg FILE`).
+        #[arg(long)]
+        dot: Option<std::path::PathBuf>,
+    },
     /// Apply a configuration file to the catalogue.
     Apply {
         /// A Gravwell config (`[Ditto-Target "x"]`, `[Default-Well]`, `[Storage-Well "x"]`).
@@ -182,6 +190,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::Policy(c) => policy_cmds::run(c, &cp, cli.json).await,
         Cmd::Auth(c) => auth_cmds::run(c, &cp, cli.json).await,
         Cmd::Ditto(c) => ditto_cmds::run(c, &cp, cli.json).await,
+        Cmd::Topology { dot } => topology_cmd::run(&cp, dot.as_deref(), cli.json).await,
         Cmd::Devops(c) => devops_cmds::run(c, &cp, cli.json).await,
         Cmd::Namespace(c) => namespace_cmds::run(c, &cp, cli.json).await,
         Cmd::Apply { gravwell } => ditto_cmds::apply_gravwell(&gravwell, &cp, cli.json).await,

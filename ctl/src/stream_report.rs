@@ -3,18 +3,13 @@
 //! Also the Mirror/Source Information blocks of `tribctl stream info`.
 
 use crate::client::ControlPlane;
-use crate::{locate, output};
+use crate::output;
+use crate::topology_cmd::{active, CtlSource};
 use anyhow::{Context, Result};
 use serde::Serialize;
-use std::fmt::Write as _;
 use std::path::Path;
-use tributary_proto::v1::{
-    entity::Kind, streams_client::StreamsClient, EntityKind, ListRequest, ReplicationInfo,
-    StorageType, Stream, StreamInfoRequest,
-};
-
-/// `active_ms` of an origin never heard from.
-const NEVER: u64 = u64::MAX;
+use tributary_common::topology::{self, short, Link, Topology, NEVER};
+use tributary_proto::v1::{ReplicationInfo, StorageType, StreamInfoReply};
 
 #[derive(Debug, Clone, Serialize, Default)]
 pub struct StreamRow {
@@ -33,29 +28,16 @@ pub struct StreamRow {
     pub error: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
-pub struct ReplicationRow {
-    pub stream: String,
-    /// "mirror" or "source".
-    pub kind: String,
-    pub source: String,
-    /// Milliseconds since the origin was last heard from; null = never.
-    pub active_ms: Option<u64>,
-    pub lag: u64,
-    pub error: String,
-    #[serde(skip_serializing_if = "String::is_empty")]
-    pub external: String,
-}
+/// A row of the Replication Report: one mirror or source (the topology's [`Link`]).
+pub type ReplicationRow = Link;
 
 #[derive(Debug, Clone, Serialize, Default)]
 pub struct Report {
     pub streams: Vec<StreamRow>,
     pub replication: Vec<ReplicationRow>,
-}
-
-/// `default:ORDERS` reads as `ORDERS`; other namespaces stay visible.
-fn short(name: &str) -> &str {
-    name.strip_prefix("default:").unwrap_or(name)
+    /// The streams' part of the topology, for `--dot`.
+    #[serde(skip)]
+    pub graph: Topology,
 }
 
 pub fn human_bytes(b: u64) -> String {
@@ -73,14 +55,6 @@ pub fn human_bytes(b: u64) -> String {
     }
 }
 
-pub fn active(ms: Option<u64>) -> String {
-    match ms {
-        None => "never".into(),
-        Some(ms) if ms < 60_000 => format!("{:.2}s", ms as f64 / 1000.0),
-        Some(ms) => format!("{}m{}s", ms / 60_000, (ms % 60_000) / 1000),
-    }
-}
-
 fn kind_title(kind: &str) -> &'static str {
     if kind == "mirror" {
         "Mirror"
@@ -89,52 +63,14 @@ fn kind_title(kind: &str) -> &'static str {
     }
 }
 
-fn replication_row(dest: &str, r: &ReplicationInfo) -> ReplicationRow {
-    ReplicationRow {
-        stream: short(dest).to_string(),
-        kind: r.kind.clone(),
-        source: short(&r.stream).to_string(),
-        active_ms: (r.active_ms != NEVER).then_some(r.active_ms),
-        lag: r.lag,
-        error: r.error.clone(),
-        external: r.external.clone(),
-    }
-}
-
 /// Every stream in the catalogue with its state, read from the node that owns it.
 pub async fn gather(cp: &ControlPlane) -> Result<Report> {
-    let req = ListRequest {
-        kind: EntityKind::Stream as i32,
-        namespace: String::new(),
+    let streams = topology::gather_streams(&CtlSource(cp)).await?;
+    let mut report = Report {
+        graph: Topology::of_streams(&streams),
+        ..Default::default()
     };
-    let list = cp
-        .catalog(|mut c| {
-            let q = req.clone();
-            async move { c.list(q).await }
-        })
-        .await?;
-    let streams: Vec<Stream> = list
-        .entities
-        .into_iter()
-        .filter_map(|e| match e.kind {
-            Some(Kind::Stream(s)) => Some(s),
-            _ => None,
-        })
-        .collect();
-    // One Info per stream, all at once: a report of many streams should not take a round
-    // trip each, and one down node must not hold the rest back.
-    let infos = futures::future::join_all(streams.iter().map(|s| async move {
-        let ch = locate::stream_channel(cp, s).await?;
-        let r = StreamsClient::new(ch)
-            .info(StreamInfoRequest {
-                stream: s.name.clone(),
-            })
-            .await?;
-        anyhow::Ok(r.into_inner())
-    }))
-    .await;
-    let mut report = Report::default();
-    for (s, info) in streams.iter().zip(infos) {
+    for (s, state) in &streams {
         let mut row = StreamRow {
             stream: short(&s.name).to_string(),
             storage: if s.storage == StorageType::Memory as i32 {
@@ -154,40 +90,22 @@ pub async fn gather(cp: &ControlPlane) -> Result<Report> {
             cluster: crate::stream_cluster::column(s, None),
             ..Default::default()
         };
-        match info {
-            Ok(i) => {
-                row.cluster = crate::stream_cluster::column(s, i.cluster.as_ref());
-                if let Some(st) = i.state {
+        match state {
+            Ok(StreamInfoReply {
+                state: st, cluster, ..
+            }) => {
+                row.cluster = crate::stream_cluster::column(s, cluster.as_ref());
+                if let Some(st) = st {
                     row.consumers = st.subscribers;
                     row.messages = st.messages;
                     row.bytes = st.bytes;
                     row.deleted = st.deleted;
                 }
-                report
-                    .replication
-                    .extend(i.replication.iter().map(|r| replication_row(&s.name, r)));
             }
-            Err(e) => {
-                row.error = format!("{e:#}");
-                // Still show the configured links, so the map has its edges.
-                let links = s
-                    .mirror
-                    .iter()
-                    .map(|m| ("mirror", m))
-                    .chain(s.sources.iter().map(|m| ("source", m)));
-                for (kind, o) in links {
-                    report.replication.push(ReplicationRow {
-                        stream: short(&s.name).to_string(),
-                        kind: kind.into(),
-                        source: short(&o.stream).to_string(),
-                        active_ms: None,
-                        lag: 0,
-                        error: format!("destination unreachable: {e:#}"),
-                        external: o.external.clone(),
-                    });
-                }
-            }
+            Err(e) => row.error = e.clone(),
         }
+        // Still the configured links when the node is down, so the map has its edges.
+        report.replication.extend(topology::links(s, state));
         report.streams.push(row);
     }
     Ok(report)
@@ -244,7 +162,7 @@ pub fn print(r: &Report) {
                 kind_title(&x.kind).into(),
                 source,
                 active(x.active_ms),
-                x.lag.to_string(),
+                x.lag.map_or("?".into(), |l| l.to_string()),
                 x.error.clone(),
             ]
         })
@@ -253,42 +171,9 @@ pub fn print(r: &Report) {
     println!("\nReplication Report\n{}", output::table(&header, rows));
 }
 
-/// A Graphviz digraph: a node per stream, an edge origin → destination per mirror or
-/// source, labelled with its kind and lag.
-pub fn dot(r: &Report) -> String {
-    let q = |s: &str| format!("\"{}\"", s.replace('"', "\\\""));
-    let mut out = String::from("digraph Replication {\n  rankdir=LR;\n  node [shape=box];\n");
-    for s in &r.streams {
-        let _ = writeln!(
-            out,
-            "  {} [label={}];",
-            q(&s.stream),
-            q(&format!(
-                "{}\\n{} msgs, {}",
-                s.stream, s.messages, s.storage
-            ))
-        );
-    }
-    for x in &r.replication {
-        let style = if x.kind == "mirror" {
-            "solid"
-        } else {
-            "dashed"
-        };
-        let _ = writeln!(
-            out,
-            "  {} -> {} [label={}, style={style}];",
-            q(&x.source),
-            q(&x.stream),
-            q(&format!("{} lag {}", kind_title(&x.kind), x.lag))
-        );
-    }
-    out.push_str("}\n");
-    out
-}
-
 pub fn write_dot(r: &Report, path: &Path) -> Result<()> {
-    std::fs::write(path, dot(r)).with_context(|| format!("writing {}", path.display()))
+    std::fs::write(path, topology::dot::render(&r.graph))
+        .with_context(|| format!("writing {}", path.display()))
 }
 
 pub async fn run(cp: &ControlPlane, dot_file: Option<&Path>, json: bool) -> Result<()> {

@@ -9,6 +9,7 @@
 //! * [`net`] — the proxies themselves ([`net::Mode`]: pass, delay, blackhole, cut).
 //! * [`streams`], [`wells`] — calls against one data node's address; [`entities`] — builders.
 //! * [`tls`] — each cluster's CA and certificates, and `tls::channel(addr)` for test clients.
+//! * [`scenario`] — the reference replication scenario plus a ditto edge, for topology tests.
 //! * [`admin_http`] — the admin listener as `curl` reaches it (TLS with the cluster CA).
 //! * [`compose`] — the compose cluster of `deploy/compose` in real containers, driven from the
 //!   host (`scripts/container-tests.sh`).
@@ -18,6 +19,7 @@ pub mod cluster;
 pub mod compose;
 pub mod entities;
 pub mod net;
+pub mod scenario;
 pub mod streams;
 pub mod tls;
 pub mod wait;

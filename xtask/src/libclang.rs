@@ -85,7 +85,7 @@ pub fn ensure() -> Result<(), String> {
         Missing::Headers => "clang's headers (stdbool.h)",
     };
     eprintln!("xtask: RocksDB's bindings need {what}, which this machine lacks");
-    if !Path::new("/etc/debian_version").exists() {
+    if !crate::apt::is_debian() {
         return Err(
             "this is not Debian: install libclang and clang's headers with your package \
                     manager (e.g. `dnf install clang-devel`, `apk add clang-dev`), or set \
@@ -94,21 +94,7 @@ pub fn ensure() -> Result<(), String> {
         );
     }
     let packages = debian_packages();
-    if !is_root() {
-        return Err(format!(
-            "not root, so it cannot be installed from here: run `sudo apt-get install -y \
-             --no-install-recommends {}` and try again",
-            packages.join(" ")
-        ));
-    }
-    eprintln!(
-        "xtask: installing {} from Debian's packages",
-        packages.join(" ")
-    );
-    run("apt-get", &["update", "-qq"])?;
-    let mut args = vec!["install", "-y", "-qq", "--no-install-recommends"];
-    args.extend(packages.iter().map(String::as_str));
-    run("apt-get", &args)?;
+    crate::apt::install(&packages)?;
     find(Path::new("/"), env_path.as_deref())
         .map(|_| ())
         .map_err(|m| {
@@ -133,26 +119,6 @@ fn debian_packages() -> Vec<String> {
         }
     }
     vec!["libclang-dev".into()]
-}
-
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-}
-
-fn run(cmd: &str, args: &[&str]) -> Result<(), String> {
-    let st = Command::new(cmd)
-        .args(args)
-        .env("DEBIAN_FRONTEND", "noninteractive")
-        .status()
-        .map_err(|e| format!("cannot run {cmd}: {e}"))?;
-    if st.success() {
-        Ok(())
-    } else {
-        Err(format!("`{cmd} {}` failed ({st})", args.join(" ")))
-    }
 }
 
 #[cfg(test)]

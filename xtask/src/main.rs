@@ -1,10 +1,12 @@
 //! `cargo xtask demo` and `cargo xtask test`: the README's two commands. Before handing over to
-//! cargo they make sure what the build needs outside cargo is there — today libclang, which
-//! RocksDB's bindings (bindgen) load at build time — and install it on Debian when they can,
+//! cargo they make sure what the build needs outside cargo is there — libclang, which
+//! RocksDB's bindings (bindgen) load at build time, and for the tests headless Chromium — and install it on Debian when they can,
 //! or say exactly what to do when they cannot (not root, not Debian).
 //!
 //! This crate has no dependencies, so it builds in seconds on a fresh machine.
 
+mod apt;
+mod chromium;
 mod libclang;
 
 use std::process::{Command, ExitCode};
@@ -12,7 +14,7 @@ use std::process::{Command, ExitCode};
 const USAGE: &str = "usage: cargo xtask <demo|test|setup> [ARGS...]
   demo   build (release) and run `tribctl demo`, the showcase on an embedded default
   test   run the test suite (`cargo test --workspace`); ARGS go to cargo test
-  setup  only check and install what the build needs outside cargo";
+  setup  only check and install what the build and tests need outside cargo";
 
 fn main() -> ExitCode {
     let mut args = std::env::args().skip(1);
@@ -42,6 +44,13 @@ fn main() -> ExitCode {
     if let Err(e) = libclang::ensure() {
         eprintln!("xtask: {e}");
         return ExitCode::FAILURE;
+    }
+    // The status-page test renders the page in headless Chromium; the demo needs none.
+    if cmd != "demo" {
+        if let Err(e) = chromium::ensure() {
+            eprintln!("xtask: {e}");
+            return ExitCode::FAILURE;
+        }
     }
     if cargo_args.is_empty() {
         println!("xtask: everything the build needs is here");

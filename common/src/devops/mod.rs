@@ -303,6 +303,11 @@ pub trait Operators: Send + Sync {
     /// Whether `caller` may: the devops user or token, `ADMIN` on `cluster:/` by the
     /// server's policies, or the cluster's own members.
     fn may_operate(&self, caller: &Caller) -> Result<(), Refusal>;
+    /// Whether `caller` may look at the whole cluster (the status page): READ on
+    /// `cluster:/` ([`viewer`]); by default only operators.
+    fn may_view(&self, caller: &Caller) -> Result<(), Refusal> {
+        self.may_operate(caller)
+    }
 }
 
 /// The rule every server applies, given its policies.
@@ -317,6 +322,26 @@ pub fn operator(
         _ => access.require(
             caller,
             crate::policy::Permission::Admin,
+            "cluster:/",
+            None,
+            policies,
+        ),
+    }
+}
+
+/// Who may look at the whole cluster (the status page's names, lags and errors): what
+/// `stream report` needs on every stream, so READ on `cluster:/`, or an operator.
+pub fn viewer(
+    access: &Access,
+    caller: &Caller,
+    policies: &dyn crate::access::Policies,
+) -> Result<(), Refusal> {
+    match caller {
+        Caller::Member(_) | Caller::DataNode(None) => Ok(()),
+        Caller::User(p) if p.method == AuthMethod::Devops => Ok(()),
+        _ => access.require(
+            caller,
+            crate::policy::Permission::Read,
             "cluster:/",
             None,
             policies,
