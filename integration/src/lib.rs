@@ -10,6 +10,8 @@
 //! * [`streams`], [`wells`] — calls against one data node's address; [`entities`] — builders.
 //! * [`tls`] — each cluster's CA and certificates, and `tls::channel(addr)` for test clients.
 //! * [`admin_http`] — the admin listener as `curl` reaches it (TLS with the cluster CA).
+//! * [`traffic`] — a little of everything (ditto, a mirror, ingest, publish, a failing call),
+//!   so every kind of metric has series.
 //! * [`compose`] — the compose cluster of `deploy/compose` in real containers, driven from the
 //!   host (`scripts/container-tests.sh`).
 
@@ -20,6 +22,7 @@ pub mod entities;
 pub mod net;
 pub mod streams;
 pub mod tls;
+pub mod traffic;
 pub mod wait;
 pub mod wells;
 

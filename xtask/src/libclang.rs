@@ -135,14 +135,14 @@ fn debian_packages() -> Vec<String> {
     vec!["libclang-dev".into()]
 }
 
-fn is_root() -> bool {
+pub fn is_root() -> bool {
     Command::new("id")
         .arg("-u")
         .output()
         .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
 }
 
-fn run(cmd: &str, args: &[&str]) -> Result<(), String> {
+pub fn run(cmd: &str, args: &[&str]) -> Result<(), String> {
     let st = Command::new(cmd)
         .args(args)
         .env("DEBIAN_FRONTEND", "noninteractive")

@@ -1,18 +1,20 @@
 //! `cargo xtask demo` and `cargo xtask test`: the README's two commands. Before handing over to
 //! cargo they make sure what the build needs outside cargo is there — today libclang, which
 //! RocksDB's bindings (bindgen) load at build time — and install it on Debian when they can,
-//! or say exactly what to do when they cannot (not root, not Debian).
+//! or say exactly what to do when they cannot (not root, not Debian). `test` and `setup` also
+//! install Prometheus, which the dashboard test runs (a warning, not a failure, without it).
 //!
 //! This crate has no dependencies, so it builds in seconds on a fresh machine.
 
 mod libclang;
+mod prometheus;
 
 use std::process::{Command, ExitCode};
 
 const USAGE: &str = "usage: cargo xtask <demo|test|setup> [ARGS...]
   demo   build (release) and run `tribctl demo`, the showcase on an embedded default
   test   run the test suite (`cargo test --workspace`); ARGS go to cargo test
-  setup  only check and install what the build needs outside cargo";
+  setup  only check and install what the build and tests need outside cargo (libclang, prometheus)";
 
 fn main() -> ExitCode {
     let mut args = std::env::args().skip(1);
@@ -42,6 +44,12 @@ fn main() -> ExitCode {
     if let Err(e) = libclang::ensure() {
         eprintln!("xtask: {e}");
         return ExitCode::FAILURE;
+    }
+    // Only the dashboard test needs Prometheus: without it that test skips, saying why.
+    if cmd != "demo" {
+        if let Err(e) = prometheus::ensure() {
+            eprintln!("xtask: warning: {e}; the dashboard test will be skipped");
+        }
     }
     if cargo_args.is_empty() {
         println!("xtask: everything the build needs is here");
