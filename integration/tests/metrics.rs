@@ -205,13 +205,21 @@ async fn every_kind_of_metric_has_series_and_help() -> Result<()> {
         ),
         "the failed Streams/Info call is not counted as NotFound"
     );
-    ensure!(
-        s.has(
-            "tributary_grpc_requests_total",
-            &[("method", "Publish"), ("code", "OK")]
-        ),
-        "no successful Publish counted"
-    );
+    // Streaming calls are counted once they end: the ingest and the publish streams have.
+    for (service, method) in [
+        ("tributary.v1.Ingest", "Write"),
+        ("tributary.v1.Streams", "PublishStream"),
+    ] {
+        let call = [("service", service), ("method", method), ("code", "OK")];
+        ensure!(
+            s.has("tributary_grpc_requests_total", &call),
+            "no successful {service}/{method} counted in {:?}",
+            s.samples
+                .iter()
+                .filter(|(f, _, _)| f == "tributary_grpc_requests_total")
+                .collect::<Vec<_>>()
+        );
+    }
     ensure!(
         s.has(
             "tributary_grpc_request_duration_seconds",
@@ -222,15 +230,27 @@ async fn every_kind_of_metric_has_series_and_help() -> Result<()> {
     // The catalogue's group leads at term ≥ 1; the links carried the traffic.
     let term = s.value("tributary_raft_term", &[("group", "catalogue")]);
     ensure!(term.is_some_and(|t| t >= 1.0), "catalogue term {term:?}");
+    // Links are labelled with canonical names (`namespace:name`).
+    let (mirror, origin) = (
+        format!("default:{}", traffic::MIRROR),
+        format!("default:{}", traffic::STREAM),
+    );
     let copied = s.value(
         "tributary_mirror_messages_total",
-        &[("stream", traffic::MIRROR), ("origin", traffic::STREAM)],
+        &[("stream", &mirror), ("origin", &origin)],
     );
-    ensure!(copied == Some(200.0), "mirror messages counted: {copied:?}");
+    ensure!(
+        copied == Some(200.0),
+        "mirror messages counted: {copied:?} in {:?}",
+        s.samples
+            .iter()
+            .filter(|(f, _, _)| f.starts_with("tributary_mirror"))
+            .collect::<Vec<_>>()
+    );
     ensure!(
         s.has(
             "tributary_mirror_state",
-            &[("stream", traffic::MIRROR), ("state", "active")]
+            &[("stream", &mirror), ("state", "active")]
         ),
         "the mirror link has no state"
     );

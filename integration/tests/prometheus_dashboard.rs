@@ -203,13 +203,14 @@ fn metric_names(expr: &str) -> BTreeSet<String> {
 
 /// Series an instant query returns.
 async fn series(prometheus: &str, expr: &str) -> Result<usize> {
-    let r: Value = reqwest::Client::new()
+    let body = reqwest::Client::new()
         .get(format!("{prometheus}/api/v1/query"))
         .query(&[("query", expr)])
         .send()
         .await?
-        .json()
+        .text()
         .await?;
+    let r: Value = serde_json::from_str(&body)?;
     if r["status"] != "success" {
         bail!("{expr}: {r}");
     }
