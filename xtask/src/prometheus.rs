@@ -3,7 +3,6 @@
 //! this is Debian and we are root. Not needed to build: without it that test says it skipped.
 
 use std::path::Path;
-use std::process::Command;
 
 pub const BINARY: &str = "/usr/bin/prometheus";
 
