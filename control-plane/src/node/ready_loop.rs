@@ -1,6 +1,8 @@
 //! The one thread that owns raft-rs's `RawNode`: tick, step, ready, persist, send, apply,
 //! advance — raft-rs's own loop in its plainest form.
 
+mod log_retention;
+
 use super::{Input, NodeConfig, NodeState, PeerProgress};
 use crate::catalog::{apply_command, Catalogue};
 use crate::error::CatalogError;
@@ -45,6 +47,7 @@ pub struct Loop {
     /// restart: the log then holds at most twice `snapshot_bytes`).
     applied_bytes: u64,
     metrics: RaftGroupMetrics,
+    applied_marks: log_retention::AppliedMarks,
 }
 
 /// Publishes the member's role as "stopped", leading nothing (the loop has ended).
@@ -110,6 +113,7 @@ impl Loop {
             snapshot_bytes: cfg.snapshot_bytes.max(1),
             applied_bytes: 0,
             metrics: RaftGroupMetrics::new("catalogue"),
+            applied_marks: Default::default(),
         })
     }
 
@@ -145,6 +149,8 @@ impl Loop {
             if last_tick.elapsed() >= self.tick {
                 self.raw.tick();
                 last_tick = Instant::now();
+                // On the clock, so an idle log's last entries get a mark too.
+                self.applied_marks.note(self.catalogue.applied_index());
             }
             if let Err(e) = self.on_ready() {
                 // Raft cannot go on safely after a storage failure: stop this member.
@@ -227,6 +233,9 @@ impl Loop {
             }
             Input::TrimEvents { before, max, reply } => {
                 let _ = reply.send(self.catalogue.trim_events_before(before, max));
+            }
+            Input::CompactLogBefore { before, reply } => {
+                let _ = reply.send(self.compact_log_before(before));
             }
             Input::Stop => {}
             Input::PanicForTest(why) => panic!("{why}"),
