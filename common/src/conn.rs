@@ -41,6 +41,10 @@ impl Admission {
     /// At most `max` connections at once, each closed after `idle` without a byte from its
     /// peer (`None`: never); `what` names the listener in logs and metrics.
     pub fn new(max: usize, idle: Option<Duration>, what: &'static str) -> Admission {
+        // Registered at 0, so `rate()` reads the listener before its first refusal.
+        metrics::counter!("tributary_connections_refused_total", "listener" => what).increment(0);
+        metrics::counter!("tributary_connections_idle_closed_total", "listener" => what)
+            .increment(0);
         Admission {
             slots: Arc::new(Semaphore::new(max.min(Semaphore::MAX_PERMITS))),
             max,

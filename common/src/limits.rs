@@ -5,6 +5,7 @@
 //! or gets a status naming the key; the server stays up. Keys live in each server's `[grpc]`.
 
 use crate::conn::Admission;
+use crate::telemetry::grpc_calls::GrpcMetricsLayer;
 use serde::{Deserialize, Serialize};
 use std::future::Future;
 use std::pin::Pin;
@@ -56,10 +57,14 @@ impl Default for ListenerLimits {
     }
 }
 
-/// The server every listener is built from: the limits applied, a deadline on handlers.
-pub type LimitedServer = tonic::transport::Server<Stack<DeadlineLayer, Identity>>;
+/// The layers of every listener: the call metrics outermost (they see the deadline's status
+/// too), then the deadline on handlers.
+pub type ListenerLayers = Stack<DeadlineLayer, Stack<GrpcMetricsLayer, Identity>>;
+/// The server every listener is built from: the limits applied, every call counted and timed,
+/// a deadline on handlers.
+pub type LimitedServer = tonic::transport::Server<ListenerLayers>;
 /// A router built on a [`LimitedServer`].
-pub type LimitedRouter = tonic::transport::server::Router<Stack<DeadlineLayer, Identity>>;
+pub type LimitedRouter = tonic::transport::server::Router<ListenerLayers>;
 
 fn some_if_set(d: Duration) -> Option<Duration> {
     (!d.is_zero()).then_some(d)
@@ -104,13 +109,18 @@ impl ListenerLimits {
         Ok(())
     }
 
-    /// A gRPC server with these limits (HTTP/2 settings and the handler deadline).
+    /// A gRPC server with these limits (HTTP/2 settings and the handler deadline), whose
+    /// calls are counted and timed (`telemetry::grpc_calls`).
     pub fn server(&self) -> LimitedServer {
+        // Registered at 0, so `rate()` reads it before the first call over the limit.
+        metrics::counter!("tributary_request_deadline_exceeded_total").increment(0);
         tonic::transport::Server::builder()
             .max_concurrent_streams(self.max_concurrent_streams)
             .http2_keepalive_interval(some_if_set(self.keepalive_interval))
             .http2_keepalive_timeout(some_if_set(self.keepalive_timeout))
             .http2_max_header_list_size(self.max_header_list_bytes)
+            // Added first: outermost (tonic stacks each new layer inside the ones before).
+            .layer(GrpcMetricsLayer)
             .layer(DeadlineLayer {
                 timeout: some_if_set(self.request_timeout),
             })

@@ -2,8 +2,9 @@
 //! watch-event log's revisions committed longer than `history_retention` ago, at most
 //! `reads_per_query` revisions per credit, trimmed on the Raft loop between applies. A watcher
 //! from before the trimmed revisions is told to list again, as after the log's count and byte
-//! bounds (`raft.max_watch_events`, `raft.max_watch_event_bytes`), which still hold. The Raft
-//! log itself is compacted at the snapshot thresholds, not here.
+//! bounds (`raft.max_watch_events`, `raft.max_watch_event_bytes`), which still hold. Then the
+//! Raft log's entries applied longer than `history_retention` ago that no follower needs
+//! (besides its compaction at the snapshot thresholds).
 
 use crate::node::Node;
 use std::time::Instant;
@@ -23,12 +24,22 @@ impl Cleaner for MemberCleaner {
             .node
             .trim_events_blocking(before, c.reads_per_query as usize)
             .map_err(|e| e.to_string())?;
-        if trimmed == 0 {
+        if trimmed > 0 {
+            return Ok(Some(Cleaned {
+                id: format!("watch-events:{floor}"),
+                removed: vec![("watch_event_revisions", trimmed)],
+            }));
+        }
+        let (upto, removed) = self
+            .node
+            .compact_log_blocking(before)
+            .map_err(|e| e.to_string())?;
+        if removed == 0 {
             return Ok(None);
         }
         Ok(Some(Cleaned {
-            id: format!("watch-events:{floor}"),
-            removed: vec![("watch_event_revisions", trimmed)],
+            id: format!("raft-log:{upto}"),
+            removed: vec![("raft_log_entries", removed)],
         }))
     }
 }

@@ -15,6 +15,7 @@ pub mod erasure;
 pub mod error;
 pub mod guard;
 pub mod liveness;
+pub mod metric_names;
 pub mod network;
 pub mod node;
 pub mod raft_store;
@@ -93,13 +94,16 @@ impl RunningControlPlane {
     }
 }
 
+/// Every column family of a member's database.
+pub const COLUMN_FAMILIES: [&str; 5] = [CF_LOG, CF_META, CF_CATALOG, CF_CATALOG_META, CF_EVENTS];
+
 /// Opens the RocksDB with the control plane's column families.
 pub fn open_db(dir: &std::path::Path) -> Result<Arc<DB>, StartError> {
     let path = dir.join("db");
     let mut opts = Options::default();
     opts.create_if_missing(true);
     opts.create_missing_column_families(true);
-    let cfs = [CF_LOG, CF_META, CF_CATALOG, CF_CATALOG_META, CF_EVENTS]
+    let cfs = COLUMN_FAMILIES
         .into_iter()
         .map(|n| ColumnFamilyDescriptor::new(n, Options::default()));
     // A member stopped a moment ago may still be releasing the lock: retry briefly.
@@ -181,6 +185,8 @@ pub async fn start_on(
         ))
     })?;
     let db = open_db(&config.data_dir)?;
+    metric_names::describe();
+    let sampling = metric_names::spawn_sampling(&db);
     let catalogue = Catalogue::open(db.clone(), config.raft.max_watch_events)?;
     let store = RaftStore::open(db, catalogue.clone(), &initial_voters)
         .map_err(|e| StartError::Config(format!("raft storage: {e}")))?;
@@ -310,6 +316,7 @@ pub async fn start_on(
         )),
         tributary_common::task::AbortOnDrop::spawn(devops::report_health(node.clone(), health)),
         cleanup_task,
+        sampling,
     ];
     ready.set(true);
     tracing::info!(id = config.id, %addr, %peer_addr, insecure = config.insecure, "control-plane member started");

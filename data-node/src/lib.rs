@@ -24,6 +24,7 @@ pub mod error;
 pub mod gate;
 pub mod group;
 pub mod ingest;
+pub mod metric_names;
 pub mod mirror;
 pub mod node;
 pub mod peers;

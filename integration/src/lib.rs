@@ -11,6 +11,8 @@
 //! * [`tls`] — each cluster's CA and certificates, and `tls::channel(addr)` for test clients.
 //! * [`scenario`] — the reference replication scenario plus a ditto edge, for topology tests.
 //! * [`admin_http`] — the admin listener as `curl` reaches it (TLS with the cluster CA).
+//! * [`traffic`] — a little of everything (ditto, a mirror, ingest, publish, a failing call),
+//!   so every kind of metric has series.
 //! * [`compose`] — the compose cluster of `deploy/compose` in real containers, driven from the
 //!   host (`scripts/container-tests.sh`).
 
@@ -22,6 +24,7 @@ pub mod net;
 pub mod scenario;
 pub mod streams;
 pub mod tls;
+pub mod traffic;
 pub mod wait;
 pub mod wells;
 

@@ -340,3 +340,48 @@ async fn a_member_trims_watch_history_older_than_its_retention() -> Result<()> {
     c.shutdown().await;
     Ok(())
 }
+
+/// A member compacts its Raft log's entries applied longer than `history_retention` ago
+/// (its size thresholds are far off here), and goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_compacts_its_raft_log_older_than_its_retention() -> Result<()> {
+    let c = Cluster::builder("raftlog")
+        .members(1)
+        .data_nodes(1)
+        .tune_members(|m| {
+            m.raft.snapshot_entries = 1_000_000;
+            m.cleanup.history_retention = std::time::Duration::from_secs(1);
+            m.cleanup.interval = std::time::Duration::from_millis(100);
+            m.cleanup.quiet_period = std::time::Duration::from_millis(100);
+            m.cleanup.timer_threshold = std::time::Duration::from_secs(10);
+        })
+        .start()
+        .await?;
+    c.wait_leader().await?;
+    for i in 0..5 {
+        c.create(tributary_integration::entities::stream(
+            &format!("R{i}"),
+            &[&format!("R{i}.>")],
+        ))
+        .await?;
+    }
+    let applied = c.member(1)?.node.state().applied;
+    let first = wait::until("the log compacted past the creates", wait::WAIT, || async {
+        let first = c.member(1).ok()?.node.log_first_index();
+        (first > applied).then_some(first)
+    })
+    .await?;
+    assert!(first <= c.member(1)?.node.state().applied + 1);
+    // The member goes on: a new stream is created and served.
+    c.create_stream(
+        Stream {
+            name: "AFTER".into(),
+            subjects: vec!["AFTER.>".into()],
+            ..Default::default()
+        },
+        1,
+    )
+    .await?;
+    c.shutdown().await;
+    Ok(())
+}

@@ -104,6 +104,22 @@ async fn a_replicated_stream_is_the_same_on_every_replica() -> Result<()> {
         c.publish_n(k, "ORDERS.new", &format!("via {k}"), 100)
             .await?;
     }
+    // The group's Raft metrics (the in-process nodes share one registry): its term and
+    // leader, and the leader's proposals timed from propose to applied.
+    let metrics = tributary_common::telemetry::prometheus().render();
+    let group = format!("group=\"stream:{STREAM}\"");
+    let sample = |family: &str| {
+        metrics
+            .lines()
+            .find(|l| l.starts_with(&format!("{family}{{")) && l.contains(&group))
+            .and_then(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
+    };
+    assert!(sample("tributary_raft_term").is_some_and(|t| t >= 1.0));
+    assert!(sample("tributary_raft_is_leader").is_some());
+    assert!(
+        sample("tributary_raft_proposal_duration_seconds_count").is_some_and(|n| n >= 1.0),
+        "no timed proposal of the group in {metrics}"
+    );
     // Unary: expected-last-seq and Msg-Id dedupe are decided once, by the leader.
     let follower = (1..=3).find(|k| *k != leader).unwrap_or(1);
     let mut client = c.streams(follower)?;

@@ -1,20 +1,22 @@
 //! `cargo xtask demo` and `cargo xtask test`: the README's two commands. Before handing over to
 //! cargo they make sure what the build needs outside cargo is there — libclang, which
-//! RocksDB's bindings (bindgen) load at build time, and for the tests headless Chromium — and install it on Debian when they can,
-//! or say exactly what to do when they cannot (not root, not Debian).
+//! RocksDB's bindings (bindgen) load at build time, and for the tests headless Chromium and
+//! Prometheus — and install it on Debian when they can, or say exactly what to do when they
+//! cannot (not root, not Debian). Without Prometheus only the dashboard test skips (a warning).
 //!
 //! This crate has no dependencies, so it builds in seconds on a fresh machine.
 
 mod apt;
 mod chromium;
 mod libclang;
+mod prometheus;
 
 use std::process::{Command, ExitCode};
 
 const USAGE: &str = "usage: cargo xtask <demo|test|setup> [ARGS...]
   demo   build (release) and run `tribctl demo`, the showcase on an embedded default
   test   run the test suite (`cargo test --workspace`); ARGS go to cargo test
-  setup  only check and install what the build and tests need outside cargo";
+  setup  only check and install what the build and tests need outside cargo (libclang, chromium, prometheus)";
 
 fn main() -> ExitCode {
     let mut args = std::env::args().skip(1);
@@ -50,6 +52,10 @@ fn main() -> ExitCode {
         if let Err(e) = chromium::ensure() {
             eprintln!("xtask: {e}");
             return ExitCode::FAILURE;
+        }
+        // Only the dashboard test needs Prometheus: without it that test skips, saying why.
+        if let Err(e) = prometheus::ensure() {
+            eprintln!("xtask: warning: {e}; the dashboard test will be skipped");
         }
     }
     if cargo_args.is_empty() {

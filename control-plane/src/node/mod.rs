@@ -80,6 +80,12 @@ pub enum Input {
         max: usize,
         reply: oneshot::Sender<Result<(u64, u64), CatalogError>>,
     },
+    /// Background cleanup: compact the Raft log's entries applied before `before` that no
+    /// follower needs; replies (index compacted to, entries removed).
+    CompactLogBefore {
+        before: std::time::Instant,
+        reply: oneshot::Sender<Result<(u64, u64), CatalogError>>,
+    },
     Stop,
     /// Test hook: the loop panics (what a raft-rs `fatal!` does), see `panic_raft_for_test`.
     PanicForTest(String),
@@ -344,6 +350,18 @@ impl Node {
     ) -> Result<(u64, u64), CatalogError> {
         let (reply, rx) = oneshot::channel();
         self.send(Input::TrimEvents { before, max, reply })?;
+        futures::executor::block_on(rx)
+            .map_err(|_| CatalogError::Unavailable("member is shutting down".into()))?
+    }
+
+    /// Compacts the Raft log's entries applied before `before` that no follower needs:
+    /// (index compacted to, entries removed). Blocks: for the cleanup's blocking thread.
+    pub fn compact_log_blocking(
+        &self,
+        before: std::time::Instant,
+    ) -> Result<(u64, u64), CatalogError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Input::CompactLogBefore { before, reply })?;
         futures::executor::block_on(rx)
             .map_err(|_| CatalogError::Unavailable("member is shutting down".into()))?
     }

@@ -1,6 +1,8 @@
 //! The one thread that owns raft-rs's `RawNode`: tick, step, ready, persist, send, apply,
 //! advance — raft-rs's own loop in its plainest form.
 
+mod log_retention;
+
 use super::{Input, NodeConfig, NodeState, PeerProgress};
 use crate::catalog::{apply_command, Catalogue};
 use crate::error::CatalogError;
@@ -16,10 +18,12 @@ use std::collections::HashMap;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::time::{Duration, Instant};
 use tokio::sync::{oneshot, watch};
+use tributary_common::telemetry::raft_group::{RaftGroupMetrics, RaftView};
 use tributary_proto::v1::{Command, WriteReply};
 
 enum Pending {
-    Write(oneshot::Sender<Result<WriteReply, CatalogError>>),
+    /// A catalogue write, and when it was proposed (for the proposal latency).
+    Write(oneshot::Sender<Result<WriteReply, CatalogError>>, Instant),
     Conf(oneshot::Sender<Result<(), CatalogError>>),
 }
 
@@ -42,6 +46,8 @@ pub struct Loop {
     /// Bytes of entries applied since the log was last compacted (since start, after a
     /// restart: the log then holds at most twice `snapshot_bytes`).
     applied_bytes: u64,
+    metrics: RaftGroupMetrics,
+    applied_marks: log_retention::AppliedMarks,
 }
 
 /// Publishes the member's role as "stopped", leading nothing (the loop has ended).
@@ -50,17 +56,6 @@ pub fn publish_stopped(state: &watch::Sender<NodeState>) {
         st.role = "stopped".into();
         st.leader = 0;
     });
-}
-
-/// Every column family of the member's database (see `open_db`).
-fn db_column_families() -> [&'static str; 5] {
-    [
-        crate::raft_store::CF_LOG,
-        crate::raft_store::CF_META,
-        crate::catalog::CF_CATALOG,
-        crate::catalog::CF_CATALOG_META,
-        crate::catalog::CF_EVENTS,
-    ]
 }
 
 fn raft_err(e: raft::Error) -> CatalogError {
@@ -117,6 +112,8 @@ impl Loop {
             snapshot_entries: cfg.snapshot_entries.max(1),
             snapshot_bytes: cfg.snapshot_bytes.max(1),
             applied_bytes: 0,
+            metrics: RaftGroupMetrics::new("catalogue"),
+            applied_marks: Default::default(),
         })
     }
 
@@ -152,6 +149,8 @@ impl Loop {
             if last_tick.elapsed() >= self.tick {
                 self.raw.tick();
                 last_tick = Instant::now();
+                // On the clock, so an idle log's last entries get a mark too.
+                self.applied_marks.note(self.catalogue.applied_index());
             }
             if let Err(e) = self.on_ready() {
                 // Raft cannot go on safely after a storage failure: stop this member.
@@ -184,7 +183,8 @@ impl Loop {
                 let id = self.next_id();
                 match self.raw.propose(self.ctx(id), cmd.encode_to_vec()) {
                     Ok(()) => {
-                        self.pending.insert(id, Pending::Write(reply));
+                        self.pending
+                            .insert(id, Pending::Write(reply, Instant::now()));
                     }
                     Err(e) => {
                         let _ = reply.send(Err(CatalogError::Unavailable(format!(
@@ -224,6 +224,7 @@ impl Loop {
             Input::Report(SendReport::Unreachable(to)) => self.raw.report_unreachable(to),
             Input::Report(SendReport::Snapshot { to, ok }) => {
                 let status = if ok {
+                    self.metrics.snapshot_sent();
                     SnapshotStatus::Finish
                 } else {
                     SnapshotStatus::Failure
@@ -232,6 +233,9 @@ impl Loop {
             }
             Input::TrimEvents { before, max, reply } => {
                 let _ = reply.send(self.catalogue.trim_events_before(before, max));
+            }
+            Input::CompactLogBefore { before, reply } => {
+                let _ = reply.send(self.compact_log_before(before));
             }
             Input::Stop => {}
             Input::PanicForTest(why) => panic!("{why}"),
@@ -294,6 +298,7 @@ impl Loop {
 
     fn install_snapshot(&mut self, snap: &Snapshot) -> Result<(), CatalogError> {
         self.store.apply_snapshot(snap).map_err(raft_err)?;
+        self.metrics.snapshot_applied();
         for (id, addr) in self.catalogue.peers()? {
             if id != self.id {
                 self.peers.set(id, MemberAddrs::parse(&addr));
@@ -331,10 +336,11 @@ impl Loop {
                     self.write(batch)?;
                     self.catalogue.committed(e.index, revision, events);
                     metrics::counter!("tributary_cp_applied_total").increment(1);
-                    if let Some(Pending::Write(reply)) = self
+                    if let Some(Pending::Write(reply, proposed)) = self
                         .own_proposal(&e.context)
                         .and_then(|id| self.pending.remove(&id))
                     {
+                        self.metrics.proposal_applied(proposed);
                         let _ = reply.send(result);
                     }
                 }
@@ -411,7 +417,7 @@ impl Loop {
         let mut flush = rocksdb::FlushOptions::default();
         // In the background: the Raft loop does not wait for the disk here.
         flush.set_wait(false);
-        for name in db_column_families() {
+        for name in crate::COLUMN_FAMILIES {
             if let Some(cf) = db.cf_handle(name) {
                 db.flush_cf_opt(cf, &flush)?;
             }
@@ -438,7 +444,7 @@ impl Loop {
         }
     }
 
-    fn publish_state(&self) {
+    fn publish_state(&mut self) {
         let raft = &self.raw.raft;
         let role = match raft.state {
             StateRole::Leader => "leader",
@@ -472,8 +478,13 @@ impl Loop {
             voters: cs.voters,
             progress,
         };
-        metrics::gauge!("tributary_cp_term").set(st.term as f64);
-        metrics::gauge!("tributary_cp_applied_index").set(st.applied as f64);
+        self.metrics.publish(RaftView {
+            term: st.term,
+            leader: st.leader,
+            commit: st.commit,
+            applied: st.applied,
+            leading: raft.state == StateRole::Leader,
+        });
         self.state_tx.send_if_modified(|old| {
             if *old != st {
                 *old = st;

@@ -11,6 +11,30 @@ use tributary_proto::v1::WellEntry;
 /// The tag stats entries are written under.
 pub const STATS_TAG: &str = "tributary";
 
+/// A worker's states, as `DittoWorkerStats.state` names them.
+const STATES: [&str; 4] = ["copying", "tailing", "queued", "retrying"];
+
+/// One worker's (one link's) metrics, `de` entries and `db` bytes sent since the last time.
+fn record_metrics(w: &tributary_proto::v1::DittoWorkerStats, de: u64, db: u64) {
+    let labels = [("well", w.well.clone()), ("target", w.target.clone())];
+    metrics::counter!("tributary_ditto_entries_total", &labels).increment(de);
+    metrics::counter!("tributary_ditto_bytes_total", &labels).increment(db);
+    metrics::gauge!("tributary_ditto_entries_behind", &labels).set(w.entries_behind as f64);
+    metrics::counter!("tributary_ditto_unresolvable_dropped_total", &labels)
+        .absolute(w.unresolvable_dropped);
+    metrics::counter!("tributary_ditto_unresolvable_retagged_total", &labels)
+        .absolute(w.unresolvable_retagged);
+    metrics::counter!("tributary_ditto_corrupt_skipped_total", &labels).absolute(w.corrupt_skipped);
+    metrics::counter!("tributary_ditto_duplicate_batches_total", &labels)
+        .absolute(w.duplicate_batches);
+    for state in STATES {
+        let mut l = labels.to_vec();
+        l.push(("state", state.to_string()));
+        let on = if w.state == state { 1.0 } else { 0.0 };
+        metrics::gauge!("tributary_ditto_state", l.as_slice()).set(on);
+    }
+}
+
 /// Every `every`: one stats entry per worker into the `tributary` tag, and the metrics.
 pub async fn stats_loop(host: Arc<dyn DittoHost>, board: Arc<DittoBoard>, every: Duration) {
     let mut last: HashMap<(String, String), (u64, u64)> = HashMap::new();
@@ -33,17 +57,7 @@ pub async fn stats_loop(host: Arc<dyn DittoHost>, board: Arc<DittoBoard>, every:
             last.insert(key.clone(), (w.entries_sent, w.bytes_sent));
             let bps = db as f64 / elapsed.as_secs_f64().max(1e-3);
             board.set_rate(&key.0, &key.1, bps);
-            let labels = [("well", w.well.clone()), ("target", w.target.clone())];
-            metrics::counter!("tributary_ditto_entries_total", &labels).increment(de);
-            metrics::counter!("tributary_ditto_bytes_total", &labels).increment(db);
-            metrics::gauge!("tributary_ditto_entries_behind", &labels).set(w.entries_behind as f64);
-            metrics::gauge!("tributary_ditto_unresolvable_dropped", &labels)
-                .set(w.unresolvable_dropped as f64);
-            metrics::gauge!("tributary_ditto_unresolvable_retagged", &labels)
-                .set(w.unresolvable_retagged as f64);
-            metrics::gauge!("tributary_ditto_corrupt_skipped", &labels)
-                .set(w.corrupt_skipped as f64);
-            metrics::gauge!("tributary_ditto_bytes_per_second", &labels).set(bps);
+            record_metrics(&w, de, db);
             let values: BTreeMap<String, String> = [
                 ("msg", "ditto client stats".to_string()),
                 ("well", w.well.clone()),

@@ -50,6 +50,12 @@ pub async fn run(ctx: WorkerCtx) {
         slot: None,
         next_send: Instant::now(),
     };
+    // Registered at 0 from the start, so `rate()` reads the link before its first error.
+    let errors = metrics::counter!(
+        "tributary_ditto_errors_total",
+        "well" => w.ctx.well.clone(),
+        "target" => w.ctx.target.clone()
+    );
     let mut attempt = 0;
     loop {
         match w.step().await {
@@ -74,6 +80,7 @@ pub async fn run(ctx: WorkerCtx) {
                     c.take_failover()
                 });
                 let (well, target) = (&w.ctx.well, &w.ctx.target);
+                errors.increment(1);
                 if failover {
                     tracing::info!(%well, %target, error = %e, "ditto endpoint failed; trying the next");
                     continue;

@@ -20,6 +20,7 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::oneshot;
 use tributary_common::sync::write;
+use tributary_common::telemetry::raft_group::{RaftGroupMetrics, RaftView};
 
 /// How long a proposal may wait to be applied before its client hears "outcome unknown".
 const PROPOSAL_DEADLINE: Duration = Duration::from_secs(5);
@@ -46,6 +47,7 @@ struct Group {
     /// When each peer was last heard from.
     heard: HashMap<u64, Instant>,
     leader_since: Option<SystemTime>,
+    metrics: RaftGroupMetrics,
 }
 
 struct Pending {
@@ -209,9 +211,11 @@ impl Loop {
         };
         let raw = RawNode::new(&cfg, log.clone(), &self.logger)?;
         tracing::info!(group = id, stream = %store.name, ?voters, applied, "stream group opened");
+        let metrics = RaftGroupMetrics::new(&format!("stream:{}", store.name));
         Ok(Group {
             raw,
             log,
+            metrics,
             store,
             limits,
             limits_proposed: None,
@@ -224,6 +228,7 @@ impl Loop {
         let Some(g) = self.groups.remove(&id) else {
             return;
         };
+        g.metrics.clear();
         let ids: Vec<u64> = self
             .pending
             .iter()
@@ -442,6 +447,14 @@ impl Loop {
                 &mut self.pending,
             );
             g.raw.advance_apply();
+            let raft = &g.raw.raft;
+            g.metrics.publish(RaftView {
+                term: raft.term,
+                leader: raft.leader_id,
+                commit: raft.raft_log.committed,
+                applied: raft.raft_log.applied,
+                leading: raft.state == StateRole::Leader,
+            });
         }
         if !commits.is_empty() {
             self.engine.write(commits)?;
@@ -470,6 +483,9 @@ fn apply(me: u64, g: &mut Group, entries: Vec<Entry>, pending: &mut HashMap<u64,
             }
         };
         if let Some(p) = proposal_of(me, &e.context).and_then(|id| pending.remove(&id)) {
+            if let Some(proposed) = p.deadline.checked_sub(PROPOSAL_DEADLINE) {
+                g.metrics.proposal_applied(proposed);
+            }
             let _ = p.reply.send(Ok(outcome));
         }
     }

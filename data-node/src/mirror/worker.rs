@@ -41,6 +41,8 @@ pub async fn run(
     resolver: Arc<Resolver>,
 ) {
     let span = tracing::info_span!("mirror", dest = %spec.dest, origin = %spec.origin.stream, mirror = spec.mirror);
+    // Registered at 0 from the start, so `rate()` reads the link before its first error.
+    let errors = metrics::counter!("tributary_mirror_errors_total", &link_labels(&spec));
     let mut attempt = 0u32;
     loop {
         let r = tracing::Instrument::instrument(
@@ -53,6 +55,7 @@ pub async fn run(
             Ok(()) => attempt = 0,
             Err(e) => {
                 tracing::warn!(parent: &span, error = %e, attempt, "copy interrupted; retrying");
+                errors.increment(1);
                 lock(&status).error = e.to_string();
                 attempt = attempt.saturating_add(1);
                 tokio::time::sleep(RETRY.delay(attempt)).await;
@@ -121,6 +124,27 @@ enum Write {
     },
     /// With their origin headers already spliced in.
     Source(Vec<RawMessage>),
+}
+
+impl Write {
+    /// Bytes of the messages it stores (for the link's byte counter).
+    fn bytes(&self) -> u64 {
+        let raw = |msgs: &[RawMessage]| msgs.iter().map(|m| m.value.len() as u64).sum();
+        match self {
+            Write::Mirror(p) => p.bytes(),
+            Write::MirrorRaw { msgs, .. } | Write::Source(msgs) => raw(msgs),
+        }
+    }
+}
+
+/// The link's labels: destination stream, origin stream, mirror or source.
+fn link_labels(spec: &Spec) -> [(&'static str, String); 3] {
+    let kind = if spec.mirror { "mirror" } else { "source" };
+    [
+        ("stream", spec.dest.clone()),
+        ("origin", spec.origin.stream.clone()),
+        ("kind", kind.to_string()),
+    ]
 }
 
 /// The stage ahead of the writer: turns each origin event into what the destination stores
@@ -198,6 +222,9 @@ async fn copy(
     let mut next = req.start_seq.max(1);
     let feed: Feed = resolver.open(host, &spec.origin, req).await?;
     let (mut ready, _ahead) = prepare_ahead(spec, &dest, feed, dest.state().last_seq);
+    let labels = link_labels(spec);
+    let copied_msgs = metrics::counter!("tributary_mirror_messages_total", &labels);
+    let copied_bytes = metrics::counter!("tributary_mirror_bytes_total", &labels);
     loop {
         let r = match tokio::time::timeout(STALL, ready.recv()).await {
             Err(_) => {
@@ -220,7 +247,12 @@ async fn copy(
             known = hb.incarnation;
         }
         let last_seq = r.last_seq;
-        store(host, spec, &dest, r, known, &mut next).await?;
+        let bytes = r.write.bytes();
+        let stored = store(host, spec, &dest, r, known, &mut next).await?;
+        if stored > 0 {
+            copied_msgs.increment(stored);
+            copied_bytes.increment(bytes);
+        }
         let lag = last_seq.saturating_sub(next.saturating_sub(1));
         let mut s = lock(status);
         s.lag = lag;
@@ -230,7 +262,7 @@ async fn copy(
 }
 
 /// Writes one event's messages and the progress it vouches for, in one write (through the
-/// group's log when the destination is replicated).
+/// group's log when the destination is replicated); returns the messages stored.
 async fn store(
     host: &dyn MirrorHost,
     spec: &Spec,
@@ -238,10 +270,10 @@ async fn store(
     r: Ready,
     incarnation: u64,
     next: &mut u64,
-) -> Result<(), MirrorError> {
+) -> Result<u64, MirrorError> {
     let through_next = r.through_next;
     if r.empty && through_next <= *next && r.heartbeat.is_none() {
-        return Ok(());
+        return Ok(0);
     }
     let appended = match r.write {
         Write::Mirror(p) => dest.commit_mirrored(p, through_next.saturating_sub(1), incarnation),
@@ -261,7 +293,7 @@ async fn store(
             if r.empty && through_next <= *next && now.is_some_and(|p| p.incarnation == incarnation)
             {
                 // Nothing new to record; a heartbeat only confirms the link.
-                return Ok(());
+                return Ok(0);
             }
             let progress = SourceProgress {
                 next_seq: through_next.max(*next),
@@ -285,7 +317,7 @@ async fn store(
         tracing::warn!(dest = %spec.dest, dropped = appended.too_big, "messages larger than max_msg_size were not copied");
     }
     *next = through_next.max(*next);
-    Ok(())
+    Ok(appended.stored)
 }
 
 /// What a copy through the group's log stored.

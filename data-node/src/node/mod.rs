@@ -225,6 +225,11 @@ impl Node {
         Ok(id)
     }
 
+    /// Sets the storage engine's gauges (the sampling task's call).
+    pub fn sample_metrics(&self) {
+        self.main.sample_metrics();
+    }
+
     /// Periodic upkeep: ageout, stream age limits and dedupe windows, old ingest batch ids.
     pub fn maintain(&self, now: i64, batch_id_window_ns: i64) -> Result<()> {
         let r = self.wells.ageout(now)?;

@@ -10,6 +10,9 @@ use tributary_proto::v1::{ReplicationInfo, StreamSource};
 /// `active_ms` of an origin never heard from (reports show "never").
 pub const NEVER_ACTIVE: u64 = u64::MAX;
 
+/// An origin heard from (message or heartbeat, sent every second) within this long is active.
+pub const ACTIVE_WITHIN_MS: u64 = 3_000;
+
 /// A copy worker's state as the reports show it.
 #[derive(Debug, Clone, Default)]
 pub struct CopyStatus {
@@ -71,6 +74,40 @@ impl ReplicationBoard {
                 (d, r)
             })
             .collect()
+    }
+
+    /// Sets each link's gauges: lag, seconds since it was last heard from, and its state
+    /// (`active`: heard within [`ACTIVE_WITHIN_MS`] with no error; `error`: the last attempt
+    /// failed; `stalled`: neither).
+    pub fn record_metrics(&self) {
+        for (dest, infos) in self.all() {
+            for i in infos {
+                let labels = [
+                    ("stream", dest.clone()),
+                    ("origin", i.stream.clone()),
+                    ("kind", i.kind.clone()),
+                ];
+                metrics::gauge!("tributary_mirror_lag_messages", &labels).set(i.lag as f64);
+                if i.active_ms != NEVER_ACTIVE {
+                    metrics::gauge!("tributary_mirror_last_active_seconds", &labels)
+                        .set(i.active_ms as f64 / 1000.0);
+                }
+                let state = match (i.error.is_empty(), i.active_ms <= ACTIVE_WITHIN_MS) {
+                    (false, _) => "error",
+                    (true, true) => "active",
+                    (true, false) => "stalled",
+                };
+                for s in ["active", "stalled", "error"] {
+                    let mut l = labels.to_vec();
+                    l.push(("state", s.to_string()));
+                    metrics::gauge!("tributary_mirror_state", l.as_slice()).set(if s == state {
+                        1.0
+                    } else {
+                        0.0
+                    });
+                }
+            }
+        }
     }
 
     /// Replaces every line (after the workers changed).

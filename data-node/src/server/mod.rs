@@ -183,6 +183,7 @@ pub async fn start_on(
         config.stream_secrets.clone(),
     ));
 
+    crate::metric_names::describe();
     let ready = Readiness::default();
     let probes = probes::Probes::new(&config, gate.clone());
     let admin_tls = (!config.insecure).then_some(&config.tls);
@@ -292,6 +293,7 @@ pub async fn start_on(
             probes.health.clone(),
         )),
         crate::raft_link::spawn_outbound(config.id, peers, outbox),
+        crate::metric_names::spawn_sampling(&node, replication.clone()),
     ];
     let source_id =
         crate::ditto::source_id(host.as_ref(), &config.cluster_name).map_err(|source| {

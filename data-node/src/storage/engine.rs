@@ -130,6 +130,10 @@ pub trait KvEngine: Send + Sync + 'static {
         Ok(())
     }
 
+    /// Sets the engine's gauges (sizes, compaction debt, stalls) from what it knows of
+    /// itself; the node's sampling task calls it every few seconds. Nothing by default.
+    fn sample_metrics(&self) {}
+
     /// The first (or last, when `reverse`) key-value pair in `[start, end)`.
     fn first(
         &self,

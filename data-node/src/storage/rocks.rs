@@ -141,6 +141,11 @@ impl KvEngine for RocksEngine {
         r
     }
 
+    fn sample_metrics(&self) {
+        let names = Space::ALL.map(Space::name);
+        tributary_common::telemetry::rocks::sample(&self.db, &names);
+    }
+
     fn compact_range(&self, space: Space, start: &[u8], end: &[u8]) -> StorageResult<()> {
         self.db
             .compact_range_cf(self.cf(space)?, Some(start), Some(end));

@@ -52,6 +52,13 @@ pub struct Appended {
     pub too_big: u64,
 }
 
+impl PreparedMirror {
+    /// Bytes of the messages the batch stores.
+    pub fn bytes(&self) -> u64 {
+        self.added.iter().map(|(_, _, size, _)| *size).sum()
+    }
+}
+
 impl StreamStore {
     fn progress_key(&self, source_key: &str) -> Vec<u8> {
         keys::stream_key(self.id, STREAM_SOURCE_PROGRESS, source_key.as_bytes())
