@@ -1,5 +1,5 @@
 //! What both Tributary servers share: entity names, subjects, config loading, client
-//! authentication, logging (files, runtime levels), telemetry and the admin HTTP listener with
+//! authentication, logging (files, runtime levels), tracing (OTLP, the W3C context on every gRPC hop), telemetry and the admin HTTP listener with
 //! the devops API, gRPC health and reflection, the gRPC wire conventions, the bound-address file, and small
 //! runtime helpers (time, backoff, owned tasks, locks); policies and their enforcement.
 
@@ -32,4 +32,5 @@ pub mod task;
 pub mod telemetry;
 pub mod throttle;
 pub mod time;
+pub mod trace_context;
 pub mod tls;

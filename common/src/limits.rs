@@ -5,6 +5,7 @@
 //! or gets a status naming the key; the server stays up. Keys live in each server's `[grpc]`.
 
 use crate::conn::Admission;
+use crate::trace_context::ServerTraceLayer;
 use serde::{Deserialize, Serialize};
 use std::future::Future;
 use std::pin::Pin;
@@ -56,10 +57,14 @@ impl Default for ListenerLimits {
     }
 }
 
-/// The server every listener is built from: the limits applied, a deadline on handlers.
-pub type LimitedServer = tonic::transport::Server<Stack<DeadlineLayer, Identity>>;
+/// The layers of every listener: each call in a span continuing its caller's trace
+/// (`trace_context`), then the handler deadline.
+type Layers = Stack<DeadlineLayer, Stack<ServerTraceLayer, Identity>>;
+/// The server every listener is built from: the limits applied, a deadline on handlers,
+/// the trace context read.
+pub type LimitedServer = tonic::transport::Server<Layers>;
 /// A router built on a [`LimitedServer`].
-pub type LimitedRouter = tonic::transport::server::Router<Stack<DeadlineLayer, Identity>>;
+pub type LimitedRouter = tonic::transport::server::Router<Layers>;
 
 fn some_if_set(d: Duration) -> Option<Duration> {
     (!d.is_zero()).then_some(d)
@@ -111,6 +116,7 @@ impl ListenerLimits {
             .http2_keepalive_interval(some_if_set(self.keepalive_interval))
             .http2_keepalive_timeout(some_if_set(self.keepalive_timeout))
             .http2_max_header_list_size(self.max_header_list_bytes)
+            .layer(ServerTraceLayer)
             .layer(DeadlineLayer {
                 timeout: some_if_set(self.request_timeout),
             })

@@ -66,8 +66,7 @@ impl Directory for ClusterDirectory {
                 continue;
             }
             let name = tributary_common::certs::data_node_name(d.id);
-            let channel = tls::endpoint(&d.addr, self.tls.as_ref(), Some(&name))
-                .map(|e| e.connect_lazy())
+            let channel = tls::channel(&d.addr, self.tls.as_ref(), Some(&name))
                 .map_err(|e| format!("data-node {} at {}: {e}", d.id, d.addr));
             out.push(Remote {
                 service: Service::DataNode,

@@ -19,7 +19,11 @@ use tokio::sync::{oneshot, watch};
 use tributary_proto::v1::{Command, WriteReply};
 
 enum Pending {
-    Write(oneshot::Sender<Result<WriteReply, CatalogError>>),
+    /// A write, and the span of the call that proposed it.
+    Write(
+        oneshot::Sender<Result<WriteReply, CatalogError>>,
+        tracing::Span,
+    ),
     Conf(oneshot::Sender<Result<(), CatalogError>>),
 }
 
@@ -176,7 +180,7 @@ impl Loop {
                     Err(refused) => refused.record(m.from),
                 }
             }
-            Input::Propose { cmd, reply } => {
+            Input::Propose { cmd, reply, span } => {
                 if self.raw.raft.state != StateRole::Leader {
                     let _ = reply.send(Err(CatalogError::NotLeader { leader: None }));
                     return;
@@ -184,7 +188,7 @@ impl Loop {
                 let id = self.next_id();
                 match self.raw.propose(self.ctx(id), cmd.encode_to_vec()) {
                     Ok(()) => {
-                        self.pending.insert(id, Pending::Write(reply));
+                        self.pending.insert(id, Pending::Write(reply, span));
                     }
                     Err(e) => {
                         let _ = reply.send(Err(CatalogError::Unavailable(format!(
@@ -318,6 +322,16 @@ impl Loop {
                     self.catalogue.set_applied(e.index);
                 }
                 EntryType::EntryNormal => {
+                    let proposed = self
+                        .own_proposal(&e.context)
+                        .and_then(|id| self.pending.remove(&id));
+                    let span = match &proposed {
+                        Some(Pending::Write(_, call)) if !call.is_none() => {
+                            tracing::info_span!(parent: call, "raft.apply", index = e.index)
+                        }
+                        _ => tracing::Span::none(),
+                    };
+                    let _applying = span.enter();
                     let outcome = Command::decode(e.data.as_ref()).map_err(|err| {
                         CatalogError::invalid("command", format!("undecodable: {err}"))
                     });
@@ -331,10 +345,7 @@ impl Loop {
                     self.write(batch)?;
                     self.catalogue.committed(e.index, revision, events);
                     metrics::counter!("tributary_cp_applied_total").increment(1);
-                    if let Some(Pending::Write(reply)) = self
-                        .own_proposal(&e.context)
-                        .and_then(|id| self.pending.remove(&id))
-                    {
+                    if let Some(Pending::Write(reply, _)) = proposed {
                         let _ = reply.send(result);
                     }
                 }

@@ -196,7 +196,22 @@ async fn copy(
     let (req, mut known) = start(spec, &dest)?;
     // Progress is counted from where we start: the origin seq we expect next.
     let mut next = req.start_seq.max(1);
-    let feed: Feed = resolver.open(host, &spec.origin, req).await?;
+    // Each subscription is a trace of its own (the worker's span lives as long as it does):
+    // locating the origin and subscribing, on this node, the origin's control plane and
+    // the origin's data node, in another cluster too.
+    let subscribing = tracing::info_span!(
+        parent: None,
+        "mirror.subscribe",
+        dest = %spec.dest,
+        origin = %spec.origin.stream,
+        external = %spec.origin.external,
+        start_seq = req.start_seq,
+    );
+    let feed: Feed = tracing::Instrument::instrument(
+        resolver.open(host, &spec.origin, req),
+        subscribing,
+    )
+    .await?;
     let (mut ready, _ahead) = prepare_ahead(spec, &dest, feed, dest.state().last_seq);
     loop {
         let r = match tokio::time::timeout(STALL, ready.recv()).await {
