@@ -164,7 +164,8 @@ mod tests {
             jail.set_env("TRIBUTARY_TRACING_RANDOM_SAMPLER_PROBABILITY", "half");
             let err = load::<WithTracing, _>(None, &Flags { listen: None }).unwrap_err();
             assert!(
-                err.to_string().contains("tracing.random_sampler_probability"),
+                err.to_string()
+                    .contains("tracing.random_sampler_probability"),
                 "{err}"
             );
             Ok(())

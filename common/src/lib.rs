@@ -32,5 +32,5 @@ pub mod task;
 pub mod telemetry;
 pub mod throttle;
 pub mod time;
-pub mod trace_context;
 pub mod tls;
+pub mod trace_context;

@@ -8,9 +8,9 @@
 //! Tracing is off unless `logging::init_with_tracing` installed an exporter: then every
 //! function here is a check of one flag, and a call passes through untouched.
 
+use futures::future::Either;
 use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
-use futures::future::Either;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 use tonic::metadata::{MetadataKey, MetadataMap, MetadataValue};
@@ -68,7 +68,10 @@ pub fn parse_traceparent(value: &str) -> Result<(), BadTraceparent> {
                 && hex(flags, 2)
                 && !zeros(trace)
                 && !zeros(span)
-                && trace.bytes().chain(span.bytes()).all(|b| !b.is_ascii_uppercase()) =>
+                && trace
+                    .bytes()
+                    .chain(span.bytes())
+                    .all(|b| !b.is_ascii_uppercase()) =>
         {
             Ok(())
         }
@@ -228,7 +231,9 @@ mod tests {
 
     #[test]
     fn traceparents_are_checked_for_their_w3c_shape() {
-        assert!(parse_traceparent("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01").is_ok());
+        assert!(
+            parse_traceparent("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01").is_ok()
+        );
         for bad in [
             "",
             "4bf92f3577b34da6a3ce929d0e0e4736",

@@ -391,7 +391,10 @@ mod tests {
             ..Default::default()
         };
         let req = auth.call(Request::new(()))?;
-        let sent = req.metadata().get(TRACEPARENT).and_then(|v| v.to_str().ok());
+        let sent = req
+            .metadata()
+            .get(TRACEPARENT)
+            .and_then(|v| v.to_str().ok());
         assert_eq!(sent, Some(tp));
         let e = Links::new(LinkOptions {
             traceparent: Some("00-abc-01".into()),
@@ -400,7 +403,10 @@ mod tests {
         .err()
         .map(|e| e.to_string())
         .unwrap_or_default();
-        assert!(e.contains("--traceparent") && e.contains("00-abc-01"), "{e}");
+        assert!(
+            e.contains("--traceparent") && e.contains("00-abc-01"),
+            "{e}"
+        );
         Ok(())
     }
 

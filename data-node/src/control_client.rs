@@ -12,13 +12,13 @@ use futures::future::BoxFuture;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tributary_common::trace_context::TracedChannel;
 use tonic::{Code, Status};
 use tributary_common::backoff::Backoff;
 use tributary_common::grpc::{leader_hint, CLUSTER_TOKEN_HEADER};
 use tributary_common::sync::lock;
 use tributary_common::task::AbortOnDrop;
 use tributary_common::tls::{self, TlsFiles};
+use tributary_common::trace_context::TracedChannel;
 use tributary_proto::v1::{
     catalog_client::CatalogClient, cluster_client::ClusterClient, entity::Kind, DataNode, Entity,
     EntityKind, EntityRef, HeartbeatRequest, ListRequest, RegisterRequest, Tag, WatchRequest,

@@ -15,12 +15,12 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
+use tracing::Instrument;
 use tributary_common::access::entity_resource;
 use tributary_common::policy::Permission;
 use tributary_common::throttle::Throttle;
 use tributary_common::time::now_ns;
 use tributary_common::trace_context;
-use tracing::Instrument;
 use tributary_proto::v1::{ingest_server::Ingest, IngestAck, IngestBatch};
 
 /// A batch's span, continuing the trace it carries (a ditto worker's batch, from another
@@ -30,7 +30,10 @@ fn batch_span(traceparent: &str) -> tracing::Span {
     if traceparent.is_empty() || !trace_context::enabled() {
         return tracing::Span::none();
     }
-    trace_context::continued(tracing::info_span!(parent: None, "ingest.batch"), traceparent)
+    trace_context::continued(
+        tracing::info_span!(parent: None, "ingest.batch"),
+        traceparent,
+    )
 }
 
 /// Cheap to clone: request tasks take their own copy.

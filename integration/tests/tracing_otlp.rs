@@ -29,8 +29,8 @@ use tributary_integration::streams::file_stream;
 use tributary_integration::{wait, Cluster, INGEST_SECRET};
 use tributary_proto::v1::{
     catalog_client::CatalogClient, entity::Kind, ingest_client::IngestClient,
-    streams_client::StreamsClient, Entity, IngestBatch, PublishRequest, StreamSource, Target,
-    Well, WellEntry,
+    streams_client::StreamsClient, Entity, IngestBatch, PublishRequest, StreamSource, Target, Well,
+    WellEntry,
 };
 
 /// The test client's trace: every call it makes to set things up carries it.
@@ -88,7 +88,10 @@ impl TraceService for Receiver {
                 });
             }
         }
-        self.0.lock().map_err(|_| Status::internal("poisoned"))?.extend(got);
+        self.0
+            .lock()
+            .map_err(|_| Status::internal("poisoned"))?
+            .extend(got);
         Ok(Response::new(ExportTraceServiceResponse::default()))
     }
 }
@@ -144,14 +147,21 @@ fn tracing_to(endpoint: &str, instance: String) -> TracingConfig {
 }
 
 /// Cluster `name` of real processes exporting to `endpoint`.
-async fn cluster(name: &'static str, members: u64, insecure: bool, endpoint: &str) -> Result<Cluster> {
+async fn cluster(
+    name: &'static str,
+    members: u64,
+    insecure: bool,
+    endpoint: &str,
+) -> Result<Cluster> {
     let (cp, dn) = (endpoint.to_string(), endpoint.to_string());
     let mut b = Cluster::builder(name)
         .members(members)
         .member_processes()
         .data_node_processes()
         .tune_members(move |m| m.tracing = tracing_to(&cp, format!("{name}/member-{}", m.id)))
-        .tune_data_nodes(move |d| d.tracing = tracing_to(&dn, format!("{name}/data-node-{}", d.id)));
+        .tune_data_nodes(move |d| {
+            d.tracing = tracing_to(&dn, format!("{name}/data-node-{}", d.id))
+        });
     if insecure {
         b = b.insecure();
     }
@@ -163,8 +173,12 @@ type Traced = InterceptedService<Channel, fn(Request<()>) -> Result<Request<()>,
 /// A channel of the test client whose every call carries [`TRACEPARENT_SENT`].
 fn traced(addr: &str) -> Result<Traced> {
     fn put(mut r: Request<()>) -> Result<Request<()>, Status> {
-        r.metadata_mut()
-            .insert(TRACEPARENT, TRACEPARENT_SENT.parse().map_err(|_| Status::internal("tp"))?);
+        r.metadata_mut().insert(
+            TRACEPARENT,
+            TRACEPARENT_SENT
+                .parse()
+                .map_err(|_| Status::internal("tp"))?,
+        );
         Ok(r)
     }
     Ok(InterceptedService::new(
@@ -204,11 +218,14 @@ async fn one_trace_spans_both_clusters_of_a_ditto_transfer_and_an_external_mirro
     let a = cluster("a", 3, false, &endpoint).await?;
 
     let b_cp = b.cp_addr(1)?;
-    create(&b_cp, Kind::Well(Well {
-        name: "all".into(),
-        default_well: true,
-        ..Default::default()
-    }))
+    create(
+        &b_cp,
+        Kind::Well(Well {
+            name: "all".into(),
+            default_well: true,
+            ..Default::default()
+        }),
+    )
     .await?;
     b.wait_well_served("all", 1).await?;
     let mut ext = file_stream("EXT", &["ext.>"]);
@@ -234,19 +251,25 @@ async fn one_trace_spans_both_clusters_of_a_ditto_transfer_and_an_external_mirro
         .find(|id| *id != leader)
         .ok_or_else(|| anyhow!("no follower"))?;
     let via = a.cp_addr(follower)?;
-    create(&via, Kind::Target(Target {
-        name: "dr".into(),
-        cleartext_endpoints: vec![b.endpoint(1)?],
-        ingest_secret: INGEST_SECRET.into(),
-        ..Default::default()
-    }))
+    create(
+        &via,
+        Kind::Target(Target {
+            name: "dr".into(),
+            cleartext_endpoints: vec![b.endpoint(1)?],
+            ingest_secret: INGEST_SECRET.into(),
+            ..Default::default()
+        }),
+    )
     .await?;
-    create(&via, Kind::Well(Well {
-        name: "src".into(),
-        tags: vec!["t".into()],
-        ditto_targets: vec!["dr".into()],
-        ..Default::default()
-    }))
+    create(
+        &via,
+        Kind::Well(Well {
+            name: "src".into(),
+            tags: vec!["t".into()],
+            ditto_targets: vec!["dr".into()],
+            ..Default::default()
+        }),
+    )
     .await?;
     a.wait_well_served("src", 1).await?;
     let mut mx = file_stream("MX", &[]);
@@ -269,8 +292,10 @@ async fn one_trace_spans_both_clusters_of_a_ditto_transfer_and_an_external_mirro
         entries,
         ..Default::default()
     }]));
-    req.metadata_mut()
-        .insert(tributary_common::grpc::INGEST_SECRET_HEADER, INGEST_SECRET.parse()?);
+    req.metadata_mut().insert(
+        tributary_common::grpc::INGEST_SECRET_HEADER,
+        INGEST_SECRET.parse()?,
+    );
     let mut acks = IngestClient::new(traced(&a.data_addr(1)?)?)
         .write(req)
         .await?
@@ -288,7 +313,8 @@ async fn one_trace_spans_both_clusters_of_a_ditto_transfer_and_an_external_mirro
         .wait_for("the client's trace in both clusters", |spans| {
             let mine: Vec<&Got> = spans.iter().filter(|g| g.trace_id == TRACE_ID).collect();
             let has = |process: &str, name: &str| {
-                mine.iter().any(|g| g.process == process && g.name.contains(name))
+                mine.iter()
+                    .any(|g| g.process == process && g.name.contains(name))
             };
             (has(&follower_name, "Catalog/Create")
                 && has(&leader_name, "Raft/Forward")
@@ -345,7 +371,10 @@ async fn one_trace_spans_both_clusters_of_a_ditto_transfer_and_an_external_mirro
                 })
         })
         .await?;
-    assert!(processes.contains(&"data-node/a/data-node-1".to_string()), "{processes:?}");
+    assert!(
+        processes.contains(&"data-node/a/data-node-1".to_string()),
+        "{processes:?}"
+    );
     a.shutdown().await;
     b.shutdown().await;
     Ok(())

@@ -4,9 +4,9 @@
 //! appears with its error (503, 504); it never fails the whole request.
 
 use super::{Command, Devops, DevopsError, LocalAdmin, Scope, Service};
+use crate::trace_context::TracedChannel;
 use std::sync::Arc;
 use std::time::Duration;
-use crate::trace_context::TracedChannel;
 use tributary_proto::v1::admin_client::AdminClient;
 use tributary_proto::v1::{
     ChangeLogLevelRequest, DevopsReply, InstanceAnswer, RetrieveConfigRequest,

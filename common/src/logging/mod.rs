@@ -187,11 +187,7 @@ pub fn init_with_tracing(
                 .fmt_fields(JsonFields::new())
                 .boxed(),
             other => {
-                return Err(bad(
-                    "sysout_format",
-                    format!("{other:?}: use human or json"),
-                )
-                .into())
+                return Err(bad("sysout_format", format!("{other:?}: use human or json")).into())
             }
         });
     }

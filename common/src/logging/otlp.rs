@@ -189,13 +189,18 @@ mod tests {
             c.validate().expect_err("refused")
         };
         let e = with(|c| c.sampler = "sometimes".into());
-        assert_eq!((e.key, e.env.as_str()), ("sampler", "TRIBUTARY_TRACING_SAMPLER"));
+        assert_eq!(
+            (e.key, e.env.as_str()),
+            ("sampler", "TRIBUTARY_TRACING_SAMPLER")
+        );
         let e = with(|c| {
             c.sampler = "random".into();
             c.random_sampler_probability = 1.5;
         });
         assert_eq!(e.key, "random_sampler_probability");
-        assert!(e.to_string().contains("TRIBUTARY_TRACING_RANDOM_SAMPLER_PROBABILITY"));
+        assert!(e
+            .to_string()
+            .contains("TRIBUTARY_TRACING_RANDOM_SAMPLER_PROBABILITY"));
         let e = with(|c| {
             c.sampler = "adaptive".into();
             c.adaptive_sampler_throughput = 0.0;

@@ -40,7 +40,7 @@ enum Read {
 /// until the well has no more or the receiver is gone.
 fn read_ahead(
     host: Arc<dyn DittoHost>,
-    (well, target): (Arc<Well>, String),
+    (well, names): (Arc<Well>, (String, String)),
     mut mapper: Mapper,
     sent: BTreeSet<u64>,
     from: Vec<u8>,
@@ -87,7 +87,7 @@ fn read_ahead(
         };
         // `sent` only grows behind the reader (forward batches cover disjoint key ranges), so
         // the snapshot filters exactly as the progress saved at any later commit would.
-        let span = batch_span(&well.name, &target, "forward");
+        let span = batch_span(&names.0, &names.1, "forward");
         let built = span.in_scope(|| mapper.build(&entries, &p, &sent));
         if tx.blocking_send(Read::Batch(p, built, span)).is_err() {
             return;
@@ -123,7 +123,7 @@ pub(super) async fn forward(
         s.progress.sent.clone(),
     );
     // Dropping `rx` (on return or error) ends the thread after the page it is on.
-    let named = (w, ctx.target.clone());
+    let named = (w, (ctx.well.clone(), ctx.target.clone()));
     tokio::task::spawn_blocking(move || read_ahead(host, named, mapper, sent, from, tx));
     let mut pipe = Pipe::default();
     let mut ready: Option<(Pending, Built, tracing::Span)> = None;
@@ -194,10 +194,7 @@ pub(super) async fn forward(
     }
 }
 
-fn on_read(
-    r: Read,
-    end: &mut Option<u64>,
-) -> DittoResult<Option<(Pending, Built, tracing::Span)>> {
+fn on_read(r: Read, end: &mut Option<u64>) -> DittoResult<Option<(Pending, Built, tracing::Span)>> {
     match r {
         Read::Batch(p, b, span) => Ok(Some((p, b, span))),
         Read::End(hi) => {

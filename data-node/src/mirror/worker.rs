@@ -207,11 +207,9 @@ async fn copy(
         external = %spec.origin.external,
         start_seq = req.start_seq,
     );
-    let feed: Feed = tracing::Instrument::instrument(
-        resolver.open(host, &spec.origin, req),
-        subscribing,
-    )
-    .await?;
+    let feed: Feed =
+        tracing::Instrument::instrument(resolver.open(host, &spec.origin, req), subscribing)
+            .await?;
     let (mut ready, _ahead) = prepare_ahead(spec, &dest, feed, dest.state().last_seq);
     loop {
         let r = match tokio::time::timeout(STALL, ready.recv()).await {
