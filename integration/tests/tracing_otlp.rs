@@ -3,8 +3,9 @@
 //! 127.0.0.1). The test's client sets up a ditto transfer and an external mirror from cluster
 //! A to cluster B under one traceparent of its own; then it finds in the receiver
 //!
-//! * that trace id in spans of both clusters' processes, and along A's write path a follower's
-//!   call, the leader's `Raft.Forward` and its `raft.apply` (W3C context on every hop);
+//! * that trace id in spans of both clusters' processes, and along A's write path (tribctl
+//!   `--traceparent` and the test's own calls) a follower's call, the leader's `Raft.Forward`
+//!   and its `raft.apply` (W3C context on every hop);
 //! * a ditto batch's trace: A's `ditto.batch` span (read to ack) with B's `ingest.batch`
 //!   (the target's write) under it;
 //! * a mirror subscription's trace: A's `mirror.subscribe` and, under it, B's control plane
@@ -25,6 +26,7 @@ use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
 use tributary_common::logging::TracingConfig;
 use tributary_common::trace_context::TRACEPARENT;
+use tributary_integration::cluster::binary;
 use tributary_integration::streams::file_stream;
 use tributary_integration::{wait, Cluster, INGEST_SECRET};
 use tributary_proto::v1::{
@@ -261,16 +263,37 @@ async fn one_trace_spans_both_clusters_of_a_ditto_transfer_and_an_external_mirro
         }),
     )
     .await?;
-    create(
-        &via,
-        Kind::Well(Well {
-            name: "src".into(),
-            tags: vec!["t".into()],
-            ditto_targets: vec!["dr".into()],
-            ..Default::default()
-        }),
-    )
-    .await?;
+    // The well by tribctl, its trace context given as `--traceparent`.
+    let files = a
+        .tls()
+        .ok_or_else(|| anyhow!("cluster a speaks TLS"))?
+        .client();
+    let out = tokio::process::Command::new(binary("tribctl")?)
+        .arg("--server")
+        .arg(&via)
+        .arg("--ca")
+        .arg(&files.ca_file)
+        .arg("--cert")
+        .arg(&files.cert_file)
+        .arg("--key")
+        .arg(&files.key_file)
+        .args(["--traceparent", TRACEPARENT_SENT])
+        .args([
+            "well",
+            "create",
+            "src",
+            "--tags",
+            "t",
+            "--ditto-target",
+            "dr",
+        ])
+        .output()
+        .await?;
+    anyhow::ensure!(
+        out.status.success(),
+        "tribctl well create: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     a.wait_well_served("src", 1).await?;
     let mut mx = file_stream("MX", &[]);
     mx.owner_node = 1;
@@ -316,7 +339,12 @@ async fn one_trace_spans_both_clusters_of_a_ditto_transfer_and_an_external_mirro
                 mine.iter()
                     .any(|g| g.process == process && g.name.contains(name))
             };
-            (has(&follower_name, "Catalog/Create")
+            // The test's two creates through the follower and tribctl's.
+            let creates = mine
+                .iter()
+                .filter(|g| g.process == follower_name && g.name.contains("Catalog/Create"))
+                .count();
+            (creates >= 3
                 && has(&leader_name, "Raft/Forward")
                 && has(&leader_name, "raft.apply")
                 && has("data-node/a/data-node-1", "Ingest/Write")
