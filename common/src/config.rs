@@ -30,6 +30,8 @@ where
     fig = fig
         .merge(Env::prefixed("TRIBUTARY_").split("__"))
         .merge(logging_env())
+        .merge(tracing_env())
+        .merge(otlp_endpoint_env())
         .merge(Serialized::defaults(flags));
     fig.extract().map_err(|e| {
         let key = e.path.join(".");
@@ -49,6 +51,21 @@ fn logging_env() -> Env {
     Env::prefixed("TRIBUTARY_LOGGING_")
         .filter(|k| !k.as_str().starts_with('_'))
         .map(|k| format!("logging.{k}").into())
+}
+
+/// The `[tracing]` keys by Eclipse Ditto's names, `TRIBUTARY_TRACING_<KEY>`
+/// (`TRIBUTARY_TRACING_SAMPLER=adaptive`), and the collector by OpenTelemetry's own
+/// `OTEL_EXPORTER_OTLP_ENDPOINT`.
+fn tracing_env() -> Env {
+    Env::prefixed("TRIBUTARY_TRACING_")
+        .filter(|k| !k.as_str().starts_with('_'))
+        .map(|k| format!("tracing.{k}").into())
+}
+
+fn otlp_endpoint_env() -> Env {
+    Env::raw()
+        .only(&["OTEL_EXPORTER_OTLP_ENDPOINT"])
+        .map(|_| "tracing.otlp_endpoint".into())
 }
 
 #[cfg(test)]
@@ -116,6 +133,39 @@ mod tests {
             let err = load::<WithLogging, _>(None, &Flags { listen: None }).unwrap_err();
             assert!(
                 err.to_string().contains("logging.max_log_file_history"),
+                "{err}"
+            );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn tracing_keys_take_dittos_and_opentelemetrys_environment_names() {
+        #[derive(Debug, Default, Serialize, Deserialize)]
+        #[serde(default)]
+        struct WithTracing {
+            tracing: crate::logging::TracingConfig,
+        }
+        figment::Jail::expect_with(|jail| {
+            let c: WithTracing = load(None, &Flags { listen: None }).map_err(|e| e.to_string())?;
+            assert!(!c.tracing.enabled);
+            assert_eq!(c.tracing.otlp_endpoint, "http://localhost:4317");
+            jail.set_env("TRIBUTARY_TRACING_ENABLED", "true");
+            jail.set_env("TRIBUTARY_TRACING_SAMPLER", "adaptive");
+            jail.set_env("TRIBUTARY_TRACING_ADAPTIVE_SAMPLER_THROUGHPUT", "2.5");
+            jail.set_env("TRIBUTARY_TRACING__RANDOM_SAMPLER_PROBABILITY", "0.5");
+            jail.set_env("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4317");
+            let c: WithTracing = load(None, &Flags { listen: None }).map_err(|e| e.to_string())?;
+            assert!(c.tracing.enabled);
+            assert_eq!(c.tracing.sampler, "adaptive");
+            assert_eq!(c.tracing.adaptive_sampler_throughput, 2.5);
+            assert_eq!(c.tracing.random_sampler_probability, 0.5);
+            assert_eq!(c.tracing.otlp_endpoint, "http://collector:4317");
+            jail.set_env("TRIBUTARY_TRACING_RANDOM_SAMPLER_PROBABILITY", "half");
+            let err = load::<WithTracing, _>(None, &Flags { listen: None }).unwrap_err();
+            assert!(
+                err.to_string()
+                    .contains("tracing.random_sampler_probability"),
                 "{err}"
             );
             Ok(())

@@ -1,5 +1,5 @@
 //! What both Tributary servers share: entity names, subjects, config loading, client
-//! authentication, logging (files, runtime levels), telemetry and the admin HTTP listener with
+//! authentication, logging (files, runtime levels), tracing (OTLP, the W3C context on every gRPC hop), telemetry and the admin HTTP listener with
 //! the devops API, gRPC health and reflection, the gRPC wire conventions, the bound-address file, and small
 //! runtime helpers (time, backoff, owned tasks, locks); policies and their enforcement; the topology
 //! (what copies what, with live lag) and a member's status page.
@@ -36,4 +36,5 @@ pub mod throttle;
 pub mod time;
 pub mod tls;
 pub mod topology;
+pub mod trace_context;
 pub mod wait;

@@ -6,6 +6,7 @@
 
 use crate::conn::Admission;
 use crate::telemetry::grpc_calls::GrpcMetricsLayer;
+use crate::trace_context::ServerTraceLayer;
 use serde::{Deserialize, Serialize};
 use std::future::Future;
 use std::pin::Pin;
@@ -58,10 +59,12 @@ impl Default for ListenerLimits {
 }
 
 /// The layers of every listener: the call metrics outermost (they see the deadline's status
-/// too), then the deadline on handlers.
-pub type ListenerLayers = Stack<DeadlineLayer, Stack<GrpcMetricsLayer, Identity>>;
+/// too), then each call in a span continuing its caller's trace (`trace_context`), then the
+/// deadline on handlers.
+pub type ListenerLayers =
+    Stack<DeadlineLayer, Stack<ServerTraceLayer, Stack<GrpcMetricsLayer, Identity>>>;
 /// The server every listener is built from: the limits applied, every call counted and timed,
-/// a deadline on handlers.
+/// the trace context read, a deadline on handlers.
 pub type LimitedServer = tonic::transport::Server<ListenerLayers>;
 /// A router built on a [`LimitedServer`].
 pub type LimitedRouter = tonic::transport::server::Router<ListenerLayers>;
@@ -121,6 +124,7 @@ impl ListenerLimits {
             .http2_max_header_list_size(self.max_header_list_bytes)
             // Added first: outermost (tonic stacks each new layer inside the ones before).
             .layer(GrpcMetricsLayer)
+            .layer(ServerTraceLayer)
             .layer(DeadlineLayer {
                 timeout: some_if_set(self.request_timeout),
             })

@@ -411,6 +411,18 @@ pub fn endpoint(
         .map_err(|e| TlsError::Config(e.to_string()))
 }
 
+/// A lazily connecting channel to `addr` as [`endpoint`] makes it, every call carrying the
+/// caller's trace context: the channel every server opens to another.
+pub fn channel(
+    addr: &str,
+    files: Option<&TlsFiles>,
+    expect_name: Option<&str>,
+) -> Result<crate::trace_context::TracedChannel, TlsError> {
+    Ok(crate::trace_context::traced(
+        endpoint(addr, files, expect_name)?.connect_lazy(),
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -76,6 +76,8 @@ pub struct ControlPlaneConfig {
     pub encryption: tributary_common::crypto::EncryptionConfig,
     /// stdout, log files and levels (`[logging]`, `TRIBUTARY_LOGGING_*`).
     pub logging: tributary_common::logging::LoggingConfig,
+    /// Spans out by OTLP (`[tracing]`, `TRIBUTARY_TRACING_*`, `OTEL_EXPORTER_OTLP_ENDPOINT`).
+    pub tracing: tributary_common::logging::TracingConfig,
     /// Background cleanup with Eclipse Ditto's knobs (`[cleanup]`, `TRIBUTARY_CLEANUP__*`): the
     /// watch-event log's revisions older than `history_retention` (default 1 h: a watcher
     /// away longer lists again).
@@ -134,6 +136,7 @@ impl Default for ControlPlaneConfig {
             grpc: Default::default(),
             encryption: Default::default(),
             logging: Default::default(),
+            tracing: Default::default(),
             cleanup: member_cleanup(),
         }
     }

@@ -6,7 +6,6 @@ use crate::config::ControlPlaneConfig;
 use crate::node::{Halt, Node};
 use std::sync::Arc;
 use std::time::Duration;
-use tonic::transport::Channel;
 use tributary_common::devops::{Directory, Fanout, LocalAdmin, Remote, Scope, Service};
 use tributary_common::health::{service_name, Health};
 use tributary_common::tls::{self, TlsFiles};
@@ -86,10 +85,12 @@ pub fn identity(config: &ControlPlaneConfig) -> (Option<TlsFiles>, String) {
 
 /// A channel to data node `d` at its catalogue address, as this member (its certificate, the
 /// data node's name expected on the other end), or cleartext when `insecure`.
-pub fn data_node_channel(d: &DataNode, tls: Option<&TlsFiles>) -> Result<Channel, String> {
+pub fn data_node_channel(
+    d: &DataNode,
+    tls: Option<&TlsFiles>,
+) -> Result<tributary_common::trace_context::TracedChannel, String> {
     let name = tributary_common::certs::data_node_name(d.id);
-    tls::endpoint(&d.addr, tls, Some(&name))
-        .map(|e| e.connect_lazy())
+    tls::channel(&d.addr, tls, Some(&name))
         .map_err(|e| format!("data-node {} at {}: {e}", d.id, d.addr))
 }
 

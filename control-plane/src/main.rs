@@ -66,7 +66,13 @@ async fn main() -> anyhow::Result<()> {
     let config: ControlPlaneConfig =
         tributary_common::config::load(flags.config.as_deref(), &flags)?;
     // Kept to the end: dropping it flushes the log file.
-    let _logs = tributary_common::logging::init(&config.logging, "control-plane")?;
+    // Kept to the end too: dropping it sends the spans still queued.
+    let _logs = tributary_common::logging::init_with_tracing(
+        &config.logging,
+        &config.tracing,
+        "control-plane",
+        &format!("member-{}", config.id),
+    )?;
     let running = tributary_control_plane::start(config).await?;
     let bound = BoundAddrs {
         grpc: running.addr,

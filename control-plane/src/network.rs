@@ -5,7 +5,6 @@ use raft::prelude::Message;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
-use tonic::transport::Endpoint;
 use tributary_common::certs;
 use tributary_common::sync::{read, write};
 use tributary_common::tls::{self, TlsFiles};
@@ -14,7 +13,7 @@ use tributary_common::tls::{self, TlsFiles};
 /// far more often).
 const REACHABLE_WINDOW: Duration = Duration::from_secs(1);
 use tokio::sync::mpsc;
-use tonic::transport::Channel;
+use tributary_common::trace_context::TracedChannel;
 use tributary_proto::v1::{
     cluster_client::ClusterClient, raft_client::RaftClient, PeerAddressRequest, RaftBatch,
 };
@@ -71,7 +70,7 @@ pub enum PeerTls {
 pub struct Peers {
     addrs: Arc<RwLock<HashMap<u64, MemberAddrs>>>,
     learned: Arc<RwLock<HashMap<u64, String>>>,
-    channels: Arc<RwLock<HashMap<u64, Channel>>>,
+    channels: Arc<RwLock<HashMap<u64, TracedChannel>>>,
     tls: PeerTls,
     /// Outcome and time of the last send to each peer.
     health: Arc<RwLock<HashMap<u64, (Instant, bool)>>>,
@@ -132,14 +131,14 @@ impl Peers {
         write(&self.learned).remove(&id);
     }
 
-    fn endpoint(&self, id: u64, addr: &str) -> Result<Endpoint, String> {
+    fn link(&self, id: u64, addr: &str) -> Result<TracedChannel, String> {
         let files = match &self.tls {
             PeerTls::Cleartext => None,
             PeerTls::Mutual(f) => Some(f),
         };
         // The peer must show the certificate of the member we mean, whatever address it
         // answers at.
-        tls::endpoint(addr, files, Some(&certs::member_name(id))).map_err(|e| e.to_string())
+        tls::channel(addr, files, Some(&certs::member_name(id))).map_err(|e| e.to_string())
     }
 
     /// Member `id`'s peer address: configured, learned before, or asked of the member at its
@@ -155,7 +154,7 @@ impl Peers {
         if let Some(p) = read(&self.learned).get(&id) {
             return Ok(p.clone());
         }
-        let ch = self.endpoint(id, &addrs.client)?.connect_lazy();
+        let ch = self.link(id, &addrs.client)?;
         let mut client = ClusterClient::new(ch);
         let ask = client.peer_address(PeerAddressRequest {});
         let reply = tokio::time::timeout(Duration::from_secs(2), ask)
@@ -182,12 +181,12 @@ impl Peers {
     }
 
     /// A channel to member `id`'s peer listener.
-    pub async fn channel(&self, id: u64) -> Result<Channel, String> {
+    pub async fn channel(&self, id: u64) -> Result<TracedChannel, String> {
         if let Some(c) = read(&self.channels).get(&id) {
             return Ok(c.clone());
         }
         let addr = self.peer_addr(id).await?;
-        let ch = self.endpoint(id, &addr)?.connect_lazy();
+        let ch = self.link(id, &addr)?;
         write(&self.channels).insert(id, ch.clone());
         Ok(ch)
     }

@@ -5,10 +5,10 @@
 
 use crate::node::Node;
 use std::time::Duration;
-use tonic::transport::Channel;
 use tributary_common::status_page::StatusSource;
 use tributary_common::tls::TlsFiles;
 use tributary_common::topology::{self, StreamState, Topology, TopologySource};
+use tributary_common::trace_context::TracedChannel;
 use tributary_proto::v1::{
     ditto_client::DittoClient, entity::Kind, streams_client::StreamsClient, DataNode,
     DittoStatsReply, DittoStatsRequest, EntityKind, StatusReply, Stream, StreamInfoRequest,
@@ -39,7 +39,7 @@ impl MemberView {
             .ok_or_else(|| format!("data node {id} is not registered"))
     }
 
-    fn channel(&self, d: &DataNode) -> Result<Channel, String> {
+    fn channel(&self, d: &DataNode) -> Result<TracedChannel, String> {
         crate::devops::data_node_channel(d, self.tls.as_ref())
     }
 

@@ -71,6 +71,10 @@ pub struct ConnectArgs {
         value_name = "HOST:PORT=ADDR:PORT"
     )]
     resolve: Vec<String>,
+    /// A W3C trace context (`00-<trace id>-<span id>-<flags>`) sent on every call, so the
+    /// servers' spans of this command join that trace (a servers' `[tracing]` must be on).
+    #[arg(long, global = true, env = "TRACEPARENT", value_name = "TRACEPARENT")]
+    traceparent: Option<String>,
 }
 
 impl ConnectArgs {
@@ -87,6 +91,7 @@ impl ConnectArgs {
                 self.stream_secret_file.as_deref(),
             )?,
             resolve: self.resolve.clone(),
+            traceparent: self.traceparent.clone(),
         })?;
         ControlPlane::with_links(&self.server, links)
     }

@@ -137,6 +137,7 @@ pub async fn run(json: bool) -> Result<()> {
         seq: 1,
         entries,
         batch_id: String::new(),
+        traceparent: String::new(),
     }]));
     req.metadata_mut().insert(
         tributary_common::grpc::INGEST_SECRET_HEADER,

@@ -11,6 +11,7 @@ use tonic::transport::Channel;
 use tonic::{Request, Status};
 use tributary_common::grpc::STREAM_SECRET_HEADER;
 use tributary_common::tls::{self, TlsError, TlsFiles};
+use tributary_common::trace_context::{parse_traceparent, TRACEPARENT};
 
 /// Why tribctl cannot set up its links; each names the flag at fault.
 #[derive(Debug, thiserror::Error)]
@@ -39,6 +40,8 @@ pub enum LinkError {
     Secret { what: &'static str, reason: String },
     #[error("--resolve {entry:?}: want HOST:PORT=ADDR:PORT (the address a server is named by, and where to reach it)")]
     Resolve { entry: String },
+    #[error("--traceparent (TRACEPARENT): {0}")]
+    Traceparent(#[from] tributary_common::trace_context::BadTraceparent),
 }
 
 /// The credentials tribctl shows, as given on its command line.
@@ -54,14 +57,18 @@ pub struct LinkOptions {
     /// `HOST:PORT=ADDR:PORT`: reach the server named `HOST:PORT` (by `--server` or the
     /// catalogue) at `ADDR:PORT`, as curl's `--resolve`; its certificate must still name HOST.
     pub resolve: Vec<String>,
+    /// A W3C trace context sent on every call (`traceparent`): the servers' spans of the
+    /// command join that trace.
+    pub traceparent: Option<String>,
 }
 
-/// Puts the caller's metadata on every call: the bearer token always, the stream secret on
-/// the channels made for a data node's `Streams` service.
+/// Puts the caller's metadata on every call: the bearer token and the trace context always,
+/// the stream secret on the channels made for a data node's `Streams` service.
 #[derive(Clone, Default)]
 pub struct CallAuth {
     bearer: Option<MetadataValue<Ascii>>,
     stream_secret: Option<MetadataValue<Ascii>>,
+    traceparent: Option<MetadataValue<Ascii>>,
 }
 
 impl Interceptor for CallAuth {
@@ -71,6 +78,9 @@ impl Interceptor for CallAuth {
         }
         if let Some(v) = &self.stream_secret {
             req.metadata_mut().insert(STREAM_SECRET_HEADER, v.clone());
+        }
+        if let Some(v) = &self.traceparent {
+            req.metadata_mut().insert(TRACEPARENT, v.clone());
         }
         Ok(req)
     }
@@ -88,6 +98,7 @@ pub struct Links {
     stream_secret: Option<MetadataValue<Ascii>>,
     /// `--resolve`: server address (HOST:PORT) → where to connect (ADDR:PORT).
     resolve: Vec<(String, String)>,
+    traceparent: Option<MetadataValue<Ascii>>,
 }
 
 impl Links {
@@ -131,11 +142,20 @@ impl Links {
             .iter()
             .map(|e| parse_resolve(e))
             .collect::<Result<_, _>>()?;
+        let traceparent = o
+            .traceparent
+            .map(|t| -> Result<_, LinkError> {
+                let t = t.trim();
+                parse_traceparent(t)?;
+                header_value("the traceparent", t)
+            })
+            .transpose()?;
         Ok(Links {
             files,
             bearer,
             stream_secret,
             resolve,
+            traceparent,
         })
     }
 
@@ -204,6 +224,7 @@ impl Links {
         let auth = CallAuth {
             bearer: self.bearer.clone(),
             stream_secret,
+            traceparent: self.traceparent.clone(),
         };
         Ok(InterceptedService::new(ep.connect_lazy(), auth))
     }
@@ -335,11 +356,12 @@ mod tests {
         })?;
         let mut plain = CallAuth {
             bearer: links.bearer.clone(),
-            stream_secret: None,
+            ..Default::default()
         };
         let mut streams = CallAuth {
             bearer: links.bearer.clone(),
             stream_secret: links.stream_secret.clone(),
+            ..Default::default()
         };
         let req = plain.call(Request::new(()))?;
         let auth = req
@@ -354,6 +376,37 @@ mod tests {
             .get(STREAM_SECRET_HEADER)
             .and_then(|v| v.to_str().ok());
         assert_eq!(secret, Some("s3cret"));
+        Ok(())
+    }
+
+    #[test]
+    fn the_traceparent_given_goes_on_every_call_and_a_bad_one_is_named() -> anyhow::Result<()> {
+        let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let links = Links::new(LinkOptions {
+            traceparent: Some(format!(" {tp}\n")),
+            ..Default::default()
+        })?;
+        let mut auth = CallAuth {
+            traceparent: links.traceparent.clone(),
+            ..Default::default()
+        };
+        let req = auth.call(Request::new(()))?;
+        let sent = req
+            .metadata()
+            .get(TRACEPARENT)
+            .and_then(|v| v.to_str().ok());
+        assert_eq!(sent, Some(tp));
+        let e = Links::new(LinkOptions {
+            traceparent: Some("00-abc-01".into()),
+            ..Default::default()
+        })
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+        assert!(
+            e.contains("--traceparent") && e.contains("00-abc-01"),
+            "{e}"
+        );
         Ok(())
     }
 

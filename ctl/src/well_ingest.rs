@@ -107,6 +107,7 @@ fn send_batches(
             seq,
             entries,
             batch_id: String::new(),
+            traceparent: String::new(),
         })
         .map_err(|_| anyhow!("the data node closed the ingest stream"))?;
         sent.batches.store(seq, Ordering::SeqCst);

@@ -94,6 +94,8 @@ pub struct DataNodeConfig {
     pub throttling: ThrottlingConfig,
     /// stdout, log files and levels (`[logging]`, `TRIBUTARY_LOGGING_*`).
     pub logging: tributary_common::logging::LoggingConfig,
+    /// Spans out by OTLP (`[tracing]`, `TRIBUTARY_TRACING_*`, `OTEL_EXPORTER_OTLP_ENDPOINT`).
+    pub tracing: tributary_common::logging::TracingConfig,
     /// Background cleanup with Eclipse Ditto's knobs (`[cleanup]`, `TRIBUTARY_CLEANUP__*`):
     /// progress of removed ditto targets and mirror/source origins.
     pub cleanup: tributary_common::cleanup::CleanupConfig,
@@ -212,6 +214,7 @@ impl Default for DataNodeConfig {
             limits: Limits::default(),
             throttling: ThrottlingConfig::default(),
             logging: Default::default(),
+            tracing: Default::default(),
             cleanup: Default::default(),
         }
     }

@@ -12,13 +12,13 @@ use futures::future::BoxFuture;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tonic::transport::Channel;
 use tonic::{Code, Status};
 use tributary_common::backoff::Backoff;
 use tributary_common::grpc::{leader_hint, CLUSTER_TOKEN_HEADER};
 use tributary_common::sync::lock;
 use tributary_common::task::AbortOnDrop;
 use tributary_common::tls::{self, TlsFiles};
+use tributary_common::trace_context::TracedChannel;
 use tributary_proto::v1::{
     catalog_client::CatalogClient, cluster_client::ClusterClient, entity::Kind, DataNode, Entity,
     EntityKind, EntityRef, HeartbeatRequest, ListRequest, RegisterRequest, Tag, WatchRequest,
@@ -79,10 +79,9 @@ impl Endpoints {
         lock(&self.preferred).0.clone()
     }
 
-    fn channel(&self) -> std::result::Result<Channel, Status> {
+    fn channel(&self) -> std::result::Result<TracedChannel, Status> {
         let addr = self.current();
-        tls::endpoint(&addr, self.tls.as_ref(), None)
-            .map(|e| e.connect_lazy())
+        tls::channel(&addr, self.tls.as_ref(), None)
             .map_err(|e| Status::unavailable(format!("control plane {addr}: {e}")))
     }
 

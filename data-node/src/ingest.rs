@@ -15,11 +15,26 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
+use tracing::Instrument;
 use tributary_common::access::entity_resource;
 use tributary_common::policy::Permission;
 use tributary_common::throttle::Throttle;
 use tributary_common::time::now_ns;
+use tributary_common::trace_context;
 use tributary_proto::v1::{ingest_server::Ingest, IngestAck, IngestBatch};
+
+/// A batch's span, continuing the trace it carries (a ditto worker's batch, from another
+/// cluster maybe); none while tracing is off or when it carries none (its call's span then
+/// holds it).
+fn batch_span(traceparent: &str) -> tracing::Span {
+    if traceparent.is_empty() || !trace_context::enabled() {
+        return tracing::Span::none();
+    }
+    trace_context::continued(
+        tracing::info_span!(parent: None, "ingest.batch"),
+        traceparent,
+    )
+}
 
 /// Cheap to clone: request tasks take their own copy.
 #[derive(Clone)]
@@ -37,6 +52,8 @@ struct Prepared {
     items: Vec<(Arc<Well>, u64, EntryValue)>,
     batch_id: Option<String>,
     now: i64,
+    /// The batch's span, continuing the trace it carries (none while tracing is off).
+    span: tracing::Span,
 }
 
 impl IngestService {
@@ -76,6 +93,16 @@ impl IngestService {
 
     /// Checks a batch whole and resolves its tags and wells; stores nothing.
     async fn prepare(&self, batch: IngestBatch, pass: &Pass) -> Result<Prepared> {
+        let span = batch_span(&batch.traceparent);
+        let mut prepared = self
+            .check_and_route(batch, pass)
+            .instrument(span.clone())
+            .await?;
+        prepared.span = span;
+        Ok(prepared)
+    }
+
+    async fn check_and_route(&self, batch: IngestBatch, pass: &Pass) -> Result<Prepared> {
         let now = now_ns();
         let mut items = Vec::with_capacity(batch.entries.len());
         // Batches usually carry few tags: resolve each once per batch.
@@ -141,6 +168,7 @@ impl IngestService {
             items,
             batch_id: (!batch.batch_id.is_empty()).then_some(batch.batch_id),
             now,
+            span: tracing::Span::none(),
         })
     }
 
@@ -151,11 +179,12 @@ impl IngestService {
             items,
             batch_id,
             now,
+            span,
         } = p;
         let node = self.node.clone();
         // A big batch or a RocksDB write stall must not hold an async worker.
         let outcome = tokio::task::spawn_blocking(move || {
-            node.write_entries(items, batch_id.as_deref(), now)
+            span.in_scope(|| node.write_entries(items, batch_id.as_deref(), now))
         })
         .await
         .map_err(|e| {

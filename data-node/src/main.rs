@@ -94,7 +94,13 @@ async fn main() -> anyhow::Result<()> {
     let flags = Flags::parse();
     let config: DataNodeConfig = tributary_common::config::load(flags.config.as_deref(), &flags)?;
     // Kept to the end: dropping it flushes the log file.
-    let _logs = tributary_common::logging::init(&config.logging, "data-node")?;
+    // Kept to the end too: dropping it sends the spans still queued.
+    let _logs = tributary_common::logging::init_with_tracing(
+        &config.logging,
+        &config.tracing,
+        "data-node",
+        &format!("data-node-{}", config.id),
+    )?;
     let running = tributary_data_node::start(config).await?;
     let bound = BoundAddrs {
         grpc: running.addr,

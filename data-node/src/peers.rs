@@ -7,11 +7,11 @@ use crate::error::{Error, Result};
 use crate::node::Node;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use tonic::transport::Channel;
 use tributary_common::certs;
 use tributary_common::grpc::CLUSTER_TOKEN_HEADER;
 use tributary_common::sync::lock;
 use tributary_common::tls::{self, TlsFiles};
+use tributary_common::trace_context::TracedChannel;
 
 /// Metadata a forwarded call carries: how many data nodes it has passed through, so a stale
 /// view of who leads cannot send a call round in circles.
@@ -24,7 +24,7 @@ pub struct Peers {
     /// This node's certificate and the cluster CA; None: `insecure`.
     tls: Option<TlsFiles>,
     cluster_token: String,
-    channels: Mutex<HashMap<u64, (String, Channel)>>,
+    channels: Mutex<HashMap<u64, (String, TracedChannel)>>,
 }
 
 impl Peers {
@@ -38,7 +38,7 @@ impl Peers {
     }
 
     /// The channel to data node `id`.
-    pub fn channel(&self, id: u64) -> Result<Channel> {
+    pub fn channel(&self, id: u64) -> Result<TracedChannel> {
         let addr = self
             .node
             .with_catalog(|c| c.data_nodes.get(&id).map(|n| n.addr.clone()))
@@ -52,9 +52,8 @@ impl Peers {
             }
         }
         let pin = certs::data_node_name(id);
-        let ch = tls::endpoint(&addr, self.tls.as_ref(), Some(&pin))
-            .map_err(|e| Error::Unavailable(format!("data node {id} at {addr}: {e}")))?
-            .connect_lazy();
+        let ch = tls::channel(&addr, self.tls.as_ref(), Some(&pin))
+            .map_err(|e| Error::Unavailable(format!("data node {id} at {addr}: {e}")))?;
         channels.insert(id, (addr, ch.clone()));
         Ok(ch)
     }

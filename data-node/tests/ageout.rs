@@ -59,6 +59,7 @@ async fn ingest_then_query_across_an_ageout() {
         seq: 1,
         entries,
         batch_id: String::new(),
+        traceparent: String::new(),
     };
     let acks: Vec<_> = ingest
         .write(tokio_stream::iter(vec![batch]))

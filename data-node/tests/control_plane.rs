@@ -37,6 +37,7 @@ async fn ingest_one(addr: &str, tag: &str, data: &str) -> Result<u64, tonic::Sta
             ..Default::default()
         }],
         batch_id: String::new(),
+        traceparent: String::new(),
     };
     let mut req = tonic::Request::new(tokio_stream::iter(vec![batch]));
     req.metadata_mut().insert(

@@ -101,6 +101,7 @@ async fn acked_writes_survive_kill_9() {
                 })
                 .collect(),
             batch_id: String::new(),
+            traceparent: String::new(),
         })
         .collect();
     let mut ingest = IngestClient::connect(addr.clone()).await.unwrap();

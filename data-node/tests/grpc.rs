@@ -150,6 +150,7 @@ async fn ingest_query_and_shards() {
             seq: 1,
             entries: vec![entry(1, "nginx", "x")],
             batch_id: String::new(),
+            traceparent: String::new(),
         }],
     )
     .await;
@@ -160,16 +161,19 @@ async fn ingest_query_and_shards() {
             seq: 1,
             entries: vec![entry(2_000, "nginx", "b"), entry(1_000, "nginx", "a")],
             batch_id: "b1".into(),
+            traceparent: String::new(),
         },
         IngestBatch {
             seq: 2,
             entries: vec![entry(3_000, "syslog", "c")],
             batch_id: String::new(),
+            traceparent: String::new(),
         },
         IngestBatch {
             seq: 3,
             entries: vec![entry(2_000, "nginx", "b"), entry(1_000, "nginx", "a")],
             batch_id: "b1".into(),
+            traceparent: String::new(),
         },
     ];
     let acks = ingest(&addr, SECRET, batches).await.unwrap();
@@ -201,6 +205,7 @@ async fn ingest_query_and_shards() {
             seq: 9,
             entries: vec![entry(4_000, "nginx", "ok"), broken],
             batch_id: String::new(),
+            traceparent: String::new(),
         }],
     )
     .await
@@ -219,6 +224,7 @@ async fn ingest_query_and_shards() {
             seq: 10,
             entries: vec![big],
             batch_id: String::new(),
+            traceparent: String::new(),
         }],
     )
     .await
@@ -237,6 +243,7 @@ async fn ingest_query_and_shards() {
             seq: 11,
             entries: vec![entry(1, "remote", "r")],
             batch_id: String::new(),
+            traceparent: String::new(),
         }],
     )
     .await
@@ -518,6 +525,7 @@ async fn an_unreadable_frame_ends_ingest_with_its_reason() {
         seq,
         entries: vec![entry(1_000 + seq as i64, "t", &"x".repeat(size))],
         batch_id: String::new(),
+        traceparent: String::new(),
     };
     let mut c = IngestClient::connect(url(&running)).await.unwrap();
     let mut acks = c

@@ -141,6 +141,7 @@ async fn ingest_query_and_delivery_are_each_held_to_the_budget() {
             })
             .collect(),
         batch_id: String::new(),
+        traceparent: String::new(),
     });
     let started = Instant::now();
     let mut acks = ingest

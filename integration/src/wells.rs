@@ -28,6 +28,7 @@ pub async fn ingest(
             seq: i as u64,
             entries: ch.to_vec(),
             batch_id: String::new(),
+            traceparent: String::new(),
         })
         .collect();
     let n = batches.len();

@@ -4,9 +4,9 @@
 //! appears with its error (503, 504); it never fails the whole request.
 
 use super::{Command, Devops, DevopsError, LocalAdmin, Scope, Service};
+use crate::trace_context::TracedChannel;
 use std::sync::Arc;
 use std::time::Duration;
-use tonic::transport::Channel;
 use tributary_proto::v1::admin_client::AdminClient;
 use tributary_proto::v1::{
     ChangeLogLevelRequest, DevopsReply, InstanceAnswer, RetrieveConfigRequest,
@@ -18,7 +18,7 @@ pub struct Remote {
     pub service: Service,
     pub instance: String,
     /// The channel, or why there is none (no known address).
-    pub channel: Result<Channel, String>,
+    pub channel: Result<TracedChannel, String>,
     /// Sent as `x-tributary-cluster-token` (an `insecure` cluster's proof of membership).
     pub cluster_token: String,
 }

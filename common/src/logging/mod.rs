@@ -6,14 +6,21 @@
 //! The `[logging]` TOML section; every key is also `TRIBUTARY_LOGGING_<KEY>` (Ditto's
 //! spelling, `TRIBUTARY_LOGGING_FILE_APPENDER=true`) or `TRIBUTARY_LOGGING__<KEY>`. `RUST_LOG`,
 //! when set, still gives the levels at start.
+//!
+//! Traces ([`otlp`], `[tracing]`) go out through a layer of the same subscriber, so the
+//! spans the logs show are the spans a trace is made of.
 
 mod files;
 mod levels;
 mod logstash;
+mod otlp;
+mod sampler;
 
 pub use files::parse_size;
 pub use levels::{levels, parse_level, parse_logger, LevelError, LogLevels, LEVELS, ROOT};
 pub use logstash::Logstash;
+pub use otlp::{TracingConfig, TracingError};
+pub use sampler::AdaptiveSampler;
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -97,9 +104,28 @@ fn bad(key: &str, reason: impl ToString) -> LoggingError {
     }
 }
 
-/// Keeps the file writer's thread; dropping it flushes what is queued.
+/// Keeps the file writer's thread and the span exporter; dropping it flushes what is queued
+/// (log lines to the files, spans to the collector).
 pub struct LogGuard {
     _file: Option<tracing_appender::non_blocking::WorkerGuard>,
+    exporter: Option<otlp::Exporter>,
+}
+
+impl Drop for LogGuard {
+    fn drop(&mut self) {
+        if let Some(e) = self.exporter.take() {
+            e.shutdown();
+        }
+    }
+}
+
+/// Why the subscriber was not installed: a `[logging]` or a `[tracing]` key.
+#[derive(Debug, thiserror::Error)]
+pub enum TelemetryError {
+    #[error(transparent)]
+    Logging(#[from] LoggingError),
+    #[error(transparent)]
+    Tracing(#[from] TracingError),
 }
 
 impl LoggingConfig {
@@ -123,6 +149,28 @@ type Boxed = Box<dyn Layer<Base> + Send + Sync>;
 /// Once per process: a second call (several servers in one test) changes nothing and
 /// returns an empty guard. Invalid settings are refused with the key named.
 pub fn init(config: &LoggingConfig, service: &str) -> Result<LogGuard, LoggingError> {
+    match init_with_tracing(config, &TracingConfig::default(), service, service) {
+        Ok(g) => Ok(g),
+        Err(TelemetryError::Logging(e)) => Err(e),
+        // Tracing off: its defaults are valid and nothing of it is built.
+        Err(TelemetryError::Tracing(e)) => Err(LoggingError {
+            key: format!("tracing.{}", e.key),
+            env: e.env,
+            reason: e.reason,
+        }),
+    }
+}
+
+/// [`init`], with spans exported by OTLP when `tracing.enabled` (`service` is their
+/// `service.name`, `instance` their `service.instance.id` unless the config names one).
+/// Within a tokio runtime: the exporter's channel lives there.
+pub fn init_with_tracing(
+    config: &LoggingConfig,
+    tracing: &TracingConfig,
+    service: &str,
+    instance: &str,
+) -> Result<LogGuard, TelemetryError> {
+    tracing.validate()?;
     let rust_log = std::env::var("RUST_LOG")
         .ok()
         .filter(|s| !s.trim().is_empty());
@@ -139,14 +187,14 @@ pub fn init(config: &LoggingConfig, service: &str) -> Result<LogGuard, LoggingEr
                 .fmt_fields(JsonFields::new())
                 .boxed(),
             other => {
-                return Err(bad(
-                    "sysout_format",
-                    format!("{other:?}: use human or json"),
-                ))
+                return Err(bad("sysout_format", format!("{other:?}: use human or json")).into())
             }
         });
     }
-    let mut guard = LogGuard { _file: None };
+    let mut guard = LogGuard {
+        _file: None,
+        exporter: None,
+    };
     if config.file_appender {
         let threshold = parse_level(&config.file_appender_threshold)
             .map_err(|e| bad("file_appender_threshold", e))?;
@@ -181,6 +229,11 @@ pub fn init(config: &LoggingConfig, service: &str) -> Result<LogGuard, LoggingEr
                 .boxed(),
         );
     }
+    if tracing.enabled {
+        let (exporter, tracer) = otlp::Exporter::start(tracing, service, instance)?;
+        guard.exporter = Some(exporter);
+        layers.push(tracing_opentelemetry::layer().with_tracer(tracer).boxed());
+    }
     let (filter, handle) = reload::Layer::new(filter);
     let installed = tracing_subscriber::registry()
         .with(filter)
@@ -190,9 +243,16 @@ pub fn init(config: &LoggingConfig, service: &str) -> Result<LogGuard, LoggingEr
         levels().attach(Box::new(move |f| {
             handle.reload(f).map_err(|e| e.to_string())
         }));
+        if guard.exporter.is_some() {
+            crate::trace_context::enable();
+        }
         Ok(guard)
     } else {
-        Ok(LogGuard { _file: None })
+        // Dropping the guard stops an exporter that no subscriber feeds.
+        Ok(LogGuard {
+            _file: None,
+            exporter: None,
+        })
     }
 }
 

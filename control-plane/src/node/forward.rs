@@ -5,7 +5,7 @@ use super::Node;
 use crate::error::CatalogError;
 use prost::Message as _;
 use std::time::{Duration, Instant};
-use tonic::transport::Channel;
+use tributary_common::trace_context::TracedChannel;
 use tributary_proto::v1::cluster_client::ClusterClient;
 use tributary_proto::v1::{raft_client::RaftClient, Command, ForwardRequest, WriteReply};
 
@@ -17,7 +17,7 @@ pub(crate) enum Leader {
     /// This member leads.
     Me,
     /// Another member leads: its Cluster service.
-    Other(ClusterClient<Channel>),
+    Other(ClusterClient<TracedChannel>),
 }
 
 impl Node {

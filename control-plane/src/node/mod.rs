@@ -65,6 +65,10 @@ pub enum Input {
     Propose {
         cmd: Box<Command>,
         reply: oneshot::Sender<Result<WriteReply, CatalogError>>,
+        /// The proposing call's span (none while tracing is off): the leader's apply of the
+        /// proposal is traced under it. Kept beside the proposal on the leader, never in
+        /// the log: followers' applies are not traced.
+        span: tracing::Span,
     },
     ConfChange {
         cc: ConfChange,
@@ -272,9 +276,14 @@ impl Node {
         let _room = self.room(&cmd, deadline).await?;
         cmd.live_nodes = self.liveness.live();
         let (reply, rx) = oneshot::channel();
+        let span = match tributary_common::trace_context::enabled() {
+            true => tracing::Span::current(),
+            false => tracing::Span::none(),
+        };
         self.send(Input::Propose {
             cmd: Box::new(cmd),
             reply,
+            span,
         })?;
         let left = deadline.saturating_duration_since(Instant::now());
         match tokio::time::timeout(left, rx).await {

@@ -22,8 +22,13 @@ use tributary_common::telemetry::raft_group::{RaftGroupMetrics, RaftView};
 use tributary_proto::v1::{Command, WriteReply};
 
 enum Pending {
-    /// A catalogue write, and when it was proposed (for the proposal latency).
-    Write(oneshot::Sender<Result<WriteReply, CatalogError>>, Instant),
+    /// A catalogue write, when it was proposed (for the proposal latency) and the span of
+    /// the call that proposed it.
+    Write(
+        oneshot::Sender<Result<WriteReply, CatalogError>>,
+        Instant,
+        tracing::Span,
+    ),
     Conf(oneshot::Sender<Result<(), CatalogError>>),
 }
 
@@ -175,7 +180,7 @@ impl Loop {
                     Err(refused) => refused.record(m.from),
                 }
             }
-            Input::Propose { cmd, reply } => {
+            Input::Propose { cmd, reply, span } => {
                 if self.raw.raft.state != StateRole::Leader {
                     let _ = reply.send(Err(CatalogError::NotLeader { leader: None }));
                     return;
@@ -184,7 +189,7 @@ impl Loop {
                 match self.raw.propose(self.ctx(id), cmd.encode_to_vec()) {
                     Ok(()) => {
                         self.pending
-                            .insert(id, Pending::Write(reply, Instant::now()));
+                            .insert(id, Pending::Write(reply, Instant::now(), span));
                     }
                     Err(e) => {
                         let _ = reply.send(Err(CatalogError::Unavailable(format!(
@@ -323,6 +328,16 @@ impl Loop {
                     self.catalogue.set_applied(e.index);
                 }
                 EntryType::EntryNormal => {
+                    let proposed = self
+                        .own_proposal(&e.context)
+                        .and_then(|id| self.pending.remove(&id));
+                    let span = match &proposed {
+                        Some(Pending::Write(_, _, call)) if !call.is_none() => {
+                            tracing::info_span!(parent: call, "raft.apply", index = e.index)
+                        }
+                        _ => tracing::Span::none(),
+                    };
+                    let _applying = span.enter();
                     let outcome = Command::decode(e.data.as_ref()).map_err(|err| {
                         CatalogError::invalid("command", format!("undecodable: {err}"))
                     });
@@ -336,11 +351,8 @@ impl Loop {
                     self.write(batch)?;
                     self.catalogue.committed(e.index, revision, events);
                     metrics::counter!("tributary_cp_applied_total").increment(1);
-                    if let Some(Pending::Write(reply, proposed)) = self
-                        .own_proposal(&e.context)
-                        .and_then(|id| self.pending.remove(&id))
-                    {
-                        self.metrics.proposal_applied(proposed);
+                    if let Some(Pending::Write(reply, at, _)) = proposed {
+                        self.metrics.proposal_applied(at);
                         let _ = reply.send(result);
                     }
                 }

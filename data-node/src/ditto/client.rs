@@ -127,7 +127,7 @@ impl TargetClient {
             addr: addr.to_string(),
             reason: e.to_string(),
         })?;
-        let mut client = IngestClient::new(channel)
+        let mut client = IngestClient::new(tributary_common::trace_context::traced(channel))
             .max_decoding_message_size(MAX_MESSAGE)
             .max_encoding_message_size(MAX_MESSAGE);
         if self.compression {

@@ -5,7 +5,7 @@
 use super::error::{DittoError, DittoResult};
 use super::host::DittoHost;
 use super::mapper::{Built, Mapper};
-use super::pipe::{land, launch, Pager, Pipe, Session};
+use super::pipe::{batch_span, land, launch, Pager, Pipe, Session};
 use super::progress::{Pending, Progress};
 use crate::storage::keys;
 use crate::storage::successor;
@@ -30,7 +30,8 @@ pub(super) enum Forward {
 
 /// What the reader thread hands over.
 enum Read {
-    Batch(Pending, Built),
+    /// A batch, in its span since its page was read.
+    Batch(Pending, Built, tracing::Span),
     End(u64),
     Failed(DittoError),
 }
@@ -39,7 +40,7 @@ enum Read {
 /// until the well has no more or the receiver is gone.
 fn read_ahead(
     host: Arc<dyn DittoHost>,
-    well: Arc<Well>,
+    (well, names): (Arc<Well>, (String, String)),
     mut mapper: Mapper,
     sent: BTreeSet<u64>,
     from: Vec<u8>,
@@ -51,6 +52,7 @@ fn read_ahead(
         let hi = host.next_seq(&well);
         let from = pager.position().unwrap_or_default();
         let mut entries = match pager.next_page() {
+            // The span starts with the page in hand: an empty read at the tail makes none.
             Ok(Some(p)) => p,
             Ok(None) => {
                 let _ = tx.blocking_send(Read::End(hi));
@@ -85,8 +87,9 @@ fn read_ahead(
         };
         // `sent` only grows behind the reader (forward batches cover disjoint key ranges), so
         // the snapshot filters exactly as the progress saved at any later commit would.
-        let built = mapper.build(&entries, &p, &sent);
-        if tx.blocking_send(Read::Batch(p, built)).is_err() {
+        let span = batch_span(&names.0, &names.1, "forward");
+        let built = span.in_scope(|| mapper.build(&entries, &p, &sent));
+        if tx.blocking_send(Read::Batch(p, built, span)).is_err() {
             return;
         }
     }
@@ -120,9 +123,10 @@ pub(super) async fn forward(
         s.progress.sent.clone(),
     );
     // Dropping `rx` (on return or error) ends the thread after the page it is on.
-    tokio::task::spawn_blocking(move || read_ahead(host, w, mapper, sent, from, tx));
+    let named = (w, (ctx.well.clone(), ctx.target.clone()));
+    tokio::task::spawn_blocking(move || read_ahead(host, named, mapper, sent, from, tx));
     let mut pipe = Pipe::default();
-    let mut ready: Option<(Pending, Built)> = None;
+    let mut ready: Option<(Pending, Built, tracing::Span)> = None;
     let mut end: Option<u64> = None;
     let mut interrupted = false;
     let mut dirty = false;
@@ -147,9 +151,9 @@ pub(super) async fn forward(
                 ready = None;
                 continue;
             }
-            if let Some((mut p, built)) = ready.take() {
+            if let Some((mut p, built, span)) = ready.take() {
                 p.batch = s.progress.next_batch + s.progress.pending.len() as u64;
-                launch(s, target, &mut pipe, p, built).await?;
+                launch(s, target, &mut pipe, p, built, span).await?;
                 dirty = false;
                 batches += 1;
             }
@@ -190,9 +194,9 @@ pub(super) async fn forward(
     }
 }
 
-fn on_read(r: Read, end: &mut Option<u64>) -> DittoResult<Option<(Pending, Built)>> {
+fn on_read(r: Read, end: &mut Option<u64>) -> DittoResult<Option<(Pending, Built, tracing::Span)>> {
     match r {
-        Read::Batch(p, b) => Ok(Some((p, b))),
+        Read::Batch(p, b, span) => Ok(Some((p, b, span))),
         Read::End(hi) => {
             *end = Some(hi);
             Ok(None)

@@ -17,6 +17,8 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
+use tracing::Instrument;
+use tributary_common::trace_context;
 use tributary_proto::v1::{IngestBatch, Target};
 
 pub(super) const BATCH_ENTRIES: usize = 2048;
@@ -148,6 +150,18 @@ struct Flight {
     built: Built,
     sent: bool,
     deadline: Instant,
+    /// Ends with the ack.
+    _span: tracing::Span,
+}
+
+/// The span of one batch, from its entries read through the target's write to its ack: a
+/// trace of its own (none while tracing is off), continued on the target cluster, whose
+/// `Ingest.Write` reads the traceparent the batch carries.
+pub(super) fn batch_span(well: &str, target: &str, pass: &'static str) -> tracing::Span {
+    if !trace_context::enabled() {
+        return tracing::Span::none();
+    }
+    tracing::info_span!(parent: None, "ditto.batch", %well, %target, pass)
 }
 
 /// Batches in flight, oldest first.
@@ -172,6 +186,7 @@ pub(super) async fn launch(
     pipe: &mut Pipe,
     pending: Pending,
     mut built: Built,
+    span: tracing::Span,
 ) -> DittoResult<()> {
     if !s.progress.pending.iter().any(|p| p.batch == pending.batch) {
         s.progress.pending.push(pending.clone());
@@ -191,14 +206,16 @@ pub(super) async fn launch(
                 "ditto/{}/{}/{}/{}",
                 s.ctx.source_id, s.ctx.well, s.ctx.target, pending.batch
             ),
+            traceparent: trace_context::traceparent_of(&span),
         };
-        s.client.submit(batch).await?;
+        s.client.submit(batch).instrument(span.clone()).await?;
     }
     pipe.0.push_back(Flight {
         pending,
         built,
         sent,
         deadline: Instant::now() + ACK_TIMEOUT,
+        _span: span,
     });
     Ok(())
 }
@@ -273,7 +290,8 @@ pub(super) async fn send_one(
     built: Built,
 ) -> DittoResult<()> {
     let mut pipe = Pipe::default();
-    launch(s, target, &mut pipe, pending, built).await?;
+    let span = batch_span(&s.ctx.well, &s.ctx.target, "late");
+    launch(s, target, &mut pipe, pending, built, span).await?;
     land(s, &mut pipe).await?;
     s.save()
 }
@@ -287,8 +305,11 @@ pub(super) async fn resend(
     let saved = s.progress.clone();
     let mut pipe = Pipe::default();
     for p in saved.pending {
-        let built = rebuild(s.ctx, well, target, &p, &saved.sent).await?;
-        launch(s, target, &mut pipe, p, built).await?;
+        let span = batch_span(&s.ctx.well, &s.ctx.target, "resend");
+        let built = rebuild(s.ctx, well, target, &p, &saved.sent)
+            .instrument(span.clone())
+            .await?;
+        launch(s, target, &mut pipe, p, built, span).await?;
     }
     while !pipe.is_empty() {
         land(s, &mut pipe).await?;

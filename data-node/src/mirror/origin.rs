@@ -15,13 +15,13 @@ use crate::storage::streams::RawMessage;
 use futures::stream::BoxStream;
 use futures::StreamExt;
 use std::time::Duration;
-use tonic::transport::Channel;
 use tributary_common::certs;
 use tributary_common::grpc::{
     describe, endpoint, wants_tls, CLUSTER_TOKEN_HEADER, STREAM_SECRET_HEADER,
 };
 use tributary_common::secrets::REDACTED;
 use tributary_common::tls::{self, TlsFiles};
+use tributary_common::trace_context::{traced, TracedChannel};
 use tributary_proto::v1::{
     catalog_client::CatalogClient, entity::Kind, streams_client::StreamsClient, EntityKind,
     EntityRef, StreamSource, SubscribeEvent, SubscribeRequest,
@@ -97,9 +97,10 @@ pub fn is_tls(origin: &StreamSource) -> bool {
         .any(|a| wants_tls(a, &origin.external_ca_pem))
 }
 
-/// A lazily connecting channel, over TLS when the route says so; `node` names the data node
-/// at `addr` (None: a control-plane member, checked by its address).
-fn link(addr: &str, links: &Links, node: Option<u64>) -> Result<Channel, String> {
+/// A lazily connecting channel, over TLS when the route says so, carrying the trace context;
+/// `node` names the data node at `addr` (None: a control-plane member, checked by its
+/// address).
+fn link(addr: &str, links: &Links, node: Option<u64>) -> Result<TracedChannel, String> {
     let ep = match links {
         Links::Cleartext => endpoint(addr, None).map_err(|e| e.to_string()),
         Links::External(ca) => endpoint(addr, Some(ca)).map_err(|e| e.to_string()),
@@ -108,7 +109,7 @@ fn link(addr: &str, links: &Links, node: Option<u64>) -> Result<Channel, String>
             tls::endpoint(addr, Some(files), pin.as_deref()).map_err(|e| e.to_string())
         }
     };
-    ep.map(|e| e.connect_lazy())
+    ep.map(|e| traced(e.connect_lazy()))
         .map_err(|e| format!("{addr}: {e}"))
 }
 

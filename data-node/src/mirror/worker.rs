@@ -220,7 +220,20 @@ async fn copy(
     let (req, mut known) = start(spec, &dest)?;
     // Progress is counted from where we start: the origin seq we expect next.
     let mut next = req.start_seq.max(1);
-    let feed: Feed = resolver.open(host, &spec.origin, req).await?;
+    // Each subscription is a trace of its own (the worker's span lives as long as it does):
+    // locating the origin and subscribing, on this node, the origin's control plane and
+    // the origin's data node, in another cluster too.
+    let subscribing = tracing::info_span!(
+        parent: None,
+        "mirror.subscribe",
+        dest = %spec.dest,
+        origin = %spec.origin.stream,
+        external = %spec.origin.external,
+        start_seq = req.start_seq,
+    );
+    let feed: Feed =
+        tracing::Instrument::instrument(resolver.open(host, &spec.origin, req), subscribing)
+            .await?;
     let (mut ready, _ahead) = prepare_ahead(spec, &dest, feed, dest.state().last_seq);
     let labels = link_labels(spec);
     let copied_msgs = metrics::counter!("tributary_mirror_messages_total", &labels);

@@ -158,6 +158,7 @@ impl DittoHost for NodeHost {
             seq: 0,
             entries,
             batch_id: String::new(),
+            traceparent: String::new(),
         };
         Box::pin(async move { self.ingest.store(batch).await.map(|_| ()) })
     }

@@ -10,7 +10,7 @@ use crate::peers::MAX_FORWARDS;
 use crate::storage::streams::{PubResult, StreamResult, StreamStore};
 use std::sync::Arc;
 use std::time::Duration;
-use tonic::transport::Channel;
+use tributary_common::trace_context::TracedChannel;
 use tributary_proto::v1::{
     streams_client::StreamsClient, ClusterInfo, ClusterReplica, PubAck, PublishBatch,
     PublishRequest, SubscribeEvent,
@@ -129,7 +129,7 @@ impl StreamsService {
     }
 
     /// A Streams client of data node `to`.
-    pub(super) fn peer(&self, to: u64) -> Result<StreamsClient<Channel>> {
+    pub(super) fn peer(&self, to: u64) -> Result<StreamsClient<TracedChannel>> {
         Ok(StreamsClient::new(self.peers.channel(to)?)
             .max_decoding_message_size(256 << 20)
             .max_encoding_message_size(256 << 20))

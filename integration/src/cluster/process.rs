@@ -79,9 +79,11 @@ pub async fn spawn(
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log);
-    // The test's own environment must not configure the server behind the harness's back.
+    // The test's own environment must not configure the server behind the harness's back
+    // (`OTEL_EXPORTER_OTLP_ENDPOINT` is `tracing.otlp_endpoint`).
     for (k, _) in std::env::vars_os() {
-        if k.to_string_lossy().starts_with("TRIBUTARY_") {
+        let k_str = k.to_string_lossy();
+        if k_str.starts_with("TRIBUTARY_") || k_str == "OTEL_EXPORTER_OTLP_ENDPOINT" {
             cmd.env_remove(k);
         }
     }

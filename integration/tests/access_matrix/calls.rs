@@ -331,6 +331,7 @@ pub const RPCS: &[Rpc] = &[
                 ..Default::default()
             }],
             batch_id: String::new(),
+            traceparent: String::new(),
         };
         let r = w.request(c, tokio_stream::iter(vec![batch]));
         first(IngestClient::new(w.dn.clone()).write(r).await).await

@@ -105,12 +105,14 @@ impl StreamStore {
             TailStart::Seq(s) => s.max(1),
         };
         let (tx, rx) = mpsc::channel(CHANNEL_EVENTS);
-        tokio::spawn(tracing::Instrument::in_current_span(run(
-            self.clone(),
-            from,
-            spec,
-            tx,
-        )));
+        // The tail outlives the call that opened it: a span of its own, following from the
+        // call's, so the call's span (and a trace through it) ends once the call is answered.
+        let span = tracing::info_span!(parent: None, "stream.tail", stream = %self.name, from);
+        span.follows_from(tracing::Span::current());
+        tokio::spawn(tracing::Instrument::instrument(
+            run(self.clone(), from, spec, tx),
+            span,
+        ));
         Ok(ReceiverStream::new(rx))
     }
 }

@@ -166,6 +166,7 @@ pub async fn ingest_over_grpc(
                     seq: b + 1,
                     entries,
                     batch_id: String::new(),
+                    traceparent: String::new(),
                 })
                 .await
                 .is_err()
