@@ -23,6 +23,8 @@ const ENTRY: u8 = b'e';
 const HARD_STATE: u8 = b'h';
 const CONF_STATE: u8 = b'c';
 const TRUNCATED: u8 = b't';
+/// This node's replica left the group once (moved off): if it comes back, it joins empty.
+const LEFT: u8 = b'l';
 
 fn key(group: u64, kind: u8, index: u64) -> Vec<u8> {
     let mut k = Vec::with_capacity(17);
@@ -91,6 +93,8 @@ impl GroupLog {
         if let Some(v) = get(HARD_STATE)? {
             c.hard_state = HardState::parse_from_bytes(&v).map_err(store_err)?;
         }
+        // A founder that left the group and is placed here again is a new replica.
+        let rejoining = get(LEFT)?.is_some();
         let fresh = match get(CONF_STATE)? {
             Some(v) => {
                 c.conf_state = ConfState::parse_from_bytes(&v).map_err(store_err)?;
@@ -135,7 +139,11 @@ impl GroupLog {
         };
         if fresh {
             let cs = ConfState {
-                voters: voters.to_vec(),
+                voters: if rejoining {
+                    Vec::new()
+                } else {
+                    voters.to_vec()
+                },
                 ..Default::default()
             };
             let mut b = Batch::default();
@@ -297,6 +305,13 @@ impl GroupLog {
     }
 
     /// Stages the removal of everything of this group (the stream left this node).
+    /// Stages the removal of everything of this group, remembering that this replica left
+    /// (it was moved off this node): placed here again, it joins empty.
+    pub fn stage_leave(&self, b: &mut Batch) {
+        self.stage_destroy(b);
+        b.put(Space::Raft, key(self.group, LEFT, 0), Vec::new());
+    }
+
     pub fn stage_destroy(&self, b: &mut Batch) {
         b.delete_range(
             Space::Raft,

@@ -115,6 +115,12 @@ impl Node {
 
     fn open_stream(&self, s: &tributary_proto::v1::Stream) -> Result<()> {
         let replicated = !s.replica_nodes.is_empty();
+        if let Some(left) = self.streams.get(&s.name).filter(|st| st.is_destroyed()) {
+            // A replica that left this node and is placed here again starts anew.
+            self.streams.remove(&left.name);
+            self.mark_for_compaction(left.id)?;
+            self.ids.forget(&meta::stream_id(&left.name))?;
+        }
         let store = match self.streams.get(&s.name) {
             // A replicated stream's limits change through its log (the leader puts them
             // there), so every replica applies each publish under the same limits.

@@ -17,6 +17,8 @@ use raft::prelude::{ConfChange, ConfChangeType};
 use raft::{ProgressState, StateRole};
 use std::time::Duration;
 
+/// Entries behind the commit index a replica may be to be promoted (or handed leadership).
+const CAUGHT_UP_WITHIN: u64 = 16;
 /// How long a replica moved off this node waits to hear from a leader before it leaves.
 const LEAVE_AFTER: Duration = Duration::from_secs(10);
 
@@ -45,11 +47,15 @@ fn next_step(me: u64, g: &Group) -> Option<Step> {
     {
         return Some(Step::Add(*n));
     }
+    // Under load a replica is never exactly at the commit index when looked at: one that
+    // answers and is within a few entries of it holds everything but what is in flight.
     let committed = raft.raft_log.committed;
     let caught_up = |n: &u64| {
-        raft.prs()
-            .get(*n)
-            .is_some_and(|pr| pr.state == ProgressState::Replicate && pr.matched >= committed)
+        raft.prs().get(*n).is_some_and(|pr| {
+            pr.state != ProgressState::Snapshot
+                && pr.recent_active
+                && pr.matched + CAUGHT_UP_WITHIN >= committed
+        })
     };
     if let Some(n) = learners.iter().find(|n| want.contains(n)) {
         return caught_up(n).then_some(Step::Promote(*n));
@@ -119,14 +125,22 @@ impl Loop {
             }
         }
         for id in leave {
-            if let Some(g) = self.groups.get(&id) {
-                tracing::info!(stream = %g.store.name, "replica moved off this data node: its log and stream go");
-                if let Err(e) = g.store.destroy() {
-                    tracing::warn!(stream = %g.store.name, error = %e, "replica not dropped");
-                    continue;
-                }
+            let Some(g) = self.groups.get(&id) else {
+                continue;
+            };
+            tracing::info!(stream = %g.store.name, "replica moved off this data node: its log and stream go");
+            let mut gone = Batch::default();
+            g.log.stage_leave(&mut gone);
+            if let Err(e) = self
+                .engine
+                .write(gone)
+                .map_err(|e| e.to_string())
+                .and_then(|()| g.store.destroy().map_err(|e| e.to_string()))
+            {
+                tracing::warn!(stream = %g.store.name, error = %e, "replica not dropped");
+                continue;
             }
-            self.close(id, true);
+            self.close(id, false);
         }
     }
 }
