@@ -11,7 +11,7 @@ mod membership;
 
 use super::log::{GroupLog, Staged};
 use super::op::{Op, Outcome};
-use super::snapshot::{self, Shelf};
+use super::snapshot::Shelf;
 use super::{GroupError, Input, Outbound, Placement};
 use crate::storage::engine::Batch;
 use crate::storage::streams::{StreamLimits, StreamStore};
@@ -364,7 +364,7 @@ impl Loop {
             }
             if !rd.snapshot().is_empty() {
                 // Before this round's entries (which follow it) and hard state are staged.
-                if let Err(e) = snapshot::install(&self.engine, &g.log, &g.store, rd.snapshot()) {
+                if let Err(e) = apply::install(&self.engine, &g.log, &g.store, rd.snapshot()) {
                     tracing::error!(stream = %g.store.name, error = %e, "cannot install a snapshot");
                     return Err(crate::storage::StorageError::Engine(format!(
                         "stream {}: a snapshot could not be installed: {e}",

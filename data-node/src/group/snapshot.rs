@@ -6,17 +6,15 @@
 //! [`Shelf`] and sends a [`Descriptor`] naming it in the snapshot's data. The follower's link
 //! pulls it in chunks (`StreamGroups.FetchSnapshot`) before Raft sees the message, and its
 //! ready loop then replaces the stream's records and truncates the group log to the
-//! snapshot's index in one engine write ([`install`]).
+//! snapshot's index in one engine write (`ready::apply::install`).
 //!
 //! What is replicated, so what a snapshot carries: every record of the stream (messages at
 //! their seqs, the Msg-Id dedupe window, the state record, mirror and source origin progress)
 //! and the limits the log last set. A snapshot is held in memory while it is pulled: bounded
 //! by the stream's size, and dropped after [`KEEP`] (a newer one is built if needed).
 
-use super::log::GroupLog;
 use super::op::Op;
 use crate::storage::codec::{Reader, Writer};
-use crate::storage::engine::{Batch, KvEngine};
 use crate::storage::streams::{check_records, StreamLimits, StreamResult, StreamStore};
 use crate::storage::StorageError;
 use bytes::Bytes;
@@ -127,9 +125,11 @@ impl Shelf {
         let b = built
             .get(&group)
             .ok_or_else(|| "snapshot just built is gone".to_string())?;
-        let mut meta = SnapshotMetadata::default();
-        meta.index = b.index;
-        meta.term = b.term;
+        let mut meta = SnapshotMetadata {
+            index: b.index,
+            term: b.term,
+            ..Default::default()
+        };
         meta.set_conf_state(b.conf_state.clone());
         let mut s = Snapshot::default();
         s.set_metadata(meta);
@@ -175,7 +175,7 @@ fn payload(store: &StreamStore) -> StreamResult<Vec<u8>> {
 }
 
 /// The limits and the records of a payload, checked through.
-fn parse(payload: &[u8]) -> Result<(StreamLimits, &[u8]), String> {
+pub(super) fn parse(payload: &[u8]) -> Result<(StreamLimits, &[u8]), String> {
     fn head<'a>(r: &mut Reader<'a>) -> Result<(u8, &'a [u8]), StorageError> {
         Ok((r.u8()?, r.bytes()?))
     }
@@ -196,36 +196,4 @@ fn parse(payload: &[u8]) -> Result<(StreamLimits, &[u8]), String> {
 /// Whether a pulled payload is one this node could install.
 pub fn check(payload: &[u8]) -> Result<(), String> {
     parse(payload).map(|_| ())
-}
-
-/// Replaces the group's stream with the snapshot and truncates the group log to its index,
-/// in one write when the stream lives in the node's engine (a file stream). A memory stream
-/// is written after the log: lost in a crash, as its messages are anyway.
-pub(super) fn install(
-    engine: &Arc<dyn KvEngine>,
-    log: &GroupLog,
-    store: &StreamStore,
-    snapshot: &Snapshot,
-) -> Result<(), String> {
-    let meta = snapshot.get_metadata();
-    let (limits, records) = parse(snapshot.get_data())?;
-    let mut raft_ops = Batch::default();
-    let truncated = log
-        .stage_snapshot(&mut raft_ops, meta.index, meta.term, meta.get_conf_state())
-        .map_err(|e| e.to_string())?;
-    if store.stored_in(engine) {
-        store
-            .replace_records(records, meta.index, raft_ops)
-            .map_err(|e| e.to_string())?;
-    } else {
-        engine.write(raft_ops).map_err(|e| e.to_string())?;
-        store
-            .replace_records(records, meta.index, Batch::default())
-            .map_err(|e| e.to_string())?;
-    }
-    log.staged(truncated);
-    store.set_limits(limits);
-    tracing::info!(stream = %store.name, index = meta.index, term = meta.term, "stream snapshot installed");
-    metrics::counter!("tributary_dn_stream_snapshots_installed_total").increment(1);
-    Ok(())
 }

@@ -1,12 +1,17 @@
-//! Committed entries applied to the group's stream, and the proposals made here answered:
-//! an entry's context names the node and proposal it answers.
+//! Committed entries applied to the group's stream, and the proposals made here answered (an
+//! entry's context names the node and proposal it answers); a snapshot installed in place of
+//! the entries a replica was too far behind for.
 
 use super::Group;
+use crate::group::log::GroupLog;
 use crate::group::op::{Op, Outcome};
-use crate::group::GroupError;
+use crate::group::{snapshot, GroupError};
+use crate::storage::engine::{Batch, KvEngine};
+use crate::storage::streams::StreamStore;
 use protobuf::Message as _;
-use raft::prelude::{ConfChange, Entry, EntryType};
+use raft::prelude::{ConfChange, Entry, EntryType, Snapshot};
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Instant;
 use tokio::sync::oneshot;
 
@@ -86,4 +91,36 @@ fn apply_conf_change(g: &mut Group, e: &Entry) {
             tracing::warn!(stream = %g.store.name, index = e.index, error = %err, "configuration change refused")
         }
     }
+}
+
+/// Replaces the group's stream with the snapshot and truncates the group log to its index,
+/// in one write when the stream lives in the node's engine (a file stream). A memory stream
+/// is written after the log: lost in a crash, as its messages are anyway.
+pub(super) fn install(
+    engine: &Arc<dyn KvEngine>,
+    log: &GroupLog,
+    store: &StreamStore,
+    snapshot: &Snapshot,
+) -> Result<(), String> {
+    let meta = snapshot.get_metadata();
+    let (limits, records) = snapshot::parse(snapshot.get_data())?;
+    let mut raft_ops = Batch::default();
+    let truncated = log
+        .stage_snapshot(&mut raft_ops, meta.index, meta.term, meta.get_conf_state())
+        .map_err(|e| e.to_string())?;
+    if store.stored_in(engine) {
+        store
+            .replace_records(records, meta.index, raft_ops)
+            .map_err(|e| e.to_string())?;
+    } else {
+        engine.write(raft_ops).map_err(|e| e.to_string())?;
+        store
+            .replace_records(records, meta.index, Batch::default())
+            .map_err(|e| e.to_string())?;
+    }
+    log.staged(truncated);
+    store.set_limits(limits);
+    tracing::info!(stream = %store.name, index = meta.index, term = meta.term, "stream snapshot installed");
+    metrics::counter!("tributary_dn_stream_snapshots_installed_total").increment(1);
+    Ok(())
 }
