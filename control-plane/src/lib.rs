@@ -18,6 +18,7 @@ pub mod liveness;
 pub mod network;
 pub mod node;
 pub mod raft_store;
+pub mod replacement;
 pub mod service;
 
 pub use config::ControlPlaneConfig;
@@ -296,6 +297,10 @@ pub async fn start_on(
             config.admin_subjects.clone(),
         )),
         tributary_common::task::AbortOnDrop::spawn(devops::report_health(node.clone(), health)),
+        tributary_common::task::AbortOnDrop::spawn(replacement::replace_gone_nodes(
+            node.clone(),
+            config.replicas.replace_after,
+        )),
         cleanup_task,
     ];
     ready.set(true);

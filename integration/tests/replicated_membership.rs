@@ -238,3 +238,46 @@ async fn replicas_go_from_one_to_three_and_back_under_load() -> Result<()> {
     c.shutdown().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_nodes_replica_is_placed_elsewhere_after_replace_after() -> Result<()> {
+    let mut c = Cluster::builder("r3gone")
+        .members(1)
+        .data_nodes(4)
+        .tune_members(|m| m.replicas.replace_after = std::time::Duration::from_secs(2))
+        .start()
+        .await?;
+    c.create(Entity {
+        kind: Some(Kind::Stream(Stream {
+            replicas: 3,
+            ..streams::file_stream("ORDERS", &["ORDERS.>"])
+        })),
+    })
+    .await?;
+    let placed = stream_entity(&c).await?.replica_nodes;
+    let l = leader(&c, placed[0]).await?;
+    let gone = *placed
+        .iter()
+        .find(|k| **k != l)
+        .ok_or_else(|| anyhow!("no follower"))?;
+    c.publish_n(l, "ORDERS.before", "before", 100).await?;
+    c.kill(tributary_integration::Server::DataNode(gone))
+        .await?;
+    c.publish_n(l, "ORDERS.after", "after", 50).await?;
+
+    let now = wait::until(
+        &format!("data node {gone}'s replica placed elsewhere"),
+        wait::WAIT,
+        || async {
+            let s = stream_entity(&c).await.ok()?;
+            (!s.replica_nodes.contains(&gone)).then_some(s.replica_nodes)
+        },
+    )
+    .await?;
+    assert_eq!(now.len(), 3);
+    let others: Vec<u64> = now.iter().copied().filter(|k| *k != l).collect();
+    settled(&c, l, &others).await?;
+    identical(&c, &now, 150).await?;
+    c.shutdown().await;
+    Ok(())
+}
