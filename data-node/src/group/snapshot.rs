@@ -78,10 +78,11 @@ struct Built {
     at: Instant,
 }
 
-/// The snapshots this node built as a leader, one per group, until pulled or too old.
+/// The snapshots this node built as a leader, by group, until too old: a replica pulling one
+/// finds it even after a newer one was built for another.
 pub struct Shelf {
     me: u64,
-    built: Mutex<HashMap<u64, Built>>,
+    built: Mutex<HashMap<u64, Vec<Built>>>,
     next_id: AtomicU64,
 }
 
@@ -95,7 +96,8 @@ impl Shelf {
     }
 
     /// A snapshot of `store` at `index` (what it has applied, of `term`), or one built lately
-    /// at `at_least` or above: raft-rs asks again each time it finds a follower behind the log.
+    /// at `at_least` or above with the same configuration (a replica just added must find
+    /// itself in it): raft-rs asks again each time it finds a follower behind the log.
     pub(super) fn snapshot(
         &self,
         group: u64,
@@ -104,27 +106,30 @@ impl Shelf {
         conf_state: ConfState,
         at_least: u64,
     ) -> Result<Snapshot, String> {
-        let mut built = lock(&self.built);
-        let reusable = built
-            .get(&group)
-            .is_some_and(|b| b.index >= at_least && b.at.elapsed() < KEEP);
-        if !reusable {
-            let payload = payload(store).map_err(|e| e.to_string())?;
-            tracing::info!(stream = %store.name, index, bytes = payload.len(), "stream snapshot built");
-            metrics::counter!("tributary_dn_stream_snapshots_built_total").increment(1);
-            let b = Built {
-                id: self.next_id.fetch_add(1, Ordering::Relaxed),
-                index,
-                term,
-                conf_state,
-                payload: payload.into(),
-                at: Instant::now(),
-            };
-            built.insert(group, b);
-        }
-        let b = built
-            .get(&group)
-            .ok_or_else(|| "snapshot just built is gone".to_string())?;
+        let mut shelf = lock(&self.built);
+        let built = shelf.entry(group).or_default();
+        let reusable = built.iter().rposition(|b| {
+            b.index >= at_least && b.at.elapsed() < KEEP && b.conf_state == conf_state
+        });
+        let at = match reusable {
+            Some(at) => at,
+            None => {
+                let payload = payload(store).map_err(|e| e.to_string())?;
+                tracing::info!(stream = %store.name, index, bytes = payload.len(), "stream snapshot built");
+                metrics::counter!("tributary_dn_stream_snapshots_built_total").increment(1);
+                let b = Built {
+                    id: self.next_id.fetch_add(1, Ordering::Relaxed),
+                    index,
+                    term,
+                    conf_state,
+                    payload: payload.into(),
+                    at: Instant::now(),
+                };
+                built.push(b);
+                built.len() - 1
+            }
+        };
+        let b = &built[at];
         let mut meta = SnapshotMetadata {
             index: b.index,
             term: b.term,
@@ -148,14 +153,19 @@ impl Shelf {
     /// The snapshot `id` of `group`, if still held.
     pub fn fetch(&self, group: u64, id: u64) -> Option<Bytes> {
         lock(&self.built)
-            .get(&group)
-            .filter(|b| b.id == id)
+            .get(&group)?
+            .iter()
+            .find(|b| b.id == id)
             .map(|b| b.payload.clone())
     }
 
     /// Drops what is older than [`KEEP`] (a pull under way holds its own copy).
     pub(super) fn expire(&self, now: Instant) {
-        lock(&self.built).retain(|_, b| now.duration_since(b.at) < KEEP);
+        let mut shelf = lock(&self.built);
+        for built in shelf.values_mut() {
+            built.retain(|b| now.duration_since(b.at) < KEEP);
+        }
+        shelf.retain(|_, built| !built.is_empty());
     }
 
     /// Drops a group's snapshot (the group closed here).

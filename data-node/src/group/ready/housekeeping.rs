@@ -10,15 +10,18 @@
 
 use super::{Group, Loop, PROPOSAL_DEADLINE};
 use crate::group::op::Op;
-use crate::group::snapshot::KEEP;
 use crate::group::GroupError;
 use crate::storage::engine::Batch;
 use raft::{ProgressState, SnapshotStatus, StateRole};
 use std::time::{Duration, Instant};
 
+/// How long a replica sent a snapshot may take to answer before another is sent.
+const SNAPSHOT_PATIENCE: Duration = Duration::from_secs(15);
+
 /// A replica sent a snapshot answers once it has pulled and installed it; one that has not
-/// within the time the snapshot is kept lost it (its pull failed, or the message was lost):
-/// raft-rs is told, so it sends another rather than waiting for good.
+/// within [`SNAPSHOT_PATIENCE`] lost it (its pull failed, or the message was lost): raft-rs is
+/// told, so it sends another rather than waiting for good (a pull still under way makes the
+/// replica drop the new message).
 fn give_up_on_lost_snapshots(g: &mut Group, now: Instant) {
     let waiting: Vec<u64> = g
         .raw
@@ -31,7 +34,7 @@ fn give_up_on_lost_snapshots(g: &mut Group, now: Instant) {
     g.snapshot_wait.retain(|id, _| waiting.contains(id));
     for id in waiting {
         let since = *g.snapshot_wait.entry(id).or_insert(now);
-        if now.duration_since(since) > KEEP {
+        if now.duration_since(since) > SNAPSHOT_PATIENCE {
             tracing::warn!(stream = %g.store.name, replica = id, "snapshot not taken in time; another is sent");
             g.raw.report_snapshot(id, SnapshotStatus::Failure);
             g.snapshot_wait.remove(&id);
