@@ -82,6 +82,9 @@ pub struct ControlPlaneConfig {
     /// watch-event log's revisions older than `history_retention` (default 1 h: a watcher
     /// away longer lists again).
     pub cleanup: tributary_common::cleanup::CleanupConfig,
+    /// Replicated streams' replicas on a data node gone for good (`[replicas]`,
+    /// `TRIBUTARY_REPLICAS__REPLACE_AFTER`): re-placed after `replace_after`.
+    pub replicas: crate::replacement::ReplicasConfig,
 }
 
 /// A member's cleanup defaults: Ditto's, keeping an hour of watch history.
@@ -138,6 +141,7 @@ impl Default for ControlPlaneConfig {
             logging: Default::default(),
             tracing: Default::default(),
             cleanup: member_cleanup(),
+            replicas: Default::default(),
         }
     }
 }

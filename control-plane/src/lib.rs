@@ -19,6 +19,7 @@ pub mod metric_names;
 pub mod network;
 pub mod node;
 pub mod raft_store;
+pub mod replacement;
 pub mod service;
 pub mod status;
 
@@ -315,6 +316,10 @@ pub async fn start_on(
             config.admin_subjects.clone(),
         )),
         tributary_common::task::AbortOnDrop::spawn(devops::report_health(node.clone(), health)),
+        tributary_common::task::AbortOnDrop::spawn(replacement::replace_gone_nodes(
+            node.clone(),
+            config.replicas.replace_after,
+        )),
         cleanup_task,
         sampling,
     ];

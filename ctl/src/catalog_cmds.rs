@@ -31,8 +31,19 @@ pub enum Crud<A: Args> {
     },
     /// Delete an entity.
     Delete { name: String },
-    /// Move a well or stream to another data node.
-    Move { name: String, node: u64 },
+    /// Move a well or stream to another data node; a replicated stream's replica on
+    /// `--from` to `--to` (or where the control plane places it), as `nats stream cluster
+    /// peer-remove`: its group adds the new replica, lets it catch up, then drops the old one.
+    Move {
+        name: String,
+        /// The data node to move to (as `--to`).
+        node: Option<u64>,
+        #[arg(long, conflicts_with = "node")]
+        to: Option<u64>,
+        /// A replicated stream: the data node whose replica moves.
+        #[arg(long)]
+        from: Option<u64>,
+    },
 }
 
 /// How one kind's flags map onto its entity, and how it is shown.
@@ -102,11 +113,21 @@ pub async fn run<A: EntityArgs>(cmd: Crud<A>, cp: &ControlPlane, json: bool) -> 
                 .await?;
             show_one::<A>(r.entity, r.revision, json, "deleted")
         }
-        Crud::Move { name, node } => {
+        Crud::Move {
+            name,
+            node,
+            to,
+            from,
+        } => {
+            let node_id = node.or(to).unwrap_or(0);
+            if node_id == 0 && from.is_none() {
+                bail!("give the data node to move to (NODE or --to), or for a replicated stream the replica to move (--from)");
+            }
             let req = MoveRequest {
                 kind,
                 name,
-                node_id: node,
+                node_id,
+                from_node: from.unwrap_or(0),
             };
             let r = cp
                 .catalog(|mut c| {

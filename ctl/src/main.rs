@@ -141,6 +141,13 @@ enum StreamCmd {
     /// A replicated stream's leader hands leadership to its most current replica (as
     /// `nats stream cluster step-down`).
     StepDown { name: String },
+    /// Change the replicas of a live stream, 1 → 3 → 1 (as `nats stream edit --replicas`):
+    /// every message is kept.
+    Edit {
+        name: String,
+        #[arg(long)]
+        replicas: u32,
+    },
 }
 
 #[tokio::main]
@@ -186,6 +193,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Cmd::Stream(StreamCmd::StepDown { name }) => {
             stream_cluster::step_down(name, &cp, cli.json).await
+        }
+        Cmd::Stream(StreamCmd::Edit { name, replicas }) => {
+            stream_cluster::edit(name, replicas, &cp, cli.json).await
         }
         Cmd::Policy(c) => policy_cmds::run(c, &cp, cli.json).await,
         Cmd::Auth(c) => auth_cmds::run(c, &cp, cli.json).await,

@@ -6,7 +6,10 @@ use crate::client::ControlPlane;
 use crate::{locate, output};
 use anyhow::Result;
 use serde::Serialize;
-use tributary_proto::v1::{streams_client::StreamsClient, ClusterInfo, StepDownRequest, Stream};
+use tributary_proto::v1::{
+    entity::Kind, streams_client::StreamsClient, ClusterInfo, Entity, StepDownRequest, Stream,
+    StreamInfoRequest,
+};
 
 /// JetStream's ClusterInfo.
 #[derive(Debug, Serialize)]
@@ -113,6 +116,54 @@ pub async fn step_down(name: String, cp: &ControlPlane, json: bool) -> Result<()
         return output::json(&serde_json::json!({ "stream": s.name, "leader": r.leader }));
     }
     println!("New leader elected for {}: {}", s.name, r.leader);
+    Ok(())
+}
+
+/// `tribctl stream edit NAME --replicas N` (as `nats stream edit --replicas`): the control
+/// plane places new replicas, and the stream's group adds them (caught up by log or snapshot)
+/// or drops replicas. Shrinking keeps the leader's copy: the leader is named first.
+pub async fn edit(name: String, replicas: u32, cp: &ControlPlane, json: bool) -> Result<()> {
+    let (mut s, ch) = locate::stream_node(cp, &name).await?;
+    if replicas < s.replicas && !s.replica_nodes.is_empty() {
+        let info = StreamsClient::new(ch)
+            .info(StreamInfoRequest {
+                stream: s.name.clone(),
+            })
+            .await?
+            .into_inner();
+        let leader = info.cluster.and_then(|c| {
+            c.leader
+                .strip_prefix("node-")
+                .and_then(|n| n.parse::<u64>().ok())
+        });
+        if let Some(l) = leader {
+            s.replica_nodes.retain(|n| *n != l);
+            s.replica_nodes.insert(0, l);
+        }
+        s.replica_nodes.truncate(replicas as usize);
+    }
+    s.replicas = replicas;
+    let e = Entity {
+        kind: Some(Kind::Stream(s)),
+    };
+    let r = cp
+        .catalog(|mut c| {
+            let e = e.clone();
+            async move { c.update(e).await }
+        })
+        .await?;
+    let placed = match r.entity.and_then(|e| e.kind) {
+        Some(Kind::Stream(s)) => s.replica_nodes,
+        _ => Vec::new(),
+    };
+    if json {
+        return output::json(&serde_json::json!({
+            "stream": name, "replicas": replicas, "placement": placed, "revision": r.revision
+        }));
+    }
+    println!(
+        "Stream {name} goes to {replicas} replica(s) on data nodes {placed:?}; its leader moves the group there one member at a time (stream info shows the replicas as they catch up)"
+    );
     Ok(())
 }
 

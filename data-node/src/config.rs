@@ -111,6 +111,9 @@ pub struct ReplicationConfig {
     pub tick_ms: u64,
     pub election_ticks: usize,
     pub heartbeat_ticks: usize,
+    /// Entries of a stream's group log kept below what the stream holds, for a replica that
+    /// is behind; one further behind catches up by snapshot (`TRIBUTARY_REPLICATION__LOG_TAIL`).
+    pub log_tail: u64,
 }
 
 impl Default for ReplicationConfig {
@@ -119,6 +122,7 @@ impl Default for ReplicationConfig {
             tick_ms: 50,
             election_ticks: 10,
             heartbeat_ticks: 2,
+            log_tail: 100_000,
         }
     }
 }

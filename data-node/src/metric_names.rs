@@ -16,6 +16,7 @@ pub const DATA_NODE: &[Metric] = &[
     gauge("tributary_dn_replication_running", "1 while the node's stream-group loop runs, 0 once it stopped."),
     counter("tributary_dn_raft_messages_sent_total", "Stream-group Raft messages sent to other data nodes."),
     counter("tributary_dn_raft_messages_dropped_total", "Stream-group Raft messages dropped (queue full or peer unreachable)."),
+    counter("tributary_dn_stream_snapshots_built_total", "Stream snapshots a group leader built for replicas too far behind its log."),
     // Ditto, per link (well, target).
     counter("tributary_ditto_entries_total", "Entries ditto sent to the target and had acknowledged, by well and target."),
     counter("tributary_ditto_bytes_total", "Bytes of entries ditto sent to the target and had acknowledged."),

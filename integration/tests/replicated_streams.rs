@@ -342,10 +342,11 @@ async fn killing_the_leader_loses_and_duplicates_no_acknowledged_message() -> Re
     for k in 1..=3u64 {
         let node =
             tributary_data_node::Node::open(k, &c.dir().join(format!("dn-{k}")), false, None)?;
-        let _outbox = node.start_groups(tributary_data_node::group::Timing {
+        let _outbox = node.start_groups(tributary_data_node::group::Settings {
             tick: std::time::Duration::from_millis(50),
             election_ticks: 10,
             heartbeat_ticks: 2,
+            log_tail: 100_000,
         })?;
         let s = node
             .stream(STREAM)

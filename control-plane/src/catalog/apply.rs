@@ -2,7 +2,7 @@
 //! and the writes and watch events it produces, all in one RocksDB batch.
 
 use super::entity::{is_namespaced, key, kind_label, kind_of, name_of, redacted};
-use super::{cf, placement, validate, Catalogue, Overlap, CF_CATALOG};
+use super::{cf, placement, replica_changes, validate, Catalogue, Overlap, CF_CATALOG};
 use crate::error::CatalogError;
 use prost::Message;
 use rocksdb::WriteBatch;
@@ -134,11 +134,11 @@ impl<'a> Txn<'a> {
         })?;
         match &cmd.op {
             Some(Op::Create(e)) => self.create(e.clone(), &cmd.live_nodes).map(Some),
-            Some(Op::Update(e)) => self.update(e.clone()).map(Some),
+            Some(Op::Update(e)) => self.update(e.clone(), &cmd.live_nodes).map(Some),
             Some(Op::Delete(r)) => self.delete(r).map(Some),
-            Some(Op::Move(m)) => self.move_to(m).map(Some),
+            Some(Op::Move(m)) => self.move_to(m, &cmd.live_nodes).map(Some),
             Some(Op::RegisterNode(n)) => self.register(n.clone()).map(Some),
-            Some(Op::UpdateIf(u)) => self.update_if(u).map(Some),
+            Some(Op::UpdateIf(u)) => self.update_if(u, &cmd.live_nodes).map(Some),
             None => Err(CatalogError::invalid("command", "empty command")),
         }
     }
@@ -178,8 +178,10 @@ impl<'a> Txn<'a> {
                 // The revision this create will commit as: unique, so a stream created again
                 // under the same name is a new group.
                 s.group_id = self.cat.revision() + 1;
+                s.group_founders.clone_from(&s.replica_nodes);
             } else {
                 s.replica_nodes.clear();
+                s.group_founders.clear();
                 s.group_id = 0;
             }
         }
@@ -202,7 +204,7 @@ impl<'a> Txn<'a> {
         Ok(e)
     }
 
-    fn update(&mut self, mut e: Entity) -> Result<Entity, CatalogError> {
+    fn update(&mut self, mut e: Entity, live: &[u64]) -> Result<Entity, CatalogError> {
         let kind = kind_of(&e);
         let raw_name = name_of(&e);
         let name = validate::name(kind, &raw_name)?;
@@ -215,20 +217,16 @@ impl<'a> Txn<'a> {
         match (&mut e.kind, &old.kind) {
             (Some(Kind::Well(w)), Some(Kind::Well(o))) => w.owner_node = o.owner_node,
             (Some(Kind::Stream(s)), Some(Kind::Stream(o))) => {
-                if s.replicas != o.replicas {
-                    return Err(CatalogError::invalid(
-                        "replicas",
-                        format!(
-                            "stream {name} has {} replicas; changing the replicas of a live \
-                             stream is not supported yet (create a new stream and mirror it)",
-                            o.replicas
-                        ),
-                    ));
-                }
+                let requested = std::mem::take(&mut s.replica_nodes);
                 s.owner_node = o.owner_node;
                 s.replica_nodes.clone_from(&o.replica_nodes);
                 s.group_id = o.group_id;
+                s.group_founders.clone_from(&o.group_founders);
                 s.placement.clone_from(&o.placement);
+                if s.replicas != o.replicas {
+                    let next = self.cat.revision() + 1;
+                    replica_changes::change_replicas(self, o, s, &requested, live, next)?;
+                }
             }
             (Some(Kind::Tag(_)), _) => {
                 return Err(CatalogError::FailedPrecondition(
@@ -242,7 +240,7 @@ impl<'a> Txn<'a> {
     }
 
     /// An update applied only while the stored entity is exactly the one the writer read.
-    fn update_if(&mut self, u: &UpdateIf) -> Result<Entity, CatalogError> {
+    fn update_if(&mut self, u: &UpdateIf, live: &[u64]) -> Result<Entity, CatalogError> {
         let e = u
             .entity
             .as_deref()
@@ -256,7 +254,7 @@ impl<'a> Txn<'a> {
                 kind_label(kind)
             )));
         }
-        self.update(e)
+        self.update(e, live)
     }
 
     fn delete(&mut self, r: &EntityRef) -> Result<Entity, CatalogError> {
@@ -272,10 +270,11 @@ impl<'a> Txn<'a> {
         Ok(old)
     }
 
-    fn move_to(&mut self, m: &MoveRequest) -> Result<Entity, CatalogError> {
+    fn move_to(&mut self, m: &MoveRequest, live: &[u64]) -> Result<Entity, CatalogError> {
         let kind = EntityKind::try_from(m.kind).unwrap_or(EntityKind::Unspecified);
         let name = validate::name(kind, &m.name)?;
-        if !self.exists(EntityKind::DataNode, &m.node_id.to_string())? {
+        let placed_here = m.node_id == 0 && m.from_node != 0;
+        if !placed_here && !self.exists(EntityKind::DataNode, &m.node_id.to_string())? {
             return Err(CatalogError::NotFound {
                 kind: "data node",
                 name: m.node_id.to_string(),
@@ -286,14 +285,16 @@ impl<'a> Txn<'a> {
             name: name.clone(),
         })?;
         match &mut e.kind {
-            Some(Kind::Well(w)) => w.owner_node = m.node_id,
             Some(Kind::Stream(s)) if !s.replica_nodes.is_empty() => {
-                return Err(CatalogError::FailedPrecondition(format!(
-                    "stream {name} is replicated on data nodes {:?}: moving a replica is not \
-                     supported yet",
-                    s.replica_nodes
-                )))
+                replica_changes::move_replica(self, s, m.from_node, m.node_id, live)?
             }
+            Some(Kind::Well(_) | Kind::Stream(_)) if m.from_node != 0 => {
+                return Err(CatalogError::invalid(
+                    "from_node",
+                    format!("{name} has one copy: give only the data node to move it to"),
+                ))
+            }
+            Some(Kind::Well(w)) => w.owner_node = m.node_id,
             Some(Kind::Stream(s)) => s.owner_node = m.node_id,
             _ => {
                 return Err(CatalogError::invalid(

@@ -7,6 +7,7 @@ pub mod entity;
 mod events;
 mod limits;
 mod placement;
+mod replica_changes;
 mod subjects;
 mod validate;
 

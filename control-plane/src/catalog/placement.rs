@@ -67,17 +67,47 @@ pub(super) fn place_replicas(
     replicas: u32,
     placement: Option<&Placement>,
 ) -> Result<Vec<u64>, CatalogError> {
-    let want = replicas as usize;
+    place_more(txn, live, replicas, placement, &[], &[])
+}
+
+/// The nodes to add so a stream with replicas on `kept` has `replicas` of them: none of
+/// `excluded` (which holds `kept`), and with a `unique_tag`, none in a zone `kept` uses.
+pub(super) fn place_more(
+    txn: &Txn<'_>,
+    live: &[u64],
+    replicas: u32,
+    placement: Option<&Placement>,
+    kept: &[u64],
+    excluded: &[u64],
+) -> Result<Vec<u64>, CatalogError> {
+    let want = (replicas as usize).saturating_sub(kept.len());
+    if want == 0 {
+        return Ok(Vec::new());
+    }
     let all = candidates(txn, live)?;
     let tags: &[String] = placement.map_or(&[], |p| p.tags.as_slice());
     let unique = placement.map_or("", |p| p.unique_tag.as_str());
+    let mut zones_used = HashSet::new();
+    for k in kept {
+        if let Some(Kind::DataNode(n)) = txn
+            .get(EntityKind::DataNode, &k.to_string())?
+            .and_then(|e| e.kind)
+        {
+            zones_used.extend(
+                n.tags
+                    .iter()
+                    .filter(|t| !unique.is_empty() && t.starts_with(unique))
+                    .cloned(),
+            );
+        }
+    }
     let tagged: Vec<&DataNode> = all
         .iter()
         .map(|(n, _)| n)
+        .filter(|n| !excluded.contains(&n.id))
         .filter(|n| tags.iter().all(|t| n.tags.contains(t)))
         .collect();
     let mut chosen = Vec::new();
-    let mut zones_used = HashSet::new();
     for n in &tagged {
         if !unique.is_empty() {
             let Some(zone) = n.tags.iter().find(|t| t.starts_with(unique)) else {
@@ -97,6 +127,11 @@ pub(super) fn place_replicas(
         all.len(),
         if all.len() == 1 { "is" } else { "are" }
     );
+    if !excluded.is_empty() {
+        why.push_str(&format!(
+            ", and data nodes {excluded:?} hold or leave a replica already"
+        ));
+    }
     if !tags.is_empty() {
         why.push_str(&format!(
             ", {} of them with tags {}",

@@ -194,58 +194,121 @@ fn placement_tags_and_unique_tag_choose_the_nodes() {
     }
 }
 
+fn stored(cat: &Catalogue, name: &str) -> Stream {
+    match cat
+        .get(EntityKind::Stream, &format!("default:{name}"))
+        .expect("get")
+    {
+        Some(Entity {
+            kind: Some(Kind::Stream(s)),
+        }) => s,
+        other => panic!("{other:?}"),
+    }
+}
+
+fn update(log: &mut Log<'_>, s: Stream, live: &[u64]) -> Result<u64, CatalogError> {
+    log.run(
+        Op::Update(Entity {
+            kind: Some(Kind::Stream(s)),
+        }),
+        live,
+    )
+}
+
+fn move_replica(log: &mut Log<'_>, from: u64, to: u64, live: &[u64]) -> Result<u64, CatalogError> {
+    log.run(
+        Op::Move(tributary_proto::v1::MoveRequest {
+            kind: EntityKind::Stream as i32,
+            name: "a".into(),
+            node_id: to,
+            from_node: from,
+        }),
+        live,
+    )
+}
+
 #[test]
-fn a_replicated_stream_keeps_its_replicas_on_update_and_is_not_moved() {
+fn a_replicated_stream_keeps_its_replicas_on_update_and_changes_them_only_when_asked() {
     let (_d, cat) = open();
     let mut log = Log {
         cat: &cat,
         index: 0,
     };
-    for id in 1..=3 {
+    for id in 1..=4 {
         log.node(id, &[]);
     }
     let s = log.stream(replicated("a", 3), &[1, 2, 3]).expect("a");
+    assert_eq!(s.group_founders, s.replica_nodes);
     let mut changed = s.clone();
     changed.max_msgs = 10;
     changed.replica_nodes.clear();
     changed.group_id = 0;
-    log.run(
-        Op::Update(Entity {
-            kind: Some(Kind::Stream(changed.clone())),
-        }),
-        &[],
-    )
-    .expect("update");
-    let stored = match cat.get(EntityKind::Stream, "default:a").expect("get") {
-        Some(Entity {
-            kind: Some(Kind::Stream(s)),
-        }) => s,
-        other => panic!("{other:?}"),
-    };
-    assert_eq!(stored.replica_nodes, s.replica_nodes);
-    assert_eq!(stored.group_id, s.group_id);
-    assert_eq!(stored.max_msgs, 10);
-    changed.replicas = 1;
-    let r = log.run(
-        Op::Update(Entity {
-            kind: Some(Kind::Stream(changed)),
-        }),
-        &[],
+    update(&mut log, changed.clone(), &[]).expect("update");
+    let after = stored(&cat, "a");
+    assert_eq!(after.replica_nodes, s.replica_nodes);
+    assert_eq!(after.group_id, s.group_id);
+    assert_eq!(after.max_msgs, 10);
+
+    // Moving one replica: to a node of the caller's choice, or where placement puts it.
+    let spare = (1..=4)
+        .find(|n| !s.replica_nodes.contains(n))
+        .expect("spare");
+    let from = s.replica_nodes[1];
+    move_replica(&mut log, from, spare, &[1, 2, 3, 4]).expect("move");
+    let moved = stored(&cat, "a");
+    assert_eq!(moved.replica_nodes[1], spare);
+    assert_eq!(
+        (moved.group_id, &moved.group_founders),
+        (s.group_id, &s.group_founders)
     );
+    let r = move_replica(&mut log, from, 0, &[1, 2, 3, 4]);
     assert!(
-        matches!(&r, Err(CatalogError::Invalid { field, .. }) if field == "replicas"),
+        matches!(&r, Err(CatalogError::Invalid { field, .. }) if field == "from_node"),
         "{r:?}"
     );
-    let r = log.run(
-        Op::Move(tributary_proto::v1::MoveRequest {
-            kind: EntityKind::Stream as i32,
-            name: "a".into(),
-            node_id: 2,
-        }),
-        &[],
-    );
+    let r = move_replica(&mut log, spare, moved.replica_nodes[0], &[1, 2, 3, 4]);
     assert!(
-        matches!(r, Err(CatalogError::FailedPrecondition(_))),
+        matches!(&r, Err(CatalogError::Invalid { field, .. }) if field == "node_id"),
         "{r:?}"
     );
+    move_replica(&mut log, spare, 0, &[1, 2, 3, 4]).expect("placed by the control plane");
+    assert_eq!(stored(&cat, "a").replica_nodes[1], from);
+
+    // 3 → 1 keeps the replica asked for; 1 → 3 places two more beside it.
+    let keep = stored(&cat, "a").replica_nodes[2];
+    let mut shrink = stored(&cat, "a");
+    shrink.replicas = 1;
+    shrink.replica_nodes = vec![keep];
+    update(&mut log, shrink, &[1, 2, 3, 4]).expect("3 -> 1");
+    let one = stored(&cat, "a");
+    assert_eq!(
+        (one.replica_nodes.clone(), one.owner_node, one.group_id),
+        (vec![keep], keep, s.group_id)
+    );
+    let mut grow = one.clone();
+    grow.replicas = 3;
+    update(&mut log, grow, &[1, 2, 3, 4]).expect("1 -> 3");
+    let three = stored(&cat, "a");
+    assert_eq!(three.replica_nodes.len(), 3);
+    assert_eq!(three.replica_nodes[0], keep);
+    assert_eq!(
+        three
+            .replica_nodes
+            .iter()
+            .collect::<std::collections::HashSet<_>>()
+            .len(),
+        3
+    );
+
+    // A plain stream becomes a group founded by its owner.
+    let b = log.stream(replicated("b", 1), &[1, 2, 3, 4]).expect("b");
+    assert!(b.replica_nodes.is_empty() && b.owner_node != 0);
+    let mut grow = b.clone();
+    grow.replicas = 3;
+    update(&mut log, grow, &[1, 2, 3, 4]).expect("b 1 -> 3");
+    let b3 = stored(&cat, "b");
+    assert_eq!(b3.group_founders, vec![b.owner_node]);
+    assert_eq!(b3.replica_nodes[0], b.owner_node);
+    assert_eq!(b3.replica_nodes.len(), 3);
+    assert_ne!(b3.group_id, 0);
 }

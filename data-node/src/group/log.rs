@@ -5,9 +5,14 @@
 //!
 //! The log is not the stream: an entry is an operation (a publish of some messages, a purge,
 //! a delete, an expiry), applied to the stream's own storage once committed, and dropped from
-//! the log once the stream holds it (see `ready::compact`).
+//! the log once the stream holds it and the replicas do or are too far behind
+//! (`ready::housekeeping`). So the stream is the state machine and its records are the
+//! snapshot: a replica behind the log's first entry gets the leader's stream records at the
+//! index they hold (`group::snapshot`), and its log then starts right after that index.
 
+use super::snapshot::Shelf;
 use crate::storage::engine::{Batch, KvEngine, Scan, Space};
+use crate::storage::streams::StreamStore;
 use protobuf::Message as _;
 use raft::prelude::{ConfState, Entry, HardState, Snapshot};
 use raft::{GetEntriesContext, RaftState, StorageError};
@@ -18,6 +23,8 @@ const ENTRY: u8 = b'e';
 const HARD_STATE: u8 = b'h';
 const CONF_STATE: u8 = b'c';
 const TRUNCATED: u8 = b't';
+/// This node's replica left the group once (moved off): if it comes back, it joins empty.
+const LEFT: u8 = b'l';
 
 fn key(group: u64, kind: u8, index: u64) -> Vec<u8> {
     let mut k = Vec::with_capacity(17);
@@ -41,9 +48,19 @@ struct Cache {
 }
 
 /// What a staged append changes in the cache once its batch is written.
+#[derive(Default)]
 pub struct Staged {
     last_index: Option<u64>,
     hard_state: Option<HardState>,
+    /// A snapshot's (index, term, configuration): the log starts after it.
+    snapshot: Option<(u64, u64, ConfState)>,
+}
+
+/// Where the leader's snapshots of the group come from: its stream, built onto the shelf.
+#[derive(Clone)]
+struct SnapshotSource {
+    shelf: Arc<Shelf>,
+    store: Arc<Mutex<Arc<StreamStore>>>,
 }
 
 #[derive(Clone)]
@@ -51,18 +68,22 @@ pub struct GroupLog {
     group: u64,
     engine: Arc<dyn KvEngine>,
     cache: Arc<Mutex<Cache>>,
+    source: SnapshotSource,
 }
 
 impl GroupLog {
-    /// Opens a group's log; a fresh one starts with `voters` (every replica starts alike, so
-    /// no snapshot is needed to begin). `applied` is what the stream already holds: a commit
-    /// index behind it (a commit recorded unsynced and lost) is moved up to it.
+    /// Opens a group's log; a fresh one starts with `voters` (every founding replica starts
+    /// alike, so no snapshot is needed to begin; a replica joining later starts with none and
+    /// gets its configuration with its first snapshot). What `store` already holds is
+    /// applied: a commit index behind it (a commit recorded unsynced and lost) moves up to it.
     pub fn open(
         engine: Arc<dyn KvEngine>,
         group: u64,
         voters: &[u64],
-        applied: u64,
+        store: Arc<StreamStore>,
+        shelf: Arc<Shelf>,
     ) -> raft::Result<Self> {
+        let applied = store.group_index();
         let get = |kind| {
             engine
                 .get(Space::Raft, &key(group, kind, 0))
@@ -72,6 +93,8 @@ impl GroupLog {
         if let Some(v) = get(HARD_STATE)? {
             c.hard_state = HardState::parse_from_bytes(&v).map_err(store_err)?;
         }
+        // A founder that left the group and is placed here again is a new replica.
+        let rejoining = get(LEFT)?.is_some();
         let fresh = match get(CONF_STATE)? {
             Some(v) => {
                 c.conf_state = ConfState::parse_from_bytes(&v).map_err(store_err)?;
@@ -109,10 +132,18 @@ impl GroupLog {
             group,
             engine,
             cache: Arc::new(Mutex::new(c)),
+            source: SnapshotSource {
+                shelf,
+                store: Arc::new(Mutex::new(store)),
+            },
         };
         if fresh {
             let cs = ConfState {
-                voters: voters.to_vec(),
+                voters: if rejoining {
+                    Vec::new()
+                } else {
+                    voters.to_vec()
+                },
                 ..Default::default()
             };
             let mut b = Batch::default();
@@ -133,6 +164,29 @@ impl GroupLog {
 
     pub fn last_index(&self) -> u64 {
         self.cache().last_index
+    }
+
+    /// The group's configuration as last applied.
+    pub fn conf_state(&self) -> ConfState {
+        self.cache().conf_state.clone()
+    }
+
+    /// Stores a configuration change applied (before the entries after it are applied).
+    pub fn set_conf_state(&self, cs: &ConfState) -> raft::Result<()> {
+        let mut b = Batch::default();
+        b.put(
+            Space::Raft,
+            key(self.group, CONF_STATE, 0),
+            cs.write_to_bytes().map_err(store_err)?,
+        );
+        self.engine.write(b).map_err(store_err)?;
+        self.cache().conf_state = cs.clone();
+        Ok(())
+    }
+
+    /// The stream snapshots are built from (after the node reopened it).
+    pub fn set_store(&self, store: Arc<StreamStore>) {
+        *lock(&self.source.store) = store;
     }
 
     /// Stages new entries (replacing a conflicting tail) and the hard state into `b`.
@@ -171,12 +225,46 @@ impl GroupLog {
         Ok(Staged {
             last_index,
             hard_state: hs.cloned(),
+            snapshot: None,
+        })
+    }
+
+    /// Stages a snapshot at `index` of `term`: every entry goes, the log starts after it.
+    pub fn stage_snapshot(
+        &self,
+        b: &mut Batch,
+        index: u64,
+        term: u64,
+        conf_state: &ConfState,
+    ) -> raft::Result<Staged> {
+        b.delete_range(
+            Space::Raft,
+            key(self.group, ENTRY, 0),
+            key(self.group, ENTRY, u64::MAX),
+        );
+        let mut v = index.to_be_bytes().to_vec();
+        v.extend_from_slice(&term.to_be_bytes());
+        b.put(Space::Raft, key(self.group, TRUNCATED, 0), v);
+        b.put(
+            Space::Raft,
+            key(self.group, CONF_STATE, 0),
+            conf_state.write_to_bytes().map_err(store_err)?,
+        );
+        Ok(Staged {
+            snapshot: Some((index, term, conf_state.clone())),
+            ..Default::default()
         })
     }
 
     /// After the batch holding `s` was written.
     pub fn staged(&self, s: Staged) {
         let mut c = self.cache();
+        if let Some((index, term, cs)) = s.snapshot {
+            c.truncated_index = index;
+            c.truncated_term = term;
+            c.last_index = index;
+            c.conf_state = cs;
+        }
         if let Some(i) = s.last_index {
             c.last_index = i;
         }
@@ -217,6 +305,13 @@ impl GroupLog {
     }
 
     /// Stages the removal of everything of this group (the stream left this node).
+    /// Stages the removal of everything of this group, remembering that this replica left
+    /// (it was moved off this node): placed here again, it joins empty.
+    pub fn stage_leave(&self, b: &mut Batch) {
+        self.stage_destroy(b);
+        b.put(Space::Raft, key(self.group, LEFT, 0), Vec::new());
+    }
+
     pub fn stage_destroy(&self, b: &mut Batch) {
         b.delete_range(
             Space::Raft,
@@ -310,11 +405,30 @@ impl raft::Storage for GroupLog {
         Ok(self.cache().last_index)
     }
 
-    /// Snapshots of a stream are not built yet: the log is kept until every replica holds it
-    /// (see `ready::compact`), so a replica that was away catches up from the log.
-    fn snapshot(&self, _request_index: u64, _to: u64) -> raft::Result<Snapshot> {
-        Err(raft::Error::Store(
-            StorageError::SnapshotTemporarilyUnavailable,
-        ))
+    /// The stream at the index it has applied (called on the ready loop, so nothing is
+    /// applied meanwhile); see `group::snapshot`. raft-rs takes only "temporarily
+    /// unavailable" as a failure (anything else panics it), and asks again later.
+    fn snapshot(&self, request_index: u64, to: u64) -> raft::Result<Snapshot> {
+        let unavailable = raft::Error::Store(StorageError::SnapshotTemporarilyUnavailable);
+        let store = lock(&self.source.store).clone();
+        let index = store.group_index();
+        let (truncated, conf_state) = {
+            let c = self.cache();
+            (c.truncated_index, c.conf_state.clone())
+        };
+        if index == 0 || index < request_index {
+            return Err(unavailable);
+        }
+        let Ok(term) = self.term_of(index) else {
+            return Err(unavailable);
+        };
+        let at_least = request_index.max(truncated);
+        self.source
+            .shelf
+            .snapshot(self.group, &store, (index, term), conf_state, at_least)
+            .map_err(|e| {
+                tracing::warn!(stream = %store.name, to, error = %e, "no snapshot for a replica behind the log");
+                unavailable
+            })
     }
 }

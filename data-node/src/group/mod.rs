@@ -4,13 +4,15 @@
 //! (one write per round for all of them, [`log`]), and their messages leave through one
 //! batched link per peer node (`raft_link`, outside this module: it speaks gRPC).
 //!
-//! The group's log holds operations ([`op`]); the stream's own storage is the state machine.
+//! The group's log holds operations ([`op`]); the stream's own storage is the state machine,
+//! and its records are the snapshot a replica behind the log catches up from ([`snapshot`]).
 //! The leader takes every write; acknowledged = committed by a quorum and applied on the
 //! leader. Reads are served by the leader too (the services forward to it).
 
 pub mod log;
 pub mod op;
 mod ready;
+pub mod snapshot;
 #[cfg(test)]
 mod tests;
 
@@ -24,7 +26,8 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::oneshot;
 use tributary_common::sync::{read, write};
 
-pub use ready::Timing;
+pub use ready::Settings;
+use snapshot::Shelf;
 
 /// Why a group could not take an operation.
 #[derive(Debug, thiserror::Error)]
@@ -67,6 +70,18 @@ pub struct GroupStatus {
     pub leader_since: Option<SystemTime>,
     /// The other replicas (on the leader; empty elsewhere).
     pub replicas: Vec<ReplicaStatus>,
+    /// The first index this node's log still holds: a replica behind it needs a snapshot.
+    pub log_first: u64,
+}
+
+/// Where the catalogue places a group's replicas.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Placement {
+    /// The data nodes its replicas are to be on.
+    pub replicas: Vec<u64>,
+    /// Its first configuration: a founder starts as a voter, any other replica joins empty
+    /// and is brought in by the leader (learner, snapshot, voter).
+    pub founders: Vec<u64>,
 }
 
 /// What the loop is asked to do.
@@ -74,7 +89,7 @@ enum Input {
     Open {
         group: u64,
         store: Arc<StreamStore>,
-        voters: Vec<u64>,
+        placement: Placement,
         limits: StreamLimits,
     },
     Close {
@@ -114,6 +129,8 @@ pub struct Groups {
     /// The ready loop's thread, joined by [`Groups::stop`] or when the last handle goes, so
     /// the engine it holds closes before the node is gone (never during process exit).
     thread: Arc<LoopThread>,
+    /// The snapshots built here as a leader, for replicas to pull.
+    shelf: Arc<Shelf>,
 }
 
 struct LoopThread {
@@ -150,18 +167,20 @@ impl Groups {
     pub fn start(
         me: u64,
         engine: Arc<dyn KvEngine>,
-        timing: Timing,
+        settings: Settings,
         outbox: tokio::sync::mpsc::UnboundedSender<Outbound>,
         on_leader_change: Box<dyn Fn() + Send>,
     ) -> Groups {
         let (tx, rx) = mpsc::channel();
         let leaders = Arc::new(RwLock::new(HashMap::new()));
+        let shelf = Shelf::new(me);
         let lp = ready::Loop::new(
             me,
             engine,
-            timing,
+            settings,
             outbox,
             leaders.clone(),
+            shelf.clone(),
             on_leader_change,
         );
         let (failed, failure) = tokio::sync::watch::channel(None);
@@ -204,6 +223,7 @@ impl Groups {
             leaders,
             failure,
             thread,
+            shelf,
         };
         metrics::gauge!("tributary_dn_replication_running").set(1.0);
         groups
@@ -218,22 +238,28 @@ impl Groups {
         self.me
     }
 
+    /// The snapshots this node built as a leader, for replicas to pull.
+    pub fn shelf(&self) -> &Shelf {
+        &self.shelf
+    }
+
     fn send(&self, input: Input) -> Result<(), GroupError> {
         self.tx.send(input).map_err(|_| GroupError::Stopped)
     }
 
-    /// Serves a group for `store` (idempotent: an open group only takes the new limits).
+    /// Serves a group for `store` (idempotent: an open group takes the new limits, and its
+    /// leader moves the group towards the new placement).
     pub fn open(
         &self,
         group: u64,
         store: Arc<StreamStore>,
-        voters: Vec<u64>,
+        placement: Placement,
         limits: StreamLimits,
     ) {
         let _ = self.send(Input::Open {
             group,
             store,
-            voters,
+            placement,
             limits,
         });
     }

@@ -4,15 +4,20 @@
 //! batch, write that batch once for all groups, send what may go after the write, apply what
 //! is committed to the streams, and answer the proposals applied here.
 
+mod apply;
+mod housekeeping;
 mod leadership;
+mod membership;
 
 use super::log::{GroupLog, Staged};
 use super::op::{Op, Outcome};
-use super::{GroupError, Input, Outbound};
+use super::snapshot::Shelf;
+use super::{GroupError, Input, Outbound, Placement};
 use crate::storage::engine::Batch;
 use crate::storage::streams::{StreamLimits, StreamStore};
 use crate::storage::KvEngine;
-use raft::prelude::{Entry, EntryType, Message};
+use apply::{apply, context, Pending};
+use raft::prelude::{Message, MessageType};
 use raft::{RawNode, StateRole};
 use std::collections::HashMap;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
@@ -24,17 +29,17 @@ use tributary_common::telemetry::raft_group::{RaftGroupMetrics, RaftView};
 
 /// How long a proposal may wait to be applied before its client hears "outcome unknown".
 const PROPOSAL_DEADLINE: Duration = Duration::from_secs(5);
-/// Entries a follower keeps below what its stream holds, for the peers it may come to lead
-/// (snapshots are not built yet: a replica further behind than this cannot catch up).
-const FOLLOWER_KEEPS: u64 = 100_000;
 const HOUSEKEEPING: Duration = Duration::from_secs(1);
 
-/// The groups' clock (`[replication]`).
+/// The groups' clock and log (`[replication]`).
 #[derive(Debug, Clone, Copy)]
-pub struct Timing {
+pub struct Settings {
     pub tick: Duration,
     pub election_ticks: usize,
     pub heartbeat_ticks: usize,
+    /// Entries kept below what a stream holds for replicas behind it; one further behind
+    /// catches up by snapshot.
+    pub log_tail: u64,
 }
 
 struct Group {
@@ -47,21 +52,22 @@ struct Group {
     /// When each peer was last heard from.
     heard: HashMap<u64, Instant>,
     leader_since: Option<SystemTime>,
+    /// Since when each replica has been waiting for a snapshot (on the leader).
+    snapshot_wait: HashMap<u64, Instant>,
+    /// Where the catalogue wants the replicas; the leader gets the group there.
+    placement: Placement,
+    /// When a leader last sent to this replica (one moved off leaves once it hears none).
+    leader_contact: Instant,
     metrics: RaftGroupMetrics,
-}
-
-struct Pending {
-    group: u64,
-    reply: oneshot::Sender<Result<Outcome, GroupError>>,
-    deadline: Instant,
 }
 
 pub(super) struct Loop {
     me: u64,
     engine: Arc<dyn KvEngine>,
-    timing: Timing,
+    settings: Settings,
     outbox: tokio::sync::mpsc::UnboundedSender<Outbound>,
     leaders: Arc<RwLock<HashMap<u64, (u64, u64)>>>,
+    shelf: Arc<Shelf>,
     groups: HashMap<u64, Group>,
     pending: HashMap<u64, Pending>,
     next_proposal: u64,
@@ -69,34 +75,23 @@ pub(super) struct Loop {
     on_leader_change: Box<dyn Fn() + Send>,
 }
 
-fn context(me: u64, proposal: u64) -> Vec<u8> {
-    let mut c = me.to_be_bytes().to_vec();
-    c.extend_from_slice(&proposal.to_be_bytes());
-    c
-}
-
-/// The proposal an entry answers, if this node proposed it.
-fn proposal_of(me: u64, ctx: &[u8]) -> Option<u64> {
-    let node = u64::from_be_bytes(ctx.get(..8)?.try_into().ok()?);
-    let id = u64::from_be_bytes(ctx.get(8..16)?.try_into().ok()?);
-    (node == me).then_some(id)
-}
-
 impl Loop {
     pub(super) fn new(
         me: u64,
         engine: Arc<dyn KvEngine>,
-        timing: Timing,
+        settings: Settings,
         outbox: tokio::sync::mpsc::UnboundedSender<Outbound>,
         leaders: Arc<RwLock<HashMap<u64, (u64, u64)>>>,
+        shelf: Arc<Shelf>,
         on_leader_change: Box<dyn Fn() + Send>,
     ) -> Loop {
         Loop {
             me,
             engine,
-            timing,
+            settings,
             outbox,
             leaders,
+            shelf,
             groups: HashMap::new(),
             pending: HashMap::new(),
             next_proposal: 1,
@@ -108,7 +103,7 @@ impl Loop {
     /// Runs until stopped (`Ok`) or until the log cannot be written (`Err`: Raft state in
     /// memory would be ahead of the disk, so the groups cannot go on).
     pub(super) fn run(mut self, rx: Receiver<Input>) -> Result<(), String> {
-        let mut next_tick = Instant::now() + self.timing.tick;
+        let mut next_tick = Instant::now() + self.settings.tick;
         let mut next_housekeeping = Instant::now() + HOUSEKEEPING;
         loop {
             let wait = next_tick.saturating_duration_since(Instant::now());
@@ -132,7 +127,7 @@ impl Loop {
                 for g in self.groups.values_mut() {
                     g.raw.tick();
                 }
-                next_tick = now + self.timing.tick;
+                next_tick = now + self.settings.tick;
             }
             if now >= next_housekeeping {
                 self.housekeeping();
@@ -150,9 +145,9 @@ impl Loop {
             Input::Open {
                 group,
                 store,
-                voters,
+                placement,
                 limits,
-            } => self.open(group, store, voters, limits),
+            } => self.open(group, store, placement, limits),
             Input::Close { group, destroy } => self.close(group, destroy),
             Input::Step { group, msg } => self.step(group, msg),
             Input::Propose { group, op, reply } => self.propose(group, op, reply),
@@ -166,15 +161,23 @@ impl Loop {
         }
     }
 
-    fn open(&mut self, id: u64, store: Arc<StreamStore>, voters: Vec<u64>, limits: StreamLimits) {
+    fn open(
+        &mut self,
+        id: u64,
+        store: Arc<StreamStore>,
+        placement: Placement,
+        limits: StreamLimits,
+    ) {
         if let Some(g) = self.groups.get_mut(&id) {
             g.limits = limits;
+            g.placement = placement;
             if !Arc::ptr_eq(&g.store, &store) && g.store.is_closed() {
+                g.log.set_store(store.clone());
                 g.store = store;
             }
             return;
         }
-        match self.new_group(id, store, voters, limits) {
+        match self.new_group(id, store, placement, limits) {
             Ok(g) => {
                 self.groups.insert(id, g);
             }
@@ -186,11 +189,23 @@ impl Loop {
         &self,
         id: u64,
         store: Arc<StreamStore>,
-        voters: Vec<u64>,
+        placement: Placement,
         limits: StreamLimits,
     ) -> raft::Result<Group> {
         let applied = store.group_index();
-        let log = GroupLog::open(self.engine.clone(), id, &voters, applied)?;
+        // A founder starts as a voter; a replica added later starts with no configuration
+        // and gets one with its first snapshot (`membership`).
+        let voters = match placement.founders.contains(&self.me) {
+            true => placement.founders.clone(),
+            false => Vec::new(),
+        };
+        let log = GroupLog::open(
+            self.engine.clone(),
+            id,
+            &voters,
+            store.clone(),
+            self.shelf.clone(),
+        )?;
         if applied > log.last_index() {
             return Err(raft::Error::ConfigInvalid(format!(
                 "stream {} holds entry {applied} but its group log ends at {}",
@@ -200,8 +215,8 @@ impl Loop {
         }
         let cfg = raft::Config {
             id: self.me,
-            election_tick: self.timing.election_ticks,
-            heartbeat_tick: self.timing.heartbeat_ticks,
+            election_tick: self.settings.election_ticks,
+            heartbeat_tick: self.settings.heartbeat_ticks,
             applied,
             check_quorum: true,
             pre_vote: true,
@@ -213,14 +228,17 @@ impl Loop {
         tracing::info!(group = id, stream = %store.name, ?voters, applied, "stream group opened");
         let metrics = RaftGroupMetrics::new(&format!("stream:{}", store.name));
         Ok(Group {
+            metrics,
             raw,
             log,
-            metrics,
             store,
             limits,
             limits_proposed: None,
             heard: HashMap::new(),
             leader_since: None,
+            snapshot_wait: HashMap::new(),
+            placement,
+            leader_contact: Instant::now(),
         })
     }
 
@@ -229,6 +247,8 @@ impl Loop {
             return;
         };
         g.metrics.clear();
+        self.shelf.forget(id);
+        write(&self.leaders).remove(&id);
         let ids: Vec<u64> = self
             .pending
             .iter()
@@ -258,11 +278,19 @@ impl Loop {
             .record(msg.from);
             return;
         };
-        if let Err(r) = tributary_common::raft_inputs::against(&g.raw.raft, |_| false, &msg) {
+        // A replica joining has no configuration yet: the leader that brings it one with its
+        // first snapshot may be any data node of this cluster (the link checked which).
+        if let Err(r) = tributary_common::raft_inputs::against(&g.raw.raft, |_| true, &msg) {
             r.record(msg.from);
             return;
         }
         g.heard.insert(msg.from, Instant::now());
+        if matches!(
+            msg.get_msg_type(),
+            MessageType::MsgAppend | MessageType::MsgHeartbeat | MessageType::MsgSnapshot
+        ) {
+            g.leader_contact = Instant::now();
+        }
         if let Err(e) = g.raw.step(msg) {
             tracing::debug!(group = id, error = %e, "raft message not taken");
         }
@@ -316,68 +344,6 @@ impl Loop {
         }
     }
 
-    /// Once a second: proposals past their deadline, limits to put in the log, log compaction.
-    fn housekeeping(&mut self) {
-        let now = Instant::now();
-        let late: Vec<u64> = self
-            .pending
-            .iter()
-            .filter(|(_, p)| p.deadline <= now)
-            .map(|(k, _)| *k)
-            .collect();
-        for k in late {
-            if let Some(p) = self.pending.remove(&k) {
-                let stream = self
-                    .groups
-                    .get(&p.group)
-                    .map_or_else(String::new, |g| g.store.name.clone());
-                let _ = p.reply.send(Err(GroupError::Unknown {
-                    stream,
-                    why: format!("not committed within {PROPOSAL_DEADLINE:?}"),
-                }));
-            }
-        }
-        let mut b = Batch::default();
-        for g in self.groups.values_mut() {
-            let leader = g.raw.raft.state == StateRole::Leader;
-            if leader
-                && g.limits != g.store.limits()
-                && g.limits_proposed
-                    .is_none_or(|t| t.elapsed() > Duration::from_secs(2))
-            {
-                g.limits_proposed = Some(now);
-                let _ = g
-                    .raw
-                    .propose(Vec::new(), Op::Limits(g.limits.clone()).encode());
-            }
-            // What every replica holds (the leader knows), or on a follower what its stream
-            // holds less a margin for the peers it may come to lead.
-            let held = g.store.group_index();
-            let upto = if leader {
-                g.raw
-                    .raft
-                    .prs()
-                    .iter()
-                    .map(|(_, pr)| pr.matched)
-                    .min()
-                    .unwrap_or(0)
-                    .min(held)
-            } else {
-                held.saturating_sub(FOLLOWER_KEEPS)
-            };
-            if upto > 0 {
-                if let Err(e) = g.log.compact(&mut b, upto) {
-                    tracing::debug!(stream = %g.store.name, error = %e, "log not compacted");
-                }
-            }
-        }
-        if !b.is_empty() {
-            if let Err(e) = self.engine.write(b) {
-                tracing::warn!(error = %e, "log compaction not written");
-            }
-        }
-    }
-
     fn process_ready(&mut self) -> Result<(), crate::storage::StorageError> {
         let mut batch = Batch::default();
         let mut readies = Vec::new();
@@ -402,7 +368,15 @@ impl Loop {
                 let _ = self.outbox.send((m.to, *id, m));
             }
             if !rd.snapshot().is_empty() {
-                tracing::error!(stream = %g.store.name, "a snapshot arrived, which stream groups do not take yet");
+                // Before this round's entries (which follow it) and hard state are staged.
+                if let Err(e) = apply::install(&self.engine, &g.log, &g.store, rd.snapshot()) {
+                    tracing::error!(stream = %g.store.name, error = %e, "cannot install a snapshot");
+                    return Err(crate::storage::StorageError::Engine(format!(
+                        "stream {}: a snapshot could not be installed: {e}",
+                        g.store.name
+                    )));
+                }
+                g.metrics.snapshot_applied();
             }
             match g.log.stage(&mut batch, rd.entries(), rd.hs()) {
                 Ok(staged) => readies.push((*id, rd, staged)),
@@ -465,28 +439,5 @@ impl Loop {
             }
         }
         Ok(())
-    }
-}
-
-/// Applies committed entries to the group's stream, answering the proposals made here.
-fn apply(me: u64, g: &mut Group, entries: Vec<Entry>, pending: &mut HashMap<u64, Pending>) {
-    for e in entries {
-        if e.get_entry_type() != EntryType::EntryNormal || e.data.is_empty() {
-            continue;
-        }
-        let outcome = match Op::decode(&e.data) {
-            Ok(op) => op.apply(&g.store, e.index),
-            Err(err) => {
-                // Every replica holds the same bytes, so every one skips it alike.
-                tracing::error!(stream = %g.store.name, index = e.index, error = %err, "entry skipped");
-                continue;
-            }
-        };
-        if let Some(p) = proposal_of(me, &e.context).and_then(|id| pending.remove(&id)) {
-            if let Some(proposed) = p.deadline.checked_sub(PROPOSAL_DEADLINE) {
-                g.metrics.proposal_applied(proposed);
-            }
-            let _ = p.reply.send(Ok(outcome));
-        }
     }
 }

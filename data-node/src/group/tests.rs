@@ -3,7 +3,7 @@
 //! last publish stored; a log that cannot be written stops the loop and says why.
 
 use super::op::{Op, Outcome};
-use super::{Groups, Timing};
+use super::{Groups, Settings};
 use crate::storage::engine::{Batch, KvEngine, Scan, Space};
 use crate::storage::streams::{StreamLimits, StreamStore};
 use crate::storage::{MemoryEngine, NewMessage, StorageError, StorageResult};
@@ -42,21 +42,26 @@ impl KvEngine for Flaky {
     }
 }
 
-const TIMING: Timing = Timing {
+const SETTINGS: Settings = Settings {
     tick: Duration::from_millis(10),
     election_ticks: 5,
     heartbeat_ticks: 1,
+    log_tail: 100,
 };
 
 fn start(engine: Arc<Flaky>) -> (Groups, Arc<StreamStore>) {
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     // Nobody else: messages for peers would go nowhere.
     std::mem::forget(rx);
-    let groups = Groups::start(1, engine.clone(), TIMING, tx, Box::new(|| {}));
+    let groups = Groups::start(1, engine.clone(), SETTINGS, tx, Box::new(|| {}));
     let store = Arc::new(
         StreamStore::open(7, "default:S".into(), engine, StreamLimits::default()).expect("store"),
     );
-    groups.open(42, store.clone(), vec![1], StreamLimits::default());
+    let placement = super::Placement {
+        replicas: vec![1],
+        founders: vec![1],
+    };
+    groups.open(42, store.clone(), placement, StreamLimits::default());
     (groups, store)
 }
 

@@ -245,6 +245,7 @@ impl Node {
             self.expire_stream(&s, now)?;
         }
         self.wells.expire_batch_ids(now, batch_id_window_ns)?;
+        self.drop_left_replicas()?;
         self.retry_unopened()
     }
 

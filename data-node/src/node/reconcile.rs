@@ -25,6 +25,19 @@ pub(super) fn holds(s: &tributary_proto::v1::Stream, node: u64) -> bool {
     }
 }
 
+/// Where the catalogue places a replicated stream's replicas (a stream from before founders
+/// were recorded was founded by all of them).
+fn placement_of(s: &tributary_proto::v1::Stream) -> crate::group::Placement {
+    crate::group::Placement {
+        replicas: s.replica_nodes.clone(),
+        founders: if s.group_founders.is_empty() {
+            s.replica_nodes.clone()
+        } else {
+            s.group_founders.clone()
+        },
+    }
+}
+
 /// What could not be opened, by kind label (`well`, `stream`) and name: why.
 pub(super) type Unopened = BTreeMap<(&'static str, String), String>;
 
@@ -69,6 +82,17 @@ impl Node {
         for store in self.streams.all() {
             let held = view.streams.get(&store.name);
             if held.is_none_or(|s| !serves_stream(s)) {
+                // A replica moved off this node stays in its group until the group's leader
+                // has removed it; the loop then destroys it and it goes below.
+                let leaving = held.filter(|s| {
+                    !s.replica_nodes.is_empty()
+                        && !view.shut_down(super::catalog::namespace_of(&s.name))
+                        && !store.is_destroyed()
+                });
+                if let (Some(s), Some(groups)) = (leaving, self.groups()) {
+                    groups.open(s.group_id, store.clone(), placement_of(s), stream_limits(s));
+                    continue;
+                }
                 if let (Some(s), Some(groups)) = (held, self.groups()) {
                     if s.group_id != 0 {
                         groups.close(s.group_id, false);
@@ -78,6 +102,10 @@ impl Node {
                     // A worker or reader still holding it must not write or wait behind a
                     // store opened later for the same stream.
                     gone.close();
+                    if gone.is_destroyed() {
+                        self.mark_for_compaction(gone.id)?;
+                        self.ids.forget(&meta::stream_id(&gone.name))?;
+                    }
                 }
             }
         }
@@ -87,6 +115,12 @@ impl Node {
 
     fn open_stream(&self, s: &tributary_proto::v1::Stream) -> Result<()> {
         let replicated = !s.replica_nodes.is_empty();
+        if let Some(left) = self.streams.get(&s.name).filter(|st| st.is_destroyed()) {
+            // A replica that left this node and is placed here again starts anew.
+            self.streams.remove(&left.name);
+            self.mark_for_compaction(left.id)?;
+            self.ids.forget(&meta::stream_id(&left.name))?;
+        }
         let store = match self.streams.get(&s.name) {
             // A replicated stream's limits change through its log (the leader puts them
             // there), so every replica applies each publish under the same limits.
@@ -114,7 +148,7 @@ impl Node {
             }
         };
         if let (true, Some(groups)) = (replicated, self.groups()) {
-            groups.open(s.group_id, store, s.replica_nodes.clone(), stream_limits(s));
+            groups.open(s.group_id, store, placement_of(s), stream_limits(s));
         }
         Ok(())
     }

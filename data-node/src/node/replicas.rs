@@ -12,12 +12,12 @@ impl Node {
     /// returned receiver.
     pub fn start_groups(
         &self,
-        timing: crate::group::Timing,
+        settings: crate::group::Settings,
     ) -> Result<tokio::sync::mpsc::UnboundedReceiver<crate::group::Outbound>> {
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         let changed = self.catalog_changed.clone();
         let on_leader_change = Box::new(move || changed.send_modify(|n| *n += 1));
-        let groups = Groups::start(self.id, self.main.clone(), timing, tx, on_leader_change);
+        let groups = Groups::start(self.id, self.main.clone(), settings, tx, on_leader_change);
         if self.groups.set(groups).is_err() {
             return Err(Error::FailedPrecondition(
                 "the stream groups were started already".into(),
@@ -55,6 +55,17 @@ impl Node {
             if groups.leader(group) == Some(self.id) && s.expiry_due(now) {
                 groups.propose_quietly(group, crate::group::op::Op::Expire(now));
             }
+        }
+        Ok(())
+    }
+
+    /// A replica its group removed (moved off this node; the ready loop destroyed its store)
+    /// stops being served, and its id and range go.
+    pub(super) fn drop_left_replicas(&self) -> Result<()> {
+        if self.streams.all().iter().any(|s| s.is_destroyed()) {
+            let view = self.with_catalog(Clone::clone);
+            self.reconcile(&view)?;
+            self.catalog_changed.send_modify(|n| *n += 1);
         }
         Ok(())
     }

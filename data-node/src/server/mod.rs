@@ -159,10 +159,11 @@ pub async fn start_on(
         .map(|e| TagClient::new(e.clone()) as Arc<dyn TagCreator>);
     let node = open_node(&config, tags).await?;
     let outbox = node
-        .start_groups(crate::group::Timing {
+        .start_groups(crate::group::Settings {
             tick: Duration::from_millis(config.replication.tick_ms),
             election_ticks: config.replication.election_ticks,
             heartbeat_ticks: config.replication.heartbeat_ticks,
+            log_tail: config.replication.log_tail,
         })
         .map_err(|source| StartError::Storage {
             path: config.data_dir.display().to_string(),
@@ -258,10 +259,11 @@ pub async fn start_on(
                 .max_encoding_message_size(max),
         )
         .add_service(
-            StreamGroupsServer::new(StreamGroupsService {
+            StreamGroupsServer::new(StreamGroupsService::new(
                 groups,
-                gate: gate.clone(),
-            })
+                gate.clone(),
+                peers.clone(),
+            ))
             .max_decoding_message_size(256 << 20),
         )
         .add_service(probes.admin());

@@ -81,6 +81,14 @@ impl<'a> Reader<'a> {
         self.buf = rest;
         Ok(head)
     }
+    /// What is left unread.
+    pub fn rest(self) -> &'a [u8] {
+        self.buf
+    }
+    /// Every byte has been read.
+    pub fn is_empty(&self) -> bool {
+        self.buf.is_empty()
+    }
     pub fn u8(&mut self) -> Result<u8, StorageError> {
         Ok(self.take(1)?[0])
     }

@@ -17,8 +17,9 @@ use tributary_proto::v1::{
     EntityKind, EntityRef, ForwardRequest, GetMessageRequest, GroupBatch, HeartbeatRequest,
     IngestBatch, ListRequest, MemberRequest, MigrateEncryptionRequest, MoveRequest,
     NodeStateRequest, PeerAddressRequest, PiggybackRequest, PublishBatch, PublishRequest,
-    PurgeRequest, RaftBatch, RegisterRequest, ShardsRequest, StatusRequest, StepDownRequest,
-    StreamInfoRequest, SubscribeRequest, WatchRequest, Well, WellEntry, WhoAmIRequest,
+    PurgeRequest, RaftBatch, RegisterRequest, ShardsRequest, SnapshotRequest, StatusRequest,
+    StepDownRequest, StreamInfoRequest, SubscribeRequest, WatchRequest, Well, WellEntry,
+    WhoAmIRequest,
 };
 
 /// What a call came back with.
@@ -175,6 +176,7 @@ pub const RPCS: &[Rpc] = &[
             kind: EntityKind::Well as i32,
             name: "acme:w".into(),
             node_id: 1,
+            from_node: 0,
         };
         done(
             CatalogClient::new(w.cp.clone())
@@ -459,6 +461,23 @@ pub const RPCS: &[Rpc] = &[
                 .await,
         )
     }),
+    rpc!(
+        "StreamGroups.FetchSnapshot",
+        NODES_ONLY,
+        Caller::Root,
+        |w, c| {
+            let r = SnapshotRequest {
+                from_node: 2,
+                group: 1,
+                id: 1,
+            };
+            done(
+                StreamGroupsClient::new(w.dn.clone())
+                    .fetch_snapshot(w.request(c, r))
+                    .await,
+            )
+        }
+    ),
     rpc!("Ditto.Stats", GUARDED, Caller::Root, |w, c| {
         let r = DittoStatsRequest {};
         done(DittoClient::new(w.dn.clone()).stats(w.request(c, r)).await)

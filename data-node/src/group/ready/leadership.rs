@@ -13,7 +13,7 @@ impl Loop {
         let mut replicas = Vec::new();
         if raft.state == StateRole::Leader {
             let last = raft.raft_log.last_index();
-            let offline_after = self.timing.tick * (self.timing.election_ticks as u32) * 2;
+            let offline_after = self.settings.tick * (self.settings.election_ticks as u32) * 2;
             for (node, pr) in raft.prs().iter() {
                 if *node == self.me {
                     continue;
@@ -36,6 +36,7 @@ impl Loop {
             term: raft.term,
             leader_since: g.leader_since,
             replicas,
+            log_first: raft.raft_log.first_index(),
         })
     }
 

@@ -3,13 +3,19 @@
 //! (one transport per node pair, as TiKV); a peer that is down loses its messages, which Raft
 //! sends again. Inbound: only a data node of this cluster may call, as the node its
 //! certificate names (`data-node-ID`; on an `insecure` cluster the cluster token, and the
-//! batch's own word); every message is checked before Raft sees it.
+//! batch's own word); every message is checked before Raft sees it. A snapshot message names
+//! the state its leader built; it reaches Raft once that state is pulled ([`snapshots`]).
+
+mod snapshots;
 
 use crate::gate::Gate;
+use crate::group::snapshot::Descriptor;
 use crate::group::{Groups, Outbound};
 use crate::peers::Peers;
+use futures::stream::BoxStream;
 use protobuf::Message as _;
-use raft::prelude::Message;
+use raft::prelude::{Message, MessageType};
+pub use snapshots::Pulls;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,7 +26,7 @@ use tributary_common::raft_inputs::{envelope_with_transfer, Refused};
 use tributary_common::task::AbortOnDrop;
 use tributary_proto::v1::{
     stream_groups_client::StreamGroupsClient, stream_groups_server::StreamGroups, GroupBatch,
-    GroupBatchReply, GroupMessage,
+    GroupBatchReply, GroupMessage, SnapshotChunk, SnapshotRequest,
 };
 
 /// Messages queued for one peer before new ones are dropped (Raft sends them again).
@@ -112,30 +118,43 @@ async fn send_to(me: u64, to: u64, peers: Arc<Peers>, mut rx: mpsc::Receiver<Gro
 pub struct StreamGroupsService {
     pub groups: Groups,
     pub gate: Arc<Gate>,
+    /// Snapshots being pulled from leaders for this node's replicas.
+    pub pulls: Arc<Pulls>,
+}
+
+impl StreamGroupsService {
+    pub fn new(groups: Groups, gate: Arc<Gate>, peers: Arc<Peers>) -> Self {
+        let pulls = Pulls::new(groups.clone(), peers);
+        StreamGroupsService {
+            groups,
+            gate,
+            pulls,
+        }
+    }
+
+    /// Only a data node of this cluster may call, as itself (`from` is the node it says).
+    async fn node_only<T>(&self, req: &Request<T>, rpc: &str, from: u64) -> Result<(), Status> {
+        match self.gate.caller(req).await? {
+            Caller::DataNode(Some(id)) if id == from => Ok(()),
+            // The cluster token says "a node of this cluster", not which one.
+            Caller::DataNode(None) => Ok(()),
+            Caller::Anonymous => Err(Status::unauthenticated(format!(
+                "{rpc} takes a data node's certificate of this cluster"
+            ))),
+            other => Err(Status::permission_denied(format!(
+                "{rpc} is for the data nodes of this cluster, each as itself: \
+                 {} called as data node {from}",
+                other.describe()
+            ))),
+        }
+    }
 }
 
 #[tonic::async_trait]
 impl StreamGroups for StreamGroupsService {
     async fn send(&self, req: Request<GroupBatch>) -> Result<Response<GroupBatchReply>, Status> {
-        let caller = self.gate.caller(&req).await?;
         let from = req.get_ref().from_node;
-        match caller {
-            Caller::DataNode(Some(id)) if id == from => {}
-            // The cluster token says "a node of this cluster", not which one.
-            Caller::DataNode(None) => {}
-            Caller::Anonymous => {
-                return Err(Status::unauthenticated(
-                    "StreamGroups.Send takes a data node's certificate of this cluster",
-                ))
-            }
-            other => {
-                return Err(Status::permission_denied(format!(
-                    "StreamGroups.Send is for the data nodes of this cluster, each as itself: \
-                     {} sent a batch as data node {from}",
-                    other.describe()
-                )))
-            }
-        }
+        self.node_only(&req, "StreamGroups.Send", from).await?;
         let me = self.groups.node_id();
         for gm in req.into_inner().messages {
             let m = match Message::parse_from_bytes(&gm.message) {
@@ -145,13 +164,38 @@ impl StreamGroups for StreamGroupsService {
                     continue;
                 }
             };
-            let no_snapshots = |_: &[u8]| Err("stream groups take no snapshots yet".to_string());
-            if let Err(r) = envelope_with_transfer(me, from, &m, no_snapshots) {
+            let descriptor = |d: &[u8]| Descriptor::decode(d).map(|_| ());
+            if let Err(r) = envelope_with_transfer(me, from, &m, descriptor) {
                 r.record(from);
+                continue;
+            }
+            if m.get_msg_type() == MessageType::MsgSnapshot {
+                // Raft sees it once the state it names is here.
+                self.pulls.pull(gm.group, m);
                 continue;
             }
             self.groups.step(gm.group, m);
         }
         Ok(Response::new(GroupBatchReply {}))
+    }
+
+    type FetchSnapshotStream = BoxStream<'static, Result<SnapshotChunk, Status>>;
+
+    async fn fetch_snapshot(
+        &self,
+        req: Request<SnapshotRequest>,
+    ) -> Result<Response<Self::FetchSnapshotStream>, Status> {
+        let from = req.get_ref().from_node;
+        self.node_only(&req, "StreamGroups.FetchSnapshot", from)
+            .await?;
+        let SnapshotRequest { group, id, .. } = req.into_inner();
+        let payload = self.groups.shelf().fetch(group, id).ok_or_else(|| {
+            Status::not_found(format!(
+                "snapshot {id} of group {group} is not held here (replaced by a newer one or \
+                 dropped after {:?}); the leader sends another",
+                crate::group::snapshot::KEEP
+            ))
+        })?;
+        Ok(Response::new(snapshots::chunks(payload)))
     }
 }
