@@ -6,7 +6,7 @@
 //! every check are kept, so junk cannot fill it.
 
 use super::jwks::KeyCache;
-use super::Principal;
+use super::principal::Principal;
 use std::sync::Arc;
 
 /// How many verified tokens a process keeps (least recently used go first).

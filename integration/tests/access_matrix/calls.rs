@@ -13,13 +13,13 @@ use tributary_proto::v1::{
     admin_client::AdminClient, catalog_client::CatalogClient, cluster_client::ClusterClient,
     ditto_client::DittoClient, entity::Kind, ingest_client::IngestClient, raft_client::RaftClient,
     stream_groups_client::StreamGroupsClient, streams_client::StreamsClient,
-    wells_client::WellsClient, DataNode, DeleteMessageRequest, DittoStatsRequest, Entity,
-    EntityKind, EntityRef, ForwardRequest, GetMessageRequest, GroupBatch, HeartbeatRequest,
-    IngestBatch, ListRequest, MemberRequest, MigrateEncryptionRequest, MoveRequest,
-    NodeStateRequest, PeerAddressRequest, PiggybackRequest, PublishBatch, PublishRequest,
-    PurgeRequest, RaftBatch, RegisterRequest, ShardsRequest, SnapshotRequest, StatusRequest,
-    StepDownRequest, StreamInfoRequest, SubscribeRequest, WatchRequest, Well, WellEntry,
-    WhoAmIRequest,
+    wells_client::WellsClient, ChangeLogLevelRequest, DataNode, DeleteMessageRequest,
+    DittoStatsRequest, Entity, EntityKind, EntityRef, ForwardRequest, GetMessageRequest,
+    GroupBatch, HeartbeatRequest, IngestBatch, ListRequest, MemberRequest,
+    MigrateEncryptionRequest, MoveRequest, NodeStateRequest, PeerAddressRequest, PiggybackRequest,
+    PublishBatch, PublishRequest, PurgeRequest, RaftBatch, RegisterRequest, RetrieveConfigRequest,
+    RetrieveLoggerConfigRequest, ShardsRequest, SnapshotRequest, StatusRequest, StepDownRequest,
+    StreamInfoRequest, SubscribeRequest, WatchRequest, Well, WellEntry, WhoAmIRequest,
 };
 
 /// What a call came back with.
@@ -502,6 +502,43 @@ pub const RPCS: &[Rpc] = &[
             )
         }
     ),
+    rpc!(
+        "Admin.RetrieveLoggerConfig",
+        GUARDED,
+        Caller::Root,
+        |w, c| {
+            let r = RetrieveLoggerConfigRequest::default();
+            done(
+                AdminClient::new(w.cp.clone())
+                    .retrieve_logger_config(w.request(c, r))
+                    .await,
+            )
+        }
+    ),
+    rpc!("Admin.ChangeLogLevel", GUARDED, Caller::Root, |w, c| {
+        // A logger nothing logs to: the change is harmless to the servers under test.
+        let r = ChangeLogLevelRequest {
+            logger: "access_matrix_probe".into(),
+            level: "info".into(),
+            ..Default::default()
+        };
+        done(
+            AdminClient::new(w.cp.clone())
+                .change_log_level(w.request(c, r))
+                .await,
+        )
+    }),
+    rpc!("Admin.RetrieveConfig", GUARDED, Caller::Root, |w, c| {
+        let r = RetrieveConfigRequest {
+            path: "tributary.info".into(),
+            ..Default::default()
+        };
+        done(
+            AdminClient::new(w.dn.clone())
+                .retrieve_config(w.request(c, r))
+                .await,
+        )
+    }),
 ];
 
 /// The mirror supervisors' health, as a piggyback command.
