@@ -197,6 +197,36 @@ async fn create(addr: &str, kind: Kind) -> Result<()> {
 }
 
 /// The processes (`service/instance`) that sent spans of `trace`.
+/// The spans of `trace` as a tree under their parents, one line each: what an operator
+/// finds in the tracing backend (printed with `--nocapture`).
+fn print_trace(spans: &[Got], trace: &str) {
+    fn children(spans: &[Got], trace: &str, parent: &str, depth: usize) {
+        for g in spans
+            .iter()
+            .filter(|g| g.trace_id == trace && g.parent_span_id == parent)
+        {
+            println!("{:width$}{} [{}]", "", g.name, g.process, width = depth * 2);
+            children(spans, trace, &g.span_id, depth + 1);
+        }
+    }
+    println!("trace {trace}:");
+    let ids: Vec<&str> = spans
+        .iter()
+        .filter(|g| g.trace_id == trace)
+        .map(|g| g.span_id.as_str())
+        .collect();
+    let mut roots: Vec<&str> = spans
+        .iter()
+        .filter(|g| g.trace_id == trace && !ids.contains(&g.parent_span_id.as_str()))
+        .map(|g| g.parent_span_id.as_str())
+        .collect();
+    roots.sort();
+    roots.dedup();
+    for r in roots {
+        children(spans, trace, r, 1);
+    }
+}
+
 fn processes_of(spans: &[Got], trace: &str) -> Vec<String> {
     let mut p: Vec<String> = spans
         .iter()
@@ -384,6 +414,7 @@ async fn one_trace_spans_both_clusters_of_a_ditto_transfer_and_an_external_mirro
             && processes.contains(&"data-node/b/data-node-1".to_string()),
         "ditto trace {trace}: {processes:?}"
     );
+    print_trace(&receiver.spans(), &trace);
 
     // The mirror's subscription: A's worker, B's control plane locating EXT, B's data node
     // serving the subscription, one trace.
