@@ -42,21 +42,40 @@ impl Node {
         Ok(Leader::Other(ClusterClient::new(ch)))
     }
 
-    /// Sends a write to the leader's `Raft.Forward`.
+    /// Sends a write to the leader's `Raft.Forward`, within `deadline`: a leader that the
+    /// network cut off from here answers nothing, and the caller hears so when the request
+    /// timeout is up rather than when the connection gives up.
     pub(super) async fn forward(
         &self,
         leader: u64,
         cmd: &Command,
+        deadline: Instant,
     ) -> Result<WriteReply, CatalogError> {
-        let ch = self
-            .peers
-            .channel(leader)
+        let left = || deadline.saturating_duration_since(Instant::now());
+        let ch = tokio::time::timeout(left(), self.peers.channel(leader))
             .await
+            .map_err(|_| no_link(leader, "its address was not found in time".into()))?
             .map_err(|e| no_link(leader, e))?;
-        let req = ForwardRequest {
+        let now_ms = u64::try_from(tributary_common::time::now_ns() / 1_000_000).unwrap_or(0);
+        let left_ms = u64::try_from(left().as_millis()).unwrap_or(u64::MAX);
+        let mut req = tonic::Request::new(ForwardRequest {
             command: cmd.encode_to_vec().into(),
-        };
-        relayed(RaftClient::new(ch).forward(req).await)
+            expires_unix_ms: now_ms.saturating_add(left_ms),
+        });
+        if left().is_zero() {
+            return Err(no_link(leader, "no time left to send the write".into()));
+        }
+        req.set_timeout(left());
+        match tokio::time::timeout(left(), RaftClient::new(ch).forward(req)).await {
+            Ok(r) => relayed(r),
+            Err(_) => {
+                self.peers.failed(leader);
+                Err(CatalogError::Uncertain(format!(
+                    "the write went to leader {leader}, which did not answer within the request timeout ({:?}); it may still apply: check before retrying",
+                    self.request_timeout
+                )))
+            }
+        }
     }
 }
 

@@ -241,7 +241,7 @@ impl Node {
                 self.propose_local(cmd.clone(), deadline).await
             } else if leader != 0 {
                 let _room = self.room(&cmd, deadline).await?;
-                self.forward(leader, &cmd).await
+                self.forward(leader, &cmd, deadline).await
             } else {
                 Err(CatalogError::NotLeader { leader: None })
             };

@@ -79,9 +79,20 @@ impl Raft for RaftService {
 
     async fn forward(&self, req: Request<ForwardRequest>) -> Result<Response<WriteReply>, Status> {
         self.peers_only("Forward")?;
-        let cmd = Command::decode(req.into_inner().command.as_ref())
+        let req = req.into_inner();
+        let cmd = Command::decode(req.command.as_ref())
             .map_err(|e| CatalogError::invalid("command", e.to_string()))?;
-        let deadline = Instant::now() + self.request_timeout;
+        let mut deadline = Instant::now() + self.request_timeout;
+        if req.expires_unix_ms != 0 {
+            let now = u64::try_from(tributary_common::time::now_ns() / 1_000_000).unwrap_or(0);
+            let left = req.expires_unix_ms.checked_sub(now).ok_or_else(|| {
+                CatalogError::Unavailable(format!(
+                    "a forwarded write arrived {} ms after its request timed out; not applied",
+                    now - req.expires_unix_ms
+                ))
+            })?;
+            deadline = deadline.min(Instant::now() + Duration::from_millis(left));
+        }
         Ok(Response::new(self.node.propose_local(cmd, deadline).await?))
     }
 

@@ -59,6 +59,22 @@ struct Group {
     /// When a leader last sent to this replica (one moved off leaves once it hears none).
     leader_contact: Instant,
     metrics: RaftGroupMetrics,
+    /// Ticks left in which a new group's first founder stands again while no leader is known.
+    founding: usize,
+}
+
+/// A new group's first founder stands at once, and again every other tick of its first
+/// election timeout while no leader is known (a replica that opened the group after the
+/// first pre-vote dropped it), as TiKV's first peer of a new region does: the stream takes
+/// writes without waiting out an election timeout. Pre-vote makes a lost round cost no term.
+fn stand(g: &mut Group) {
+    if g.raw.raft.state == StateRole::Leader || g.raw.raft.leader_id != 0 {
+        g.founding = 0;
+        return;
+    }
+    if let Err(e) = g.raw.campaign() {
+        tracing::debug!(stream = %g.store.name, error = %e, "first campaign not started");
+    }
 }
 
 pub(super) struct Loop {
@@ -126,6 +142,12 @@ impl Loop {
             if now >= next_tick {
                 for g in self.groups.values_mut() {
                     g.raw.tick();
+                    if g.founding > 0 {
+                        g.founding -= 1;
+                        if g.founding % 2 == 0 {
+                            stand(g);
+                        }
+                    }
                 }
                 next_tick = now + self.settings.tick;
             }
@@ -177,8 +199,13 @@ impl Loop {
             }
             return;
         }
+        let first_founder = placement.founders.first() == Some(&self.me);
         match self.new_group(id, store, placement, limits) {
-            Ok(g) => {
+            Ok(mut g) => {
+                if first_founder && g.raw.raft.term == 0 && g.log.last_index() == 0 {
+                    g.founding = self.settings.election_ticks;
+                    stand(&mut g);
+                }
                 self.groups.insert(id, g);
             }
             Err(e) => tracing::error!(group = id, error = %e, "cannot open the stream's group"),
@@ -239,6 +266,7 @@ impl Loop {
             snapshot_wait: HashMap::new(),
             placement,
             leader_contact: Instant::now(),
+            founding: 0,
         })
     }
 

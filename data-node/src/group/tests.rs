@@ -135,3 +135,33 @@ async fn a_log_that_cannot_be_written_stops_the_loop_and_says_why() {
     assert!(why.contains("disk full"), "{why}");
     assert_eq!(g.leader(42), None, "nothing is led here any more");
 }
+
+#[tokio::test]
+async fn a_new_groups_first_founder_leads_without_waiting_out_an_election_timeout() {
+    // An election timeout of 10-20 s: a leader within 2 s is the first founder standing at once.
+    let slow = Settings {
+        election_ticks: 1000,
+        ..SETTINGS
+    };
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    std::mem::forget(rx);
+    let engine = Arc::new(Flaky::default());
+    let groups = Groups::start(1, engine.clone(), slow, tx, Box::new(|| {}));
+    let store = Arc::new(
+        StreamStore::open(7, "default:S".into(), engine, StreamLimits::default()).expect("store"),
+    );
+    let placement = super::Placement {
+        replicas: vec![1],
+        founders: vec![1],
+    };
+    groups.open(42, store, placement, StreamLimits::default());
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    while groups.leader(42) != Some(1) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no leader 2 s after the group opened"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    groups.stop();
+}

@@ -14,10 +14,9 @@ pub mod replication;
 use crate::error::{Error, Result};
 use crate::group::Groups;
 use crate::storage::keys::meta;
-use crate::storage::streams::{StreamLimits, StreamStore, Streams};
+use crate::storage::streams::{StreamStore, Streams};
 use crate::storage::wells::{
-    ColdOpener, QuerySpec, RawPage, StoredEntry, Well as StoredWell, WellConfig, Wells,
-    WriteOutcome,
+    ColdOpener, QuerySpec, RawPage, StoredEntry, Well as StoredWell, Wells, WriteOutcome,
 };
 use crate::storage::{codec::EntryValue, StorageError, StorageResult};
 use crate::storage::{ids::LocalIds, Batch, KvEngine, MemoryEngine, RocksEngine, Space};
@@ -26,9 +25,7 @@ use futures::future::BoxFuture;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock, RwLock};
 use tributary_common::sync::{read, write};
-use tributary_proto::v1::{
-    EntityKind, EventType, OwnedStats, StorageType, Stream, WatchEvent, Well,
-};
+use tributary_proto::v1::{EntityKind, EventType, OwnedStats, StorageType, Stream, WatchEvent};
 
 /// Creates tags in the cluster (the control-plane client); the id comes back.
 pub trait TagCreator: Send + Sync {
@@ -485,31 +482,6 @@ impl Node {
         value: Vec<u8>,
     ) -> StorageResult<()> {
         self.wells.overwrite_raw_for_test(well, key, value)
-    }
-}
-
-pub fn well_config(w: &Well) -> WellConfig {
-    WellConfig {
-        name: w.name.clone(),
-        shard_secs: w.shard_duration_secs,
-        cold_location: (!w.cold_location.is_empty()).then(|| PathBuf::from(&w.cold_location)),
-        hot_secs: w.hot_duration_secs,
-        cold_secs: w.cold_duration_secs,
-    }
-}
-
-pub fn stream_limits(s: &Stream) -> StreamLimits {
-    let pos = |v: i64| u64::try_from(v).unwrap_or(0);
-    StreamLimits {
-        max_msgs: pos(s.max_msgs),
-        max_bytes: pos(s.max_bytes),
-        max_age_ns: s.max_age_ms.saturating_mul(1_000_000),
-        max_msg_size: u64::try_from(s.max_msg_size).unwrap_or(0),
-        max_msgs_per_subject: pos(s.max_msgs_per_subject),
-        discard_new: s.discard == tributary_proto::v1::DiscardPolicy::DiscardNew as i32,
-        duplicate_window_ns: s.duplicate_window_ms.saturating_mul(1_000_000),
-        deny_delete: s.deny_delete,
-        deny_purge: s.deny_purge,
     }
 }
 

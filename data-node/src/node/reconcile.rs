@@ -7,14 +7,16 @@
 //! after the well was deleted, since its saved view still held it).
 
 use super::catalog::CatalogView;
-use super::{stream_limits, well_config, Node};
+use super::Node;
 use crate::error::Result;
 use crate::storage::keys::meta;
-use crate::storage::streams::StreamStore;
+use crate::storage::streams::{StreamLimits, StreamStore};
+use crate::storage::wells::WellConfig;
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 use tributary_common::sync::{read, write};
-use tributary_proto::v1::{EntityKind, OwnedStats, StorageType};
+use tributary_proto::v1::{EntityKind, OwnedStats, StorageType, Stream, Well};
 
 /// Whether this node holds `s`: its owner, or one of its replicas.
 pub(super) fn holds(s: &tributary_proto::v1::Stream, node: u64) -> bool {
@@ -214,5 +216,30 @@ impl Node {
                 ..Default::default()
             })
             .collect()
+    }
+}
+
+fn well_config(w: &Well) -> WellConfig {
+    WellConfig {
+        name: w.name.clone(),
+        shard_secs: w.shard_duration_secs,
+        cold_location: (!w.cold_location.is_empty()).then(|| PathBuf::from(&w.cold_location)),
+        hot_secs: w.hot_duration_secs,
+        cold_secs: w.cold_duration_secs,
+    }
+}
+
+fn stream_limits(s: &Stream) -> StreamLimits {
+    let pos = |v: i64| u64::try_from(v).unwrap_or(0);
+    StreamLimits {
+        max_msgs: pos(s.max_msgs),
+        max_bytes: pos(s.max_bytes),
+        max_age_ns: s.max_age_ms.saturating_mul(1_000_000),
+        max_msg_size: u64::try_from(s.max_msg_size).unwrap_or(0),
+        max_msgs_per_subject: pos(s.max_msgs_per_subject),
+        discard_new: s.discard == tributary_proto::v1::DiscardPolicy::DiscardNew as i32,
+        duplicate_window_ns: s.duplicate_window_ms.saturating_mul(1_000_000),
+        deny_delete: s.deny_delete,
+        deny_purge: s.deny_purge,
     }
 }

@@ -313,7 +313,7 @@ pub async fn start_on(
             mirror: replication.clone(),
         }),
     );
-    background.push(ditto_supervisor(
+    background.push(parts::ditto_supervisor(
         &probes.local,
         &config,
         host.clone(),
@@ -321,7 +321,7 @@ pub async fn start_on(
         ditto_slots,
         ditto_board,
     ));
-    background.push(mirror_supervisor(
+    background.push(parts::mirror_supervisor(
         &probes.local,
         &config,
         host,
@@ -418,85 +418,6 @@ async fn maintenance(node: Arc<Node>, every: Duration, batch_id_window_ns: i64) 
             Err(e) => tracing::warn!(error = %e, "maintenance task panicked"),
         }
     }
-}
-
-/// The ditto supervisor as a part piggyback commands restart, stop and start again
-/// (registered with the node's devops).
-fn ditto_supervisor(
-    local: &tributary_common::devops::LocalAdmin,
-    config: &DataNodeConfig,
-    host: Arc<NodeHost>,
-    source_id: String,
-    slots: Arc<CopySlots>,
-    board: Arc<DittoBoard>,
-) -> AbortOnDrop {
-    use tributary_common::devops::Target;
-    let stats_every = Duration::from_millis(config.ditto_stats_interval_ms);
-    let (s, b, cleared) = (slots.clone(), board.clone(), board.clone());
-    let (part, task) = tributary_common::task::Restartable::start(
-        move || {
-            crate::ditto::spawn(
-                host.clone(),
-                source_id.clone(),
-                s.clone(),
-                stats_every,
-                b.clone(),
-            )
-        },
-        move || cleared.clear(),
-    );
-    let report = Box::new(parts::DittoReport {
-        board,
-        slots,
-        stats_every,
-    });
-    local.register(
-        Target::DittoSupervisor,
-        Arc::new(parts::Supervisor {
-            target: Target::DittoSupervisor,
-            part,
-            report,
-        }),
-    );
-    task
-}
-
-/// The mirror supervisor, likewise.
-fn mirror_supervisor(
-    local: &tributary_common::devops::LocalAdmin,
-    config: &DataNodeConfig,
-    host: Arc<NodeHost>,
-    board: Arc<ReplicationBoard>,
-    cp_addrs: Vec<String>,
-    links: Option<tls::TlsFiles>,
-) -> AbortOnDrop {
-    use tributary_common::devops::Target;
-    // Origins on the other nodes of this cluster take this node's stream secret.
-    let own_secret = config.stream_secrets.first().cloned().unwrap_or_default();
-    let cluster_token = config.cluster_secret.clone();
-    let (b, cleared) = (board.clone(), board.clone());
-    let (part, task) = tributary_common::task::Restartable::start(
-        move || {
-            vec![crate::mirror::spawn(
-                host.clone(),
-                b.clone(),
-                cp_addrs.clone(),
-                own_secret.clone(),
-                links.clone(),
-                cluster_token.clone(),
-            )]
-        },
-        move || cleared.set(Default::default()),
-    );
-    local.register(
-        Target::MirrorSupervisor,
-        Arc::new(parts::Supervisor {
-            target: Target::MirrorSupervisor,
-            part,
-            report: Box::new(parts::MirrorReport { board }),
-        }),
-    );
-    task
 }
 
 /// The background cleanup coordinator, registered with the node's devops.

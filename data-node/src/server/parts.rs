@@ -4,14 +4,18 @@
 //! the supervisor starts them again from their saved progress), `modifyConfig` with
 //! `enabled: false` stops it until `enabled: true`; `retrieveHealth` lists its workers.
 
+use super::hosts::NodeHost;
+use crate::config::DataNodeConfig;
 use crate::node::ditto_status::{CopySlots, DittoBoard};
 use crate::node::replication::ReplicationBoard;
 use serde_json::{json, Map, Value};
 use std::sync::Arc;
 use std::time::Duration;
 use tributary_common::devops::piggyback::{config_reply, health_info};
+use tributary_common::devops::LocalAdmin;
 use tributary_common::devops::{DevopsError, PiggyCommand, PiggyReply, PiggybackHandler, Target};
-use tributary_common::task::Restartable;
+use tributary_common::task::{AbortOnDrop, Restartable};
+use tributary_common::tls;
 
 /// What a supervisor reports beyond its running state.
 pub trait Report: Send + Sync {
@@ -157,4 +161,81 @@ impl Report for MirrorReport {
     fn fixed_config(&self) -> Map<String, Value> {
         Map::new()
     }
+}
+
+/// The ditto supervisor as a part piggyback commands restart, stop and start again
+/// (registered with the node's devops).
+pub fn ditto_supervisor(
+    local: &LocalAdmin,
+    config: &DataNodeConfig,
+    host: Arc<NodeHost>,
+    source_id: String,
+    slots: Arc<CopySlots>,
+    board: Arc<DittoBoard>,
+) -> AbortOnDrop {
+    let stats_every = Duration::from_millis(config.ditto_stats_interval_ms);
+    let (s, b, cleared) = (slots.clone(), board.clone(), board.clone());
+    let (part, task) = Restartable::start(
+        move || {
+            crate::ditto::spawn(
+                host.clone(),
+                source_id.clone(),
+                s.clone(),
+                stats_every,
+                b.clone(),
+            )
+        },
+        move || cleared.clear(),
+    );
+    let report = Box::new(DittoReport {
+        board,
+        slots,
+        stats_every,
+    });
+    local.register(
+        Target::DittoSupervisor,
+        Arc::new(Supervisor {
+            target: Target::DittoSupervisor,
+            part,
+            report,
+        }),
+    );
+    task
+}
+
+/// The mirror supervisor, likewise.
+pub fn mirror_supervisor(
+    local: &LocalAdmin,
+    config: &DataNodeConfig,
+    host: Arc<NodeHost>,
+    board: Arc<ReplicationBoard>,
+    cp_addrs: Vec<String>,
+    links: Option<tls::TlsFiles>,
+) -> AbortOnDrop {
+    // Origins on the other nodes of this cluster take this node's stream secret.
+    let own_secret = config.stream_secrets.first().cloned().unwrap_or_default();
+    let cluster_token = config.cluster_secret.clone();
+    let (b, cleared) = (board.clone(), board.clone());
+    let (part, task) = Restartable::start(
+        move || {
+            vec![crate::mirror::spawn(
+                host.clone(),
+                b.clone(),
+                cp_addrs.clone(),
+                own_secret.clone(),
+                links.clone(),
+                cluster_token.clone(),
+            )]
+        },
+        move || cleared.set(Default::default()),
+    );
+    local.register(
+        Target::MirrorSupervisor,
+        Arc::new(Supervisor {
+            target: Target::MirrorSupervisor,
+            part,
+            report: Box::new(MirrorReport { board }),
+        }),
+    );
+    task
 }

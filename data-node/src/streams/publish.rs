@@ -9,6 +9,7 @@ use crate::gate::Pass;
 use crate::group::op::{Op, Outcome};
 use crate::storage::streams::StreamStore;
 use crate::storage::NewMessage;
+use std::collections::HashMap;
 use tonic::Status;
 use tributary_common::policy::Permission;
 use tributary_common::time::now_ns;
@@ -187,22 +188,19 @@ impl StreamsService {
         let mut acks = Submitted(Vec::new());
         let mut run: Vec<PublishRequest> = Vec::new();
         let mut run_stream = String::new();
-        // The subject `run_stream` was found for: a pipelined publisher mostly repeats it.
-        let mut run_subject = String::new();
+        // Each subject is looked up (grammar, stream, permission) once per group of frames:
+        // a publisher mostly repeats a few subjects, in any order.
+        let mut found: HashMap<String, String> = HashMap::new();
         for req in reqs {
             if let Err(e) = self.limits.message(&req.subject, &req.headers) {
                 self.flush(&mut acks, &mut run, &run_stream, forwards).await;
                 acks.0.push(Part::Done(vec![error_ack(req.id, &e)]));
                 continue;
             }
-            if run.is_empty() || req.subject != run_subject {
+            if !found.contains_key(&req.subject) {
                 match self.stream_for(&req.subject, pass) {
                     Ok(name) => {
-                        if name != run_stream {
-                            self.flush(&mut acks, &mut run, &run_stream, forwards).await;
-                        }
-                        run_stream = name;
-                        run_subject.clone_from(&req.subject);
+                        found.insert(req.subject.clone(), name);
                     }
                     Err(e) => {
                         self.flush(&mut acks, &mut run, &run_stream, forwards).await;
@@ -210,6 +208,11 @@ impl StreamsService {
                         continue;
                     }
                 }
+            }
+            if let Some(name) = found.get(&req.subject).filter(|n| **n != run_stream) {
+                let name = name.clone();
+                self.flush(&mut acks, &mut run, &run_stream, forwards).await;
+                run_stream = name;
             }
             run.push(req);
         }

@@ -8,8 +8,10 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 mod control_plane;
 mod data_plane;
 mod ditto;
+mod idle;
 mod mirror;
 mod replicated;
+mod replicated_mirror;
 mod security;
 
 use anyhow::{anyhow, Result};
@@ -49,7 +51,8 @@ enum Cmd {
         #[arg(long, default_value_t = 1)]
         replicas: u32,
     },
-    /// A stream mirrored (plain and filtered) until complete, and mirror lag under load.
+    /// A stream mirrored (plain and filtered) until complete, and mirror lag under load; with
+    /// `--replicas 3` (or 5), R1 on the origin's node, R1 across nodes and R3 of R3 beside.
     Mirror {
         #[arg(long, default_value_t = 1_000_000)]
         messages: u64,
@@ -65,6 +68,8 @@ enum Cmd {
         /// NATS's publisher reaches, to compare lag at the same load.
         #[arg(long, default_value_t = 0)]
         lag_rate: u64,
+        #[arg(long, default_value_t = 1)]
+        replicas: u32,
     },
     /// A stream sourcing two filled origins, until complete.
     Sources {
@@ -89,6 +94,18 @@ enum Cmd {
         entries: u64,
         #[arg(long, default_value_t = 128)]
         payload: usize,
+        /// Times each setup runs, alternating; medians are compared.
+        #[arg(long, default_value_t = 3)]
+        rounds: u32,
+    },
+    /// CPU of idle servers with no stream, then with `--streams` replicated streams.
+    Idle {
+        #[arg(long, default_value_t = 1000)]
+        streams: u32,
+        #[arg(long, default_value_t = 3)]
+        replicas: u32,
+        #[arg(long, default_value_t = 10)]
+        secs: u64,
     },
     /// A well's entries mirrored into a second cluster (ditto), compression off and on.
     Ditto {
@@ -103,6 +120,11 @@ enum Cmd {
 async fn main() -> Result<()> {
     match Cli::parse().cmd {
         Cmd::Ditto { entries, payload } => ditto::run(entries, payload).await,
+        Cmd::Idle {
+            streams,
+            replicas,
+            secs,
+        } => idle::run(streams, replicas, secs).await,
         Cmd::ControlPlane { clients, duration } => {
             let d = tributary_common::duration::parse(&duration).map_err(|e| anyhow!(e))?;
             control_plane::run(clients, d).await
@@ -128,16 +150,25 @@ async fn main() -> Result<()> {
             rounds,
             lag_secs,
             lag_rate,
+            replicas: 1,
         } => mirror::mirror(messages, payload, rounds, lag_secs, lag_rate).await,
+        Cmd::Mirror {
+            messages,
+            payload,
+            rounds,
+            replicas,
+            ..
+        } => replicated_mirror::mirror(messages, payload, rounds, replicas).await,
         Cmd::Security {
             clients,
             duration,
             messages,
             entries,
             payload,
+            rounds,
         } => {
             let d = tributary_common::duration::parse(&duration).map_err(|e| anyhow!(e))?;
-            security::run(clients, d, messages, entries, payload).await
+            security::run(clients, d, messages, entries, payload, rounds).await
         }
         Cmd::Sources {
             messages,

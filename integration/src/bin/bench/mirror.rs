@@ -17,7 +17,7 @@ async fn bench_cluster() -> Result<Cluster> {
     Cluster::builder("bench").insecure().direct().start().await
 }
 
-fn origin(name: &str, filter: &str) -> StreamSource {
+pub(crate) fn origin(name: &str, filter: &str) -> StreamSource {
     StreamSource {
         stream: name.into(),
         filter_subject: filter.into(),
@@ -43,7 +43,7 @@ async fn publish_all(
 }
 
 /// Publishes `n` messages pipelined, alternating `subjects`; returns msgs/s.
-async fn fill(addr: &str, subjects: &[&str], n: u64, payload: usize) -> Result<f64> {
+pub(crate) async fn fill(addr: &str, subjects: &[&str], n: u64, payload: usize) -> Result<f64> {
     let mut c = tributary_proto::v1::streams_client::StreamsClient::new(
         tributary_integration::tls::channel(addr)?,
     );
@@ -64,7 +64,12 @@ async fn fill(addr: &str, subjects: &[&str], n: u64, payload: usize) -> Result<f
 }
 
 /// Waits until `stream` holds `n` messages; returns the time from `start`.
-async fn until_count(addr: &str, name: &str, n: u64, start: Instant) -> Result<Duration> {
+pub(crate) async fn until_count(
+    addr: &str,
+    name: &str,
+    n: u64,
+    start: Instant,
+) -> Result<Duration> {
     loop {
         let i = streams::info(addr, name).await?;
         if i.state.is_some_and(|s| s.messages >= n) {
@@ -77,7 +82,7 @@ async fn until_count(addr: &str, name: &str, n: u64, start: Instant) -> Result<D
     }
 }
 
-fn line(what: &str, n: u64, payload: usize, t: Duration) {
+pub(crate) fn line(what: &str, n: u64, payload: usize, t: Duration) {
     let s = t.as_secs_f64();
     println!(
         "{what:<34} {n:>9} msgs in {s:>6.2} s  {:>10.0} msgs/s  {:>7.1} MB/s",

@@ -10,7 +10,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tributary_integration::{streams, wait, Cluster, Server};
 use tributary_proto::v1::{entity::Kind, Entity, PublishRequest, Stream};
 
-fn stream(name: &str, replicas: u32) -> Entity {
+pub(crate) fn stream(name: &str, replicas: u32) -> Entity {
     Entity {
         kind: Some(Kind::Stream(Stream {
             replicas,
@@ -20,7 +20,7 @@ fn stream(name: &str, replicas: u32) -> Entity {
 }
 
 /// The node serving `name`: its leader ("node-ID"), as any node answers.
-async fn leader_of(c: &Cluster, name: &str) -> Result<u64> {
+pub(crate) async fn leader_of(c: &Cluster, name: &str) -> Result<u64> {
     let i = c
         .wait_info(1, name, "a leader", |i| {
             i.cluster.as_ref().is_some_and(|c| !c.leader.is_empty())
@@ -32,7 +32,7 @@ async fn leader_of(c: &Cluster, name: &str) -> Result<u64> {
 }
 
 /// Pipelined publishes of `payload` bytes to `subject` through data node `node`; msgs/s.
-async fn pipelined(
+pub(crate) async fn pipelined(
     label: &str,
     c: &Cluster,
     node: u64,
