@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::storage::codec::EntryValue;
-use tributary_proto::v1::{entity::Kind, Entity};
+use tributary_proto::v1::{entity::Kind, Entity, Well};
 
 fn view(owner: u64) -> CatalogView {
     CatalogView::from_entities(
