@@ -423,6 +423,18 @@ async fn ditto_copies_a_well_into_a_second_compose_cluster() -> Result<()> {
             "--ditto-target",
             "dst",
         ])?;
+        // Its data node learns of the well from the catalogue's watch: once it answers a
+        // query, it routes the well's tag too.
+        wait::until(
+            "the source well served",
+            Duration::from_secs(30),
+            || async {
+                src.tribctl(&["well", "query", "acme:orders"])
+                    .ok()
+                    .map(|_| ())
+            },
+        )
+        .await?;
         let lines: String = (1..=100).map(|i| format!("order {i}\n")).collect();
         src.tribctl_stdin(&["well", "ingest", "acme:orders"], &lines)?;
         wait::until(

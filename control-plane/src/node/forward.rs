@@ -58,14 +58,15 @@ impl Node {
             .map_err(|e| no_link(leader, e))?;
         let now_ms = u64::try_from(tributary_common::time::now_ns() / 1_000_000).unwrap_or(0);
         let left_ms = u64::try_from(left().as_millis()).unwrap_or(u64::MAX);
-        let mut req = tonic::Request::new(ForwardRequest {
+        let req = tonic::Request::new(ForwardRequest {
             command: cmd.encode_to_vec().into(),
             expires_unix_ms: now_ms.saturating_add(left_ms),
         });
         if left().is_zero() {
             return Err(no_link(leader, "no time left to send the write".into()));
         }
-        req.set_timeout(left());
+        // No `grpc-timeout` on the call: tonic's client would end it with a bare "Timeout
+        // expired" (CANCELLED) just before the answer below; the leader has the expiry.
         match tokio::time::timeout(left(), RaftClient::new(ch).forward(req)).await {
             Ok(r) => relayed(r),
             Err(_) => {
