@@ -67,6 +67,9 @@ pub async fn run<A: EntityArgs>(cmd: Crud<A>, cp: &ControlPlane, json: bool) -> 
                     async move { c.create(e).await }
                 })
                 .await?;
+            if A::KIND == EntityKind::Well {
+                crate::well_data::wait_served(&name, cp).await;
+            }
             show_one::<A>(r.entity, r.revision, json, "created")
         }
         Crud::Update { name, args } => {

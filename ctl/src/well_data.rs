@@ -113,3 +113,33 @@ pub fn shards_table(shards: &[tributary_proto::v1::ShardInfo]) -> comfy_table::T
             .collect(),
     )
 }
+
+/// After `well create`: waits (a bounded time) until the well's data node serves it, so an
+/// ingest right after finds its tags routed (the node learns of the well from the catalogue's
+/// watch, a moment after the create is committed). Not served in time, or not ours to check
+/// (no READ on it): the create stands, and a line on stderr says so.
+pub async fn wait_served(name: &str, cp: &ControlPlane) {
+    let served = tributary_common::wait::until(
+        &format!("well {name} served by its data node"),
+        std::time::Duration::from_secs(10),
+        || async {
+            let (well, ch) = locate::well_node(cp, name).await.ok()?;
+            let r = WellsClient::new(ch)
+                .shards(ShardsRequest { well: well.name })
+                .await;
+            match r {
+                Ok(_) => Some(true),
+                Err(s) if s.code() == tonic::Code::PermissionDenied => Some(false),
+                Err(_) => None,
+            }
+        },
+    )
+    .await;
+    match served {
+        Ok(true) => {}
+        Ok(false) => eprintln!(
+            "well {name} created (not checked whether its data node serves it yet: no READ on it)"
+        ),
+        Err(e) => eprintln!("well {name} created, but {e}: an ingest may be refused until it does"),
+    }
+}

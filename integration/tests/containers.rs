@@ -423,18 +423,8 @@ async fn ditto_copies_a_well_into_a_second_compose_cluster() -> Result<()> {
             "--ditto-target",
             "dst",
         ])?;
-        // Its data node learns of the well from the catalogue's watch: once it answers a
-        // query, it routes the well's tag too.
-        wait::until(
-            "the source well served",
-            Duration::from_secs(30),
-            || async {
-                src.tribctl(&["well", "query", "acme:orders"])
-                    .ok()
-                    .map(|_| ())
-            },
-        )
-        .await?;
+        // `well create` returned once the well's data node served it: an ingest right after
+        // finds its tag routed.
         let lines: String = (1..=100).map(|i| format!("order {i}\n")).collect();
         src.tribctl_stdin(&["well", "ingest", "acme:orders"], &lines)?;
         wait::until(
