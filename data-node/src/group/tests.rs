@@ -155,13 +155,12 @@ async fn a_new_groups_first_founder_leads_without_waiting_out_an_election_timeou
         founders: vec![1],
     };
     groups.open(42, store, placement, StreamLimits::default());
-    let deadline = std::time::Instant::now() + Duration::from_secs(2);
-    while groups.leader(42) != Some(1) {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no leader 2 s after the group opened"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    tributary_common::wait::until(
+        "a leader 2 s after the group opened",
+        Duration::from_secs(2),
+        || async { (groups.leader(42) == Some(1)).then_some(()) },
+    )
+    .await
+    .expect("the first founder leads");
     groups.stop();
 }

@@ -4,13 +4,14 @@
 //! copies read their origins straight from the node's storage. Each copy figure is the median
 //! of `--rounds` copies (3 by default, as the reference figures are), each into a new stream.
 
+use crate::replicated::leader_of;
 use anyhow::{anyhow, Result};
 use hdrhistogram::Histogram;
 use std::time::{Duration, Instant};
 use tokio_stream::StreamExt;
 use tributary_integration::streams::{self, file_stream as stream};
 use tributary_integration::Cluster;
-use tributary_proto::v1::{PublishRequest, Stream, StreamSource};
+use tributary_proto::v1::{entity::Kind, Entity, PublishRequest, Stream, StreamSource};
 
 /// One member, one data node, direct links (the figures measure the servers, not proxies).
 async fn bench_cluster() -> Result<Cluster> {
@@ -91,32 +92,44 @@ pub(crate) fn line(what: &str, n: u64, payload: usize, t: Duration) {
     );
 }
 
+/// Creates `s` (on data node `owner` for R1; placed by the control plane when replicated)
+/// and waits until its leader holds `n` messages; the time from the create.
+async fn timed_copy(c: &Cluster, s: Stream, owner: u64, n: u64) -> Result<Duration> {
+    let name = s.name.clone();
+    let start = Instant::now();
+    let node = if s.replicas > 1 {
+        c.create(Entity {
+            kind: Some(Kind::Stream(s)),
+        })
+        .await?;
+        leader_of(c, &format!("default:{name}")).await?
+    } else {
+        c.create_stream(s, owner).await?;
+        owner
+    };
+    until_count(&c.data_addr(node)?, &name, n, start).await
+}
+
 /// Times `rounds` copies, each into a new stream made by `make(round)`, until it holds `n`
 /// messages; prints every round and then the median under `what` (the reference figures are
-/// medians of 3 runs).
-async fn median_of<F>(
+/// medians of 3 runs), and returns the median rate.
+pub(crate) async fn median_of(
     c: &Cluster,
-    addr: &str,
     what: &str,
     (n, payload, rounds): (u64, usize, u32),
-    make: F,
-) -> Result<()>
-where
-    F: Fn(u32) -> Stream,
-{
+    owner: u64,
+    make: impl Fn(u32) -> Stream,
+) -> Result<f64> {
     let mut times = Vec::new();
     for r in 1..=rounds.max(1) {
-        let s = make(r);
-        let name = s.name.clone();
-        let start = Instant::now();
-        c.create_stream(s, 1).await?;
-        let t = until_count(addr, &name, n, start).await?;
+        let t = timed_copy(c, make(r), owner, n).await?;
         line(&format!("  {what}, round {r}"), n, payload, t);
         times.push(t);
     }
     times.sort();
-    line(what, n, payload, times[times.len() / 2]);
-    Ok(())
+    let t = times[times.len() / 2];
+    line(what, n, payload, t);
+    Ok(n as f64 / t.as_secs_f64())
 }
 
 pub async fn mirror(
@@ -140,10 +153,10 @@ pub async fn mirror(
         }
     };
     let args = (messages, payload, rounds);
-    median_of(&c, &addr, "mirror", args, mirror("", "MIRROR")).await?;
+    median_of(&c, "mirror", args, 1, mirror("", "MIRROR")).await?;
     let half = (messages.div_ceil(2), payload, rounds);
     let what = "filtered mirror (stored, 1 in 2)";
-    median_of(&c, &addr, what, half, mirror("ORDERS.a", "FILTERED")).await?;
+    median_of(&c, what, half, 1, mirror("ORDERS.a", "FILTERED")).await?;
 
     lag(&c, &addr, payload, lag_secs, lag_rate).await
 }
@@ -163,7 +176,9 @@ pub async fn sources(messages: u64, payload: usize, rounds: u32) -> Result<()> {
         s
     };
     let args = (2 * messages, payload, rounds);
-    median_of(&c, &addr, "sources (2 origins)", args, archive).await
+    median_of(&c, "sources (2 origins)", args, 1, archive)
+        .await
+        .map(|_| ())
 }
 
 /// Publishes to `subject` on one pipelined stream until `stop`, at `rate` msgs/s (0 = as fast

@@ -5,13 +5,12 @@
 //! whichever node leads it and replicates every batch to a quorum before storing it as done).
 //! Each copy is timed from its create until its leader holds every message, election included.
 
-use crate::mirror::{fill, line, origin, until_count};
+use crate::mirror::{fill, median_of, origin};
 use crate::replicated::{leader_of, pipelined, stream as replicated_stream};
 use anyhow::Result;
-use std::time::{Duration, Instant};
 use tributary_integration::streams::file_stream;
 use tributary_integration::Cluster;
-use tributary_proto::v1::{entity::Kind, Entity, Stream};
+use tributary_proto::v1::Stream;
 
 fn mirror_of(origin_name: &str, name: &str, replicas: u32) -> Stream {
     Stream {
@@ -19,44 +18,6 @@ fn mirror_of(origin_name: &str, name: &str, replicas: u32) -> Stream {
         replicas,
         ..file_stream(name, &[])
     }
-}
-
-/// Creates `s` (on `owner` for R1; placed by the control plane when replicated) and waits
-/// until it holds `n` messages.
-async fn timed_copy(c: &Cluster, s: Stream, owner: u64, n: u64) -> Result<Duration> {
-    let name = s.name.clone();
-    let start = Instant::now();
-    let node = if s.replicas > 1 {
-        c.create(Entity {
-            kind: Some(Kind::Stream(s)),
-        })
-        .await?;
-        leader_of(c, &format!("default:{name}")).await?
-    } else {
-        c.create_stream(s, owner).await?;
-        owner
-    };
-    until_count(&c.data_addr(node)?, &name, n, start).await
-}
-
-/// `rounds` copies made by `make(round)`; prints each and the median under `what`.
-async fn median(
-    c: &Cluster,
-    what: &str,
-    (n, payload, rounds): (u64, usize, u32),
-    owner: u64,
-    make: impl Fn(u32) -> Stream,
-) -> Result<f64> {
-    let mut times = Vec::new();
-    for r in 1..=rounds.max(1) {
-        let t = timed_copy(c, make(r), owner, n).await?;
-        line(&format!("  {what}, round {r}"), n, payload, t);
-        times.push(t);
-    }
-    times.sort();
-    let t = times[times.len() / 2];
-    line(what, n, payload, t);
-    Ok(n as f64 / t.as_secs_f64())
 }
 
 pub async fn mirror(messages: u64, payload: usize, rounds: u32, replicas: u32) -> Result<()> {
@@ -82,11 +43,11 @@ pub async fn mirror(messages: u64, payload: usize, rounds: u32, replicas: u32) -
     .await?;
     println!("filled ORDERS (R1, node 1) at {rate:.0} msgs/s");
     let args = (messages, payload, rounds);
-    let same = median(&c, "mirror R1, same node", args, 1, |r| {
+    let same = median_of(&c, "mirror R1, same node", args, 1, |r| {
         mirror_of("ORDERS", &format!("SAME{r}"), 1)
     })
     .await?;
-    let across = median(&c, "mirror R1, across nodes", args, 2, |r| {
+    let across = median_of(&c, "mirror R1, across nodes", args, 2, |r| {
         mirror_of("ORDERS", &format!("ACROSS{r}"), 1)
     })
     .await?;
@@ -96,7 +57,7 @@ pub async fn mirror(messages: u64, payload: usize, rounds: u32, replicas: u32) -
     let label = format!("filled ORDERS3 (R{replicas})");
     pipelined(&label, &c, leader, "ORDERS3.a", messages, payload).await?;
     let what = format!("mirror R{replicas} of R{replicas}");
-    let many = median(&c, &what, args, 0, |r| {
+    let many = median_of(&c, &what, args, 0, |r| {
         mirror_of("ORDERS3", &format!("MIRROR3_{r}"), replicas)
     })
     .await?;
