@@ -114,6 +114,9 @@ pub struct ReplicationConfig {
     /// Entries of a stream's group log kept below what the stream holds, for a replica that
     /// is behind; one further behind catches up by snapshot (`TRIBUTARY_REPLICATION__LOG_TAIL`).
     pub log_tail: u64,
+    /// A group idle for two election timeouts, every replica holding everything, stops
+    /// ticking and heartbeating; one "alive" message per node pair stands for them.
+    pub hibernate: bool,
 }
 
 impl Default for ReplicationConfig {
@@ -123,6 +126,7 @@ impl Default for ReplicationConfig {
             election_ticks: 10,
             heartbeat_ticks: 2,
             log_tail: 100_000,
+            hibernate: true,
         }
     }
 }

@@ -14,6 +14,7 @@ pub const DATA_NODE: &[Metric] = &[
     gauge("tributary_dn_unopened_entities", "Wells and streams this node owns but cannot open (see /health)."),
     counter("tributary_secret_open_failures_total", "Target or stream secrets that could not be decrypted."),
     gauge("tributary_dn_replication_running", "1 while the node's stream-group loop runs, 0 once it stopped."),
+    gauge("tributary_dn_raft_hibernating_groups", "Stream groups asleep on this node: idle, neither ticking nor heartbeating."),
     counter("tributary_dn_raft_messages_sent_total", "Stream-group Raft messages sent to other data nodes."),
     counter("tributary_dn_raft_messages_dropped_total", "Stream-group Raft messages dropped (queue full or peer unreachable)."),
     counter("tributary_dn_stream_snapshots_built_total", "Stream snapshots a group leader built for replicas too far behind its log."),

@@ -196,8 +196,9 @@ async fn forged_raft_traffic_is_dropped_and_the_stream_goes_on() -> Result<()> {
     Ok(())
 }
 
-/// 100 streams of 3 replicas on 3 nodes (100 groups sharing each node's ready loop and links):
-/// when the node leading some of them goes, each of those has a new leader again.
+/// 100 streams of 3 replicas on 3 nodes (100 groups sharing each node's ready loop and links),
+/// idle and so asleep: when the node leading some of them goes, each of those wakes and has a
+/// new leader again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hundred_groups_elect_again_when_a_node_goes() -> Result<()> {
     const N: usize = 100;
@@ -260,6 +261,16 @@ async fn a_hundred_groups_elect_again_when_a_node_goes() -> Result<()> {
         }
     }
     assert_eq!(groups.len(), N);
+    // Idle, every group falls asleep on every node (`[replication] hibernate`, on by default):
+    // the node's going must wake them.
+    wait::until("every group asleep on every node", wait::WAIT, || {
+        let all = (1..=3).all(|k| {
+            c.data_node(k)
+                .is_ok_and(|n| n.node.groups().is_some_and(|g| g.hibernating() == N))
+        });
+        async move { all.then_some(()) }
+    })
+    .await?;
     let t = std::time::Instant::now();
     c.kill(Server::DataNode(victim)).await?;
     let survivors: Vec<u64> = (1..=3).filter(|k| *k != victim).collect();

@@ -347,6 +347,7 @@ async fn killing_the_leader_loses_and_duplicates_no_acknowledged_message() -> Re
             election_ticks: 10,
             heartbeat_ticks: 2,
             log_tail: 100_000,
+            hibernate: false,
         })?;
         let s = node
             .stream(STREAM)

@@ -14,6 +14,8 @@ pub mod op;
 mod ready;
 pub mod snapshot;
 #[cfg(test)]
+mod hibernate_tests;
+#[cfg(test)]
 mod tests;
 
 use crate::storage::streams::{StreamLimits, StreamStore};
@@ -22,9 +24,10 @@ use op::{Op, Outcome};
 use raft::prelude::Message;
 use std::collections::HashMap;
 use std::sync::{mpsc, Arc, RwLock};
-use std::time::{Duration, SystemTime};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::oneshot;
-use tributary_common::sync::{read, write};
+use tributary_common::sync::{lock, read, write};
 
 pub use ready::Settings;
 use snapshot::Shelf;
@@ -45,8 +48,45 @@ pub enum GroupError {
 /// The answer to a submitted proposal, once applied.
 pub type Submitted = oneshot::Receiver<Result<Outcome, GroupError>>;
 
-/// A message to another data node: (to, group, message).
-pub type Outbound = (u64, u64, Message);
+/// What the loop sends to another data node.
+#[derive(Debug)]
+pub enum Outbound {
+    /// A Raft message of one group.
+    Raft { to: u64, group: u64, msg: Message },
+    /// "This node is up", every heartbeat to every peer: it stands for the heartbeats of the
+    /// groups hibernating between the two nodes (`ready::hibernate`).
+    Alive { to: u64 },
+}
+
+/// When each peer data node was last heard from (any batch of its Raft link counts): a
+/// hibernating group wakes when one of its replicas' nodes falls silent.
+#[derive(Default)]
+pub struct PeerLiveness {
+    heard: std::sync::Mutex<HashMap<u64, Instant>>,
+}
+
+impl PeerLiveness {
+    pub fn heard(&self, node: u64) {
+        lock(&self.heard).insert(node, Instant::now());
+    }
+
+    /// Since when `node` has been silent (None: never heard).
+    pub fn silent_for(&self, node: u64) -> Option<Duration> {
+        lock(&self.heard)
+            .get(&node)
+            .map(Instant::elapsed)
+    }
+
+    /// The peers not heard from within `within` among `nodes`.
+    fn silent(&self, nodes: &[u64], within: Duration) -> Vec<u64> {
+        let heard = lock(&self.heard);
+        nodes
+            .iter()
+            .filter(|n| heard.get(n).is_none_or(|t| t.elapsed() > within))
+            .copied()
+            .collect()
+    }
+}
 
 /// A replica as the leader sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -131,6 +171,9 @@ pub struct Groups {
     thread: Arc<LoopThread>,
     /// The snapshots built here as a leader, for replicas to pull.
     shelf: Arc<Shelf>,
+    liveness: Arc<PeerLiveness>,
+    /// How many groups hibernate here (the loop counts them).
+    hibernating: Arc<AtomicUsize>,
 }
 
 struct LoopThread {
@@ -174,13 +217,19 @@ impl Groups {
         let (tx, rx) = mpsc::channel();
         let leaders = Arc::new(RwLock::new(HashMap::new()));
         let shelf = Shelf::new(me);
+        let liveness = Arc::new(PeerLiveness::default());
+        let hibernating = Arc::new(AtomicUsize::new(0));
         let lp = ready::Loop::new(
             me,
             engine,
             settings,
             outbox,
-            leaders.clone(),
-            shelf.clone(),
+            ready::Shared {
+                leaders: leaders.clone(),
+                shelf: shelf.clone(),
+                liveness: liveness.clone(),
+                hibernating: hibernating.clone(),
+            },
             on_leader_change,
         );
         let (failed, failure) = tokio::sync::watch::channel(None);
@@ -224,6 +273,8 @@ impl Groups {
             failure,
             thread,
             shelf,
+            liveness,
+            hibernating,
         };
         metrics::gauge!("tributary_dn_replication_running").set(1.0);
         groups
@@ -268,6 +319,16 @@ impl Groups {
     pub fn close(&self, group: u64, destroy: bool) {
         write(&self.leaders).remove(&group);
         let _ = self.send(Input::Close { group, destroy });
+    }
+
+    /// A batch of the Raft link came from `node`: it is up.
+    pub fn peer_heard(&self, node: u64) {
+        self.liveness.heard(node);
+    }
+
+    /// How many groups hibernate on this node.
+    pub fn hibernating(&self) -> usize {
+        self.hibernating.load(Ordering::Relaxed)
     }
 
     /// A message from a peer, already checked by `raft_inputs::envelope`.

@@ -5,6 +5,7 @@
 //! is committed to the streams, and answer the proposals applied here.
 
 mod apply;
+mod hibernate;
 mod housekeeping;
 mod leadership;
 mod membership;
@@ -12,7 +13,7 @@ mod membership;
 use super::log::{GroupLog, Staged};
 use super::op::{Op, Outcome};
 use super::snapshot::Shelf;
-use super::{GroupError, Input, Outbound, Placement};
+use super::{GroupError, Input, Outbound, PeerLiveness, Placement};
 use crate::storage::engine::Batch;
 use crate::storage::streams::{StreamLimits, StreamStore};
 use crate::storage::KvEngine;
@@ -20,6 +21,7 @@ use apply::{apply, context, Pending};
 use raft::prelude::{Message, MessageType};
 use raft::{RawNode, StateRole};
 use std::collections::HashMap;
+use std::sync::atomic::AtomicUsize;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant, SystemTime};
@@ -40,6 +42,23 @@ pub struct Settings {
     /// Entries kept below what a stream holds for replicas behind it; one further behind
     /// catches up by snapshot.
     pub log_tail: u64,
+    /// Idle groups stop ticking and heartbeating (`hibernate`).
+    pub hibernate: bool,
+}
+
+impl Settings {
+    fn election_timeout(&self) -> Duration {
+        self.tick * self.election_ticks as u32
+    }
+}
+
+/// What the loop shares with the `Groups` handle.
+pub(super) struct Shared {
+    /// Group → (leader, term): what routing reads.
+    pub leaders: Arc<RwLock<HashMap<u64, (u64, u64)>>>,
+    pub shelf: Arc<Shelf>,
+    pub liveness: Arc<PeerLiveness>,
+    pub hibernating: Arc<AtomicUsize>,
 }
 
 struct Group {
@@ -61,6 +80,10 @@ struct Group {
     metrics: RaftGroupMetrics,
     /// Ticks left in which a new group's first founder stands again while no leader is known.
     founding: usize,
+    /// Neither ticks nor heartbeats: idle, every replica holding everything (`hibernate`).
+    hibernating: bool,
+    /// Ticks since the group last had work (a proposal, a message other than a heartbeat's).
+    quiet_ticks: usize,
 }
 
 /// A new group's first founder stands at once, and again every other tick of its first
@@ -77,6 +100,15 @@ fn stand(g: &mut Group) {
     }
 }
 
+/// A Raft message of `group` to its peer.
+fn send(outbox: &tokio::sync::mpsc::UnboundedSender<Outbound>, group: u64, msg: Message) {
+    let _ = outbox.send(Outbound::Raft {
+        to: msg.to,
+        group,
+        msg,
+    });
+}
+
 pub(super) struct Loop {
     me: u64,
     engine: Arc<dyn KvEngine>,
@@ -84,6 +116,11 @@ pub(super) struct Loop {
     outbox: tokio::sync::mpsc::UnboundedSender<Outbound>,
     leaders: Arc<RwLock<HashMap<u64, (u64, u64)>>>,
     shelf: Arc<Shelf>,
+    liveness: Arc<PeerLiveness>,
+    hibernating: Arc<AtomicUsize>,
+    /// The data nodes sharing a group with this one (told "alive" every heartbeat).
+    peers: Vec<u64>,
+    ticks: u64,
     groups: HashMap<u64, Group>,
     pending: HashMap<u64, Pending>,
     next_proposal: u64,
@@ -97,8 +134,7 @@ impl Loop {
         engine: Arc<dyn KvEngine>,
         settings: Settings,
         outbox: tokio::sync::mpsc::UnboundedSender<Outbound>,
-        leaders: Arc<RwLock<HashMap<u64, (u64, u64)>>>,
-        shelf: Arc<Shelf>,
+        shared: Shared,
         on_leader_change: Box<dyn Fn() + Send>,
     ) -> Loop {
         Loop {
@@ -106,8 +142,12 @@ impl Loop {
             engine,
             settings,
             outbox,
-            leaders,
-            shelf,
+            leaders: shared.leaders,
+            shelf: shared.shelf,
+            liveness: shared.liveness,
+            hibernating: shared.hibernating,
+            peers: Vec::new(),
+            ticks: 0,
             groups: HashMap::new(),
             pending: HashMap::new(),
             next_proposal: 1,
@@ -140,15 +180,7 @@ impl Loop {
             }
             let now = Instant::now();
             if now >= next_tick {
-                for g in self.groups.values_mut() {
-                    g.raw.tick();
-                    if g.founding > 0 {
-                        g.founding -= 1;
-                        if g.founding % 2 == 0 {
-                            stand(g);
-                        }
-                    }
-                }
+                self.tick();
                 next_tick = now + self.settings.tick;
             }
             if now >= next_housekeeping {
@@ -191,6 +223,9 @@ impl Loop {
         limits: StreamLimits,
     ) {
         if let Some(g) = self.groups.get_mut(&id) {
+            if g.limits != limits || g.placement != placement {
+                hibernate::wake(g);
+            }
             g.limits = limits;
             g.placement = placement;
             if !Arc::ptr_eq(&g.store, &store) && g.store.is_closed() {
@@ -267,6 +302,8 @@ impl Loop {
             placement,
             leader_contact: Instant::now(),
             founding: 0,
+            hibernating: false,
+            quiet_ticks: 0,
         })
     }
 
@@ -319,8 +356,16 @@ impl Loop {
         ) {
             g.leader_contact = Instant::now();
         }
+        let asks_to_hibernate = hibernate::asks_to_hibernate(&msg);
+        if !asks_to_hibernate && msg.get_msg_type() != MessageType::MsgHeartbeatResponse {
+            hibernate::wake(g);
+        }
+        let from = msg.from;
         if let Err(e) = g.raw.step(msg) {
             tracing::debug!(group = id, error = %e, "raft message not taken");
+        }
+        if asks_to_hibernate && self.settings.hibernate {
+            hibernate::follow_into_hibernation(g, from);
         }
     }
 
@@ -336,6 +381,7 @@ impl Loop {
             }
             return;
         };
+        hibernate::wake(g);
         if g.raw.raft.state != StateRole::Leader {
             let leader = g.raw.raft.leader_id;
             if let Some(reply) = reply {
@@ -393,7 +439,7 @@ impl Loop {
                 leader_changed |= before.map(|(l, _)| l) != Some(leader);
             }
             for m in rd.take_messages() {
-                let _ = self.outbox.send((m.to, *id, m));
+                send(&self.outbox, *id, m);
             }
             if !rd.snapshot().is_empty() {
                 // Before this round's entries (which follow it) and hard state are staged.
@@ -429,7 +475,7 @@ impl Loop {
             };
             g.log.staged(staged);
             for m in rd.take_persisted_messages() {
-                let _ = self.outbox.send((m.to, id, m));
+                send(&self.outbox, id, m);
             }
             apply(self.me, g, rd.take_committed_entries(), &mut self.pending);
             let mut light = g.raw.advance(rd);
@@ -440,7 +486,7 @@ impl Loop {
                 }
             }
             for m in light.take_messages() {
-                let _ = self.outbox.send((m.to, id, m));
+                send(&self.outbox, id, m);
             }
             apply(
                 self.me,

@@ -47,6 +47,7 @@ const SETTINGS: Settings = Settings {
     election_ticks: 5,
     heartbeat_ticks: 1,
     log_tail: 100,
+    hibernate: true,
 };
 
 fn start(engine: Arc<Flaky>) -> (Groups, Arc<StreamStore>) {

@@ -42,40 +42,50 @@ pub fn spawn_outbound(
     mut outbox: mpsc::UnboundedReceiver<Outbound>,
 ) -> AbortOnDrop {
     AbortOnDrop::spawn(async move {
-        let mut links: HashMap<u64, (mpsc::Sender<GroupMessage>, AbortOnDrop)> = HashMap::new();
-        while let Some((to, group, msg)) = outbox.recv().await {
-            let bytes = match msg.write_to_bytes() {
-                Ok(b) => b,
-                Err(e) => {
-                    tracing::warn!(error = %e, "raft message not encoded");
-                    continue;
-                }
+        let mut links: HashMap<u64, (mpsc::Sender<Option<GroupMessage>>, AbortOnDrop)> =
+            HashMap::new();
+        while let Some(out) = outbox.recv().await {
+            let (to, message) = match out {
+                Outbound::Raft { to, group, msg } => match msg.write_to_bytes() {
+                    Ok(b) => (
+                        to,
+                        Some(GroupMessage {
+                            group,
+                            message: b.into(),
+                        }),
+                    ),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "raft message not encoded");
+                        continue;
+                    }
+                },
+                Outbound::Alive { to } => (to, None),
             };
             let link = links.entry(to).or_insert_with(|| {
                 let (tx, rx) = mpsc::channel(PEER_QUEUE);
                 (tx, AbortOnDrop::spawn(send_to(me, to, peers.clone(), rx)))
             });
-            if link
-                .0
-                .try_send(GroupMessage {
-                    group,
-                    message: bytes.into(),
-                })
-                .is_err()
-            {
+            if link.0.try_send(message).is_err() {
                 metrics::counter!("tributary_dn_raft_messages_dropped_total").increment(1);
             }
         }
     })
 }
 
-async fn send_to(me: u64, to: u64, peers: Arc<Peers>, mut rx: mpsc::Receiver<GroupMessage>) {
+/// Sends what waits for `to` as one batch at a time; `None` asks only that a batch go (an
+/// empty one says this node is up).
+async fn send_to(
+    me: u64,
+    to: u64,
+    peers: Arc<Peers>,
+    mut rx: mpsc::Receiver<Option<GroupMessage>>,
+) {
     let mut failing = false;
     while let Some(first) = rx.recv().await {
-        let mut messages = vec![first];
+        let mut messages: Vec<GroupMessage> = first.into_iter().collect();
         while messages.len() < BATCH {
             match rx.try_recv() {
-                Ok(m) => messages.push(m),
+                Ok(m) => messages.extend(m),
                 Err(_) => break,
             }
         }
@@ -155,6 +165,8 @@ impl StreamGroups for StreamGroupsService {
     async fn send(&self, req: Request<GroupBatch>) -> Result<Response<GroupBatchReply>, Status> {
         let from = req.get_ref().from_node;
         self.node_only(&req, "StreamGroups.Send", from).await?;
+        // Any batch, an empty one too, says its node is up (hibernating groups rely on it).
+        self.groups.peer_heard(from);
         let me = self.groups.node_id();
         for gm in req.into_inner().messages {
             let m = match Message::parse_from_bytes(&gm.message) {

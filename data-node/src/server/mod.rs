@@ -164,6 +164,7 @@ pub async fn start_on(
             election_ticks: config.replication.election_ticks,
             heartbeat_ticks: config.replication.heartbeat_ticks,
             log_tail: config.replication.log_tail,
+            hibernate: config.replication.hibernate,
         })
         .map_err(|source| StartError::Storage {
             path: config.data_dir.display().to_string(),

@@ -67,6 +67,7 @@ impl Loop {
         let tail = self.settings.log_tail;
         let mut b = Batch::default();
         self.membership(&mut b);
+        self.note_peers();
         for g in self.groups.values_mut() {
             let leader = g.raw.raft.state == StateRole::Leader;
             if leader

@@ -18,7 +18,12 @@ impl Loop {
                 if *node == self.me {
                     continue;
                 }
-                let active = g.heard.get(node).map(Instant::elapsed);
+                let mut active = g.heard.get(node).map(Instant::elapsed);
+                if g.hibernating {
+                    // Its heartbeats stopped: the node's own stand for them.
+                    let node_seen = self.liveness.silent_for(*node);
+                    active = active.into_iter().chain(node_seen).min();
+                }
                 let offline = active.is_none_or(|a| a > offline_after);
                 let lag = last.saturating_sub(pr.matched);
                 replicas.push(ReplicaStatus {
@@ -46,6 +51,7 @@ impl Loop {
             .groups
             .get_mut(&id)
             .ok_or_else(|| GroupError::NoGroup(format!("group {id}")))?;
+        super::hibernate::wake(g);
         if g.raw.raft.state != StateRole::Leader {
             let leader = g.raw.raft.leader_id;
             return Err(GroupError::NotLeader {

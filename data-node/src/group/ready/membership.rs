@@ -72,6 +72,16 @@ fn next_step(me: u64, g: &Group) -> Option<Step> {
         .map(|n| Step::HandOver(*n))
 }
 
+/// Whether the group is where the catalogue places it: its leader has no step to take.
+pub(super) fn settled(g: &Group) -> bool {
+    let want = &g.placement.replicas;
+    let cs = g.log.conf_state();
+    want.is_empty()
+        || (cs.learners.is_empty()
+            && cs.voters.len() == want.len()
+            && want.iter().all(|n| cs.voters.contains(n)))
+}
+
 fn change(kind: ConfChangeType, node: u64) -> ConfChange {
     let mut cc = ConfChange::default();
     cc.set_change_type(kind);

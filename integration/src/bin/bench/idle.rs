@@ -1,7 +1,8 @@
 //! `bench -- idle --streams 1000`: what idle replicated streams cost. Three data nodes and one
 //! member run in this process; the CPU they burn (user + system time of the process, from
 //! `/proc/self/stat`) is sampled over `--secs` with no traffic at all, first with no stream,
-//! then with `--streams` R`--replicas` streams, each with a leader and one message.
+//! then with `--streams` R`--replicas` streams, each with a leader and one message; with the
+//! data nodes' `[replication] hibernate` off, then on (`--hibernate`).
 
 use crate::replicated::{leader_of, stream};
 use anyhow::{anyhow, Result};
@@ -34,15 +35,18 @@ async fn idle_cpu(secs: u64) -> Result<f64> {
     Ok((cpu_time()? - c).as_secs_f64() / t.elapsed().as_secs_f64() * 100.0)
 }
 
-pub async fn run(streams: u32, replicas: u32, secs: u64) -> Result<()> {
+pub async fn run(streams: u32, replicas: u32, secs: u64, hibernate: bool) -> Result<()> {
     let nodes = u64::from(replicas.max(3));
     let c = Cluster::builder("bench-idle")
         .members(1)
         .data_nodes(nodes)
         .direct()
         .insecure()
+        .tune_data_nodes(move |c| c.replication.hibernate = hibernate)
         .start()
         .await?;
+    let mode = if hibernate { "on" } else { "off" };
+    println!("hibernate {mode}:");
     let base = idle_cpu(secs).await?;
     println!("idle, no stream: {base:.1}% of a core ({nodes} data nodes, 1 member, in process)");
     let t = Instant::now();
@@ -57,8 +61,9 @@ pub async fn run(streams: u32, replicas: u32, secs: u64) -> Result<()> {
         "{streams} R{replicas} streams created, each with a leader and a message, in {:.1} s",
         t.elapsed().as_secs_f64()
     );
-    // Let elections and the first messages' traffic settle before measuring.
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Let elections and the first messages' traffic settle (and idle groups fall asleep,
+    // which takes two election timeouts) before measuring.
+    tokio::time::sleep(Duration::from_secs(3)).await;
     let busy = idle_cpu(secs).await?;
     println!(
         "idle, {streams} R{replicas} streams: {busy:.1}% of a core; {:.2}% per 100 streams above none",

@@ -106,6 +106,9 @@ enum Cmd {
         replicas: u32,
         #[arg(long, default_value_t = 10)]
         secs: u64,
+        /// `[replication] hibernate` of the data nodes: on, off, or both (off, then on).
+        #[arg(long, default_value = "both", value_parser = ["on", "off", "both"])]
+        hibernate: String,
     },
     /// A well's entries mirrored into a second cluster (ditto), compression off and on.
     Ditto {
@@ -124,7 +127,18 @@ async fn main() -> Result<()> {
             streams,
             replicas,
             secs,
-        } => idle::run(streams, replicas, secs).await,
+            hibernate,
+        } => {
+            let runs: &[bool] = match hibernate.as_str() {
+                "on" => &[true],
+                "off" => &[false],
+                _ => &[false, true],
+            };
+            for h in runs {
+                idle::run(streams, replicas, secs, *h).await?;
+            }
+            Ok(())
+        }
         Cmd::ControlPlane { clients, duration } => {
             let d = tributary_common::duration::parse(&duration).map_err(|e| anyhow!(e))?;
             control_plane::run(clients, d).await
