@@ -41,13 +41,13 @@ impl Net {
         let mut stores = Vec::new();
         for me in 1..=3u64 {
             let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-            let engine = Arc::new(MemoryEngine::default());
+            let engine: Arc<dyn crate::storage::KvEngine> = Arc::new(MemoryEngine::default());
             started.push(Groups::start(me, engine.clone(), settings, tx, Box::new(|| {})));
-            let mine = (1..=n)
+            let mine: Vec<Arc<StreamStore>> = (1..=n)
                 .map(|id| {
                     let name = format!("default:S{id}");
                     Arc::new(
-                        StreamStore::open(id, name, engine.clone(), StreamLimits::default())
+                        StreamStore::open(id as u32, name, engine.clone(), StreamLimits::default())
                             .expect("store"),
                     )
                 })
@@ -147,11 +147,12 @@ async fn idle_groups_hibernate_and_a_write_wakes_its_group() {
     for g in 1..=n {
         assert_eq!(net.publish(g, "first").await, 1);
     }
-    until("every replica of every group asleep", Duration::from_secs(10), || async {
+    let r = until("every replica of every group asleep", Duration::from_secs(10), || async {
         (net.asleep() == 3 * n as usize).then_some(())
     })
-    .await
-    .expect("asleep");
+    .await;
+    let counts: Vec<usize> = (1..=3).map(|k| net.node(k).hibernating()).collect();
+    r.unwrap_or_else(|e| panic!("{e}: asleep per node {counts:?}"));
 
     // Awake, 20 groups heartbeat their two followers every 10 ms: about 8,000 messages a
     // second. Asleep, none.

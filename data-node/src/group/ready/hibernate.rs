@@ -106,28 +106,28 @@ impl Loop {
                 }
                 wake_for_silence(me, g, &voters, &silent);
             }
+            if self.settings.hibernate {
+                g.quiet_ticks += 1;
+                // Before this tick's own heartbeats, which would leave it something to send.
+                if g.quiet_ticks >= quiet_enough && g.raw.raft.state == StateRole::Leader {
+                    let voters = g.log.conf_state().voters;
+                    let all_up = voters.iter().all(|v| {
+                        *v == me || self.liveness.silent_for(*v).is_some_and(|d| d <= timeout)
+                    });
+                    let busy = self.pending.values().any(|p| p.group == *id);
+                    if may_hibernate(g, all_up, busy) {
+                        ask_to_hibernate(&self.outbox, *id, g);
+                        asleep += 1;
+                        continue;
+                    }
+                }
+            }
             g.raw.tick();
             if g.founding > 0 {
                 g.founding -= 1;
                 if g.founding % 2 == 0 {
                     stand(g);
                 }
-            }
-            if !self.settings.hibernate {
-                continue;
-            }
-            g.quiet_ticks += 1;
-            if g.quiet_ticks < quiet_enough || g.raw.raft.state != StateRole::Leader {
-                continue;
-            }
-            let voters = g.log.conf_state().voters;
-            let all_up = voters.iter().all(|v| {
-                *v == me || self.liveness.silent_for(*v).is_some_and(|d| d <= timeout)
-            });
-            let busy = self.pending.values().any(|p| p.group == *id);
-            if may_hibernate(g, all_up, busy) {
-                ask_to_hibernate(&self.outbox, *id, g);
-                asleep += 1;
             }
         }
         if self.hibernating.swap(asleep, Ordering::Relaxed) != asleep {
