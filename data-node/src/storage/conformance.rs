@@ -93,9 +93,13 @@ fn pinned_suite(e: &dyn KvEngine) {
     .unwrap();
     assert_eq!(visited, 1);
     let mut pins = 0;
-    e.scan_pinned(Space::Streams, &[8], &[8], &mut || pins += 1, &mut |_, _| {
-        panic!("nothing to visit")
-    })
+    e.scan_pinned(
+        Space::Streams,
+        &[8],
+        &[8],
+        &mut || pins += 1,
+        &mut |_, _| panic!("nothing to visit"),
+    )
     .unwrap();
     assert_eq!(pins, 1);
 }

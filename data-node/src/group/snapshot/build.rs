@@ -34,7 +34,7 @@ pub(super) struct Builders {
 impl Builders {
     /// Starts `build` of `records` on a thread of its own and returns once that thread has
     /// pinned its view of them (or failed before): the caller holds the stream still so far.
-    pub fn start(
+    pub(super) fn start(
         &self,
         build: Build,
         limits: StreamLimits,
@@ -65,7 +65,7 @@ impl Builders {
     }
 
     /// Stops the builds under way and joins their threads; later builds are refused.
-    pub fn stop(&self) {
+    pub(super) fn stop(&self) {
         let threads = {
             let mut threads = lock(&self.threads);
             self.stop.store(true, Ordering::Release);

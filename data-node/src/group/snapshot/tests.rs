@@ -51,8 +51,8 @@ fn engines() -> Vec<(Arc<dyn KvEngine>, Option<tempfile::TempDir>)> {
     let dir = tempfile::tempdir().unwrap();
     let rocks = RocksEngine::open(dir.path(), false).unwrap();
     vec![
-        (Arc::new(MemoryEngine::new()), None),
-        (Arc::new(rocks), Some(dir)),
+        (Arc::new(MemoryEngine::new()) as Arc<dyn KvEngine>, None),
+        (Arc::new(rocks) as Arc<dyn KvEngine>, Some(dir)),
     ]
 }
 
@@ -61,8 +61,7 @@ fn the_payload_is_the_stream_as_pinned_though_writes_land_while_it_is_read() {
     for (engine, _dir) in engines() {
         let store = open(engine, 1);
         apply(&store, 1, 1000);
-        let (index, limits, records) =
-            store.frozen(|f| (f.group_index, f.limits, f.records));
+        let (index, limits, records) = store.frozen(|f| (f.group_index, f.limits, f.records));
         assert_eq!(index, 1);
         // Once pinned, the loop goes on: more publishes, new limits.
         let mut pins = 0;
@@ -82,7 +81,10 @@ fn the_payload_is_the_stream_as_pinned_though_writes_land_while_it_is_read() {
         .unwrap();
         assert_eq!(pins, 1);
         assert_eq!(store.state().messages, 2000);
-        assert_eq!(installed(&payload, 1), (1000, 1000, StreamLimits::default()));
+        assert_eq!(
+            installed(&payload, 1),
+            (1000, 1000, StreamLimits::default())
+        );
     }
 }
 
@@ -162,7 +164,12 @@ impl KvEngine for Gated {
 }
 
 /// A group log holding entries 1..=`last` of term 2, for three voters.
-fn group_log(engine: Arc<dyn KvEngine>, store: Arc<StreamStore>, shelf: Arc<Shelf>, last: u64) -> GroupLog {
+fn group_log(
+    engine: Arc<dyn KvEngine>,
+    store: Arc<StreamStore>,
+    shelf: Arc<Shelf>,
+    last: u64,
+) -> GroupLog {
     let log = GroupLog::open(engine.clone(), GROUP, &[1, 2, 3], store, shelf).unwrap();
     let entries: Vec<Entry> = (1..=last)
         .map(|index| Entry {
@@ -265,7 +272,10 @@ fn builds_are_bounded_per_node() {
     let store = open(Arc::new(MemoryEngine::new()), 1);
     apply(&store, 1, 1);
     let r = shelf.snapshot(99, &store, (1, 1), conf, 0);
-    assert!(matches!(r, Err(NotYet::Busy(n)) if n == build::MAX_BUILDS), "{r:?}");
+    assert!(
+        matches!(r, Err(NotYet::Busy(n)) if n == build::MAX_BUILDS),
+        "{r:?}"
+    );
     for g in gates {
         g.send(()).unwrap();
     }
