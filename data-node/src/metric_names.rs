@@ -5,7 +5,7 @@
 use crate::node::replication::ReplicationBoard;
 use crate::node::Node;
 use std::sync::Arc;
-use tributary_common::telemetry::names::{self, counter, gauge, Metric};
+use tributary_common::telemetry::names::{self, counter, gauge, histogram, Metric};
 
 pub const DATA_NODE: &[Metric] = &[
     counter("tributary_ingest_entries_total", "Well entries ingested and acknowledged."),
@@ -18,6 +18,7 @@ pub const DATA_NODE: &[Metric] = &[
     counter("tributary_dn_raft_messages_sent_total", "Stream-group Raft messages sent to other data nodes."),
     counter("tributary_dn_raft_messages_dropped_total", "Stream-group Raft messages dropped (queue full or peer unreachable)."),
     counter("tributary_dn_stream_snapshots_built_total", "Stream snapshots a group leader built for replicas too far behind its log."),
+    histogram("tributary_dn_stream_snapshot_build_seconds", "Time a group leader took to build a stream snapshot (on a builder thread, off the replication loop)."),
     // Ditto, per link (well, target).
     counter("tributary_ditto_entries_total", "Entries ditto sent to the target and had acknowledged, by well and target."),
     counter("tributary_ditto_bytes_total", "Bytes of entries ditto sent to the target and had acknowledged."),

@@ -10,7 +10,7 @@
 //! snapshot: a replica behind the log's first entry gets the leader's stream records at the
 //! index they hold (`group::snapshot`), and its log then starts right after that index.
 
-use super::snapshot::Shelf;
+use super::snapshot::{NotYet, Shelf};
 use crate::storage::engine::{Batch, KvEngine, Scan, Space};
 use crate::storage::streams::StreamStore;
 use protobuf::Message as _;
@@ -405,9 +405,10 @@ impl raft::Storage for GroupLog {
         Ok(self.cache().last_index)
     }
 
-    /// The stream at the index it has applied (called on the ready loop, so nothing is
-    /// applied meanwhile); see `group::snapshot`. raft-rs takes only "temporarily
-    /// unavailable" as a failure (anything else panics it), and asks again later.
+    /// The stream at the index it has applied, built off the ready loop (see
+    /// `group::snapshot`): until it is built, and while it cannot be, the answer is
+    /// "temporarily unavailable", the one failure raft-rs takes (anything else panics it),
+    /// and it asks again on a later append or heartbeat response.
     fn snapshot(&self, request_index: u64, to: u64) -> raft::Result<Snapshot> {
         let unavailable = raft::Error::Store(StorageError::SnapshotTemporarilyUnavailable);
         let store = lock(&self.source.store).clone();
@@ -427,7 +428,14 @@ impl raft::Storage for GroupLog {
             .shelf
             .snapshot(self.group, &store, (index, term), conf_state, at_least)
             .map_err(|e| {
-                tracing::warn!(stream = %store.name, to, error = %e, "no snapshot for a replica behind the log");
+                match e {
+                    NotYet::Started | NotYet::Building | NotYet::Busy(_) => {
+                        tracing::debug!(stream = %store.name, to, index, "{e}")
+                    }
+                    _ => {
+                        tracing::warn!(stream = %store.name, to, index, error = %e, "no snapshot for a replica behind the log")
+                    }
+                }
                 unavailable
             })
     }

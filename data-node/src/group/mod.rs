@@ -380,10 +380,12 @@ impl Groups {
 
     /// Stops the ready loop for good (the node shuts down): nothing is led here any more.
     /// Waits for the loop to finish the round it is in, so its last write is done before the
-    /// node's storage closes (unless called from the loop itself, which then ends on return).
+    /// node's storage closes (unless called from the loop itself, which then ends on return),
+    /// and for the snapshot builds under way, which stop early.
     pub fn stop(&self) {
         write(&self.leaders).clear();
         self.thread.stop_and_join();
+        self.shelf.stop();
     }
 
     /// Hands leadership to the most current other replica; returns which.

@@ -2,25 +2,39 @@
 //! `[replication] log_tail` entries below what the stream holds, see `ready::housekeeping`).
 //!
 //! As TiKV does, the Raft message stays small: the leader builds the stream's state at the
-//! index it has applied (in its ready loop, so nothing is applied meanwhile), keeps it on its
-//! [`Shelf`] and sends a [`Descriptor`] naming it in the snapshot's data. The follower's link
-//! pulls it in chunks (`StreamGroups.FetchSnapshot`) before Raft sees the message, and its
-//! ready loop then replaces the stream's records and truncates the group log to the
-//! snapshot's index in one engine write (`ready::apply::install`).
+//! index it has applied, keeps it on its [`Shelf`] and sends a [`Descriptor`] naming it in the
+//! snapshot's data. The follower's link pulls it in chunks (`StreamGroups.FetchSnapshot`)
+//! before Raft sees the message, and its ready loop then replaces the stream's records and
+//! truncates the group log to the snapshot's index in one engine write
+//! (`ready::apply::install`).
+//!
+//! Reading a stream of gigabytes takes seconds, and the ready loop drives every group of the
+//! node: so, as TiKV's region worker does, the build runs on a thread of its own ([`build`]).
+//! The first time raft-rs asks (`log::GroupLog::snapshot`), the loop holds the stream still
+//! for as long as the builder takes to pin a view of the engine (microseconds: a RocksDB
+//! snapshot), then goes on applying entries while the builder reads that view; raft-rs is told
+//! the snapshot is temporarily unavailable and asks again on the follower's next heartbeat
+//! response, when the built snapshot is on the shelf. So the payload is the stream exactly
+//! at the index it names, though the stream has moved on since.
 //!
 //! What is replicated, so what a snapshot carries: every record of the stream (messages at
 //! their seqs, the Msg-Id dedupe window, the state record, mirror and source origin progress)
 //! and the limits the log last set. A snapshot is held in memory while it is pulled: bounded
-//! by the stream's size, and dropped after [`KEEP`] (a newer one is built if needed).
+//! by the stream's size, and dropped after [`KEEP`] (a newer one is built if needed); at most
+//! [`build::MAX_BUILDS`] are built at once.
+
+mod build;
+#[cfg(test)]
+mod tests;
 
 use super::op::Op;
 use crate::storage::codec::{Reader, Writer};
-use crate::storage::streams::{check_records, StreamLimits, StreamResult, StreamStore};
+use crate::storage::streams::{check_records, Records, StreamLimits, StreamResult, StreamStore};
 use crate::storage::StorageError;
 use bytes::Bytes;
 use raft::prelude::{ConfState, Snapshot, SnapshotMetadata};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tributary_common::sync::lock;
@@ -78,58 +92,115 @@ struct Built {
     at: Instant,
 }
 
+/// Why there is no snapshot to send yet. raft-rs only hears "temporarily unavailable" and
+/// asks again on a later append or heartbeat response.
+#[derive(Debug, thiserror::Error)]
+pub enum NotYet {
+    #[error("a snapshot build started")]
+    Started,
+    #[error("a snapshot of the stream is being built")]
+    Building,
+    #[error("{0} snapshot builds are under way on this node")]
+    Busy(usize),
+    #[error("the stream holds index {held}, not {asked}")]
+    Moved { asked: u64, held: u64 },
+    #[error("snapshot builds stopped on this node")]
+    Stopped,
+    #[error("cannot start a snapshot build: {0}")]
+    Spawn(String),
+}
+
+/// What the shelf holds, by group; the builders put their snapshots here.
+#[derive(Default)]
+struct Held {
+    built: HashMap<u64, Vec<Built>>,
+    /// Group → id of the snapshot being built for it.
+    building: HashMap<u64, u64>,
+    last_id: u64,
+}
+
 /// The snapshots this node built as a leader, by group, until too old: a replica pulling one
 /// finds it even after a newer one was built for another.
 pub struct Shelf {
     me: u64,
-    built: Mutex<HashMap<u64, Vec<Built>>>,
-    next_id: AtomicU64,
+    held: Arc<Mutex<Held>>,
+    builders: build::Builders,
 }
 
 impl Shelf {
     pub fn new(me: u64) -> Arc<Shelf> {
         Arc::new(Shelf {
             me,
-            built: Mutex::new(HashMap::new()),
-            next_id: AtomicU64::new(1),
+            held: Arc::default(),
+            builders: build::Builders::default(),
         })
     }
 
-    /// A snapshot of `store` at `index` (what it has applied, of `term`), or one built lately
-    /// at `at_least` or above with the same configuration (a replica just added must find
-    /// itself in it): raft-rs asks again each time it finds a follower behind the log.
+    /// The snapshot of `store` built lately at `at_least` or above with the same
+    /// configuration (a replica just added must find itself in it): raft-rs asks again each
+    /// time it finds a follower behind the log. Else a build of `store` at `index` (what it
+    /// has applied, of `term`) starts, unless one is under way, and the answer is to ask
+    /// again later. Called on the ready loop, which applies nothing meanwhile: `store` holds
+    /// `index` until the builder has pinned its view.
     pub(super) fn snapshot(
         &self,
         group: u64,
-        store: &StreamStore,
+        store: &Arc<StreamStore>,
         (index, term): (u64, u64),
         conf_state: ConfState,
         at_least: u64,
-    ) -> Result<Snapshot, String> {
-        let mut shelf = lock(&self.built);
-        let built = shelf.entry(group).or_default();
-        let reusable = built.iter().rposition(|b| {
-            b.index >= at_least && b.at.elapsed() < KEEP && b.conf_state == conf_state
-        });
-        let at = match reusable {
-            Some(at) => at,
-            None => {
-                let payload = payload(store).map_err(|e| e.to_string())?;
-                tracing::info!(stream = %store.name, index, bytes = payload.len(), "stream snapshot built");
-                metrics::counter!("tributary_dn_stream_snapshots_built_total").increment(1);
-                let b = Built {
-                    id: self.next_id.fetch_add(1, Ordering::Relaxed),
-                    index,
-                    term,
-                    conf_state,
-                    payload: payload.into(),
-                    at: Instant::now(),
-                };
-                built.push(b);
-                built.len() - 1
+    ) -> Result<Snapshot, NotYet> {
+        let id = {
+            let mut held = lock(&self.held);
+            let reusable = held.built.get(&group).and_then(|built| {
+                built.iter().rfind(|b| {
+                    b.index >= at_least && b.at.elapsed() < KEEP && b.conf_state == conf_state
+                })
+            });
+            if let Some(b) = reusable {
+                return Ok(self.message(b));
             }
+            if held.building.contains_key(&group) {
+                return Err(NotYet::Building);
+            }
+            if held.building.len() >= build::MAX_BUILDS {
+                return Err(NotYet::Busy(held.building.len()));
+            }
+            held.last_id += 1;
+            let id = held.last_id;
+            held.building.insert(group, id);
+            id
         };
-        let b = &built[at];
+        let build = build::Build {
+            group,
+            id,
+            index,
+            term,
+            conf_state,
+        };
+        let started = store.frozen(|frozen| {
+            if frozen.group_index != index {
+                return Err(NotYet::Moved {
+                    asked: index,
+                    held: frozen.group_index,
+                });
+            }
+            self.builders
+                .start(build, frozen.limits, frozen.records, self.held.clone())
+        });
+        match started {
+            Ok(()) => Err(NotYet::Started),
+            Err(e) => {
+                let mut held = lock(&self.held);
+                if held.building.get(&group) == Some(&id) {
+                    held.building.remove(&group);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    fn message(&self, b: &Built) -> Snapshot {
         let mut meta = SnapshotMetadata {
             index: b.index,
             term: b.term,
@@ -147,12 +218,13 @@ impl Shelf {
             .encode()
             .into(),
         );
-        Ok(s)
+        s
     }
 
     /// The snapshot `id` of `group`, if still held.
     pub fn fetch(&self, group: u64, id: u64) -> Option<Bytes> {
-        lock(&self.built)
+        lock(&self.held)
+            .built
             .get(&group)?
             .iter()
             .find(|b| b.id == id)
@@ -161,26 +233,40 @@ impl Shelf {
 
     /// Drops what is older than [`KEEP`] (a pull under way holds its own copy).
     pub(super) fn expire(&self, now: Instant) {
-        let mut shelf = lock(&self.built);
-        for built in shelf.values_mut() {
+        let mut held = lock(&self.held);
+        for built in held.built.values_mut() {
             built.retain(|b| now.duration_since(b.at) < KEEP);
         }
-        shelf.retain(|_, built| !built.is_empty());
+        held.built.retain(|_, built| !built.is_empty());
     }
 
-    /// Drops a group's snapshot (the group closed here).
+    /// Drops a group's snapshots, and what a build under way for it brings (the group closed
+    /// here).
     pub(super) fn forget(&self, group: u64) {
-        lock(&self.built).remove(&group);
+        let mut held = lock(&self.held);
+        held.built.remove(&group);
+        held.building.remove(&group);
+    }
+
+    /// Stops the builds under way and waits for their threads (the node stops): none holds
+    /// the node's storage open after this, and none starts.
+    pub(super) fn stop(&self) {
+        self.builders.stop();
     }
 }
 
-/// `[version][limits, as the log's operation][the stream's records]`.
-fn payload(store: &StreamStore) -> StreamResult<Vec<u8>> {
-    let records = store.records()?;
-    let limits = Op::Limits(store.limits()).encode();
-    let mut w = Writer::with_capacity(records.len() + limits.len() + 8);
+/// `[version][limits, as the log's operation][the stream's records]`, the records as of the
+/// moment `pinned` is called.
+fn payload(
+    limits: &StreamLimits,
+    records: &Records,
+    pinned: &mut dyn FnMut(),
+    stop: &AtomicBool,
+) -> StreamResult<Vec<u8>> {
+    let limits = Op::Limits(limits.clone()).encode();
+    let mut w = Writer::default();
     w.u8(PAYLOAD_VERSION).bytes(&limits);
-    w.0.extend_from_slice(&records);
+    records.read(&mut w, pinned, stop)?;
     Ok(w.0)
 }
 

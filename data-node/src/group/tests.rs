@@ -40,6 +40,17 @@ impl KvEngine for Flaky {
     ) -> StorageResult<()> {
         self.inner.scan(space, start, end, reverse, visit)
     }
+
+    fn scan_pinned(
+        &self,
+        space: Space,
+        start: &[u8],
+        end: &[u8],
+        pinned: &mut dyn FnMut(),
+        visit: &mut dyn FnMut(&[u8], &[u8]) -> Scan,
+    ) -> StorageResult<()> {
+        self.inner.scan_pinned(space, start, end, pinned, visit)
+    }
 }
 
 const SETTINGS: Settings = Settings {

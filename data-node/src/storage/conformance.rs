@@ -43,9 +43,71 @@ fn suite(e: &dyn KvEngine) {
     assert!(e.page(Space::Wells, &[2], &[1], 10).unwrap().is_empty());
 }
 
+/// A pinned scan sees the range as it was when `pinned` was called: no write after it.
+fn pinned_suite(e: &dyn KvEngine) {
+    let mut b = Batch::default();
+    for i in 0u8..5 {
+        b.put(Space::Streams, vec![7, i], vec![i]);
+    }
+    b.put(Space::Streams, vec![8, 0], b"outside".to_vec());
+    e.write(b).unwrap();
+    let mut seen = Vec::new();
+    let mut pins = 0;
+    e.scan_pinned(
+        Space::Streams,
+        &[7],
+        &[8],
+        &mut || {
+            pins += 1;
+            let mut b = Batch::default();
+            b.put(Space::Streams, vec![7, 1], b"changed".to_vec());
+            b.put(Space::Streams, vec![7, 9], b"new".to_vec());
+            b.delete(Space::Streams, vec![7, 2]);
+            b.delete_range(Space::Streams, vec![7, 3], vec![7, 5]);
+            e.write(b).unwrap();
+        },
+        &mut |k, v| {
+            seen.push((k.to_vec(), v.to_vec()));
+            Scan::Continue
+        },
+    )
+    .unwrap();
+    assert_eq!(pins, 1);
+    let before: Vec<(Vec<u8>, Vec<u8>)> = (0u8..5).map(|i| (vec![7, i], vec![i])).collect();
+    assert_eq!(seen, before);
+    // The writes did land, for everyone else.
+    let now: Vec<Vec<u8>> = e
+        .page(Space::Streams, &[7], &[8], 100)
+        .unwrap()
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+    assert_eq!(now, vec![vec![7, 0], vec![7, 1], vec![7, 9]]);
+
+    // A visitor can stop early; an empty range still pins (and visits nothing).
+    let mut visited = 0;
+    e.scan_pinned(Space::Streams, &[7], &[8], &mut || {}, &mut |_, _| {
+        visited += 1;
+        Scan::Stop
+    })
+    .unwrap();
+    assert_eq!(visited, 1);
+    let mut pins = 0;
+    e.scan_pinned(
+        Space::Streams,
+        &[8],
+        &[8],
+        &mut || pins += 1,
+        &mut |_, _| panic!("nothing to visit"),
+    )
+    .unwrap();
+    assert_eq!(pins, 1);
+}
+
 #[test]
 fn memory_engine_conforms() {
     suite(&MemoryEngine::new());
+    pinned_suite(&MemoryEngine::new());
 }
 
 #[test]
@@ -54,6 +116,7 @@ fn rocks_engine_conforms_and_persists() {
     {
         let e = RocksEngine::open(dir.path(), false).unwrap();
         suite(&e);
+        pinned_suite(&e);
     }
     let e = RocksEngine::open(dir.path(), false).unwrap();
     assert_eq!(e.get(Space::Wells, &[1, 9]).unwrap(), Some(vec![9]));

@@ -123,6 +123,20 @@ pub trait KvEngine: Send + Sync + 'static {
         visit: &mut dyn FnMut(&[u8], &[u8]) -> Scan,
     ) -> StorageResult<()>;
 
+    /// Visits the keys in `[start, end)` in ascending order as they were at one instant:
+    /// `pinned` is called once that view is fixed, before the first key is visited, and
+    /// nothing written after it is seen. So a long read on another thread than the writers'
+    /// (a replicated stream's snapshot) pins its view while the writers are held still, lets
+    /// them go on, and reads at its own pace. Such a read does not fill the engine's caches.
+    fn scan_pinned(
+        &self,
+        space: Space,
+        start: &[u8],
+        end: &[u8],
+        pinned: &mut dyn FnMut(),
+        visit: &mut dyn FnMut(&[u8], &[u8]) -> Scan,
+    ) -> StorageResult<()>;
+
     /// Rewrites `[start, end)` of `space` so that what was deleted there (a range delete of a
     /// dropped well or stream) no longer takes room or slows reads. Engines that remove as
     /// they delete have nothing to do.

@@ -93,4 +93,27 @@ impl KvEngine for MemoryEngine {
         }
         Ok(())
     }
+
+    /// The range is copied under the lock: the view is the copy.
+    fn scan_pinned(
+        &self,
+        space: Space,
+        start: &[u8],
+        end: &[u8],
+        pinned: &mut dyn FnMut(),
+        visit: &mut dyn FnMut(&[u8], &[u8]) -> Scan,
+    ) -> StorageResult<()> {
+        let mut copy = Vec::new();
+        self.scan(space, start, end, false, &mut |k, v| {
+            copy.push((k.to_vec(), v.to_vec()));
+            Scan::Continue
+        })?;
+        pinned();
+        for (k, v) in copy {
+            if visit(&k, &v) == Scan::Stop {
+                break;
+            }
+        }
+        Ok(())
+    }
 }

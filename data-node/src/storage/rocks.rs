@@ -163,28 +163,64 @@ impl KvEngine for RocksEngine {
         if start >= end {
             return Ok(());
         }
-        let mut ro = ReadOptions::default();
-        ro.set_iterate_lower_bound(start.to_vec());
-        ro.set_iterate_upper_bound(end.to_vec());
-        let mut it = self.db.raw_iterator_cf_opt(self.cf(space)?, ro);
-        if reverse {
-            it.seek_to_last();
-        } else {
-            it.seek_to_first();
-        }
-        while it.valid() {
-            let (Some(k), Some(v)) = (it.key(), it.value()) else {
-                break;
-            };
-            if visit(k, v) == Scan::Stop {
-                return Ok(());
-            }
-            if reverse {
-                it.prev();
-            } else {
-                it.next();
-            }
-        }
-        it.status().map_err(engine_err)
+        let it = self
+            .db
+            .raw_iterator_cf_opt(self.cf(space)?, bounds(start, end));
+        iterate(it, reverse, visit)
     }
+
+    /// An explicit RocksDB snapshot rather than the iterator's implicit one, so the view
+    /// is fixed before `pinned` whatever the iterator does lazily.
+    fn scan_pinned(
+        &self,
+        space: Space,
+        start: &[u8],
+        end: &[u8],
+        pinned: &mut dyn FnMut(),
+        visit: &mut dyn FnMut(&[u8], &[u8]) -> Scan,
+    ) -> StorageResult<()> {
+        let cf = self.cf(space)?;
+        let snapshot = self.db.snapshot();
+        pinned();
+        if start >= end {
+            return Ok(());
+        }
+        let mut ro = bounds(start, end);
+        // A whole stream read once: its blocks would push out what readers use.
+        ro.fill_cache(false);
+        iterate(snapshot.raw_iterator_cf_opt(cf, ro), false, visit)
+    }
+}
+
+fn bounds(start: &[u8], end: &[u8]) -> ReadOptions {
+    let mut ro = ReadOptions::default();
+    ro.set_iterate_lower_bound(start.to_vec());
+    ro.set_iterate_upper_bound(end.to_vec());
+    ro
+}
+
+fn iterate(
+    mut it: rocksdb::DBRawIterator<'_>,
+    reverse: bool,
+    visit: &mut dyn FnMut(&[u8], &[u8]) -> Scan,
+) -> StorageResult<()> {
+    if reverse {
+        it.seek_to_last();
+    } else {
+        it.seek_to_first();
+    }
+    while it.valid() {
+        let (Some(k), Some(v)) = (it.key(), it.value()) else {
+            break;
+        };
+        if visit(k, v) == Scan::Stop {
+            return Ok(());
+        }
+        if reverse {
+            it.prev();
+        } else {
+            it.next();
+        }
+    }
+    it.status().map_err(engine_err)
 }

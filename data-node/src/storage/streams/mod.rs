@@ -22,7 +22,7 @@ use crate::storage::engine::{Batch, KvEngine, Scan, Space};
 use crate::storage::error::{StorageError, StorageResult};
 use crate::storage::keys::{self, STREAM_MSG_ID, STREAM_STATE};
 pub use error::{StreamError, StreamResult};
-pub use snapshot::check_records;
+pub use snapshot::{check_records, Frozen, Records};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};

@@ -3,19 +3,82 @@
 //! The records are everything in the stream's key range — messages, Msg-Id dedupe records,
 //! the state record (last seq and time), source progress and the mirror's origin — with the
 //! node-local stream id left out, since each node numbers its streams its own way.
+//!
+//! A stream of gigabytes takes a while to read, and its writers must not wait that long: the
+//! stream is held still ([`StreamStore::frozen`]) only until a reader on another thread has
+//! pinned a view of the engine ([`Records::read`]), then the writers go on.
 
-use super::error::StreamResult;
-use super::{state_key, state_value, Inner, StreamStore};
+use super::error::{StreamError, StreamResult};
+use super::{state_key, state_value, Inner, StreamLimits, StreamStore};
 use crate::storage::codec::{Reader, Writer};
 use crate::storage::engine::{Batch, KvEngine, Scan, Space};
 use crate::storage::error::{StorageError, StorageResult};
 use crate::storage::keys;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 /// Bytes of the node-local stream id at the head of each key of a stream.
 const ID_LEN: usize = 4;
 
-/// Checks that `records` decode as [`StreamStore::records`] writes them.
+/// A stream held still by [`StreamStore::frozen`]: what it holds at this moment.
+pub struct Frozen {
+    /// The Raft index of the last entry applied (see [`StreamStore::group_index`]).
+    pub group_index: u64,
+    pub limits: StreamLimits,
+    /// Its records, for a reader that pins its view before the stream is let go.
+    pub records: Records,
+}
+
+/// Reads a stream's records as of the moment it pins its view, without the stream's lock.
+pub struct Records {
+    store: Arc<StreamStore>,
+}
+
+impl Records {
+    /// Appends every record of the stream to `out` as of the instant `pinned` is called
+    /// (before the first is read; the stream may change after it): `[count u64]` then
+    /// `(key, value)` pairs, each key without the stream's id. Stops with
+    /// [`StreamError::Closed`] once `stop` is set or the store is closed.
+    pub fn read(
+        &self,
+        out: &mut Writer,
+        pinned: &mut dyn FnMut(),
+        stop: &AtomicBool,
+    ) -> StreamResult<()> {
+        let s = &self.store;
+        let at = out.0.len();
+        out.u64(0);
+        let mut count = 0u64;
+        let mut stopped = false;
+        s.engine.scan_pinned(
+            Space::Streams,
+            &keys::stream_key(s.id, 0, &[]),
+            &keys::stream_end(s.id),
+            pinned,
+            &mut |k, v| {
+                if stop.load(Ordering::Relaxed) || s.is_closed() {
+                    stopped = true;
+                    return Scan::Stop;
+                }
+                out.bytes(&k[ID_LEN.min(k.len())..]).bytes(v);
+                count += 1;
+                Scan::Continue
+            },
+        )?;
+        if stopped {
+            return Err(StreamError::Closed(s.name.clone()));
+        }
+        out.0[at..at + 8].copy_from_slice(&count.to_be_bytes());
+        Ok(())
+    }
+
+    /// The stream's name, for logs.
+    pub fn stream(&self) -> &str {
+        &self.store.name
+    }
+}
+
+/// Checks that `records` decode as [`Records::read`] writes them.
 pub fn check_records(records: &[u8]) -> StorageResult<()> {
     let mut r = Reader::new(records, "stream snapshot");
     for _ in 0..r.u64()? {
@@ -35,27 +98,21 @@ pub fn check_records(records: &[u8]) -> StorageResult<()> {
 }
 
 impl StreamStore {
-    /// Every record of this stream, encoded: `[count u64]` then `(key, value)` pairs, each key
-    /// without the stream's id. Read under the stream's lock, so no write lands halfway.
-    pub fn records(&self) -> StreamResult<Vec<u8>> {
-        let _st = self.lock();
-        let mut body = Writer::default();
-        let mut count = 0u64;
-        self.engine.scan(
-            Space::Streams,
-            &keys::stream_key(self.id, 0, &[]),
-            &keys::stream_end(self.id),
-            false,
-            &mut |k, v| {
-                body.bytes(&k[ID_LEN.min(k.len())..]).bytes(v);
-                count += 1;
-                Scan::Continue
+    /// Runs `f` with the stream held still (no write lands meanwhile) and what it holds at
+    /// this moment. `f` is to be short: a reader of the records it starts elsewhere is to
+    /// pin its view before `f` returns.
+    pub fn frozen<R>(self: &Arc<Self>, f: impl FnOnce(Frozen) -> R) -> R {
+        let st = self.lock();
+        let frozen = Frozen {
+            group_index: st.group_index,
+            limits: self.limits(),
+            records: Records {
+                store: self.clone(),
             },
-        )?;
-        let mut out = Writer::with_capacity(8 + body.0.len());
-        out.u64(count);
-        out.0.extend_from_slice(&body.0);
-        Ok(out.0)
+        };
+        let r = f(frozen);
+        drop(st);
+        r
     }
 
     /// Whether this stream's records live in `engine` (a file stream in the node's engine),
@@ -64,8 +121,8 @@ impl StreamStore {
         Arc::ptr_eq(&self.engine, engine)
     }
 
-    /// Replaces every record of this stream with `records` ([`records`](Self::records) of
-    /// another replica) in one write together with `also`, and marks the state as holding the
+    /// Replaces every record of this stream with `records` ([`Records::read`] of another
+    /// replica) in one write together with `also`, and marks the state as holding the
     /// group's log up to `group_index`. A reader sees the old stream or the new one.
     pub fn replace_records(
         &self,
