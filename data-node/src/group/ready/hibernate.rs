@@ -10,9 +10,11 @@
 //!
 //! Any work wakes a group: a proposal, a message other than a heartbeat's, a new placement or
 //! limits, a hand-over. A replica whose node falls silent for an election timeout wakes every
-//! group it is in: on a follower whose leader it was, the leader is forgotten and the first
-//! replica still up stands at once, so a new leader is in place about as soon as without
-//! hibernation; a leader that lost a replica ticks again, so it steps down without a quorum.
+//! group it is in: a leader that lost a replica ticks again, so it steps down without a
+//! quorum; a follower whose leader it was, asleep or awake (woken by another replica's
+//! campaign, say), forgets that leader, so no lease holds its vote back, and the first replica
+//! still up stands at once: a new leader is in place an election timeout after its node went
+//! silent, sooner on average than the randomised timeout of an awake group.
 
 use super::membership::settled;
 use super::{send, stand, Group, Loop};
@@ -85,8 +87,7 @@ impl Loop {
             }
         }
         let timeout = self.settings.election_timeout();
-        let sleeping = self.hibernating.load(Ordering::Relaxed) > 0;
-        let silent = match sleeping {
+        let silent = match self.settings.hibernate {
             true => self.liveness.silent(&self.peers, timeout),
             false => Vec::new(),
         };
@@ -94,17 +95,15 @@ impl Loop {
         let me = self.me;
         let mut asleep = 0;
         for (id, g) in self.groups.iter_mut() {
-            if g.hibernating {
-                if silent.is_empty() {
-                    asleep += 1;
-                    continue;
-                }
+            if !silent.is_empty() && (g.hibernating || silent.contains(&g.raw.raft.leader_id)) {
                 let voters = g.log.conf_state().voters;
-                if !voters.iter().any(|v| silent.contains(v)) {
-                    asleep += 1;
-                    continue;
+                if voters.iter().any(|v| silent.contains(v)) {
+                    on_silence(me, g, &voters, &silent);
                 }
-                wake_for_silence(me, g, &voters, &silent);
+            }
+            if g.hibernating {
+                asleep += 1;
+                continue;
             }
             if self.settings.hibernate {
                 g.quiet_ticks += 1;
@@ -178,9 +177,10 @@ fn ask_to_hibernate(
     g.leader_contact = Instant::now();
 }
 
-/// A sleeping group one of whose replicas' nodes fell silent wakes; if that was its leader,
-/// it is forgotten (no lease holds a vote back) and the first replica still up stands at once.
-fn wake_for_silence(me: u64, g: &mut Group, voters: &[u64], silent: &[u64]) {
+/// A group one of whose replicas' nodes fell silent wakes if asleep; if that was its leader,
+/// it is forgotten (no lease holds a vote back: a replica woken by another's campaign drops
+/// it too) and the first replica still up stands at once.
+fn on_silence(me: u64, g: &mut Group, voters: &[u64], silent: &[u64]) {
     wake(g);
     let raft = &mut g.raw.raft;
     let leader = raft.leader_id;
@@ -189,7 +189,7 @@ fn wake_for_silence(me: u64, g: &mut Group, voters: &[u64], silent: &[u64]) {
     }
     let term = raft.term;
     raft.become_follower(term, INVALID_ID);
-    tracing::info!(stream = %g.store.name, leader, "the leader's data node fell silent; the group wakes to elect another");
+    tracing::info!(stream = %g.store.name, leader, "the leader's data node fell silent; another replica is to lead");
     let first_up = voters.iter().filter(|v| !silent.contains(v)).min();
     if first_up == Some(&me) {
         // Now, and twice more over the next ticks, while no leader is known (the other
