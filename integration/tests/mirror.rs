@@ -3,7 +3,7 @@
 //! and created again, a mirror of a sourced stream, and a mirror on another node copying the
 //! origin's stored bytes as they are.
 
-use anyhow::{ensure, Result};
+use anyhow::{anyhow, ensure, Result};
 use std::time::Duration;
 use tokio_stream::StreamExt;
 use tonic::transport::Channel;
@@ -394,6 +394,19 @@ async fn a_mirror_on_another_node_stores_the_origins_bytes_as_they_are() -> Resu
     }
     let from_mirror = stored(events(c.streams(2)?, "M", n, true, SECRET).await?);
     assert_eq!(from_mirror, from_origin, "the mirror stores the origin's bytes");
+    // As the mirror's node asks: with data node 2's own certificate.
+    let tls = c.tls().ok_or_else(|| anyhow!("the harness runs TLS"))?;
+    let as_node = tributary_common::tls::endpoint(
+        &c.data_addr(1)?,
+        Some(&tls.data_node(2)?),
+        Some("data-node-1"),
+    )?
+    .connect_lazy();
+    let as_node = StreamsClient::new(as_node).max_decoding_message_size(256 << 20);
+    assert_eq!(
+        stored(events(as_node, "O", n, true, "").await?),
+        from_origin
+    );
 
     // Not asked for, or asked for by a client (the test's own certificate): decoded, as ever.
     for (asked, secret) in [(false, SECRET), (true, "")] {
