@@ -356,7 +356,10 @@ async fn a_mirror_on_another_node_stores_the_origins_bytes_as_they_are() -> Resu
             .publish(PublishRequest {
                 subject: format!("o.{}", i % 5),
                 headers,
-                data: (0..size).map(|b| (b * 7 + i as usize) as u8).collect::<Vec<_>>().into(),
+                data: (0..size)
+                    .map(|b| (b * 7 + i as usize) as u8)
+                    .collect::<Vec<_>>()
+                    .into(),
                 ..Default::default()
             })
             .await?
@@ -366,7 +369,9 @@ async fn a_mirror_on_another_node_stores_the_origins_bytes_as_they_are() -> Resu
     c.wait_caught_up(2, "M", n).await?;
     let origin_msgs = c.messages(1, "O").await?;
     assert_eq!(origin_msgs.len() as u64, n);
-    assert!(origin_msgs.iter().any(|m| m.headers.len() == 2 && m.timestamp_ns > 0));
+    assert!(origin_msgs
+        .iter()
+        .any(|m| m.headers.len() == 2 && m.timestamp_ns > 0));
     assert_eq!(
         c.messages(2, "M").await?,
         origin_msgs,
@@ -377,7 +382,10 @@ async fn a_mirror_on_another_node_stores_the_origins_bytes_as_they_are() -> Resu
     // cluster), the messages come as stored; each decodes to the message a client reads, and
     // the mirror holds the very same bytes.
     let stored = |evs: Vec<SubscribeEvent>| {
-        assert!(evs.iter().all(|e| e.messages.is_empty()), "no decoded messages");
+        assert!(
+            evs.iter().all(|e| e.messages.is_empty()),
+            "no decoded messages"
+        );
         evs.into_iter().flat_map(|e| e.stored).collect::<Vec<_>>()
     };
     let from_origin = stored(events(c.streams(1)?, "O", n, true, SECRET).await?);
@@ -393,7 +401,10 @@ async fn a_mirror_on_another_node_stores_the_origins_bytes_as_they_are() -> Resu
         assert_eq!(v.headers, headers);
     }
     let from_mirror = stored(events(c.streams(2)?, "M", n, true, SECRET).await?);
-    assert_eq!(from_mirror, from_origin, "the mirror stores the origin's bytes");
+    assert_eq!(
+        from_mirror, from_origin,
+        "the mirror stores the origin's bytes"
+    );
     // As the mirror's node asks: with data node 2's own certificate.
     let tls = c.tls().ok_or_else(|| anyhow!("the harness runs TLS"))?;
     let as_node = tributary_common::tls::endpoint(

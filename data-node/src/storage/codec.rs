@@ -361,7 +361,11 @@ mod tests {
     fn check_takes_what_decode_takes_and_nothing_else() {
         let m = MessageValue {
             subject: "a.b".into(),
-            headers: [("Msg-Id".to_string(), "1".to_string()), ("k".into(), "v".into())].into(),
+            headers: [
+                ("Msg-Id".to_string(), "1".to_string()),
+                ("k".into(), "v".into()),
+            ]
+            .into(),
             data: Bytes::from_static(b"payload"),
             timestamp_ns: -7,
         };

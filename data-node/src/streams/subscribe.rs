@@ -4,10 +4,10 @@
 //! ask (`stored_form`), which copy those bytes without decoding them.
 
 use crate::error::{Error, Result};
+use crate::gate::Pass;
 use crate::storage::codec::MessageValue;
 use crate::storage::streams::tail::{TailEvent, TailSpec, TailStart};
 use tonic::Status;
-use crate::gate::Pass;
 use tributary_proto::v1::{
     Heartbeat, StoredMessage, StreamMessage, SubscribeEvent, SubscribeRequest,
 };
