@@ -148,6 +148,8 @@ pub async fn sub(a: SubArgs, cp: &ControlPlane, json: bool) -> Result<()> {
             .unwrap_or(0),
         filter_subject: a.filter.unwrap_or_default(),
         batch: 0,
+        // Decoded messages: the stored form is for data nodes.
+        stored_form: false,
     };
     let replicated = !s.replica_nodes.is_empty();
     let (mut ch, mut req) = (ch, req);

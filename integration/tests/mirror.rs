@@ -1,11 +1,20 @@
 //! Mirrors and sources on one cluster: the JetStream reference scenario, sequence numbers
 //! kept across origin deletes, filters and start positions, sources removed, origins deleted
-//! and created again, and a mirror of a sourced stream.
+//! and created again, a mirror of a sourced stream, and a mirror on another node copying the
+//! origin's stored bytes as they are.
 
-use anyhow::Result;
+use anyhow::{anyhow, ensure, Result};
+use std::time::Duration;
+use tokio_stream::StreamExt;
+use tonic::transport::Channel;
+use tributary_common::grpc::STREAM_SECRET_HEADER;
+use tributary_data_node::storage::codec::MessageValue;
 use tributary_integration::streams::{caught_up, count};
 use tributary_integration::Cluster;
-use tributary_proto::v1::{StorageType, Stream, StreamMessage, StreamSource};
+use tributary_proto::v1::{
+    streams_client::StreamsClient, PublishRequest, StorageType, Stream, StreamMessage,
+    StreamSource, SubscribeEvent, SubscribeRequest,
+};
 
 fn stream(name: &str, subjects: &[&str], storage: StorageType) -> Stream {
     Stream {
@@ -286,5 +295,136 @@ async fn a_mirror_of_a_sourced_stream_on_another_node() -> Result<()> {
         c.messages(2, "XY").await?,
         "the mirror is the sourced stream, seq for seq"
     );
+    Ok(())
+}
+
+/// Every event of a subscription to `stream` from seq 1 until `last` has gone by, asking for
+/// the stored form or not, with the stream secret `secret` (none: the test's own certificate).
+async fn events(
+    mut c: StreamsClient<Channel>,
+    stream: &str,
+    last: u64,
+    stored_form: bool,
+    secret: &str,
+) -> Result<Vec<SubscribeEvent>> {
+    let mut req = tonic::Request::new(SubscribeRequest {
+        stream: stream.into(),
+        start_seq: 1,
+        batch: 4096,
+        stored_form,
+        ..Default::default()
+    });
+    if !secret.is_empty() {
+        req.metadata_mut()
+            .insert(STREAM_SECRET_HEADER, secret.parse()?);
+    }
+    let mut sub = c.subscribe(req).await?.into_inner();
+    let mut out = Vec::new();
+    while let Some(ev) = tokio::time::timeout(Duration::from_secs(5), sub.next()).await? {
+        let ev = ev?;
+        let done = ev.next_seq > last;
+        out.push(ev);
+        if done {
+            return Ok(out);
+        }
+    }
+    anyhow::bail!("the subscription to {stream} ended before seq {last}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mirror_on_another_node_stores_the_origins_bytes_as_they_are() -> Result<()> {
+    const SECRET: &str = "shared";
+    let c = Cluster::builder("a")
+        .data_nodes(2)
+        .tune_data_nodes(|dn| dn.stream_secrets = vec![SECRET.into()])
+        .start()
+        .await?;
+    c.create_stream(stream("O", &["o.>"], StorageType::File), 1)
+        .await?;
+    let mut m = stream("M", &[], StorageType::Memory);
+    m.mirror = Some(origin("O"));
+    c.create_stream(m, 2).await?;
+    // Headers or none, data of every size up to 200 KiB (empty too), binary.
+    let n = 40u64;
+    let mut client = c.streams(1)?;
+    for i in 1..=n {
+        let headers = (0..i % 3)
+            .map(|h| (format!("H-{h}"), format!("v{i}")))
+            .collect();
+        let size = [0, 1, 1024, 200 << 10][i as usize % 4];
+        let ack = client
+            .publish(PublishRequest {
+                subject: format!("o.{}", i % 5),
+                headers,
+                data: (0..size)
+                    .map(|b| (b * 7 + i as usize) as u8)
+                    .collect::<Vec<_>>()
+                    .into(),
+                ..Default::default()
+            })
+            .await?
+            .into_inner();
+        ensure!(ack.error.is_empty() && ack.seq == i, "publish {i}: {ack:?}");
+    }
+    c.wait_caught_up(2, "M", n).await?;
+    let origin_msgs = c.messages(1, "O").await?;
+    assert_eq!(origin_msgs.len() as u64, n);
+    assert!(origin_msgs
+        .iter()
+        .any(|m| m.headers.len() == 2 && m.timestamp_ns > 0));
+    assert_eq!(
+        c.messages(2, "M").await?,
+        origin_msgs,
+        "seq, subject, headers, data and timestamp, message for message"
+    );
+
+    // Asked for by a holder of the stream secret (as the mirror's node is a node of the
+    // cluster), the messages come as stored; each decodes to the message a client reads, and
+    // the mirror holds the very same bytes.
+    let stored = |evs: Vec<SubscribeEvent>| {
+        assert!(
+            evs.iter().all(|e| e.messages.is_empty()),
+            "no decoded messages"
+        );
+        evs.into_iter().flat_map(|e| e.stored).collect::<Vec<_>>()
+    };
+    let from_origin = stored(events(c.streams(1)?, "O", n, true, SECRET).await?);
+    assert_eq!(from_origin.len() as u64, n);
+    for (s, m) in from_origin.iter().zip(&origin_msgs) {
+        let v = MessageValue::decode(&s.value)?;
+        assert_eq!(s.seq, m.seq);
+        assert_eq!(
+            (&v.subject, &v.data, v.timestamp_ns),
+            (&m.subject, &m.data, m.timestamp_ns)
+        );
+        let headers: std::collections::BTreeMap<_, _> = m.headers.clone().into_iter().collect();
+        assert_eq!(v.headers, headers);
+    }
+    let from_mirror = stored(events(c.streams(2)?, "M", n, true, SECRET).await?);
+    assert_eq!(
+        from_mirror, from_origin,
+        "the mirror stores the origin's bytes"
+    );
+    // As the mirror's node asks: with data node 2's own certificate.
+    let tls = c.tls().ok_or_else(|| anyhow!("the harness runs TLS"))?;
+    let as_node = tributary_common::tls::endpoint(
+        &c.data_addr(1)?,
+        Some(&tls.data_node(2)?),
+        Some("data-node-1"),
+    )?
+    .connect_lazy();
+    let as_node = StreamsClient::new(as_node).max_decoding_message_size(256 << 20);
+    assert_eq!(
+        stored(events(as_node, "O", n, true, "").await?),
+        from_origin
+    );
+
+    // Not asked for, or asked for by a client (the test's own certificate): decoded, as ever.
+    for (asked, secret) in [(false, SECRET), (true, "")] {
+        let evs = events(c.streams(1)?, "O", n, asked, secret).await?;
+        assert!(evs.iter().all(|e| e.stored.is_empty()), "asked {asked}");
+        let msgs: Vec<StreamMessage> = evs.into_iter().flat_map(|e| e.messages).collect();
+        assert_eq!(msgs, origin_msgs, "asked {asked}");
+    }
     Ok(())
 }

@@ -87,7 +87,7 @@ fn get_raw(r: &mut Reader<'_>, len: usize) -> Result<Vec<RawMessage>, StorageErr
             seq: r.u64()?,
             subject: r.string()?,
             timestamp_ns: r.i64()?,
-            value: r.bytes()?.to_vec(),
+            value: bytes::Bytes::copy_from_slice(r.bytes()?),
         });
     }
     Ok(out)
@@ -338,7 +338,7 @@ mod tests {
                     seq: 3,
                     subject: "O.a".into(),
                     timestamp_ns: 5,
-                    value: vec![1, 2, 3],
+                    value: vec![1, 2, 3].into(),
                 }],
                 progress: SourceProgress {
                     next_seq: 4,

@@ -127,22 +127,44 @@ fn tail_spec(req: &SubscribeRequest) -> TailSpec {
     }
 }
 
-/// An event received from another node, its messages encoded as they are stored.
-fn from_proto(ev: SubscribeEvent) -> TailEvent {
-    let messages = ev
-        .messages
-        .into_iter()
-        .map(|m| {
-            let value = MessageValue {
-                subject: m.subject,
-                headers: m.headers.into_iter().collect(),
-                data: m.data,
-                timestamp_ns: m.timestamp_ns,
-            };
-            RawMessage::new(m.seq, &value)
-        })
-        .collect();
-    TailEvent {
+/// An event received from the node serving `origin`, its messages as they are stored. An
+/// origin of this release sends them in that form already (`stored`): each value is checked
+/// whole, since another cluster may send anything, and then kept as received. One of an
+/// earlier release sends them decoded (`messages`), and they are encoded here.
+fn from_proto(ev: SubscribeEvent, origin: &str) -> Result<TailEvent, MirrorError> {
+    let messages = match (ev.messages.is_empty(), ev.stored.is_empty()) {
+        (true, _) => ev
+            .stored
+            .into_iter()
+            .map(|m| {
+                RawMessage::checked(m.seq, m.value).map_err(|source| MirrorError::BadMessage {
+                    origin: origin.to_string(),
+                    seq: m.seq,
+                    source,
+                })
+            })
+            .collect::<Result<_, _>>()?,
+        (false, true) => ev
+            .messages
+            .into_iter()
+            .map(|m| {
+                let value = MessageValue {
+                    subject: m.subject,
+                    headers: m.headers.into_iter().collect(),
+                    data: m.data,
+                    timestamp_ns: m.timestamp_ns,
+                };
+                RawMessage::new(m.seq, &value)
+            })
+            .collect(),
+        (false, false) => {
+            return Err(MirrorError::Origin {
+                origin: origin.to_string(),
+                message: "an event carried messages in both forms".into(),
+            })
+        }
+    };
+    Ok(TailEvent {
         messages,
         heartbeat: ev.heartbeat.map(|h| TailHeartbeat {
             first_seq: h.first_seq,
@@ -152,7 +174,7 @@ fn from_proto(ev: SubscribeEvent) -> TailEvent {
         next_seq: ev.next_seq,
         last_seq: ev.last_seq,
         held: Default::default(),
-    }
+    })
 }
 
 impl Resolver {
@@ -228,6 +250,12 @@ impl Resolver {
         })?;
         let mut client = StreamsClient::new(ch).max_decoding_message_size(MAX_EVENT_BYTES);
         let stream = req.stream.clone();
+        // The messages as the origin stores them, to store as they are (an origin of an
+        // earlier release ignores the ask and sends them decoded).
+        let req = SubscribeRequest {
+            stored_form: true,
+            ..req
+        };
         let call = route.request(req, &stream)?;
         let failed = |reason: String| MirrorError::Subscribe {
             stream: stream.clone(),
@@ -241,8 +269,8 @@ impl Resolver {
         Ok(reply
             .into_inner()
             .map(move |r| {
-                r.map(from_proto)
-                    .map_err(|s| origin_err(s.message().to_string()))
+                r.map_err(|s| origin_err(s.message().to_string()))
+                    .and_then(|ev| from_proto(ev, &stream))
             })
             .boxed())
     }
@@ -311,5 +339,130 @@ async fn locate_at(cp: &str, route: &Route, stream: &str) -> Result<(u64, String
             true,
             format!("data node {owner} of {stream} is not registered"),
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use tributary_proto::v1::{StoredMessage, StreamMessage};
+
+    fn message(i: u64) -> MessageValue {
+        MessageValue {
+            subject: format!("o.{i}"),
+            headers: [("Msg-Id".to_string(), i.to_string())].into(),
+            data: Bytes::from(vec![i as u8; 1024]),
+            timestamp_ns: 1_000 + i as i64,
+        }
+    }
+
+    fn stored(seqs: std::ops::RangeInclusive<u64>) -> Vec<StoredMessage> {
+        seqs.map(|i| StoredMessage {
+            seq: i,
+            value: message(i).encode().into(),
+        })
+        .collect()
+    }
+
+    #[test]
+    fn stored_values_are_kept_as_received() {
+        let ev = SubscribeEvent {
+            stored: stored(1..=3),
+            next_seq: 4,
+            last_seq: 9,
+            ..Default::default()
+        };
+        let received: Vec<*const u8> = ev.stored.iter().map(|m| m.value.as_ptr()).collect();
+        let t = from_proto(ev, "O").unwrap();
+        assert_eq!((t.next_seq, t.last_seq), (4, 9));
+        for (i, m) in (1..=3).zip(&t.messages) {
+            assert_eq!(m, &RawMessage::new(i, &message(i)));
+        }
+        let kept: Vec<*const u8> = t.messages.iter().map(|m| m.value.as_ptr()).collect();
+        assert_eq!(kept, received, "the values are not copied");
+    }
+
+    #[test]
+    fn decoded_messages_of_an_earlier_release_are_stored_alike() {
+        let messages = (1..=3)
+            .map(|i| {
+                let m = message(i);
+                StreamMessage {
+                    seq: i,
+                    subject: m.subject,
+                    headers: m.headers.into_iter().collect(),
+                    data: m.data,
+                    timestamp_ns: m.timestamp_ns,
+                }
+            })
+            .collect();
+        let old = SubscribeEvent {
+            messages,
+            ..Default::default()
+        };
+        let new = SubscribeEvent {
+            stored: stored(1..=3),
+            ..Default::default()
+        };
+        assert_eq!(
+            from_proto(old, "O").unwrap().messages,
+            from_proto(new, "O").unwrap().messages
+        );
+    }
+
+    #[test]
+    fn a_malformed_stored_value_refuses_the_whole_event_naming_origin_and_seq() {
+        let whole = message(2).encode();
+        let mut trailing = whole.clone();
+        trailing.push(0);
+        let mut bad_utf8 = whole.clone();
+        // The subject's first byte (after version, timestamp and its length).
+        bad_utf8[13] = 0xff;
+        let mut huge_len = whole.clone();
+        huge_len[9..13].copy_from_slice(&u32::MAX.to_be_bytes());
+        let cases: [(&str, Vec<u8>); 6] = [
+            ("empty", Vec::new()),
+            ("truncated", whole[..whole.len() - 1].to_vec()),
+            ("trailing bytes", trailing),
+            ("unknown version", [&[9u8][..], &whole[1..]].concat()),
+            ("non-UTF-8 subject", bad_utf8),
+            ("length past the end", huge_len),
+        ];
+        for (what, value) in cases {
+            let mut msgs = stored(1..=3);
+            msgs[1].value = Bytes::from(value);
+            let ev = SubscribeEvent {
+                stored: msgs,
+                next_seq: 4,
+                ..Default::default()
+            };
+            let err = from_proto(ev, "acme:orders").expect_err(what);
+            assert!(
+                matches!(&err, MirrorError::BadMessage { origin, seq: 2, .. } if origin == "acme:orders"),
+                "{what}: {err:?}"
+            );
+            let text = err.to_string();
+            assert!(
+                text.contains("message 2 of acme:orders") && text.contains("corrupt"),
+                "{what}: {text}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_event_in_both_forms_is_refused() {
+        let ev = SubscribeEvent {
+            stored: stored(1..=1),
+            messages: vec![StreamMessage {
+                seq: 2,
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        assert!(matches!(
+            from_proto(ev, "O"),
+            Err(MirrorError::Origin { .. })
+        ));
     }
 }

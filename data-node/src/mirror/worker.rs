@@ -354,7 +354,10 @@ fn sourced(m: RawMessage, origin: &str) -> Result<RawMessage, MirrorError> {
             seq: m.seq,
             source,
         })?;
-    Ok(RawMessage { value, ..m })
+    Ok(RawMessage {
+        value: value.into(),
+        ..m
+    })
 }
 
 /// Drops what ties the destination to the old origin, so the next attempt starts fresh.

@@ -201,12 +201,24 @@ impl MessageValue {
     }
 
     pub fn decode(buf: &[u8]) -> Result<Self, StorageError> {
+        Self::decode_with(buf, Bytes::copy_from_slice)
+    }
+
+    /// As [`decode`](Self::decode), the data a slice of `buf` rather than a copy.
+    pub fn decode_shared(buf: &Bytes) -> Result<Self, StorageError> {
+        Self::decode_with(buf, |d| buf.slice_ref(d))
+    }
+
+    fn decode_with<'a>(
+        buf: &'a [u8],
+        data: impl FnOnce(&'a [u8]) -> Bytes,
+    ) -> Result<Self, StorageError> {
         let mut r = Reader::new(buf, "stream message");
         r.version()?;
         let timestamp_ns = r.i64()?;
         let subject = r.string()?;
         let headers = r.map()?;
-        let data = Bytes::copy_from_slice(r.bytes()?);
+        let data = data(r.bytes()?);
         Ok(MessageValue {
             subject,
             headers,
@@ -254,6 +266,28 @@ impl MessageValue {
         r.version()?;
         let ts = r.i64()?;
         Ok((ts, r.str()?))
+    }
+
+    /// Checks that `buf` is a whole stored message, as [`decode`](Self::decode) would take it
+    /// and with nothing after it, without allocating: for stored values received from another
+    /// node, which are stored as they are. Returns the timestamp and subject (borrowed).
+    pub fn check(buf: &[u8]) -> Result<(i64, &str), StorageError> {
+        let mut r = Reader::new(buf, "stream message");
+        r.version()?;
+        let ts = r.i64()?;
+        let subject = r.str()?;
+        let n = r.u32()?;
+        for _ in 0..n {
+            r.str()?;
+            r.str()?;
+        }
+        r.bytes()?;
+        if !r.is_empty() {
+            return Err(StorageError::Corrupt(
+                "stream message has bytes after its data".into(),
+            ));
+        }
+        Ok((ts, subject))
     }
 
     /// Bytes a message counts for against `max_bytes` (as JetStream: subject, headers, data).
@@ -321,5 +355,45 @@ mod tests {
         assert_eq!(MessageValue::decode(&enc).unwrap(), m);
         assert_eq!(MessageValue::decode_head(&enc).unwrap(), (42, "a.b"));
         assert!(MessageValue::decode(&enc[..enc.len() - 1]).is_err());
+    }
+
+    #[test]
+    fn check_takes_what_decode_takes_and_nothing_else() {
+        let m = MessageValue {
+            subject: "a.b".into(),
+            headers: [
+                ("Msg-Id".to_string(), "1".to_string()),
+                ("k".into(), "v".into()),
+            ]
+            .into(),
+            data: Bytes::from_static(b"payload"),
+            timestamp_ns: -7,
+        };
+        let enc = m.encode();
+        assert_eq!(MessageValue::check(&enc).unwrap(), (-7, "a.b"));
+        for cut in 0..enc.len() {
+            assert!(MessageValue::check(&enc[..cut]).is_err(), "cut at {cut}");
+        }
+        let mut longer = enc.clone();
+        longer.push(0);
+        assert!(MessageValue::check(&longer).is_err());
+        let mut version = enc.clone();
+        version[0] = 9;
+        assert!(MessageValue::check(&version).is_err());
+        // A header name that is not UTF-8 (`decode` refuses it too).
+        let bad = MessageValue {
+            headers: [("\u{e9}".to_string(), "v".to_string())].into(),
+            ..m
+        }
+        .encode();
+        let at = bad.iter().position(|&b| b == 0xc3).unwrap();
+        let mut bad = bad;
+        bad[at] = 0xff;
+        assert!(MessageValue::decode(&bad).is_err());
+        assert!(MessageValue::check(&bad).is_err());
+        // A huge header count in a short value ends at the first missing byte.
+        let mut w = Writer::default();
+        w.u8(VERSION).i64(0).bytes(b"s").u32(u32::MAX);
+        assert!(MessageValue::check(&w.0).is_err());
     }
 }

@@ -2,6 +2,7 @@
 //! with keyspaces, atomic batches and scans. Nothing above storage sees a RocksDB type.
 
 use super::error::{StorageError, StorageResult};
+use bytes::Bytes;
 
 /// A keyspace inside one engine (a column family in RocksDB).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -32,6 +33,9 @@ impl Space {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Op {
     Put(Space, Vec<u8>, Vec<u8>),
+    /// A put whose value is a slice of a buffer shared with others (a message read from an
+    /// origin's reply): the engine copies it in as it is, with no owned copy made first.
+    PutShared(Space, Vec<u8>, Bytes),
     Delete(Space, Vec<u8>),
     /// Deletes `[start, end)`.
     DeleteRange(Space, Vec<u8>, Vec<u8>),
@@ -51,6 +55,9 @@ impl Batch {
     }
     pub fn put(&mut self, space: Space, key: Vec<u8>, value: Vec<u8>) {
         self.ops.push(Op::Put(space, key, value));
+    }
+    pub fn put_shared(&mut self, space: Space, key: Vec<u8>, value: Bytes) {
+        self.ops.push(Op::PutShared(space, key, value));
     }
     pub fn delete(&mut self, space: Space, key: Vec<u8>) {
         self.ops.push(Op::Delete(space, key));

@@ -38,6 +38,9 @@ impl KvEngine for MemoryEngine {
                 Op::Put(s, k, v) => {
                     spaces.entry(s).or_default().insert(k, v);
                 }
+                Op::PutShared(s, k, v) => {
+                    spaces.entry(s).or_default().insert(k, v.into());
+                }
                 Op::Delete(s, k) => {
                     if let Some(t) = spaces.get_mut(&s) {
                         t.remove(&k);

@@ -93,6 +93,7 @@ impl RocksEngine {
 fn op_bytes(op: &Op) -> usize {
     match op {
         Op::Put(_, k, v) | Op::DeleteRange(_, k, v) => k.len() + v.len() + 16,
+        Op::PutShared(_, k, v) => k.len() + v.len() + 16,
         Op::Delete(_, k) => k.len() + 16,
     }
 }
@@ -102,6 +103,7 @@ impl RocksEngine {
         for op in &batch.ops {
             match op {
                 Op::Put(s, k, v) => wb.put_cf(self.cf(*s)?, k, v),
+                Op::PutShared(s, k, v) => wb.put_cf(self.cf(*s)?, k, v),
                 Op::Delete(s, k) => wb.delete_cf(self.cf(*s)?, k),
                 Op::DeleteRange(s, a, b) => wb.delete_range_cf(self.cf(*s)?, a, b),
             }

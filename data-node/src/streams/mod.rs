@@ -177,21 +177,24 @@ impl Streams for StreamsService {
         let budget =
             crate::throttling::budget(self.throttle.as_ref(), &req, &pass, "Streams.Subscribe");
         let forwards = peers::forwards(&req);
-        let req = req.into_inner();
+        let mut req = req.into_inner();
         self.limits.subject("filter_subject", &req.filter_subject)?;
+        // Settled here, so a request forwarded to the leader asks for what this caller may have.
+        req.stored_form = subscribe::stored_form(&req, &pass);
+        let stored = req.stored_form;
         let events: Self::SubscribeStream = match self.route(&name, forwards).await? {
             Route::Local(store) => {
                 let spec = subscribe::tail_spec(&req, self.node.incarnation_of(&store))?;
                 let tail = store.tail(spec).map_err(Error::from)?;
-                Box::pin(tail.map(|r| {
+                Box::pin(tail.map(move |r| {
                     r.map_err(|e| Status::from(Error::from(e)))
-                        .and_then(subscribe::event_to_proto)
+                        .and_then(|ev| subscribe::event_to_proto(ev, stored))
                 }))
             }
             Route::Leader(store, group) => {
                 let spec = subscribe::tail_spec(&req, self.node.incarnation_of(&store))?;
                 let tail = store.tail(spec).map_err(Error::from)?;
-                self.while_leading(&name, group, tail)
+                self.while_leading(&name, group, tail, stored)
             }
             Route::Forward(to) => {
                 let first = self.forwarded_subscribe(to, req.clone(), forwards).await?;
@@ -204,8 +207,9 @@ impl Streams for StreamsService {
             let budget = budget.clone();
             async move {
                 if let Ok(e) = &ev {
-                    if !e.messages.is_empty() {
-                        budget.spend(e.messages.len(), e.encoded_len()).await;
+                    let n = e.messages.len() + e.stored.len();
+                    if n > 0 {
+                        budget.spend(n, e.encoded_len()).await;
                     }
                 }
                 ev

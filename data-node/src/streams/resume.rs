@@ -90,7 +90,12 @@ impl Resuming {
             let up = self.upstream.as_mut()?;
             match up.next().await {
                 Some(Ok(ev)) => {
-                    let after_last = ev.messages.last().map_or(0, |m| m.seq + 1);
+                    let after_last = ev
+                        .messages
+                        .last()
+                        .map(|m| m.seq)
+                        .max(ev.stored.last().map(|m| m.seq))
+                        .map_or(0, |seq| seq + 1);
                     self.next_seq = self.next_seq.max(ev.next_seq).max(after_last);
                     return Some(Ok(ev));
                 }
@@ -120,7 +125,7 @@ async fn reopen(
             let tail = store
                 .tail(spec)
                 .map_err(|e| Status::from(crate::error::Error::from(e)))?;
-            Ok(svc.while_leading(name, group, tail))
+            Ok(svc.while_leading(name, group, tail, req.stored_form))
         }
         Route::Local(_) => Err(Status::failed_precondition(format!(
             "stream {name} is no longer replicated"

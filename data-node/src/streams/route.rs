@@ -82,11 +82,13 @@ impl StreamsService {
     /// A subscription served by this node as the group's leader, for as long as it leads: a
     /// replica that no longer leads receives no more, so its subscriber is told to subscribe
     /// again (through whichever node leads now) rather than wait on a copy that stopped.
+    /// `stored_form`: the messages go out as stored (see `subscribe::stored_form`).
     pub(super) fn while_leading(
         &self,
         name: &str,
         group: u64,
         tail: crate::storage::streams::tail::Tail,
+        stored_form: bool,
     ) -> futures::stream::BoxStream<'static, Result<SubscribeEvent, tonic::Status>> {
         use futures::StreamExt;
         let groups = self.node.groups().cloned();
@@ -99,7 +101,7 @@ impl StreamsService {
                     )));
                 }
                 r.map_err(|e| tonic::Status::from(Error::from(e)))
-                    .and_then(super::subscribe::event_to_proto)
+                    .and_then(|ev| super::subscribe::event_to_proto(ev, stored_form))
             })
             .scan(false, |ended, ev| {
                 let out = (!*ended).then_some(ev);

@@ -10,6 +10,7 @@
 mod batch;
 mod error;
 mod load;
+mod raw;
 pub mod replicate;
 mod snapshot;
 pub mod tail;
@@ -22,6 +23,7 @@ use crate::storage::engine::{Batch, KvEngine, Scan, Space};
 use crate::storage::error::{StorageError, StorageResult};
 use crate::storage::keys::{self, STREAM_MSG_ID, STREAM_STATE};
 pub use error::{StreamError, StreamResult};
+pub use raw::RawMessage;
 pub use snapshot::{check_records, Frozen, Records};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -112,32 +114,6 @@ pub struct StreamStore {
     /// Set (under the lock) once the node stops serving the stream through this store: writes
     /// through it fail and its readers stop, so nothing lands behind a store opened since.
     closed: AtomicBool,
-}
-
-/// A message as stored, with what filters and indexes need decoded beside it: a copy
-/// between streams moves the stored bytes as they are.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RawMessage {
-    pub seq: u64,
-    pub subject: String,
-    pub timestamp_ns: i64,
-    /// The stored value ([`MessageValue`] encoded).
-    pub value: Vec<u8>,
-}
-
-impl RawMessage {
-    pub fn new(seq: u64, m: &MessageValue) -> Self {
-        RawMessage {
-            seq,
-            subject: m.subject.clone(),
-            timestamp_ns: m.timestamp_ns,
-            value: m.encode(),
-        }
-    }
-
-    pub fn decode(&self) -> StorageResult<MessageValue> {
-        MessageValue::decode(&self.value)
-    }
 }
 
 impl StreamStore {
@@ -276,6 +252,7 @@ impl StreamStore {
     ) -> StreamResult<(Vec<RawMessage>, u64)> {
         let mut bytes = 0usize;
         let mut out = Vec::new();
+        let mut chunks = raw::Chunks::new();
         let mut next = from_seq;
         let mut scanned = 0usize;
         let mut err = None;
@@ -300,7 +277,7 @@ impl StreamStore {
                             seq,
                             subject: subject.to_string(),
                             timestamp_ns,
-                            value: v.to_vec(),
+                            value: chunks.copy(v),
                         })
                     }
                     Err(e) => err = Some(e),

@@ -152,7 +152,7 @@ impl StreamStore {
                 continue;
             }
             // The origin's stored bytes are the mirror's: no decode, no encode.
-            batch.put(Space::Streams, keys::msg_key(self.id, m.seq), m.value);
+            batch.put_shared(Space::Streams, keys::msg_key(self.id, m.seq), m.value);
             added.push((m.seq, m.subject, size, m.timestamp_ns));
         }
         Ok(PreparedMirror {
@@ -243,7 +243,7 @@ impl StreamStore {
             }
             last_seq += 1;
             last_ts = m.timestamp_ns;
-            batch.put(Space::Streams, keys::msg_key(self.id, last_seq), m.value);
+            batch.put_shared(Space::Streams, keys::msg_key(self.id, last_seq), m.value);
             added.push((last_seq, m.subject, size, m.timestamp_ns));
         }
         if !added.is_empty() {
