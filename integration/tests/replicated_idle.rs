@@ -17,8 +17,13 @@ fn name(i: usize) -> String {
 
 /// A sample of an unlabelled series.
 fn sample(text: &str, series: &str) -> Option<f64> {
-    text.lines()
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.trim().parse().ok())
+    text.lines().find_map(|l| {
+        l.strip_prefix(series)?
+            .strip_prefix(' ')?
+            .trim()
+            .parse()
+            .ok()
+    })
 }
 
 async fn metrics(c: &Cluster, k: u64) -> Result<String> {
@@ -96,7 +101,10 @@ async fn idle_streams_sleep_and_wake_when_a_leaders_node_is_killed() -> Result<(
     let before = raft_messages(&c, &[1, 2, 3]).await?;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let sent = raft_messages(&c, &[1, 2, 3]).await? - before;
-    ensure!(sent < N as f64, "{sent} Raft messages in 2 s with every group asleep");
+    ensure!(
+        sent < N as f64,
+        "{sent} Raft messages in 2 s with every group asleep"
+    );
 
     let victim = leader(&c, 1, 0, None).await?;
     c.kill(Server::DataNode(victim)).await?;

@@ -42,7 +42,13 @@ impl Net {
         for me in 1..=3u64 {
             let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
             let engine: Arc<dyn crate::storage::KvEngine> = Arc::new(MemoryEngine::default());
-            started.push(Groups::start(me, engine.clone(), settings, tx, Box::new(|| {})));
+            started.push(Groups::start(
+                me,
+                engine.clone(),
+                settings,
+                tx,
+                Box::new(|| {}),
+            ));
             let mine: Vec<Arc<StreamStore>> = (1..=n)
                 .map(|id| {
                     let name = format!("default:S{id}");
@@ -53,8 +59,7 @@ impl Net {
                 })
                 .collect();
             stores.push(mine);
-            let (nodes, silenced, count) =
-                (nodes.clone(), silenced.clone(), raft_messages.clone());
+            let (nodes, silenced, count) = (nodes.clone(), silenced.clone(), raft_messages.clone());
             tokio::spawn(async move {
                 while let Some(out) = rx.recv().await {
                     let to = match &out {
@@ -86,7 +91,12 @@ impl Net {
         };
         for (k, g) in started.iter().enumerate() {
             for (i, s) in stores[k].iter().enumerate() {
-                g.open(i as u64 + 1, s.clone(), placement.clone(), StreamLimits::default());
+                g.open(
+                    i as u64 + 1,
+                    s.clone(),
+                    placement.clone(),
+                    StreamLimits::default(),
+                );
             }
         }
         assert!(nodes.set(started).is_ok());
@@ -120,8 +130,10 @@ impl Net {
                     data: bytes::Bytes::from_static(b"x"),
                     timestamp_ns: 1,
                 };
-                if let Ok(Outcome::Published(r)) =
-                    self.node(k).propose(group, Op::Publish(vec![(m, None)])).await
+                if let Ok(Outcome::Published(r)) = self
+                    .node(k)
+                    .propose(group, Op::Publish(vec![(m, None)]))
+                    .await
                 {
                     return r.into_iter().next().and_then(Result::ok).map(|p| p.seq);
                 }
@@ -147,9 +159,11 @@ async fn idle_groups_hibernate_and_a_write_wakes_its_group() {
     for g in 1..=n {
         assert_eq!(net.publish(g, "first").await, 1);
     }
-    let r = until("every replica of every group asleep", Duration::from_secs(10), || async {
-        (net.asleep() == 3 * n as usize).then_some(())
-    })
+    let r = until(
+        "every replica of every group asleep",
+        Duration::from_secs(10),
+        || async { (net.asleep() == 3 * n as usize).then_some(()) },
+    )
     .await;
     let counts: Vec<usize> = (1..=3).map(|k| net.node(k).hibernating()).collect();
     r.unwrap_or_else(|e| panic!("{e}: asleep per node {counts:?}"));
@@ -159,16 +173,23 @@ async fn idle_groups_hibernate_and_a_write_wakes_its_group() {
     let before = net.raft_messages.load(Ordering::Relaxed);
     tokio::time::sleep(Duration::from_millis(500)).await;
     let sent = net.raft_messages.load(Ordering::Relaxed) - before;
-    assert!(sent < n, "{sent} raft messages in 0.5 s with every group asleep");
+    assert!(
+        sent < n,
+        "{sent} raft messages in 0.5 s with every group asleep"
+    );
 
     // A write wakes its group, is acknowledged and reaches every replica.
     assert_eq!(net.publish(7, "second").await, 2);
-    until("every replica of group 7 at seq 2", Duration::from_secs(5), || async {
-        net.stores
-            .iter()
-            .all(|s| s[6].state().last_seq == 2)
-            .then_some(())
-    })
+    until(
+        "every replica of group 7 at seq 2",
+        Duration::from_secs(5),
+        || async {
+            net.stores
+                .iter()
+                .all(|s| s[6].state().last_seq == 2)
+                .then_some(())
+        },
+    )
     .await
     .expect("replicated");
     until("group 7 asleep again", Duration::from_secs(10), || async {
@@ -203,17 +224,25 @@ async fn a_silent_leaders_sleeping_groups_elect_new_leaders() {
     net.node(victim).stop();
     let t0 = std::time::Instant::now();
     // Detected after an election timeout (0.5 s) of silence; the bench measures how soon.
-    until("a new leader for every group", Duration::from_secs(10), || async {
-        survivors
-            .iter()
-            .all(|k| leaders(*k).iter().all(|l| l.is_some_and(|l| l != victim)))
-            .then_some(())
-    })
+    until(
+        "a new leader for every group",
+        Duration::from_secs(10),
+        || async {
+            survivors
+                .iter()
+                .all(|k| leaders(*k).iter().all(|l| l.is_some_and(|l| l != victim)))
+                .then_some(())
+        },
+    )
     .await
     .expect("new leaders");
     let took = t0.elapsed();
     for g in 1..=n {
-        assert_eq!(net.publish(g, "second").await, 2, "group {g} after failover");
+        assert_eq!(
+            net.publish(g, "second").await,
+            2,
+            "group {g} after failover"
+        );
     }
     eprintln!("every sleeping group had a new leader {took:?} after its leader's node fell silent");
     for k in survivors {

@@ -9,12 +9,12 @@
 //! The leader takes every write; acknowledged = committed by a quorum and applied on the
 //! leader. Reads are served by the leader too (the services forward to it).
 
+#[cfg(test)]
+mod hibernate_tests;
 pub mod log;
 pub mod op;
 mod ready;
 pub mod snapshot;
-#[cfg(test)]
-mod hibernate_tests;
 #[cfg(test)]
 mod tests;
 
@@ -23,8 +23,8 @@ use crate::storage::KvEngine;
 use op::{Op, Outcome};
 use raft::prelude::Message;
 use std::collections::HashMap;
-use std::sync::{mpsc, Arc, RwLock};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::oneshot;
 use tributary_common::sync::{lock, read, write};
@@ -72,9 +72,7 @@ impl PeerLiveness {
 
     /// Since when `node` has been silent (None: never heard).
     pub fn silent_for(&self, node: u64) -> Option<Duration> {
-        lock(&self.heard)
-            .get(&node)
-            .map(Instant::elapsed)
+        lock(&self.heard).get(&node).map(Instant::elapsed)
     }
 
     /// The peers not heard from within `within` among `nodes`.

@@ -81,7 +81,10 @@ impl Loop {
     /// ones whose replicas' nodes fell silent wake, and every peer hears this node is up.
     pub(super) fn tick(&mut self) {
         self.ticks += 1;
-        if self.ticks.is_multiple_of(self.settings.heartbeat_ticks.max(1) as u64) {
+        if self
+            .ticks
+            .is_multiple_of(self.settings.heartbeat_ticks.max(1) as u64)
+        {
             for to in &self.peers {
                 let _ = self.outbox.send(super::Outbound::Alive { to: *to });
             }
