@@ -85,6 +85,9 @@ struct Group {
     hibernating: bool,
     /// Ticks since the group last had work (a proposal, a message other than a heartbeat's).
     quiet_ticks: usize,
+    /// Given something since the last round: a sleeping group untouched has nothing ready,
+    /// and the round does not ask it (1,000 idle groups cost no `has_ready` each round).
+    touched: bool,
 }
 
 /// A new group's first founder stands at once, and again every other tick of its first
@@ -232,6 +235,7 @@ impl Loop {
             return;
         }
         g.heard.insert(msg.from, Instant::now());
+        g.touched = true;
         if matches!(
             msg.get_msg_type(),
             MessageType::MsgAppend | MessageType::MsgHeartbeat | MessageType::MsgSnapshot
@@ -305,7 +309,8 @@ impl Loop {
         let mut readies = Vec::new();
         let mut leader_changed = false;
         for (id, g) in self.groups.iter_mut() {
-            if !g.raw.has_ready() {
+            let touched = std::mem::take(&mut g.touched);
+            if (g.hibernating && !touched) || !g.raw.has_ready() {
                 continue;
             }
             let mut rd = g.raw.ready();

@@ -31,9 +31,10 @@ pub(super) fn asks_to_hibernate(m: &Message) -> bool {
     m.get_msg_type() == MessageType::MsgHeartbeat && m.context[..] == *HIBERNATE
 }
 
-/// The group ticks again.
+/// The group ticks again (and its next round asks it what is ready).
 pub(super) fn wake(g: &mut Group) {
     g.quiet_ticks = 0;
+    g.touched = true;
     if g.hibernating {
         g.hibernating = false;
         // Hibernation was contact: a replica moved off meanwhile counts from now.
@@ -177,6 +178,7 @@ fn ask_to_hibernate(
         send(outbox, id, m);
     }
     g.hibernating = true;
+    g.touched = true;
     g.leader_contact = Instant::now();
 }
 

@@ -103,6 +103,7 @@ impl Loop {
             founding: 0,
             hibernating: false,
             quiet_ticks: 0,
+            touched: true,
         })
     }
 

@@ -7,6 +7,7 @@
 use crate::replicated::{leader_of, stream};
 use anyhow::{anyhow, Result};
 use std::time::{Duration, Instant};
+use tributary_data_node::DataNodeConfig;
 use tributary_integration::Cluster;
 
 /// User + system CPU time of this process so far.
@@ -42,7 +43,11 @@ pub async fn run(streams: u32, replicas: u32, secs: u64, hibernate: bool) -> Res
         .data_nodes(nodes)
         .direct()
         .insecure()
-        .tune_data_nodes(move |c| c.replication.hibernate = hibernate)
+        .tune_data_nodes(move |c| {
+            c.replication.hibernate = hibernate;
+            // The default, not the harness's quicker beat: each carries every stream's stats.
+            c.heartbeat_interval_ms = DataNodeConfig::default().heartbeat_interval_ms;
+        })
         .start()
         .await?;
     let mode = if hibernate { "on" } else { "off" };
