@@ -10,9 +10,10 @@ use tokio::sync::watch;
 use tributary_proto::v1::Stream;
 
 pub trait MirrorHost: Send + Sync + 'static {
-    /// The streams this node owns (a replicated one: while it leads its group), as the
-    /// catalogue has them now (with origin credentials).
-    fn owned_streams(&self) -> Vec<Stream>;
+    /// The streams this node owns (a replicated one: while it leads its group) that copy
+    /// from origins (a mirror, sources), as the catalogue has them now (with origin
+    /// credentials).
+    fn copying_streams(&self) -> Vec<Stream>;
     /// Wakes on every catalogue change.
     fn catalog_changes(&self) -> watch::Receiver<u64>;
     /// The destination's store, if this node serves it; the error says why not.

@@ -97,7 +97,7 @@ impl Workers for MirrorWorkers {
 
     /// Every origin of every stream this node owns: the mirror, then the sources in order.
     fn wanted(&mut self) -> Vec<Spec> {
-        self.host.owned_streams().iter().flat_map(specs).collect()
+        self.host.copying_streams().iter().flat_map(specs).collect()
     }
 
     fn start(&mut self, spec: &Spec) -> Running {

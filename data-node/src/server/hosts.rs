@@ -165,7 +165,9 @@ impl DittoHost for NodeHost {
 }
 
 impl MirrorHost for NodeHost {
-    fn owned_streams(&self) -> Vec<Stream> {
+    /// Called every `mirror::RECONCILE`: a stream that copies nothing costs one look, not a
+    /// leader lookup, a clone and its secrets unsealed (1,000 idle streams stay cheap).
+    fn copying_streams(&self) -> Vec<Stream> {
         let me = self.node.id;
         let leads = |s: &Stream| {
             self.node
@@ -175,6 +177,7 @@ impl MirrorHost for NodeHost {
         let sealed: Vec<Stream> = self.node.with_catalog(|c| {
             c.streams
                 .values()
+                .filter(|s| s.mirror.is_some() || !s.sources.is_empty())
                 .filter(|s| {
                     let mine = if s.replica_nodes.is_empty() {
                         s.owner_node == me
