@@ -104,6 +104,18 @@ fn stand(g: &mut Group) {
     }
 }
 
+/// The group ticks again (and its next round asks it what is ready): any work wakes a group
+/// that hibernates (`hibernate`).
+fn wake(g: &mut Group) {
+    g.quiet_ticks = 0;
+    g.touched = true;
+    if g.hibernating {
+        g.hibernating = false;
+        // Hibernation was contact: a replica moved off meanwhile counts from now.
+        g.leader_contact = Instant::now();
+    }
+}
+
 /// A Raft message of `group` to its peer.
 fn send(outbox: &tokio::sync::mpsc::UnboundedSender<Outbound>, group: u64, msg: Message) {
     let _ = outbox.send(Outbound::Raft {
@@ -244,7 +256,7 @@ impl Loop {
         }
         let asks_to_hibernate = hibernate::asks_to_hibernate(&msg);
         if !asks_to_hibernate && msg.get_msg_type() != MessageType::MsgHeartbeatResponse {
-            hibernate::wake(g);
+            wake(g);
         }
         let from = msg.from;
         if let Err(e) = g.raw.step(msg) {
@@ -267,7 +279,7 @@ impl Loop {
             }
             return;
         };
-        hibernate::wake(g);
+        wake(g);
         if g.raw.raft.state != StateRole::Leader {
             let leader = g.raw.raft.leader_id;
             if let Some(reply) = reply {

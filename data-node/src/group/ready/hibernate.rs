@@ -17,7 +17,7 @@
 //! silent, sooner on average than the randomised timeout of an awake group.
 
 use super::membership::settled;
-use super::{send, stand, Group, Loop};
+use super::{send, stand, wake, Group, Loop};
 use raft::prelude::{Message, MessageType};
 use raft::{StateRole, INVALID_ID};
 use std::sync::atomic::Ordering;
@@ -29,17 +29,6 @@ const HIBERNATE: &[u8] = b"tributary:hibernate";
 
 pub(super) fn asks_to_hibernate(m: &Message) -> bool {
     m.get_msg_type() == MessageType::MsgHeartbeat && m.context[..] == *HIBERNATE
-}
-
-/// The group ticks again (and its next round asks it what is ready).
-pub(super) fn wake(g: &mut Group) {
-    g.quiet_ticks = 0;
-    g.touched = true;
-    if g.hibernating {
-        g.hibernating = false;
-        // Hibernation was contact: a replica moved off meanwhile counts from now.
-        g.leader_contact = Instant::now();
-    }
 }
 
 /// After stepping a leader's request to hibernate: a follower holding everything its leader

@@ -76,7 +76,7 @@ impl Loop {
                     .is_none_or(|t| t.elapsed() > Duration::from_secs(2))
             {
                 g.limits_proposed = Some(now);
-                super::hibernate::wake(g);
+                super::wake(g);
                 let _ = g
                     .raw
                     .propose(Vec::new(), Op::Limits(g.limits.clone()).encode());

@@ -51,7 +51,7 @@ impl Loop {
             .groups
             .get_mut(&id)
             .ok_or_else(|| GroupError::NoGroup(format!("group {id}")))?;
-        super::hibernate::wake(g);
+        super::wake(g);
         if g.raw.raft.state != StateRole::Leader {
             let leader = g.raw.raft.leader_id;
             return Err(GroupError::NotLeader {

@@ -1,7 +1,7 @@
 //! Opening a stream's group on this node (a founder as a voter, a replica added later empty)
 //! and closing it (its log dropped too when the stream was deleted).
 
-use super::{hibernate, stand, Group, Loop};
+use super::{stand, wake, Group, Loop};
 use crate::group::log::GroupLog;
 use crate::group::{GroupError, Placement};
 use crate::storage::engine::Batch;
@@ -23,7 +23,7 @@ impl Loop {
     ) {
         if let Some(g) = self.groups.get_mut(&id) {
             if g.limits != limits || g.placement != placement {
-                hibernate::wake(g);
+                wake(g);
             }
             g.limits = limits;
             g.placement = placement;

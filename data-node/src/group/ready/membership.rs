@@ -109,7 +109,7 @@ impl Loop {
             let Some(step) = next_step(me, g) else {
                 continue;
             };
-            super::hibernate::wake(g);
+            super::wake(g);
             let proposed = match step {
                 Step::Add(n) => {
                     // Its first entries must be a snapshot: the log starts after the stream.
