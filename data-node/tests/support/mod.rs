@@ -12,6 +12,35 @@ use tributary_data_node::{CatalogView, DataNodeConfig, RunningDataNode};
 use tributary_proto::v1::{entity::Kind, Entity, Stream, Well};
 
 pub async fn start(dir: &TempDir, tune: impl FnOnce(&mut DataNodeConfig)) -> RunningDataNode {
+    let entities = vec![
+        Entity {
+            kind: Some(Kind::Well(Well {
+                name: "web".into(),
+                tags: vec!["nginx".into()],
+                default_well: true,
+                owner_node: 1,
+                ..Default::default()
+            })),
+        },
+        Entity {
+            kind: Some(Kind::Stream(Stream {
+                name: "orders".into(),
+                subjects: vec!["orders.>".into()],
+                owner_node: 1,
+                ..Default::default()
+            })),
+        },
+    ];
+    start_with(dir, tune, entities).await
+}
+
+/// A node as [`start`] makes it, with `entities` (owned by node 1 to be served here) as its
+/// catalogue view.
+pub async fn start_with(
+    dir: &TempDir,
+    tune: impl FnOnce(&mut DataNodeConfig),
+    entities: Vec<Entity>,
+) -> RunningDataNode {
     let mut config = DataNodeConfig {
         insecure: true,
         listen: "127.0.0.1:0".into(),
@@ -23,30 +52,14 @@ pub async fn start(dir: &TempDir, tune: impl FnOnce(&mut DataNodeConfig)) -> Run
     };
     tune(&mut config);
     let running = tributary_data_node::start(config).await.expect("start");
-    let view = CatalogView::from_entities(
-        1,
-        [
-            Entity {
-                kind: Some(Kind::Well(Well {
-                    name: "web".into(),
-                    tags: vec!["nginx".into()],
-                    default_well: true,
-                    owner_node: 1,
-                    ..Default::default()
-                })),
-            },
-            Entity {
-                kind: Some(Kind::Stream(Stream {
-                    name: "orders".into(),
-                    subjects: vec!["orders.>".into()],
-                    owner_node: 1,
-                    ..Default::default()
-                })),
-            },
-        ],
-    );
+    let view = CatalogView::from_entities(1, entities);
     running.node.set_catalog(view).expect("catalog");
     running
+}
+
+/// The node's gRPC address as a client dials it.
+pub fn url(r: &RunningDataNode) -> String {
+    format!("http://{}", r.addr)
 }
 
 /// A new connection to the node (a tonic channel is one HTTP/2 connection).
