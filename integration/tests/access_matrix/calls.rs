@@ -10,16 +10,11 @@ use std::pin::Pin;
 use std::time::Duration;
 use tonic::{Code, Status};
 use tributary_proto::v1::{
-    admin_client::AdminClient, catalog_client::CatalogClient, cluster_client::ClusterClient,
-    ditto_client::DittoClient, entity::Kind, ingest_client::IngestClient, raft_client::RaftClient,
-    stream_groups_client::StreamGroupsClient, streams_client::StreamsClient,
-    wells_client::WellsClient, ChangeLogLevelRequest, DataNode, DeleteMessageRequest,
-    DittoStatsRequest, Entity, EntityKind, EntityRef, ForwardRequest, GetMessageRequest,
-    GroupBatch, HeartbeatRequest, IngestBatch, ListRequest, MemberRequest,
-    MigrateEncryptionRequest, MoveRequest, NodeStateRequest, PeerAddressRequest, PiggybackRequest,
-    PublishBatch, PublishRequest, PurgeRequest, RaftBatch, RegisterRequest, RetrieveConfigRequest,
-    RetrieveLoggerConfigRequest, ShardsRequest, SnapshotRequest, StatusRequest, StepDownRequest,
-    StreamInfoRequest, SubscribeRequest, WatchRequest, Well, WellEntry, WhoAmIRequest,
+    catalog_client::CatalogClient, cluster_client::ClusterClient, entity::Kind,
+    raft_client::RaftClient, DataNode, Entity, EntityKind, EntityRef, ForwardRequest,
+    HeartbeatRequest, ListRequest, MemberRequest, MigrateEncryptionRequest, MoveRequest,
+    NodeStateRequest, PeerAddressRequest, RaftBatch, RegisterRequest, StatusRequest, WatchRequest,
+    Well, WhoAmIRequest,
 };
 
 /// What a call came back with.
@@ -41,7 +36,7 @@ impl std::fmt::Display for Outcome {
     }
 }
 
-fn done<T>(r: Result<T, Status>) -> Outcome {
+pub(crate) fn done<T>(r: Result<T, Status>) -> Outcome {
     match r {
         Ok(_) => Outcome::Ok { items: 1 },
         Err(s) => Outcome::Code(s.code(), s.message().to_string()),
@@ -60,15 +55,15 @@ pub struct Rpc {
 }
 
 /// Refused to every caller without valid credentials, and to one who holds no permission.
-const GUARDED: [Expect; 6] = [U, U, U, U, D, O];
+pub(crate) const GUARDED: [Expect; 6] = [U, U, U, U, D, O];
 /// Answers anyone, whatever the credentials.
-const PUBLIC: [Expect; 6] = [O, O, O, O, O, O];
+pub(crate) const PUBLIC: [Expect; 6] = [O, O, O, O, O, O];
 /// Only the cluster's data nodes: no user is one.
-const NODES_ONLY: [Expect; 6] = [U, U, U, U, D, D];
+pub(crate) const NODES_ONLY: [Expect; 6] = [U, U, U, U, D, D];
 /// As GUARDED, but the permitted call fails for its own reason (past the gate).
-const GUARDED_PAST: [Expect; 6] = [U, U, U, U, D, Past];
+pub(crate) const GUARDED_PAST: [Expect; 6] = [U, U, U, U, D, Past];
 /// Refused on the client port to everyone, naming the peer listener.
-const PEERS_ONLY: [Expect; 6] = [Peer, Peer, Peer, Peer, Peer, Peer];
+pub(crate) const PEERS_ONLY: [Expect; 6] = [Peer, Peer, Peer, Peer, Peer, Peer];
 
 macro_rules! rpc {
     ($name:expr, $expect:expr, $who:expr, |$w:ident, $c:ident| $body:expr) => {
@@ -81,14 +76,14 @@ macro_rules! rpc {
     };
 }
 
-fn well_ref(name: &str) -> EntityRef {
+pub(crate) fn well_ref(name: &str) -> EntityRef {
     EntityRef {
         kind: EntityKind::Well as i32,
         name: name.into(),
     }
 }
 
-fn acme_well(name: &str, tags: &[&str]) -> Entity {
+pub(crate) fn acme_well(name: &str, tags: &[&str]) -> Entity {
     Entity {
         kind: Some(Kind::Well(Well {
             name: name.into(),
@@ -111,7 +106,7 @@ pub async fn get_well_status(w: &World, c: Caller) -> Status {
 }
 
 /// The first item of a server stream decides: an error, or an answer.
-async fn first<T>(r: Result<tonic::Response<tonic::Streaming<T>>, Status>) -> Outcome {
+pub(crate) async fn first<T>(r: Result<tonic::Response<tonic::Streaming<T>>, Status>) -> Outcome {
     match r {
         Err(s) => done::<()>(Err(s)),
         Ok(resp) => {
@@ -125,7 +120,8 @@ async fn first<T>(r: Result<tonic::Response<tonic::Streaming<T>>, Status>) -> Ou
     }
 }
 
-pub const RPCS: &[Rpc] = &[
+/// The members' RPCs (Catalog, Cluster, Raft); the data nodes' are in `data_plane`.
+pub const MEMBER_RPCS: &[Rpc] = &[
     rpc!("Catalog.Create", GUARDED, Caller::Alice, |w, c| {
         let e = acme_well(&format!("acme:new-{}", c.label().replace(' ', "-")), &[]);
         done(
@@ -323,229 +319,4 @@ pub const RPCS: &[Rpc] = &[
             )
         }
     ),
-    rpc!("Ingest.Write", GUARDED, Caller::Alice, |w, c| {
-        let batch = IngestBatch {
-            seq: 1,
-            entries: vec![WellEntry {
-                timestamp_ns: tributary_common::time::now_ns(),
-                tag: "mx".into(),
-                data: b"by-caller".to_vec().into(),
-                ..Default::default()
-            }],
-            batch_id: String::new(),
-            traceparent: String::new(),
-        };
-        let r = w.request(c, tokio_stream::iter(vec![batch]));
-        first(IngestClient::new(w.dn.clone()).write(r).await).await
-    }),
-    rpc!("Wells.Query", GUARDED, Caller::Alice, |w, c| {
-        let r = tributary_proto::v1::QueryRequest {
-            well: "acme:w".into(),
-            ..Default::default()
-        };
-        first(WellsClient::new(w.dn.clone()).query(w.request(c, r)).await).await
-    }),
-    rpc!("Wells.Shards", GUARDED, Caller::Alice, |w, c| {
-        let r = ShardsRequest {
-            well: "acme:w".into(),
-        };
-        done(WellsClient::new(w.dn.clone()).shards(w.request(c, r)).await)
-    }),
-    rpc!("Streams.Publish", GUARDED, Caller::Alice, |w, c| {
-        let r = PublishRequest {
-            subject: "acme.by-caller".into(),
-            data: b"x".to_vec().into(),
-            ..Default::default()
-        };
-        done(
-            StreamsClient::new(w.dn.clone())
-                .publish(w.request(c, r))
-                .await,
-        )
-    }),
-    rpc!("Streams.PublishStream", GUARDED, Caller::Alice, |w, c| {
-        let batch = PublishBatch {
-            messages: vec![PublishRequest {
-                subject: "acme.by-caller".into(),
-                data: b"x".to_vec().into(),
-                id: 1,
-                ..Default::default()
-            }],
-        };
-        let r = w.request(c, tokio_stream::iter(vec![batch]));
-        match StreamsClient::new(w.dn.clone()).publish_stream(r).await {
-            Err(s) => done::<()>(Err(s)),
-            Ok(resp) => match resp.into_inner().message().await {
-                Err(s) => done::<()>(Err(s)),
-                Ok(None) => Outcome::Code(Code::Unknown, "no ack".into()),
-                // A refused publish in a stream is a refused ack, as JetStream answers it.
-                Ok(Some(b)) => match b.acks.iter().find(|a| !a.error.is_empty()) {
-                    Some(a) if a.error.contains("may not") => {
-                        Outcome::Code(Code::PermissionDenied, a.error.clone())
-                    }
-                    Some(a) => Outcome::Code(Code::Unknown, a.error.clone()),
-                    None => Outcome::Ok {
-                        items: b.acks.len(),
-                    },
-                },
-            },
-        }
-    }),
-    rpc!("Streams.Get", GUARDED, Caller::Alice, |w, c| {
-        let r = GetMessageRequest {
-            stream: "acme:S".into(),
-            seq: 1,
-        };
-        done(StreamsClient::new(w.dn.clone()).get(w.request(c, r)).await)
-    }),
-    rpc!("Streams.Subscribe", GUARDED, Caller::Alice, |w, c| {
-        let r = SubscribeRequest {
-            stream: "acme:S".into(),
-            start_seq: 1,
-            ..Default::default()
-        };
-        first(
-            StreamsClient::new(w.dn.clone())
-                .subscribe(w.request(c, r))
-                .await,
-        )
-        .await
-    }),
-    rpc!("Streams.Info", GUARDED, Caller::Alice, |w, c| {
-        let r = StreamInfoRequest {
-            stream: "acme:S".into(),
-        };
-        done(StreamsClient::new(w.dn.clone()).info(w.request(c, r)).await)
-    }),
-    rpc!("Streams.DeleteMessage", GUARDED, Caller::Alice, |w, c| {
-        let r = DeleteMessageRequest {
-            stream: "acme:S".into(),
-            seq: 2,
-        };
-        done(
-            StreamsClient::new(w.dn.clone())
-                .delete_message(w.request(c, r))
-                .await,
-        )
-    }),
-    rpc!("Streams.Purge", GUARDED, Caller::Alice, |w, c| {
-        let r = PurgeRequest {
-            stream: "acme:S".into(),
-            subject: String::new(),
-        };
-        done(
-            StreamsClient::new(w.dn.clone())
-                .purge(w.request(c, r))
-                .await,
-        )
-    }),
-    // acme:S has one replica: a permitted caller gets FAILED_PRECONDITION (nothing to hand).
-    rpc!("Streams.StepDown", GUARDED_PAST, Caller::Alice, |w, c| {
-        let r = StepDownRequest {
-            stream: "acme:S".into(),
-        };
-        done(
-            StreamsClient::new(w.dn.clone())
-                .step_down(w.request(c, r))
-                .await,
-        )
-    }),
-    rpc!("StreamGroups.Send", NODES_ONLY, Caller::Root, |w, c| {
-        let r = GroupBatch {
-            from_node: 2,
-            messages: vec![],
-        };
-        done(
-            StreamGroupsClient::new(w.dn.clone())
-                .send(w.request(c, r))
-                .await,
-        )
-    }),
-    rpc!(
-        "StreamGroups.FetchSnapshot",
-        NODES_ONLY,
-        Caller::Root,
-        |w, c| {
-            let r = SnapshotRequest {
-                from_node: 2,
-                group: 1,
-                id: 1,
-            };
-            done(
-                StreamGroupsClient::new(w.dn.clone())
-                    .fetch_snapshot(w.request(c, r))
-                    .await,
-            )
-        }
-    ),
-    rpc!("Ditto.Stats", GUARDED, Caller::Root, |w, c| {
-        let r = DittoStatsRequest {};
-        done(DittoClient::new(w.dn.clone()).stats(w.request(c, r)).await)
-    }),
-    // Part of the devops API: the devops credentials or ADMIN on `cluster:/`.
-    rpc!("Admin.Piggyback", GUARDED, Caller::Root, |w, c| {
-        done(
-            AdminClient::new(w.cp.clone())
-                .piggyback(w.request(c, health()))
-                .await,
-        )
-    }),
-    rpc!(
-        "Admin.Piggyback (data node)",
-        GUARDED,
-        Caller::Root,
-        |w, c| {
-            done(
-                AdminClient::new(w.dn.clone())
-                    .piggyback(w.request(c, health()))
-                    .await,
-            )
-        }
-    ),
-    rpc!(
-        "Admin.RetrieveLoggerConfig",
-        GUARDED,
-        Caller::Root,
-        |w, c| {
-            let r = RetrieveLoggerConfigRequest::default();
-            done(
-                AdminClient::new(w.cp.clone())
-                    .retrieve_logger_config(w.request(c, r))
-                    .await,
-            )
-        }
-    ),
-    rpc!("Admin.ChangeLogLevel", GUARDED, Caller::Root, |w, c| {
-        // A logger nothing logs to: the change is harmless to the servers under test.
-        let r = ChangeLogLevelRequest {
-            logger: "access_matrix_probe".into(),
-            level: "info".into(),
-            ..Default::default()
-        };
-        done(
-            AdminClient::new(w.cp.clone())
-                .change_log_level(w.request(c, r))
-                .await,
-        )
-    }),
-    rpc!("Admin.RetrieveConfig", GUARDED, Caller::Root, |w, c| {
-        let r = RetrieveConfigRequest {
-            path: "tributary.info".into(),
-            ..Default::default()
-        };
-        done(
-            AdminClient::new(w.dn.clone())
-                .retrieve_config(w.request(c, r))
-                .await,
-        )
-    }),
 ];
-
-/// The mirror supervisors' health, as a piggyback command.
-fn health() -> PiggybackRequest {
-    PiggybackRequest {
-        target_actor_selection: "/user/mirrorSupervisor".into(),
-        piggyback_command_json: r#"{"type": "status.commands:retrieveHealth"}"#.into(),
-        ..Default::default()
-    }
-}

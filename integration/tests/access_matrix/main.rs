@@ -5,11 +5,19 @@
 //! says, and the refused calls change nothing (the catalogue's revision, the well's entries,
 //! the stream's messages and the membership are the same before and after).
 
+#[macro_use]
 mod calls;
+mod data_plane;
 mod setup;
 
 use anyhow::{bail, Result};
-use calls::{Outcome, RPCS};
+use calls::{Outcome, Rpc, MEMBER_RPCS};
+use data_plane::DATA_NODE_RPCS;
+
+/// Every RPC of both servers.
+fn rpcs() -> impl Iterator<Item = &'static Rpc> {
+    MEMBER_RPCS.iter().chain(DATA_NODE_RPCS)
+}
 use setup::{Caller, World};
 
 /// What a column's callers must see for a row.
@@ -61,7 +69,7 @@ async fn every_rpc_answers_each_kind_of_caller_as_the_table_says() -> Result<()>
         Caller::NotPermitted,
     ];
     for (col, caller) in refused_columns.iter().enumerate() {
-        for rpc in RPCS {
+        for rpc in rpcs() {
             let expect = rpc.expect[col];
             let got = (rpc.call)(&w, *caller).await;
             println!("{:<28} {:<14} {}", rpc.name, caller.label(), got);
@@ -81,7 +89,7 @@ async fn every_rpc_answers_each_kind_of_caller_as_the_table_says() -> Result<()>
         ));
     }
     // The permitted callers last: their calls change things (create, publish, purge, …).
-    for rpc in RPCS {
+    for rpc in rpcs() {
         let got = (rpc.call)(&w, rpc.permitted).await;
         println!("{:<28} {:<14} {}", rpc.name, rpc.permitted.label(), got);
         let expect = rpc.expect[5];
