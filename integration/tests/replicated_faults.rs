@@ -28,14 +28,7 @@ fn orders(replicas: u32) -> Entity {
 
 /// The leader's node, once every node's answer names one.
 async fn leader(c: &Cluster, ask: u64) -> Result<u64> {
-    let i = c
-        .wait_info(ask, STREAM, "a leader", |i| {
-            i.cluster.as_ref().is_some_and(|c| !c.leader.is_empty())
-        })
-        .await?;
-    i.cluster
-        .and_then(|c| c.leader.strip_prefix("node-").and_then(|n| n.parse().ok()))
-        .ok_or_else(|| anyhow!("no leader named"))
+    c.wait_leader_of(ask, STREAM, &[]).await
 }
 
 fn store(c: &Cluster, k: u64) -> Result<Arc<StreamStore>> {

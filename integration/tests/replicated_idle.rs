@@ -52,19 +52,10 @@ async fn raft_messages(c: &Cluster, nodes: &[u64]) -> Result<f64> {
     Ok(sum)
 }
 
-/// The node leading stream `i`, as data node `ask` answers.
+/// The node leading stream `i`, as data node `ask` answers, once it is not `not`.
 async fn leader(c: &Cluster, ask: u64, i: usize, not: Option<u64>) -> Result<u64> {
-    let gone = not.map(|k| format!("node-{k}"));
-    let info = c
-        .wait_info(ask, &name(i), "a leader", |i| {
-            i.cluster
-                .as_ref()
-                .is_some_and(|c| !c.leader.is_empty() && Some(&c.leader) != gone.as_ref())
-        })
-        .await?;
-    info.cluster
-        .and_then(|c| c.leader.strip_prefix("node-").and_then(|n| n.parse().ok()))
-        .ok_or_else(|| anyhow!("no leader named for {}", name(i)))
+    let not: Vec<u64> = not.into_iter().collect();
+    c.wait_leader_of(ask, &name(i), &not).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

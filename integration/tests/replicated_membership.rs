@@ -66,14 +66,7 @@ fn publisher(
 }
 
 async fn leader(c: &Cluster, ask: u64) -> Result<u64> {
-    let i = c
-        .wait_info(ask, STREAM, "a leader", |i| {
-            i.cluster.as_ref().is_some_and(|cl| !cl.leader.is_empty())
-        })
-        .await?;
-    i.cluster
-        .and_then(|cl| cl.leader.strip_prefix("node-").and_then(|n| n.parse().ok()))
-        .ok_or_else(|| anyhow!("no leader named"))
+    c.wait_leader_of(ask, STREAM, &[]).await
 }
 
 /// The leader and its view of the other replicas, once it names exactly `others`, all current.

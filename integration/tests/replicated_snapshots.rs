@@ -25,19 +25,7 @@ fn store(c: &Cluster, k: u64) -> Result<Arc<StreamStore>> {
 
 /// The stream's leader as data node `ask` reports it.
 async fn leader(c: &Cluster, ask: u64, not: &[u64]) -> Result<u64> {
-    let i = c
-        .wait_info(ask, STREAM, "a leader", |i| {
-            i.cluster.as_ref().is_some_and(|cl| {
-                cl.leader
-                    .strip_prefix("node-")
-                    .and_then(|n| n.parse::<u64>().ok())
-                    .is_some_and(|l| !not.contains(&l))
-            })
-        })
-        .await?;
-    i.cluster
-        .and_then(|cl| cl.leader.strip_prefix("node-").and_then(|n| n.parse().ok()))
-        .ok_or_else(|| anyhow!("no leader named"))
+    c.wait_leader_of(ask, STREAM, not).await
 }
 
 async fn publish_with_id(c: &Cluster, node: u64, msg_id: &str) -> Result<PubAck> {
