@@ -7,8 +7,8 @@ use std::time::Duration;
 use tokio_stream::StreamExt;
 use tonic::transport::Channel;
 use tributary_proto::v1::{
-    streams_client::StreamsClient, PublishRequest, Stream, StreamInfoReply, StreamInfoRequest,
-    StreamMessage, SubscribeRequest,
+    entity::Kind, streams_client::StreamsClient, Entity, PublishRequest, Stream, StreamInfoReply,
+    StreamInfoRequest, StreamMessage, SubscribeRequest,
 };
 
 /// A file-stored stream taking `subjects` (none: only copies, for a mirror or sources).
@@ -18,6 +18,16 @@ pub fn file_stream(name: &str, subjects: &[&str]) -> Stream {
         subjects: subjects.iter().map(|s| s.to_string()).collect(),
         storage: tributary_proto::v1::StorageType::File as i32,
         ..Default::default()
+    }
+}
+
+/// A file stream of `replicas` replicas taking `NAME.>`, as a catalogue entity.
+pub fn replicated(name: &str, replicas: u32) -> Entity {
+    Entity {
+        kind: Some(Kind::Stream(Stream {
+            replicas,
+            ..file_stream(name, &[&format!("{name}.>")])
+        })),
     }
 }
 

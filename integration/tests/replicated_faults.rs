@@ -3,7 +3,7 @@
 //! nodes down keeps taking writes; forged or misaddressed Raft traffic between data nodes is
 //! dropped with the node and the stream unharmed.
 
-use anyhow::{anyhow, bail, Result};
+use anyhow::{anyhow, Result};
 use protobuf::Message as _;
 use std::sync::Arc;
 use tonic::Code;
@@ -18,12 +18,7 @@ use tributary_proto::v1::{
 const STREAM: &str = "default:ORDERS";
 
 fn orders(replicas: u32) -> Entity {
-    Entity {
-        kind: Some(Kind::Stream(Stream {
-            replicas,
-            ..streams::file_stream("ORDERS", &["ORDERS.>"])
-        })),
-    }
+    streams::replicated("ORDERS", replicas)
 }
 
 /// The leader's node, once every node's answer names one.
@@ -32,37 +27,15 @@ async fn leader(c: &Cluster, ask: u64) -> Result<u64> {
 }
 
 fn store(c: &Cluster, k: u64) -> Result<Arc<StreamStore>> {
-    c.data_node(k)?
-        .node
-        .stream(STREAM)
-        .ok_or_else(|| anyhow!("data node {k} holds no replica"))
+    c.replica(k, STREAM)
 }
 
 async fn replica_at(c: &Cluster, k: u64, last: u64) -> Result<Vec<RawMessage>> {
-    let s = store(c, k)?;
-    wait::until(
-        &format!("data node {k} at seq {last}"),
-        wait::WAIT,
-        || async { (s.state().last_seq == last).then_some(()) },
-    )
-    .await?;
-    Ok(s.read(1, "", usize::MAX)?.0)
+    c.replica_at(k, STREAM, last).await
 }
 
 async fn stream_entity(c: &Cluster) -> Result<Stream> {
-    let e = c
-        .catalog_any()?
-        .get(EntityRef {
-            kind: EntityKind::Stream as i32,
-            name: STREAM.into(),
-        })
-        .await?
-        .into_inner()
-        .entity;
-    match e.and_then(|e| e.kind) {
-        Some(Kind::Stream(s)) => Ok(s),
-        other => bail!("{other:?}"),
-    }
+    c.stream_entity(STREAM).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -202,13 +175,7 @@ async fn a_hundred_groups_elect_again_when_a_node_goes() -> Result<()> {
         .await?;
     let names: Vec<String> = (0..N).map(|i| format!("S{i}")).collect();
     for n in &names {
-        c.create(Entity {
-            kind: Some(Kind::Stream(Stream {
-                replicas: 3,
-                ..streams::file_stream(n, &[&format!("{n}.>")])
-            })),
-        })
-        .await?;
+        c.create(streams::replicated(n, 3)).await?;
     }
     // Every stream's leader, as node 1 answers (forwarding where it does not lead).
     let leaders = |c: &Cluster, avoid: u64| {

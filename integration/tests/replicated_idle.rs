@@ -7,7 +7,6 @@ use anyhow::{anyhow, ensure, Result};
 use std::time::Duration;
 use tributary_integration::admin_http::Admin;
 use tributary_integration::{streams, wait, Cluster, Server};
-use tributary_proto::v1::{entity::Kind, Entity, Stream};
 
 const N: usize = 6;
 
@@ -69,13 +68,7 @@ async fn idle_streams_sleep_and_wake_when_a_leaders_node_is_killed() -> Result<(
         .await?;
     for i in 0..N {
         let n = name(i);
-        c.create(Entity {
-            kind: Some(Kind::Stream(Stream {
-                replicas: 3,
-                ..streams::file_stream(&n, &[&format!("{n}.>")])
-            })),
-        })
-        .await?;
+        c.create(streams::replicated(&n, 3)).await?;
         leader(&c, 1, i, None).await?;
         c.publish_n(1, &format!("{n}.x"), "first", 1).await?;
     }

@@ -4,32 +4,18 @@
 //! group adds each new replica as a learner that catches up by snapshot, promotes it, then
 //! removes the old one; every acknowledged message is kept, once, at the same seq everywhere.
 
-use anyhow::{anyhow, bail, Result};
+use anyhow::{anyhow, Result};
 use std::collections::HashSet;
 use std::sync::Arc;
 use tokio::task::JoinHandle;
 use tributary_data_node::storage::streams::{RawMessage, StreamStore};
 use tributary_integration::{streams, wait, Cluster};
-use tributary_proto::v1::{
-    entity::Kind, Entity, EntityKind, EntityRef, MoveRequest, PublishRequest, Stream,
-};
+use tributary_proto::v1::{entity::Kind, Entity, EntityKind, MoveRequest, PublishRequest, Stream};
 
 const STREAM: &str = "default:ORDERS";
 
 async fn stream_entity(c: &Cluster) -> Result<Stream> {
-    let e = c
-        .catalog_any()?
-        .get(EntityRef {
-            kind: EntityKind::Stream as i32,
-            name: STREAM.into(),
-        })
-        .await?
-        .into_inner()
-        .entity;
-    match e.and_then(|e| e.kind) {
-        Some(Kind::Stream(s)) => Ok(s),
-        other => bail!("{other:?}"),
-    }
+    c.stream_entity(STREAM).await
 }
 
 fn store(c: &Cluster, k: u64) -> Option<Arc<StreamStore>> {
@@ -139,13 +125,7 @@ async fn replicas_move_to_other_nodes_under_load_keeping_every_message() -> Resu
         .data_nodes(4)
         .start()
         .await?;
-    c.create(Entity {
-        kind: Some(Kind::Stream(Stream {
-            replicas: 3,
-            ..streams::file_stream("ORDERS", &["ORDERS.>"])
-        })),
-    })
-    .await?;
+    c.create(streams::replicated("ORDERS", 3)).await?;
     let placed = stream_entity(&c).await?.replica_nodes;
     let spare = (1..=4)
         .find(|k| !placed.contains(k))
@@ -240,13 +220,7 @@ async fn a_silent_nodes_replica_is_placed_elsewhere_after_replace_after() -> Res
         .tune_members(|m| m.replicas.replace_after = std::time::Duration::from_secs(2))
         .start()
         .await?;
-    c.create(Entity {
-        kind: Some(Kind::Stream(Stream {
-            replicas: 3,
-            ..streams::file_stream("ORDERS", &["ORDERS.>"])
-        })),
-    })
-    .await?;
+    c.create(streams::replicated("ORDERS", 3)).await?;
     let placed = stream_entity(&c).await?.replica_nodes;
     let l = leader(&c, placed[0]).await?;
     let gone = *placed

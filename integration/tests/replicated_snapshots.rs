@@ -9,18 +9,13 @@ use anyhow::{anyhow, Result};
 use std::sync::Arc;
 use tributary_data_node::storage::streams::{RawMessage, StreamStore};
 use tributary_integration::{streams, wait, Cluster, Server};
-use tributary_proto::v1::{
-    entity::Kind, DeleteMessageRequest, Entity, PubAck, PublishRequest, StepDownRequest, Stream,
-};
+use tributary_proto::v1::{DeleteMessageRequest, PubAck, PublishRequest, StepDownRequest};
 
 const STREAM: &str = "default:ORDERS";
 const LOG_TAIL: u64 = 5;
 
 fn store(c: &Cluster, k: u64) -> Result<Arc<StreamStore>> {
-    c.data_node(k)?
-        .node
-        .stream(STREAM)
-        .ok_or_else(|| anyhow!("data node {k} holds no replica"))
+    c.replica(k, STREAM)
 }
 
 /// The stream's leader as data node `ask` reports it.
@@ -43,14 +38,7 @@ async fn publish_with_id(c: &Cluster, node: u64, msg_id: &str) -> Result<PubAck>
 
 /// Every message of data node `k`'s replica once its last seq is `last`.
 async fn replica_at(c: &Cluster, k: u64, last: u64) -> Result<Vec<RawMessage>> {
-    let s = store(c, k)?;
-    wait::until(
-        &format!("data node {k} at seq {last}"),
-        wait::WAIT,
-        || async { (s.state().last_seq == last).then_some(()) },
-    )
-    .await?;
-    Ok(s.read(1, "", usize::MAX)?.0)
+    c.replica_at(k, STREAM, last).await
 }
 
 /// The replicas on `nodes` hold the same messages at the same seqs, and the same state.
@@ -78,13 +66,7 @@ async fn a_replica_behind_the_log_catches_up_by_snapshot() -> Result<()> {
         .tune_data_nodes(|d| d.replication.log_tail = LOG_TAIL)
         .start()
         .await?;
-    c.create(Entity {
-        kind: Some(Kind::Stream(Stream {
-            replicas: 3,
-            ..streams::file_stream("ORDERS", &["ORDERS.>"])
-        })),
-    })
-    .await?;
+    c.create(streams::replicated("ORDERS", 3)).await?;
     let l = leader(&c, 1, &[]).await?;
     let behind = (1..=3).find(|k| *k != l).unwrap_or(1);
     let other = (1..=3).find(|k| *k != l && *k != behind).unwrap_or(1);

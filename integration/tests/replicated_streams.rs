@@ -12,19 +12,14 @@ use tonic::Code;
 use tributary_data_node::storage::streams::{RawMessage, StreamStore};
 use tributary_integration::{streams, wait, Cluster};
 use tributary_proto::v1::{
-    entity::Kind, ClusterInfo, Entity, PublishRequest, PurgeRequest, StepDownRequest, Stream,
+    entity::Kind, ClusterInfo, Entity, PublishRequest, PurgeRequest, StepDownRequest,
     StreamInfoRequest,
 };
 
 const STREAM: &str = "default:ORDERS";
 
 fn orders(replicas: u32) -> Entity {
-    Entity {
-        kind: Some(Kind::Stream(Stream {
-            replicas,
-            ..streams::file_stream("ORDERS", &["ORDERS.>"])
-        })),
-    }
+    streams::replicated("ORDERS", replicas)
 }
 
 /// The cluster block of the stream's info as node `k` answers it, once a leader is known.

@@ -138,22 +138,6 @@ impl Cluster {
         streams::info(&self.data_addr(node)?, stream).await
     }
 
-    /// The data node leading replicated `stream`, once data node `ask` names one outside
-    /// `not` (say, a node just killed).
-    pub async fn wait_leader_of(&self, ask: u64, stream: &str, not: &[u64]) -> Result<u64> {
-        let named = |i: &StreamInfoReply| {
-            let cl = i.cluster.as_ref()?;
-            cl.leader.strip_prefix("node-")?.parse::<u64>().ok()
-        };
-        let what = format!("a leader of {stream} other than {not:?}");
-        let i = self
-            .wait_info(ask, stream, &what, |i| {
-                named(i).is_some_and(|l| !not.contains(&l))
-            })
-            .await?;
-        named(&i).ok_or_else(|| anyhow!("no leader named for {stream}"))
-    }
-
     /// Waits until `check` holds for the stream's info on `node`; returns that info.
     pub async fn wait_info(
         &self,

@@ -13,6 +13,7 @@
 mod calls;
 mod lifecycle;
 mod process;
+mod replicas;
 mod waits;
 
 pub use process::{binary, toml_of, ServerProcess};

@@ -8,15 +8,10 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tributary_integration::{streams, wait, Cluster, Server};
-use tributary_proto::v1::{entity::Kind, Entity, PublishRequest, Stream};
+use tributary_proto::v1::{Entity, PublishRequest};
 
 pub(crate) fn stream(name: &str, replicas: u32) -> Entity {
-    Entity {
-        kind: Some(Kind::Stream(Stream {
-            replicas,
-            ..streams::file_stream(name, &[&format!("{name}.>")])
-        })),
-    }
+    streams::replicated(name, replicas)
 }
 
 /// The node serving `name`: its leader ("node-ID"), as any node answers.
