@@ -12,8 +12,9 @@
 use crate::devops::Operators;
 use crate::telemetry::PeerAddr;
 use crate::topology::{svg, Topology};
-use axum::extract::{ConnectInfo, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
@@ -122,10 +123,24 @@ pub fn routes(source: Arc<dyn StatusSource>, operators: Arc<dyn Operators>) -> R
         .route("/", get(page))
         .route("/topology.svg", get(topology_svg))
         .route("/topology.json", get(topology_json))
+        .route_layer(middleware::from_fn_with_state(state.clone(), gate))
         .with_state(state)
 }
 
-/// The caller's credentials, then READ on `cluster:/`; a refusal as plain text.
+/// In front of every route here: the caller's credentials, then READ on `cluster:/`; a
+/// refusal as plain text.
+async fn gate(
+    State(p): State<Arc<Page>>,
+    ConnectInfo(remote): ConnectInfo<PeerAddr>,
+    req: Request,
+    next: Next,
+) -> Response {
+    match let_in(&p, req.headers(), remote).await {
+        Ok(()) => next.run(req).await,
+        Err(refused) => refused,
+    }
+}
+
 async fn let_in(p: &Page, headers: &HeaderMap, remote: PeerAddr) -> Result<(), Response> {
     let refused = |r: crate::access::Refusal| match r {
         // A browser asks for the devops user and password (basic auth) on this.
@@ -159,28 +174,14 @@ fn no_store(content_type: &'static str, body: String) -> Response {
         .into_response()
 }
 
-async fn topology_svg(
-    State(p): State<Arc<Page>>,
-    ConnectInfo(remote): ConnectInfo<PeerAddr>,
-    headers: HeaderMap,
-) -> Response {
-    if let Err(r) = let_in(&p, &headers, remote).await {
-        return r;
-    }
+async fn topology_svg(State(p): State<Arc<Page>>) -> Response {
     match p.source.topology().await {
         Ok(t) => no_store("image/svg+xml", svg::render(&t)),
         Err(e) => (StatusCode::SERVICE_UNAVAILABLE, format!("{e}\n")).into_response(),
     }
 }
 
-async fn topology_json(
-    State(p): State<Arc<Page>>,
-    ConnectInfo(remote): ConnectInfo<PeerAddr>,
-    headers: HeaderMap,
-) -> Response {
-    if let Err(r) = let_in(&p, &headers, remote).await {
-        return r;
-    }
+async fn topology_json(State(p): State<Arc<Page>>) -> Response {
     let view = StatusView::read(p.source.as_ref()).await;
     match serde_json::to_string(&view) {
         Ok(body) => no_store("application/json", body),
@@ -188,14 +189,7 @@ async fn topology_json(
     }
 }
 
-async fn page(
-    State(p): State<Arc<Page>>,
-    ConnectInfo(remote): ConnectInfo<PeerAddr>,
-    headers: HeaderMap,
-) -> Response {
-    if let Err(r) = let_in(&p, &headers, remote).await {
-        return r;
-    }
+async fn page(State(p): State<Arc<Page>>) -> Response {
     let view = StatusView::read(p.source.as_ref()).await;
     no_store("text/html; charset=utf-8", html(&view))
 }
