@@ -310,23 +310,13 @@ pub trait Operators: Send + Sync {
     }
 }
 
-/// The rule every server applies, given its policies.
+/// The rule every server applies, given its policies: ADMIN on `cluster:/`.
 pub fn operator(
     access: &Access,
     caller: &Caller,
     policies: &dyn crate::access::Policies,
 ) -> Result<(), Refusal> {
-    match caller {
-        Caller::Member(_) | Caller::DataNode(None) => Ok(()),
-        Caller::User(p) if p.method == AuthMethod::Devops => Ok(()),
-        _ => access.require(
-            caller,
-            crate::policy::Permission::Admin,
-            "cluster:/",
-            None,
-            policies,
-        ),
-    }
+    on_cluster(access, caller, policies, crate::policy::Permission::Admin)
 }
 
 /// Who may look at the whole cluster (the status page's names, lags and errors): what
@@ -336,16 +326,21 @@ pub fn viewer(
     caller: &Caller,
     policies: &dyn crate::access::Policies,
 ) -> Result<(), Refusal> {
+    on_cluster(access, caller, policies, crate::policy::Permission::Read)
+}
+
+/// The cluster's own servers and the devops user always; anyone else needs `permission` on
+/// `cluster:/`.
+fn on_cluster(
+    access: &Access,
+    caller: &Caller,
+    policies: &dyn crate::access::Policies,
+    permission: crate::policy::Permission,
+) -> Result<(), Refusal> {
     match caller {
         Caller::Member(_) | Caller::DataNode(None) => Ok(()),
         Caller::User(p) if p.method == AuthMethod::Devops => Ok(()),
-        _ => access.require(
-            caller,
-            crate::policy::Permission::Read,
-            "cluster:/",
-            None,
-            policies,
-        ),
+        _ => access.require(caller, permission, "cluster:/", None, policies),
     }
 }
 
