@@ -11,8 +11,7 @@ use tributary_data_node::storage::streams::{RawMessage, StreamStore};
 use tributary_integration::net::Mode;
 use tributary_integration::{streams, wait, Cluster, Server};
 use tributary_proto::v1::{
-    entity::Kind, stream_groups_client::StreamGroupsClient, Entity, EntityKind, EntityRef,
-    GroupBatch, GroupMessage, Stream,
+    stream_groups_client::StreamGroupsClient, Entity, GroupBatch, GroupMessage, Stream,
 };
 
 const STREAM: &str = "default:ORDERS";
@@ -207,18 +206,7 @@ async fn a_hundred_groups_elect_again_when_a_node_goes() -> Result<()> {
     // The groups' ids, to ask the surviving nodes' own view (no round trips while timing).
     let mut groups = Vec::new();
     for n in &names {
-        let e = c
-            .catalog_any()?
-            .get(EntityRef {
-                kind: EntityKind::Stream as i32,
-                name: n.clone(),
-            })
-            .await?
-            .into_inner()
-            .entity;
-        if let Some(Kind::Stream(s)) = e.and_then(|e| e.kind) {
-            groups.push(s.group_id);
-        }
+        groups.push(c.stream_entity(n).await?.group_id);
     }
     assert_eq!(groups.len(), N);
     // Idle, every group falls asleep on every node (`[replication] hibernate`, on by default):

@@ -197,20 +197,7 @@ async fn a_node_that_holds_no_replica_forwards() -> Result<()> {
         .await?;
     c.create(orders(3)).await?;
     let info = cluster_info(&c, 1).await?;
-    let stream = match c
-        .catalog_any()?
-        .get(tributary_proto::v1::EntityRef {
-            kind: tributary_proto::v1::EntityKind::Stream as i32,
-            name: STREAM.into(),
-        })
-        .await?
-        .into_inner()
-        .entity
-        .and_then(|e| e.kind)
-    {
-        Some(Kind::Stream(s)) => s,
-        other => bail!("{other:?}"),
-    };
+    let stream = c.stream_entity(STREAM).await?;
     let outside = (1..=4)
         .find(|k| !stream.replica_nodes.contains(k))
         .ok_or_else(|| anyhow!("every node holds a replica: {:?}", stream.replica_nodes))?;

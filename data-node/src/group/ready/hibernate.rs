@@ -44,15 +44,13 @@ pub(super) fn follow_into_hibernation(g: &mut Group, from: u64) {
     }
 }
 
-/// Whether the leader of an idle group may put it to sleep; `busy` says whether proposals made
-/// here still wait to be applied.
-fn may_hibernate(g: &Group, all_up: bool, busy: bool) -> bool {
+/// Whether the leader of an idle group may put it to sleep, as far as the group itself says
+/// (its replicas' nodes being up and no proposal of its waiting are asked after).
+fn may_hibernate(g: &Group) -> bool {
     let raft = &g.raw.raft;
     let last = raft.raft_log.last_index();
     let cs = g.log.conf_state();
     raft.state == StateRole::Leader
-        && all_up
-        && !busy
         && g.founding == 0
         && raft.lead_transferee.is_none()
         && raft.pending_conf_index <= raft.raft_log.applied
@@ -102,16 +100,20 @@ impl Loop {
                 g.quiet_ticks += 1;
                 // Before this tick's own heartbeats, which would leave it something to send.
                 if g.quiet_ticks >= quiet_enough && g.raw.raft.state == StateRole::Leader {
-                    let voters = g.log.conf_state().voters;
-                    let all_up = voters.iter().all(|v| {
-                        *v == me || self.liveness.silent_for(*v).is_some_and(|d| d <= timeout)
-                    });
-                    let busy = self.pending.values().any(|p| p.group == *id);
-                    if may_hibernate(g, all_up, busy) {
+                    let all_up = || {
+                        g.log.conf_state().voters.iter().all(|v| {
+                            *v == me || self.liveness.silent_for(*v).is_some_and(|d| d <= timeout)
+                        })
+                    };
+                    let busy = || self.pending.values().any(|p| p.group == *id);
+                    if may_hibernate(g) && all_up() && !busy() {
                         ask_to_hibernate(&self.outbox, *id, g);
                         asleep += 1;
                         continue;
                     }
+                    // Asked again after another quiet spell, not on every tick: a group kept
+                    // awake (a replica's node down, say) costs no look each tick.
+                    g.quiet_ticks = 0;
                 }
             }
             g.raw.tick();

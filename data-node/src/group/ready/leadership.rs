@@ -13,7 +13,7 @@ impl Loop {
         let mut replicas = Vec::new();
         if raft.state == StateRole::Leader {
             let last = raft.raft_log.last_index();
-            let offline_after = self.settings.tick * (self.settings.election_ticks as u32) * 2;
+            let offline_after = self.settings.election_timeout() * 2;
             for (node, pr) in raft.prs().iter() {
                 if *node == self.me {
                     continue;

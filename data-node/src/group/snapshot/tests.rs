@@ -194,8 +194,8 @@ fn temporarily_unavailable(r: raft::Result<Snapshot>) -> bool {
     )
 }
 
-#[test]
-fn the_request_returns_at_once_and_the_stream_goes_on_while_the_snapshot_is_built() {
+#[tokio::test]
+async fn the_request_returns_at_once_and_the_stream_goes_on_while_the_snapshot_is_built() {
     let (engine, gate) = Gated::new();
     let store = open(engine.clone(), 1);
     let shelf = Shelf::new(1);
@@ -213,15 +213,18 @@ fn the_request_returns_at_once_and_the_stream_goes_on_while_the_snapshot_is_buil
     apply(&store, 3, 1);
 
     gate.send(()).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let snap = loop {
+    let built = || async {
         match log.snapshot(0, 2) {
-            Ok(s) => break s,
-            r => assert!(temporarily_unavailable(r)),
+            Ok(s) => Some(s),
+            r => {
+                assert!(temporarily_unavailable(r));
+                None
+            }
         }
-        assert!(Instant::now() < deadline, "the snapshot was never built");
-        std::thread::sleep(Duration::from_millis(10));
     };
+    let snap = tributary_common::wait::until("the snapshot built", Duration::from_secs(30), built)
+        .await
+        .expect("built");
     let meta = snap.get_metadata();
     assert_eq!((meta.index, meta.term), (1, 2));
     assert_eq!(meta.get_conf_state().voters, vec![1, 2, 3]);
